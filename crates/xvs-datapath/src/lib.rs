@@ -1,0 +1,285 @@
+//! The datapath of one network namespace, seen from user space.
+//!
+//! # Where the state lives
+//! As IPVS keeps its tables per network namespace, xvs keeps its maps per network namespace,
+//! and they live exactly as long as the namespace: the director XDP program is attached
+//! through netlink, in generic mode, to the namespace's loopback interface (`lo`, which
+//! every namespace has, always at index 1). That attachment needs no process, no file
+//! descriptor and no bpffs pin; the program holds every map it uses. Any process in the
+//! namespace — `xvsadm` under `ip netns exec`, `xvsd`, a test — finds the state the same way:
+//! ask netlink which program sits on `lo`, then follow program id → map ids → maps.
+//! When the namespace goes, its `lo` goes, and with it the program and the maps.
+//! Data interfaces get the same program in driver mode (see [`Director::attach`]).
+
+pub mod netlink;
+pub mod objects;
+pub mod test_run;
+
+use std::{fmt, io, os::fd::AsFd};
+
+use aya::{
+    Ebpf,
+    maps::{Array, Map, MapData, PerCpuArray},
+    programs::{ProgramFd, Xdp, loaded_programs},
+};
+use netlink::XdpMode;
+use xvs_common::{DIRECTOR_PROGRAM, LAYOUT_VERSION, LOOPBACK_INDEX, counter, map_names, meta};
+
+/// A failure of the datapath, with what was being done.
+#[derive(Debug)]
+pub struct Error {
+    message: String,
+}
+
+impl Error {
+    fn new(context: impl fmt::Display, cause: impl fmt::Display) -> Error {
+        Error {
+            message: format!("{context}: {cause}"),
+        }
+    }
+
+    fn plain(message: impl Into<String>) -> Error {
+        Error {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The director of the current network namespace: its program and its maps.
+pub struct Director {
+    program_id: u32,
+    program: ProgramFd,
+    counters: PerCpuArray<MapData, u64>,
+    meta: Array<MapData, u64>,
+}
+
+impl Director {
+    /// The director of this namespace, if one was created here.
+    pub fn find() -> Result<Option<Director>> {
+        let interfaces =
+            netlink::interfaces().map_err(|e| Error::new("cannot list interfaces", e))?;
+        let Some(program_id) = interfaces
+            .iter()
+            .find(|interface| interface.index == LOOPBACK_INDEX)
+            .and_then(|lo| lo.generic_program)
+        else {
+            return Ok(None);
+        };
+        Director::open(program_id).map(Some)
+    }
+
+    /// The director of this namespace, created (loaded and anchored on `lo`) if there is none.
+    pub fn find_or_create() -> Result<Director> {
+        if let Some(director) = Director::find()? {
+            return Ok(director);
+        }
+        let mut ebpf = objects::load_director()?;
+        {
+            let mut meta: Array<&mut MapData, u64> = map_mut(&mut ebpf, map_names::META)?;
+            meta.set(meta::LAYOUT_VERSION, LAYOUT_VERSION, 0)
+                .map_err(|e| Error::new("cannot initialise the director's maps", e))?;
+        }
+        let program = director_program(&mut ebpf)?;
+        let fd = program
+            .fd()
+            .map_err(|e| Error::new("director program has no descriptor", e))?;
+        match netlink::attach_xdp(LOOPBACK_INDEX, fd.as_fd(), XdpMode::Generic, true) {
+            Ok(()) => {}
+            // Another process created this namespace's director first: use theirs.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) => return Err(Error::new("cannot anchor the director on lo", e)),
+        }
+        drop(ebpf);
+        Director::find()?.ok_or_else(|| Error::plain("the director vanished right after creation"))
+    }
+
+    /// Removes this namespace's director from every interface: its maps and all its state go.
+    pub fn destroy() -> Result<()> {
+        let Some(director) = Director::find()? else {
+            return Ok(());
+        };
+        for interface in director.attached_interfaces()? {
+            for mode in [XdpMode::Driver, XdpMode::Generic] {
+                if interface.program(mode) == Some(director.program_id) {
+                    netlink::detach_xdp(interface.index, mode).map_err(|e| {
+                        Error::new(format!("cannot detach from {}", interface.name), e)
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn open(program_id: u32) -> Result<Director> {
+        let info = loaded_programs()
+            .filter_map(|info| info.ok())
+            .find(|info| info.id() == program_id)
+            .ok_or_else(|| Error::plain(format!("program {program_id} on lo has vanished")))?;
+        if info.name_as_str() != Some(DIRECTOR_PROGRAM) {
+            return Err(Error::plain(format!(
+                "lo carries XDP program {program_id} ({}), not the xvs director; \
+                 remove it with `ip link set dev lo xdpgeneric off`",
+                info.name_as_str().unwrap_or("unnamed")
+            )));
+        }
+        let program = info
+            .fd()
+            .map_err(|e| Error::new("cannot open the director program", e))?;
+        let map_ids = info
+            .map_ids()
+            .map_err(|e| Error::new("cannot list the director's maps", e))?
+            .unwrap_or_default();
+        let mut counters = None;
+        let mut meta = None;
+        for id in map_ids {
+            let data = MapData::from_id(id).map_err(|e| Error::new("cannot open a map", e))?;
+            let name = data
+                .info()
+                .map_err(|e| Error::new("cannot read a map's name", e))?
+                .name_as_str()
+                .map(str::to_owned);
+            match name.as_deref() {
+                Some(map_names::COUNTERS) => counters = Some(data),
+                Some(map_names::META) => meta = Some(data),
+                _ => {}
+            }
+        }
+        let missing = |name| Error::plain(format!("the director has no map {name}"));
+        let counters = PerCpuArray::try_from(Map::PerCpuArray(
+            counters.ok_or_else(|| missing(map_names::COUNTERS))?,
+        ))
+        .map_err(|e| Error::new(map_names::COUNTERS, e))?;
+        let meta = Array::try_from(Map::Array(meta.ok_or_else(|| missing(map_names::META))?))
+            .map_err(|e| Error::new(map_names::META, e))?;
+        let layout = meta
+            .get(&meta::LAYOUT_VERSION, 0)
+            .map_err(|e| Error::new("cannot read the maps' layout", e))?;
+        if layout != LAYOUT_VERSION {
+            return Err(Error::plain(format!(
+                "this namespace's director has map layout {layout}, this xvs expects \
+                 {LAYOUT_VERSION}; remove it with `ip link set dev lo xdpgeneric off`"
+            )));
+        }
+        Ok(Director {
+            program_id,
+            program,
+            counters,
+            meta,
+        })
+    }
+
+    /// The kernel's id of the director program.
+    pub fn program_id(&self) -> u32 {
+        self.program_id
+    }
+
+    /// Attaches the director to the interface `name` (driver mode: the fast path).
+    /// Attaching where it already is changes nothing; `lo` always carries it already.
+    pub fn attach(&self, name: &str) -> Result<()> {
+        let interface = interface_named(name)?;
+        if interface.index == LOOPBACK_INDEX || interface.driver_program == Some(self.program_id) {
+            return Ok(());
+        }
+        netlink::attach_xdp(
+            interface.index,
+            self.program.as_fd(),
+            XdpMode::Driver,
+            false,
+        )
+        .map_err(|e| Error::new(format!("cannot attach the director to {name}"), e))
+    }
+
+    /// Detaches the director from the interface `name`.
+    pub fn detach(&self, name: &str) -> Result<()> {
+        let interface = interface_named(name)?;
+        // lo keeps the director for as long as the state lives: see `destroy`.
+        if interface.index == LOOPBACK_INDEX || interface.driver_program != Some(self.program_id) {
+            return Ok(());
+        }
+        netlink::detach_xdp(interface.index, XdpMode::Driver)
+            .map_err(|e| Error::new(format!("cannot detach the director from {name}"), e))
+    }
+
+    /// The interfaces of this namespace that carry the director (`lo` included).
+    pub fn attached_interfaces(&self) -> Result<Vec<netlink::Interface>> {
+        let interfaces =
+            netlink::interfaces().map_err(|e| Error::new("cannot list interfaces", e))?;
+        Ok(interfaces
+            .into_iter()
+            .filter(|i| {
+                i.driver_program == Some(self.program_id)
+                    || i.generic_program == Some(self.program_id)
+            })
+            .collect())
+    }
+
+    /// The datapath counters, summed over CPUs, indexed by [`xvs_common::counter`].
+    pub fn counters(&self) -> Result<Vec<u64>> {
+        (0..counter::COUNT)
+            .map(|index| {
+                self.counters
+                    .get(&index, 0)
+                    .map(|per_cpu| per_cpu.iter().sum())
+                    .map_err(|e| Error::new("cannot read counters", e))
+            })
+            .collect()
+    }
+
+    /// A slot of the small control array (see [`xvs_common::meta`]).
+    pub fn meta(&self, index: u32) -> Result<u64> {
+        self.meta
+            .get(&index, 0)
+            .map_err(|e| Error::new("cannot read the meta map", e))
+    }
+
+    /// Writes a slot of the small control array.
+    pub fn set_meta(&mut self, index: u32, value: u64) -> Result<()> {
+        self.meta
+            .set(index, value, 0)
+            .map_err(|e| Error::new("cannot write the meta map", e))
+    }
+}
+
+fn interface_named(name: &str) -> Result<netlink::Interface> {
+    netlink::interfaces()
+        .map_err(|e| Error::new("cannot list interfaces", e))?
+        .into_iter()
+        .find(|interface| interface.name == name)
+        .ok_or_else(|| Error::plain(format!("no interface {name} in this network namespace")))
+}
+
+/// The director program of a loaded object, loaded into the kernel.
+pub fn director_program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
+    let program: &mut Xdp = ebpf
+        .program_mut(DIRECTOR_PROGRAM)
+        .ok_or_else(|| Error::plain("the embedded object has no director program"))?
+        .try_into()
+        .map_err(|e| Error::new("the director is not an XDP program", e))?;
+    program
+        .load()
+        .map_err(|e| Error::new("the kernel refused the director program", e))?;
+    Ok(program)
+}
+
+fn map_mut<'a, V: aya::Pod>(ebpf: &'a mut Ebpf, name: &str) -> Result<Array<&'a mut MapData, V>> {
+    let map = ebpf
+        .map_mut(name)
+        .ok_or_else(|| Error::plain(format!("the embedded object has no map {name}")))?;
+    Array::try_from(map).map_err(|e| Error::new(name, e))
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error::plain(e.to_string())
+    }
+}

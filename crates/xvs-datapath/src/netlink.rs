@@ -1,0 +1,330 @@
+//! The few rtnetlink requests xvs needs: list the namespace's interfaces with the XDP
+//! programs attached to them, and attach or detach an XDP program the legacy way.
+//!
+//! Why netlink and not a bpf_link: a link ends with the process that made it (unless pinned
+//! in a bpffs, which `ip netns exec` does not give us). An XDP program set on an interface
+//! through netlink stays attached with no file descriptor and no pin, and goes away with the
+//! interface, that is with the network namespace: exactly the lifetime IPVS's tables have.
+
+use std::{
+    io,
+    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+};
+
+const NLMSG_HDR_LEN: usize = 16;
+const IFINFOMSG_LEN: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_DUMP: u16 = 0x300;
+const NLA_F_NESTED: u16 = 0x8000;
+const NLA_TYPE_MASK: u16 = 0x3fff;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_XDP: u16 = 43;
+const IFLA_XDP_FD: u16 = 1;
+const IFLA_XDP_FLAGS: u16 = 3;
+const IFLA_XDP_DRV_PROG_ID: u16 = 5;
+const IFLA_XDP_SKB_PROG_ID: u16 = 6;
+
+/// How an XDP program is attached to an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    /// In the driver (veth and most NICs support it): the fast path.
+    Driver,
+    /// In the generic network stack: works on every interface, loopback included.
+    Generic,
+}
+
+impl XdpMode {
+    fn flag(self) -> u32 {
+        match self {
+            XdpMode::Generic => 1 << 1, // XDP_FLAGS_SKB_MODE
+            XdpMode::Driver => 1 << 2,  // XDP_FLAGS_DRV_MODE
+        }
+    }
+}
+
+/// Refuse to replace a program that is already attached (XDP_FLAGS_UPDATE_IF_NOEXIST):
+/// two processes racing to create a namespace's director cannot both win.
+const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1;
+
+/// An interface of the current network namespace and the XDP programs on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub index: u32,
+    pub name: String,
+    /// Program attached in driver mode, if any.
+    pub driver_program: Option<u32>,
+    /// Program attached in generic mode, if any.
+    pub generic_program: Option<u32>,
+}
+
+impl Interface {
+    /// The program id attached in `mode`.
+    pub fn program(&self, mode: XdpMode) -> Option<u32> {
+        match mode {
+            XdpMode::Driver => self.driver_program,
+            XdpMode::Generic => self.generic_program,
+        }
+    }
+}
+
+struct Socket {
+    fd: OwnedFd,
+    seq: u32,
+}
+
+impl Socket {
+    fn open() -> io::Result<Socket> {
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor that we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let one: libc::c_int = 1;
+        // Extended acks give the kernel's reason (e.g. "XDP program already attached").
+        // SAFETY: setsockopt with a valid int option; failure is harmless.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_NETLINK,
+                libc::NETLINK_EXT_ACK,
+                (&one as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        Ok(Socket { fd, seq: 0 })
+    }
+
+    fn send(&mut self, msg_type: u16, flags: u16, body: &[u8]) -> io::Result<u32> {
+        self.seq += 1;
+        let mut msg = Vec::with_capacity(NLMSG_HDR_LEN + body.len());
+        msg.extend_from_slice(&((NLMSG_HDR_LEN + body.len()) as u32).to_ne_bytes());
+        msg.extend_from_slice(&msg_type.to_ne_bytes());
+        msg.extend_from_slice(&flags.to_ne_bytes());
+        msg.extend_from_slice(&self.seq.to_ne_bytes());
+        msg.extend_from_slice(&0u32.to_ne_bytes());
+        msg.extend_from_slice(body);
+        // SAFETY: msg is a valid buffer of msg.len() bytes; the kernel is the peer.
+        let sent = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(self.seq)
+    }
+
+    /// Reads replies to `seq` and hands each message (type, payload) to `each` until the
+    /// kernel says done (dump) or acknowledges (request with ACK).
+    fn receive(&mut self, seq: u32, mut each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: buf is writable for buf.len() bytes.
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            let mut rest = &buf[..n as usize];
+            while rest.len() >= NLMSG_HDR_LEN {
+                let len = u32::from_ne_bytes(rest[0..4].try_into().unwrap()) as usize;
+                let msg_type = u16::from_ne_bytes(rest[4..6].try_into().unwrap());
+                let msg_seq = u32::from_ne_bytes(rest[8..12].try_into().unwrap());
+                if len < NLMSG_HDR_LEN || len > rest.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "truncated netlink message",
+                    ));
+                }
+                let payload = &rest[NLMSG_HDR_LEN..len];
+                rest = &rest[align4(len).min(rest.len())..];
+                if msg_seq != seq {
+                    continue;
+                }
+                match msg_type {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => {
+                        let code = i32::from_ne_bytes(payload[0..4].try_into().unwrap());
+                        if code == 0 {
+                            return Ok(());
+                        }
+                        let err = io::Error::from_raw_os_error(-code);
+                        return Err(match extended_ack_message(payload) {
+                            Some(text) => io::Error::new(err.kind(), format!("{err}: {text}")),
+                            None => err,
+                        });
+                    }
+                    _ => each(msg_type, payload),
+                }
+            }
+        }
+    }
+}
+
+fn align4(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+/// Iterates over the attributes (type without flags, payload) in `data`.
+fn attributes(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if data.len() < 4 {
+            return None;
+        }
+        let len = u16::from_ne_bytes([data[0], data[1]]) as usize;
+        let kind = u16::from_ne_bytes([data[2], data[3]]) & NLA_TYPE_MASK;
+        if len < 4 || len > data.len() {
+            return None;
+        }
+        let payload = &data[4..len];
+        data = &data[align4(len).min(data.len())..];
+        Some((kind, payload))
+    })
+}
+
+fn push_attribute(buf: &mut Vec<u8>, kind: u16, payload: &[u8]) {
+    buf.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+    buf.extend_from_slice(&kind.to_ne_bytes());
+    buf.extend_from_slice(payload);
+    buf.resize(align4(buf.len()), 0);
+}
+
+/// The text of NLMSGERR_ATTR_MSG, if the kernel sent one.
+fn extended_ack_message(payload: &[u8]) -> Option<String> {
+    // payload = error code (4) + the original request's header (16) + TLVs (cap ack).
+    const NLMSGERR_ATTR_MSG: u16 = 1;
+    let tlvs = payload.get(4 + NLMSG_HDR_LEN..)?;
+    attributes(tlvs)
+        .find(|(kind, _)| *kind == NLMSGERR_ATTR_MSG)
+        .map(|(_, text)| {
+            String::from_utf8_lossy(text)
+                .trim_end_matches('\0')
+                .to_string()
+        })
+}
+
+fn ifinfomsg(index: u32) -> Vec<u8> {
+    let mut body = vec![0u8; IFINFOMSG_LEN];
+    body[0] = libc::AF_UNSPEC as u8;
+    body[4..8].copy_from_slice(&(index as i32).to_ne_bytes());
+    body
+}
+
+fn u32_attribute(payload: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(payload.get(0..4)?.try_into().ok()?))
+}
+
+/// Every interface of the current network namespace, in index order.
+pub fn interfaces() -> io::Result<Vec<Interface>> {
+    let mut socket = Socket::open()?;
+    let seq = socket.send(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, &ifinfomsg(0))?;
+    let mut found = Vec::new();
+    socket.receive(seq, |msg_type, payload| {
+        if msg_type != RTM_NEWLINK || payload.len() < IFINFOMSG_LEN {
+            return;
+        }
+        let index = i32::from_ne_bytes(payload[4..8].try_into().unwrap()) as u32;
+        let mut interface = Interface {
+            index,
+            name: String::new(),
+            driver_program: None,
+            generic_program: None,
+        };
+        for (kind, value) in attributes(&payload[IFINFOMSG_LEN..]) {
+            match kind {
+                IFLA_IFNAME => {
+                    interface.name = String::from_utf8_lossy(value)
+                        .trim_end_matches('\0')
+                        .to_string()
+                }
+                IFLA_XDP => {
+                    // The kernel reports each mode's program under its own attribute.
+                    for (xdp_kind, xdp_value) in attributes(value) {
+                        match xdp_kind {
+                            IFLA_XDP_DRV_PROG_ID => {
+                                interface.driver_program = u32_attribute(xdp_value)
+                            }
+                            IFLA_XDP_SKB_PROG_ID => {
+                                interface.generic_program = u32_attribute(xdp_value)
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        found.push(interface);
+    })?;
+    found.sort_by_key(|interface| interface.index);
+    Ok(found)
+}
+
+/// Attaches `program` to interface `index` in `mode`. With `only_if_free`, fails with
+/// `EBUSY` when a program is already attached in that mode instead of replacing it.
+pub fn attach_xdp(
+    index: u32,
+    program: BorrowedFd<'_>,
+    mode: XdpMode,
+    only_if_free: bool,
+) -> io::Result<()> {
+    let mut flags = mode.flag();
+    if only_if_free {
+        flags |= XDP_FLAGS_UPDATE_IF_NOEXIST;
+    }
+    set_xdp(index, program.as_raw_fd(), flags)
+}
+
+/// Removes the XDP program attached to interface `index` in `mode` (no error if none).
+pub fn detach_xdp(index: u32, mode: XdpMode) -> io::Result<()> {
+    set_xdp(index, -1, mode.flag())
+}
+
+fn set_xdp(index: u32, fd: i32, flags: u32) -> io::Result<()> {
+    let mut xdp = Vec::new();
+    push_attribute(&mut xdp, IFLA_XDP_FD, &fd.to_ne_bytes());
+    push_attribute(&mut xdp, IFLA_XDP_FLAGS, &flags.to_ne_bytes());
+    let mut body = ifinfomsg(index);
+    push_attribute(&mut body, IFLA_XDP | NLA_F_NESTED, &xdp);
+    let mut socket = Socket::open()?;
+    let seq = socket.send(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, &body)?;
+    socket.receive(seq, |_, _| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_round_trip_with_padding() {
+        let mut buf = Vec::new();
+        push_attribute(&mut buf, IFLA_IFNAME, b"eth0\0");
+        push_attribute(&mut buf, IFLA_XDP_FLAGS, &7u32.to_ne_bytes());
+        assert_eq!(buf.len(), 12 + 8, "5-byte name padded to 8");
+        let parsed: Vec<_> = attributes(&buf).collect();
+        assert_eq!(parsed[0], (IFLA_IFNAME, &b"eth0\0"[..]));
+        assert_eq!(parsed[1].0, IFLA_XDP_FLAGS);
+        assert_eq!(u32_attribute(parsed[1].1), Some(7));
+    }
+
+    #[test]
+    fn attributes_stop_at_a_lying_length() {
+        let buf = [200u8, 0, 3, 0, b'x', 0, 0, 0];
+        assert_eq!(attributes(&buf).count(), 0);
+    }
+}

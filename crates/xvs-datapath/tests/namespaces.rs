@@ -1,0 +1,58 @@
+//! The director's state belongs to a network namespace: found again by any later process
+//! of that namespace, invisible from others, gone with the namespace.
+
+use xvs_datapath::Director;
+use xvs_lab::LabBuilder;
+
+#[test]
+fn state_is_per_namespace_and_outlives_its_creator() {
+    let lab = LabBuilder::new().host("a").host("b").build().unwrap();
+    let id = lab
+        .within("a", || {
+            let mut director = Director::find_or_create().unwrap();
+            director.set_meta(1, 4242).unwrap();
+            director.program_id()
+        })
+        .unwrap();
+    // Everything of the first thread (program and map descriptors) is closed now: what
+    // follows sees only what the namespace itself holds.
+    lab.within("a", || {
+        let director = Director::find().unwrap().expect("director still there");
+        assert_eq!(director.program_id(), id);
+        assert_eq!(director.meta(1).unwrap(), 4242);
+        // Creating again finds the same one.
+        assert_eq!(Director::find_or_create().unwrap().program_id(), id);
+    })
+    .unwrap();
+    lab.within("b", || assert!(Director::find().unwrap().is_none()))
+        .unwrap();
+    // A second director in b is its own.
+    lab.within("b", || {
+        let director = Director::find_or_create().unwrap();
+        assert_ne!(director.program_id(), id);
+        assert_eq!(director.meta(1).unwrap(), 0);
+    })
+    .unwrap();
+    lab.within("a", || {
+        Director::destroy().unwrap();
+        assert!(Director::find().unwrap().is_none());
+    })
+    .unwrap();
+}
+
+#[test]
+fn racing_creators_end_with_one_director() {
+    let lab = LabBuilder::new().host("a").build().unwrap();
+    let ids: Vec<u32> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    lab.within("a", || Director::find_or_create().unwrap().program_id())
+                        .unwrap()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert!(ids.windows(2).all(|pair| pair[0] == pair[1]), "{ids:?}");
+}

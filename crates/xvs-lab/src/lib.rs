@@ -1,0 +1,376 @@
+//! Labs of network namespaces for tests and the demo.
+//!
+//! A [`Lab`] is a set of hosts (one network namespace each) joined by veth links, possibly
+//! through bridges that live in a host of their own. It is described in a few lines with
+//! [`LabBuilder`], built with real `ip` commands, and torn down when dropped — also when a
+//! test panics. A lab that was killed before it could clean up is swept by the next lab
+//! (namespace names carry the owning process id).
+//!
+//! Nothing touches the root namespace: links are created inside the lab's namespaces
+//! (`ip -n A link add … peer … netns B`), and traffic stays inside them.
+
+mod servers;
+pub mod topology;
+
+use std::{
+    fmt,
+    fs::File,
+    os::fd::AsRawFd,
+    process::{Child, Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+pub use servers::{Server, ServerKind, pattern};
+
+/// Every namespace of a lab is named `xvslab<pid>x<n>-<host>`.
+const PREFIX: &str = "xvslab";
+
+static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
+
+/// A failed lab step: the command and what it printed.
+#[derive(Debug)]
+pub struct LabError(String);
+
+impl fmt::Display for LabError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LabError {}
+
+pub type Result<T> = std::result::Result<T, LabError>;
+
+/// One end of a link: a host, the interface name there, and its addresses (CIDR).
+#[derive(Debug, Clone)]
+pub struct End {
+    host: String,
+    interface: String,
+    addresses: Vec<String>,
+}
+
+/// `end("web1", "eth0", &["192.168.1.10/24"])`.
+pub fn end(host: &str, interface: &str, addresses: &[&str]) -> End {
+    End {
+        host: host.into(),
+        interface: interface.into(),
+        addresses: addresses.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Host(String),
+    Link(End, End),
+    Bridge {
+        host: String,
+        name: String,
+        ports: Vec<End>,
+    },
+    Address(String, String, String),
+    Route(String, Vec<String>),
+    Sysctl(String, String, String),
+}
+
+/// Describes a lab; [`LabBuilder::build`] makes it.
+#[derive(Debug, Default, Clone)]
+pub struct LabBuilder {
+    steps: Vec<Step>,
+}
+
+impl LabBuilder {
+    pub fn new() -> LabBuilder {
+        LabBuilder::default()
+    }
+
+    /// A host: its own network namespace, with `lo` up.
+    pub fn host(mut self, name: &str) -> Self {
+        self.steps.push(Step::Host(name.into()));
+        self
+    }
+
+    /// A veth pair between two hosts, both ends up with their addresses.
+    pub fn link(mut self, a: End, b: End) -> Self {
+        self.steps.push(Step::Link(a, b));
+        self
+    }
+
+    /// A bridge `name` inside host `host` (a switch), with one veth port to each end.
+    /// The switch side of the port to host H is named after H.
+    pub fn bridge(mut self, host: &str, name: &str, ports: Vec<End>) -> Self {
+        self.steps.push(Step::Bridge {
+            host: host.into(),
+            name: name.into(),
+            ports,
+        });
+        self
+    }
+
+    /// An extra address on an interface (e.g. a VIP on `lo`).
+    pub fn address(mut self, host: &str, interface: &str, cidr: &str) -> Self {
+        self.steps
+            .push(Step::Address(host.into(), interface.into(), cidr.into()));
+        self
+    }
+
+    /// A route, as the words after `ip route add`, e.g. `["default", "via", "1.1.1.254"]`.
+    pub fn route(mut self, host: &str, route: &[&str]) -> Self {
+        self.steps.push(Step::Route(
+            host.into(),
+            route.iter().map(|w| w.to_string()).collect(),
+        ));
+        self
+    }
+
+    /// A sysctl of the host's namespace, e.g. `("net.ipv4.ip_forward", "1")`.
+    pub fn sysctl(mut self, host: &str, key: &str, value: &str) -> Self {
+        self.steps
+            .push(Step::Sysctl(host.into(), key.into(), value.into()));
+        self
+    }
+
+    /// Creates the namespaces, links, addresses, routes and sysctls. On any failure what
+    /// was created is removed again.
+    pub fn build(self) -> Result<Lab> {
+        sweep_stale_labs();
+        let id = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
+        let mut lab = Lab {
+            tag: format!("{PREFIX}{}x{id}", std::process::id()),
+            hosts: Vec::new(),
+            children: Vec::new(),
+            servers: Vec::new(),
+        };
+        for step in self.steps {
+            lab.apply(step)?;
+        }
+        Ok(lab)
+    }
+}
+
+/// A running lab. Dropping it stops its servers and processes and deletes its namespaces.
+pub struct Lab {
+    tag: String,
+    hosts: Vec<String>,
+    children: Vec<Child>,
+    servers: Vec<Server>,
+}
+
+impl Lab {
+    /// The network namespace name of `host` (for `ip netns exec`).
+    pub fn namespace(&self, host: &str) -> String {
+        format!("{}-{host}", self.tag)
+    }
+
+    /// The hosts of the lab, in creation order.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    fn apply(&mut self, step: Step) -> Result<()> {
+        match step {
+            Step::Host(name) => {
+                let ns = self.namespace(&name);
+                ip(&["netns", "add", &ns])?;
+                self.hosts.push(name.clone());
+                ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            }
+            Step::Link(a, b) => {
+                self.veth(&a, &b)?;
+            }
+            Step::Bridge { host, name, ports } => {
+                let ns = self.namespace(&host);
+                ip(&["-n", &ns, "link", "add", &name, "type", "bridge"])?;
+                ip(&["-n", &ns, "link", "set", &name, "up"])?;
+                for port in ports {
+                    let switch_end = end(&host, &port.host, &[]);
+                    self.veth(&switch_end, &port)?;
+                    ip(&["-n", &ns, "link", "set", &port.host, "master", &name])?;
+                }
+            }
+            Step::Address(host, interface, cidr) => {
+                let ns = self.namespace(&host);
+                ip(&["-n", &ns, "addr", "add", &cidr, "dev", &interface])?;
+            }
+            Step::Route(host, words) => {
+                let ns = self.namespace(&host);
+                let mut args = vec!["-n", ns.as_str(), "route", "add"];
+                args.extend(words.iter().map(String::as_str));
+                ip(&args)?;
+            }
+            Step::Sysctl(host, key, value) => {
+                self.run_ok(&host, &["sysctl", "-q", "-w", &format!("{key}={value}")])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn veth(&self, a: &End, b: &End) -> Result<()> {
+        let (ns_a, ns_b) = (self.namespace(&a.host), self.namespace(&b.host));
+        ip(&[
+            "-n",
+            &ns_a,
+            "link",
+            "add",
+            &a.interface,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &b.interface,
+            "netns",
+            &ns_b,
+        ])?;
+        for (ns, e) in [(&ns_a, a), (&ns_b, b)] {
+            for address in &e.addresses {
+                ip(&["-n", ns, "addr", "add", address, "dev", &e.interface])?;
+            }
+            // Local stacks would otherwise hand partial (offloaded) checksums to the
+            // datapath; real NICs complete them, veths do not.
+            run(Command::new("ip").args([
+                "netns",
+                "exec",
+                ns,
+                "ethtool",
+                "-K",
+                &e.interface,
+                "tx",
+                "off",
+            ]))?;
+            ip(&["-n", ns, "link", "set", &e.interface, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// A command to run inside `host`'s namespace (not yet started).
+    pub fn command(&self, host: &str, argv: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.namespace(host)])
+            .args(argv);
+        cmd
+    }
+
+    /// Runs `argv` inside `host` and returns its output, whatever its exit status.
+    pub fn run(&self, host: &str, argv: &[&str]) -> Result<Output> {
+        self.command(host, argv)
+            .output()
+            .map_err(|e| LabError(format!("cannot run {argv:?} in {host}: {e}")))
+    }
+
+    /// Runs `argv` inside `host`; its stdout if it succeeded, else an error with stderr.
+    pub fn run_ok(&self, host: &str, argv: &[&str]) -> Result<String> {
+        let output = self.run(host, argv)?;
+        if !output.status.success() {
+            return Err(LabError(format!(
+                "{argv:?} in {host} failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Starts `argv` in `host` in the background; it is killed when the lab drops.
+    pub fn spawn(&mut self, host: &str, argv: &[&str]) -> Result<()> {
+        let child = self
+            .command(host, argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| LabError(format!("cannot start {argv:?} in {host}: {e}")))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// Starts a server in `host` listening on `port` (all addresses). It runs on a thread
+    /// of this process whose socket lives in the host's namespace; stopped on drop.
+    pub fn serve(&mut self, host: &str, port: u16, kind: ServerKind) -> Result<()> {
+        let server = Server::start(&self.namespace(host), port, kind)?;
+        self.servers.push(server);
+        Ok(())
+    }
+
+    /// Stops the servers of `host` (e.g. to make a health check fail).
+    pub fn stop_servers(&mut self, host: &str) {
+        let ns = self.namespace(host);
+        self.servers.retain(|server| server.namespace() != ns);
+    }
+
+    /// Runs `work` on a thread inside `host`'s network namespace and returns its result.
+    pub fn within<T: Send>(&self, host: &str, work: impl FnOnce() -> T + Send) -> Result<T> {
+        let ns = self.namespace(host);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    enter_namespace(&ns)?;
+                    Ok(work())
+                })
+                .join()
+                .map_err(|_| LabError(format!("work inside {host} panicked")))?
+        })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.servers.clear();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for host in self.hosts.iter().rev() {
+            let _ = ip(&["netns", "del", &format!("{}-{host}", self.tag)]);
+        }
+    }
+}
+
+/// Moves the calling thread into the named network namespace (`/run/netns/NAME`).
+pub fn enter_namespace(name: &str) -> Result<()> {
+    let path = format!("/run/netns/{name}");
+    let file = File::open(&path).map_err(|e| LabError(format!("cannot open {path}: {e}")))?;
+    // SAFETY: setns on a valid namespace fd; affects only the calling thread.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(LabError(format!(
+            "cannot enter {name}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    run(Command::new("ip").args(args))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let output = cmd
+        .output()
+        .map_err(|e| LabError(format!("cannot run {cmd:?}: {e} (is iproute2 installed?)")))?;
+    if !output.status.success() {
+        return Err(LabError(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Deletes namespaces left by lab processes that no longer exist (killed before their
+/// labs could drop).
+fn sweep_stale_labs() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('x').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = ip(&["netns", "del", &name]);
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The seed's topologies, ready-made (shared/seed, TESTING.md). Each returns a builder so a
+//! test can add to it before building.
+//!
+//! Every topology has hosts `client`, `director`, `web1`, `web2`, and `lan`: a switch host
+//! holding the bridge `br0` of the segment the real servers sit on.
+
+use crate::{LabBuilder, end};
+
+/// The seed's client address.
+pub const CLIENT: &str = "1.1.1.1";
+/// The director's outside address, which is also the VIP in every seed experiment.
+pub const VIP: &str = "1.1.1.254";
+
+/// Experiment I, LVS/NAT. The client (1.1.1.1) is on a point-to-point link to the director
+/// (1.1.1.254, eth0); the director's eth1 (192.168.1.254) shares the `lan` bridge with web1
+/// (192.168.1.10) and web2 (192.168.1.20), whose gateway is the director. Forwarding is on.
+pub fn nat() -> LabBuilder {
+    LabBuilder::new()
+        .host("client")
+        .host("director")
+        .host("web1")
+        .host("web2")
+        .host("lan")
+        .link(
+            end("client", "eth0", &["1.1.1.1/24"]),
+            end("director", "eth0", &["1.1.1.254/24"]),
+        )
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("director", "eth1", &["192.168.1.254/24"]),
+                end("web1", "eth0", &["192.168.1.10/24"]),
+                end("web2", "eth0", &["192.168.1.20/24"]),
+            ],
+        )
+        .route("client", &["default", "via", "1.1.1.254"])
+        .route("web1", &["default", "via", "192.168.1.254"])
+        .route("web2", &["default", "via", "192.168.1.254"])
+        .sysctl("director", "net.ipv4.ip_forward", "1")
+}
+
+/// Experiment II, LVS/DR. Client 1.1.1.1, director 1.1.1.254, web1 1.1.1.10 and web2
+/// 1.1.1.20 on one segment (`lan`'s bridge). Each real server holds the VIP on `lo` and
+/// neither answers nor announces ARP for it (`arp_ignore=1`, `arp_announce=2`).
+pub fn dr() -> LabBuilder {
+    let lab = LabBuilder::new()
+        .host("client")
+        .host("director")
+        .host("web1")
+        .host("web2")
+        .host("lan")
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("client", "eth0", &["1.1.1.1/24"]),
+                end("director", "eth0", &["1.1.1.254/24"]),
+                end("web1", "eth0", &["1.1.1.10/24"]),
+                end("web2", "eth0", &["1.1.1.20/24"]),
+            ],
+        );
+    real_servers_hold_vip(lab)
+}
+
+/// LVS/TUN. Client 1.1.1.1 and director 1.1.1.254 share the segment with web1 (10.0.0.10)
+/// and web2 (10.0.0.20), which sit in another subnet: the director reaches them at
+/// 10.0.0.254 and tunnels to them; they hold the VIP on `lo` and answer the client directly.
+pub fn tun() -> LabBuilder {
+    let lab = LabBuilder::new()
+        .host("client")
+        .host("director")
+        .host("web1")
+        .host("web2")
+        .host("lan")
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("client", "eth0", &["1.1.1.1/24"]),
+                end("director", "eth0", &["1.1.1.254/24", "10.0.0.254/24"]),
+                end("web1", "eth0", &["10.0.0.10/24"]),
+                end("web2", "eth0", &["10.0.0.20/24"]),
+            ],
+        )
+        .route("web1", &["1.1.1.0/24", "dev", "eth0"])
+        .route("web2", &["1.1.1.0/24", "dev", "eth0"]);
+    real_servers_hold_vip(lab)
+}
+
+fn real_servers_hold_vip(mut lab: LabBuilder) -> LabBuilder {
+    for web in ["web1", "web2"] {
+        lab = lab
+            .address(web, "lo", &format!("{VIP}/32"))
+            .sysctl(web, "net.ipv4.conf.all.arp_ignore", "1")
+            .sysctl(web, "net.ipv4.conf.all.arp_announce", "2")
+            .sysctl(web, "net.ipv4.conf.eth0.arp_ignore", "1")
+            .sysctl(web, "net.ipv4.conf.eth0.arp_announce", "2");
+    }
+    lab
+}

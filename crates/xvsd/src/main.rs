@@ -1,0 +1,85 @@
+//! xvsd — the director daemon. At this stage it manages where the director's XDP program
+//! is attached and shows its state; health checks, config and rates come with later issues.
+
+use std::process::ExitCode;
+
+use xvs_common::counter;
+use xvs_datapath::Director;
+
+const USAGE: &str = "\
+Usage:
+  xvsd status              show this namespace's director: program, interfaces, counters
+  xvsd attach IFACE...     attach the director to interfaces (creates it if needed)
+  xvsd detach IFACE...     detach the director from interfaces
+  xvsd destroy             remove the director from this namespace, with all its state
+  xvsd -h | --help         this text
+  xvsd -V | --version      version";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match words.as_slice() {
+        ["status"] => status(),
+        ["attach", interfaces @ ..] if !interfaces.is_empty() => attach(interfaces),
+        ["detach", interfaces @ ..] if !interfaces.is_empty() => detach(interfaces),
+        ["destroy"] => Director::destroy().map_err(|e| e.to_string()),
+        ["-h" | "--help"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        ["-V" | "--version"] => {
+            println!("xvsd {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xvsd: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status() -> Result<(), String> {
+    let Some(director) = Director::find().map_err(|e| e.to_string())? else {
+        println!("no director in this network namespace");
+        return Ok(());
+    };
+    println!("director program id {}", director.program_id());
+    let interfaces = director.attached_interfaces().map_err(|e| e.to_string())?;
+    let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
+    println!("attached to {}", names.join(" "));
+    let counters = director.counters().map_err(|e| e.to_string())?;
+    for (name, index) in [
+        ("rx_frames", counter::RX_FRAMES),
+        ("rx_bytes", counter::RX_BYTES),
+        ("not_ip", counter::NOT_IP),
+        ("malformed", counter::MALFORMED),
+    ] {
+        println!("{name} {}", counters[index as usize]);
+    }
+    Ok(())
+}
+
+fn attach(interfaces: &[&str]) -> Result<(), String> {
+    let director = Director::find_or_create().map_err(|e| e.to_string())?;
+    for name in interfaces {
+        director.attach(name).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn detach(interfaces: &[&str]) -> Result<(), String> {
+    let Some(director) = Director::find().map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    for name in interfaces {
+        director.detach(name).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

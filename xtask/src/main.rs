@@ -1,0 +1,96 @@
+//! `cargo xtask <task>`: the project's own set-up, test, demo and bench commands.
+
+mod demo;
+mod setup;
+
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "\
+Usage: cargo xtask <task>
+  setup    make this machine ready: Debian packages, nightly rust-src, bpf-linker (idempotent)
+  test     the whole suite (runs setup first; needs root for namespaces and BPF)
+  demo     the seed's lab, built, configured with the xvs tools, shown and cleaned up
+  build    release binaries with the XDP programs embedded (target/release/)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::ensure(),
+        Some("test") => test(&args[1..]),
+        Some("demo") => demo::run(),
+        Some("build") => setup::ensure().and_then(|()| build_release()),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command, echoing it first; an error names it if it fails.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    println!("+ {}", describe(cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", describe(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed ({status})", describe(cmd)))
+    }
+}
+
+pub fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|word| word.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+pub fn require_root(task: &str) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(format!(
+            "`cargo xtask {task}` needs root: it creates network namespaces and loads XDP programs"
+        ));
+    }
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    require_root("test")?;
+    setup::ensure()?;
+    run(cargo()
+        .args(["test", "--workspace", "--all-targets"])
+        .args(extra))?;
+    // Doc tests are not in --all-targets.
+    run(cargo().args(["test", "--workspace", "--doc"]))
+}
+
+pub fn build_release() -> Result<(), String> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "xvsadm",
+        "-p",
+        "xvsd",
+        "-p",
+        "xvs-decap",
+    ]))
+}
