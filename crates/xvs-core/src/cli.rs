@@ -1,0 +1,1265 @@
+//! ipvsadm's command line: the same words, the same order rules, the same messages and exit
+//! codes (shared/reference/ipvsadm.md §1, §3). ipvsadm parses with popt, then checks the
+//! command/option matrix; both are reproduced here, option by option.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::{
+    model::{
+        DEFAULT_PERSISTENCE_TIMEOUT, Family, Forward, MAX_TIMEOUT, Protocol, ServiceKey, Timeouts,
+        Tunnel, TunnelChecksum, TunnelType, flags,
+    },
+    table::{DestParams, ServiceParams},
+    text::{Resolver, inet_aton, parse_service, string_to_number},
+};
+
+/// The default scheduler (`DEF_SCHED`).
+pub const DEFAULT_SCHEDULER: &str = "wlc";
+/// ipvsadm keeps at most this many characters of a scheduler name.
+const SCHED_NAME_MAX: usize = 15;
+/// … and of a persistence engine name.
+const PE_NAME_MAX: usize = 16;
+
+/// A command line that ipvsadm would refuse, and how it says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliError {
+    /// ``Try `PROG -h' or 'PROG --help' for more information.``, exit 255.
+    TryHelp,
+    /// A popt error after the command: `WORD: REASON`, exit 255.
+    Popt { word: String, reason: &'static str },
+    /// A validation failure (`fail(2, …)`): the message, exit 2.
+    Fail(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::TryHelp | CliError::Popt { .. } => 255,
+            CliError::Fail(_) => 2,
+        }
+    }
+
+    /// The text for stderr, without the final newline.
+    pub fn message(&self, program: &str) -> String {
+        match self {
+            CliError::TryHelp => {
+                format!("Try `{program} -h' or '{program} --help' for more information.")
+            }
+            CliError::Popt { word, reason } => format!("{word}: {reason}"),
+            CliError::Fail(message) => message.clone(),
+        }
+    }
+}
+
+fn fail<T>(message: impl Into<String>) -> Result<T, CliError> {
+    Err(CliError::Fail(message.into()))
+}
+
+/// What `-L` should show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListWhat {
+    All,
+    Service(ServiceKey),
+    Connections,
+    Timeout,
+    Daemon,
+}
+
+/// The view and number style of a listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Format {
+    pub numeric: bool,
+    pub stats: bool,
+    pub rate: bool,
+    pub thresholds: bool,
+    pub persistent_conn: bool,
+    pub tun_info: bool,
+    pub exact: bool,
+    pub nosort: bool,
+}
+
+/// Sync daemon role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonState {
+    Master,
+    Backup,
+}
+
+/// `--start-daemon` / `--stop-daemon` parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Daemon {
+    pub state: DaemonState,
+    pub mcast_interface: String,
+    pub syncid: u8,
+    pub sync_maxlen: u16,
+    pub mcast_group: Option<IpAddr>,
+    pub mcast_port: u16,
+    pub mcast_ttl: u8,
+}
+
+/// One ipvsadm command, parsed and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    AddService(ServiceParams),
+    EditService(ServiceParams),
+    DeleteService(ServiceKey),
+    Flush,
+    List { what: ListWhat, format: Format },
+    AddDest(ServiceKey, DestParams),
+    EditDest(ServiceKey, DestParams),
+    DeleteDest(ServiceKey, IpAddr, u16),
+    SetTimeouts(Timeouts),
+    StartDaemon(Daemon),
+    StopDaemon(Daemon),
+    Restore,
+    Save { numeric: bool },
+    Zero(Option<ServiceKey>),
+    Help,
+    Version,
+}
+
+impl Command {
+    /// True for commands that change the table.
+    pub fn modifies(&self) -> bool {
+        matches!(
+            self,
+            Command::AddService(_)
+                | Command::EditService(_)
+                | Command::DeleteService(_)
+                | Command::Flush
+                | Command::AddDest(..)
+                | Command::EditDest(..)
+                | Command::DeleteDest(..)
+                | Command::SetTimeouts(_)
+                | Command::Zero(_)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arg {
+    No,
+    Required,
+    Optional,
+}
+
+/// Every option ipvsadm knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opt {
+    AddService,
+    EditService,
+    DeleteService,
+    Clear,
+    List,
+    Zero,
+    AddServer,
+    EditServer,
+    DeleteServer,
+    Set,
+    Help,
+    Version,
+    Restore,
+    Save,
+    StartDaemon,
+    StopDaemon,
+    Tcp,
+    Udp,
+    Sctp,
+    Fwmark,
+    Scheduler,
+    Persistent,
+    Netmask,
+    RealServer,
+    Masquerading,
+    Ipip,
+    Gatewaying,
+    Weight,
+    UThreshold,
+    LThreshold,
+    Numeric,
+    Connection,
+    McastInterface,
+    Syncid,
+    Timeout,
+    Daemon,
+    Stats,
+    Rate,
+    Thresholds,
+    PersistentConn,
+    NoSort,
+    Sort,
+    Exact,
+    Ipv6,
+    Ops,
+    Pe,
+    SchedFlags,
+    McastGroup,
+    McastPort,
+    McastTtl,
+    SyncMaxlen,
+    TunInfo,
+    TunType,
+    TunPort,
+    TunNocsum,
+    TunCsum,
+    TunRemcsum,
+}
+
+/// ipvsadm's popt table: long name, short letter, argument.
+const OPTIONS: &[(&str, Option<char>, Arg, Opt)] = &[
+    ("add-service", Some('A'), Arg::No, Opt::AddService),
+    ("edit-service", Some('E'), Arg::No, Opt::EditService),
+    ("delete-service", Some('D'), Arg::No, Opt::DeleteService),
+    ("clear", Some('C'), Arg::No, Opt::Clear),
+    ("list", Some('L'), Arg::No, Opt::List),
+    ("list", Some('l'), Arg::No, Opt::List),
+    ("zero", Some('Z'), Arg::No, Opt::Zero),
+    ("add-server", Some('a'), Arg::No, Opt::AddServer),
+    ("edit-server", Some('e'), Arg::No, Opt::EditServer),
+    ("delete-server", Some('d'), Arg::No, Opt::DeleteServer),
+    ("set", None, Arg::No, Opt::Set),
+    ("help", Some('h'), Arg::No, Opt::Help),
+    ("version", Some('v'), Arg::No, Opt::Version),
+    ("restore", Some('R'), Arg::No, Opt::Restore),
+    ("save", Some('S'), Arg::No, Opt::Save),
+    ("start-daemon", None, Arg::Required, Opt::StartDaemon),
+    ("stop-daemon", None, Arg::Required, Opt::StopDaemon),
+    ("tcp-service", Some('t'), Arg::Required, Opt::Tcp),
+    ("udp-service", Some('u'), Arg::Required, Opt::Udp),
+    ("sctp-service", None, Arg::Required, Opt::Sctp),
+    ("fwmark-service", Some('f'), Arg::Required, Opt::Fwmark),
+    ("scheduler", Some('s'), Arg::Required, Opt::Scheduler),
+    ("persistent", Some('p'), Arg::Optional, Opt::Persistent),
+    ("netmask", Some('M'), Arg::Required, Opt::Netmask),
+    ("real-server", Some('r'), Arg::Required, Opt::RealServer),
+    ("masquerading", Some('m'), Arg::No, Opt::Masquerading),
+    ("ipip", Some('i'), Arg::No, Opt::Ipip),
+    ("gatewaying", Some('g'), Arg::No, Opt::Gatewaying),
+    ("weight", Some('w'), Arg::Required, Opt::Weight),
+    ("u-threshold", Some('x'), Arg::Required, Opt::UThreshold),
+    ("l-threshold", Some('y'), Arg::Required, Opt::LThreshold),
+    ("numeric", Some('n'), Arg::No, Opt::Numeric),
+    ("connection", Some('c'), Arg::No, Opt::Connection),
+    ("mcast-interface", None, Arg::Required, Opt::McastInterface),
+    ("syncid", None, Arg::Required, Opt::Syncid),
+    ("timeout", None, Arg::No, Opt::Timeout),
+    ("daemon", None, Arg::No, Opt::Daemon),
+    ("stats", None, Arg::No, Opt::Stats),
+    ("rate", None, Arg::No, Opt::Rate),
+    ("thresholds", None, Arg::No, Opt::Thresholds),
+    ("persistent-conn", None, Arg::No, Opt::PersistentConn),
+    ("nosort", None, Arg::No, Opt::NoSort),
+    ("sort", None, Arg::No, Opt::Sort),
+    ("exact", Some('X'), Arg::No, Opt::Exact),
+    ("ipv6", Some('6'), Arg::No, Opt::Ipv6),
+    ("ops", Some('o'), Arg::No, Opt::Ops),
+    ("pe", None, Arg::Required, Opt::Pe),
+    ("sched-flags", Some('b'), Arg::Required, Opt::SchedFlags),
+    ("mcast-group", None, Arg::Required, Opt::McastGroup),
+    ("mcast-port", None, Arg::Required, Opt::McastPort),
+    ("mcast-ttl", None, Arg::Required, Opt::McastTtl),
+    ("sync-maxlen", None, Arg::Required, Opt::SyncMaxlen),
+    ("tun-info", None, Arg::No, Opt::TunInfo),
+    ("tun-type", None, Arg::Required, Opt::TunType),
+    ("tun-port", None, Arg::Required, Opt::TunPort),
+    ("tun-nocsum", None, Arg::No, Opt::TunNocsum),
+    ("tun-csum", None, Arg::No, Opt::TunCsum),
+    ("tun-remcsum", None, Arg::No, Opt::TunRemcsum),
+];
+
+/// One option as popt hands it over: which, its argument, and the word it came from.
+struct Parsed {
+    opt: Opt,
+    value: Option<String>,
+    word: String,
+}
+
+/// popt's walk over argv: options in order, with bundled short options (`-Ln`), attached
+/// or separate values (`-t1.2.3.4:80`, `--tcp-service=…`), an optional `-p` value, and
+/// non-option words collected as leftovers (they may appear anywhere; `--` ends options).
+struct Popt<'a> {
+    args: &'a [String],
+    next: usize,
+    /// Remaining letters of a short-option bundle, and the bundle's word.
+    bundle: Option<(String, usize)>,
+    leftovers: Vec<String>,
+    only_leftovers: bool,
+}
+
+impl<'a> Popt<'a> {
+    fn new(args: &'a [String]) -> Popt<'a> {
+        Popt {
+            args,
+            next: 0,
+            bundle: None,
+            leftovers: Vec::new(),
+            only_leftovers: false,
+        }
+    }
+
+    fn take_next_word(&mut self) -> Option<String> {
+        let word = self.args.get(self.next)?.clone();
+        self.next += 1;
+        Some(word)
+    }
+
+    fn next_opt(&mut self) -> Option<Result<Parsed, CliError>> {
+        if let Some((word, pos)) = self.bundle.take() {
+            return Some(self.short(word, pos));
+        }
+        loop {
+            let word = self.take_next_word()?;
+            if self.only_leftovers {
+                self.leftovers.push(word);
+                continue;
+            }
+            if word == "--" {
+                self.only_leftovers = true;
+                continue;
+            }
+            if let Some(long) = word.strip_prefix("--") {
+                return Some(self.long(&word, long));
+            }
+            if word.len() > 1 && word.starts_with('-') {
+                return Some(self.short(word, 1));
+            }
+            self.leftovers.push(word);
+        }
+    }
+
+    fn long(&mut self, word: &str, long: &str) -> Result<Parsed, CliError> {
+        let (name, attached) = match long.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (long, None),
+        };
+        let unknown = || CliError::Popt {
+            word: word.to_string(),
+            reason: "unknown option",
+        };
+        let &(_, _, arg, opt) = OPTIONS
+            .iter()
+            .find(|(long_name, ..)| *long_name == name)
+            .ok_or_else(unknown)?;
+        let value = match arg {
+            Arg::No => {
+                if attached.is_some() {
+                    return Err(CliError::Popt {
+                        word: word.to_string(),
+                        reason: "option does not take an argument",
+                    });
+                }
+                None
+            }
+            Arg::Required => match attached {
+                Some(value) => Some(value),
+                None => Some(self.take_next_word().ok_or_else(|| CliError::Popt {
+                    word: word.to_string(),
+                    reason: "missing argument",
+                })?),
+            },
+            Arg::Optional => attached.or_else(|| self.optional_value()),
+        };
+        Ok(Parsed {
+            opt,
+            value,
+            word: word.to_string(),
+        })
+    }
+
+    /// An optional value is the next word unless that word looks like an option.
+    fn optional_value(&mut self) -> Option<String> {
+        let next = self.args.get(self.next)?;
+        if next.starts_with('-') {
+            return None;
+        }
+        self.take_next_word()
+    }
+
+    fn short(&mut self, word: String, pos: usize) -> Result<Parsed, CliError> {
+        let letter = word[pos..].chars().next().unwrap_or('\0');
+        let rest_at = pos + letter.len_utf8();
+        let Some(&(_, _, arg, opt)) = OPTIONS.iter().find(|(_, short, ..)| *short == Some(letter))
+        else {
+            return Err(CliError::Popt {
+                word,
+                reason: "unknown option",
+            });
+        };
+        let rest = &word[rest_at..];
+        let value = match arg {
+            Arg::No => {
+                if !rest.is_empty() {
+                    self.bundle = Some((word.clone(), rest_at));
+                }
+                None
+            }
+            Arg::Required => {
+                if rest.is_empty() {
+                    Some(self.take_next_word().ok_or_else(|| CliError::Popt {
+                        word: word.clone(),
+                        reason: "missing argument",
+                    })?)
+                } else {
+                    Some(rest.to_string())
+                }
+            }
+            Arg::Optional => {
+                if rest.is_empty() {
+                    self.optional_value()
+                } else {
+                    Some(rest.to_string())
+                }
+            }
+        };
+        Ok(Parsed { opt, value, word })
+    }
+}
+
+/// Option columns of ipvsadm's legality matrix, with their names in messages.
+const OPTION_NAMES: [&str; 34] = [
+    "numeric",
+    "connection",
+    "service-address",
+    "scheduler",
+    "persistent",
+    "netmask",
+    "real-server",
+    "forwarding-method",
+    "weight",
+    "u-threshold",
+    "l-threshold",
+    "mcast-interface",
+    "timeout",
+    "daemon",
+    "stats",
+    "rate",
+    "thresholds",
+    "persistent-conn",
+    "nosort",
+    "syncid",
+    "exact",
+    "ops",
+    "pe",
+    "sched-flags",
+    "mcast-group",
+    "mcast-port",
+    "mcast-ttl",
+    "sync-maxlen",
+    "tun-info",
+    "tun-type",
+    "tun-port",
+    "tun-nocsum",
+    "tun-csum",
+    "tun-remcsum",
+];
+
+/// Matrix column of each tracked option.
+fn column(opt: Opt) -> Option<usize> {
+    Some(match opt {
+        Opt::Numeric => 0,
+        Opt::Connection => 1,
+        Opt::Tcp | Opt::Udp | Opt::Sctp | Opt::Fwmark => 2,
+        Opt::Scheduler => 3,
+        Opt::Persistent => 4,
+        Opt::Netmask => 5,
+        Opt::RealServer => 6,
+        Opt::Masquerading | Opt::Ipip | Opt::Gatewaying => 7,
+        Opt::Weight => 8,
+        Opt::UThreshold => 9,
+        Opt::LThreshold => 10,
+        Opt::McastInterface => 11,
+        Opt::Timeout => 12,
+        Opt::Daemon => 13,
+        Opt::Stats => 14,
+        Opt::Rate => 15,
+        Opt::Thresholds => 16,
+        Opt::PersistentConn => 17,
+        Opt::NoSort => 18,
+        Opt::Syncid => 19,
+        Opt::Exact => 20,
+        Opt::Ops => 21,
+        Opt::Pe => 22,
+        Opt::SchedFlags => 23,
+        Opt::McastGroup => 24,
+        Opt::McastPort => 25,
+        Opt::McastTtl => 26,
+        Opt::SyncMaxlen => 27,
+        Opt::TunInfo => 28,
+        Opt::TunType => 29,
+        Opt::TunPort => 30,
+        Opt::TunNocsum => 31,
+        Opt::TunCsum => 32,
+        Opt::TunRemcsum => 33,
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    Add,
+    Edit,
+    Del,
+    Flush,
+    List,
+    AddDest,
+    DelDest,
+    EditDest,
+    Timeout,
+    StartDaemon,
+    StopDaemon,
+    Restore,
+    Save,
+    Zero,
+}
+
+impl Cmd {
+    fn name(self) -> &'static str {
+        match self {
+            Cmd::Add => "add-service",
+            Cmd::Edit => "edit-service",
+            Cmd::Del => "delete-service",
+            Cmd::Flush => "flush",
+            Cmd::List => "list",
+            Cmd::AddDest => "add-server",
+            Cmd::DelDest => "delete-server",
+            Cmd::EditDest => "edit-server",
+            Cmd::Timeout => "set",
+            Cmd::StartDaemon => "start-daemon",
+            Cmd::StopDaemon => "stop-daemon",
+            Cmd::Restore => "restore",
+            Cmd::Save => "save",
+            Cmd::Zero => "zero",
+        }
+    }
+
+    /// ipvsadm's `commands_v_options` row: `+` required, `x` illegal, `1` at most one of
+    /// those, `.` optional; columns as [`OPTION_NAMES`].
+    fn legality(self) -> &'static [u8; 34] {
+        match self {
+            Cmd::Add | Cmd::Edit => b"xx+...xxxxxxxxxxxxxxx...xxxxxxxxxx",
+            Cmd::Del => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Flush | Cmd::Timeout | Cmd::Restore => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::List => b".11xxxxxxxxx11.......xxxxxxx.xxxxx",
+            Cmd::AddDest | Cmd::EditDest => b"xx+xxx+....xxxxxxxxxxxxxxxxxx.....",
+            Cmd::DelDest => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::StartDaemon => b"xxxxxxxxxxx.xxxxxxx.xxxx....xxxxxx",
+            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxx",
+            Cmd::Save => b".xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Zero => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        }
+    }
+}
+
+/// The fields ipvsadm fills while it walks the options (its `ipvs_command_entry`).
+struct Entry {
+    cmd: Cmd,
+    options: u64,
+    format: Format,
+    // service
+    family: Option<Family>,
+    protocol: Option<Protocol>,
+    addr: IpAddr,
+    port: u16,
+    fwmark: u32,
+    sched_name: String,
+    flags: u32,
+    timeout: u32,
+    netmask: u32,
+    pe_name: String,
+    sched_flags_arg: Option<String>,
+    // destination
+    dest_addr: IpAddr,
+    dest_port: u16,
+    forward: Forward,
+    weight: u32,
+    u_threshold: u32,
+    l_threshold: u32,
+    tun_type: TunnelType,
+    tun_port: u16,
+    tun_flags: u8,
+    // daemon
+    daemon_state: DaemonState,
+    mcast_interface: String,
+    syncid: u8,
+    sync_maxlen: u16,
+    mcast_group: Option<IpAddr>,
+    mcast_port: u16,
+    mcast_ttl: u8,
+}
+
+impl Entry {
+    fn new(cmd: Cmd) -> Entry {
+        Entry {
+            cmd,
+            options: 0,
+            format: Format::default(),
+            family: None,
+            protocol: None,
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 0,
+            fwmark: 0,
+            sched_name: String::new(),
+            flags: 0,
+            timeout: 0,
+            netmask: u32::MAX,
+            pe_name: String::new(),
+            sched_flags_arg: None,
+            dest_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            dest_port: 0,
+            forward: Forward::Route,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+            tun_type: TunnelType::Ipip,
+            tun_port: 0,
+            tun_flags: 0,
+            daemon_state: DaemonState::Master,
+            mcast_interface: String::new(),
+            syncid: 0,
+            sync_maxlen: 0,
+            mcast_group: None,
+            mcast_port: 0,
+            mcast_ttl: 0,
+        }
+    }
+
+    fn set_option(&mut self, column: usize) -> Result<(), CliError> {
+        let bit = 1u64 << column;
+        if self.options & bit != 0 {
+            return fail(format!(
+                "multiple '{}' options specified",
+                OPTION_NAMES[column]
+            ));
+        }
+        self.options |= bit;
+        Ok(())
+    }
+
+    fn has(&self, column: usize) -> bool {
+        self.options & (1u64 << column) != 0
+    }
+
+    fn service_key(&self) -> ServiceKey {
+        if self.fwmark != 0 {
+            ServiceKey::Fwmark {
+                mark: self.fwmark,
+                family: self.family.unwrap_or(Family::V4),
+            }
+        } else {
+            ServiceKey::Inet {
+                protocol: self.protocol.unwrap_or(Protocol::Tcp),
+                addr: self.addr,
+                port: self.port,
+            }
+        }
+    }
+}
+
+fn number(value: &str, min: i64, max: i64, message: &str) -> Result<i64, CliError> {
+    string_to_number(value, min, max).map_or_else(|| fail(message), Ok)
+}
+
+/// C `atoi`: leading space, sign, digits; stops at anything else; 0 if none.
+fn atoi(text: &str) -> i64 {
+    let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, digits) = match trimmed.as_bytes().first() {
+        Some(b'-') => (true, &trimmed[1..]),
+        Some(b'+') => (false, &trimmed[1..]),
+        _ => (false, trimmed),
+    };
+    let mut value: i64 = 0;
+    for b in digits.bytes().take_while(u8::is_ascii_digit) {
+        value = value.saturating_mul(10).saturating_add(i64::from(b - b'0'));
+    }
+    if negative { -value } else { value }
+}
+
+/// `strncpy`-like truncation of a name to what ipvsadm keeps.
+fn truncated(name: &str, max: usize) -> String {
+    name.chars().take(max).collect()
+}
+
+/// Parses one ipvsadm command line (`args` without the program name). An empty line is
+/// `-L`, as for ipvsadm without arguments.
+pub fn parse(args: &[String], resolver: &dyn Resolver) -> Result<Command, CliError> {
+    if args.is_empty() {
+        return Ok(Command::List {
+            what: ListWhat::All,
+            format: Format::default(),
+        });
+    }
+    let mut popt = Popt::new(args);
+    let first = match popt.next_opt() {
+        Some(Ok(parsed)) => parsed,
+        _ => return Err(CliError::TryHelp),
+    };
+    let mut daemon_state = DaemonState::Master;
+    let cmd = match first.opt {
+        Opt::AddService => Cmd::Add,
+        Opt::EditService => Cmd::Edit,
+        Opt::DeleteService => Cmd::Del,
+        Opt::AddServer => Cmd::AddDest,
+        Opt::EditServer => Cmd::EditDest,
+        Opt::DeleteServer => Cmd::DelDest,
+        Opt::Clear => Cmd::Flush,
+        Opt::List => Cmd::List,
+        Opt::Zero => Cmd::Zero,
+        Opt::Set => Cmd::Timeout,
+        Opt::Restore => Cmd::Restore,
+        Opt::Save => Cmd::Save,
+        Opt::StartDaemon | Opt::StopDaemon => {
+            let start = first.opt == Opt::StartDaemon;
+            daemon_state = match first.value.as_deref() {
+                Some("master") => DaemonState::Master,
+                Some("backup") => DaemonState::Backup,
+                _ if start => return fail("illegal start-daemon parameter specified"),
+                _ => return fail("illegal start_daemon specified"),
+            };
+            if start {
+                Cmd::StartDaemon
+            } else {
+                Cmd::StopDaemon
+            }
+        }
+        Opt::Help => return Ok(Command::Help),
+        Opt::Version => return Ok(Command::Version),
+        _ => return Err(CliError::TryHelp),
+    };
+    let mut entry = Entry::new(cmd);
+    entry.daemon_state = daemon_state;
+    parse_options(&mut entry, &mut popt, resolver)?;
+    build(entry, popt)
+}
+
+/// The rest of ipvsadm's `parse_options`: every option after the command, in order.
+fn parse_options(
+    entry: &mut Entry,
+    popt: &mut Popt<'_>,
+    resolver: &dyn Resolver,
+) -> Result<(), CliError> {
+    while let Some(parsed) = popt.next_opt() {
+        let Parsed {
+            opt,
+            value: given,
+            word,
+        } = parsed?;
+        let value = given.clone().unwrap_or_default();
+        if let Some(column) = column(opt) {
+            entry.set_option(column)?;
+        }
+        match opt {
+            Opt::Tcp | Opt::Udp | Opt::Sctp => {
+                let protocol = match opt {
+                    Opt::Tcp => Protocol::Tcp,
+                    Opt::Udp => Protocol::Udp,
+                    _ => Protocol::Sctp,
+                };
+                entry.protocol = Some(protocol);
+                let parsed = parse_service(&value, Some(protocol), resolver).map_or_else(
+                    || fail("illegal virtual server address[:port] specified"),
+                    Ok,
+                )?;
+                entry.addr = parsed.addr;
+                entry.family = Some(Family::of(&parsed.addr));
+                if let Some(port) = parsed.port {
+                    entry.port = port;
+                }
+                if entry.family == Some(Family::V6) {
+                    entry.netmask = 128;
+                }
+            }
+            Opt::Fwmark => {
+                entry.family = Some(Family::V4);
+                entry.protocol = Some(Protocol::Tcp);
+                entry.fwmark = match string_to_number(&value, 1, i64::from(u32::MAX)) {
+                    Some(mark) => mark as u32,
+                    None => return fail(format!("invalid fwmark value `{value}' specified")),
+                };
+            }
+            Opt::Scheduler => entry.sched_name = truncated(&value, SCHED_NAME_MAX),
+            Opt::Persistent => {
+                entry.flags |= flags::PERSISTENT;
+                entry.timeout = match given {
+                    None => DEFAULT_PERSISTENCE_TIMEOUT,
+                    Some(_) => match string_to_number(&value, 1, i64::from(MAX_TIMEOUT)) {
+                        Some(t) => t as u32,
+                        None => return fail(format!("invalid timeout value `{value}' specified")),
+                    },
+                };
+            }
+            Opt::Netmask => {
+                if entry.family != Some(Family::V6) {
+                    let mask = inet_aton(&value).or_else(|| resolver.host_to_v4(&value));
+                    match mask {
+                        Some(mask) => entry.netmask = u32::from(mask),
+                        None => return fail("illegal virtual server persistent mask specified"),
+                    }
+                } else {
+                    let prefix = atoi(&value);
+                    if !(1..=128).contains(&prefix) {
+                        return fail("illegal ipv6 netmask specified");
+                    }
+                    entry.netmask = prefix as u32;
+                }
+            }
+            Opt::RealServer => {
+                // ipvsadm parses into a copy of the service so far: its protocol names the
+                // port, and its port is the default.
+                let parsed = parse_service(&value, entry.protocol, resolver)
+                    .map_or_else(|| fail("illegal real server address[:port] specified"), Ok)?;
+                entry.dest_addr = parsed.addr;
+                entry.dest_port = parsed.port.unwrap_or(entry.port);
+            }
+            Opt::Ipip => entry.forward = Forward::Tunnel,
+            Opt::Gatewaying => entry.forward = Forward::Route,
+            Opt::Masquerading => entry.forward = Forward::Masq,
+            Opt::Weight => {
+                entry.weight = number(&value, 0, 65535, "illegal weight specified")? as u32
+            }
+            Opt::UThreshold => {
+                entry.u_threshold = number(
+                    &value,
+                    0,
+                    i64::from(i32::MAX),
+                    "illegal u_threshold specified",
+                )? as u32
+            }
+            Opt::LThreshold => {
+                entry.l_threshold = number(
+                    &value,
+                    0,
+                    i64::from(i32::MAX),
+                    "illegal l_threshold specified",
+                )? as u32
+            }
+            Opt::Connection | Opt::Timeout | Opt::Daemon => {}
+            Opt::Numeric => entry.format.numeric = true,
+            Opt::McastInterface => entry.mcast_interface = truncated(&value, 15),
+            Opt::Syncid => entry.syncid = number(&value, 0, 255, "illegal syncid specified")? as u8,
+            Opt::Stats => entry.format.stats = true,
+            Opt::Rate => entry.format.rate = true,
+            Opt::Thresholds => entry.format.thresholds = true,
+            Opt::PersistentConn => entry.format.persistent_conn = true,
+            Opt::NoSort => entry.format.nosort = true,
+            Opt::Sort => {}
+            Opt::Exact => entry.format.exact = true,
+            Opt::Ipv6 => {
+                if entry.fwmark != 0 {
+                    entry.family = Some(Family::V6);
+                    entry.netmask = 128;
+                } else {
+                    return fail("-6 used before -f\n");
+                }
+            }
+            Opt::Ops => entry.flags |= flags::ONEPACKET,
+            Opt::Pe => entry.pe_name = truncated(&value, PE_NAME_MAX),
+            Opt::SchedFlags => entry.sched_flags_arg = Some(value),
+            Opt::McastGroup => {
+                if value.contains(':') {
+                    match value.parse::<Ipv6Addr>() {
+                        Ok(group) if group.is_multicast() => {
+                            entry.mcast_group = Some(IpAddr::V6(group))
+                        }
+                        _ => return fail(format!("invalid IPv6 mcast-group `{value}'")),
+                    }
+                } else {
+                    match value.parse::<Ipv4Addr>() {
+                        Ok(group) if group.is_multicast() => {
+                            entry.mcast_group = Some(IpAddr::V4(group))
+                        }
+                        _ => return fail(format!("invalid IPv4 mcast-group `{value}'")),
+                    }
+                }
+            }
+            Opt::McastPort => {
+                entry.mcast_port = number(&value, 1, 65535, "illegal mcast-port specified")? as u16
+            }
+            Opt::McastTtl => {
+                entry.mcast_ttl = number(&value, 1, 255, "illegal mcast-ttl specified")? as u8
+            }
+            Opt::SyncMaxlen => {
+                entry.sync_maxlen =
+                    number(&value, 1, 65535 - 20 - 8, "illegal sync-maxlen specified")? as u16
+            }
+            Opt::TunInfo => entry.format.tun_info = true,
+            Opt::TunType => {
+                entry.tun_type = TunnelType::from_name(&value)
+                    .map_or_else(|| fail("illegal tunnel type specified"), Ok)?
+            }
+            Opt::TunPort => {
+                entry.tun_port = number(&value, 1, 65535, "illegal tunnel port specified")? as u16
+            }
+            Opt::TunNocsum => {}
+            Opt::TunCsum => entry.tun_flags |= 1,
+            Opt::TunRemcsum => entry.tun_flags |= 2,
+            // A second command, -h or -v after the command.
+            _ => return fail(format!("invalid option `{word}'")),
+        }
+    }
+    Ok(())
+}
+
+/// Timeouts, leftovers, scheduler flags, then ipvsadm's `process_options` checks.
+fn build(mut entry: Entry, mut popt: Popt<'_>) -> Result<Command, CliError> {
+    let mut leftovers = std::mem::take(&mut popt.leftovers).into_iter();
+    let mut timeouts = Timeouts {
+        tcp: 0,
+        tcp_fin: 0,
+        udp: 0,
+    };
+    if entry.cmd == Cmd::Timeout {
+        let values: Vec<String> = leftovers.by_ref().take(3).collect();
+        if values.len() < 3 {
+            return fail("--set option requires 3 timeout values");
+        }
+        let timeout = |v: &str| {
+            string_to_number(v, 0, i64::from(MAX_TIMEOUT)).map_or_else(
+                || fail(format!("invalid timeout value `{v}' specified")),
+                |t| Ok(t as u32),
+            )
+        };
+        timeouts = Timeouts {
+            tcp: timeout(&values[0])?,
+            tcp_fin: timeout(&values[1])?,
+            udp: timeout(&values[2])?,
+        };
+    }
+    if let Some(word) = leftovers.next() {
+        return fail(format!("unexpected argument {word}"));
+    }
+    if let Some(arg) = entry.sched_flags_arg.take().filter(|a| !a.is_empty()) {
+        entry.flags &= !flags::SCHED_MASK;
+        entry.flags |= parse_sched_flags(&entry.sched_name, &arg)?;
+    }
+    check_matrix(&entry)?;
+
+    if matches!(entry.cmd, Cmd::Add | Cmd::Edit) {
+        if entry.fwmark == 0 && entry.port == 0 && entry.flags & flags::PERSISTENT == 0 {
+            return fail("Zero port specified for non-persistent service");
+        }
+        if entry.flags & flags::ONEPACKET != 0
+            && entry.fwmark == 0
+            && entry.protocol != Some(Protocol::Udp)
+        {
+            return fail("One-Packet Scheduling is only for UDP virtual services");
+        }
+        if entry.sched_name.is_empty() {
+            entry.sched_name = DEFAULT_SCHEDULER.to_string();
+        }
+    }
+    if entry.cmd == Cmd::StartDaemon && entry.mcast_interface.is_empty() {
+        entry.mcast_interface = "eth0".into();
+    }
+    if matches!(entry.cmd, Cmd::AddDest | Cmd::EditDest) {
+        // DR and tunnel real servers are reached on the service's port.
+        if entry.fwmark == 0 && matches!(entry.forward, Forward::Tunnel | Forward::Route) {
+            entry.dest_port = entry.port;
+        }
+        if Some(Family::of(&entry.dest_addr)) != entry.family && entry.forward != Forward::Tunnel {
+            return fail("Different address family is allowed only for tunneling servers");
+        }
+        if (29..=33).any(|c| entry.has(c)) && entry.forward != Forward::Tunnel {
+            return fail("Tunnel options conflict with forward method");
+        }
+        check_tunnel_options(&entry)?;
+    }
+    if entry.cmd == Cmd::List
+        && ((entry.has(1) || entry.has(12) || entry.has(13))
+            && (entry.has(14) || entry.has(15) || entry.has(16))
+            || (entry.has(12) || entry.has(13)) && entry.has(17))
+    {
+        return fail("options conflicts in the list command");
+    }
+
+    let key = entry.service_key();
+    let service = || ServiceParams {
+        key,
+        scheduler: entry.sched_name.clone(),
+        flags: entry.flags,
+        timeout: entry.timeout,
+        netmask: entry.netmask,
+        pe: (!entry.pe_name.is_empty()).then(|| entry.pe_name.clone()),
+    };
+    let dest = || DestParams {
+        addr: entry.dest_addr,
+        port: entry.dest_port,
+        forward: entry.forward,
+        weight: entry.weight,
+        u_threshold: entry.u_threshold,
+        l_threshold: entry.l_threshold,
+        tunnel: Tunnel {
+            kind: entry.tun_type,
+            port: entry.tun_port,
+            checksum: TunnelChecksum::from_code(entry.tun_flags).unwrap_or(TunnelChecksum::None),
+        },
+    };
+    let daemon = || Daemon {
+        state: entry.daemon_state,
+        mcast_interface: entry.mcast_interface.clone(),
+        syncid: entry.syncid,
+        sync_maxlen: entry.sync_maxlen,
+        mcast_group: entry.mcast_group,
+        mcast_port: entry.mcast_port,
+        mcast_ttl: entry.mcast_ttl,
+    };
+    Ok(match entry.cmd {
+        Cmd::Add => Command::AddService(service()),
+        Cmd::Edit => Command::EditService(service()),
+        Cmd::Del => Command::DeleteService(key),
+        Cmd::Flush => Command::Flush,
+        Cmd::List => Command::List {
+            what: if entry.has(1) {
+                ListWhat::Connections
+            } else if entry.has(2) {
+                ListWhat::Service(key)
+            } else if entry.has(12) {
+                ListWhat::Timeout
+            } else if entry.has(13) {
+                ListWhat::Daemon
+            } else {
+                ListWhat::All
+            },
+            format: entry.format,
+        },
+        Cmd::AddDest => Command::AddDest(key, dest()),
+        Cmd::EditDest => Command::EditDest(key, dest()),
+        Cmd::DelDest => Command::DeleteDest(key, entry.dest_addr, entry.dest_port),
+        Cmd::Timeout => Command::SetTimeouts(timeouts),
+        Cmd::StartDaemon => Command::StartDaemon(daemon()),
+        Cmd::StopDaemon => Command::StopDaemon(daemon()),
+        Cmd::Restore => Command::Restore,
+        Cmd::Save => Command::Save {
+            numeric: entry.format.numeric,
+        },
+        Cmd::Zero => Command::Zero(entry.has(2).then_some(key)),
+    })
+}
+
+/// ipvsadm's `generic_opt_check`, column by column.
+fn check_matrix(entry: &Entry) -> Result<(), CliError> {
+    let row = entry.cmd.legality();
+    let command = entry.cmd.name();
+    let mut exclusive: Option<usize> = None;
+    for (column, rule) in row.iter().enumerate() {
+        let name = OPTION_NAMES[column];
+        if !entry.has(column) {
+            if *rule == b'+' {
+                return fail(format!(
+                    "You need to supply the '{name}' option for the '{command}' command"
+                ));
+            }
+            continue;
+        }
+        match rule {
+            b'x' => {
+                return fail(format!(
+                    "Illegal '{name}' option with the '{command}' command"
+                ));
+            }
+            b'1' => match exclusive {
+                None => exclusive = Some(column),
+                Some(first) => {
+                    return fail(format!(
+                        "The option '{name}' conflicts with the '{}' option in the '{command}' command",
+                        OPTION_NAMES[first]
+                    ));
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// ipvsadm's `tunnel_opt_check`: which of tun-port, tun-nocsum, tun-csum, tun-remcsum each
+/// tunnel type needs, allows, or takes only one of.
+fn check_tunnel_options(entry: &Entry) -> Result<(), CliError> {
+    let rules: &[u8; 4] = match entry.tun_type {
+        TunnelType::Ipip => b"xxxx",
+        TunnelType::Gue => b"+111",
+        TunnelType::Gre => b"x11x",
+    };
+    let kind = entry.tun_type.name();
+    let mut exclusive: Option<usize> = None;
+    for (i, rule) in rules.iter().enumerate() {
+        let column = 30 + i;
+        let name = OPTION_NAMES[column];
+        if !entry.has(column) {
+            if *rule == b'+' {
+                return fail(format!(
+                    "You need to supply the '{name}' option for the '{kind}' tunnel type"
+                ));
+            }
+            continue;
+        }
+        match rule {
+            b'x' => {
+                return fail(format!(
+                    "Illegal '{name}' option with the '{kind}' tunnel type"
+                ));
+            }
+            b'1' => match exclusive {
+                None => exclusive = Some(column),
+                Some(first) => {
+                    return fail(format!(
+                        "The option '{name}' conflicts with the '{}' option in the '{kind}' tunnel type",
+                        OPTION_NAMES[first]
+                    ));
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// ipvsadm's `parse_sched_flags`: comma-separated words; sh-*/mh-* only with their
+/// scheduler (the one given with -s, else the default).
+fn parse_sched_flags(scheduler: &str, arg: &str) -> Result<u32, CliError> {
+    let scheduler = if scheduler.is_empty() {
+        DEFAULT_SCHEDULER
+    } else {
+        scheduler
+    };
+    let mut bits = 0;
+    let words: Vec<&str> = arg.split(',').filter(|w| !w.is_empty()).collect();
+    if words.is_empty() {
+        return fail(format!("invalid scheduler flag `{arg}'"));
+    }
+    for flag in words {
+        let (bit, needs) = match flag {
+            "flag-1" => (flags::SCHED1, None),
+            "flag-2" => (flags::SCHED2, None),
+            "flag-3" => (flags::SCHED3, None),
+            "sh-fallback" => (flags::FALLBACK, Some("sh")),
+            "sh-port" => (flags::PORT, Some("sh")),
+            "mh-fallback" => (flags::FALLBACK, Some("mh")),
+            "mh-port" => (flags::PORT, Some("mh")),
+            _ => return fail(format!("invalid scheduler flag `{flag}'")),
+        };
+        bits |= bit;
+        if needs.is_some_and(|needed| needed != scheduler) {
+            return fail(format!("incompatible scheduler flag `{flag}'"));
+        }
+    }
+    Ok(bits)
+}
+
+/// `-v`'s line. xvsadm speaks ipvsadm 1.31's language, and says so as ipvsadm does:
+/// scripts probe this line.
+pub const VERSION_LINE: &str = "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)";
+
+/// `-h`'s text (stdout), for a program called `program`.
+pub fn usage(program: &str) -> String {
+    let p = program;
+    let schedulers = "rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos";
+    format!(
+        "{VERSION_LINE}
+Usage:
+  {p} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
+  {p} -D virtual-service
+  {p} -C
+  {p} -R
+  {p} -S [-n]
+  {p} -a|e virtual-service -r server-address [options]
+  {p} -d virtual-service -r server-address
+  {p} -L|l [virtual-service] [options]
+  {p} -Z [virtual-service]
+  {p} --set tcp tcpfin udp
+  {p} --start-daemon {{master|backup}} [daemon-options]
+  {p} --stop-daemon {{master|backup}}
+  {p} -h
+
+Commands:
+Either long or short options are allowed.
+  --add-service     -A        add virtual service with options
+  --edit-service    -E        edit virtual service with options
+  --delete-service  -D        delete virtual service
+  --clear           -C        clear the whole table
+  --restore         -R        restore rules from stdin
+  --save            -S        save rules to stdout
+  --add-server      -a        add real server with options
+  --edit-server     -e        edit real server with options
+  --delete-server   -d        delete real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero counters in a service or all services
+  --set tcp tcpfin udp        set connection timeout values
+  --start-daemon              start connection sync daemon
+  --stop-daemon               stop connection sync daemon
+  --help            -h        display this help message
+
+virtual-service:
+  --tcp-service|-t  service-address   service-address is host[:port]
+  --udp-service|-u  service-address   service-address is host[:port]
+  --sctp-service    service-address   service-address is host[:port]
+  --fwmark-service|-f fwmark          fwmark is an integer greater than zero
+
+Options:
+  --ipv6         -6                   fwmark entry uses IPv6
+  --scheduler    -s scheduler         one of {schedulers},
+                                      the default scheduler is {DEFAULT_SCHEDULER}.
+  --pe            engine              alternate persistence engine may be sip,
+                                      not set by default.
+  --persistent   -p [timeout]         persistent service
+  --netmask      -M netmask           persistent granularity mask
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --tun-type      type                one of ipip|gue|gre,
+                                      the default tunnel type is ipip.
+  --tun-port      port                tunnel destination port
+  --tun-nocsum                        tunnel encapsulation without checksum
+  --tun-csum                          tunnel encapsulation with checksum
+  --tun-remcsum                       tunnel encapsulation with remote checksum
+  --weight       -w weight            capacity of real server
+  --u-threshold  -x uthreshold        upper threshold of connections
+  --l-threshold  -y lthreshold        lower threshold of connections
+  --connection   -c                   output of current IPVS connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --daemon                            output of daemon information
+  --stats                             output of statistics information
+  --rate                              output of rate information
+  --exact                             expand numbers (display exact values)
+  --thresholds                        output of thresholds information
+  --persistent-conn                   output of persistent connection info
+  --tun-info                          output of tunnel information
+  --nosort                            disable sorting output of service/server entries
+  --sort                              does nothing, for backwards compatibility
+  --ops          -o                   one-packet scheduling
+  --numeric      -n                   numeric output of addresses and ports
+  --sched-flags  -b flags             scheduler flags (comma-separated)
+Daemon Options:
+  --syncid sid                        syncid for connection sync (default=255)
+  --sync-maxlen length                Max sync message length (default=1472)
+  --mcast-interface interface         multicast interface for connection sync
+  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
+  --mcast-port port                   UDP port (default=8848)
+  --mcast-ttl ttl                     Multicast TTL (default=1)
+"
+    )
+}
+
+impl Command {
+    /// Applies a table-changing command to `table`; other commands leave it alone.
+    pub fn apply(&self, table: &mut crate::table::Table) -> Result<(), crate::table::IpvsError> {
+        match self {
+            Command::AddService(params) => table.add_service(params),
+            Command::EditService(params) => table.edit_service(params),
+            Command::DeleteService(key) => table.delete_service(key),
+            Command::Flush => {
+                table.flush();
+                Ok(())
+            }
+            Command::AddDest(key, params) => table.add_dest(key, params),
+            Command::EditDest(key, params) => table.edit_dest(key, params),
+            Command::DeleteDest(key, addr, port) => table.delete_dest(key, addr, *port),
+            Command::SetTimeouts(timeouts) => {
+                table.set_timeouts(*timeouts);
+                Ok(())
+            }
+            Command::Zero(key) => table.zero(key.as_ref()),
+            _ => Ok(()),
+        }
+    }
+}
