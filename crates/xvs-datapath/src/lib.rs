@@ -11,19 +11,24 @@
 //! When the namespace goes, its `lo` goes, and with it the program and the maps.
 //! Data interfaces get the same program in driver mode (see [`Director::attach`]).
 
+pub mod lock;
 pub mod netlink;
 pub mod objects;
+pub mod tables;
 pub mod test_run;
 
-use std::{fmt, io, os::fd::AsFd};
+use std::{collections::HashMap, fmt, io, os::fd::AsFd};
 
 use aya::{
     Ebpf,
-    maps::{Array, Map, MapData, PerCpuArray},
+    maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap},
     programs::{ProgramFd, Xdp, loaded_programs},
 };
 use netlink::XdpMode;
-use xvs_common::{DIRECTOR_PROGRAM, LAYOUT_VERSION, LOOPBACK_INDEX, counter, map_names, meta};
+use xvs_common::{
+    Counters, DIRECTOR_PROGRAM, DestKey, DestValue, LAYOUT_VERSION, LOOPBACK_INDEX, ServiceKey,
+    ServiceValue, counter, map_names, meta,
+};
 
 /// A failure of the datapath, with what was being done.
 #[derive(Debug)]
@@ -61,6 +66,9 @@ pub struct Director {
     program: ProgramFd,
     counters: PerCpuArray<MapData, u64>,
     meta: Array<MapData, u64>,
+    services: BpfHashMap<MapData, ServiceKey, ServiceValue>,
+    dests: BpfHashMap<MapData, DestKey, DestValue>,
+    stats: PerCpuHashMap<MapData, u32, Counters>,
 }
 
 impl Director {
@@ -86,8 +94,17 @@ impl Director {
         let mut ebpf = objects::load_director()?;
         {
             let mut meta: Array<&mut MapData, u64> = map_mut(&mut ebpf, map_names::META)?;
-            meta.set(meta::LAYOUT_VERSION, LAYOUT_VERSION, 0)
-                .map_err(|e| Error::new("cannot initialise the director's maps", e))?;
+            let defaults = xvs_core::model::Timeouts::default();
+            for (slot, value) in [
+                (meta::LAYOUT_VERSION, LAYOUT_VERSION),
+                (meta::NEXT_ID, 1),
+                (meta::TIMEOUT_TCP, u64::from(defaults.tcp)),
+                (meta::TIMEOUT_TCP_FIN, u64::from(defaults.tcp_fin)),
+                (meta::TIMEOUT_UDP, u64::from(defaults.udp)),
+            ] {
+                meta.set(slot, value, 0)
+                    .map_err(|e| Error::new("cannot initialise the director's maps", e))?;
+            }
         }
         let program = director_program(&mut ebpf)?;
         let fd = program
@@ -139,8 +156,7 @@ impl Director {
             .map_ids()
             .map_err(|e| Error::new("cannot list the director's maps", e))?
             .unwrap_or_default();
-        let mut counters = None;
-        let mut meta = None;
+        let mut maps: HashMap<String, MapData> = HashMap::new();
         for id in map_ids {
             let data = MapData::from_id(id).map_err(|e| Error::new("cannot open a map", e))?;
             let name = data
@@ -148,19 +164,25 @@ impl Director {
                 .map_err(|e| Error::new("cannot read a map's name", e))?
                 .name_as_str()
                 .map(str::to_owned);
-            match name.as_deref() {
-                Some(map_names::COUNTERS) => counters = Some(data),
-                Some(map_names::META) => meta = Some(data),
-                _ => {}
+            if let Some(name) = name {
+                maps.insert(name, data);
             }
         }
-        let missing = |name| Error::plain(format!("the director has no map {name}"));
-        let counters = PerCpuArray::try_from(Map::PerCpuArray(
-            counters.ok_or_else(|| missing(map_names::COUNTERS))?,
-        ))
-        .map_err(|e| Error::new(map_names::COUNTERS, e))?;
-        let meta = Array::try_from(Map::Array(meta.ok_or_else(|| missing(map_names::META))?))
-            .map_err(|e| Error::new(map_names::META, e))?;
+        let mut take = |name: &str| {
+            maps.remove(name)
+                .ok_or_else(|| Error::plain(format!("the director has no map {name}")))
+        };
+        let wrong = |name: &'static str| move |e| Error::new(name, e);
+        let counters = PerCpuArray::try_from(Map::PerCpuArray(take(map_names::COUNTERS)?))
+            .map_err(wrong(map_names::COUNTERS))?;
+        let meta =
+            Array::try_from(Map::Array(take(map_names::META)?)).map_err(wrong(map_names::META))?;
+        let services = BpfHashMap::try_from(Map::HashMap(take(map_names::SERVICES)?))
+            .map_err(wrong(map_names::SERVICES))?;
+        let dests = BpfHashMap::try_from(Map::HashMap(take(map_names::DESTS)?))
+            .map_err(wrong(map_names::DESTS))?;
+        let stats = PerCpuHashMap::try_from(Map::PerCpuHashMap(take(map_names::STATS)?))
+            .map_err(wrong(map_names::STATS))?;
         let layout = meta
             .get(&meta::LAYOUT_VERSION, 0)
             .map_err(|e| Error::new("cannot read the maps' layout", e))?;
@@ -175,6 +197,9 @@ impl Director {
             program,
             counters,
             meta,
+            services,
+            dests,
+            stats,
         })
     }
 

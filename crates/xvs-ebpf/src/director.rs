@@ -9,16 +9,44 @@ mod program {
     use aya_ebpf::{
         bindings::xdp_action,
         macros::{map, xdp},
-        maps::{Array, PerCpuArray},
+        maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
         programs::XdpContext,
     };
-    use xvs_common::{LOOPBACK_INDEX, counter, meta};
+    use xvs_common::{
+        Counters, DestKey, DestValue, LOOPBACK_INDEX, MAX_DESTS, MAX_SERVICES, MAX_STATS,
+        NO_PREALLOC, ServiceKey, ServiceValue, counter, meta,
+    };
 
     #[map(name = "XVS_COUNTERS")]
     static XVS_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
     #[map(name = "XVS_META")]
     static XVS_META: Array<u64> = Array::with_max_entries(meta::COUNT, 0);
+
+    #[map(name = "XVS_SERVICES")]
+    static XVS_SERVICES: HashMap<ServiceKey, ServiceValue> =
+        HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
+
+    #[map(name = "XVS_DESTS")]
+    static XVS_DESTS: HashMap<DestKey, DestValue> =
+        HashMap::with_max_entries(MAX_DESTS, NO_PREALLOC);
+
+    #[map(name = "XVS_STATS")]
+    static XVS_STATS: PerCpuHashMap<u32, Counters> =
+        PerCpuHashMap::with_max_entries(MAX_STATS, NO_PREALLOC);
+
+    /// References every table so that the program, which anchors the namespace's state,
+    /// holds them all. (Forwarding, which reads them for real, arrives with the datapath.)
+    #[inline(always)]
+    fn hold_tables() {
+        let key = ServiceKey::default();
+        // SAFETY: lookups only; the values are not used.
+        unsafe {
+            let _ = XVS_SERVICES.get(&key);
+            let _ = XVS_DESTS.get(&DestKey::default());
+            let _ = XVS_STATS.get(&0);
+        }
+    }
 
     #[inline(always)]
     fn count(index: u32, amount: u64) {
@@ -35,6 +63,7 @@ mod program {
         let _ = XVS_META.get(meta::LAYOUT_VERSION);
         // On lo the program only anchors the namespace's state: local traffic passes.
         if ctx.ingress_ifindex() == LOOPBACK_INDEX as usize {
+            hold_tables();
             return xdp_action::XDP_PASS;
         }
         let len = (ctx.data_end() - ctx.data()) as u64;
