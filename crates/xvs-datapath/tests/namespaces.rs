@@ -1,8 +1,21 @@
 //! The director's state belongs to a network namespace: found again by any later process
 //! of that namespace, invisible from others, gone with the namespace.
 
+use xvs_core::{cli, table::Table, text::NoNames};
 use xvs_datapath::Director;
 use xvs_lab::LabBuilder;
+
+fn table_of(lines: &[&str]) -> Table {
+    let mut table = Table::default();
+    for line in lines {
+        let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        cli::parse(&words, &NoNames)
+            .unwrap()
+            .apply(&mut table)
+            .unwrap();
+    }
+    table
+}
 
 #[test]
 fn state_is_per_namespace_and_outlives_its_creator() {
@@ -10,7 +23,12 @@ fn state_is_per_namespace_and_outlives_its_creator() {
     let id = lab
         .within("a", || {
             let mut director = Director::find_or_create().unwrap();
-            director.set_meta(1, 4242).unwrap();
+            let before = director.load().unwrap();
+            let table = table_of(&[
+                "-A -t 10.0.0.1:80 -s rr",
+                "-a -t 10.0.0.1:80 -r 10.0.1.1 -m -w 3",
+            ]);
+            director.store(&before, &table).unwrap();
             director.program_id()
         })
         .unwrap();
@@ -19,7 +37,9 @@ fn state_is_per_namespace_and_outlives_its_creator() {
     lab.within("a", || {
         let director = Director::find().unwrap().expect("director still there");
         assert_eq!(director.program_id(), id);
-        assert_eq!(director.meta(1).unwrap(), 4242);
+        let table = director.load().unwrap().table;
+        assert_eq!(table.services.len(), 1);
+        assert_eq!(table.services[0].dests[0].weight, 3);
         // Creating again finds the same one.
         assert_eq!(Director::find_or_create().unwrap().program_id(), id);
     })
@@ -30,7 +50,7 @@ fn state_is_per_namespace_and_outlives_its_creator() {
     lab.within("b", || {
         let director = Director::find_or_create().unwrap();
         assert_ne!(director.program_id(), id);
-        assert_eq!(director.meta(1).unwrap(), 0);
+        assert!(director.load().unwrap().table.services.is_empty());
     })
     .unwrap();
     lab.within("a", || {
