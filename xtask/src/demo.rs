@@ -7,7 +7,7 @@ use xvs_lab::{Lab, ServerKind, topology};
 
 use crate::{build_release, require_root, setup};
 
-fn release_binary(name: &str) -> PathBuf {
+pub fn release_binary(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

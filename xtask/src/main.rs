@@ -1,5 +1,6 @@
 //! `cargo xtask <task>`: the project's own set-up, test, demo and bench commands.
 
+mod bench;
 mod demo;
 mod setup;
 
@@ -10,6 +11,7 @@ Usage: cargo xtask <task>
   setup    make this machine ready: Debian packages, nightly rust-src, bpf-linker (idempotent)
   test     the whole suite (runs setup first; needs root for namespaces and BPF)
   demo     the seed's lab, built, configured with the xvs tools, shown and cleaned up
+  bench    the measurements of docs/BENCHMARKS.md
   build    release binaries with the XDP programs embedded (target/release/)";
 
 fn main() -> ExitCode {
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
         Some("setup") => setup::ensure(),
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(),
+        Some("bench") => bench::run(),
         Some("build") => setup::ensure().and_then(|()| build_release()),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -1,7 +1,7 @@
 //! The IPVS table of one network namespace and the rules that change it, with the errors
 //! the kernel's IPVS gives for each operation (and ipvsadm's words for them).
 
-use std::{fmt, net::IpAddr};
+use std::{collections::HashMap, fmt, net::IpAddr};
 
 use crate::{
     model::{
@@ -114,21 +114,48 @@ pub struct DestParams {
 }
 
 /// The IPVS state of a namespace.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Table {
-    /// Services in creation order (what `--nosort` shows).
+    /// Services in creation order (what `--nosort` shows). Change their keys only through
+    /// the operations below, which keep the index right.
     pub services: Vec<Service>,
     pub timeouts: Timeouts,
+    /// Position of each service in `services`: a restore of 10,000 services must not scan.
+    index: HashMap<ServiceKey, usize>,
 }
 
+impl PartialEq for Table {
+    fn eq(&self, other: &Table) -> bool {
+        self.services == other.services && self.timeouts == other.timeouts
+    }
+}
+
+impl Eq for Table {}
+
 impl Table {
+    /// A table holding `services` (in creation order).
+    pub fn from_services(services: Vec<Service>, timeouts: Timeouts) -> Table {
+        let index = services
+            .iter()
+            .enumerate()
+            .map(|(position, service)| (service.key, position))
+            .collect();
+        Table {
+            services,
+            timeouts,
+            index,
+        }
+    }
+
     pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
-        self.services.iter().find(|s| s.key == *key)
+        self.index
+            .get(key)
+            .map(|&position| &self.services[position])
     }
 
     fn service_mut(&mut self, key: &ServiceKey, op: Operation) -> Result<&mut Service, IpvsError> {
-        match self.services.iter_mut().find(|s| s.key == *key) {
-            Some(service) => Ok(service),
+        match self.index.get(key) {
+            Some(&position) => Ok(&mut self.services[position]),
             None => fail(op, Errno::NoService),
         }
     }
@@ -158,6 +185,7 @@ impl Table {
             return fail(op, Errno::Exists);
         }
         let (scheduler, pe) = Table::resolve(params, op)?;
+        self.index.insert(params.key, self.services.len());
         self.services.push(Service {
             key: params.key,
             scheduler,
@@ -190,10 +218,14 @@ impl Table {
 
     /// `-D`.
     pub fn delete_service(&mut self, key: &ServiceKey) -> Result<(), IpvsError> {
-        let before = self.services.len();
-        self.services.retain(|s| s.key != *key);
-        if self.services.len() == before {
+        let Some(position) = self.index.remove(key) else {
             return fail(Operation::DeleteService, Errno::NoService);
+        };
+        self.services.remove(position);
+        for later in &self.services[position..] {
+            if let Some(p) = self.index.get_mut(&later.key) {
+                *p -= 1;
+            }
         }
         Ok(())
     }
@@ -201,6 +233,7 @@ impl Table {
     /// `-C`.
     pub fn flush(&mut self) {
         self.services.clear();
+        self.index.clear();
     }
 
     /// `-Z`: zero the counters of one service (and its real servers), or of all.

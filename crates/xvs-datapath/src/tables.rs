@@ -247,8 +247,25 @@ impl Director {
         Ok(())
     }
 
-    /// The namespace's table, as the maps hold it.
+    /// The namespace's table, as the maps hold it, with traffic counters.
     pub fn load(&self) -> Result<Snapshot> {
+        self.load_with(true)
+    }
+
+    /// The table without its counters (all zero): enough to change it, and much quicker
+    /// on a large table. A snapshot without counters cannot zero them (`-Z`).
+    pub fn load_for_change(&self) -> Result<Snapshot> {
+        self.load_with(false)
+    }
+
+    fn load_with(&self, counters: bool) -> Result<Snapshot> {
+        let counters_of = |id| {
+            if counters {
+                self.counters_of(id)
+            } else {
+                Ok(Stats::default())
+            }
+        };
         let meta_value = |slot| self.meta(slot);
         let timeouts = Timeouts {
             tcp: meta_value(meta::TIMEOUT_TCP)? as u32,
@@ -281,7 +298,7 @@ impl Director {
                         0,
                     )
                     .map_err(map_error("cannot read a real server"))?;
-                dests.push(decode_dest(&dest, self.counters_of(dest.id)?));
+                dests.push(decode_dest(&dest, counters_of(dest.id)?));
                 dest_values.push(dest);
             }
             services.push(Service {
@@ -292,7 +309,7 @@ impl Director {
                 netmask: value.netmask,
                 pe: (value.pe == 1).then_some(PersistenceEngine::Sip),
                 dests,
-                stats: self.counters_of(value.id)?,
+                stats: counters_of(value.id)?,
             });
             stored.insert(
                 map_key,
@@ -303,7 +320,7 @@ impl Director {
             );
         }
         Ok(Snapshot {
-            table: Table { services, timeouts },
+            table: Table::from_services(services, timeouts),
             stored,
             next_id,
         })
@@ -399,7 +416,7 @@ impl Director {
                     }
                 }
             }
-            // -Z: counters that were not zero and now are.
+            // -Z: counters that were read as non-zero and now are zero.
             if let Some((old_service, _)) = old {
                 if old_service.stats != Stats::default() && service.stats == Stats::default() {
                     self.zero_counters(value.id)?;

@@ -98,12 +98,12 @@ fn execute(command: Command, program: &str, resolver: &SystemResolver) -> Result
             std::io::stdin().read_to_string(&mut input).map_err(|e| {
                 Failure::new(format!("cannot read the rules: {e}"), EXIT_INIT_FAILED)
             })?;
-            change(|table| {
+            change(true, |table| {
                 restore::restore(&input, table, resolver, program)
                     .map_err(|e| Failure::new(e.message(program), e.exit_code()))
             })
         }
-        command => change(|table| {
+        command => change(matches!(command, Command::Zero(_)), |table| {
             command
                 .apply(table)
                 .map(|()| String::new())
@@ -122,12 +122,17 @@ fn current_table() -> Result<Table, Failure> {
 }
 
 /// Applies `edit` to the namespace's table and stores the result, holding the namespace's
-/// lock throughout. The director is created only when a change succeeds.
-fn change(edit: impl FnOnce(&mut Table) -> Result<String, Failure>) -> Result<String, Failure> {
+/// lock throughout. The director is created only when a change succeeds. Counters are read
+/// only when the change may zero them (`-Z`, `-R`): on a large table reading them costs.
+fn change(
+    with_counters: bool,
+    edit: impl FnOnce(&mut Table) -> Result<String, Failure>,
+) -> Result<String, Failure> {
     let _lock = TableLock::acquire(LOCK_PATIENCE).map_err(Failure::datapath)?;
     let existing = Director::find().map_err(Failure::datapath)?;
     let snapshot = match &existing {
-        Some(director) => Some(director.load().map_err(Failure::datapath)?),
+        Some(director) if with_counters => Some(director.load().map_err(Failure::datapath)?),
+        Some(director) => Some(director.load_for_change().map_err(Failure::datapath)?),
         None => None,
     };
     let mut table = snapshot
