@@ -103,6 +103,8 @@ pub struct DestValue {
     /// Stable id: counters and connection counts are kept under it.
     pub id: u32,
     pub weight: u32,
+    /// The last non-zero weight (Maglev tables are built from it).
+    pub last_weight: u32,
     pub u_threshold: u32,
     pub l_threshold: u32,
     /// Network byte order.
@@ -170,4 +172,4 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 2;
+pub const LAYOUT_VERSION: u64 = 3;

@@ -356,6 +356,8 @@ pub struct Dest {
     pub forward: Forward,
     /// 0..=65535; 0 = quiescent (no new connections).
     pub weight: u32,
+    /// The last non-zero weight: Maglev keeps a quiesced server's slots by it.
+    pub last_weight: u32,
     /// Upper connection threshold (0 = none): at or above it the server is overloaded.
     pub u_threshold: u32,
     /// Lower threshold: an overloaded server returns below it (0 = below 3/4 of upper).

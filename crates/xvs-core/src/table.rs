@@ -285,6 +285,7 @@ impl Table {
                 port: params.port,
                 forward: params.forward,
                 weight: params.weight,
+                last_weight: params.weight,
                 u_threshold: params.u_threshold,
                 l_threshold: params.l_threshold,
                 tunnel: params.tunnel,
@@ -309,6 +310,9 @@ impl Table {
         };
         dest.forward = params.forward;
         dest.weight = params.weight;
+        if params.weight > 0 {
+            dest.last_weight = params.weight;
+        }
         dest.u_threshold = params.u_threshold;
         dest.l_threshold = params.l_threshold;
         dest.tunnel = params.tunnel;

@@ -160,6 +160,7 @@ fn encode_dest(dest: &Dest) -> DestValue {
         addr,
         id: 0,
         weight: dest.weight,
+        last_weight: dest.last_weight,
         u_threshold: dest.u_threshold,
         l_threshold: dest.l_threshold,
         port: dest.port.to_be(),
@@ -177,6 +178,7 @@ fn decode_dest(value: &DestValue, stats: Stats) -> Dest {
         port: u16::from_be(value.port),
         forward: Forward::from_code(value.forward).unwrap_or(Forward::Route),
         weight: value.weight,
+        last_weight: value.last_weight,
         u_threshold: value.u_threshold,
         l_threshold: value.l_threshold,
         tunnel: Tunnel {
