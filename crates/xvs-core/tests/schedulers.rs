@@ -378,3 +378,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn wrr_cycle_is_one_period_of_the_sequence() {
+    use xvs_core::sched::Wrr;
+    let dests = servers(&[2, 3, 4]);
+    let cycle = Wrr::cycle(&dests);
+    assert_eq!(cycle, [2, 1, 2, 0, 1, 2, 0, 1, 2]);
+    let mut wrr = new(Scheduler::Wrr, &dests);
+    let run: Vec<usize> = sequence(wrr.as_mut(), &dests, 27)
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    assert_eq!(run, cycle.repeat(3));
+    assert!(Wrr::cycle(&servers(&[0, 0])).is_empty());
+}

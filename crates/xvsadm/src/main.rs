@@ -50,7 +50,9 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args();
+    // Arguments that are not UTF-8 are taken lossily (they then fail as ipvsadm's would),
+    // rather than panicking.
+    let mut args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
     let program = args.next().unwrap_or_else(|| "xvsadm".into());
     let args: Vec<String> = args.collect();
     let resolver = SystemResolver;

@@ -81,3 +81,29 @@ impl Schedule for Wrr {
         }
     }
 }
+
+impl Wrr {
+    /// One full period of wrr's choices from a fresh start, with no server overloaded: the
+    /// sequence a datapath can step through with a single counter.
+    pub fn cycle(dests: &[Candidate]) -> Vec<usize> {
+        let step = dests
+            .iter()
+            .map(|d| d.weight)
+            .filter(|w| *w > 0)
+            .fold(0, gcd)
+            .max(1);
+        let period: u32 = dests.iter().map(|d| d.weight / step).sum();
+        let mut wrr = Wrr::default();
+        wrr.update(dests);
+        let flow = Flow {
+            src: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            src_port: 0,
+            dst: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            dst_port: 0,
+            now: 0,
+        };
+        (0..period)
+            .map_while(|_| wrr.schedule(dests, &flow))
+            .collect()
+    }
+}
