@@ -1037,38 +1037,8 @@ fn build(mut entry: Entry, mut popt: Popt<'_>) -> Result<Command, CliError> {
 
 /// ipvsadm's `generic_opt_check`, column by column.
 fn check_matrix(entry: &Entry) -> Result<(), CliError> {
-    let row = entry.cmd.legality();
-    let command = entry.cmd.name();
-    let mut exclusive: Option<usize> = None;
-    for (column, rule) in row.iter().enumerate() {
-        let name = OPTION_NAMES[column];
-        if !entry.has(column) {
-            if *rule == b'+' {
-                return fail(format!(
-                    "You need to supply the '{name}' option for the '{command}' command"
-                ));
-            }
-            continue;
-        }
-        match rule {
-            b'x' => {
-                return fail(format!(
-                    "Illegal '{name}' option with the '{command}' command"
-                ));
-            }
-            b'1' => match exclusive {
-                None => exclusive = Some(column),
-                Some(first) => {
-                    return fail(format!(
-                        "The option '{name}' conflicts with the '{}' option in the '{command}' command",
-                        OPTION_NAMES[first]
-                    ));
-                }
-            },
-            _ => {}
-        }
-    }
-    Ok(())
+    let subject = format!("'{}' command", entry.cmd.name());
+    check_rules(entry, entry.cmd.legality(), 0, &subject)
 }
 
 /// ipvsadm's `tunnel_opt_check`: which of tun-port, tun-nocsum, tun-csum, tun-remcsum each
@@ -1079,30 +1049,37 @@ fn check_tunnel_options(entry: &Entry) -> Result<(), CliError> {
         TunnelType::Gue => b"+111",
         TunnelType::Gre => b"x11x",
     };
-    let kind = entry.tun_type.name();
+    let subject = format!("'{}' tunnel type", entry.tun_type.name());
+    check_rules(entry, rules, 30, &subject)
+}
+
+/// Checks the options from column `first_column` on against `rules` (`+` required, `x`
+/// illegal, `1` at most one of those, `.` optional), in column order, with ipvsadm's words.
+fn check_rules(
+    entry: &Entry,
+    rules: &[u8],
+    first_column: usize,
+    subject: &str,
+) -> Result<(), CliError> {
     let mut exclusive: Option<usize> = None;
     for (i, rule) in rules.iter().enumerate() {
-        let column = 30 + i;
+        let column = first_column + i;
         let name = OPTION_NAMES[column];
         if !entry.has(column) {
             if *rule == b'+' {
                 return fail(format!(
-                    "You need to supply the '{name}' option for the '{kind}' tunnel type"
+                    "You need to supply the '{name}' option for the {subject}"
                 ));
             }
             continue;
         }
         match rule {
-            b'x' => {
-                return fail(format!(
-                    "Illegal '{name}' option with the '{kind}' tunnel type"
-                ));
-            }
+            b'x' => return fail(format!("Illegal '{name}' option with the {subject}")),
             b'1' => match exclusive {
                 None => exclusive = Some(column),
                 Some(first) => {
                     return fail(format!(
-                        "The option '{name}' conflicts with the '{}' option in the '{kind}' tunnel type",
+                        "The option '{name}' conflicts with the '{}' option in the {subject}",
                         OPTION_NAMES[first]
                     ));
                 }

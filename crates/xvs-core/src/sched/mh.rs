@@ -4,7 +4,7 @@
 //! decides. Few keys move when a server comes or goes. With `mh-fallback` an unavailable
 //! server's clients are rehashed to the next available one.
 
-use super::{Candidate, Flow, Schedule, fold, gcd};
+use super::{Candidate, Flow, Schedule, fold, gcd, table_choice};
 
 /// Slots in the lookup table (the prime IPVS uses by default).
 pub const MH_TABLE_SIZE: usize = 4093;
@@ -136,21 +136,9 @@ impl Schedule for Mh {
         let addr = fold(&flow.src);
         let port = if self.port { flow.src_port } else { 0 };
         let home = Mh::slot(addr, port, 0);
-        let first = self.lookup[home]?;
-        if dests.get(first)?.available() {
-            return Some(first);
-        }
-        if !self.fallback {
-            return None;
-        }
-        for k in 0..MH_TABLE_SIZE as u32 {
-            let offset = (k + home as u32) % MH_TABLE_SIZE as u32;
-            let index = self.lookup[Mh::slot(addr, port, offset)]?;
-            if dests.get(index)?.available() {
-                return Some(index);
-            }
-        }
-        None
+        table_choice(dests, &self.lookup, home, self.fallback, |offset| {
+            Mh::slot(addr, port, offset)
+        })
     }
 }
 

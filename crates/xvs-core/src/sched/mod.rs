@@ -269,6 +269,33 @@ fn fold(addr: &IpAddr) -> u32 {
     }
 }
 
+/// The hashing schedulers' choice: the server in the key's home slot if it is available;
+/// otherwise, with `fallback`, the first available server found by rehashing with offsets
+/// `home, home+1, …` (mod `size`) through `slot_at`; an empty slot ends the search.
+fn table_choice(
+    dests: &[Candidate],
+    table: &[Option<usize>],
+    home: usize,
+    fallback: bool,
+    slot_at: impl Fn(u32) -> usize,
+) -> Option<usize> {
+    let first = table[home]?;
+    if dests.get(first)?.available() {
+        return Some(first);
+    }
+    if !fallback {
+        return None;
+    }
+    let size = table.len() as u32;
+    for k in 0..size {
+        let index = table[slot_at((k + home as u32) % size)]?;
+        if dests.get(index)?.available() {
+            return Some(index);
+        }
+    }
+    None
+}
+
 /// Greatest common divisor.
 fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }

@@ -3,7 +3,7 @@
 //! the source address (plus source port with `sh-port`) decides. With `sh-fallback` an
 //! unavailable server's clients walk the table to the next available one.
 
-use super::{Candidate, Flow, Schedule, fold, hash_32};
+use super::{Candidate, Flow, Schedule, fold, hash_32, table_choice};
 
 /// Buckets in the table (`CONFIG_IP_VS_SH_TAB_BITS` = 8).
 pub const SH_TABLE_SIZE: usize = 256;
@@ -57,20 +57,8 @@ impl Schedule for Sh {
         let addr = fold(&flow.src);
         let port = if self.port { flow.src_port } else { 0 };
         let home = Sh::bucket(addr, port, 0);
-        let first = self.buckets[home]?;
-        if dests.get(first)?.available() {
-            return Some(first);
-        }
-        if !self.fallback {
-            return None;
-        }
-        for k in 0..SH_TABLE_SIZE as u32 {
-            let offset = (k + home as u32) % SH_TABLE_SIZE as u32;
-            let index = self.buckets[Sh::bucket(addr, port, offset)]?;
-            if dests.get(index)?.available() {
-                return Some(index);
-            }
-        }
-        None
+        table_choice(dests, &self.buckets, home, self.fallback, |offset| {
+            Sh::bucket(addr, port, offset)
+        })
     }
 }

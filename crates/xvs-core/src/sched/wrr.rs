@@ -4,6 +4,16 @@
 
 use super::{Candidate, Flow, Schedule, gcd};
 
+/// The gcd of the positive weights (1 if there are none): wrr's step.
+fn weight_step(dests: &[Candidate]) -> u32 {
+    dests
+        .iter()
+        .map(|d| d.weight)
+        .filter(|w| *w > 0)
+        .fold(0, gcd)
+        .max(1)
+}
+
 #[derive(Debug)]
 pub struct Wrr {
     /// Position of the last choice; `None` = the list head (before the first server).
@@ -26,12 +36,7 @@ impl Default for Wrr {
 
 impl Schedule for Wrr {
     fn update(&mut self, dests: &[Candidate]) {
-        let step = dests
-            .iter()
-            .map(|d| d.weight)
-            .filter(|w| *w > 0)
-            .fold(0, gcd)
-            .max(1);
+        let step = weight_step(dests);
         let max = dests.iter().map(|d| d.weight).max().unwrap_or(0);
         self.cursor = None;
         self.step = i64::from(step);
@@ -86,12 +91,7 @@ impl Wrr {
     /// One full period of wrr's choices from a fresh start, with no server overloaded: the
     /// sequence a datapath can step through with a single counter.
     pub fn cycle(dests: &[Candidate]) -> Vec<usize> {
-        let step = dests
-            .iter()
-            .map(|d| d.weight)
-            .filter(|w| *w > 0)
-            .fold(0, gcd)
-            .max(1);
+        let step = weight_step(dests);
         let period: u32 = dests.iter().map(|d| d.weight / step).sum();
         let mut wrr = Wrr::default();
         wrr.update(dests);
