@@ -26,6 +26,30 @@ pub mod map_names {
     pub const DESTS: &str = "XVS_DESTS";
     /// Per-CPU traffic counters of services and real servers, by id → [`crate::Counters`].
     pub const STATS: &str = "XVS_STATS";
+    /// Real-server sets for scheduling: set id → [`crate::DestSet`].
+    pub const SETS: &str = "XVS_SETS";
+    /// Connection counts by service id → [`crate::ServiceConns`].
+    pub const CONN_COUNTS: &str = "XVS_CONN_COUNTS";
+    /// Scheduler state by service id → [`crate::SchedState`].
+    pub const SCHED: &str = "XVS_SCHED";
+    /// Weighted round-robin cycles: [`crate::WrrKey`] → set index.
+    pub const WRR: &str = "XVS_WRR";
+    /// The connection table: [`crate::ConnKey`] → [`crate::Conn`].
+    pub const CONNS: &str = "XVS_CONNS";
+    /// Tunnel source address by real-server id → 16 bytes.
+    pub const TUNNEL_SOURCES: &str = "XVS_TUN_SRC";
+    /// Next hops written by user space, for when the kernel's FIB lookup cannot be used
+    /// (forwarding disabled on a DR director): address → [`crate::Neighbour`].
+    pub const NEIGHBOURS: &str = "XVS_NEIGH";
+}
+
+/// Where to send a frame for an address: the egress interface and the MACs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Neighbour {
+    pub ifindex: u32,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
 }
 
 /// Capacity of the service map.
@@ -151,6 +175,28 @@ pub mod counter {
     pub const NOT_IP: u32 = 2;
     /// Frames too short for the headers they announce (passed to the stack).
     pub const MALFORMED: u32 = 3;
+    /// IPv4 fragments and IPv6 packets with extension headers (passed to the stack).
+    pub const FRAGMENTS: u32 = 4;
+    /// Packets forwarded for a virtual service.
+    pub const FORWARDED: u32 = 5;
+    /// New connections scheduled.
+    pub const NEW_CONNECTIONS: u32 = 6;
+    /// Packets for a service that no real server could take (passed to the stack, which
+    /// refuses them as IPVS does).
+    pub const NO_DESTINATION: u32 = 7;
+    /// Packets for a service with no connection that may not start one (TCP without SYN).
+    pub const NOT_SCHEDULED: u32 = 8;
+    /// Packets dropped because no route or neighbour is known for the real server.
+    pub const NO_ROUTE: u32 = 9;
+    /// Packets dropped because the connection table is full.
+    pub const TABLE_FULL: u32 = 10;
+    /// Packets dropped: tunnel encapsulation not possible (type, family, no source, room).
+    pub const TUNNEL_FAILED: u32 = 11;
+    /// Connections expired by their timer.
+    pub const EXPIRED: u32 = 12;
+    /// New connections of services whose scheduler the datapath does not run yet
+    /// (lblc, lblcr, dh, sh, mh): scheduled with wlc.
+    pub const SCHED_FALLBACK: u32 = 13;
     /// Number of slots in the array.
     pub const COUNT: u32 = 16;
 }
@@ -172,4 +218,302 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 3;
+pub const LAYOUT_VERSION: u64 = 4;
+
+/// Most real servers of one service the datapath schedules among (and keeps connection
+/// counts for): the size of a [`DestSet`].
+pub const MAX_SET: usize = 256;
+/// Longest weighted round-robin cycle stored per real-server set.
+pub const MAX_WRR_CYCLE: u32 = 65_536;
+/// Default capacity of the connection table (each connection takes two entries under NAT).
+pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;
+
+/// One real server of a set as the schedulers read it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetEntry {
+    pub weight: u32,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    /// Where the server's connection counts are kept in its service's [`ServiceConns`].
+    pub slot: u16,
+    pub _pad: u16,
+}
+
+/// A service's real servers for scheduling, in IPVS's list order: index `i` here is
+/// `DestKey { set, index: i }` in the real-server map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DestSet {
+    pub count: u32,
+    /// Length of the set's weighted round-robin cycle in the wrr map.
+    pub wrr_len: u32,
+    pub entries: [SetEntry; MAX_SET],
+}
+
+/// Connection counts of one real server, as IPVS keeps them (written by the datapath).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotConns {
+    pub active: u32,
+    pub inactive: u32,
+    pub persistent: u32,
+    /// IPVS's OVERLOAD flag (upper threshold reached, not yet below the lower one).
+    pub overloaded: u32,
+}
+
+/// Connection counts of every real server of a service, by slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceConns {
+    pub slots: [SlotConns; MAX_SET],
+}
+
+/// Per-service scheduler state (round-robin cursor).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedState {
+    /// rr: index of the last server chosen, plus one (0 = none yet).
+    pub cursor: u32,
+    /// wrr: next position in the cycle.
+    pub position: u32,
+}
+
+/// A position in a set's weighted round-robin cycle.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WrrKey {
+    pub set: u32,
+    pub position: u32,
+}
+
+/// A connection-table key: the packet's addresses and ports as they arrive (client to VIP
+/// for the request direction, real server to client for NAT replies).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// Network byte order.
+    pub sport: u16,
+    /// Network byte order.
+    pub dport: u16,
+    pub protocol: u8,
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+/// The kernel's `struct bpf_timer` on the BPF side; the same 16 bytes, opaque, in user
+/// space.
+#[cfg(target_arch = "bpf")]
+pub type Timer = aya_ebpf::bindings::bpf_timer;
+#[cfg(not(target_arch = "bpf"))]
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timer(pub [u64; 2]);
+
+/// A connection-table entry.
+#[repr(C)]
+pub struct Conn {
+    /// Fires at expiry (request-direction entries only): the datapath expires connections
+    /// itself, as IPVS's timers do, with no daemon.
+    pub timer: Timer,
+    /// When the entry expires, in `bpf_ktime_get_ns` time (CLOCK_MONOTONIC).
+    pub expires: u64,
+    /// Request entry: the real server's address. Reply entry: the VIP.
+    pub peer: [u8; 16],
+    pub dest_id: u32,
+    pub service_id: u32,
+    /// Request entry: the real server's port. Reply entry: the VIP's port. Network order.
+    pub peer_port: u16,
+    /// The real server's slot in its service's connection counts.
+    pub slot: u16,
+    /// IPVS state ([`tcp`] states; [`tcp::UDP`] for UDP).
+    pub state: u8,
+    /// Forwarding method (`IP_VS_CONN_F_*` code).
+    pub forward: u8,
+    /// [`conn_flags`].
+    pub flags: u8,
+    /// Family of the real server (tunnels may cross families).
+    pub peer_family: u8,
+    /// Where frames of this entry leave (resolved once, when the connection is created).
+    pub l2: Neighbour,
+}
+
+/// Bits of [`Conn::flags`].
+pub mod conn_flags {
+    /// This entry is the reply-direction twin of a NAT connection.
+    pub const REPLY: u8 = 1;
+    /// No packet from the real server seen yet (IPVS's NOOUTPUT): input-only state table.
+    pub const NO_OUTPUT: u8 = 2;
+    /// Counted as active in the real server's counts (else as inactive).
+    pub const ACTIVE: u8 = 4;
+}
+
+/// Forwarding codes, as IPVS numbers them.
+pub mod forward {
+    pub const MASQ: u8 = 0;
+    pub const TUNNEL: u8 = 2;
+    pub const ROUTE: u8 = 3;
+}
+
+/// IPVS's TCP connection states, state machine and default timeouts (ip_vs_proto_tcp.c),
+/// shared by the datapath and the tools that list connections.
+pub mod tcp {
+    pub const NONE: u8 = 0;
+    pub const ESTABLISHED: u8 = 1;
+    pub const SYN_SENT: u8 = 2;
+    pub const SYN_RECV: u8 = 3;
+    pub const FIN_WAIT: u8 = 4;
+    pub const TIME_WAIT: u8 = 5;
+    pub const CLOSE: u8 = 6;
+    pub const CLOSE_WAIT: u8 = 7;
+    pub const LAST_ACK: u8 = 8;
+    pub const LISTEN: u8 = 9;
+    pub const SYNACK: u8 = 10;
+    /// The single state of UDP connections (listed as `UDP`).
+    pub const UDP: u8 = 11;
+
+    /// State names as `ipvsadm -L -c` prints them.
+    pub const NAMES: [&str; 12] = [
+        "NONE",
+        "ESTABLISHED",
+        "SYN_SENT",
+        "SYN_RECV",
+        "FIN_WAIT",
+        "TIME_WAIT",
+        "CLOSE",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "LISTEN",
+        "SYNACK",
+        "UDP",
+    ];
+
+    /// Default timeout of each state in seconds (ESTABLISHED, FIN_WAIT and UDP are the
+    /// ones `--set` changes).
+    pub const TIMEOUTS: [u32; 12] = [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120, 300];
+
+    /// True for the states IPVS counts as active connections.
+    pub const fn is_active(state: u8) -> bool {
+        matches!(state, ESTABLISHED | SYN_SENT | SYN_RECV | SYNACK)
+    }
+
+    /// Events, by the first flag found in this order: RST, SYN, FIN, ACK.
+    pub const EVENT_SYN: usize = 0;
+    pub const EVENT_FIN: usize = 1;
+    pub const EVENT_ACK: usize = 2;
+    pub const EVENT_RST: usize = 3;
+
+    #[allow(dead_code)]
+    const S_NO: u8 = NONE;
+    const S_ES: u8 = ESTABLISHED;
+    const S_SS: u8 = SYN_SENT;
+    const S_SR: u8 = SYN_RECV;
+    const S_FW: u8 = FIN_WAIT;
+    const S_TW: u8 = TIME_WAIT;
+    const S_CL: u8 = CLOSE;
+    const S_CW: u8 = CLOSE_WAIT;
+    const S_LA: u8 = LAST_ACK;
+    const S_LI: u8 = LISTEN;
+    #[allow(dead_code)]
+    const S_SA: u8 = SYNACK;
+
+    /// Rows: event; columns: current state (NONE ES SS SR FW TW CL CW LA LI SA).
+    type Table = [[u8; 11]; 4];
+
+    /// Client to real server, when the director sees both directions (NAT).
+    pub const INPUT: Table = [
+        [
+            S_SR, S_ES, S_ES, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR,
+        ],
+        [
+            S_CL, S_CW, S_SS, S_TW, S_TW, S_TW, S_CL, S_CW, S_LA, S_LI, S_TW,
+        ],
+        [
+            S_ES, S_ES, S_SS, S_ES, S_FW, S_TW, S_CL, S_CW, S_CL, S_LI, S_ES,
+        ],
+        [
+            S_CL, S_CL, S_CL, S_SR, S_CL, S_CL, S_CL, S_CL, S_LA, S_LI, S_SR,
+        ],
+    ];
+    /// Real server to client (NAT replies).
+    pub const OUTPUT: Table = [
+        [
+            S_SS, S_ES, S_SS, S_SR, S_SS, S_SS, S_SS, S_SS, S_SS, S_LI, S_SR,
+        ],
+        [
+            S_TW, S_FW, S_SS, S_TW, S_FW, S_TW, S_CL, S_TW, S_LA, S_LI, S_TW,
+        ],
+        [
+            S_ES, S_ES, S_SS, S_ES, S_FW, S_TW, S_CL, S_CW, S_LA, S_ES, S_ES,
+        ],
+        [
+            S_CL, S_CL, S_SS, S_CL, S_CL, S_TW, S_CL, S_CL, S_CL, S_CL, S_CL,
+        ],
+    ];
+    /// Client to real server while no reply was seen (DR, tunnel, NAT before its reply).
+    pub const INPUT_ONLY: Table = [
+        [
+            S_SR, S_ES, S_ES, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR,
+        ],
+        [
+            S_CL, S_FW, S_SS, S_TW, S_FW, S_TW, S_CL, S_CW, S_LA, S_LI, S_TW,
+        ],
+        [
+            S_ES, S_ES, S_SS, S_ES, S_FW, S_TW, S_CL, S_CW, S_CL, S_LI, S_ES,
+        ],
+        [
+            S_CL, S_CL, S_CL, S_SR, S_CL, S_CL, S_CL, S_CL, S_LA, S_LI, S_CL,
+        ],
+    ];
+
+    /// The event of a TCP segment with these flags (RST > SYN > FIN > ACK), or `None` when
+    /// it has none of them (IPVS then moves the connection to CLOSE).
+    pub const fn event(syn: bool, fin: bool, ack: bool, rst: bool) -> Option<usize> {
+        if rst {
+            Some(EVENT_RST)
+        } else if syn {
+            Some(EVENT_SYN)
+        } else if fin {
+            Some(EVENT_FIN)
+        } else if ack {
+            Some(EVENT_ACK)
+        } else {
+            None
+        }
+    }
+
+    /// The next state by `table`.
+    pub const fn next(table: &Table, event: Option<usize>, state: u8) -> u8 {
+        match event {
+            Some(e) if (state as usize) < 11 && e < 4 => table[e][state as usize],
+            Some(_) => state,
+            None => CLOSE,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod_datapath {
+    // SAFETY: plain #[repr(C)] data; any bit pattern is valid.
+    unsafe impl aya::Pod for super::SetEntry {}
+    unsafe impl aya::Pod for super::DestSet {}
+    unsafe impl aya::Pod for super::SlotConns {}
+    unsafe impl aya::Pod for super::ServiceConns {}
+    unsafe impl aya::Pod for super::SchedState {}
+    unsafe impl aya::Pod for super::WrrKey {}
+    unsafe impl aya::Pod for super::ConnKey {}
+    unsafe impl aya::Pod for super::Timer {}
+    unsafe impl aya::Pod for super::Conn {}
+    unsafe impl aya::Pod for super::Neighbour {}
+}
+
+#[cfg(feature = "user")]
+impl Clone for Conn {
+    fn clone(&self) -> Conn {
+        *self
+    }
+}
+#[cfg(feature = "user")]
+impl Copy for Conn {}

@@ -1,78 +1,328 @@
 //! The director: one XDP pass over every frame that reaches an interface of the director's
-//! network namespace. At this stage it counts what it sees and passes everything to the
-//! stack; forwarding arrives with the datapath issue.
+//! network namespace.
+//!
+//! parse → connection lookup (both directions of NAT are keyed by the packet as it comes)
+//! → on a miss, service lookup and scheduling of a new connection → forwarding by the
+//! real server's method (DR, NAT, tunnel) → counting. Whatever is not for a virtual
+//! service passes to the kernel untouched: the director stays an ordinary host.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
+
+#[cfg(target_arch = "bpf")]
+#[path = "director/conn.rs"]
+mod conn;
+#[cfg(target_arch = "bpf")]
+#[path = "director/forward.rs"]
+mod forward;
+#[cfg(target_arch = "bpf")]
+#[path = "director/maps.rs"]
+mod maps;
+#[cfg(target_arch = "bpf")]
+#[path = "director/packet.rs"]
+mod packet;
+#[cfg(target_arch = "bpf")]
+#[path = "director/sched/mod.rs"]
+mod sched;
 
 #[cfg(target_arch = "bpf")]
 mod program {
-    use aya_ebpf::{
-        bindings::xdp_action,
-        macros::{map, xdp},
-        maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
-        programs::XdpContext,
-    };
+    use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
     use xvs_common::{
-        Counters, DestKey, DestValue, LOOPBACK_INDEX, MAX_DESTS, MAX_SERVICES, MAX_STATS,
-        NO_PREALLOC, ServiceKey, ServiceValue, counter, meta,
+        Conn, ConnKey, DestKey, LOOPBACK_INDEX, Neighbour, conn_flags, counter, forward as method,
+        tcp,
     };
 
-    #[map(name = "XVS_COUNTERS")]
-    static XVS_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+    use crate::{
+        conn, forward,
+        maps::{
+            XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_SCHED, XVS_SERVICES, XVS_SETS, XVS_TUN_SRC,
+            add_stats, count, scratch,
+        },
+        packet::{self, IPPROTO_TCP, Packet, Skip},
+        sched,
+    };
 
-    #[map(name = "XVS_META")]
-    static XVS_META: Array<u64> = Array::with_max_entries(meta::COUNT, 0);
-
-    #[map(name = "XVS_SERVICES")]
-    static XVS_SERVICES: HashMap<ServiceKey, ServiceValue> =
-        HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
-
-    #[map(name = "XVS_DESTS")]
-    static XVS_DESTS: HashMap<DestKey, DestValue> =
-        HashMap::with_max_entries(MAX_DESTS, NO_PREALLOC);
-
-    #[map(name = "XVS_STATS")]
-    static XVS_STATS: PerCpuHashMap<u32, Counters> =
-        PerCpuHashMap::with_max_entries(MAX_STATS, NO_PREALLOC);
-
-    /// References every table so that the program, which anchors the namespace's state,
-    /// holds them all. (Forwarding, which reads them for real, arrives with the datapath.)
-    #[inline(always)]
-    fn hold_tables() {
-        let key = ServiceKey::default();
-        // SAFETY: lookups only; the values are not used.
-        unsafe {
-            let _ = XVS_SERVICES.get(&key);
-            let _ = XVS_DESTS.get(&DestKey::default());
-            let _ = XVS_STATS.get(&0);
-        }
-    }
-
-    #[inline(always)]
-    fn count(index: u32, amount: u64) {
-        if let Some(slot) = XVS_COUNTERS.get_ptr_mut(index) {
-            // Per-CPU slot: no other CPU writes it, a plain add is exact.
-            unsafe { *slot += amount };
-        }
-    }
+    const TCP_SYN: u8 = 0x02;
+    const TCP_RST: u8 = 0x04;
 
     #[xdp]
     pub fn xvs_director(ctx: XdpContext) -> u32 {
-        // Keep the meta map referenced by the program so that it lives as long as the
-        // program does (the program is what anchors the namespace's state).
-        let _ = XVS_META.get(meta::LAYOUT_VERSION);
         // On lo the program only anchors the namespace's state: local traffic passes.
         if ctx.ingress_ifindex() == LOOPBACK_INDEX as usize {
-            hold_tables();
             return xdp_action::XDP_PASS;
         }
         let len = (ctx.data_end() - ctx.data()) as u64;
         count(counter::RX_FRAMES, 1);
         count(counter::RX_BYTES, len);
-        if len < 14 {
-            count(counter::MALFORMED, 1);
+        let mut ctx = ctx;
+        // The parsed packet lives in per-CPU scratch memory, not on the small BPF stack.
+        let Some(scratch) = scratch() else {
+            return xdp_action::XDP_PASS;
+        };
+        let packet = unsafe { &mut (*scratch).packet };
+        match packet::parse(&ctx, packet) {
+            Ok(()) => director(&mut ctx, packet),
+            Err(Skip::NotOurs) => {
+                count(counter::NOT_IP, 1);
+                xdp_action::XDP_PASS
+            }
+            Err(Skip::Malformed) => {
+                count(counter::MALFORMED, 1);
+                xdp_action::XDP_PASS
+            }
+            Err(Skip::Fragment) => {
+                count(counter::FRAGMENTS, 1);
+                xdp_action::XDP_PASS
+            }
         }
-        xdp_action::XDP_PASS
+    }
+
+    #[inline(never)]
+    fn director(ctx: &mut XdpContext, packet: &Packet) -> u32 {
+        let Some(scratch) = scratch() else {
+            return xdp_action::XDP_PASS;
+        };
+        let key = unsafe { &mut (*scratch).key };
+        key.src = packet.src;
+        key.dst = packet.dst;
+        key.sport = packet.sport;
+        key.dport = packet.dport;
+        key.protocol = packet.protocol;
+        key.family = packet.family;
+        key._pad = [0; 2];
+        let key = &*key;
+        if let Some(entry) = XVS_CONNS.get_ptr_mut(key) {
+            if unsafe { (*entry).flags } & conn_flags::REPLY != 0 {
+                return nat_reply(ctx, packet, key, entry);
+            }
+            // A new SYN on a closed connection starts afresh (IPVS's conn_reuse_mode 1).
+            let state = unsafe { (*entry).state };
+            let reuse = packet.protocol == IPPROTO_TCP
+                && packet.tcp_flags & (TCP_SYN | TCP_RST) == TCP_SYN
+                && (state == tcp::TIME_WAIT || state == tcp::CLOSE);
+            if !reuse {
+                return established(ctx, packet, entry);
+            }
+            conn::forget(key, entry);
+        }
+        new_connection(ctx, packet, key)
+    }
+
+    /// A packet of a known connection, client to real server.
+    #[inline(never)]
+    fn established(ctx: &mut XdpContext, packet: &Packet, entry: *mut Conn) -> u32 {
+        conn::touch(entry, packet.protocol, packet.tcp_flags, false);
+        let conn = unsafe { &*entry };
+        add_stats(conn.service_id, 0, 1, packet.ip_len as u64, 0, 0);
+        add_stats(conn.dest_id, 0, 1, packet.ip_len as u64, 0, 0);
+        send(ctx, packet, conn)
+    }
+
+    /// Forwards a client packet to the connection's real server by its method.
+    #[inline(never)]
+    fn send(ctx: &mut XdpContext, packet: &Packet, conn: &Conn) -> u32 {
+        let l2 = conn.l2;
+        match conn.forward {
+            method::MASQ => {
+                if forward::rewrite(ctx, packet, false, &conn.peer, conn.peer_port).is_none() {
+                    return xdp_action::XDP_ABORTED;
+                }
+                forward::emit(ctx, &l2)
+            }
+            method::TUNNEL => {
+                let Some(source) = (unsafe { XVS_TUN_SRC.get(&conn.dest_id) }).copied() else {
+                    count(counter::TUNNEL_FAILED, 1);
+                    return xdp_action::XDP_DROP;
+                };
+                let peer = conn.peer;
+                if conn.peer_family != packet.family
+                    || forward::encapsulate(ctx, packet, &source, &peer).is_none()
+                {
+                    count(counter::TUNNEL_FAILED, 1);
+                    return xdp_action::XDP_DROP;
+                }
+                forward::emit(ctx, &l2)
+            }
+            _ => forward::emit(ctx, &l2),
+        }
+    }
+
+    /// A NAT reply, real server to client: the source becomes the VIP again.
+    #[inline(never)]
+    fn nat_reply(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey, twin: *mut Conn) -> u32 {
+        let twin = unsafe { &*twin };
+        let request = ConnKey {
+            src: key.dst,
+            dst: twin.peer,
+            sport: key.dport,
+            dport: twin.peer_port,
+            protocol: key.protocol,
+            family: twin.peer_family,
+            _pad: [0; 2],
+        };
+        if let Some(entry) = XVS_CONNS.get_ptr_mut(&request) {
+            conn::touch(entry, packet.protocol, packet.tcp_flags, true);
+        }
+        add_stats(twin.service_id, 0, 0, 0, 1, packet.ip_len as u64);
+        add_stats(twin.dest_id, 0, 0, 0, 1, packet.ip_len as u64);
+        if forward::decrement_ttl(ctx, packet).is_none() {
+            return xdp_action::XDP_PASS;
+        }
+        if forward::rewrite(ctx, packet, true, &twin.peer, twin.peer_port).is_none() {
+            return xdp_action::XDP_ABORTED;
+        }
+        let l2 = twin.l2;
+        forward::emit(ctx, &l2)
+    }
+
+    /// No connection yet: find the service, schedule a real server, create the entry.
+    #[inline(never)]
+    fn new_connection(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey) -> u32 {
+        let Some(scratch) = scratch() else {
+            return xdp_action::XDP_PASS;
+        };
+        let service_key = unsafe { &mut (*scratch).service_key };
+        service_key.addr = packet.dst;
+        service_key.fwmark = 0;
+        service_key.port = packet.dport;
+        service_key.family = packet.family;
+        service_key.protocol = packet.protocol;
+        let service = match unsafe { XVS_SERVICES.get(&*service_key) } {
+            Some(s) => s,
+            None => {
+                // A port-0 service (persistent, every port) of the same address.
+                service_key.port = 0;
+                match unsafe { XVS_SERVICES.get(&*service_key) } {
+                    Some(s) => s,
+                    None => return xdp_action::XDP_PASS,
+                }
+            }
+        };
+        // IPVS creates TCP connections on a SYN only; other segments go to the stack.
+        if packet.protocol == IPPROTO_TCP && packet.tcp_flags & (TCP_SYN | TCP_RST) != TCP_SYN {
+            count(counter::NOT_SCHEDULED, 1);
+            return xdp_action::XDP_PASS;
+        }
+        let Some(set) = (unsafe { XVS_SETS.get(&service.dest_set) }) else {
+            count(counter::NO_DESTINATION, 1);
+            return xdp_action::XDP_PASS;
+        };
+        let Some(conns) = (unsafe { XVS_CONN_COUNTS.get(&service.id) }) else {
+            count(counter::NO_DESTINATION, 1);
+            return xdp_action::XDP_PASS;
+        };
+        let Some(state) = XVS_SCHED.get_ptr_mut(&service.id) else {
+            count(counter::NO_DESTINATION, 1);
+            return xdp_action::XDP_PASS;
+        };
+        if !sched::supported(service.scheduler) {
+            count(counter::SCHED_FALLBACK, 1);
+        }
+        let view = sched::View {
+            set: set as *const _,
+            conns: conns as *const _,
+        };
+        let request = sched::Request {
+            scheduler: service.scheduler,
+            view,
+            state,
+            set_id: service.dest_set,
+        };
+        let index = sched::schedule(&request);
+        if index == sched::NONE {
+            // As IPVS, the kernel then refuses the connection (RST, ICMP unreachable).
+            count(counter::NO_DESTINATION, 1);
+            return xdp_action::XDP_PASS;
+        }
+        let Some(entry) = view.entry(index) else {
+            return xdp_action::XDP_PASS;
+        };
+        let slot = entry.slot;
+        let dest_key = DestKey {
+            set: service.dest_set,
+            index,
+        };
+        let Some(dest) = (unsafe { XVS_DESTS.get(&dest_key) }) else {
+            count(counter::NO_DESTINATION, 1);
+            return xdp_action::XDP_PASS;
+        };
+        let Some(l2) = forward::resolve(ctx, dest.family, &dest.addr, packet.ip_len) else {
+            count(counter::NO_ROUTE, 1);
+            return xdp_action::XDP_DROP;
+        };
+        // A real server without a port (fwmark, port-0 services) takes the packet's port.
+        let peer_port = if dest.port == 0 {
+            packet.dport
+        } else {
+            dest.port
+        };
+        let mut state_now = if packet.protocol == IPPROTO_TCP {
+            tcp::NONE
+        } else {
+            tcp::UDP
+        };
+        let no_output = dest.forward != method::MASQ;
+        if packet.protocol == IPPROTO_TCP {
+            let table = if no_output {
+                &tcp::INPUT_ONLY
+            } else {
+                &tcp::INPUT
+            };
+            state_now = tcp::next(table, Some(tcp::EVENT_SYN), state_now);
+        }
+        let mut flags = if no_output { conn_flags::NO_OUTPUT } else { 0 };
+        if tcp::is_active(state_now) && packet.protocol == IPPROTO_TCP {
+            flags |= conn_flags::ACTIVE;
+        }
+        // The reply twin of a NAT connection leaves where the request came in.
+        let reply_l2 = reply_hop(ctx);
+        let new = unsafe { &mut (*scratch).conn };
+        new.timer = unsafe { core::mem::zeroed() };
+        new.expires =
+            unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() } + conn::timeout_ns(state_now);
+        new.peer = dest.addr;
+        new.dest_id = dest.id;
+        new.service_id = service.id;
+        new.peer_port = peer_port;
+        new.slot = slot;
+        new.state = state_now;
+        new.forward = dest.forward;
+        new.flags = flags;
+        new.peer_family = dest.family;
+        new.l2 = l2;
+        let twin = unsafe { &mut (*scratch).twin as *mut Conn };
+        let Some(created) = conn::create(key, new, twin, &reply_l2) else {
+            // Another CPU created it first, or the table is full.
+            return match XVS_CONNS.get_ptr_mut(key) {
+                Some(entry) => established(ctx, packet, entry),
+                None => {
+                    count(counter::TABLE_FULL, 1);
+                    xdp_action::XDP_DROP
+                }
+            };
+        };
+        count(counter::NEW_CONNECTIONS, 1);
+        add_stats(service.id, 1, 1, packet.ip_len as u64, 0, 0);
+        add_stats(dest.id, 1, 1, packet.ip_len as u64, 0, 0);
+        send(ctx, packet, unsafe { &*created })
+    }
+
+    /// The L2 way back to where this frame came from: its source MAC, on its interface.
+    #[inline(always)]
+    fn reply_hop(ctx: &XdpContext) -> Neighbour {
+        let mut hop = Neighbour {
+            ifindex: unsafe { (*ctx.ctx).ingress_ifindex },
+            smac: [0; 6],
+            dmac: [0; 6],
+        };
+        if let Some(eth) = packet::at::<[u8; 12]>(ctx, 0) {
+            let eth = unsafe { *eth };
+            hop.dmac.copy_from_slice(&eth[6..12]);
+            hop.smac.copy_from_slice(&eth[..6]);
+        }
+        hop
     }
 
     #[panic_handler]

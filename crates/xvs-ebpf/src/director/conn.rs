@@ -1,0 +1,181 @@
+//! The connection table: entries, IPVS's TCP state machine and timeouts, connection
+//! counts per real server, and expiry by each entry's own timer.
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{
+        bpf_ktime_get_ns,
+        generated::{bpf_timer_init, bpf_timer_set_callback, bpf_timer_start},
+    },
+};
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+use xvs_common::{Conn, ConnKey, Neighbour, conn_flags, counter, forward, meta, tcp};
+
+use crate::maps::{XVS_CONN_COUNTS, XVS_CONNS, count, meta_value};
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+const CLOCK_MONOTONIC: u64 = 1;
+
+/// The timeout of `state` in nanoseconds (the three `--set` ones from the meta map).
+#[inline(always)]
+pub fn timeout_ns(state: u8) -> u64 {
+    let seconds = match state {
+        tcp::ESTABLISHED => meta_value(meta::TIMEOUT_TCP),
+        tcp::FIN_WAIT => meta_value(meta::TIMEOUT_TCP_FIN),
+        tcp::UDP => meta_value(meta::TIMEOUT_UDP),
+        s => match tcp::TIMEOUTS.get(s as usize) {
+            Some(t) => *t as u64,
+            None => 2,
+        },
+    };
+    seconds * NS_PER_SEC
+}
+
+/// Adds `delta` (±1) to a real server's active or inactive count.
+#[inline(always)]
+fn adjust(service_id: u32, slot: u16, active: bool, delta: i32) {
+    let Some(counts) = XVS_CONN_COUNTS.get_ptr_mut(&service_id) else {
+        return;
+    };
+    let Some(slot) = (unsafe { (*counts).slots.get_mut(slot as usize) }) else {
+        return;
+    };
+    let field = if active {
+        &mut slot.active as *mut u32
+    } else {
+        &mut slot.inactive as *mut u32
+    };
+    // Several CPUs count at once: an atomic add (the BPF target has no CAS, so no
+    // AtomicU32; the add itself is one BPF_ATOMIC instruction).
+    unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(field, delta as u32) };
+}
+
+/// Moves a connection between active and inactive as its state demands.
+#[inline(always)]
+pub fn recount(conn: *mut Conn) {
+    unsafe {
+        let was_active = (*conn).flags & conn_flags::ACTIVE != 0;
+        let is_active = tcp::is_active((*conn).state);
+        if was_active != is_active {
+            adjust((*conn).service_id, (*conn).slot, was_active, -1);
+            adjust((*conn).service_id, (*conn).slot, is_active, 1);
+            if is_active {
+                (*conn).flags |= conn_flags::ACTIVE;
+            } else {
+                (*conn).flags &= !conn_flags::ACTIVE;
+            }
+        }
+    }
+}
+
+/// The key of a NAT connection's reply direction (real server → client).
+#[inline(always)]
+pub fn reply_key(key: &ConnKey, conn: &Conn) -> ConnKey {
+    ConnKey {
+        src: conn.peer,
+        dst: key.src,
+        sport: conn.peer_port,
+        dport: key.sport,
+        protocol: key.protocol,
+        family: conn.peer_family,
+        _pad: [0; 2],
+    }
+}
+
+/// Drops an entry now: its counts, its NAT twin, itself.
+#[inline(always)]
+pub fn forget(key: &ConnKey, conn: *mut Conn) {
+    unsafe {
+        let active = (*conn).flags & conn_flags::ACTIVE != 0;
+        adjust((*conn).service_id, (*conn).slot, active, -1);
+        if (*conn).forward == forward::MASQ {
+            let _ = XVS_CONNS.remove(reply_key(key, &*conn));
+        }
+    }
+    let _ = XVS_CONNS.remove(key);
+}
+
+/// Timer callback: expire the entry, or re-arm if packets moved its expiry on.
+extern "C" fn expire(_map: *mut core::ffi::c_void, key: *mut ConnKey, conn: *mut Conn) -> i32 {
+    let now = unsafe { bpf_ktime_get_ns() };
+    let expires = unsafe { (*conn).expires };
+    if now < expires {
+        unsafe { bpf_timer_start(&mut (*conn).timer, expires - now, 0) };
+        return 0;
+    }
+    count(counter::EXPIRED, 1);
+    forget(unsafe { &*key }, conn);
+    0
+}
+
+/// Inserts a new request-direction entry (and, for NAT, its reply twin, built in `twin`,
+/// which leaves by `reply_l2`) and starts its timer. Returns the entry, or `None` if the
+/// table is full (or another CPU won the race).
+#[inline(never)]
+pub fn create(
+    key: &ConnKey,
+    conn: &Conn,
+    twin: *mut Conn,
+    reply_l2: &Neighbour,
+) -> Option<*mut Conn> {
+    if XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64).is_err() {
+        return None;
+    }
+    let entry = XVS_CONNS.get_ptr_mut(key)?;
+    unsafe {
+        let timer = &mut (*entry).timer;
+        bpf_timer_init(timer, &XVS_CONNS as *const _ as *mut _, CLOCK_MONOTONIC);
+        bpf_timer_set_callback(timer, expire as *mut _);
+        bpf_timer_start(timer, timeout_ns((*entry).state), 0);
+    }
+    adjust(
+        conn.service_id,
+        conn.slot,
+        conn.flags & conn_flags::ACTIVE != 0,
+        1,
+    );
+    if conn.forward == forward::MASQ {
+        let reply = reply_key(key, conn);
+        unsafe {
+            (*twin).expires = 0;
+            (*twin).peer = key.dst;
+            (*twin).dest_id = conn.dest_id;
+            (*twin).service_id = conn.service_id;
+            (*twin).peer_port = key.dport;
+            (*twin).slot = conn.slot;
+            (*twin).state = conn.state;
+            (*twin).forward = conn.forward;
+            (*twin).flags = conn_flags::REPLY;
+            (*twin).peer_family = key.family;
+            (*twin).l2 = *reply_l2;
+            let _ = XVS_CONNS.insert(&reply, &*twin, 0);
+        }
+    }
+    Some(entry)
+}
+
+/// Runs a packet through the state machine and pushes the expiry on.
+#[inline(always)]
+pub fn touch(conn: *mut Conn, protocol: u8, tcp_flags: u8, from_server: bool) {
+    unsafe {
+        if protocol == crate::packet::IPPROTO_TCP {
+            let event = tcp::event(
+                tcp_flags & 0x02 != 0,
+                tcp_flags & 0x01 != 0,
+                tcp_flags & 0x10 != 0,
+                tcp_flags & 0x04 != 0,
+            );
+            let table = if from_server {
+                (*conn).flags &= !conn_flags::NO_OUTPUT;
+                &tcp::OUTPUT
+            } else if (*conn).flags & conn_flags::NO_OUTPUT != 0 {
+                &tcp::INPUT_ONLY
+            } else {
+                &tcp::INPUT
+            };
+            (*conn).state = tcp::next(table, event, (*conn).state);
+            recount(conn);
+        }
+        (*conn).expires = bpf_ktime_get_ns() + timeout_ns((*conn).state);
+    }
+}

@@ -1,0 +1,245 @@
+//! Sending a packet on: finding the next hop, and the three IPVS methods (direct routing,
+//! NAT in both directions, IP-in-IP tunnel).
+
+use aya_ebpf::{
+    bindings::{bpf_fib_lookup, xdp_action},
+    helpers::{bpf_redirect, bpf_xdp_adjust_head, generated::bpf_fib_lookup as fib_lookup},
+    programs::XdpContext,
+};
+use xvs_common::{FAMILY_V4, Neighbour, counter};
+
+use crate::{
+    maps::{XVS_NEIGH, count, scratch},
+    packet::{
+        ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
+        IPV6_LEN, Packet, at, csum_replace_words, csum_replace16, ipv4_header_checksum,
+    },
+};
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+
+/// Where frames to `dst` go: the kernel's FIB and neighbour table when it can tell (it
+/// cannot when forwarding is off, as on many DR directors), else the next hop user space
+/// resolved when the real server was added.
+#[inline(never)]
+pub fn resolve(ctx: &XdpContext, family: u8, dst: &[u8; 16], ip_len: u32) -> Option<Neighbour> {
+    let params: &mut bpf_fib_lookup = unsafe { &mut (*scratch()?).fib };
+    *params = unsafe { core::mem::zeroed() };
+    params.ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    params.__bindgen_anon_1.tot_len = ip_len as u16;
+    if family == FAMILY_V4 {
+        params.family = AF_INET;
+        params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes([dst[0], dst[1], dst[2], dst[3]]);
+    } else {
+        params.family = AF_INET6;
+        let mut words = [0u32; 4];
+        let mut i = 0;
+        while i < 4 {
+            words[i] =
+                u32::from_ne_bytes([dst[4 * i], dst[4 * i + 1], dst[4 * i + 2], dst[4 * i + 3]]);
+            i += 1;
+        }
+        params.__bindgen_anon_4.ipv6_dst = words;
+    }
+    let ret = unsafe {
+        fib_lookup(
+            ctx.ctx as *mut _,
+            params,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            0,
+        )
+    };
+    if ret == 0 {
+        return Some(Neighbour {
+            ifindex: params.ifindex,
+            smac: params.smac,
+            dmac: params.dmac,
+        });
+    }
+    unsafe { XVS_NEIGH.get(dst) }.copied()
+}
+
+/// Writes the MACs and sends the frame out of `l2.ifindex`.
+#[inline(always)]
+pub fn emit(ctx: &XdpContext, l2: &Neighbour) -> u32 {
+    let Some(eth) = at::<[u8; 12]>(ctx, 0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let eth = unsafe { &mut *eth };
+    eth[..6].copy_from_slice(&l2.dmac);
+    eth[6..].copy_from_slice(&l2.smac);
+    count(counter::FORWARDED, 1);
+    let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
+    if l2.ifindex == ingress {
+        xdp_action::XDP_TX
+    } else {
+        unsafe { bpf_redirect(l2.ifindex, 0) as u32 }
+    }
+}
+
+/// Offset of the L4 checksum field, if the packet has one to keep right.
+#[inline(always)]
+fn l4_checksum_offset(packet: &Packet) -> usize {
+    let l4 = l4_offset(packet);
+    if packet.protocol == IPPROTO_TCP {
+        l4 + 16
+    } else {
+        l4 + 6
+    }
+}
+
+/// The L4 offset, bounded for the verifier (at most 14 + 60 bytes of IPv4 header).
+#[inline(always)]
+fn l4_offset(packet: &Packet) -> usize {
+    packet.l4 & 0x7f
+}
+
+/// Rewrites one address (source if `source`, else destination) and its port, and keeps
+/// the IPv4 header and L4 checksums right (a zero UDP checksum over IPv4 stays zero).
+#[inline(never)]
+pub fn rewrite(
+    ctx: &XdpContext,
+    packet: &Packet,
+    source: bool,
+    addr: &[u8; 16],
+    port: u16,
+) -> Option<()> {
+    // References, not copies: the stack is small and the packet lives in scratch memory.
+    let (old_addr, old_port) = if source {
+        (&packet.src, packet.sport)
+    } else {
+        (&packet.dst, packet.dport)
+    };
+    let addr_len = if packet.family == FAMILY_V4 { 4 } else { 16 };
+    let addr_offset = match (packet.family == FAMILY_V4, source) {
+        (true, true) => ETH_LEN + 12,
+        (true, false) => ETH_LEN + 16,
+        (false, true) => ETH_LEN + 8,
+        (false, false) => ETH_LEN + 24,
+    };
+    if packet.family == FAMILY_V4 {
+        let field = at::<[u8; 4]>(ctx, addr_offset)?;
+        let check = at::<u16>(ctx, ETH_LEN + 10)?;
+        unsafe {
+            *check = csum_replace_words(*check, old_addr, addr, 4);
+            (*field).copy_from_slice(&addr[..4]);
+        }
+    } else {
+        let field = at::<[u8; 16]>(ctx, addr_offset)?;
+        unsafe { *field = *addr };
+    }
+    let port_field = at::<u16>(ctx, l4_offset(packet) + if source { 0 } else { 2 })?;
+    let check = at::<u16>(ctx, l4_checksum_offset(packet))?;
+    unsafe {
+        *port_field = port;
+        let skip = packet.protocol == IPPROTO_UDP && packet.family == FAMILY_V4 && *check == 0;
+        if !skip {
+            let mut c = csum_replace_words(*check, old_addr, addr, addr_len);
+            c = csum_replace16(c, old_port, port);
+            // A UDP checksum that comes out zero is sent as all ones (RFC 768).
+            if packet.protocol == IPPROTO_UDP && c == 0 {
+                c = 0xffff;
+            }
+            *check = c;
+        }
+    }
+    Some(())
+}
+
+/// Decrements the IPv4 TTL / IPv6 hop limit of a packet the director routes (NAT replies).
+/// `None` when it would reach zero: the kernel then answers with ICMP time exceeded.
+#[inline(always)]
+pub fn decrement_ttl(ctx: &XdpContext, packet: &Packet) -> Option<()> {
+    if packet.family == FAMILY_V4 {
+        let ttl_word = at::<[u8; 2]>(ctx, ETH_LEN + 8)?;
+        let check = at::<u16>(ctx, ETH_LEN + 10)?;
+        unsafe {
+            let old = *ttl_word;
+            if old[0] <= 1 {
+                return None;
+            }
+            let new = [old[0] - 1, old[1]];
+            *check = csum_replace16(*check, u16::from_ne_bytes(old), u16::from_ne_bytes(new));
+            *ttl_word = new;
+        }
+    } else {
+        let hop = at::<u8>(ctx, ETH_LEN + 7)?;
+        unsafe {
+            if *hop <= 1 {
+                return None;
+            }
+            *hop -= 1;
+        }
+    }
+    Some(())
+}
+
+/// Wraps the packet in an outer IP header from `source` to `server` (IPIP for IPv4,
+/// IPv6-in-IPv6 for IPv6), as IPVS's tunnel method does. The inner packet is unchanged.
+#[inline(never)]
+pub fn encapsulate(
+    ctx: &mut XdpContext,
+    packet: &Packet,
+    source: &[u8; 16],
+    server: &[u8; 16],
+) -> Option<()> {
+    let room: i32 = if packet.family == FAMILY_V4 {
+        20
+    } else {
+        IPV6_LEN as i32
+    };
+    // Keep what the outer header copies from the inner one before the frame moves.
+    let inner_first = unsafe { *at::<[u8; 2]>(ctx, ETH_LEN)? };
+    let (tos, ttl, df) = if packet.family == FAMILY_V4 {
+        let ttl = unsafe { *at::<u8>(ctx, ETH_LEN + 8)? };
+        let frag = unsafe { *at::<[u8; 2]>(ctx, ETH_LEN + 6)? };
+        (inner_first[1], ttl, frag[0] & 0x40)
+    } else {
+        let hop = unsafe { *at::<u8>(ctx, ETH_LEN + 7)? };
+        (0, hop, 0)
+    };
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -room) } != 0 {
+        return None;
+    }
+    // Move the Ethernet header to the new front.
+    let old_eth = at::<[u8; ETH_LEN]>(ctx, room as usize)?;
+    let new_eth = at::<[u8; ETH_LEN]>(ctx, 0)?;
+    unsafe { *new_eth = *old_eth };
+    // The outer header is written in place: no copy of it on the small BPF stack.
+    if packet.family == FAMILY_V4 {
+        let h = unsafe { &mut *at::<[u8; 20]>(ctx, ETH_LEN)? };
+        let total = (packet.ip_len + 20) as u16;
+        h[0] = 0x45;
+        h[1] = tos;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h[4] = 0;
+        h[5] = 0;
+        h[6] = df;
+        h[7] = 0;
+        h[8] = ttl;
+        h[9] = IPPROTO_IPIP;
+        h[10] = 0;
+        h[11] = 0;
+        h[12..16].copy_from_slice(&source[..4]);
+        h[16..20].copy_from_slice(&server[..4]);
+        let check = ipv4_header_checksum(h);
+        h[10..12].copy_from_slice(&check.to_ne_bytes());
+        let ethertype = at::<[u8; 2]>(ctx, 12)?;
+        unsafe { *ethertype = ETH_P_IP.to_be_bytes() };
+    } else {
+        let h = unsafe { &mut *at::<[u8; IPV6_LEN]>(ctx, ETH_LEN)? };
+        h[0] = 0x60;
+        h[1] = 0;
+        h[2] = 0;
+        h[3] = 0;
+        h[4..6].copy_from_slice(&(packet.ip_len as u16).to_be_bytes());
+        h[6] = IPPROTO_IPV6;
+        h[7] = ttl;
+        h[8..24].copy_from_slice(source);
+        h[24..40].copy_from_slice(server);
+        let ethertype = at::<[u8; 2]>(ctx, 12)?;
+        unsafe { *ethertype = ETH_P_IPV6.to_be_bytes() };
+    }
+    Some(())
+}

@@ -1,0 +1,105 @@
+//! The director's maps. Their names, key and value types are in xvs-common; user space
+//! finds them by name from the program's map ids.
+
+use aya_ebpf::{
+    btf_maps,
+    macros::{btf_map, map},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
+};
+use xvs_common::{
+    Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestKey, DestSet, DestValue, MAX_DESTS,
+    MAX_SERVICES, MAX_STATS, NO_PREALLOC, SchedState, ServiceConns, ServiceKey, ServiceValue,
+    WrrKey, counter, meta,
+};
+
+#[map(name = "XVS_COUNTERS")]
+pub static XVS_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+#[map(name = "XVS_META")]
+pub static XVS_META: Array<u64> = Array::with_max_entries(meta::COUNT, 0);
+
+#[map(name = "XVS_SERVICES")]
+pub static XVS_SERVICES: HashMap<ServiceKey, ServiceValue> =
+    HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
+
+#[map(name = "XVS_DESTS")]
+pub static XVS_DESTS: HashMap<DestKey, DestValue> =
+    HashMap::with_max_entries(MAX_DESTS, NO_PREALLOC);
+
+#[map(name = "XVS_STATS")]
+pub static XVS_STATS: PerCpuHashMap<u32, Counters> =
+    PerCpuHashMap::with_max_entries(MAX_STATS, NO_PREALLOC);
+
+#[map(name = "XVS_SETS")]
+pub static XVS_SETS: HashMap<u32, DestSet> =
+    HashMap::with_max_entries(2 * MAX_SERVICES, NO_PREALLOC);
+
+#[map(name = "XVS_CONN_COUNTS")]
+pub static XVS_CONN_COUNTS: HashMap<u32, ServiceConns> =
+    HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
+
+#[map(name = "XVS_SCHED")]
+pub static XVS_SCHED: HashMap<u32, SchedState> =
+    HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
+
+#[map(name = "XVS_WRR")]
+pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
+
+#[map(name = "XVS_TUN_SRC")]
+pub static XVS_TUN_SRC: HashMap<u32, [u8; 16]> = HashMap::with_max_entries(MAX_DESTS, NO_PREALLOC);
+
+/// The connection table: a BTF map because its entries carry a `bpf_timer`. Preallocated
+/// (user space may resize it when the director is created).
+#[btf_map(name = "XVS_CONNS")]
+pub static XVS_CONNS: btf_maps::HashMap<ConnKey, Conn, { DEFAULT_CONNECTIONS as usize }> =
+    btf_maps::HashMap::new();
+
+#[inline(always)]
+pub fn count(index: u32, amount: u64) {
+    if let Some(slot) = XVS_COUNTERS.get_ptr_mut(index) {
+        // Per-CPU slot: no other CPU writes it.
+        unsafe { *slot += amount };
+    }
+}
+
+#[inline(always)]
+pub fn meta_value(index: u32) -> u64 {
+    XVS_META.get(index).copied().unwrap_or(0)
+}
+
+/// Adds to the per-CPU counters of a service or real server.
+#[inline(always)]
+pub fn add_stats(id: u32, conns: u64, inpkts: u64, inbytes: u64, outpkts: u64, outbytes: u64) {
+    if let Some(c) = XVS_STATS.get_ptr_mut(&id) {
+        unsafe {
+            (*c).conns += conns;
+            (*c).inpkts += inpkts;
+            (*c).inbytes += inbytes;
+            (*c).outpkts += outpkts;
+            (*c).outbytes += outbytes;
+        }
+    }
+}
+
+#[map(name = "XVS_NEIGH")]
+pub static XVS_NEIGH: HashMap<[u8; 16], xvs_common::Neighbour> =
+    HashMap::with_max_entries(MAX_DESTS, NO_PREALLOC);
+
+/// Per-CPU scratch space for values too big for the 512-byte BPF stack.
+#[repr(C)]
+pub struct Scratch {
+    pub packet: crate::packet::Packet,
+    pub key: ConnKey,
+    pub service_key: ServiceKey,
+    pub conn: Conn,
+    pub twin: Conn,
+    pub fib: aya_ebpf::bindings::bpf_fib_lookup,
+}
+
+#[map(name = "XVS_SCRATCH")]
+pub static XVS_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+pub fn scratch() -> Option<*mut Scratch> {
+    XVS_SCRATCH.get_ptr_mut(0)
+}

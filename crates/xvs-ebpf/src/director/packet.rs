@@ -1,0 +1,184 @@
+//! Parsing and rewriting frames: bounds-checked access, header offsets, checksums.
+
+use aya_ebpf::programs::XdpContext;
+
+pub const ETH_LEN: usize = 14;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86DD;
+pub const IPPROTO_IPIP: u8 = 4;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_IPV6: u8 = 41;
+pub const IPV6_LEN: usize = 40;
+
+/// A pointer to a `T` at `offset` in the frame, if the frame is long enough.
+#[inline(always)]
+pub fn at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + core::mem::size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *mut T)
+}
+
+#[inline(always)]
+pub fn read_u8(ctx: &XdpContext, offset: usize) -> Option<u8> {
+    at::<u8>(ctx, offset).map(|p| unsafe { *p })
+}
+
+/// A big-endian u16 as stored (network order preserved).
+#[inline(always)]
+pub fn read_be16_raw(ctx: &XdpContext, offset: usize) -> Option<u16> {
+    at::<[u8; 2]>(ctx, offset).map(|p| unsafe { u16::from_ne_bytes(*p) })
+}
+
+/// What the pipeline needs of a packet.
+pub struct Packet {
+    /// Offset of the IP header.
+    pub l3: usize,
+    /// Offset of the TCP/UDP header.
+    pub l4: usize,
+    pub family: u8,
+    pub protocol: u8,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// Network order.
+    pub sport: u16,
+    /// Network order.
+    pub dport: u16,
+    /// TCP flags byte (0 for UDP).
+    pub tcp_flags: u8,
+    /// IP total length (what IPVS counts as bytes).
+    pub ip_len: u32,
+}
+
+/// Why a frame is not parsed into a [`Packet`].
+pub enum Skip {
+    /// Not IPv4/IPv6, or not TCP/UDP: none of the director's business.
+    NotOurs,
+    /// Shorter than its headers say, or inconsistent lengths.
+    Malformed,
+    /// An IPv4 fragment (ports unknown) or an IPv6 packet with extension headers.
+    Fragment,
+}
+
+/// Parses the frame into `out`, writing the fields in place (no copies on the stack: BPF
+/// allows 512 bytes for the whole call chain under this function).
+#[inline(always)]
+pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
+    let ethertype = u16::from_be(read_be16_raw(ctx, 12).ok_or(Skip::Malformed)?);
+    let frame_len = ctx.data_end() - ctx.data();
+    out.l3 = ETH_LEN;
+    match ethertype {
+        ETH_P_IP => {
+            let first = read_u8(ctx, ETH_LEN).ok_or(Skip::Malformed)?;
+            let ihl = (first & 0x0f) as usize;
+            if first >> 4 != 4 || ihl < 5 {
+                return Err(Skip::Malformed);
+            }
+            let total = u16::from_be(read_be16_raw(ctx, ETH_LEN + 2).ok_or(Skip::Malformed)?);
+            let frag = u16::from_be(read_be16_raw(ctx, ETH_LEN + 6).ok_or(Skip::Malformed)?);
+            let protocol = read_u8(ctx, ETH_LEN + 9).ok_or(Skip::Malformed)?;
+            if protocol != IPPROTO_TCP && protocol != IPPROTO_UDP {
+                return Err(Skip::NotOurs);
+            }
+            // More fragments, or a fragment offset: the ports are not all here.
+            if frag & 0x3fff != 0 {
+                return Err(Skip::Fragment);
+            }
+            let addrs = unsafe { *at::<[u8; 8]>(ctx, ETH_LEN + 12).ok_or(Skip::Malformed)? };
+            out.src = [0; 16];
+            out.dst = [0; 16];
+            out.src[..4].copy_from_slice(&addrs[..4]);
+            out.dst[..4].copy_from_slice(&addrs[4..]);
+            out.family = xvs_common::FAMILY_V4;
+            out.protocol = protocol;
+            out.l4 = ETH_LEN + ihl * 4;
+            out.ip_len = total as u32;
+            if (total as usize) < ihl * 4 {
+                return Err(Skip::Malformed);
+            }
+        }
+        ETH_P_IPV6 => {
+            let first = read_u8(ctx, ETH_LEN).ok_or(Skip::Malformed)?;
+            if first >> 4 != 6 {
+                return Err(Skip::Malformed);
+            }
+            let payload = u16::from_be(read_be16_raw(ctx, ETH_LEN + 4).ok_or(Skip::Malformed)?);
+            let next = read_u8(ctx, ETH_LEN + 6).ok_or(Skip::Malformed)?;
+            if next != IPPROTO_TCP && next != IPPROTO_UDP {
+                // Extension headers (fragments among them) are left to the kernel.
+                return Err(if next == 0 || next == 43 || next == 44 || next == 60 {
+                    Skip::Fragment
+                } else {
+                    Skip::NotOurs
+                });
+            }
+            out.src = unsafe { *at::<[u8; 16]>(ctx, ETH_LEN + 8).ok_or(Skip::Malformed)? };
+            out.dst = unsafe { *at::<[u8; 16]>(ctx, ETH_LEN + 24).ok_or(Skip::Malformed)? };
+            out.family = xvs_common::FAMILY_V6;
+            out.protocol = next;
+            out.l4 = ETH_LEN + IPV6_LEN;
+            out.ip_len = IPV6_LEN as u32 + payload as u32;
+        }
+        _ => return Err(Skip::NotOurs),
+    }
+    let ports = unsafe { *at::<[u16; 2]>(ctx, out.l4).ok_or(Skip::Malformed)? };
+    out.sport = ports[0];
+    out.dport = ports[1];
+    out.tcp_flags = if out.protocol == IPPROTO_TCP {
+        read_u8(ctx, out.l4 + 13).ok_or(Skip::Malformed)?
+    } else {
+        0
+    };
+    // Length checks last: done earlier, they let the compiler drop bounds checks the
+    // verifier needs (it cannot follow facts derived from `data_end - data`).
+    let l4_min = if out.protocol == IPPROTO_TCP { 20 } else { 8 };
+    let l3_len = out.ip_len as usize;
+    if out.l4 + l4_min > frame_len
+        || ETH_LEN + l3_len > frame_len
+        || out.l4 + l4_min > ETH_LEN + l3_len
+    {
+        return Err(Skip::Malformed);
+    }
+    Ok(())
+}
+
+/// RFC 1624 incremental update of a ones'-complement checksum for a 16-bit word change.
+#[inline(always)]
+pub fn csum_replace16(check: u16, old: u16, new: u16) -> u16 {
+    let mut sum = (!check as u32 & 0xffff) + (!old as u32 & 0xffff) + new as u32;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
+}
+
+/// The same for a run of 16-bit words (addresses), words in memory order.
+#[inline(always)]
+pub fn csum_replace_words(mut check: u16, old: &[u8; 16], new: &[u8; 16], len: usize) -> u16 {
+    let mut i = 0;
+    while i < 16 {
+        if i < len {
+            let o = u16::from_ne_bytes([old[i], old[i + 1]]);
+            let n = u16::from_ne_bytes([new[i], new[i + 1]]);
+            check = csum_replace16(check, o, n);
+        }
+        i += 2;
+    }
+    check
+}
+
+/// The ones'-complement checksum of a 20-byte IPv4 header (checksum field as given).
+#[inline(always)]
+pub fn ipv4_header_checksum(header: &[u8; 20]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut i = 0;
+    while i < 20 {
+        sum += u16::from_ne_bytes([header[i], header[i + 1]]) as u32;
+        i += 2;
+    }
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
+}

@@ -1,0 +1,209 @@
+//! Scheduling a new connection in the kernel: the same rules as xvs-core's reference
+//! schedulers, one file per scheduler, over a service's [`DestSet`] and its connection
+//! counts. Each returns an index into the set.
+//!
+//! Walks over the set run in `bpf_loop`, so the verifier checks each step once instead of
+//! once per possible server.
+
+mod fo;
+mod lc;
+mod nq;
+mod ovf;
+mod rr;
+mod sed;
+mod twos;
+mod wlc;
+mod wrr;
+
+use aya_ebpf::helpers::generated::bpf_loop;
+use xvs_common::{DestSet, MAX_SET, SchedState, ServiceConns, SetEntry, SlotConns};
+
+/// Scheduler codes, as `xvs_core::sched::Scheduler::code` numbers them.
+pub mod code {
+    pub const RR: u8 = 0;
+    pub const WRR: u8 = 1;
+    pub const LC: u8 = 2;
+    pub const WLC: u8 = 3;
+    pub const SED: u8 = 8;
+    pub const NQ: u8 = 9;
+    pub const FO: u8 = 10;
+    pub const OVF: u8 = 11;
+    pub const TWOS: u8 = 13;
+}
+
+/// What the schedulers read: a service's set and its connection counts (map values).
+#[derive(Clone, Copy)]
+pub struct View {
+    pub set: *const DestSet,
+    pub conns: *const ServiceConns,
+}
+
+impl View {
+    #[inline(always)]
+    pub fn count(&self) -> u32 {
+        let n = unsafe { (*self.set).count };
+        if n > MAX_SET as u32 {
+            MAX_SET as u32
+        } else {
+            n
+        }
+    }
+
+    #[inline(always)]
+    pub fn entry(&self, i: u32) -> Option<&SetEntry> {
+        // The mask keeps the index provably inside the array for the verifier.
+        unsafe { (*self.set).entries.get(i as usize & (MAX_SET - 1)) }
+    }
+
+    #[inline(always)]
+    fn conns_of(&self, entry: &SetEntry) -> Option<&SlotConns> {
+        unsafe { (*self.conns).slots.get(entry.slot as usize & (MAX_SET - 1)) }
+    }
+
+    /// IPVS's OVERLOAD: the upper threshold is set and reached.
+    #[inline(always)]
+    pub fn overloaded(&self, entry: &SetEntry) -> bool {
+        entry.u_threshold != 0
+            && self
+                .conns_of(entry)
+                .is_some_and(|c| c.active + c.inactive >= entry.u_threshold)
+    }
+
+    /// Weight above 0 and not overloaded.
+    #[inline(always)]
+    pub fn available(&self, entry: &SetEntry) -> bool {
+        entry.weight > 0 && !self.overloaded(entry)
+    }
+
+    /// `(active << 8) + inactive`.
+    #[inline(always)]
+    pub fn overhead(&self, entry: &SetEntry) -> u64 {
+        self.conns_of(entry)
+            .map_or(0, |c| ((c.active as u64) << 8) + c.inactive as u64)
+    }
+
+    #[inline(always)]
+    pub fn active(&self, entry: &SetEntry) -> u64 {
+        self.conns_of(entry).map_or(0, |c| c.active as u64)
+    }
+}
+
+/// Calls `step(i, walk)` for i in 0..count until it returns 1.
+#[inline(always)]
+pub fn walk<T>(count: u32, walk: &mut T, step: extern "C" fn(u32, *mut T) -> i64) {
+    unsafe {
+        bpf_loop(
+            count,
+            step as *mut _,
+            walk as *mut T as *mut core::ffi::c_void,
+            0,
+        )
+    };
+}
+
+/// Continue / stop, as bpf_loop callbacks answer.
+pub const CONTINUE: i64 = 0;
+pub const STOP: i64 = 1;
+
+/// What [`schedule`] needs (one pointer: BPF functions take at most five arguments).
+pub struct Request {
+    pub scheduler: u8,
+    pub view: View,
+    pub state: *mut SchedState,
+    pub set_id: u32,
+}
+
+/// No server may take the connection.
+pub const NONE: u32 = u32::MAX;
+
+/// Picks a real server with the service's scheduler: an index into the set, or [`NONE`].
+/// Schedulers the datapath does not run yet (lblc, lblcr, dh, sh, mh) use wlc; the caller
+/// counts them. Out of line: the schedulers' walk states stay off the caller's frame.
+#[inline(never)]
+pub fn schedule(request: &Request) -> u32 {
+    pick(request).unwrap_or(NONE)
+}
+
+#[inline(always)]
+fn pick(request: &Request) -> Option<u32> {
+    let view = request.view;
+    let state = request.state;
+    match request.scheduler {
+        code::RR => rr::schedule(view, state),
+        code::WRR => wrr::schedule(view, state, request.set_id),
+        code::LC => lc::schedule(view),
+        code::SED => sed::schedule(view),
+        code::NQ => nq::schedule(view),
+        code::FO => fo::schedule(view),
+        code::OVF => ovf::schedule(view),
+        code::TWOS => twos::schedule(view),
+        _ => wlc::schedule(view),
+    }
+}
+
+/// True if the datapath runs `scheduler` itself.
+#[inline(always)]
+pub fn supported(scheduler: u8) -> bool {
+    matches!(
+        scheduler,
+        code::RR
+            | code::WRR
+            | code::LC
+            | code::WLC
+            | code::SED
+            | code::NQ
+            | code::FO
+            | code::OVF
+            | code::TWOS
+    )
+}
+
+/// IPVS's weighted-least rule (wlc, sed): the first available server, replaced by any later
+/// non-overloaded one with `overhead(least) * weight(later) > overhead(later) * weight(least)`.
+pub struct WeightedLeast {
+    view: View,
+    sed: bool,
+    least: u32,
+    found: bool,
+    least_overhead: u64,
+    least_weight: u64,
+}
+
+extern "C" fn weighted_least_step(i: u32, w: *mut WeightedLeast) -> i64 {
+    let w = unsafe { &mut *w };
+    let Some(entry) = w.view.entry(i) else {
+        return STOP;
+    };
+    let overhead = if w.sed {
+        w.view.active(entry) + 1
+    } else {
+        w.view.overhead(entry)
+    };
+    let better = if w.found {
+        !w.view.overloaded(entry)
+            && w.least_overhead * entry.weight as u64 > overhead * w.least_weight
+    } else {
+        w.view.available(entry)
+    };
+    if better {
+        w.found = true;
+        w.least = i;
+        w.least_overhead = overhead;
+        w.least_weight = entry.weight as u64;
+    }
+    CONTINUE
+}
+
+#[inline(always)]
+pub fn weighted_least(view: View, sed: bool) -> Option<u32> {
+    let mut w = WeightedLeast {
+        view,
+        sed,
+        least: 0,
+        found: false,
+        least_overhead: 0,
+        least_weight: 0,
+    };
+    walk(view.count(), &mut w, weighted_least_step);
+    w.found.then_some(w.least)
+}

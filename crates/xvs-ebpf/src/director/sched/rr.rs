@@ -1,0 +1,49 @@
+//! Round robin: the first available server after the last one chosen.
+
+use xvs_common::SchedState;
+
+use super::{CONTINUE, STOP, View, walk};
+
+struct Walk {
+    view: View,
+    start: u32,
+    count: u32,
+    chosen: Option<u32>,
+}
+
+extern "C" fn step(k: u32, w: *mut Walk) -> i64 {
+    let w = unsafe { &mut *w };
+    let mut i = w.start + k;
+    if i >= w.count {
+        i -= w.count;
+    }
+    let Some(entry) = w.view.entry(i) else {
+        return STOP;
+    };
+    if w.view.available(entry) {
+        w.chosen = Some(i);
+        return STOP;
+    }
+    CONTINUE
+}
+
+#[inline(always)]
+pub fn schedule(view: View, state: *mut SchedState) -> Option<u32> {
+    let count = view.count();
+    // cursor = index of the last choice + 1: the walk starts right after it. Racing CPUs
+    // may read the same cursor (IPVS takes a lock); the next choice carries on from theirs.
+    let mut start = unsafe { (*state).cursor };
+    if start >= count {
+        start = 0;
+    }
+    let mut w = Walk {
+        view,
+        start,
+        count,
+        chosen: None,
+    };
+    walk(count, &mut w, step);
+    let chosen = w.chosen?;
+    unsafe { (*state).cursor = chosen + 1 };
+    Some(chosen)
+}

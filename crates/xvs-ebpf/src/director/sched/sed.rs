@@ -1,0 +1,8 @@
+//! Shortest expected delay: the smallest (active + 1) / weight.
+
+use super::{View, weighted_least};
+
+#[inline(always)]
+pub fn schedule(view: View) -> Option<u32> {
+    weighted_least(view, true)
+}
