@@ -142,6 +142,9 @@ pub struct DestValue {
     pub tun_type: u8,
     /// 0 none, 1 checksum, 2 remote checksum.
     pub tun_csum: u8,
+    /// Where the server's connection counts are kept in its service's [`ServiceConns`].
+    pub slot: u16,
+    pub _pad: u16,
 }
 
 /// Traffic counters of a service or real server (per CPU in the map, summed on read).
@@ -218,7 +221,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 4;
+pub const LAYOUT_VERSION: u64 = 5;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].

@@ -12,6 +12,7 @@
 //! Data interfaces get the same program in driver mode (see [`Director::attach`]).
 
 pub mod lock;
+mod neighbours;
 pub mod netlink;
 pub mod objects;
 pub mod tables;
@@ -26,8 +27,9 @@ use aya::{
 };
 use netlink::XdpMode;
 use xvs_common::{
-    Counters, DIRECTOR_PROGRAM, DestKey, DestValue, LAYOUT_VERSION, LOOPBACK_INDEX, ServiceKey,
-    ServiceValue, counter, map_names, meta,
+    Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestKey, DestSet, DestValue, LAYOUT_VERSION,
+    LOOPBACK_INDEX, Neighbour, SchedState, ServiceConns, ServiceKey, ServiceValue, WrrKey, counter,
+    map_names, meta,
 };
 
 /// A failure of the datapath, with what was being done.
@@ -37,13 +39,13 @@ pub struct Error {
 }
 
 impl Error {
-    fn new(context: impl fmt::Display, cause: impl fmt::Display) -> Error {
+    pub(crate) fn new(context: impl fmt::Display, cause: impl fmt::Display) -> Error {
         Error {
             message: format!("{context}: {cause}"),
         }
     }
 
-    fn plain(message: impl Into<String>) -> Error {
+    pub(crate) fn plain(message: impl Into<String>) -> Error {
         Error {
             message: message.into(),
         }
@@ -69,6 +71,13 @@ pub struct Director {
     services: BpfHashMap<MapData, ServiceKey, ServiceValue>,
     dests: BpfHashMap<MapData, DestKey, DestValue>,
     stats: PerCpuHashMap<MapData, u32, Counters>,
+    sets: BpfHashMap<MapData, u32, DestSet>,
+    conn_counts: BpfHashMap<MapData, u32, ServiceConns>,
+    sched: BpfHashMap<MapData, u32, SchedState>,
+    wrr: BpfHashMap<MapData, WrrKey, u32>,
+    tunnel_sources: BpfHashMap<MapData, u32, [u8; 16]>,
+    neighbours: BpfHashMap<MapData, [u8; 16], Neighbour>,
+    conns: BpfHashMap<MapData, ConnKey, Conn>,
 }
 
 impl Director {
@@ -183,6 +192,19 @@ impl Director {
             .map_err(wrong(map_names::DESTS))?;
         let stats = PerCpuHashMap::try_from(Map::PerCpuHashMap(take(map_names::STATS)?))
             .map_err(wrong(map_names::STATS))?;
+        let mut hash = |name: &'static str| -> Result<Map> { Ok(Map::HashMap(take(name)?)) };
+        let sets = BpfHashMap::try_from(hash(map_names::SETS)?).map_err(wrong(map_names::SETS))?;
+        let conn_counts = BpfHashMap::try_from(hash(map_names::CONN_COUNTS)?)
+            .map_err(wrong(map_names::CONN_COUNTS))?;
+        let sched =
+            BpfHashMap::try_from(hash(map_names::SCHED)?).map_err(wrong(map_names::SCHED))?;
+        let wrr = BpfHashMap::try_from(hash(map_names::WRR)?).map_err(wrong(map_names::WRR))?;
+        let tunnel_sources = BpfHashMap::try_from(hash(map_names::TUNNEL_SOURCES)?)
+            .map_err(wrong(map_names::TUNNEL_SOURCES))?;
+        let neighbours = BpfHashMap::try_from(hash(map_names::NEIGHBOURS)?)
+            .map_err(wrong(map_names::NEIGHBOURS))?;
+        let conns =
+            BpfHashMap::try_from(hash(map_names::CONNS)?).map_err(wrong(map_names::CONNS))?;
         let layout = meta
             .get(&meta::LAYOUT_VERSION, 0)
             .map_err(|e| Error::new("cannot read the maps' layout", e))?;
@@ -200,6 +222,13 @@ impl Director {
             services,
             dests,
             stats,
+            sets,
+            conn_counts,
+            sched,
+            wrr,
+            tunnel_sources,
+            neighbours,
+            conns,
         })
     }
 
@@ -208,31 +237,75 @@ impl Director {
         self.program_id
     }
 
-    /// Attaches the director to the interface `name` (driver mode: the fast path).
-    /// Attaching where it already is changes nothing; `lo` always carries it already.
+    /// Attaches the director to the interface `name`, in the mode that suits it (see
+    /// [`mode_for`]). Attaching where it already is changes nothing; `lo` always carries
+    /// it already.
     pub fn attach(&self, name: &str) -> Result<()> {
         let interface = interface_named(name)?;
-        if interface.index == LOOPBACK_INDEX || interface.driver_program == Some(self.program_id) {
+        self.attach_interface(&interface)
+    }
+
+    fn attach_interface(&self, interface: &netlink::Interface) -> Result<()> {
+        if interface.index == LOOPBACK_INDEX
+            || interface.driver_program == Some(self.program_id)
+            || interface.generic_program == Some(self.program_id)
+        {
             return Ok(());
         }
-        netlink::attach_xdp(
-            interface.index,
-            self.program.as_fd(),
-            XdpMode::Driver,
-            false,
-        )
-        .map_err(|e| Error::new(format!("cannot attach the director to {name}"), e))
+        let mode = mode_for(interface);
+        let attached = netlink::attach_xdp(interface.index, self.program.as_fd(), mode, false);
+        match attached {
+            Err(_) if mode == XdpMode::Driver => netlink::attach_xdp(
+                interface.index,
+                self.program.as_fd(),
+                XdpMode::Generic,
+                false,
+            ),
+            other => other,
+        }
+        .map_err(|e| {
+            Error::new(
+                format!("cannot attach the director to {}", interface.name),
+                e,
+            )
+        })
+    }
+
+    /// Attaches the director to every interface of the namespace but `lo` that does not
+    /// carry it yet: what a director needs when its first service appears, as IPVS hooks
+    /// every interface. Returns the names attached now.
+    pub fn attach_everywhere(&self) -> Result<Vec<String>> {
+        let mut attached = Vec::new();
+        for interface in
+            netlink::interfaces().map_err(|e| Error::new("cannot list interfaces", e))?
+        {
+            if interface.index == LOOPBACK_INDEX
+                || interface.driver_program == Some(self.program_id)
+                || interface.generic_program == Some(self.program_id)
+            {
+                continue;
+            }
+            self.attach_interface(&interface)?;
+            attached.push(interface.name);
+        }
+        Ok(attached)
     }
 
     /// Detaches the director from the interface `name`.
     pub fn detach(&self, name: &str) -> Result<()> {
         let interface = interface_named(name)?;
         // lo keeps the director for as long as the state lives: see `destroy`.
-        if interface.index == LOOPBACK_INDEX || interface.driver_program != Some(self.program_id) {
+        if interface.index == LOOPBACK_INDEX {
             return Ok(());
         }
-        netlink::detach_xdp(interface.index, XdpMode::Driver)
-            .map_err(|e| Error::new(format!("cannot detach the director from {name}"), e))
+        for mode in [XdpMode::Driver, XdpMode::Generic] {
+            if interface.program(mode) == Some(self.program_id) {
+                netlink::detach_xdp(interface.index, mode).map_err(|e| {
+                    Error::new(format!("cannot detach the director from {name}"), e)
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// The interfaces of this namespace that carry the director (`lo` included).
@@ -272,6 +345,22 @@ impl Director {
         self.meta
             .set(index, value, 0)
             .map_err(|e| Error::new("cannot write the meta map", e))
+    }
+}
+
+/// Environment variable forcing the attach mode: `driver` or `generic`.
+pub const XDP_MODE_ENV: &str = "XVS_XDP_MODE";
+
+/// The XDP mode for an interface. Driver (native) mode is the fast path. On veth it would
+/// hold frames the director sends back out (XDP_TX, redirect) until the peer's next
+/// packet unless the peer runs an XDP program too, which xvs cannot arrange in another
+/// namespace: veths get generic mode, which hands such frames to the peer at once.
+pub fn mode_for(interface: &netlink::Interface) -> XdpMode {
+    match std::env::var(XDP_MODE_ENV).as_deref() {
+        Ok("generic") => XdpMode::Generic,
+        Ok("driver") => XdpMode::Driver,
+        _ if interface.kind == "veth" => XdpMode::Generic,
+        _ => XdpMode::Driver,
     }
 }
 

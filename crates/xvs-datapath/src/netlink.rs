@@ -8,6 +8,7 @@
 
 use std::{
     io,
+    net::IpAddr,
     os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
 };
 
@@ -25,6 +26,8 @@ const NLA_F_NESTED: u16 = 0x8000;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_XDP: u16 = 43;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
 const IFLA_XDP_FD: u16 = 1;
 const IFLA_XDP_FLAGS: u16 = 3;
 const IFLA_XDP_DRV_PROG_ID: u16 = 5;
@@ -61,6 +64,8 @@ pub struct Interface {
     pub driver_program: Option<u32>,
     /// Program attached in generic mode, if any.
     pub generic_program: Option<u32>,
+    /// The link kind (`veth`, `bridge`, …; empty for physical devices).
+    pub kind: String,
 }
 
 impl Interface {
@@ -128,6 +133,16 @@ impl Socket {
     /// Reads replies to `seq` and hands each message (type, payload) to `each` until the
     /// kernel says done (dump) or acknowledges (request with ACK).
     fn receive(&mut self, seq: u32, mut each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+        self.receive_until(seq, &mut each, false)
+    }
+
+    /// As [`Socket::receive`]; with `single`, one data message ends the reply.
+    fn receive_until(
+        &mut self,
+        seq: u32,
+        each: &mut dyn FnMut(u16, &[u8]),
+        single: bool,
+    ) -> io::Result<()> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             // SAFETY: buf is writable for buf.len() bytes.
@@ -169,10 +184,22 @@ impl Socket {
                             None => err,
                         });
                     }
-                    _ => each(msg_type, payload),
+                    _ => {
+                        each(msg_type, payload);
+                        if single {
+                            return Ok(());
+                        }
+                    }
                 }
             }
         }
+    }
+}
+
+impl Socket {
+    /// Reads the single reply to a non-dump request (or its error).
+    fn receive_one(&mut self, seq: u32, mut each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+        self.receive_until(seq, &mut each, true)
     }
 }
 
@@ -244,6 +271,7 @@ pub fn interfaces() -> io::Result<Vec<Interface>> {
             name: String::new(),
             driver_program: None,
             generic_program: None,
+            kind: String::new(),
         };
         for (kind, value) in attributes(&payload[IFINFOMSG_LEN..]) {
             match kind {
@@ -251,6 +279,15 @@ pub fn interfaces() -> io::Result<Vec<Interface>> {
                     interface.name = String::from_utf8_lossy(value)
                         .trim_end_matches('\0')
                         .to_string()
+                }
+                IFLA_LINKINFO => {
+                    for (info_kind, info_value) in attributes(value) {
+                        if info_kind == IFLA_INFO_KIND {
+                            interface.kind = String::from_utf8_lossy(info_value)
+                                .trim_end_matches('\0')
+                                .to_string();
+                        }
+                    }
                 }
                 IFLA_XDP => {
                     // The kernel reports each mode's program under its own attribute.
@@ -304,6 +341,165 @@ fn set_xdp(index: u32, fd: i32, flags: u32) -> io::Result<()> {
     let mut socket = Socket::open()?;
     let seq = socket.send(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, &body)?;
     socket.receive(seq, |_, _| {})
+}
+
+const RTM_GETROUTE: u16 = 26;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_NEWNEIGH: u16 = 28;
+const RTM_GETNEIGH: u16 = 30;
+const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_REPLACE: u16 = 0x100;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PREFSRC: u16 = 7;
+const IFLA_ADDRESS: u16 = 1;
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+const NDA_FLAGS_EXT: u16 = 15;
+const NTF_EXT_MANAGED: u32 = 1;
+/// NUD_PERMANENT | NUD_NOARP | NUD_REACHABLE | NUD_PROBE | NUD_STALE | NUD_DELAY
+const NUD_VALID: u16 = 0x80 | 0x40 | 0x02 | 0x10 | 0x04 | 0x08;
+
+fn family_of(addr: &IpAddr) -> u8 {
+    match addr {
+        IpAddr::V4(_) => libc::AF_INET as u8,
+        IpAddr::V6(_) => libc::AF_INET6 as u8,
+    }
+}
+
+fn addr_bytes(addr: &IpAddr) -> Vec<u8> {
+    match addr {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+fn parse_addr(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => None,
+    }
+}
+
+/// The kernel's route to an address: the interface, the gateway if any, and the source
+/// address it would use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub oif: u32,
+    pub gateway: Option<IpAddr>,
+    pub source: Option<IpAddr>,
+}
+
+impl Route {
+    /// The neighbour frames to `dst` go to: the gateway, or `dst` itself on a link.
+    pub fn next_hop(&self, dst: IpAddr) -> IpAddr {
+        self.gateway.unwrap_or(dst)
+    }
+}
+
+/// `ip route get ADDR`.
+pub fn route_to(dst: IpAddr) -> io::Result<Route> {
+    let mut body = vec![0u8; 12];
+    body[0] = family_of(&dst);
+    body[1] = if dst.is_ipv4() { 32 } else { 128 };
+    push_attribute(&mut body, RTA_DST, &addr_bytes(&dst));
+    let mut socket = Socket::open()?;
+    let seq = socket.send(RTM_GETROUTE, NLM_F_REQUEST, &body)?;
+    let mut route = None;
+    socket.receive_one(seq, |msg_type, payload| {
+        if msg_type != RTM_NEWROUTE || payload.len() < 12 {
+            return;
+        }
+        let mut found = Route {
+            oif: 0,
+            gateway: None,
+            source: None,
+        };
+        for (kind, value) in attributes(&payload[12..]) {
+            match kind {
+                RTA_OIF => found.oif = u32_attribute(value).unwrap_or(0),
+                RTA_GATEWAY => found.gateway = parse_addr(value),
+                RTA_PREFSRC => found.source = parse_addr(value),
+                _ => {}
+            }
+        }
+        route = Some(found);
+    })?;
+    route.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no route to {dst}")))
+}
+
+/// The hardware address of interface `index`.
+pub fn interface_mac(index: u32) -> io::Result<Option<[u8; 6]>> {
+    let mut socket = Socket::open()?;
+    let seq = socket.send(RTM_GETLINK, NLM_F_REQUEST, &ifinfomsg(index))?;
+    let mut mac = None;
+    socket.receive_one(seq, |msg_type, payload| {
+        if msg_type != RTM_NEWLINK || payload.len() < IFINFOMSG_LEN {
+            return;
+        }
+        for (kind, value) in attributes(&payload[IFINFOMSG_LEN..]) {
+            if kind == IFLA_ADDRESS && value.len() == 6 {
+                mac = <[u8; 6]>::try_from(value).ok();
+            }
+        }
+    })?;
+    Ok(mac)
+}
+
+fn ndmsg(family: u8, ifindex: u32, state: u16) -> Vec<u8> {
+    let mut body = vec![0u8; 12];
+    body[0] = family;
+    body[4..8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
+    body[8..10].copy_from_slice(&state.to_ne_bytes());
+    body
+}
+
+/// Asks the kernel to keep the neighbour `addr` on interface `ifindex` resolved (a
+/// "managed" neighbour entry: the kernel re-resolves it by itself).
+pub fn keep_neighbour_resolved(ifindex: u32, addr: IpAddr) -> io::Result<()> {
+    let mut body = ndmsg(family_of(&addr), ifindex, 0);
+    push_attribute(&mut body, NDA_DST, &addr_bytes(&addr));
+    push_attribute(&mut body, NDA_FLAGS_EXT, &NTF_EXT_MANAGED.to_ne_bytes());
+    let mut socket = Socket::open()?;
+    let seq = socket.send(
+        RTM_NEWNEIGH,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+        &body,
+    )?;
+    socket.receive(seq, |_, _| {})
+}
+
+/// The hardware address of neighbour `addr` on `ifindex`, if the kernel has resolved it.
+pub fn neighbour_mac(ifindex: u32, addr: IpAddr) -> io::Result<Option<[u8; 6]>> {
+    let body = ndmsg(family_of(&addr), 0, 0);
+    let mut socket = Socket::open()?;
+    let seq = socket.send(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, &body)?;
+    let mut mac = None;
+    socket.receive(seq, |msg_type, payload| {
+        if msg_type != RTM_NEWNEIGH || payload.len() < 12 {
+            return;
+        }
+        let index = i32::from_ne_bytes(payload[4..8].try_into().unwrap()) as u32;
+        let state = u16::from_ne_bytes(payload[8..10].try_into().unwrap());
+        if index != ifindex || state & NUD_VALID == 0 {
+            return;
+        }
+        let mut dst = None;
+        let mut lladdr = None;
+        for (kind, value) in attributes(&payload[12..]) {
+            match kind {
+                NDA_DST => dst = parse_addr(value),
+                NDA_LLADDR if value.len() == 6 => lladdr = <[u8; 6]>::try_from(value).ok(),
+                _ => {}
+            }
+        }
+        if dst == Some(addr) {
+            mac = lladdr;
+        }
+    })?;
+    Ok(mac)
 }
 
 #[cfg(test)]

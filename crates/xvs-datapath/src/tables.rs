@@ -7,7 +7,7 @@
 //! map and are never reused, so counters never land on the wrong entry.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
@@ -16,19 +16,21 @@ use aya::{
     util::nr_cpus,
 };
 use xvs_common::{
-    Counters, DestKey, DestValue, FAMILY_V4, FAMILY_V6, MAX_DESTS, MAX_SERVICES, MAX_STATS,
-    ServiceKey as MapKey, ServiceValue, meta,
+    Counters, DestKey, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_DESTS, MAX_SERVICES, MAX_SET,
+    MAX_STATS, MAX_WRR_CYCLE, SchedState, ServiceConns, ServiceKey as MapKey, ServiceValue,
+    SetEntry, SlotConns, WrrKey, conn_flags, forward, meta, tcp,
 };
 use xvs_core::{
+    listing::ConnectionEntry,
     model::{
         ConnCounts, Dest, Family, Forward, PersistenceEngine, Protocol, Service, ServiceKey, Stats,
         Timeouts, Tunnel, TunnelChecksum, TunnelType,
     },
-    sched::Scheduler,
+    sched::{Candidate, Scheduler, Wrr},
     table::Table,
 };
 
-use crate::{Director, Error, Result};
+use crate::{Director, Error, Result, neighbours, netlink};
 
 /// A table as read from the maps, with what is needed to write changes back.
 #[derive(Debug, Clone)]
@@ -169,6 +171,19 @@ fn encode_dest(dest: &Dest) -> DestValue {
         forward: dest.forward.code(),
         tun_type: dest.tunnel.kind.code(),
         tun_csum: dest.tunnel.checksum.code(),
+        slot: 0,
+        _pad: 0,
+    }
+}
+
+/// The address and family code of an encoded real server.
+trait Address {
+    fn addr_and_family(&self) -> (IpAddr, u8);
+}
+
+impl Address for DestValue {
+    fn addr_and_family(&self) -> (IpAddr, u8) {
+        (decode_addr(&self.addr, self.family), self.family)
     }
 }
 
@@ -303,6 +318,16 @@ impl Director {
                 dests.push(decode_dest(&dest, counters_of(dest.id)?));
                 dest_values.push(dest);
             }
+            if counters && let Ok(counts) = self.conn_counts.get(&value.id, 0) {
+                for (dest, encoded) in dests.iter_mut().zip(&dest_values) {
+                    let slot = counts.slots[encoded.slot as usize % MAX_SET];
+                    dest.conns = ConnCounts {
+                        active: slot.active,
+                        inactive: slot.inactive,
+                        persistent: slot.persistent,
+                    };
+                }
+            }
             services.push(Service {
                 key,
                 scheduler: Scheduler::from_code(value.scheduler).unwrap_or(Scheduler::Wlc),
@@ -347,7 +372,7 @@ impl Director {
             next_id += 1;
             id
         };
-        let before_stats: HashMap<MapKey, (&Service, &StoredService)> = before
+        let before_services: HashMap<MapKey, (&Service, &StoredService)> = before
             .table
             .services
             .iter()
@@ -356,14 +381,15 @@ impl Director {
                 before.stored.get(&key).map(|stored| (key, (s, stored)))
             })
             .collect();
-        let mut kept = Vec::with_capacity(after.services.len());
+        let mut kept = HashSet::with_capacity(after.services.len());
+        let mut new_hops = Vec::new();
         for service in &after.services {
             let key = encode_key(&service.key);
-            kept.push(key);
-            let old = before_stats.get(&key);
+            kept.insert(key);
+            let old = before_services.get(&key).map(|(_, stored)| *stored);
             let mut value = encode_service(service);
             match old {
-                Some((_, stored)) => {
+                Some(stored) => {
                     value.id = stored.value.id;
                     value.order = stored.value.order;
                 }
@@ -372,62 +398,45 @@ impl Director {
                     value.order = take_id();
                 }
             }
-            let dests: Vec<DestValue> = service
-                .dests
-                .iter()
-                .map(|dest| {
-                    let mut encoded = encode_dest(dest);
-                    encoded.id = old
-                        .and_then(|(_, stored)| {
-                            stored
-                                .dests
-                                .iter()
-                                .find(|d| d.addr == encoded.addr && d.port == encoded.port)
-                                .map(|d| d.id)
-                        })
-                        .unwrap_or_else(&mut take_id);
-                    encoded
-                })
-                .collect();
-            let unchanged = old.is_some_and(|(_, stored)| {
-                same_parameters(&stored.value, &value) && stored.dests == dests
-            });
+            let dests = self.place_dests(service, old, &mut take_id)?;
+            let unchanged =
+                old.is_some_and(|s| same_parameters(&s.value, &value) && s.dests == dests);
             if !unchanged {
                 value.dest_set = take_id();
                 value.dest_count = dests.len() as u32;
-                for (index, dest) in dests.iter().enumerate() {
-                    let dest_key = DestKey {
-                        set: value.dest_set,
-                        index: index as u32,
-                    };
-                    self.dests
-                        .insert(dest_key, *dest, 0)
-                        .map_err(map_error("cannot write a real server"))?;
+                self.write_set(service, &value, &dests)?;
+                if old.is_none() {
+                    self.start_service(value.id)?;
                 }
+                for dest in dests.iter().filter(|d| !old.is_some_and(|s| s.has(d.id))) {
+                    self.zero_counters(dest.id)?;
+                    new_hops.push(dest.addr_and_family());
+                    if dest.forward == forward::TUNNEL {
+                        self.set_tunnel_source(dest)?;
+                    }
+                }
+                // The switch: from here the datapath schedules over the new set.
                 self.services
                     .insert(key, value, 0)
                     .map_err(map_error("cannot write a service"))?;
-                if let Some((_, stored)) = old {
-                    self.remove_dest_set(stored.value.dest_set, stored.value.dest_count)?;
+                if let Some(stored) = old {
+                    self.drop_set(stored.value.dest_set, stored.value.dest_count)?;
                     for gone in stored
                         .dests
                         .iter()
                         .filter(|d| !dests.iter().any(|n| n.id == d.id))
                     {
-                        self.forget_counters(gone.id)?;
+                        self.forget_dest(gone.id)?;
                     }
                 }
             }
             // -Z: counters that were read as non-zero and now are zero.
-            if let Some((old_service, _)) = old {
+            if let Some((old_service, _)) = before_services.get(&key) {
                 if old_service.stats != Stats::default() && service.stats == Stats::default() {
                     self.zero_counters(value.id)?;
                 }
                 for (dest, encoded) in service.dests.iter().zip(&dests) {
-                    let was = old_service
-                        .dests
-                        .iter()
-                        .find(|d| d.addr == dest.addr && d.port == dest.port);
+                    let was = old_service.dest(&dest.addr, dest.port);
                     if was.is_some_and(|w| w.stats != Stats::default())
                         && dest.stats == Stats::default()
                     {
@@ -436,15 +445,21 @@ impl Director {
                 }
             }
         }
-        for (key, (_, stored)) in &before_stats {
+        for (key, (_, stored)) in &before_services {
             if kept.contains(key) {
                 continue;
             }
             removed(self.services.remove(key), "cannot remove a service")?;
-            self.remove_dest_set(stored.value.dest_set, stored.value.dest_count)?;
+            self.drop_set(stored.value.dest_set, stored.value.dest_count)?;
             self.forget_counters(stored.value.id)?;
+            let id = stored.value.id;
+            removed(
+                self.conn_counts.remove(&id),
+                "cannot drop connection counts",
+            )?;
+            removed(self.sched.remove(&id), "cannot drop scheduler state")?;
             for dest in &stored.dests {
-                self.forget_counters(dest.id)?;
+                self.forget_dest(dest.id)?;
             }
         }
         let t = after.timeouts;
@@ -455,7 +470,213 @@ impl Director {
         ] {
             self.set_meta(slot, u64::from(value))?;
         }
-        self.set_meta(meta::NEXT_ID, next_id)
+        self.set_meta(meta::NEXT_ID, next_id)?;
+        self.prepare_next_hops(&new_hops)
+    }
+
+    /// Encodes a service's real servers, keeping the ids and count slots of those it had;
+    /// new ones get a fresh id and a free slot (one no server holds and whose counts have
+    /// drained, so connections of a removed server never count against a new one).
+    fn place_dests(
+        &self,
+        service: &Service,
+        old: Option<&StoredService>,
+        take_id: &mut impl FnMut() -> u32,
+    ) -> Result<Vec<DestValue>> {
+        if service.dests.len() > MAX_SET {
+            return Err(Error::plain(format!(
+                "a service can have at most {MAX_SET} real servers in xvs"
+            )));
+        }
+        let counts = old.and_then(|s| self.conn_counts.get(&s.value.id, 0).ok());
+        let mut used = [false; MAX_SET];
+        let mut placed: Vec<DestValue> = Vec::with_capacity(service.dests.len());
+        for dest in &service.dests {
+            let mut encoded = encode_dest(dest);
+            if let Some(kept) = old.and_then(|s| {
+                s.dests
+                    .iter()
+                    .find(|d| d.addr == encoded.addr && d.port == encoded.port)
+            }) {
+                encoded.id = kept.id;
+                encoded.slot = kept.slot;
+                used[kept.slot as usize % MAX_SET] = true;
+            } else {
+                encoded.id = take_id();
+                encoded.slot = u16::MAX;
+            }
+            placed.push(encoded);
+        }
+        for encoded in placed.iter_mut().filter(|d| d.slot == u16::MAX) {
+            let free = (0..MAX_SET).find(|&slot| {
+                !used[slot]
+                    && counts.is_none_or(|c| {
+                        let s = c.slots[slot];
+                        s.active == 0 && s.inactive == 0
+                    })
+            });
+            let Some(slot) = free else {
+                return Err(Error::plain(
+                    "no free connection-count slot: removed real servers still have connections",
+                ));
+            };
+            used[slot] = true;
+            encoded.slot = slot as u16;
+        }
+        Ok(placed)
+    }
+
+    /// Writes a new real-server set: the servers, the scheduling summary, the wrr cycle.
+    fn write_set(
+        &mut self,
+        service: &Service,
+        value: &ServiceValue,
+        dests: &[DestValue],
+    ) -> Result<()> {
+        let set = value.dest_set;
+        for (index, dest) in dests.iter().enumerate() {
+            let dest_key = DestKey {
+                set,
+                index: index as u32,
+            };
+            self.dests
+                .insert(dest_key, *dest, 0)
+                .map_err(map_error("cannot write a real server"))?;
+        }
+        let mut summary = DestSet {
+            count: dests.len() as u32,
+            wrr_len: 0,
+            entries: [SetEntry::default(); MAX_SET],
+        };
+        for (entry, dest) in summary.entries.iter_mut().zip(dests) {
+            *entry = SetEntry {
+                weight: dest.weight,
+                u_threshold: dest.u_threshold,
+                l_threshold: dest.l_threshold,
+                slot: dest.slot,
+                _pad: 0,
+            };
+        }
+        if service.scheduler == Scheduler::Wrr {
+            let cycle = wrr_cycle(service);
+            for (position, index) in cycle.iter().enumerate() {
+                let key = WrrKey {
+                    set,
+                    position: position as u32,
+                };
+                self.wrr
+                    .insert(key, *index as u32, 0)
+                    .map_err(map_error("cannot write the wrr cycle"))?;
+            }
+            summary.wrr_len = cycle.len() as u32;
+        }
+        self.sets
+            .insert(set, summary, 0)
+            .map_err(map_error("cannot write a real-server set"))
+    }
+
+    /// Creates a new service's connection counts, scheduler state and counters.
+    fn start_service(&mut self, id: u32) -> Result<()> {
+        let zeros = ServiceConns {
+            slots: [SlotConns::default(); MAX_SET],
+        };
+        self.conn_counts
+            .insert(id, zeros, 0)
+            .map_err(map_error("cannot create connection counts"))?;
+        self.sched
+            .insert(id, SchedState::default(), 0)
+            .map_err(map_error("cannot create scheduler state"))?;
+        self.zero_counters(id)
+    }
+
+    /// The address tunnel packets to `dest` leave from: the kernel's source for its route.
+    fn set_tunnel_source(&mut self, dest: &DestValue) -> Result<()> {
+        let (addr, _) = dest.addr_and_family();
+        let Ok(route) = netlink::route_to(addr) else {
+            return Ok(());
+        };
+        if let Some(source) = route.source {
+            let (bytes, _) = encode_addr(&source);
+            self.tunnel_sources
+                .insert(dest.id, bytes, 0)
+                .map_err(map_error("cannot write a tunnel source"))?;
+        }
+        Ok(())
+    }
+
+    /// Drops a replaced or removed real-server set.
+    fn drop_set(&mut self, set: u32, count: u32) -> Result<()> {
+        if let Ok(summary) = self.sets.get(&set, 0) {
+            for position in 0..summary.wrr_len {
+                removed(
+                    self.wrr.remove(&WrrKey { set, position }),
+                    "cannot remove a wrr position",
+                )?;
+            }
+        }
+        removed(self.sets.remove(&set), "cannot remove a real-server set")?;
+        self.remove_dest_set(set, count)
+    }
+
+    fn forget_dest(&mut self, id: u32) -> Result<()> {
+        self.forget_counters(id)?;
+        removed(
+            self.tunnel_sources.remove(&id),
+            "cannot drop a tunnel source",
+        )
+    }
+
+    /// Makes the kernel resolve (and keep resolved) the next hop of each new real server,
+    /// so the first packet of a flow finds its neighbour. Where forwarding is off (the
+    /// kernel's FIB lookup then refuses to help the datapath) the resolved next hops are
+    /// also written to the neighbour map. Best effort: an unreachable server is skipped.
+    fn prepare_next_hops(&mut self, servers: &[(IpAddr, u8)]) -> Result<()> {
+        let mut pending = Vec::new();
+        for (addr, _) in servers {
+            let Ok(route) = netlink::route_to(*addr) else {
+                continue;
+            };
+            if route.oif == 0 || route.oif == crate::LOOPBACK_INDEX {
+                continue;
+            }
+            let hop = route.next_hop(*addr);
+            let _ = netlink::keep_neighbour_resolved(route.oif, hop);
+            if !neighbours::forwarding(route.oif, addr.is_ipv4()) {
+                pending.push((*addr, route.oif, hop));
+            }
+        }
+        for (addr, neighbour) in neighbours::wait_for(&pending) {
+            let (key, _) = encode_addr(&addr);
+            self.neighbours
+                .insert(key, neighbour, 0)
+                .map_err(map_error("cannot write a neighbour"))?;
+        }
+        Ok(())
+    }
+}
+
+impl StoredService {
+    fn has(&self, id: u32) -> bool {
+        self.dests.iter().any(|d| d.id == id)
+    }
+}
+
+/// The wrr cycle of a service, no longer than the datapath stores: with too long a period
+/// the weights are scaled down (keeping their proportions as nearly as whole numbers can).
+fn wrr_cycle(service: &Service) -> Vec<usize> {
+    let mut candidates: Vec<Candidate> = service
+        .dests
+        .iter()
+        .map(|d| Candidate::of(d, false))
+        .collect();
+    loop {
+        let cycle = Wrr::cycle(&candidates);
+        if cycle.len() <= MAX_WRR_CYCLE as usize {
+            return cycle;
+        }
+        for c in candidates.iter_mut().filter(|c| c.weight > 1) {
+            c.weight = c.weight.div_ceil(2);
+        }
     }
 }
 
@@ -482,4 +703,49 @@ fn check_capacity(before: &Snapshot, after: &Table) -> std::result::Result<(), S
         )));
     }
     Ok(())
+}
+
+impl Director {
+    /// The connection table as `ipvsadm -L -c` lists it: request-direction entries, with
+    /// the time left before each expires.
+    pub fn connections(&self) -> Result<Vec<ConnectionEntry>> {
+        let now = monotonic_ns();
+        let mut entries = Vec::new();
+        for item in self.conns.iter() {
+            let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
+            if conn.flags & conn_flags::REPLY != 0 {
+                continue;
+            }
+            let protocol = match Protocol::from_number(key.protocol) {
+                Some(p) => p.name(),
+                None => "IP",
+            };
+            let state = tcp::NAMES
+                .get(conn.state as usize)
+                .copied()
+                .unwrap_or("NONE");
+            let left = conn.expires.saturating_sub(now) / 1_000_000_000;
+            entries.push(ConnectionEntry {
+                protocol,
+                client: (decode_addr(&key.src, key.family), u16::from_be(key.sport)),
+                virtual_: (decode_addr(&key.dst, key.family), u16::from_be(key.dport)),
+                dest: (
+                    decode_addr(&conn.peer, conn.peer_family),
+                    u16::from_be(conn.peer_port),
+                ),
+                state,
+                expires_seconds: left as u32,
+                pe: None,
+            });
+        }
+        Ok(entries)
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock `bpf_ktime_get_ns` reads.
+fn monotonic_ns() -> u64 {
+    // SAFETY: timespec is plain data; clock_gettime fills it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -225,7 +225,8 @@ impl Lab {
                 ip(&["-n", ns, "addr", "add", address, "dev", &e.interface])?;
             }
             // Local stacks would otherwise hand partial (offloaded) checksums to the
-            // datapath; real NICs complete them, veths do not.
+            // datapath (real NICs complete them, veths do not); and a veth takes frames
+            // redirected by XDP only with GRO (NAPI) on (TOOLCHAIN.md's pitfalls).
             run(Command::new("ip").args([
                 "netns",
                 "exec",
@@ -235,6 +236,8 @@ impl Lab {
                 &e.interface,
                 "tx",
                 "off",
+                "gro",
+                "on",
             ]))?;
             ip(&["-n", ns, "link", "set", &e.interface, "up"])?;
         }

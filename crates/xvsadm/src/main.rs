@@ -21,6 +21,9 @@ use xvs_datapath::{
     tables::{Snapshot, StoreError},
 };
 
+/// Set to 0 to keep xvsadm from attaching the director to the namespace's interfaces.
+const AUTO_ATTACH_ENV: &str = "XVS_AUTO_ATTACH";
+
 /// How long a change waits for another xvsadm to finish its own.
 const LOCK_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -84,13 +87,16 @@ fn execute(command: Command, program: &str, resolver: &SystemResolver) -> Result
             EXIT_KERNEL_REFUSED,
         )),
         Command::List { what, format } => {
-            let table = current_table()?;
             if what == ListWhat::Connections {
+                let entries = match Director::find().map_err(Failure::datapath)? {
+                    Some(director) => director.connections().map_err(Failure::datapath)?,
+                    None => Vec::new(),
+                };
                 let mut out = String::new();
-                // The connection table arrives with the datapath: until then it is empty.
-                listing::list_connections(&mut out, &[], format, resolver);
+                listing::list_connections(&mut out, &entries, format, resolver);
                 return Ok(out);
             }
+            let table = current_table()?;
             listing::list(&table, what, format, resolver)
                 .map_err(|e| Failure::new(e.to_string(), EXIT_LIST_FAILED))
         }
@@ -157,5 +163,10 @@ fn change(
         StoreError::Full(_) => Failure::new("Memory allocation problem", EXIT_KERNEL_REFUSED),
         StoreError::Map(e) => Failure::new(format!("xvs: {e}"), EXIT_KERNEL_REFUSED),
     })?;
+    // As IPVS hooks every interface, the director goes on every interface once it has a
+    // service (XVS_AUTO_ATTACH=0 leaves attaching to `xvsd attach`).
+    if !table.services.is_empty() && std::env::var(AUTO_ATTACH_ENV).as_deref() != Ok("0") {
+        director.attach_everywhere().map_err(Failure::datapath)?;
+    }
     Ok(output)
 }

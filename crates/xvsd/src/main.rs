@@ -60,6 +60,16 @@ fn status() -> Result<(), String> {
         ("rx_bytes", counter::RX_BYTES),
         ("not_ip", counter::NOT_IP),
         ("malformed", counter::MALFORMED),
+        ("fragments", counter::FRAGMENTS),
+        ("forwarded", counter::FORWARDED),
+        ("new_connections", counter::NEW_CONNECTIONS),
+        ("no_destination", counter::NO_DESTINATION),
+        ("not_scheduled", counter::NOT_SCHEDULED),
+        ("no_route", counter::NO_ROUTE),
+        ("table_full", counter::TABLE_FULL),
+        ("tunnel_failed", counter::TUNNEL_FAILED),
+        ("expired", counter::EXPIRED),
+        ("sched_fallback", counter::SCHED_FALLBACK),
     ] {
         println!("{name} {}", counters[index as usize]);
     }
