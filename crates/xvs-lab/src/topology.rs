@@ -40,9 +40,13 @@ pub fn nat() -> LabBuilder {
         .sysctl("director", "net.ipv4.ip_forward", "1")
 }
 
-/// Experiment II, LVS/DR. Client 1.1.1.1, director 1.1.1.254, web1 1.1.1.10 and web2
-/// 1.1.1.20 on one segment (`lan`'s bridge). Each real server holds the VIP on `lo` and
-/// neither answers nor announces ARP for it (`arp_ignore=1`, `arp_announce=2`).
+/// Experiment II, LVS/DR. Client 1.1.1.1, director holding the VIP 1.1.1.254, web1
+/// 1.1.1.10 and web2 1.1.1.20 on one segment (`lan`'s bridge). Each real server holds the
+/// VIP on `lo` and neither answers nor announces ARP for it (`arp_ignore=1`,
+/// `arp_announce=2`). The director also has 1.1.1.253 (its DIP), added first so that its
+/// own ARP requests come from it: a real server does not answer an ARP request whose
+/// sender is an address it holds itself (the VIP), so with the VIP alone the director
+/// could never learn the real servers' MACs.
 pub fn dr() -> LabBuilder {
     let lab = LabBuilder::new()
         .host("client")
@@ -55,7 +59,7 @@ pub fn dr() -> LabBuilder {
             "br0",
             vec![
                 end("client", "eth0", &["1.1.1.1/24"]),
-                end("director", "eth0", &["1.1.1.254/24"]),
+                end("director", "eth0", &["1.1.1.253/24", "1.1.1.254/24"]),
                 end("web1", "eth0", &["1.1.1.10/24"]),
                 end("web2", "eth0", &["1.1.1.20/24"]),
             ],
@@ -78,7 +82,11 @@ pub fn tun() -> LabBuilder {
             "br0",
             vec![
                 end("client", "eth0", &["1.1.1.1/24"]),
-                end("director", "eth0", &["1.1.1.254/24", "10.0.0.254/24"]),
+                end(
+                    "director",
+                    "eth0",
+                    &["1.1.1.253/24", "1.1.1.254/24", "10.0.0.254/24"],
+                ),
                 end("web1", "eth0", &["10.0.0.10/24"]),
                 end("web2", "eth0", &["10.0.0.20/24"]),
             ],

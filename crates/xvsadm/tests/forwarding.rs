@@ -1,0 +1,139 @@
+//! End-to-end load balancing in the seed's labs: real clients (curl, socat), real servers,
+//! the director configured with xvsadm exactly as an operator types it, results checked
+//! from the client's side and from `xvsadm -L -n --stats`.
+
+use xvs_lab::{Lab, ServerKind, topology};
+
+const XVSADM: &str = env!("CARGO_BIN_EXE_xvsadm");
+
+#[track_caller]
+fn xvsadm(lab: &Lab, line: &str) -> String {
+    let mut argv = vec![XVSADM];
+    argv.extend(line.split_whitespace());
+    lab.run_ok("director", &argv)
+        .unwrap_or_else(|e| panic!("xvsadm {line}: {e}"))
+}
+
+fn get(lab: &Lab, url: &str) -> String {
+    lab.run_ok("client", &["curl", "-s", "--max-time", "5", url])
+        .unwrap_or_else(|e| panic!("curl {url}: {e}"))
+}
+
+fn serve_names(lab: &mut Lab) {
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+}
+
+/// The numbers of one line of `-L -n --stats` (service or real server).
+fn stats_of(listing: &str, name: &str) -> Vec<u64> {
+    let line = listing
+        .lines()
+        .find(|l| l.split_whitespace().any(|w| w == name))
+        .unwrap_or_else(|| panic!("no {name} in\n{listing}"));
+    line.split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
+}
+
+#[test]
+fn experiment_two_direct_routing_round_robin() {
+    let mut lab = topology::dr().build().unwrap();
+    serve_names(&mut lab);
+    xvsadm(&lab, "-A -t 1.1.1.254:80 -s rr");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 1.1.1.10 -g");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 1.1.1.20 -g");
+    let pages: Vec<String> = (0..4).map(|_| get(&lab, "http://1.1.1.254/")).collect();
+    // IPVS's list has the newest server first: rr starts there.
+    assert_eq!(pages, ["web2\n", "web1\n", "web2\n", "web1\n"]);
+
+    let stats = xvsadm(&lab, "-L -n --stats");
+    let service = stats_of(&stats, "1.1.1.254:80");
+    assert_eq!(service[0], 4, "four connections:\n{stats}");
+    assert!(service[1] >= 4 * 5, "every client packet counted:\n{stats}");
+    assert_eq!(
+        (service[2], service[4]),
+        (0, 0),
+        "DR never sees replies:\n{stats}"
+    );
+    assert_eq!(stats_of(&stats, "1.1.1.10:80")[0], 2);
+    assert_eq!(stats_of(&stats, "1.1.1.20:80")[0], 2);
+    let connections = xvsadm(&lab, "-L -n -c");
+    assert_eq!(connections.lines().count(), 2 + 4, "{connections}");
+}
+
+#[test]
+fn experiment_one_nat_with_the_seeds_commands() {
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("192.168.1.10".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("192.168.1.20".into()))
+        .unwrap();
+    xvsadm(&lab, "-A -t 1.1.1.254:80 -s rr");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 192.168.1.10:80 -m");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 192.168.1.20:80 -m");
+    let pages: Vec<String> = (0..4).map(|_| get(&lab, "http://1.1.1.254/")).collect();
+    assert_eq!(
+        pages,
+        [
+            "192.168.1.20\n",
+            "192.168.1.10\n",
+            "192.168.1.20\n",
+            "192.168.1.10\n"
+        ]
+    );
+    let stats = xvsadm(&lab, "-L -n --stats");
+    let service = stats_of(&stats, "1.1.1.254:80");
+    assert_eq!(service[0], 4);
+    assert!(service[2] >= 4 * 3, "NAT counts the replies:\n{stats}");
+    assert!(service[4] > 0, "{stats}");
+
+    // Delete a server: the other takes every new connection.
+    xvsadm(&lab, "-d -t 1.1.1.254:80 -r 192.168.1.20:80");
+    for _ in 0..3 {
+        assert_eq!(get(&lab, "http://1.1.1.254/"), "192.168.1.10\n");
+    }
+    // Back, with wrr and weights 2:1 (the seed's -E and -e).
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 192.168.1.20:80 -m");
+    xvsadm(&lab, "-E -t 1.1.1.254:80 -s wrr");
+    xvsadm(&lab, "-e -t 1.1.1.254:80 -r 192.168.1.10:80 -m -w 2");
+    let mut tens = 0;
+    for _ in 0..9 {
+        if get(&lab, "http://1.1.1.254/") == "192.168.1.10\n" {
+            tens += 1;
+        }
+    }
+    assert_eq!(tens, 6, "wrr 2:1 over three cycles");
+    // A multi-megabyte answer arrives intact through NAT.
+    let body = lab
+        .run(
+            "client",
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "20",
+                "http://1.1.1.254/bytes/5000000",
+            ],
+        )
+        .unwrap()
+        .stdout;
+    assert_eq!(body.len(), 5_000_000);
+    assert!(
+        body == xvs_lab::pattern(5_000_000),
+        "bytes changed on the way"
+    );
+    // -C: no more balancing; the VIP is the director's own address again.
+    xvsadm(&lab, "-C");
+    let refused = lab
+        .run(
+            "client",
+            &["curl", "-s", "--max-time", "5", "http://1.1.1.254/"],
+        )
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "nothing listens on the director itself"
+    );
+}
