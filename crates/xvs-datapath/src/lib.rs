@@ -11,6 +11,7 @@
 //! When the namespace goes, its `lo` goes, and with it the program and the maps.
 //! Data interfaces get the same program in driver mode (see [`Director::attach`]).
 
+pub mod decap;
 pub mod lock;
 mod neighbours;
 pub mod netlink;
@@ -364,7 +365,7 @@ pub fn mode_for(interface: &netlink::Interface) -> XdpMode {
     }
 }
 
-fn interface_named(name: &str) -> Result<netlink::Interface> {
+pub(crate) fn interface_named(name: &str) -> Result<netlink::Interface> {
     netlink::interfaces()
         .map_err(|e| Error::new("cannot list interfaces", e))?
         .into_iter()

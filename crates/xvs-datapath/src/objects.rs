@@ -30,3 +30,10 @@ pub fn load_director() -> Result<Ebpf> {
         .load(DIRECTOR)
         .map_err(|e| Error::new("cannot load the director object", e))
 }
+
+/// Loads the decapsulation object.
+pub fn load_decap() -> Result<Ebpf> {
+    EbpfLoader::new()
+        .load(DECAP)
+        .map_err(|e| Error::new("cannot load the decapsulation object", e))
+}

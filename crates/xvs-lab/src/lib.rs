@@ -70,6 +70,7 @@ enum Step {
     Address(String, String, String),
     Route(String, Vec<String>),
     Sysctl(String, String, String),
+    Mtu(String, String, u32),
 }
 
 /// Describes a lab; [`LabBuilder::build`] makes it.
@@ -126,6 +127,13 @@ impl LabBuilder {
     pub fn sysctl(mut self, host: &str, key: &str, value: &str) -> Self {
         self.steps
             .push(Step::Sysctl(host.into(), key.into(), value.into()));
+        self
+    }
+
+    /// The MTU of an interface (e.g. room for tunnel headers on the real servers' side).
+    pub fn mtu(mut self, host: &str, interface: &str, mtu: u32) -> Self {
+        self.steps
+            .push(Step::Mtu(host.into(), interface.into(), mtu));
         self
     }
 
@@ -196,6 +204,18 @@ impl Lab {
                 let mut args = vec!["-n", ns.as_str(), "route", "add"];
                 args.extend(words.iter().map(String::as_str));
                 ip(&args)?;
+            }
+            Step::Mtu(host, interface, mtu) => {
+                let ns = self.namespace(&host);
+                ip(&[
+                    "-n",
+                    &ns,
+                    "link",
+                    "set",
+                    &interface,
+                    "mtu",
+                    &mtu.to_string(),
+                ])?;
             }
             Step::Sysctl(host, key, value) => {
                 self.run_ok(&host, &["sysctl", "-q", "-w", &format!("{key}={value}")])?;

@@ -70,6 +70,8 @@ pub fn dr() -> LabBuilder {
 /// LVS/TUN. Client 1.1.1.1 and director 1.1.1.254 share the segment with web1 (10.0.0.10)
 /// and web2 (10.0.0.20), which sit in another subnet: the director reaches them at
 /// 10.0.0.254 and tunnels to them; they hold the VIP on `lo` and answer the client directly.
+/// Links on the tunnel's path have an MTU of 1600, room for the 20-byte outer header of a
+/// full-size client packet (the client keeps 1500).
 pub fn tun() -> LabBuilder {
     let lab = LabBuilder::new()
         .host("client")
@@ -93,6 +95,12 @@ pub fn tun() -> LabBuilder {
         )
         .route("web1", &["1.1.1.0/24", "dev", "eth0"])
         .route("web2", &["1.1.1.0/24", "dev", "eth0"]);
+    let lab = ["director", "web1", "web2"]
+        .into_iter()
+        .fold(lab, |lab, host| {
+            lab.mtu(host, "eth0", 1600).mtu("lan", host, 1600)
+        })
+        .mtu("lan", "br0", 1600);
     real_servers_hold_vip(lab)
 }
 

@@ -137,3 +137,40 @@ fn experiment_one_nat_with_the_seeds_commands() {
         "nothing listens on the director itself"
     );
 }
+
+#[test]
+fn tunnel_mode_to_real_servers_without_an_ipip_driver() {
+    let mut lab = topology::tun().build().unwrap();
+    serve_names(&mut lab);
+    lab.serve("web1", 9, ServerKind::Sink).unwrap();
+    lab.serve("web2", 9, ServerKind::Sink).unwrap();
+    for web in ["web1", "web2"] {
+        lab.within(web, || xvs_datapath::decap::attach("eth0").unwrap())
+            .unwrap();
+    }
+    xvsadm(&lab, "-A -t 1.1.1.254:80 -s rr");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 10.0.0.10 -i");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 10.0.0.20 -i");
+    let pages: Vec<String> = (0..4).map(|_| get(&lab, "http://1.1.1.254/")).collect();
+    assert_eq!(pages, ["web2\n", "web1\n", "web2\n", "web1\n"]);
+    let listing = xvsadm(&lab, "-L -n --tun-info");
+    assert!(listing.contains("Tunnel  ipip"), "{listing}");
+
+    // Megabytes up the tunnel (full-size packets, encapsulated) arrive intact.
+    xvsadm(&lab, "-A -t 1.1.1.254:9 -s rr");
+    xvsadm(&lab, "-a -t 1.1.1.254:9 -r 10.0.0.10 -i");
+    let counted = lab
+        .run_ok(
+            "client",
+            &[
+                "sh",
+                "-c",
+                "head -c 3000000 /dev/urandom | socat -t 10 - TCP:1.1.1.254:9",
+            ],
+        )
+        .unwrap();
+    assert_eq!(counted, "3000000\n");
+    let stats = xvsadm(&lab, "-L -n --stats");
+    assert_eq!(stats_of(&stats, "1.1.1.254:80")[0], 4);
+    assert_eq!(stats_of(&stats, "1.1.1.254:9")[2], 0, "replies go direct");
+}
