@@ -233,6 +233,17 @@ impl Director {
         })
     }
 
+    /// Runs `frame` through this namespace's director as if it arrived on interface
+    /// `ingress_ifindex` (BPF_PROG_TEST_RUN: the real program and maps, no interface
+    /// needed). With the kernel's run time in nanoseconds.
+    pub fn run_frame(
+        &self,
+        ingress_ifindex: u32,
+        frame: &[u8],
+    ) -> Result<(test_run::Outcome, u32)> {
+        test_run::run_fd(self.program.as_fd(), ingress_ifindex, frame)
+    }
+
     /// The kernel's id of the director program.
     pub fn program_id(&self) -> u32 {
         self.program_id

@@ -473,17 +473,37 @@ pub fn keep_neighbour_resolved(ifindex: u32, addr: IpAddr) -> io::Result<()> {
 
 /// The hardware address of neighbour `addr` on `ifindex`, if the kernel has resolved it.
 pub fn neighbour_mac(ifindex: u32, addr: IpAddr) -> io::Result<Option<[u8; 6]>> {
+    Ok(neighbour(ifindex, addr)?.and_then(
+        |(state, mac)| {
+            if state & NUD_VALID != 0 { mac } else { None }
+        },
+    ))
+}
+
+/// True if the neighbour entry of `addr` on `ifindex` was set by hand (permanent, or on a
+/// link without ARP): xvs leaves such entries alone.
+pub fn neighbour_is_static(ifindex: u32, addr: IpAddr) -> io::Result<bool> {
+    const NUD_PERMANENT: u16 = 0x80;
+    const NUD_NOARP: u16 = 0x40;
+    Ok(
+        neighbour(ifindex, addr)?
+            .is_some_and(|(state, _)| state & (NUD_PERMANENT | NUD_NOARP) != 0),
+    )
+}
+
+/// The state and hardware address of the neighbour entry of `addr` on `ifindex`.
+fn neighbour(ifindex: u32, addr: IpAddr) -> io::Result<Option<(u16, Option<[u8; 6]>)>> {
     let body = ndmsg(family_of(&addr), 0, 0);
     let mut socket = Socket::open()?;
     let seq = socket.send(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, &body)?;
-    let mut mac = None;
+    let mut found = None;
     socket.receive(seq, |msg_type, payload| {
         if msg_type != RTM_NEWNEIGH || payload.len() < 12 {
             return;
         }
         let index = i32::from_ne_bytes(payload[4..8].try_into().unwrap()) as u32;
         let state = u16::from_ne_bytes(payload[8..10].try_into().unwrap());
-        if index != ifindex || state & NUD_VALID == 0 {
+        if index != ifindex {
             return;
         }
         let mut dst = None;
@@ -496,10 +516,10 @@ pub fn neighbour_mac(ifindex: u32, addr: IpAddr) -> io::Result<Option<[u8; 6]>> 
             }
         }
         if dst == Some(addr) {
-            mac = lladdr;
+            found = Some((state, lladdr));
         }
     })?;
-    Ok(mac)
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -640,7 +640,9 @@ impl Director {
                 continue;
             }
             let hop = route.next_hop(*addr);
-            let _ = netlink::keep_neighbour_resolved(route.oif, hop);
+            if !netlink::neighbour_is_static(route.oif, hop).unwrap_or(false) {
+                let _ = netlink::keep_neighbour_resolved(route.oif, hop);
+            }
             if !neighbours::forwarding(route.oif, addr.is_ipv4()) {
                 pending.push((*addr, route.oif, hop));
             }
