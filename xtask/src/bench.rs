@@ -120,5 +120,5 @@ pub fn run() -> Result<(), String> {
         saves.iter().min().unwrap_or(&Duration::ZERO).as_secs_f64(),
         save_rss
     );
-    Ok(())
+    crate::bench_datapath::run()
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's own set-up, test, demo and bench commands.
 
 mod bench;
+mod bench_datapath;
 mod demo;
 mod setup;
 
@@ -20,7 +21,12 @@ fn main() -> ExitCode {
         Some("setup") => setup::ensure(),
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(),
-        Some("bench") => bench::run(),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            Some("datapath") => require_root("bench")
+                .and_then(|()| setup::ensure())
+                .and_then(|()| bench_datapath::run()),
+            _ => bench::run(),
+        },
         Some("build") => setup::ensure().and_then(|()| build_release()),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -79,6 +79,7 @@ pub struct Director {
     tunnel_sources: BpfHashMap<MapData, u32, [u8; 16]>,
     neighbours: BpfHashMap<MapData, [u8; 16], Neighbour>,
     conns: BpfHashMap<MapData, ConnKey, Conn>,
+    conns_map_id: u32,
 }
 
 impl Director {
@@ -167,6 +168,7 @@ impl Director {
             .map_err(|e| Error::new("cannot list the director's maps", e))?
             .unwrap_or_default();
         let mut maps: HashMap<String, MapData> = HashMap::new();
+        let mut conns_map_id = 0;
         for id in map_ids {
             let data = MapData::from_id(id).map_err(|e| Error::new("cannot open a map", e))?;
             let name = data
@@ -175,6 +177,9 @@ impl Director {
                 .name_as_str()
                 .map(str::to_owned);
             if let Some(name) = name {
+                if name == map_names::CONNS {
+                    conns_map_id = id;
+                }
                 maps.insert(name, data);
             }
         }
@@ -230,6 +235,7 @@ impl Director {
             tunnel_sources,
             neighbours,
             conns,
+            conns_map_id,
         })
     }
 
@@ -242,6 +248,25 @@ impl Director {
         frame: &[u8],
     ) -> Result<(test_run::Outcome, u32)> {
         test_run::run_fd(self.program.as_fd(), ingress_ifindex, frame)
+    }
+
+    /// The connection table's capacity (entries) and the memory the kernel charges for it
+    /// (`memlock` of the map, bytes).
+    pub fn connection_table_memory(&self) -> Result<(u32, u64)> {
+        let info = aya::maps::MapInfo::from_id(self.conns_map_id)
+            .map_err(|e| Error::new("cannot read the connection table's info", e))?;
+        let fd = info
+            .fd()
+            .map_err(|e| Error::new("cannot open the connection table", e))?;
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd());
+        let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{raw}"))
+            .map_err(|e| Error::new("cannot read the connection table's fdinfo", e))?;
+        let memlock = fdinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| Error::plain("no memlock in the connection table's fdinfo"))?;
+        Ok((info.max_entries(), memlock))
     }
 
     /// The kernel's id of the director program.

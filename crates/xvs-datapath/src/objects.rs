@@ -12,6 +12,9 @@ pub static DIRECTOR: &[u8] =
 /// ELF object of the decapsulation program (`xvs-ebpf/src/decap.rs`).
 pub static DECAP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xvs-decap-ebpf"));
 
+/// ELF object of a bare XDP_PASS program: the floor benchmarks compare against.
+pub static PASS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xvs-pass-ebpf"));
+
 /// Environment variable that sizes the connection table of a new director (entries; a NAT
 /// connection takes two). Read when the director is created.
 pub const CONNECTIONS_ENV: &str = "XVS_CONNECTIONS";

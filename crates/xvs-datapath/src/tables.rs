@@ -11,14 +11,11 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use aya::{
-    maps::{MapError, PerCpuValues},
-    util::nr_cpus,
-};
+use aya::maps::MapError;
 use xvs_common::{
-    Counters, DestKey, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_DESTS, MAX_SERVICES, MAX_SET,
-    MAX_STATS, MAX_WRR_CYCLE, SchedState, ServiceConns, ServiceKey as MapKey, ServiceValue,
-    SetEntry, SlotConns, WrrKey, conn_flags, forward, meta, tcp,
+    DestKey, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_DESTS, MAX_SERVICES, MAX_SET, MAX_STATS,
+    MAX_WRR_CYCLE, SchedState, ServiceConns, ServiceKey as MapKey, ServiceValue, SetEntry,
+    SlotConns, WrrKey, conn_flags, forward, meta, tcp,
 };
 use xvs_core::{
     listing::ConnectionEntry,
@@ -241,13 +238,10 @@ impl Director {
         }
     }
 
+    /// Zeroes a service's or real server's counters: the datapath recreates the entry,
+    /// from zero, at the next packet.
     fn zero_counters(&mut self, id: u32) -> Result<()> {
-        let cpus = nr_cpus().map_err(|(_, e)| Error::new("cannot count CPUs", e))?;
-        let zeros = PerCpuValues::try_from(vec![Counters::default(); cpus])
-            .map_err(|e| Error::new("cannot build counters", e))?;
-        self.stats
-            .insert(id, zeros, 0)
-            .map_err(map_error("cannot zero counters"))
+        self.forget_counters(id)
     }
 
     fn forget_counters(&mut self, id: u32) -> Result<()> {
@@ -409,7 +403,6 @@ impl Director {
                     self.start_service(value.id)?;
                 }
                 for dest in dests.iter().filter(|d| !old.is_some_and(|s| s.has(d.id))) {
-                    self.zero_counters(dest.id)?;
                     new_hops.push(dest.addr_and_family());
                     if dest.forward == forward::TUNNEL {
                         self.set_tunnel_source(dest)?;
@@ -585,8 +578,7 @@ impl Director {
             .map_err(map_error("cannot create connection counts"))?;
         self.sched
             .insert(id, SchedState::default(), 0)
-            .map_err(map_error("cannot create scheduler state"))?;
-        self.zero_counters(id)
+            .map_err(map_error("cannot create scheduler state"))
     }
 
     /// The address tunnel packets to `dest` leave from: the kernel's source for its route.
@@ -631,8 +623,18 @@ impl Director {
     /// kernel's FIB lookup then refuses to help the datapath) the resolved next hops are
     /// also written to the neighbour map. Best effort: an unreachable server is skipped.
     fn prepare_next_hops(&mut self, servers: &[(IpAddr, u8)]) -> Result<()> {
+        // Without an interface besides lo there is no next hop to prepare (and a large
+        // restore should not ask the kernel 100,000 times).
+        let has_links = netlink::interfaces()
+            .map(|all| all.iter().any(|i| i.index != crate::LOOPBACK_INDEX))
+            .unwrap_or(false);
+        if !has_links {
+            return Ok(());
+        }
+        let unique: HashSet<IpAddr> = servers.iter().map(|(addr, _)| *addr).collect();
+        let mut prepared = HashSet::new();
         let mut pending = Vec::new();
-        for (addr, _) in servers {
+        for addr in &unique {
             let Ok(route) = netlink::route_to(*addr) else {
                 continue;
             };
@@ -640,6 +642,9 @@ impl Director {
                 continue;
             }
             let hop = route.next_hop(*addr);
+            if !prepared.insert((route.oif, hop)) {
+                continue;
+            }
             if !netlink::neighbour_is_static(route.oif, hop).unwrap_or(false) {
                 let _ = netlink::keep_neighbour_resolved(route.oif, hop);
             }

@@ -37,8 +37,8 @@ mod program {
     use crate::{
         conn, forward,
         maps::{
-            XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_SCHED, XVS_SERVICES, XVS_SETS, XVS_TUN_SRC,
-            add_stats, count, scratch,
+            STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_SCHED,
+            XVS_SERVICES, XVS_SETS, XVS_TUN_SRC, add_stats, count, scratch,
         },
         packet::{self, IPPROTO_TCP, Packet, Skip},
         sched,
@@ -115,8 +115,8 @@ mod program {
     fn established(ctx: &mut XdpContext, packet: &Packet, entry: *mut Conn) -> u32 {
         conn::touch(entry, packet.protocol, packet.tcp_flags, false);
         let conn = unsafe { &*entry };
-        add_stats(conn.service_id, 0, 1, packet.ip_len as u64, 0, 0);
-        add_stats(conn.dest_id, 0, 1, packet.ip_len as u64, 0, 0);
+        add_stats(conn.service_id, packet.ip_len as u64, STATS_IN);
+        add_stats(conn.dest_id, packet.ip_len as u64, STATS_IN);
         send(ctx, packet, conn)
     }
 
@@ -165,8 +165,8 @@ mod program {
         if let Some(entry) = XVS_CONNS.get_ptr_mut(&request) {
             conn::touch(entry, packet.protocol, packet.tcp_flags, true);
         }
-        add_stats(twin.service_id, 0, 0, 0, 1, packet.ip_len as u64);
-        add_stats(twin.dest_id, 0, 0, 0, 1, packet.ip_len as u64);
+        add_stats(twin.service_id, packet.ip_len as u64, STATS_OUT);
+        add_stats(twin.dest_id, packet.ip_len as u64, STATS_OUT);
         if forward::decrement_ttl(ctx, packet).is_none() {
             return xdp_action::XDP_PASS;
         }
@@ -304,8 +304,8 @@ mod program {
             };
         };
         count(counter::NEW_CONNECTIONS, 1);
-        add_stats(service.id, 1, 1, packet.ip_len as u64, 0, 0);
-        add_stats(dest.id, 1, 1, packet.ip_len as u64, 0, 0);
+        add_stats(service.id, packet.ip_len as u64, STATS_IN | STATS_NEW);
+        add_stats(dest.id, packet.ip_len as u64, STATS_IN | STATS_NEW);
         send(ctx, packet, unsafe { &*created })
     }
 

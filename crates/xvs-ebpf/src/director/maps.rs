@@ -67,16 +67,37 @@ pub fn meta_value(index: u32) -> u64 {
     XVS_META.get(index).copied().unwrap_or(0)
 }
 
-/// Adds to the per-CPU counters of a service or real server.
-#[inline(always)]
-pub fn add_stats(id: u32, conns: u64, inpkts: u64, inbytes: u64, outpkts: u64, outbytes: u64) {
-    if let Some(c) = XVS_STATS.get_ptr_mut(&id) {
+/// What [`add_stats`] counts: a packet toward the real server (in), one back (out), and
+/// whether it opened a connection.
+pub const STATS_IN: u32 = 0;
+pub const STATS_OUT: u32 = 1;
+pub const STATS_NEW: u32 = 2;
+
+/// Adds a packet of `bytes` to the per-CPU counters of a service or real server. The entry
+/// is created on first use (user space never writes one; absent means zero). Out of line,
+/// with three arguments: BPF calls take at most five, and the stack is small.
+#[inline(never)]
+pub fn add_stats(id: u32, bytes: u64, what: u32) {
+    let entry = match XVS_STATS.get_ptr_mut(&id) {
+        Some(c) => Some(c),
+        None => {
+            let zero = Counters::default();
+            let _ = XVS_STATS.insert(&id, &zero, aya_ebpf::bindings::BPF_NOEXIST as u64);
+            XVS_STATS.get_ptr_mut(&id)
+        }
+    };
+    if let Some(c) = entry {
         unsafe {
-            (*c).conns += conns;
-            (*c).inpkts += inpkts;
-            (*c).inbytes += inbytes;
-            (*c).outpkts += outpkts;
-            (*c).outbytes += outbytes;
+            if what & STATS_NEW != 0 {
+                (*c).conns += 1;
+            }
+            if what & STATS_OUT != 0 {
+                (*c).outpkts += 1;
+                (*c).outbytes += bytes;
+            } else {
+                (*c).inpkts += 1;
+                (*c).inbytes += bytes;
+            }
         }
     }
 }

@@ -1,0 +1,248 @@
+//! Per-packet cost of the director through BPF_PROG_TEST_RUN (repeat=1, one call per
+//! frame, the kernel's own timing of each run), against a bare XDP_PASS program measured
+//! in the same run, and the connection table's memory.
+
+use std::os::fd::AsFd;
+
+use aya::{EbpfLoader, programs::Xdp};
+use etherparse::PacketBuilder;
+use xvs_core::{cli, text::NoNames};
+use xvs_datapath::{Director, netlink, objects, test_run};
+use xvs_lab::{LabBuilder, end};
+
+/// Calls per measured case.
+const CALLS: u32 = 100_000;
+const DIRECTOR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+fn tcp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, syn: bool) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, 1, 64240);
+    let b = if syn { b.syn() } else { b.ack(1) };
+    let payload: &[u8] = if syn { &[] } else { &[0u8; 64] };
+    let mut frame = Vec::new();
+    b.write(&mut frame, payload).expect("frame");
+    frame
+}
+
+fn tcp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, syn: bool) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv6(src, dst, 64)
+        .tcp(sport, dport, 1, 64240);
+    let b = if syn { b.syn() } else { b.ack(1) };
+    let payload: &[u8] = if syn { &[] } else { &[0u8; 64] };
+    let mut frame = Vec::new();
+    b.write(&mut frame, payload).expect("frame");
+    frame
+}
+
+fn v6(last: u8, net: u8) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[0] = 0xfd;
+    a[3] = net;
+    a[15] = last;
+    a
+}
+
+struct Case {
+    name: &'static str,
+    mean_ns: f64,
+}
+
+/// Runs one frame: its outcome and the kernel's run time in nanoseconds.
+type Runner<'a> = dyn Fn(&[u8]) -> Result<(test_run::Outcome, u32), String> + 'a;
+
+/// Mean kernel-measured run time of `frames(i)` over CALLS calls.
+fn measure(
+    run: &Runner<'_>,
+    frames: &dyn Fn(u32) -> Vec<u8>,
+) -> Result<f64, String> {
+    let mut total: u64 = 0;
+    for i in 0..CALLS {
+        let frame = frames(i);
+        let (_, ns) = run(&frame)?;
+        total += u64::from(ns);
+    }
+    Ok(total as f64 / f64::from(CALLS))
+}
+
+pub fn run() -> Result<(), String> {
+    let lab = LabBuilder::new()
+        .host("director")
+        .host("peer")
+        .link(
+            end(
+                "director",
+                "eth0",
+                &[
+                    "10.0.0.254/24",
+                    "1.1.1.254/24",
+                    "fd00:1::fe/64",
+                    "fd00:2::fe/64",
+                ],
+            ),
+            end("peer", "eth0", &[]),
+        )
+        .sysctl("director", "net.ipv4.ip_forward", "1")
+        .sysctl("director", "net.ipv6.conf.all.forwarding", "1")
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut batch = String::new();
+    for i in 1..=100 {
+        batch.push_str(&format!(
+            "neigh replace 10.0.0.{i} lladdr 02:00:00:00:01:{i:02x} dev eth0 nud permanent\n"
+        ));
+    }
+    batch.push_str("neigh replace fd00:2::10 lladdr 02:00:00:00:02:10 dev eth0 nud permanent\n");
+    batch.push_str("neigh replace 1.1.1.1 lladdr 02:00:00:00:00:01 dev eth0 nud permanent\n");
+    let batch_file = std::env::temp_dir().join(format!("xvs-bench-{}.ip", std::process::id()));
+    std::fs::write(&batch_file, batch).map_err(|e| e.to_string())?;
+    lab.run_ok(
+        "director",
+        &["ip", "-batch", batch_file.to_str().unwrap_or_default()],
+    )
+    .map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&batch_file);
+
+    let mut lines = vec![
+        "-A -t 1.1.1.254:80 -s rr".to_string(),
+        "-a -t 1.1.1.254:80 -r 10.0.0.1 -g".to_string(),
+        "-A -t 1.1.1.254:81 -s rr".to_string(),
+        "-A -t 1.1.1.254:82 -s wlc".to_string(),
+        "-A -t 1.1.1.254:83 -s rr".to_string(),
+        "-a -t 1.1.1.254:83 -r 10.0.0.2:8080 -m".to_string(),
+        "-A -t 1.1.1.254:84 -s rr".to_string(),
+        "-a -t 1.1.1.254:84 -r 10.0.0.3 -i".to_string(),
+        "-A -t [fd00:1::fe]:80 -s rr".to_string(),
+        "-a -t [fd00:1::fe]:80 -r [fd00:2::10]:80 -g".to_string(),
+    ];
+    for i in 1..=100 {
+        lines.push(format!("-a -t 1.1.1.254:81 -r 10.0.0.{i} -g"));
+        lines.push(format!("-a -t 1.1.1.254:82 -r 10.0.0.{i} -g"));
+    }
+
+    let results = lab
+        .within(
+            "director",
+            move || -> Result<(Vec<Case>, (u32, u64)), String> {
+                let mut director = Director::find_or_create().map_err(|e| e.to_string())?;
+                let before = director.load().map_err(|e| e.to_string())?;
+                let mut table = before.table.clone();
+                for line in &lines {
+                    let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+                    cli::parse(&words, &NoNames)
+                        .map_err(|e| format!("{line}: {e:?}"))?
+                        .apply(&mut table)
+                        .map_err(|e| format!("{line}: {e}"))?;
+                }
+                director.store(&before, &table).map_err(|e| e.to_string())?;
+                let eth0 = netlink::interfaces()
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .find(|i| i.name == "eth0")
+                    .ok_or("no eth0")?
+                    .index;
+
+                let mut pass = EbpfLoader::new()
+                    .load(objects::PASS)
+                    .map_err(|e| e.to_string())?;
+                let program: &mut Xdp = pass
+                    .program_mut("xvs_pass")
+                    .ok_or("no pass program")?
+                    .try_into()
+                    .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+                program.load().map_err(|e| e.to_string())?;
+                let pass_fd = program
+                    .fd()
+                    .map_err(|e| e.to_string())?
+                    .try_clone()
+                    .map_err(|e| e.to_string())?;
+                let floor_run = |f: &[u8]| {
+                    test_run::run_fd(pass_fd.as_fd(), eth0, f).map_err(|e| e.to_string())
+                };
+                let director_run =
+                    |f: &[u8]| director.run_frame(eth0, f).map_err(|e| e.to_string());
+
+                let client = [1, 1, 1, 1];
+                let vip = [1, 1, 1, 254];
+                let mut cases = Vec::new();
+                let floor = measure(&floor_run, &|_| tcp4(client, vip, 40000, 80, false))?;
+                cases.push(Case {
+                    name: "bare XDP_PASS program (the floor)",
+                    mean_ns: floor,
+                });
+
+                // Established flows: one SYN opens the connection, then the same ACK.
+                director_run(&tcp4(client, vip, 40000, 80, true))?;
+                let ack = tcp4(client, vip, 40000, 80, false);
+                cases.push(Case {
+                    name: "established DR, IPv4 TCP",
+                    mean_ns: measure(&director_run, &|_| ack.clone())?,
+                });
+                // New flows: every frame a SYN from another client port/address.
+                let fresh = |port: u16| {
+                    move |i: u32| {
+                        let src = [10, 1 + (i >> 16) as u8, (i >> 8) as u8, i as u8];
+                        tcp4(src, vip, 1024 + (i % 60000) as u16, port, true)
+                    }
+                };
+                cases.push(Case {
+                    name: "new DR flow, rr over 100 real servers",
+                    mean_ns: measure(&director_run, &fresh(81))?,
+                });
+                cases.push(Case {
+                    name: "new DR flow, wlc over 100 real servers",
+                    mean_ns: measure(&director_run, &fresh(82))?,
+                });
+                director_run(&tcp4(client, vip, 40001, 83, true))?;
+                let nat_in = tcp4(client, vip, 40001, 83, false);
+                cases.push(Case {
+                    name: "NAT in (established, client to real server)",
+                    mean_ns: measure(&director_run, &|_| nat_in.clone())?,
+                });
+                let nat_reply = tcp4([10, 0, 0, 2], client, 8080, 40001, false);
+                cases.push(Case {
+                    name: "NAT reply (real server to client)",
+                    mean_ns: measure(&director_run, &|_| nat_reply.clone())?,
+                });
+                director_run(&tcp4(client, vip, 40002, 84, true))?;
+                let tun = tcp4(client, vip, 40002, 84, false);
+                cases.push(Case {
+                    name: "tunnel encapsulation (established)",
+                    mean_ns: measure(&director_run, &|_| tun.clone())?,
+                });
+                director_run(&tcp6(v6(1, 1), v6(0xfe, 1), 40003, 80, true))?;
+                let ack6 = tcp6(v6(1, 1), v6(0xfe, 1), 40003, 80, false);
+                cases.push(Case {
+                    name: "established DR, IPv6 TCP",
+                    mean_ns: measure(&director_run, &|_| ack6.clone())?,
+                });
+                let memory = director
+                    .connection_table_memory()
+                    .map_err(|e| e.to_string())?;
+                Ok((cases, memory))
+            },
+        )
+        .map_err(|e| e.to_string())??;
+    let (cases, (entries, memlock)) = results;
+    let floor = cases[0].mean_ns;
+    println!(
+        "\n== Per-packet cost through BPF_PROG_TEST_RUN ({CALLS} calls each, repeat=1, kernel-timed)"
+    );
+    println!("| case | mean ns | × floor |\n|---|---|---|");
+    for case in &cases {
+        println!(
+            "| {} | {:.1} | {:.2} |",
+            case.name,
+            case.mean_ns,
+            case.mean_ns / floor
+        );
+    }
+    println!(
+        "\n== Connection table: {entries} entries, memlock {memlock} bytes = {:.1} bytes per entry; {:.1} MiB per million entries",
+        memlock as f64 / f64::from(entries),
+        memlock as f64 / f64::from(entries) * 1e6 / 1048576.0
+    );
+    Ok(())
+}
