@@ -54,17 +54,19 @@ struct Case {
 type Runner<'a> = dyn Fn(&[u8]) -> Result<(test_run::Outcome, u32), String> + 'a;
 
 /// Mean kernel-measured run time of `frames(i)` over CALLS calls.
-fn measure(
-    run: &Runner<'_>,
-    frames: &dyn Fn(u32) -> Vec<u8>,
-) -> Result<f64, String> {
+fn measure(run: &Runner<'_>, frames: &dyn Fn(u32) -> Vec<u8>) -> Result<f64, String> {
     let mut total: u64 = 0;
-    for i in 0..CALLS {
+    // XVS_BENCH_CALLS overrides the count (e.g. to profile one case at length).
+    let calls = std::env::var("XVS_BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CALLS);
+    for i in 0..calls {
         let frame = frames(i);
         let (_, ns) = run(&frame)?;
         total += u64::from(ns);
     }
-    Ok(total as f64 / f64::from(CALLS))
+    Ok(total as f64 / f64::from(calls))
 }
 
 pub fn run() -> Result<(), String> {

@@ -38,6 +38,8 @@ pub mod map_names {
     pub const CONNS: &str = "XVS_CONNS";
     /// Tunnel source address by real-server id → 16 bytes.
     pub const TUNNEL_SOURCES: &str = "XVS_TUN_SRC";
+    /// Connection keys waiting to be checked for expiry: [`crate::ConnKey`] queue.
+    pub const SWEEP: &str = "XVS_SWEEP";
     /// Next hops written by user space, for when the kernel's FIB lookup cannot be used
     /// (forwarding disabled on a DR director): address → [`crate::Neighbour`].
     pub const NEIGHBOURS: &str = "XVS_NEIGH";
@@ -195,7 +197,7 @@ pub mod counter {
     pub const TABLE_FULL: u32 = 10;
     /// Packets dropped: tunnel encapsulation not possible (type, family, no source, room).
     pub const TUNNEL_FAILED: u32 = 11;
-    /// Connections expired by their timer.
+    /// Connections found expired and forgotten.
     pub const EXPIRED: u32 = 12;
     /// New connections of services whose scheduler the datapath does not run yet
     /// (lblc, lblcr, dh, sh, mh): scheduled with wlc.
@@ -221,7 +223,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 5;
+pub const LAYOUT_VERSION: u64 = 6;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].
@@ -306,22 +308,12 @@ pub struct ConnKey {
     pub _pad: [u8; 2],
 }
 
-/// The kernel's `struct bpf_timer` on the BPF side; the same 16 bytes, opaque, in user
-/// space.
-#[cfg(target_arch = "bpf")]
-pub type Timer = aya_ebpf::bindings::bpf_timer;
-#[cfg(not(target_arch = "bpf"))]
-#[repr(C, align(8))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Timer(pub [u64; 2]);
-
 /// A connection-table entry.
 #[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Conn {
-    /// Fires at expiry (request-direction entries only): the datapath expires connections
-    /// itself, as IPVS's timers do, with no daemon.
-    pub timer: Timer,
-    /// When the entry expires, in `bpf_ktime_get_ns` time (CLOCK_MONOTONIC).
+    /// When the entry expires, in `bpf_ktime_get_ns` time (CLOCK_MONOTONIC). An entry past
+    /// it is gone: the datapath treats it as absent and forgets it (see the sweep queue).
     pub expires: u64,
     /// Request entry: the real server's address. Reply entry: the VIP.
     pub peer: [u8; 16],
@@ -507,16 +499,6 @@ mod pod_datapath {
     unsafe impl aya::Pod for super::SchedState {}
     unsafe impl aya::Pod for super::WrrKey {}
     unsafe impl aya::Pod for super::ConnKey {}
-    unsafe impl aya::Pod for super::Timer {}
     unsafe impl aya::Pod for super::Conn {}
     unsafe impl aya::Pod for super::Neighbour {}
 }
-
-#[cfg(feature = "user")]
-impl Clone for Conn {
-    fn clone(&self) -> Conn {
-        *self
-    }
-}
-#[cfg(feature = "user")]
-impl Copy for Conn {}

@@ -30,6 +30,7 @@ pub fn load_director() -> Result<Ebpf> {
     };
     EbpfLoader::new()
         .map_max_entries(map_names::CONNS, connections)
+        .map_max_entries(map_names::SWEEP, connections)
         .load(DIRECTOR)
         .map_err(|e| Error::new("cannot load the director object", e))
 }

@@ -284,6 +284,13 @@ impl Director {
             udp: meta_value(meta::TIMEOUT_UDP)? as u32,
         };
         let next_id = meta_value(meta::NEXT_ID)?;
+        // Connections past their expiry that the datapath has not swept yet still sit in
+        // the counts: a listing leaves them out, as IPVS's timers would have.
+        let expired = if counters {
+            self.expired_counts()?
+        } else {
+            HashMap::new()
+        };
         let mut entries = Vec::new();
         for entry in self.services.iter() {
             let (key, value) = entry.map_err(map_error("cannot read the services"))?;
@@ -315,9 +322,13 @@ impl Director {
             if counters && let Ok(counts) = self.conn_counts.get(&value.id, 0) {
                 for (dest, encoded) in dests.iter_mut().zip(&dest_values) {
                     let slot = counts.slots[encoded.slot as usize % MAX_SET];
+                    let (gone_active, gone_inactive) = expired
+                        .get(&(value.id, encoded.slot))
+                        .copied()
+                        .unwrap_or((0, 0));
                     dest.conns = ConnCounts {
-                        active: slot.active,
-                        inactive: slot.inactive,
+                        active: slot.active.saturating_sub(gone_active),
+                        inactive: slot.inactive.saturating_sub(gone_inactive),
                         persistent: slot.persistent,
                     };
                 }
@@ -713,14 +724,33 @@ fn check_capacity(before: &Snapshot, after: &Table) -> std::result::Result<(), S
 }
 
 impl Director {
-    /// The connection table as `ipvsadm -L -c` lists it: request-direction entries, with
-    /// the time left before each expires.
+    /// Expired, not yet swept connections by (service id, slot): (active, inactive).
+    fn expired_counts(&self) -> Result<HashMap<(u32, u16), (u32, u32)>> {
+        let now = monotonic_ns();
+        let mut gone: HashMap<(u32, u16), (u32, u32)> = HashMap::new();
+        for item in self.conns.iter() {
+            let (_, conn) = item.map_err(map_error("cannot read the connection table"))?;
+            if conn.flags & conn_flags::REPLY != 0 || conn.expires > now {
+                continue;
+            }
+            let counts = gone.entry((conn.service_id, conn.slot)).or_default();
+            if conn.flags & conn_flags::ACTIVE != 0 {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+        }
+        Ok(gone)
+    }
+
+    /// The connection table as `ipvsadm -L -c` lists it: live request-direction entries,
+    /// with the time left before each expires.
     pub fn connections(&self) -> Result<Vec<ConnectionEntry>> {
         let now = monotonic_ns();
         let mut entries = Vec::new();
         for item in self.conns.iter() {
             let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
-            if conn.flags & conn_flags::REPLY != 0 {
+            if conn.flags & conn_flags::REPLY != 0 || conn.expires <= now {
                 continue;
             }
             let protocol = match Protocol::from_number(key.protocol) {

@@ -584,3 +584,36 @@ fn kernel_schedulers_match_the_reference() {
         );
     }
 }
+
+#[test]
+fn expired_connections_are_swept_by_new_ones_and_their_counts_go() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "--set 0 0 1",
+            "-A -u 1.1.1.254:53 -s rr",
+            "-a -u 1.1.1.254:53 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            let (out, _) = director
+                .run_frame(eth0, &udp4(CLIENT, VIP, 5000, 53, b"a"))
+                .unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(director.connections().unwrap().len(), 1);
+            // Past the 1 s UDP timeout the entry is gone for listings at once...
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            assert!(director.connections().unwrap().is_empty());
+            let table = director.load().unwrap().table;
+            assert_eq!(table.services[0].dests[0].conns.inactive, 0);
+            // ...and the next new connection sweeps it out of the table and the counts.
+            let (out, _) = director
+                .run_frame(eth0, &udp4(CLIENT, VIP, 5001, 53, b"b"))
+                .unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(counters(director)[counter::EXPIRED as usize], 1);
+            assert_eq!(director.connections().unwrap().len(), 1);
+            let table = director.load().unwrap().table;
+            assert_eq!(table.services[0].dests[0].conns.inactive, 1);
+        },
+    );
+}

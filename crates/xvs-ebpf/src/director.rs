@@ -84,6 +84,7 @@ mod program {
         let Some(scratch) = scratch() else {
             return xdp_action::XDP_PASS;
         };
+        let scratch = scratch;
         let key = unsafe { &mut (*scratch).key };
         key.src = packet.src;
         key.dst = packet.dst;
@@ -93,27 +94,39 @@ mod program {
         key.family = packet.family;
         key._pad = [0; 2];
         let key = &*key;
+        let now = conn::now();
         if let Some(entry) = XVS_CONNS.get_ptr_mut(key) {
             if unsafe { (*entry).flags } & conn_flags::REPLY != 0 {
-                return nat_reply(ctx, packet, key, entry);
+                return nat_reply(ctx, packet, key, entry, now);
             }
             // A new SYN on a closed connection starts afresh (IPVS's conn_reuse_mode 1).
             let state = unsafe { (*entry).state };
             let reuse = packet.protocol == IPPROTO_TCP
                 && packet.tcp_flags & (TCP_SYN | TCP_RST) == TCP_SYN
                 && (state == tcp::TIME_WAIT || state == tcp::CLOSE);
-            if !reuse {
-                return established(ctx, packet, entry);
+            if !reuse && !conn::expired(entry, now) {
+                return established(ctx, packet, entry, now);
             }
+            // Expired (or closed and reused): the connection is gone.
             conn::forget(key, entry);
         }
-        new_connection(ctx, packet, key)
+        // A packet that may start a connection first forgets a few expired ones, so the
+        // counts a scheduler reads are right. (Out of this frame: the stack is small.)
+        if packet.protocol != IPPROTO_TCP || packet.tcp_flags & TCP_SYN != 0 {
+            conn::sweep(now);
+        }
+        // Scheduling and sending are sibling calls, so their stack frames never stack up.
+        let created = new_connection(ctx, packet, key, now);
+        if created == NOT_CREATED {
+            return unsafe { (*scratch).verdict };
+        }
+        send(ctx, packet, unsafe { &*(created as *const Conn) })
     }
 
     /// A packet of a known connection, client to real server.
     #[inline(never)]
-    fn established(ctx: &mut XdpContext, packet: &Packet, entry: *mut Conn) -> u32 {
-        conn::touch(entry, packet.protocol, packet.tcp_flags, false);
+    fn established(ctx: &mut XdpContext, packet: &Packet, entry: *mut Conn, now: u64) -> u32 {
+        conn::touch(entry, packet.protocol, packet.tcp_flags, false, now);
         let conn = unsafe { &*entry };
         add_stats(conn.service_id, packet.ip_len as u64, STATS_IN);
         add_stats(conn.dest_id, packet.ip_len as u64, STATS_IN);
@@ -151,7 +164,13 @@ mod program {
 
     /// A NAT reply, real server to client: the source becomes the VIP again.
     #[inline(never)]
-    fn nat_reply(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey, twin: *mut Conn) -> u32 {
+    fn nat_reply(
+        ctx: &mut XdpContext,
+        packet: &Packet,
+        key: &ConnKey,
+        twin: *mut Conn,
+        now: u64,
+    ) -> u32 {
         let twin = unsafe { &*twin };
         let request = ConnKey {
             src: key.dst,
@@ -162,8 +181,19 @@ mod program {
             family: twin.peer_family,
             _pad: [0; 2],
         };
-        if let Some(entry) = XVS_CONNS.get_ptr_mut(&request) {
-            conn::touch(entry, packet.protocol, packet.tcp_flags, true);
+        match XVS_CONNS.get_ptr_mut(&request) {
+            Some(entry) if !conn::expired(entry, now) => {
+                conn::touch(entry, packet.protocol, packet.tcp_flags, true, now);
+            }
+            // The connection is gone: so is its reply direction.
+            Some(entry) => {
+                conn::forget(&request, entry);
+                return xdp_action::XDP_PASS;
+            }
+            None => {
+                let _ = XVS_CONNS.remove(key);
+                return xdp_action::XDP_PASS;
+            }
         }
         add_stats(twin.service_id, packet.ip_len as u64, STATS_OUT);
         add_stats(twin.dest_id, packet.ip_len as u64, STATS_OUT);
@@ -178,10 +208,24 @@ mod program {
     }
 
     /// No connection yet: find the service, schedule a real server, create the entry.
+    /// [`new_connection`] made no entry; the verdict is in the scratch space.
+    const NOT_CREATED: u64 = 0;
+
+    /// Ends [`new_connection`] without an entry, with `verdict`.
+    #[inline(always)]
+    fn refuse(verdict: u32) -> u64 {
+        if let Some(scratch) = scratch() {
+            unsafe { (*scratch).verdict = verdict };
+        }
+        NOT_CREATED
+    }
+
+    /// Finds the service, schedules a real server and creates the entry: its address, or
+    /// [`NOT_CREATED`] with the verdict left in the scratch space.
     #[inline(never)]
-    fn new_connection(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey) -> u32 {
+    fn new_connection(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey, now: u64) -> u64 {
         let Some(scratch) = scratch() else {
-            return xdp_action::XDP_PASS;
+            return refuse(xdp_action::XDP_PASS);
         };
         let service_key = unsafe { &mut (*scratch).service_key };
         service_key.addr = packet.dst;
@@ -196,26 +240,26 @@ mod program {
                 service_key.port = 0;
                 match unsafe { XVS_SERVICES.get(&*service_key) } {
                     Some(s) => s,
-                    None => return xdp_action::XDP_PASS,
+                    None => return refuse(xdp_action::XDP_PASS),
                 }
             }
         };
         // IPVS creates TCP connections on a SYN only; other segments go to the stack.
         if packet.protocol == IPPROTO_TCP && packet.tcp_flags & (TCP_SYN | TCP_RST) != TCP_SYN {
             count(counter::NOT_SCHEDULED, 1);
-            return xdp_action::XDP_PASS;
+            return refuse(xdp_action::XDP_PASS);
         }
         let Some(set) = (unsafe { XVS_SETS.get(&service.dest_set) }) else {
             count(counter::NO_DESTINATION, 1);
-            return xdp_action::XDP_PASS;
+            return refuse(xdp_action::XDP_PASS);
         };
         let Some(conns) = (unsafe { XVS_CONN_COUNTS.get(&service.id) }) else {
             count(counter::NO_DESTINATION, 1);
-            return xdp_action::XDP_PASS;
+            return refuse(xdp_action::XDP_PASS);
         };
         let Some(state) = XVS_SCHED.get_ptr_mut(&service.id) else {
             count(counter::NO_DESTINATION, 1);
-            return xdp_action::XDP_PASS;
+            return refuse(xdp_action::XDP_PASS);
         };
         if !sched::supported(service.scheduler) {
             count(counter::SCHED_FALLBACK, 1);
@@ -234,10 +278,10 @@ mod program {
         if index == sched::NONE {
             // As IPVS, the kernel then refuses the connection (RST, ICMP unreachable).
             count(counter::NO_DESTINATION, 1);
-            return xdp_action::XDP_PASS;
+            return refuse(xdp_action::XDP_PASS);
         }
         let Some(entry) = view.entry(index) else {
-            return xdp_action::XDP_PASS;
+            return refuse(xdp_action::XDP_PASS);
         };
         let slot = entry.slot;
         let dest_key = DestKey {
@@ -246,11 +290,11 @@ mod program {
         };
         let Some(dest) = (unsafe { XVS_DESTS.get(&dest_key) }) else {
             count(counter::NO_DESTINATION, 1);
-            return xdp_action::XDP_PASS;
+            return refuse(xdp_action::XDP_PASS);
         };
         let Some(l2) = forward::resolve(ctx, dest.family, &dest.addr, packet.ip_len) else {
             count(counter::NO_ROUTE, 1);
-            return xdp_action::XDP_DROP;
+            return refuse(xdp_action::XDP_DROP);
         };
         // A real server without a port (fwmark, port-0 services) takes the packet's port.
         let peer_port = if dest.port == 0 {
@@ -279,9 +323,7 @@ mod program {
         // The reply twin of a NAT connection leaves where the request came in.
         let reply_l2 = reply_hop(ctx);
         let new = unsafe { &mut (*scratch).conn };
-        new.timer = unsafe { core::mem::zeroed() };
-        new.expires =
-            unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() } + conn::timeout_ns(state_now);
+        new.expires = now + conn::timeout_ns(state_now);
         new.peer = dest.addr;
         new.dest_id = dest.id;
         new.service_id = service.id;
@@ -296,17 +338,20 @@ mod program {
         let Some(created) = conn::create(key, new, twin, &reply_l2) else {
             // Another CPU created it first, or the table is full.
             return match XVS_CONNS.get_ptr_mut(key) {
-                Some(entry) => established(ctx, packet, entry),
+                Some(entry) => {
+                    conn::touch(entry, packet.protocol, packet.tcp_flags, false, now);
+                    entry as u64
+                }
                 None => {
                     count(counter::TABLE_FULL, 1);
-                    xdp_action::XDP_DROP
+                    refuse(xdp_action::XDP_DROP)
                 }
             };
         };
         count(counter::NEW_CONNECTIONS, 1);
         add_stats(service.id, packet.ip_len as u64, STATS_IN | STATS_NEW);
         add_stats(dest.id, packet.ip_len as u64, STATS_IN | STATS_NEW);
-        send(ctx, packet, unsafe { &*created })
+        created as u64
     }
 
     /// The L2 way back to where this frame came from: its source MAC, on its interface.

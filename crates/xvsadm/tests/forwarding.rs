@@ -174,3 +174,118 @@ fn tunnel_mode_to_real_servers_without_an_ipip_driver() {
     assert_eq!(stats_of(&stats, "1.1.1.254:80")[0], 4);
     assert_eq!(stats_of(&stats, "1.1.1.254:9")[2], 0, "replies go direct");
 }
+
+#[test]
+fn direct_routing_carries_megabytes_and_quiesced_servers_keep_their_connections() {
+    let mut lab = topology::dr().build().unwrap();
+    serve_names(&mut lab);
+    lab.serve("web1", 9, ServerKind::Sink).unwrap();
+    lab.serve("web2", 9, ServerKind::Sink).unwrap();
+    xvsadm(&lab, "-A -t 1.1.1.254:80 -s wlc");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 1.1.1.10 -g");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 1.1.1.20 -g");
+    let body = lab
+        .run(
+            "client",
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "20",
+                "http://1.1.1.254/bytes/4000000",
+            ],
+        )
+        .unwrap()
+        .stdout;
+    assert!(body == xvs_lab::pattern(4_000_000), "4 MB down, intact");
+    xvsadm(&lab, "-A -t 1.1.1.254:9 -s rr");
+    xvsadm(&lab, "-a -t 1.1.1.254:9 -r 1.1.1.10 -g");
+    let counted = lab
+        .run_ok(
+            "client",
+            &[
+                "sh",
+                "-c",
+                "head -c 4000000 /dev/zero | socat -t 10 - TCP:1.1.1.254:9",
+            ],
+        )
+        .unwrap();
+    assert_eq!(counted, "4000000\n", "4 MB up, every byte");
+
+    // Weight 0 (quiescent): no new connections; a connection already open carries on.
+    let mut open = lab
+        .command(
+            "client",
+            &["socat", "-t", "10", "-", "TCP:1.1.1.254:9,sourceport=45000"],
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = open.stdin.take().unwrap();
+    use std::io::Write;
+    input.write_all(&[7u8; 1000]).unwrap();
+    xvsadm(&lab, "-e -t 1.1.1.254:9 -r 1.1.1.10 -g -w 0");
+    input.write_all(&[7u8; 1000]).unwrap();
+    drop(input);
+    let out = open.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2000\n",
+        "the open connection went on"
+    );
+    let refused = lab
+        .run(
+            "client",
+            &[
+                "sh",
+                "-c",
+                "printf x | socat -t 3 - TCP:1.1.1.254:9,connect-timeout=3",
+            ],
+        )
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "no server may take a new connection"
+    );
+}
+
+#[test]
+fn udp_connections_expire_by_themselves_and_counts_follow() {
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 53, ServerKind::UdpName("web1".into()))
+        .unwrap();
+    xvsadm(&lab, "--set 0 0 4");
+    xvsadm(&lab, "-A -u 1.1.1.254:53 -s rr");
+    xvsadm(&lab, "-a -u 1.1.1.254:53 -r 192.168.1.10 -m");
+    let answer = lab
+        .run_ok(
+            "client",
+            &["sh", "-c", "printf q | socat -t 0.5 - UDP:1.1.1.254:53"],
+        )
+        .unwrap();
+    assert_eq!(answer, "web1\n");
+    let listing = xvsadm(&lab, "-L -n");
+    assert!(
+        listing.contains("Masq    1      0          1"),
+        "one inactive (UDP) connection:\n{listing}"
+    );
+    // It expires by itself (4 s UDP timeout): no daemon runs here.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let connections = xvsadm(&lab, "-L -n -c");
+        if connections.lines().count() == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never expired:\n{connections}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let listing = xvsadm(&lab, "-L -n");
+    assert!(
+        listing.contains("Masq    1      0          0"),
+        "counts back to zero:\n{listing}"
+    );
+}

@@ -1,20 +1,23 @@
 //! The connection table: entries, IPVS's TCP state machine and timeouts, connection
-//! counts per real server, and expiry by each entry's own timer.
+//! counts per real server, and expiry.
+//!
+//! Expiry without timers: a `bpf_timer` only runs while some process holds the map open,
+//! and an xvs director's tables are held by nothing but the attached program. So an entry
+//! past its expiry is treated as gone wherever it is met, and a sweep queue holds every
+//! entry's key: each new connection checks the two oldest queued keys, forgetting the
+//! expired ones (their counts with them) and queueing the live ones again. The queue moves
+//! faster than connections arrive, so counts are right whenever a scheduler reads them.
 
-use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::{
-        bpf_ktime_get_ns,
-        generated::{bpf_timer_init, bpf_timer_set_callback, bpf_timer_start},
-    },
-};
+use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use xvs_common::{Conn, ConnKey, Neighbour, conn_flags, counter, forward, meta, tcp};
 
-use crate::maps::{XVS_CONN_COUNTS, XVS_CONNS, count, meta_value};
+use crate::maps::{XVS_CONN_COUNTS, XVS_CONNS, XVS_SWEEP, count, meta_value};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
-const CLOCK_MONOTONIC: u64 = 1;
+/// Queued keys checked per new connection: more than one, so the queue never grows
+/// longer than the table.
+const SWEEP_BATCH: u32 = 2;
 
 /// The timeout of `state` in nanoseconds (the three `--set` ones from the meta map).
 #[inline(always)]
@@ -95,21 +98,41 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
     let _ = XVS_CONNS.remove(key);
 }
 
-/// Timer callback: expire the entry, or re-arm if packets moved its expiry on.
-extern "C" fn expire(_map: *mut core::ffi::c_void, key: *mut ConnKey, conn: *mut Conn) -> i32 {
-    let now = unsafe { bpf_ktime_get_ns() };
-    let expires = unsafe { (*conn).expires };
-    if now < expires {
-        unsafe { bpf_timer_start(&mut (*conn).timer, expires - now, 0) };
-        return 0;
+/// The current time in the connection table's clock.
+#[inline(always)]
+pub fn now() -> u64 {
+    unsafe { bpf_ktime_get_ns() }
+}
+
+/// True when the entry has expired.
+#[inline(always)]
+pub fn expired(conn: *const Conn, now: u64) -> bool {
+    unsafe { (*conn).expires <= now }
+}
+
+/// Checks the oldest queued connections: forgets the expired, requeues the live.
+#[inline(never)]
+pub fn sweep(now: u64) {
+    let mut i = 0;
+    while i < SWEEP_BATCH {
+        i += 1;
+        let Ok(Some(key)) = XVS_SWEEP.pop() else {
+            return;
+        };
+        let Some(entry) = XVS_CONNS.get_ptr_mut(&key) else {
+            continue;
+        };
+        if expired(entry, now) {
+            count(counter::EXPIRED, 1);
+            forget(&key, entry);
+        } else {
+            let _ = XVS_SWEEP.push(&key, 0);
+        }
     }
-    count(counter::EXPIRED, 1);
-    forget(unsafe { &*key }, conn);
-    0
 }
 
 /// Inserts a new request-direction entry (and, for NAT, its reply twin, built in `twin`,
-/// which leaves by `reply_l2`) and starts its timer. Returns the entry, or `None` if the
+/// which leaves by `reply_l2`) and queues it for the expiry sweep. Returns the entry, or `None` if the
 /// table is full (or another CPU won the race).
 #[inline(never)]
 pub fn create(
@@ -122,12 +145,8 @@ pub fn create(
         return None;
     }
     let entry = XVS_CONNS.get_ptr_mut(key)?;
-    unsafe {
-        let timer = &mut (*entry).timer;
-        bpf_timer_init(timer, &XVS_CONNS as *const _ as *mut _, CLOCK_MONOTONIC);
-        bpf_timer_set_callback(timer, expire as *mut _);
-        bpf_timer_start(timer, timeout_ns((*entry).state), 0);
-    }
+    // A full queue only delays the entry's check until it is met again.
+    let _ = XVS_SWEEP.push(key, 0);
     adjust(
         conn.service_id,
         conn.slot,
@@ -137,7 +156,8 @@ pub fn create(
     if conn.forward == forward::MASQ {
         let reply = reply_key(key, conn);
         unsafe {
-            (*twin).expires = 0;
+            // The twin's life is its request entry's: its own expiry is never read.
+            (*twin).expires = u64::MAX;
             (*twin).peer = key.dst;
             (*twin).dest_id = conn.dest_id;
             (*twin).service_id = conn.service_id;
@@ -156,7 +176,7 @@ pub fn create(
 
 /// Runs a packet through the state machine and pushes the expiry on.
 #[inline(always)]
-pub fn touch(conn: *mut Conn, protocol: u8, tcp_flags: u8, from_server: bool) {
+pub fn touch(conn: *mut Conn, protocol: u8, tcp_flags: u8, from_server: bool, now: u64) {
     unsafe {
         if protocol == crate::packet::IPPROTO_TCP {
             let event = tcp::event(
@@ -176,6 +196,6 @@ pub fn touch(conn: *mut Conn, protocol: u8, tcp_flags: u8, from_server: bool) {
             (*conn).state = tcp::next(table, event, (*conn).state);
             recount(conn);
         }
-        (*conn).expires = bpf_ktime_get_ns() + timeout_ns((*conn).state);
+        (*conn).expires = now + timeout_ns((*conn).state);
     }
 }

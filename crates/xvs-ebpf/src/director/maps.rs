@@ -4,7 +4,7 @@
 use aya_ebpf::{
     btf_maps,
     macros::{btf_map, map},
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, Queue},
 };
 use xvs_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestKey, DestSet, DestValue, MAX_DESTS,
@@ -48,11 +48,14 @@ pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO
 #[map(name = "XVS_TUN_SRC")]
 pub static XVS_TUN_SRC: HashMap<u32, [u8; 16]> = HashMap::with_max_entries(MAX_DESTS, NO_PREALLOC);
 
-/// The connection table: a BTF map because its entries carry a `bpf_timer`. Preallocated
-/// (user space may resize it when the director is created).
+/// The connection table. Preallocated (user space sizes it when the director is created).
 #[btf_map(name = "XVS_CONNS")]
 pub static XVS_CONNS: btf_maps::HashMap<ConnKey, Conn, { DEFAULT_CONNECTIONS as usize }> =
     btf_maps::HashMap::new();
+
+/// Keys of connections to check for expiry, oldest first (sized like the table).
+#[map(name = "XVS_SWEEP")]
+pub static XVS_SWEEP: Queue<ConnKey> = Queue::with_max_entries(DEFAULT_CONNECTIONS, 0);
 
 #[inline(always)]
 pub fn count(index: u32, amount: u64) {
@@ -110,6 +113,8 @@ pub static XVS_NEIGH: HashMap<[u8; 16], xvs_common::Neighbour> =
 #[repr(C)]
 pub struct Scratch {
     pub packet: crate::packet::Packet,
+    /// The verdict of a new-connection attempt that made no entry.
+    pub verdict: u32,
     pub key: ConnKey,
     pub service_key: ServiceKey,
     pub conn: Conn,

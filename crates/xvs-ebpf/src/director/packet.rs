@@ -68,7 +68,6 @@ pub enum Skip {
 #[inline(always)]
 pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
     let ethertype = u16::from_be(read_be16_raw(ctx, 12).ok_or(Skip::Malformed)?);
-    let frame_len = ctx.data_end() - ctx.data();
     out.l3 = ETH_LEN;
     match ethertype {
         ETH_P_IP => {
@@ -132,13 +131,16 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
     } else {
         0
     };
-    // Length checks last: done earlier, they let the compiler drop bounds checks the
-    // verifier needs (it cannot follow facts derived from `data_end - data`).
+    // Lengths are checked with pointers against the frame's end (the verifier cannot
+    // follow facts derived from `data_end - data`), and last, so the compiler keeps the
+    // bounds checks above. The masks keep the offsets provably small.
     let l4_min = if out.protocol == IPPROTO_TCP { 20 } else { 8 };
-    let l3_len = out.ip_len as usize;
-    if out.l4 + l4_min > frame_len
-        || ETH_LEN + l3_len > frame_len
-        || out.l4 + l4_min > ETH_LEN + l3_len
+    let l3_len = out.ip_len as usize & 0xffff;
+    let l4_end = (out.l4 & 0x7f) + l4_min;
+    if l3_len == 0
+        || at::<u8>(ctx, l4_end - 1).is_none()
+        || at::<u8>(ctx, ETH_LEN + l3_len - 1).is_none()
+        || l4_end > ETH_LEN + l3_len
     {
         return Err(Skip::Malformed);
     }
