@@ -6,9 +6,9 @@ use std::os::fd::AsFd;
 
 use aya::{EbpfLoader, programs::Xdp};
 use etherparse::PacketBuilder;
-use xvs_core::{cli, text::NoNames};
+use xvs_core::{restore, text::NoNames};
 use xvs_datapath::{Director, netlink, objects, test_run};
-use xvs_lab::{LabBuilder, end};
+use xvs_lab::topology;
 
 /// Calls per measured case.
 const CALLS: u32 = 100_000;
@@ -70,42 +70,14 @@ fn measure(run: &Runner<'_>, frames: &dyn Fn(u32) -> Vec<u8>) -> Result<f64, Str
 }
 
 pub fn run() -> Result<(), String> {
-    let lab = LabBuilder::new()
-        .host("director")
-        .host("peer")
-        .link(
-            end(
-                "director",
-                "eth0",
-                &[
-                    "10.0.0.254/24",
-                    "1.1.1.254/24",
-                    "fd00:1::fe/64",
-                    "fd00:2::fe/64",
-                ],
-            ),
-            end("peer", "eth0", &[]),
-        )
-        .sysctl("director", "net.ipv4.ip_forward", "1")
-        .sysctl("director", "net.ipv6.conf.all.forwarding", "1")
-        .build()
+    let lab = topology::one_armed().build().map_err(|e| e.to_string())?;
+    let mut neighbours: Vec<(String, [u8; 6])> = (1..=100u8)
+        .map(|i| (format!("10.0.0.{i}"), [2, 0, 0, 0, 1, i]))
+        .collect();
+    neighbours.push(("fd00:2::10".into(), [2, 0, 0, 0, 2, 0x10]));
+    neighbours.push(("1.1.1.1".into(), CLIENT_MAC));
+    lab.static_neighbours("director", "eth0", &neighbours)
         .map_err(|e| e.to_string())?;
-    let mut batch = String::new();
-    for i in 1..=100 {
-        batch.push_str(&format!(
-            "neigh replace 10.0.0.{i} lladdr 02:00:00:00:01:{i:02x} dev eth0 nud permanent\n"
-        ));
-    }
-    batch.push_str("neigh replace fd00:2::10 lladdr 02:00:00:00:02:10 dev eth0 nud permanent\n");
-    batch.push_str("neigh replace 1.1.1.1 lladdr 02:00:00:00:00:01 dev eth0 nud permanent\n");
-    let batch_file = std::env::temp_dir().join(format!("xvs-bench-{}.ip", std::process::id()));
-    std::fs::write(&batch_file, batch).map_err(|e| e.to_string())?;
-    lab.run_ok(
-        "director",
-        &["ip", "-batch", batch_file.to_str().unwrap_or_default()],
-    )
-    .map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(&batch_file);
 
     let mut lines = vec![
         "-A -t 1.1.1.254:80 -s rr".to_string(),
@@ -131,13 +103,8 @@ pub fn run() -> Result<(), String> {
                 let mut director = Director::find_or_create().map_err(|e| e.to_string())?;
                 let before = director.load().map_err(|e| e.to_string())?;
                 let mut table = before.table.clone();
-                for line in &lines {
-                    let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-                    cli::parse(&words, &NoNames)
-                        .map_err(|e| format!("{line}: {e:?}"))?
-                        .apply(&mut table)
-                        .map_err(|e| format!("{line}: {e}"))?;
-                }
+                restore::restore(&lines.join("\n"), &mut table, &NoNames, "xtask")
+                    .map_err(|e| e.to_string())?;
                 director.store(&before, &table).map_err(|e| e.to_string())?;
                 let eth0 = netlink::interfaces()
                     .map_err(|e| e.to_string())?

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 
 use etherparse::PacketBuilder;
 use xvs_common::counter;
-use xvs_core::{cli, sched, table::Table, text::NoNames};
+use xvs_core::{restore, sched, table::Table, text::NoNames};
 use xvs_datapath::{Director, netlink, test_run::Outcome};
-use xvs_lab::{Lab, LabBuilder, end};
+use xvs_lab::{Lab, topology};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -32,52 +32,19 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
-        let lab = LabBuilder::new()
-            .host("director")
-            .host("peer")
-            .link(
-                end(
-                    "director",
-                    "eth0",
-                    &[
-                        "10.0.0.254/24",
-                        "1.1.1.254/24",
-                        "fd00:2::fe/64",
-                        "fd00:1::fe/64",
-                    ],
-                ),
-                end("peer", "eth0", &[]),
-            )
-            .sysctl("director", "net.ipv4.ip_forward", "1")
-            .sysctl("director", "net.ipv6.conf.all.forwarding", "1")
-            .build()
-            .unwrap();
-        for (addr, mac) in [
+        let lab = topology::one_armed().build().unwrap();
+        let neighbours: Vec<(String, [u8; 6])> = [
             ("1.1.1.1", CLIENT_MAC),
             ("10.0.0.10", RS1_MAC),
             ("10.0.0.20", RS2_MAC),
             ("10.0.0.30", RS2_MAC),
             ("fd00:1::1", CLIENT_MAC),
             ("fd00:2::10", RS1_MAC),
-        ] {
-            let mac = mac.map(|b| format!("{b:02x}")).join(":");
-            lab.run_ok(
-                "director",
-                &[
-                    "ip",
-                    "neigh",
-                    "replace",
-                    addr,
-                    "lladdr",
-                    &mac,
-                    "dev",
-                    "eth0",
-                    "nud",
-                    "permanent",
-                ],
-            )
+        ]
+        .map(|(addr, mac)| (addr.to_string(), mac))
+        .to_vec();
+        lab.static_neighbours("director", "eth0", &neighbours)
             .unwrap();
-        }
         Rig { lab }
     }
 
@@ -88,13 +55,7 @@ impl Rig {
                 let mut director = Director::find_or_create().unwrap();
                 let before = director.load().unwrap();
                 let mut table = before.table.clone();
-                for line in lines {
-                    let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-                    cli::parse(&words, &NoNames)
-                        .unwrap()
-                        .apply(&mut table)
-                        .unwrap();
-                }
+                restore::restore(&lines.join("\n"), &mut table, &NoNames, "xvsadm").unwrap();
                 director.store(&before, &table).unwrap();
                 let eth0 = netlink::interfaces()
                     .unwrap()
@@ -549,13 +510,7 @@ fn kernel_schedulers_match_the_reference() {
         // The reference, fed the same list (IPVS order: newest first) and the same
         // connection counts.
         let mut table = Table::default();
-        for line in &lines {
-            let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-            cli::parse(&words, &NoNames)
-                .unwrap()
-                .apply(&mut table)
-                .unwrap();
-        }
+        restore::restore(&lines.join("\n"), &mut table, &NoNames, "xvsadm").unwrap();
         let service = table.services.last().unwrap();
         let mut dests: Vec<sched::Candidate> = service
             .dests

@@ -1,19 +1,13 @@
 //! The director's state belongs to a network namespace: found again by any later process
 //! of that namespace, invisible from others, gone with the namespace.
 
-use xvs_core::{cli, table::Table, text::NoNames};
+use xvs_core::{restore, table::Table, text::NoNames};
 use xvs_datapath::Director;
 use xvs_lab::LabBuilder;
 
 fn table_of(lines: &[&str]) -> Table {
     let mut table = Table::default();
-    for line in lines {
-        let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-        cli::parse(&words, &NoNames)
-            .unwrap()
-            .apply(&mut table)
-            .unwrap();
-    }
+    restore::restore(&lines.join("\n"), &mut table, &NoNames, "xvsadm").unwrap();
     table
 }
 

@@ -264,6 +264,33 @@ impl Lab {
         Ok(())
     }
 
+    /// Permanent neighbour entries (address, MAC) on `host`'s `interface`, in one batch.
+    pub fn static_neighbours(
+        &self,
+        host: &str,
+        interface: &str,
+        entries: &[(String, [u8; 6])],
+    ) -> Result<()> {
+        let batch: String = entries
+            .iter()
+            .map(|(addr, mac)| {
+                let mac = mac.map(|b| format!("{b:02x}")).join(":");
+                format!("neigh replace {addr} lladdr {mac} dev {interface} nud permanent\n")
+            })
+            .collect();
+        let file = std::env::temp_dir().join(format!("{}-{host}-neigh", self.tag));
+        std::fs::write(&file, batch)
+            .map_err(|e| LabError(format!("cannot write {}: {e}", file.display())))?;
+        let result = ip(&[
+            "-n",
+            &self.namespace(host),
+            "-batch",
+            &file.to_string_lossy(),
+        ]);
+        let _ = std::fs::remove_file(&file);
+        result
+    }
+
     /// A command to run inside `host`'s namespace (not yet started).
     pub fn command(&self, host: &str, argv: &[&str]) -> Command {
         let mut cmd = Command::new("ip");

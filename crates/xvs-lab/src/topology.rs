@@ -115,3 +115,27 @@ fn real_servers_hold_vip(mut lab: LabBuilder) -> LabBuilder {
     }
     lab
 }
+
+/// A director with one interface (eth0: 10.0.0.254/24, 1.1.1.254/24, fd00:2::fe/64,
+/// fd00:1::fe/64) toward a `peer` host, forwarding on: a rig for running frames through
+/// the director's program, with neighbours set by [`crate::Lab::static_neighbours`].
+pub fn one_armed() -> LabBuilder {
+    LabBuilder::new()
+        .host("director")
+        .host("peer")
+        .link(
+            end(
+                "director",
+                "eth0",
+                &[
+                    "10.0.0.254/24",
+                    "1.1.1.254/24",
+                    "fd00:2::fe/64",
+                    "fd00:1::fe/64",
+                ],
+            ),
+            end("peer", "eth0", &[]),
+        )
+        .sysctl("director", "net.ipv4.ip_forward", "1")
+        .sysctl("director", "net.ipv6.conf.all.forwarding", "1")
+}
