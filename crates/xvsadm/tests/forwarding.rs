@@ -225,6 +225,18 @@ fn direct_routing_carries_megabytes_and_quiesced_servers_keep_their_connections(
     let mut input = open.stdin.take().unwrap();
     use std::io::Write;
     input.write_all(&[7u8; 1000]).unwrap();
+    // Quiesce only once the connection is established (socat connects in its own time).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !xvsadm(&lab, "-L -n -c")
+        .lines()
+        .any(|l| l.contains("ESTABLISHED") && l.contains(":45000"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "socat never connected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     xvsadm(&lab, "-e -t 1.1.1.254:9 -r 1.1.1.10 -g -w 0");
     input.write_all(&[7u8; 1000]).unwrap();
     drop(input);
