@@ -24,7 +24,8 @@ pub mod map_names {
     pub const SERVICES: &str = "XVS_SERVICES";
     /// Real servers: [`crate::DestKey`] → [`crate::DestValue`].
     pub const DESTS: &str = "XVS_DESTS";
-    /// Per-CPU traffic counters of services and real servers, by id → [`crate::Counters`].
+    /// Per-CPU traffic counters of services and real servers, by counter slot →
+    /// [`crate::Counters`].
     pub const STATS: &str = "XVS_STATS";
     /// Real-server sets for scheduling: set id → [`crate::DestSet`].
     pub const SETS: &str = "XVS_SETS";
@@ -59,8 +60,11 @@ pub const MAX_SERVICES: u32 = 65_536;
 /// Capacity of the real-server map. A change rewrites a service's real servers under a new
 /// set before dropping the old one, so the map needs room for one service twice over.
 pub const MAX_DESTS: u32 = 262_144;
-/// Capacity of the counter map (one entry per service and per real server).
-pub const MAX_STATS: u32 = MAX_SERVICES + MAX_DESTS;
+/// Most slots of the per-CPU counter array (one per service and per real server). A
+/// per-CPU array is the cheapest counter a packet can update, but it costs
+/// `slots × 40 bytes × CPUs` whether used or not, so a director is created with fewer
+/// slots on a machine with many CPUs (see `xvs_datapath::objects`).
+pub const MAX_STATS: u32 = 131_072;
 
 /// `BPF_F_NO_PREALLOC`: entries are allocated when written, so a namespace pays only for
 /// the services it has.
@@ -111,6 +115,8 @@ pub struct ServiceValue {
     /// Persistence engine: 0 none, 1 sip.
     pub pe: u8,
     pub _pad: [u8; 2],
+    /// The service's slot in the counter array.
+    pub stats: u32,
 }
 
 /// Where one real server of a service is stored.
@@ -147,6 +153,8 @@ pub struct DestValue {
     /// Where the server's connection counts are kept in its service's [`ServiceConns`].
     pub slot: u16,
     pub _pad: u16,
+    /// The server's slot in the counter array.
+    pub stats: u32,
 }
 
 /// Traffic counters of a service or real server (per CPU in the map, summed on read).
@@ -218,12 +226,15 @@ pub mod meta {
     pub const TIMEOUT_TCP_FIN: u32 = 3;
     /// UDP timeout, seconds.
     pub const TIMEOUT_UDP: u32 = 4;
+    /// Where the search for a free counter slot starts next (slots are handed out round
+    /// the array, so a freed one is reused as late as possible).
+    pub const NEXT_STATS: u32 = 5;
     /// Number of slots in the array.
     pub const COUNT: u32 = 8;
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 6;
+pub const LAYOUT_VERSION: u64 = 7;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].
@@ -323,6 +334,9 @@ pub struct Conn {
     pub peer_port: u16,
     /// The real server's slot in its service's connection counts.
     pub slot: u16,
+    /// Counter-array slots of the service and the real server.
+    pub service_stats: u32,
+    pub dest_stats: u32,
     /// IPVS state ([`tcp`] states; [`tcp::UDP`] for UDP).
     pub state: u8,
     /// Forwarding method (`IP_VS_CONN_F_*` code).

@@ -23,7 +23,7 @@ use std::{collections::HashMap, fmt, io, os::fd::AsFd};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray},
     programs::{ProgramFd, Xdp, loaded_programs},
 };
 use netlink::XdpMode;
@@ -71,7 +71,10 @@ pub struct Director {
     meta: Array<MapData, u64>,
     services: BpfHashMap<MapData, ServiceKey, ServiceValue>,
     dests: BpfHashMap<MapData, DestKey, DestValue>,
-    stats: PerCpuHashMap<MapData, u32, Counters>,
+    /// Counters of services and real servers, by counter slot.
+    stats: PerCpuArray<MapData, Counters>,
+    /// Slots in `stats`: how many services and real servers this director can hold.
+    stats_slots: u32,
     sets: BpfHashMap<MapData, u32, DestSet>,
     conn_counts: BpfHashMap<MapData, u32, ServiceConns>,
     sched: BpfHashMap<MapData, u32, SchedState>,
@@ -196,8 +199,13 @@ impl Director {
             .map_err(wrong(map_names::SERVICES))?;
         let dests = BpfHashMap::try_from(Map::HashMap(take(map_names::DESTS)?))
             .map_err(wrong(map_names::DESTS))?;
-        let stats = PerCpuHashMap::try_from(Map::PerCpuHashMap(take(map_names::STATS)?))
-            .map_err(wrong(map_names::STATS))?;
+        let stats_data = take(map_names::STATS)?;
+        let stats_slots = stats_data
+            .info()
+            .map_err(wrong(map_names::STATS))?
+            .max_entries();
+        let stats =
+            PerCpuArray::try_from(Map::PerCpuArray(stats_data)).map_err(wrong(map_names::STATS))?;
         let mut hash = |name: &'static str| -> Result<Map> { Ok(Map::HashMap(take(name)?)) };
         let sets = BpfHashMap::try_from(hash(map_names::SETS)?).map_err(wrong(map_names::SETS))?;
         let conn_counts = BpfHashMap::try_from(hash(map_names::CONN_COUNTS)?)
@@ -228,6 +236,7 @@ impl Director {
             services,
             dests,
             stats,
+            stats_slots,
             sets,
             conn_counts,
             sched,

@@ -2,7 +2,7 @@
 
 use aya::{Ebpf, EbpfLoader};
 
-use xvs_common::{DEFAULT_CONNECTIONS, map_names};
+use xvs_common::{Counters, DEFAULT_CONNECTIONS, MAX_STATS, map_names};
 
 use crate::{Error, Result};
 
@@ -19,20 +19,46 @@ pub static PASS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/
 /// connection takes two). Read when the director is created.
 pub const CONNECTIONS_ENV: &str = "XVS_CONNECTIONS";
 
+/// Environment variable that sizes the counter array of a new director: how many services
+/// and real servers, together, it can hold. Read when the director is created.
+pub const COUNTER_SLOTS_ENV: &str = "XVS_COUNTER_SLOTS";
+
+/// Memory the counter array may take by default, over all CPUs.
+const COUNTER_BUDGET: usize = 32 << 20;
+
 /// Loads the director object: creates its maps (fresh, empty) and relocates its programs.
 /// The programs themselves are not yet loaded into the kernel.
 pub fn load_director() -> Result<Ebpf> {
-    let connections = match std::env::var(CONNECTIONS_ENV) {
-        Ok(text) => text.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            Error::plain(format!("{CONNECTIONS_ENV}={text}: not a positive number"))
-        })?,
-        Err(_) => DEFAULT_CONNECTIONS,
-    };
+    let connections = positive_setting(CONNECTIONS_ENV)?.unwrap_or(DEFAULT_CONNECTIONS);
+    let counter_slots = positive_setting(COUNTER_SLOTS_ENV)?
+        .unwrap_or_else(default_counter_slots)
+        .min(MAX_STATS);
     EbpfLoader::new()
         .map_max_entries(map_names::CONNS, connections)
         .map_max_entries(map_names::SWEEP, connections)
+        .map_max_entries(map_names::STATS, counter_slots)
         .load(DIRECTOR)
         .map_err(|e| Error::new("cannot load the director object", e))
+}
+
+fn positive_setting(name: &str) -> Result<Option<u32>> {
+    match std::env::var(name) {
+        Ok(text) => match text.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(Error::plain(format!(
+                "{name}={text}: not a positive number"
+            ))),
+        },
+        Err(_) => Ok(None),
+    }
+}
+
+/// As many counter slots as fit [`COUNTER_BUDGET`] on this machine's CPUs (each slot is
+/// one [`Counters`] per CPU), between 4,096 and [`MAX_STATS`].
+fn default_counter_slots() -> u32 {
+    let cpus = aya::util::nr_cpus().unwrap_or(1).max(1);
+    let slots = COUNTER_BUDGET / (cpus * std::mem::size_of::<Counters>());
+    slots.clamp(4096, MAX_STATS as usize) as u32
 }
 
 /// Loads the decapsulation object.

@@ -4,16 +4,18 @@
 //! A service's real servers are written as a new set before the service entry is switched
 //! to it and the old set dropped: the datapath sees a service's old list or its new one,
 //! never a mix. Ids (of services, real servers and sets) come from one counter in the meta
-//! map and are never reused, so counters never land on the wrong entry.
+//! map and are never reused. Traffic counters live in a per-CPU array, one slot per service
+//! and per real server; a slot is handed out round the array and zeroed when taken, so a
+//! freed one is reused as late as possible.
 
 use std::{
     collections::{HashMap, HashSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use aya::maps::MapError;
+use aya::maps::{MapError, PerCpuValues};
 use xvs_common::{
-    DestKey, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_DESTS, MAX_SERVICES, MAX_SET, MAX_STATS,
+    Counters, DestKey, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_DESTS, MAX_SERVICES, MAX_SET,
     MAX_WRR_CYCLE, SchedState, ServiceConns, ServiceKey as MapKey, ServiceValue, SetEntry,
     SlotConns, WrrKey, conn_flags, forward, meta, tcp,
 };
@@ -35,6 +37,7 @@ pub struct Snapshot {
     pub table: Table,
     stored: HashMap<MapKey, StoredService>,
     next_id: u64,
+    next_stats: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +173,7 @@ fn encode_dest(dest: &Dest) -> DestValue {
         tun_csum: dest.tunnel.checksum.code(),
         slot: 0,
         _pad: 0,
+        stats: 0,
     }
 }
 
@@ -217,35 +221,32 @@ fn same_parameters(a: &ServiceValue, b: &ServiceValue) -> bool {
 }
 
 impl Director {
-    fn counters_of(&self, id: u32) -> Result<Stats> {
-        match self.stats.get(&id, 0) {
-            Ok(per_cpu) => {
-                let mut stats = Stats::default();
-                for c in per_cpu.iter() {
-                    stats.conns += c.conns;
-                    stats.inpkts += c.inpkts;
-                    stats.outpkts += c.outpkts;
-                    stats.inbytes += c.inbytes;
-                    stats.outbytes += c.outbytes;
-                }
-                Ok(stats)
-            }
-            Err(MapError::KeyNotFound) => Ok(Stats::default()),
-            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
-                Ok(Stats::default())
-            }
-            Err(e) => Err(Error::new("cannot read counters", e)),
+    /// The counters in a slot, summed over CPUs.
+    fn counters_of(&self, slot: u32) -> Result<Stats> {
+        let per_cpu = self
+            .stats
+            .get(&slot, 0)
+            .map_err(|e| Error::new("cannot read counters", e))?;
+        let mut stats = Stats::default();
+        for c in per_cpu.iter() {
+            stats.conns += c.conns;
+            stats.inpkts += c.inpkts;
+            stats.outpkts += c.outpkts;
+            stats.inbytes += c.inbytes;
+            stats.outbytes += c.outbytes;
         }
+        Ok(stats)
     }
 
-    /// Zeroes a service's or real server's counters: the datapath recreates the entry,
-    /// from zero, at the next packet.
-    fn zero_counters(&mut self, id: u32) -> Result<()> {
-        self.forget_counters(id)
-    }
-
-    fn forget_counters(&mut self, id: u32) -> Result<()> {
-        removed(self.stats.remove(&id), "cannot drop counters")
+    /// Zeroes the counters in a slot, on every CPU.
+    fn zero_counters(&mut self, slot: u32) -> Result<()> {
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(what, e)| Error::new(format!("cannot count CPUs ({what})"), e))?;
+        let zeros = PerCpuValues::try_from(vec![Counters::default(); cpus])
+            .map_err(|e| Error::new("cannot zero counters", e))?;
+        self.stats
+            .set(slot, zeros, 0)
+            .map_err(|e| Error::new("cannot zero counters", e))
     }
 
     fn remove_dest_set(&mut self, set: u32, count: u32) -> Result<()> {
@@ -284,6 +285,7 @@ impl Director {
             udp: meta_value(meta::TIMEOUT_UDP)? as u32,
         };
         let next_id = meta_value(meta::NEXT_ID)?;
+        let next_stats = meta_value(meta::NEXT_STATS)?;
         // Connections past their expiry that the datapath has not swept yet still sit in
         // the counts: a listing leaves them out, as IPVS's timers would have.
         let expired = if counters {
@@ -316,7 +318,7 @@ impl Director {
                         0,
                     )
                     .map_err(map_error("cannot read a real server"))?;
-                dests.push(decode_dest(&dest, counters_of(dest.id)?));
+                dests.push(decode_dest(&dest, counters_of(dest.stats)?));
                 dest_values.push(dest);
             }
             if counters && let Ok(counts) = self.conn_counts.get(&value.id, 0) {
@@ -341,7 +343,7 @@ impl Director {
                 netmask: value.netmask,
                 pe: (value.pe == 1).then_some(PersistenceEngine::Sip),
                 dests,
-                stats: counters_of(value.id)?,
+                stats: counters_of(value.stats)?,
             });
             stored.insert(
                 map_key,
@@ -355,6 +357,7 @@ impl Director {
             table: Table::from_services(services, timeouts),
             stored,
             next_id,
+            next_stats,
         })
     }
 
@@ -366,7 +369,7 @@ impl Director {
         before: &Snapshot,
         after: &Table,
     ) -> std::result::Result<(), StoreError> {
-        check_capacity(before, after)?;
+        check_capacity(before, after, self.stats_slots)?;
         self.write(before, after).map_err(StoreError::Map)
     }
 
@@ -386,6 +389,7 @@ impl Director {
                 before.stored.get(&key).map(|stored| (key, (s, stored)))
             })
             .collect();
+        let mut slots = StatsSlots::new(before, after, self.stats_slots);
         let mut kept = HashSet::with_capacity(after.services.len());
         let mut new_hops = Vec::new();
         for service in &after.services {
@@ -397,13 +401,18 @@ impl Director {
                 Some(stored) => {
                     value.id = stored.value.id;
                     value.order = stored.value.order;
+                    value.stats = stored.value.stats;
                 }
                 None => {
                     value.id = take_id();
                     value.order = take_id();
+                    value.stats = slots.take()?;
                 }
             }
-            let dests = self.place_dests(service, old, &mut take_id)?;
+            let dests = self.place_dests(service, old, &mut take_id, &mut slots)?;
+            for slot in slots.fresh.drain(..) {
+                self.zero_counters(slot)?;
+            }
             let unchanged =
                 old.is_some_and(|s| same_parameters(&s.value, &value) && s.dests == dests);
             if !unchanged {
@@ -437,14 +446,14 @@ impl Director {
             // -Z: counters that were read as non-zero and now are zero.
             if let Some((old_service, _)) = before_services.get(&key) {
                 if old_service.stats != Stats::default() && service.stats == Stats::default() {
-                    self.zero_counters(value.id)?;
+                    self.zero_counters(value.stats)?;
                 }
                 for (dest, encoded) in service.dests.iter().zip(&dests) {
                     let was = old_service.dest(&dest.addr, dest.port);
                     if was.is_some_and(|w| w.stats != Stats::default())
                         && dest.stats == Stats::default()
                     {
-                        self.zero_counters(encoded.id)?;
+                        self.zero_counters(encoded.stats)?;
                     }
                 }
             }
@@ -455,7 +464,6 @@ impl Director {
             }
             removed(self.services.remove(key), "cannot remove a service")?;
             self.drop_set(stored.value.dest_set, stored.value.dest_count)?;
-            self.forget_counters(stored.value.id)?;
             let id = stored.value.id;
             removed(
                 self.conn_counts.remove(&id),
@@ -475,6 +483,7 @@ impl Director {
             self.set_meta(slot, u64::from(value))?;
         }
         self.set_meta(meta::NEXT_ID, next_id)?;
+        self.set_meta(meta::NEXT_STATS, u64::from(slots.next))?;
         self.prepare_next_hops(&new_hops)
     }
 
@@ -486,6 +495,7 @@ impl Director {
         service: &Service,
         old: Option<&StoredService>,
         take_id: &mut impl FnMut() -> u32,
+        slots: &mut StatsSlots,
     ) -> Result<Vec<DestValue>> {
         if service.dests.len() > MAX_SET {
             return Err(Error::plain(format!(
@@ -504,10 +514,12 @@ impl Director {
             }) {
                 encoded.id = kept.id;
                 encoded.slot = kept.slot;
+                encoded.stats = kept.stats;
                 used[kept.slot as usize % MAX_SET] = true;
             } else {
                 encoded.id = take_id();
                 encoded.slot = u16::MAX;
+                encoded.stats = slots.take()?;
             }
             placed.push(encoded);
         }
@@ -622,7 +634,6 @@ impl Director {
     }
 
     fn forget_dest(&mut self, id: u32) -> Result<()> {
-        self.forget_counters(id)?;
         removed(
             self.tunnel_sources.remove(&id),
             "cannot drop a tunnel source",
@@ -698,7 +709,78 @@ fn wrr_cycle(service: &Service) -> Vec<usize> {
     }
 }
 
-fn check_capacity(before: &Snapshot, after: &Table) -> std::result::Result<(), StoreError> {
+/// Hands out counter slots for new services and real servers: round the array from where
+/// the last change stopped, first among slots nobody held before this change, then among
+/// those of services and real servers this change removes.
+struct StatsSlots {
+    held_before: HashSet<u32>,
+    kept: HashSet<u32>,
+    taken: HashSet<u32>,
+    next: u32,
+    capacity: u32,
+    /// Slots taken and not yet zeroed.
+    fresh: Vec<u32>,
+}
+
+impl StatsSlots {
+    fn new(before: &Snapshot, after: &Table, capacity: u32) -> StatsSlots {
+        let after_services: HashMap<MapKey, &Service> = after
+            .services
+            .iter()
+            .map(|s| (encode_key(&s.key), s))
+            .collect();
+        let mut held_before = HashSet::new();
+        let mut kept = HashSet::new();
+        for (key, stored) in &before.stored {
+            let now = after_services.get(key);
+            held_before.insert(stored.value.stats);
+            if now.is_some() {
+                kept.insert(stored.value.stats);
+            }
+            for dest in &stored.dests {
+                held_before.insert(dest.stats);
+                let still_there = now.is_some_and(|s| {
+                    s.dests.iter().any(|d| {
+                        let encoded = encode_dest(d);
+                        encoded.addr == dest.addr && encoded.port == dest.port
+                    })
+                });
+                if still_there {
+                    kept.insert(dest.stats);
+                }
+            }
+        }
+        StatsSlots {
+            held_before,
+            kept,
+            taken: HashSet::new(),
+            next: (before.next_stats % u64::from(capacity.max(1))) as u32,
+            capacity,
+            fresh: Vec::new(),
+        }
+    }
+
+    fn take(&mut self) -> Result<u32> {
+        for avoid in [&self.held_before, &self.kept] {
+            let found = (0..self.capacity)
+                .map(|i| (self.next + i) % self.capacity)
+                .find(|slot| !avoid.contains(slot) && !self.taken.contains(slot));
+            if let Some(slot) = found {
+                self.taken.insert(slot);
+                self.fresh.push(slot);
+                self.next = (slot + 1) % self.capacity;
+                return Ok(slot);
+            }
+        }
+        Err(Error::plain("no free counter slot"))
+    }
+}
+
+fn check_capacity(
+    before: &Snapshot,
+    after: &Table,
+    counter_slots: u32,
+) -> std::result::Result<(), StoreError> {
     let dests = |t: &Table| t.services.iter().map(|s| s.dests.len()).sum::<usize>();
     let largest = after
         .services
@@ -713,11 +795,19 @@ fn check_capacity(before: &Snapshot, after: &Table) -> std::result::Result<(), S
             "{services} services: more than this director's {MAX_SERVICES}"
         )));
     }
-    if peak_dests > MAX_DESTS as usize || services + dests(after) > MAX_STATS as usize {
+    if peak_dests > MAX_DESTS as usize {
         return Err(StoreError::Full(format!(
             "{} real servers: more than this director's {} can hold",
             dests(after),
             MAX_DESTS
+        )));
+    }
+    if services + dests(after) > counter_slots as usize {
+        return Err(StoreError::Full(format!(
+            "{services} services and {} real servers: more than this director's {counter_slots} \
+             counter slots (set {} when creating it)",
+            dests(after),
+            crate::objects::COUNTER_SLOTS_ENV
         )));
     }
     Ok(())

@@ -49,23 +49,41 @@ impl Rig {
     }
 
     /// Runs `work` in the director's namespace with its director configured by `lines`.
-    fn with<T: Send>(&self, lines: &[&str], work: impl FnOnce(&Director, u32) -> T + Send) -> T {
+    fn with<T: Send>(
+        &self,
+        lines: &[&str],
+        work: impl FnOnce(&mut Director, u32) -> T + Send,
+    ) -> T {
         self.lab
             .within("director", || {
                 let mut director = Director::find_or_create().unwrap();
-                let before = director.load().unwrap();
-                let mut table = before.table.clone();
-                restore::restore(&lines.join("\n"), &mut table, &NoNames, "xvsadm").unwrap();
-                director.store(&before, &table).unwrap();
+                change(&mut director, lines);
                 let eth0 = netlink::interfaces()
                     .unwrap()
                     .into_iter()
                     .find(|i| i.name == "eth0")
                     .unwrap();
-                work(&director, eth0.index)
+                work(&mut director, eth0.index)
             })
             .unwrap()
     }
+}
+
+/// The service on a port of the VIP.
+fn service_on(table: &Table, wanted: u16) -> &xvs_core::model::Service {
+    table
+        .services
+        .iter()
+        .find(|s| matches!(s.key, xvs_core::model::ServiceKey::Inet { port, .. } if port == wanted))
+        .unwrap()
+}
+
+/// Applies ipvsadm command lines (in `-R` form) to the director's table.
+fn change(director: &mut Director, lines: &[&str]) {
+    let before = director.load().unwrap();
+    let mut table = before.table.clone();
+    restore::restore(&lines.join("\n"), &mut table, &NoNames, "xvsadm").unwrap();
+    director.store(&before, &table).unwrap();
 }
 
 fn director_mac(frame_out: &[u8]) -> [u8; 6] {
@@ -191,6 +209,67 @@ fn direct_routing_changes_only_the_destination_mac() {
             assert_eq!((stats.conns, stats.inpkts, stats.outpkts), (1, 2, 0));
             assert_eq!(stats.inbytes, (syn.len() - 14 + ack.len() - 14) as u64);
             assert_eq!(table.services[0].dests[0].conns.active, 1);
+        },
+    );
+}
+
+#[test]
+fn counters_stay_with_their_entry_across_changes_and_zero() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            let syn = tcp4(CLIENT, VIP, 40000, 80, true, CLIENT_MAC);
+            director.run_frame(eth0, &syn).unwrap();
+            // A new real server and a new service start from zero; the service and the
+            // server that carried the traffic keep their counts.
+            change(
+                director,
+                &[
+                    "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+                    "-A -t 1.1.1.254:443 -s rr",
+                    "-a -t 1.1.1.254:443 -r 10.0.0.10 -g",
+                ],
+            );
+            let table = director.load().unwrap().table;
+            let web = service_on(&table, 80);
+            let tls = service_on(&table, 443);
+            let conns = |dests: &[xvs_core::model::Dest], last: u8| {
+                let dest = dests
+                    .iter()
+                    .find(|d| d.addr == IpAddr::from([10, 0, 0, last]))
+                    .unwrap();
+                (dest.stats.conns, dest.stats.inpkts)
+            };
+            assert_eq!((web.stats.conns, web.stats.inpkts), (1, 1));
+            assert_eq!(conns(&web.dests, 10), (1, 1));
+            assert_eq!(conns(&web.dests, 20), (0, 0));
+            assert_eq!((tls.stats.conns, tls.stats.inpkts), (0, 0));
+            assert_eq!(conns(&tls.dests, 10), (0, 0));
+
+            // A server removed and added again starts from zero, as in IPVS.
+            change(
+                director,
+                &[
+                    "-d -t 1.1.1.254:80 -r 10.0.0.10",
+                    "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+                ],
+            );
+            let table = director.load().unwrap().table;
+            let web = service_on(&table, 80);
+            assert_eq!(conns(&web.dests, 10), (0, 0));
+            assert_eq!(web.stats.conns, 1, "the service keeps its history");
+
+            // -Z zeroes what was read as non-zero.
+            let before = director.load().unwrap();
+            let mut table = before.table.clone();
+            table.zero(None).unwrap();
+            director.store(&before, &table).unwrap();
+            let table = director.load().unwrap().table;
+            assert!(table.services.iter().all(|s| s.stats.conns == 0));
         },
     );
 }

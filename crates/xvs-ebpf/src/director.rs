@@ -128,8 +128,8 @@ mod program {
     fn established(ctx: &mut XdpContext, packet: &Packet, entry: *mut Conn, now: u64) -> u32 {
         conn::touch(entry, packet.protocol, packet.tcp_flags, false, now);
         let conn = unsafe { &*entry };
-        add_stats(conn.service_id, packet.ip_len as u64, STATS_IN);
-        add_stats(conn.dest_id, packet.ip_len as u64, STATS_IN);
+        add_stats(conn.service_stats, packet.ip_len as u64, STATS_IN);
+        add_stats(conn.dest_stats, packet.ip_len as u64, STATS_IN);
         send(ctx, packet, conn)
     }
 
@@ -195,8 +195,8 @@ mod program {
                 return xdp_action::XDP_PASS;
             }
         }
-        add_stats(twin.service_id, packet.ip_len as u64, STATS_OUT);
-        add_stats(twin.dest_id, packet.ip_len as u64, STATS_OUT);
+        add_stats(twin.service_stats, packet.ip_len as u64, STATS_OUT);
+        add_stats(twin.dest_stats, packet.ip_len as u64, STATS_OUT);
         if forward::decrement_ttl(ctx, packet).is_none() {
             return xdp_action::XDP_PASS;
         }
@@ -329,6 +329,8 @@ mod program {
         new.service_id = service.id;
         new.peer_port = peer_port;
         new.slot = slot;
+        new.service_stats = service.stats;
+        new.dest_stats = dest.stats;
         new.state = state_now;
         new.forward = dest.forward;
         new.flags = flags;
@@ -349,8 +351,8 @@ mod program {
             };
         };
         count(counter::NEW_CONNECTIONS, 1);
-        add_stats(service.id, packet.ip_len as u64, STATS_IN | STATS_NEW);
-        add_stats(dest.id, packet.ip_len as u64, STATS_IN | STATS_NEW);
+        add_stats(service.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);
+        add_stats(dest.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);
         created as u64
     }
 

@@ -163,6 +163,8 @@ pub fn create(
             (*twin).service_id = conn.service_id;
             (*twin).peer_port = key.dport;
             (*twin).slot = conn.slot;
+            (*twin).service_stats = conn.service_stats;
+            (*twin).dest_stats = conn.dest_stats;
             (*twin).state = conn.state;
             (*twin).forward = conn.forward;
             (*twin).flags = conn_flags::REPLY;

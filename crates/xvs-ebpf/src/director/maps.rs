@@ -4,7 +4,7 @@
 use aya_ebpf::{
     btf_maps,
     macros::{btf_map, map},
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, Queue},
+    maps::{Array, HashMap, PerCpuArray, Queue},
 };
 use xvs_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestKey, DestSet, DestValue, MAX_DESTS,
@@ -27,8 +27,7 @@ pub static XVS_DESTS: HashMap<DestKey, DestValue> =
     HashMap::with_max_entries(MAX_DESTS, NO_PREALLOC);
 
 #[map(name = "XVS_STATS")]
-pub static XVS_STATS: PerCpuHashMap<u32, Counters> =
-    PerCpuHashMap::with_max_entries(MAX_STATS, NO_PREALLOC);
+pub static XVS_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_STATS, 0);
 
 #[map(name = "XVS_SETS")]
 pub static XVS_SETS: HashMap<u32, DestSet> =
@@ -76,20 +75,11 @@ pub const STATS_IN: u32 = 0;
 pub const STATS_OUT: u32 = 1;
 pub const STATS_NEW: u32 = 2;
 
-/// Adds a packet of `bytes` to the per-CPU counters of a service or real server. The entry
-/// is created on first use (user space never writes one; absent means zero). Out of line,
-/// with three arguments: BPF calls take at most five, and the stack is small.
-#[inline(never)]
-pub fn add_stats(id: u32, bytes: u64, what: u32) {
-    let entry = match XVS_STATS.get_ptr_mut(&id) {
-        Some(c) => Some(c),
-        None => {
-            let zero = Counters::default();
-            let _ = XVS_STATS.insert(&id, &zero, aya_ebpf::bindings::BPF_NOEXIST as u64);
-            XVS_STATS.get_ptr_mut(&id)
-        }
-    };
-    if let Some(c) = entry {
+/// Adds a packet of `bytes` to the per-CPU counters in counter slot `slot` (a service's or
+/// a real server's).
+#[inline(always)]
+pub fn add_stats(slot: u32, bytes: u64, what: u32) {
+    if let Some(c) = XVS_STATS.get_ptr_mut(slot) {
         unsafe {
             if what & STATS_NEW != 0 {
                 (*c).conns += 1;
