@@ -229,12 +229,15 @@ pub mod meta {
     /// Where the search for a free counter slot starts next (slots are handed out round
     /// the array, so a freed one is reused as late as possible).
     pub const NEXT_STATS: u32 = 5;
+    /// Counter slots below this one have been handed out at least once; those above are
+    /// still zero and need no zeroing when taken.
+    pub const STATS_USED: u32 = 6;
     /// Number of slots in the array.
     pub const COUNT: u32 = 8;
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 7;
+pub const LAYOUT_VERSION: u64 = 8;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].

@@ -38,6 +38,7 @@ pub struct Snapshot {
     stored: HashMap<MapKey, StoredService>,
     next_id: u64,
     next_stats: u64,
+    stats_used: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -286,6 +287,7 @@ impl Director {
         };
         let next_id = meta_value(meta::NEXT_ID)?;
         let next_stats = meta_value(meta::NEXT_STATS)?;
+        let stats_used = meta_value(meta::STATS_USED)?;
         // Connections past their expiry that the datapath has not swept yet still sit in
         // the counts: a listing leaves them out, as IPVS's timers would have.
         let expired = if counters {
@@ -358,6 +360,7 @@ impl Director {
             stored,
             next_id,
             next_stats,
+            stats_used,
         })
     }
 
@@ -389,7 +392,7 @@ impl Director {
                 before.stored.get(&key).map(|stored| (key, (s, stored)))
             })
             .collect();
-        let mut slots = StatsSlots::new(before, after, self.stats_slots);
+        let mut slots = StatsSlots::for_change(before, after, self.stats_slots);
         let mut kept = HashSet::with_capacity(after.services.len());
         let mut new_hops = Vec::new();
         for service in &after.services {
@@ -410,7 +413,7 @@ impl Director {
                 }
             }
             let dests = self.place_dests(service, old, &mut take_id, &mut slots)?;
-            for slot in slots.fresh.drain(..) {
+            for slot in slots.to_zero.drain(..) {
                 self.zero_counters(slot)?;
             }
             let unchanged =
@@ -484,6 +487,7 @@ impl Director {
         }
         self.set_meta(meta::NEXT_ID, next_id)?;
         self.set_meta(meta::NEXT_STATS, u64::from(slots.next))?;
+        self.set_meta(meta::STATS_USED, u64::from(slots.used))?;
         self.prepare_next_hops(&new_hops)
     }
 
@@ -717,13 +721,16 @@ struct StatsSlots {
     kept: HashSet<u32>,
     taken: HashSet<u32>,
     next: u32,
+    /// Slots below this have been handed out before (and may hold counts).
+    used: u32,
     capacity: u32,
-    /// Slots taken and not yet zeroed.
-    fresh: Vec<u32>,
+    /// Slots taken that held counts once and are not yet zeroed.
+    to_zero: Vec<u32>,
 }
 
 impl StatsSlots {
-    fn new(before: &Snapshot, after: &Table, capacity: u32) -> StatsSlots {
+    /// The slots of a change from `before` to `after`.
+    fn for_change(before: &Snapshot, after: &Table, capacity: u32) -> StatsSlots {
         let after_services: HashMap<MapKey, &Service> = after
             .services
             .iter()
@@ -750,13 +757,26 @@ impl StatsSlots {
                 }
             }
         }
+        let next = (before.next_stats % u64::from(capacity.max(1))) as u32;
+        let used = before.stats_used.min(u64::from(capacity)) as u32;
+        StatsSlots::new(held_before, kept, next, used, capacity)
+    }
+
+    fn new(
+        held_before: HashSet<u32>,
+        kept: HashSet<u32>,
+        next: u32,
+        used: u32,
+        capacity: u32,
+    ) -> StatsSlots {
         StatsSlots {
             held_before,
             kept,
             taken: HashSet::new(),
-            next: (before.next_stats % u64::from(capacity.max(1))) as u32,
+            next,
+            used,
             capacity,
-            fresh: Vec::new(),
+            to_zero: Vec::new(),
         }
     }
 
@@ -767,7 +787,10 @@ impl StatsSlots {
                 .find(|slot| !avoid.contains(slot) && !self.taken.contains(slot));
             if let Some(slot) = found {
                 self.taken.insert(slot);
-                self.fresh.push(slot);
+                if slot < self.used {
+                    self.to_zero.push(slot);
+                }
+                self.used = self.used.max(slot + 1);
                 self.next = (slot + 1) % self.capacity;
                 return Ok(slot);
             }
@@ -875,4 +898,31 @@ fn monotonic_ns() -> u64 {
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_slots_go_round_and_reuse_removed_ones_last() {
+        // Four slots, all handed out once; 0 and 1 held before the change, 0 kept by it.
+        let mut slots = StatsSlots::new(HashSet::from([0, 1]), HashSet::from([0]), 1, 4, 4);
+        assert_eq!(slots.take().unwrap(), 2);
+        assert_eq!(slots.take().unwrap(), 3);
+        // Only the slot of what the change removes is left.
+        assert_eq!(slots.take().unwrap(), 1);
+        assert!(slots.take().is_err(), "the kept slot is never handed out");
+        assert_eq!(slots.to_zero, [2, 3, 1], "each held counts once");
+        assert_eq!(slots.next, 2);
+    }
+
+    #[test]
+    fn never_used_counter_slots_need_no_zeroing() {
+        let mut slots = StatsSlots::new(HashSet::new(), HashSet::new(), 0, 2, 8);
+        let taken: Vec<u32> = (0..4).map(|_| slots.take().unwrap()).collect();
+        assert_eq!(taken, [0, 1, 2, 3]);
+        assert_eq!(slots.to_zero, [0, 1]);
+        assert_eq!(slots.used, 4);
+    }
 }
