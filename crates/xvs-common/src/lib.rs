@@ -326,8 +326,9 @@ pub struct ConnKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Conn {
-    /// When the entry expires, in `bpf_ktime_get_ns` time (CLOCK_MONOTONIC). An entry past
-    /// it is gone: the datapath treats it as absent and forgets it (see the sweep queue).
+    /// When the entry expires, in `bpf_ktime_get_coarse_ns` time (CLOCK_MONOTONIC_COARSE). An
+    /// entry past it is gone: the datapath treats it as absent and forgets it (see the sweep
+    /// queue).
     pub expires: u64,
     /// Request entry: the real server's address. Reply entry: the VIP.
     pub peer: [u8; 16],
