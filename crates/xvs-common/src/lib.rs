@@ -237,7 +237,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 8;
+pub const LAYOUT_VERSION: u64 = 9;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].
@@ -320,6 +320,15 @@ pub struct ConnKey {
     pub protocol: u8,
     pub family: u8,
     pub _pad: [u8; 2],
+}
+
+/// A record of the expiry sweep queue: a connection and when it was due to expire when the
+/// record was queued. The sweep looks the entry up only once that time has come.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepRecord {
+    pub key: ConnKey,
+    pub due: u64,
 }
 
 /// A connection-table entry.

@@ -108,6 +108,17 @@ fn tcp4(
     frame
 }
 
+fn tcp4_fin(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, [0x02, 0, 0, 0, 0, 0xfe])
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, 1000, 64240)
+        .ack(1)
+        .fin();
+    let mut frame = Vec::with_capacity(b.size(0));
+    b.write(&mut frame, &[]).unwrap();
+    frame
+}
+
 fn tcp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(CLIENT_MAC, [0x02, 0, 0, 0, 0, 0xfe])
         .ipv6(src, dst, 64)
@@ -617,6 +628,42 @@ fn kernel_schedulers_match_the_reference() {
             "{scheduler} chose nothing"
         );
     }
+}
+
+#[test]
+fn a_connection_whose_timeout_shortens_is_swept_at_its_new_expiry() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "--set 900 1 300",
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            // SYN (SYN_RECV, 60 s) and ACK (ESTABLISHED, 900 s), then the client's FIN
+            // brings the expiry forward to FIN_WAIT's 1 s.
+            for frame in [
+                tcp4(CLIENT, VIP, 40000, 80, true, CLIENT_MAC),
+                tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC),
+                tcp4_fin(CLIENT, VIP, 40000, 80),
+            ] {
+                let (out, _) = director.run_frame(eth0, &frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+            }
+            assert_eq!(director.connections().unwrap()[0].state, "FIN_WAIT");
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            // The next new connection's sweep finds it due (its first record, queued at
+            // the SYN, is not due for a minute) and forgets it with its count.
+            let (out, _) = director
+                .run_frame(eth0, &tcp4(CLIENT, VIP, 40001, 80, true, CLIENT_MAC))
+                .unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(counters(director)[counter::EXPIRED as usize], 1);
+            let entries = director.connections().unwrap();
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].client.1, 40001);
+        },
+    );
 }
 
 #[test]

@@ -105,7 +105,7 @@ mod program {
                 && packet.tcp_flags & (TCP_SYN | TCP_RST) == TCP_SYN
                 && (state == tcp::TIME_WAIT || state == tcp::CLOSE);
             if !reuse && !conn::expired(entry, now) {
-                return established(ctx, packet, entry, now);
+                return established(ctx, packet, key, entry, now);
             }
             // Expired (or closed and reused): the connection is gone.
             conn::forget(key, entry);
@@ -125,8 +125,14 @@ mod program {
 
     /// A packet of a known connection, client to real server.
     #[inline(never)]
-    fn established(ctx: &mut XdpContext, packet: &Packet, entry: *mut Conn, now: u64) -> u32 {
-        conn::touch(entry, packet.protocol, packet.tcp_flags, false, now);
+    fn established(
+        ctx: &mut XdpContext,
+        packet: &Packet,
+        key: &ConnKey,
+        entry: *mut Conn,
+        now: u64,
+    ) -> u32 {
+        conn::touch(key, entry, packet.protocol, packet.tcp_flags, false, now);
         let conn = unsafe { &*entry };
         add_stats(conn.service_stats, packet.ip_len as u64, STATS_IN);
         add_stats(conn.dest_stats, packet.ip_len as u64, STATS_IN);
@@ -183,7 +189,14 @@ mod program {
         };
         match XVS_CONNS.get_ptr_mut(&request) {
             Some(entry) if !conn::expired(entry, now) => {
-                conn::touch(entry, packet.protocol, packet.tcp_flags, true, now);
+                conn::touch(
+                    &request,
+                    entry,
+                    packet.protocol,
+                    packet.tcp_flags,
+                    true,
+                    now,
+                );
             }
             // The connection is gone: so is its reply direction.
             Some(entry) => {
@@ -341,7 +354,7 @@ mod program {
             // Another CPU created it first, or the table is full.
             return match XVS_CONNS.get_ptr_mut(key) {
                 Some(entry) => {
-                    conn::touch(entry, packet.protocol, packet.tcp_flags, false, now);
+                    conn::touch(key, entry, packet.protocol, packet.tcp_flags, false, now);
                     entry as u64
                 }
                 None => {

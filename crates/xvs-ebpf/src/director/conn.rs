@@ -3,16 +3,21 @@
 //!
 //! Expiry without timers: a `bpf_timer` only runs while some process holds the map open,
 //! and an xvs director's tables are held by nothing but the attached program. So an entry
-//! past its expiry is treated as gone wherever it is met, and a sweep queue holds every
-//! entry's key: each new connection checks the two oldest queued keys, forgetting the
-//! expired ones (their counts with them) and queueing the live ones again. The queue moves
-//! faster than connections arrive, so counts are right whenever a scheduler reads them.
+//! past its expiry is treated as gone wherever it is met, and a sweep queue holds a record
+//! of every entry (its key and when it is due): each new connection checks the two oldest
+//! records. A record not yet due goes back to the queue without touching the table (old
+//! entries are cold in the cache: looking them up was a quarter of a new flow's cost); a
+//! due one is looked up, and the entry forgotten if it has expired (its counts with it) or
+//! queued again with its new expiry if traffic pushed that on. An entry whose expiry is
+//! brought forward (a state with a shorter timeout) is queued again at once, so no entry
+//! outlives its expiry by more than the queue's turn. The queue moves faster than
+//! connections arrive, so counts are right whenever a scheduler reads them.
 
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
-use xvs_common::{Conn, ConnKey, Neighbour, conn_flags, counter, forward, meta, tcp};
+use xvs_common::{Conn, ConnKey, Neighbour, SweepRecord, conn_flags, counter, forward, meta, tcp};
 
-use crate::maps::{XVS_CONN_COUNTS, XVS_CONNS, XVS_SWEEP, count, meta_value};
+use crate::maps::{XVS_CONN_COUNTS, XVS_CONNS, XVS_SWEEP, count, meta_value, scratch};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// Queued keys checked per new connection: more than one, so the queue never grows
@@ -112,24 +117,44 @@ pub fn expired(conn: *const Conn, now: u64) -> bool {
     unsafe { (*conn).expires <= now }
 }
 
-/// Checks the oldest queued connections: forgets the expired, requeues the live.
+/// Checks the oldest queued records: requeues those not due, forgets expired entries,
+/// requeues live ones with their new expiry.
 #[inline(never)]
 pub fn sweep(now: u64) {
     let mut i = 0;
     while i < SWEEP_BATCH {
         i += 1;
-        let Ok(Some(key)) = XVS_SWEEP.pop() else {
+        let Ok(Some(mut record)) = XVS_SWEEP.pop() else {
             return;
         };
-        let Some(entry) = XVS_CONNS.get_ptr_mut(&key) else {
+        if record.due > now {
+            let _ = XVS_SWEEP.push(&record, 0);
+            continue;
+        }
+        let Some(entry) = XVS_CONNS.get_ptr_mut(&record.key) else {
             continue;
         };
         if expired(entry, now) {
             count(counter::EXPIRED, 1);
-            forget(&key, entry);
+            forget(&record.key, entry);
         } else {
-            let _ = XVS_SWEEP.push(&key, 0);
+            record.due = unsafe { (*entry).expires };
+            let _ = XVS_SWEEP.push(&record, 0);
         }
+    }
+}
+
+/// Queues a sweep record for `key`, due at `due`. A full queue only delays the entry's
+/// end until it is met again.
+#[inline(never)]
+fn queue_sweep(key: &ConnKey, due: u64) {
+    // Built in scratch memory: callers' frames leave little stack.
+    let Some(scratch) = scratch() else {
+        return;
+    };
+    unsafe {
+        (*scratch).record = SweepRecord { key: *key, due };
+        let _ = XVS_SWEEP.push(&(*scratch).record, 0);
     }
 }
 
@@ -147,8 +172,7 @@ pub fn create(
         return None;
     }
     let entry = XVS_CONNS.get_ptr_mut(key)?;
-    // A full queue only delays the entry's check until it is met again.
-    let _ = XVS_SWEEP.push(key, 0);
+    queue_sweep(key, conn.expires);
     adjust(
         conn.service_id,
         conn.slot,
@@ -178,9 +202,18 @@ pub fn create(
     Some(entry)
 }
 
-/// Runs a packet through the state machine and pushes the expiry on.
+/// Runs a packet through the state machine and pushes the expiry on; an expiry brought
+/// forward (a state with a shorter timeout) is queued for the sweep. `key` is the
+/// request-direction key of `conn`.
 #[inline(always)]
-pub fn touch(conn: *mut Conn, protocol: u8, tcp_flags: u8, from_server: bool, now: u64) {
+pub fn touch(
+    key: &ConnKey,
+    conn: *mut Conn,
+    protocol: u8,
+    tcp_flags: u8,
+    from_server: bool,
+    now: u64,
+) {
     unsafe {
         if protocol == crate::packet::IPPROTO_TCP {
             let event = tcp::event(
@@ -200,6 +233,10 @@ pub fn touch(conn: *mut Conn, protocol: u8, tcp_flags: u8, from_server: bool, no
             (*conn).state = tcp::next(table, event, (*conn).state);
             recount(conn);
         }
-        (*conn).expires = now + timeout_ns((*conn).state);
+        let expires = now + timeout_ns((*conn).state);
+        if expires < (*conn).expires {
+            queue_sweep(key, expires);
+        }
+        (*conn).expires = expires;
     }
 }

@@ -9,7 +9,7 @@ use aya_ebpf::{
 use xvs_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestKey, DestSet, DestValue, MAX_DESTS,
     MAX_SERVICES, MAX_STATS, NO_PREALLOC, SchedState, ServiceConns, ServiceKey, ServiceValue,
-    WrrKey, counter, meta,
+    SweepRecord, WrrKey, counter, meta,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -54,7 +54,7 @@ pub static XVS_CONNS: btf_maps::HashMap<ConnKey, Conn, { DEFAULT_CONNECTIONS as 
 
 /// Keys of connections to check for expiry, oldest first (sized like the table).
 #[map(name = "XVS_SWEEP")]
-pub static XVS_SWEEP: Queue<ConnKey> = Queue::with_max_entries(DEFAULT_CONNECTIONS, 0);
+pub static XVS_SWEEP: Queue<SweepRecord> = Queue::with_max_entries(DEFAULT_CONNECTIONS, 0);
 
 #[inline(always)]
 pub fn count(index: u32, amount: u64) {
@@ -110,6 +110,8 @@ pub struct Scratch {
     pub conn: Conn,
     pub twin: Conn,
     pub fib: aya_ebpf::bindings::bpf_fib_lookup,
+    /// A sweep record being queued.
+    pub record: SweepRecord,
 }
 
 #[map(name = "XVS_SCRATCH")]
