@@ -233,8 +233,10 @@ mod program {
         NOT_CREATED
     }
 
-    /// Finds the service, schedules a real server and creates the entry: its address, or
-    /// [`NOT_CREATED`] with the verdict left in the scratch space.
+    /// Finds the service, schedules a real server and creates the entry. Returns the address
+    /// of the connection to forward by (the new entry's template in the scratch space, or
+    /// the entry another CPU made first), or [`NOT_CREATED`] with the verdict left in the
+    /// scratch space.
     #[inline(never)]
     fn new_connection(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey, now: u64) -> u64 {
         let Some(scratch) = scratch() else {
@@ -350,7 +352,7 @@ mod program {
         new.peer_family = dest.family;
         new.l2 = l2;
         let twin = unsafe { &mut (*scratch).twin as *mut Conn };
-        let Some(created) = conn::create(key, new, twin, &reply_l2) else {
+        if !conn::create(key, new, twin, &reply_l2) {
             // Another CPU created it first, or the table is full.
             return match XVS_CONNS.get_ptr_mut(key) {
                 Some(entry) => {
@@ -362,11 +364,12 @@ mod program {
                     refuse(xdp_action::XDP_DROP)
                 }
             };
-        };
+        }
         count(counter::NEW_CONNECTIONS, 1);
         add_stats(service.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);
         add_stats(dest.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);
-        created as u64
+        // The entry is a copy of the template: forward by the template, no second lookup.
+        new as *mut Conn as u64
     }
 
     /// The L2 way back to where this frame came from: its source MAC, on its interface.

@@ -159,19 +159,13 @@ fn queue_sweep(key: &ConnKey, due: u64) {
 }
 
 /// Inserts a new request-direction entry (and, for NAT, its reply twin, built in `twin`,
-/// which leaves by `reply_l2`) and queues it for the expiry sweep. Returns the entry, or `None` if the
-/// table is full (or another CPU won the race).
+/// which leaves by `reply_l2`) and queues it for the expiry sweep. False if the table is
+/// full (or another CPU won the race).
 #[inline(never)]
-pub fn create(
-    key: &ConnKey,
-    conn: &Conn,
-    twin: *mut Conn,
-    reply_l2: &Neighbour,
-) -> Option<*mut Conn> {
+pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, reply_l2: &Neighbour) -> bool {
     if XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64).is_err() {
-        return None;
+        return false;
     }
-    let entry = XVS_CONNS.get_ptr_mut(key)?;
     queue_sweep(key, conn.expires);
     adjust(
         conn.service_id,
@@ -199,7 +193,7 @@ pub fn create(
             let _ = XVS_CONNS.insert(&reply, &*twin, 0);
         }
     }
-    Some(entry)
+    true
 }
 
 /// Runs a packet through the state machine and pushes the expiry on; an expiry brought
