@@ -27,6 +27,9 @@ pub mod map_names {
     /// Per-CPU traffic counters of services and real servers, by counter slot →
     /// [`crate::Counters`].
     pub const STATS: &str = "XVS_STATS";
+    /// Per-CPU cache of each real server's next hop, by the server's counter slot →
+    /// [`crate::CachedHop`]; sized like [`STATS`].
+    pub const HOPS: &str = "XVS_HOPS";
     /// Real-server sets for scheduling: set id → [`crate::DestSet`].
     pub const SETS: &str = "XVS_SETS";
     /// Connection counts by service id → [`crate::ServiceConns`].
@@ -54,6 +57,24 @@ pub struct Neighbour {
     pub smac: [u8; 6],
     pub dmac: [u8; 6],
 }
+
+/// A real server's next hop as the kernel's FIB gave it, kept for new connections for
+/// [`HOP_CACHE_NS`] (a FIB lookup is about a fifth of a new flow's cost).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CachedHop {
+    pub l2: Neighbour,
+    /// The real server it is for (ids are never reused, counter slots are).
+    pub dest_id: u32,
+    /// The interface the looked-up frame came in by (the FIB lookup's input).
+    pub ingress: u32,
+    /// Until when it may be used, in the connection table's clock.
+    pub until: u64,
+}
+
+/// How long a cached next hop is used before the FIB is asked again: a real server's new
+/// MAC (or a new route) reaches new connections within this time.
+pub const HOP_CACHE_NS: u64 = 1_000_000_000;
 
 /// Capacity of the service map.
 pub const MAX_SERVICES: u32 = 65_536;
@@ -237,7 +258,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 9;
+pub const LAYOUT_VERSION: u64 = 10;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].

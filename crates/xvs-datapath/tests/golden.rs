@@ -69,6 +69,19 @@ impl Rig {
     }
 }
 
+/// Keeps the calling thread on CPU 0.
+fn pin_to_first_cpu() {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
 /// The service on a port of the VIP.
 fn service_on(table: &Table, wanted: u16) -> &xvs_core::model::Service {
     table
@@ -283,6 +296,42 @@ fn counters_stay_with_their_entry_across_changes_and_zero() {
             assert!(table.services.iter().all(|s| s.stats.conns == 0));
         },
     );
+}
+
+#[test]
+fn a_real_servers_new_mac_reaches_new_connections_within_a_second() {
+    let rig = Rig::new();
+    // Both runs on one CPU: the cache is per CPU, and another CPU would ask the FIB anyway.
+    let first_hop = |sport: u16, lines: &[&str]| {
+        rig.with(lines, |director, eth0| {
+            pin_to_first_cpu();
+            let syn = tcp4(CLIENT, VIP, sport, 80, true, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &syn).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            (
+                director_mac(&out.frame),
+                <[u8; 6]>::try_from(&out.frame[..6]).unwrap(),
+            )
+        })
+    };
+    let (director_own, dmac) = first_hop(
+        40000,
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+        ],
+    );
+    assert_eq!(dmac, RS1_MAC);
+    // The real server is replaced by a machine with another MAC. New connections may go
+    // by the cached next hop for up to a second, then by the new one.
+    let replaced = [0x02, 0, 0, 0, 0, 0x11];
+    rig.lab
+        .static_neighbours("director", "eth0", &[("10.0.0.10".to_string(), replaced)])
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (source, dmac) = first_hop(40001, &[]);
+    assert_eq!(dmac, replaced);
+    assert_eq!(source, director_own);
 }
 
 #[test]

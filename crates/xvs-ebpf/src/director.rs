@@ -307,7 +307,7 @@ mod program {
             count(counter::NO_DESTINATION, 1);
             return refuse(xdp_action::XDP_PASS);
         };
-        let Some(l2) = forward::resolve(ctx, dest.family, &dest.addr, packet.ip_len) else {
+        let Some(l2) = forward::resolve(ctx, dest, packet.ip_len, now) else {
             count(counter::NO_ROUTE, 1);
             return refuse(xdp_action::XDP_DROP);
         };

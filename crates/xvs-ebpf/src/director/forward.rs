@@ -6,10 +6,10 @@ use aya_ebpf::{
     helpers::{bpf_redirect, bpf_xdp_adjust_head, generated::bpf_fib_lookup as fib_lookup},
     programs::XdpContext,
 };
-use xvs_common::{FAMILY_V4, Neighbour, counter};
+use xvs_common::{CachedHop, DestValue, FAMILY_V4, HOP_CACHE_NS, Neighbour, counter};
 
 use crate::{
-    maps::{XVS_NEIGH, count, scratch},
+    maps::{XVS_HOPS, XVS_NEIGH, count, scratch},
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
         IPV6_LEN, Packet, at, csum_replace_words, csum_replace16, ipv4_header_checksum,
@@ -19,14 +19,25 @@ use crate::{
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 
-/// Where frames to `dst` go: the kernel's FIB and neighbour table when it can tell (it
-/// cannot when forwarding is off, as on many DR directors), else the next hop user space
-/// resolved when the real server was added.
+/// Where frames to real server `dest` go: the kernel's FIB and neighbour table when it can
+/// tell (it cannot when forwarding is off, as on many DR directors), else the next hop
+/// user space resolved when the real server was added. What the FIB says is kept per CPU
+/// for [`HOP_CACHE_NS`].
 #[inline(never)]
-pub fn resolve(ctx: &XdpContext, family: u8, dst: &[u8; 16], ip_len: u32) -> Option<Neighbour> {
+pub fn resolve(ctx: &XdpContext, dest: &DestValue, ip_len: u32, now: u64) -> Option<Neighbour> {
+    let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
+    let cached = XVS_HOPS.get_ptr_mut(dest.stats);
+    if let Some(hop) = cached {
+        let hop = unsafe { &*hop };
+        if hop.dest_id == dest.id && hop.ingress == ingress && now < hop.until {
+            return Some(hop.l2);
+        }
+    }
+    let family = dest.family;
+    let dst = &dest.addr;
     let params: &mut bpf_fib_lookup = unsafe { &mut (*scratch()?).fib };
     *params = unsafe { core::mem::zeroed() };
-    params.ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    params.ifindex = ingress;
     params.__bindgen_anon_1.tot_len = ip_len as u16;
     if family == FAMILY_V4 {
         params.family = AF_INET;
@@ -51,11 +62,22 @@ pub fn resolve(ctx: &XdpContext, family: u8, dst: &[u8; 16], ip_len: u32) -> Opt
         )
     };
     if ret == 0 {
-        return Some(Neighbour {
+        let l2 = Neighbour {
             ifindex: params.ifindex,
             smac: params.smac,
             dmac: params.dmac,
-        });
+        };
+        if let Some(hop) = cached {
+            unsafe {
+                *hop = CachedHop {
+                    l2,
+                    dest_id: dest.id,
+                    ingress,
+                    until: now + HOP_CACHE_NS,
+                };
+            }
+        }
+        return Some(l2);
     }
     unsafe { XVS_NEIGH.get(dst) }.copied()
 }

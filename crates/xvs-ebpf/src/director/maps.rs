@@ -7,9 +7,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, Queue},
 };
 use xvs_common::{
-    Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestKey, DestSet, DestValue, MAX_DESTS,
-    MAX_SERVICES, MAX_STATS, NO_PREALLOC, SchedState, ServiceConns, ServiceKey, ServiceValue,
-    SweepRecord, WrrKey, counter, meta,
+    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestKey, DestSet, DestValue,
+    MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SchedState, ServiceConns, ServiceKey,
+    ServiceValue, SweepRecord, WrrKey, counter, meta,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -28,6 +28,9 @@ pub static XVS_DESTS: HashMap<DestKey, DestValue> =
 
 #[map(name = "XVS_STATS")]
 pub static XVS_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_STATS, 0);
+
+#[map(name = "XVS_HOPS")]
+pub static XVS_HOPS: PerCpuArray<CachedHop> = PerCpuArray::with_max_entries(MAX_STATS, 0);
 
 #[map(name = "XVS_SETS")]
 pub static XVS_SETS: HashMap<u32, DestSet> =
