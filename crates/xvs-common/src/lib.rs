@@ -27,8 +27,8 @@ pub mod map_names {
     /// Per-CPU traffic counters of services and real servers, by counter slot →
     /// [`crate::Counters`].
     pub const STATS: &str = "XVS_STATS";
-    /// Per-CPU cache of each real server's next hop, by the server's counter slot →
-    /// [`crate::CachedHop`]; sized like [`STATS`].
+    /// Per-CPU cache of real servers' next hops: the server's counter slot modulo
+    /// [`crate::HOP_CACHE_SLOTS`] → [`crate::CachedHop`].
     pub const HOPS: &str = "XVS_HOPS";
     /// Real-server sets for scheduling: set id → [`crate::DestSet`].
     pub const SETS: &str = "XVS_SETS";
@@ -71,6 +71,11 @@ pub struct CachedHop {
     /// Until when it may be used, in the connection table's clock.
     pub until: u64,
 }
+
+/// Slots of the next-hop cache (a power of two). Direct-mapped: real servers whose counter
+/// slots collide take turns, which costs a FIB lookup, never a wrong hop. Small, because
+/// a per-CPU array is allocated slot by slot when the director is created.
+pub const HOP_CACHE_SLOTS: u32 = 8192;
 
 /// How long a cached next hop is used before the FIB is asked again: a real server's new
 /// MAC (or a new route) reaches new connections within this time.

@@ -2,7 +2,7 @@
 
 use aya::{Ebpf, EbpfLoader};
 
-use xvs_common::{CachedHop, Counters, DEFAULT_CONNECTIONS, MAX_STATS, map_names};
+use xvs_common::{Counters, DEFAULT_CONNECTIONS, MAX_STATS, map_names};
 
 use crate::{Error, Result};
 
@@ -23,7 +23,7 @@ pub const CONNECTIONS_ENV: &str = "XVS_CONNECTIONS";
 /// and real servers, together, it can hold. Read when the director is created.
 pub const COUNTER_SLOTS_ENV: &str = "XVS_COUNTER_SLOTS";
 
-/// Memory the counter array and the next-hop cache may take by default, over all CPUs.
+/// Memory the counter array may take by default, over all CPUs.
 const COUNTER_BUDGET: usize = 32 << 20;
 
 /// Loads the director object: creates its maps (fresh, empty) and relocates its programs.
@@ -37,7 +37,6 @@ pub fn load_director() -> Result<Ebpf> {
         .map_max_entries(map_names::CONNS, connections)
         .map_max_entries(map_names::SWEEP, connections)
         .map_max_entries(map_names::STATS, counter_slots)
-        .map_max_entries(map_names::HOPS, counter_slots)
         .load(DIRECTOR)
         .map_err(|e| Error::new("cannot load the director object", e))
 }
@@ -55,11 +54,10 @@ fn positive_setting(name: &str) -> Result<Option<u32>> {
 }
 
 /// As many counter slots as fit [`COUNTER_BUDGET`] on this machine's CPUs (each slot is
-/// one [`Counters`] and one [`CachedHop`] per CPU), between 4,096 and [`MAX_STATS`].
+/// one [`Counters`] per CPU), between 4,096 and [`MAX_STATS`].
 fn default_counter_slots() -> u32 {
     let cpus = aya::util::nr_cpus().unwrap_or(1).max(1);
-    let per_slot = std::mem::size_of::<Counters>() + std::mem::size_of::<CachedHop>();
-    let slots = COUNTER_BUDGET / (cpus * per_slot);
+    let slots = COUNTER_BUDGET / (cpus * std::mem::size_of::<Counters>());
     slots.clamp(4096, MAX_STATS as usize) as u32
 }
 

@@ -307,10 +307,11 @@ mod program {
             count(counter::NO_DESTINATION, 1);
             return refuse(xdp_action::XDP_PASS);
         };
-        let Some(l2) = forward::resolve(ctx, dest, packet.ip_len, now) else {
+        // The next hop goes straight into the new entry's template.
+        if !forward::resolve(ctx, dest, packet.ip_len, now) {
             count(counter::NO_ROUTE, 1);
             return refuse(xdp_action::XDP_DROP);
-        };
+        }
         // A real server without a port (fwmark, port-0 services) takes the packet's port.
         let peer_port = if dest.port == 0 {
             packet.dport
@@ -350,7 +351,6 @@ mod program {
         new.forward = dest.forward;
         new.flags = flags;
         new.peer_family = dest.family;
-        new.l2 = l2;
         let twin = unsafe { &mut (*scratch).twin as *mut Conn };
         if !conn::create(key, new, twin, &reply_l2) {
             // Another CPU created it first, or the table is full.

@@ -6,7 +6,9 @@ use aya_ebpf::{
     helpers::{bpf_redirect, bpf_xdp_adjust_head, generated::bpf_fib_lookup as fib_lookup},
     programs::XdpContext,
 };
-use xvs_common::{CachedHop, DestValue, FAMILY_V4, HOP_CACHE_NS, Neighbour, counter};
+use xvs_common::{
+    CachedHop, DestValue, FAMILY_V4, HOP_CACHE_NS, HOP_CACHE_SLOTS, Neighbour, counter,
+};
 
 use crate::{
     maps::{XVS_HOPS, XVS_NEIGH, count, scratch},
@@ -22,22 +24,56 @@ const AF_INET6: u8 = 10;
 /// Where frames to real server `dest` go: the kernel's FIB and neighbour table when it can
 /// tell (it cannot when forwarding is off, as on many DR directors), else the next hop
 /// user space resolved when the real server was added. What the FIB says is kept per CPU
-/// for [`HOP_CACHE_NS`].
+/// for [`HOP_CACHE_NS`]. The hop is written to the new connection's template in the
+/// scratch space; false if there is none. (Returning it by value made the verifier walk
+/// the rest of the new-connection path once per way out of here.)
 #[inline(never)]
-pub fn resolve(ctx: &XdpContext, dest: &DestValue, ip_len: u32, now: u64) -> Option<Neighbour> {
+pub fn resolve(ctx: &XdpContext, dest: &DestValue, ip_len: u32, now: u64) -> bool {
+    let Some(scratch) = scratch() else {
+        return false;
+    };
+    let out = unsafe { &mut (*scratch).conn.l2 };
     let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
-    let cached = XVS_HOPS.get_ptr_mut(dest.stats);
-    if let Some(hop) = cached {
-        let hop = unsafe { &*hop };
-        if hop.dest_id == dest.id && hop.ingress == ingress && now < hop.until {
-            return Some(hop.l2);
-        }
+    let slot = dest.stats & (HOP_CACHE_SLOTS - 1);
+    if let Some(hop) = XVS_HOPS.get(slot)
+        && hop.dest_id == dest.id
+        && hop.ingress == ingress
+        && now < hop.until
+    {
+        *out = hop.l2;
+        return true;
     }
+    if let Some(l2) = fib_hop(ctx, dest, ip_len) {
+        if let Some(hop) = XVS_HOPS.get_ptr_mut(slot) {
+            unsafe {
+                *hop = CachedHop {
+                    l2,
+                    dest_id: dest.id,
+                    ingress,
+                    until: now + HOP_CACHE_NS,
+                };
+            }
+        }
+        *out = l2;
+        return true;
+    }
+    match unsafe { XVS_NEIGH.get(&dest.addr) } {
+        Some(l2) => {
+            *out = *l2;
+            true
+        }
+        None => false,
+    }
+}
+
+/// The kernel's FIB and neighbour table's answer for `dest`, if it has one.
+#[inline(never)]
+fn fib_hop(ctx: &XdpContext, dest: &DestValue, ip_len: u32) -> Option<Neighbour> {
     let family = dest.family;
     let dst = &dest.addr;
     let params: &mut bpf_fib_lookup = unsafe { &mut (*scratch()?).fib };
     *params = unsafe { core::mem::zeroed() };
-    params.ifindex = ingress;
+    params.ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     params.__bindgen_anon_1.tot_len = ip_len as u16;
     if family == FAMILY_V4 {
         params.family = AF_INET;
@@ -61,25 +97,11 @@ pub fn resolve(ctx: &XdpContext, dest: &DestValue, ip_len: u32, now: u64) -> Opt
             0,
         )
     };
-    if ret == 0 {
-        let l2 = Neighbour {
-            ifindex: params.ifindex,
-            smac: params.smac,
-            dmac: params.dmac,
-        };
-        if let Some(hop) = cached {
-            unsafe {
-                *hop = CachedHop {
-                    l2,
-                    dest_id: dest.id,
-                    ingress,
-                    until: now + HOP_CACHE_NS,
-                };
-            }
-        }
-        return Some(l2);
-    }
-    unsafe { XVS_NEIGH.get(dst) }.copied()
+    (ret == 0).then(|| Neighbour {
+        ifindex: params.ifindex,
+        smac: params.smac,
+        dmac: params.dmac,
+    })
 }
 
 /// Writes the MACs and sends the frame out of `l2.ifindex`.

@@ -8,8 +8,8 @@ use aya_ebpf::{
 };
 use xvs_common::{
     CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestKey, DestSet, DestValue,
-    MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SchedState, ServiceConns, ServiceKey,
-    ServiceValue, SweepRecord, WrrKey, counter, meta,
+    HOP_CACHE_SLOTS, MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SchedState, ServiceConns,
+    ServiceKey, ServiceValue, SweepRecord, WrrKey, counter, meta,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -30,7 +30,7 @@ pub static XVS_DESTS: HashMap<DestKey, DestValue> =
 pub static XVS_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_STATS, 0);
 
 #[map(name = "XVS_HOPS")]
-pub static XVS_HOPS: PerCpuArray<CachedHop> = PerCpuArray::with_max_entries(MAX_STATS, 0);
+pub static XVS_HOPS: PerCpuArray<CachedHop> = PerCpuArray::with_max_entries(HOP_CACHE_SLOTS, 0);
 
 #[map(name = "XVS_SETS")]
 pub static XVS_SETS: HashMap<u32, DestSet> =
