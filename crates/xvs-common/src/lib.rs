@@ -40,7 +40,7 @@ pub mod map_names {
     pub const WRR: &str = "XVS_WRR";
     /// The connection table: [`crate::ConnKey`] → [`crate::Conn`].
     pub const CONNS: &str = "XVS_CONNS";
-    /// Tunnel source address by real-server id → 16 bytes.
+    /// Tunnel source address by a real server's counter slot → 16 bytes (all zeros: none).
     pub const TUNNEL_SOURCES: &str = "XVS_TUN_SRC";
     /// Connection keys waiting to be checked for expiry: [`crate::ConnKey`] queue.
     pub const SWEEP: &str = "XVS_SWEEP";
@@ -263,7 +263,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 10;
+pub const LAYOUT_VERSION: u64 = 11;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].

@@ -79,7 +79,8 @@ pub struct Director {
     conn_counts: BpfHashMap<MapData, u32, ServiceConns>,
     sched: BpfHashMap<MapData, u32, SchedState>,
     wrr: BpfHashMap<MapData, WrrKey, u32>,
-    tunnel_sources: BpfHashMap<MapData, u32, [u8; 16]>,
+    /// Tunnel source addresses of real servers, by their counter slot.
+    tunnel_sources: Array<MapData, [u8; 16]>,
     neighbours: BpfHashMap<MapData, [u8; 16], Neighbour>,
     conns: BpfHashMap<MapData, ConnKey, Conn>,
     conns_map_id: u32,
@@ -206,6 +207,8 @@ impl Director {
             .max_entries();
         let stats =
             PerCpuArray::try_from(Map::PerCpuArray(stats_data)).map_err(wrong(map_names::STATS))?;
+        let tunnel_sources = Array::try_from(Map::Array(take(map_names::TUNNEL_SOURCES)?))
+            .map_err(wrong(map_names::TUNNEL_SOURCES))?;
         let mut hash = |name: &'static str| -> Result<Map> { Ok(Map::HashMap(take(name)?)) };
         let sets = BpfHashMap::try_from(hash(map_names::SETS)?).map_err(wrong(map_names::SETS))?;
         let conn_counts = BpfHashMap::try_from(hash(map_names::CONN_COUNTS)?)
@@ -213,8 +216,6 @@ impl Director {
         let sched =
             BpfHashMap::try_from(hash(map_names::SCHED)?).map_err(wrong(map_names::SCHED))?;
         let wrr = BpfHashMap::try_from(hash(map_names::WRR)?).map_err(wrong(map_names::WRR))?;
-        let tunnel_sources = BpfHashMap::try_from(hash(map_names::TUNNEL_SOURCES)?)
-            .map_err(wrong(map_names::TUNNEL_SOURCES))?;
         let neighbours = BpfHashMap::try_from(hash(map_names::NEIGHBOURS)?)
             .map_err(wrong(map_names::NEIGHBOURS))?;
         let conns =

@@ -425,9 +425,15 @@ impl Director {
                 if old.is_none() {
                     self.start_service(value.id)?;
                 }
-                for dest in dests.iter().filter(|d| !old.is_some_and(|s| s.has(d.id))) {
-                    new_hops.push(dest.addr_and_family());
-                    if dest.forward == forward::TUNNEL {
+                for dest in &dests {
+                    let was = old.and_then(|s| s.dests.iter().find(|d| d.id == dest.id));
+                    if was.is_none() {
+                        new_hops.push(dest.addr_and_family());
+                    }
+                    // A new tunnel real server, or one switched to tunnelling (`-e … -i`).
+                    if dest.forward == forward::TUNNEL
+                        && was.is_none_or(|w| w.forward != forward::TUNNEL)
+                    {
                         self.set_tunnel_source(dest)?;
                     }
                 }
@@ -437,13 +443,6 @@ impl Director {
                     .map_err(map_error("cannot write a service"))?;
                 if let Some(stored) = old {
                     self.drop_set(stored.value.dest_set, stored.value.dest_count)?;
-                    for gone in stored
-                        .dests
-                        .iter()
-                        .filter(|d| !dests.iter().any(|n| n.id == d.id))
-                    {
-                        self.forget_dest(gone.id)?;
-                    }
                 }
             }
             // -Z: counters that were read as non-zero and now are zero.
@@ -473,9 +472,6 @@ impl Director {
                 "cannot drop connection counts",
             )?;
             removed(self.sched.remove(&id), "cannot drop scheduler state")?;
-            for dest in &stored.dests {
-                self.forget_dest(dest.id)?;
-            }
         }
         let t = after.timeouts;
         for (slot, value) in [
@@ -608,19 +604,18 @@ impl Director {
             .map_err(map_error("cannot create scheduler state"))
     }
 
-    /// The address tunnel packets to `dest` leave from: the kernel's source for its route.
+    /// The address tunnel packets to `dest` leave from: the kernel's source for its route,
+    /// kept at the server's counter slot. All zeros (no route yet) makes the datapath count
+    /// a tunnel failure rather than use what an earlier holder of the slot left.
     fn set_tunnel_source(&mut self, dest: &DestValue) -> Result<()> {
         let (addr, _) = dest.addr_and_family();
-        let Ok(route) = netlink::route_to(addr) else {
-            return Ok(());
-        };
-        if let Some(source) = route.source {
-            let (bytes, _) = encode_addr(&source);
-            self.tunnel_sources
-                .insert(dest.id, bytes, 0)
-                .map_err(map_error("cannot write a tunnel source"))?;
-        }
-        Ok(())
+        let source = netlink::route_to(addr)
+            .ok()
+            .and_then(|route| route.source)
+            .map_or([0; 16], |source| encode_addr(&source).0);
+        self.tunnel_sources
+            .set(dest.stats, source, 0)
+            .map_err(map_error("cannot write a tunnel source"))
     }
 
     /// Drops a replaced or removed real-server set.
@@ -635,13 +630,6 @@ impl Director {
         }
         removed(self.sets.remove(&set), "cannot remove a real-server set")?;
         self.remove_dest_set(set, count)
-    }
-
-    fn forget_dest(&mut self, id: u32) -> Result<()> {
-        removed(
-            self.tunnel_sources.remove(&id),
-            "cannot drop a tunnel source",
-        )
     }
 
     /// Makes the kernel resolve (and keep resolved) the next hop of each new real server,
@@ -685,12 +673,6 @@ impl Director {
                 .map_err(map_error("cannot write a neighbour"))?;
         }
         Ok(())
-    }
-}
-
-impl StoredService {
-    fn has(&self, id: u32) -> bool {
-        self.dests.iter().any(|d| d.id == id)
     }
 }
 

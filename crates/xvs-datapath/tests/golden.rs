@@ -451,6 +451,26 @@ fn tunnel_wraps_the_packet_in_an_outer_ipv4_header() {
 }
 
 #[test]
+fn a_real_server_switched_to_tunnelling_gets_a_tunnel_source() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            change(director, &["-e -t 1.1.1.254:80 -r 10.0.0.10 -i"]);
+            let syn = tcp4(CLIENT, VIP, 40000, 80, true, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &syn).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(out.frame[14 + 9], 4, "IPIP");
+            assert_eq!(&out.frame[14 + 12..14 + 16], &[10, 0, 0, 254]);
+            assert_eq!(counters(director)[counter::TUNNEL_FAILED as usize], 0);
+        },
+    );
+}
+
+#[test]
 fn ipv6_direct_routing_and_nat() {
     let rig = Rig::new();
     rig.with(

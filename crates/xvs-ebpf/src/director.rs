@@ -151,7 +151,11 @@ mod program {
                 forward::emit(ctx, &l2)
             }
             method::TUNNEL => {
-                let Some(source) = (unsafe { XVS_TUN_SRC.get(&conn.dest_id) }).copied() else {
+                let Some(source) = XVS_TUN_SRC
+                    .get(conn.dest_stats)
+                    .copied()
+                    .filter(|s| *s != [0; 16])
+                else {
                     count(counter::TUNNEL_FAILED, 1);
                     return xdp_action::XDP_DROP;
                 };

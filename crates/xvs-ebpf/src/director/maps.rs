@@ -48,7 +48,7 @@ pub static XVS_SCHED: HashMap<u32, SchedState> =
 pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
 
 #[map(name = "XVS_TUN_SRC")]
-pub static XVS_TUN_SRC: HashMap<u32, [u8; 16]> = HashMap::with_max_entries(MAX_DESTS, NO_PREALLOC);
+pub static XVS_TUN_SRC: Array<[u8; 16]> = Array::with_max_entries(MAX_STATS, 0);
 
 /// The connection table. Preallocated (user space sizes it when the director is created).
 #[btf_map(name = "XVS_CONNS")]
