@@ -75,6 +75,8 @@ pub struct Director {
     stats: PerCpuArray<MapData, Counters>,
     /// Slots in `stats`: how many services and real servers this director can hold.
     stats_slots: u32,
+    /// Possible CPUs: how many values a per-CPU map entry holds.
+    cpus: usize,
     sets: BpfHashMap<MapData, u32, DestSet>,
     conn_counts: BpfHashMap<MapData, u32, ServiceConns>,
     sched: BpfHashMap<MapData, u32, SchedState>,
@@ -207,6 +209,8 @@ impl Director {
             .max_entries();
         let stats =
             PerCpuArray::try_from(Map::PerCpuArray(stats_data)).map_err(wrong(map_names::STATS))?;
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(what, e)| Error::new(format!("cannot count CPUs ({what})"), e))?;
         let tunnel_sources = Array::try_from(Map::Array(take(map_names::TUNNEL_SOURCES)?))
             .map_err(wrong(map_names::TUNNEL_SOURCES))?;
         let mut hash = |name: &'static str| -> Result<Map> { Ok(Map::HashMap(take(name)?)) };
@@ -238,6 +242,7 @@ impl Director {
             dests,
             stats,
             stats_slots,
+            cpus,
             sets,
             conn_counts,
             sched,

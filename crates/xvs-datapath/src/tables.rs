@@ -241,9 +241,7 @@ impl Director {
 
     /// Zeroes the counters in a slot, on every CPU.
     fn zero_counters(&mut self, slot: u32) -> Result<()> {
-        let cpus = aya::util::nr_cpus()
-            .map_err(|(what, e)| Error::new(format!("cannot count CPUs ({what})"), e))?;
-        let zeros = PerCpuValues::try_from(vec![Counters::default(); cpus])
+        let zeros = PerCpuValues::try_from(vec![Counters::default(); self.cpus])
             .map_err(|e| Error::new("cannot zero counters", e))?;
         self.stats
             .set(slot, zeros, 0)
@@ -713,10 +711,18 @@ struct StatsSlots {
 impl StatsSlots {
     /// The slots of a change from `before` to `after`.
     fn for_change(before: &Snapshot, after: &Table, capacity: u32) -> StatsSlots {
-        let after_services: HashMap<MapKey, &Service> = after
+        // Each service that stays, with the (address, port) of its real servers as stored.
+        let after_services: HashMap<MapKey, HashSet<([u8; 16], u16)>> = after
             .services
             .iter()
-            .map(|s| (encode_key(&s.key), s))
+            .map(|s| {
+                let dests = s
+                    .dests
+                    .iter()
+                    .map(|d| (encode_addr(&d.addr).0, d.port.to_be()))
+                    .collect();
+                (encode_key(&s.key), dests)
+            })
             .collect();
         let mut held_before = HashSet::new();
         let mut kept = HashSet::new();
@@ -728,13 +734,7 @@ impl StatsSlots {
             }
             for dest in &stored.dests {
                 held_before.insert(dest.stats);
-                let still_there = now.is_some_and(|s| {
-                    s.dests.iter().any(|d| {
-                        let encoded = encode_dest(d);
-                        encoded.addr == dest.addr && encoded.port == dest.port
-                    })
-                });
-                if still_there {
+                if now.is_some_and(|dests| dests.contains(&(dest.addr, dest.port))) {
                     kept.insert(dest.stats);
                 }
             }

@@ -312,7 +312,8 @@ mod program {
             return refuse(xdp_action::XDP_PASS);
         };
         // The next hop goes straight into the new entry's template.
-        if !forward::resolve(ctx, dest, packet.ip_len, now) {
+        let hop = unsafe { &mut (*scratch).conn.l2 };
+        if !forward::resolve(ctx, dest, packet.ip_len, now, hop) {
             count(counter::NO_ROUTE, 1);
             return refuse(xdp_action::XDP_DROP);
         }

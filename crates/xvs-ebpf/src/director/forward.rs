@@ -24,15 +24,17 @@ const AF_INET6: u8 = 10;
 /// Where frames to real server `dest` go: the kernel's FIB and neighbour table when it can
 /// tell (it cannot when forwarding is off, as on many DR directors), else the next hop
 /// user space resolved when the real server was added. What the FIB says is kept per CPU
-/// for [`HOP_CACHE_NS`]. The hop is written to the new connection's template in the
-/// scratch space; false if there is none. (Returning it by value made the verifier walk
-/// the rest of the new-connection path once per way out of here.)
+/// for [`HOP_CACHE_NS`]. The hop is written to `out`; false if there is none. (Returning
+/// it by value made the verifier walk the rest of the new-connection path once per way out
+/// of here.)
 #[inline(never)]
-pub fn resolve(ctx: &XdpContext, dest: &DestValue, ip_len: u32, now: u64) -> bool {
-    let Some(scratch) = scratch() else {
-        return false;
-    };
-    let out = unsafe { &mut (*scratch).conn.l2 };
+pub fn resolve(
+    ctx: &XdpContext,
+    dest: &DestValue,
+    ip_len: u32,
+    now: u64,
+    out: &mut Neighbour,
+) -> bool {
     let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
     let slot = dest.stats & (HOP_CACHE_SLOTS - 1);
     if let Some(hop) = XVS_HOPS.get(slot)
