@@ -135,20 +135,31 @@ pub fn run() -> Result<(), String> {
 
                 let client = [1, 1, 1, 1];
                 let vip = [1, 1, 1, 254];
-                let mut cases = Vec::new();
-                let floor = measure(&floor_run, &|_| tcp4(client, vip, 40000, 80, false))?;
-                cases.push(Case {
+                let mut cases = vec![Case {
                     name: "bare XDP_PASS program (the floor)",
-                    mean_ns: floor,
-                });
+                    mean_ns: measure(&floor_run, &|_| tcp4(client, vip, 40000, 80, false))?,
+                }];
+                // XVS_BENCH_ONLY (a part of the case names) runs only those cases beside
+                // the floor, e.g. to profile one at length.
+                let only = std::env::var("XVS_BENCH_ONLY").ok();
+                let mut case = |name: &'static str,
+                                run: &Runner<'_>,
+                                frames: &dyn Fn(u32) -> Vec<u8>|
+                 -> Result<(), String> {
+                    if only
+                        .as_ref()
+                        .is_none_or(|only| name.contains(only.as_str()))
+                    {
+                        let mean_ns = measure(run, frames)?;
+                        cases.push(Case { name, mean_ns });
+                    }
+                    Ok(())
+                };
 
                 // Established flows: one SYN opens the connection, then the same ACK.
                 director_run(&tcp4(client, vip, 40000, 80, true))?;
                 let ack = tcp4(client, vip, 40000, 80, false);
-                cases.push(Case {
-                    name: "established DR, IPv4 TCP",
-                    mean_ns: measure(&director_run, &|_| ack.clone())?,
-                });
+                case("established DR, IPv4 TCP", &director_run, &|_| ack.clone())?;
                 // New flows: every frame a SYN from another client port/address.
                 let fresh = |port: u16| {
                     move |i: u32| {
@@ -156,37 +167,35 @@ pub fn run() -> Result<(), String> {
                         tcp4(src, vip, 1024 + (i % 60000) as u16, port, true)
                     }
                 };
-                cases.push(Case {
-                    name: "new DR flow, rr over 100 real servers",
-                    mean_ns: measure(&director_run, &fresh(81))?,
-                });
-                cases.push(Case {
-                    name: "new DR flow, wlc over 100 real servers",
-                    mean_ns: measure(&director_run, &fresh(82))?,
-                });
+                case(
+                    "new DR flow, rr over 100 real servers",
+                    &director_run,
+                    &fresh(81),
+                )?;
+                case(
+                    "new DR flow, wlc over 100 real servers",
+                    &director_run,
+                    &fresh(82),
+                )?;
                 director_run(&tcp4(client, vip, 40001, 83, true))?;
                 let nat_in = tcp4(client, vip, 40001, 83, false);
-                cases.push(Case {
-                    name: "NAT in (established, client to real server)",
-                    mean_ns: measure(&director_run, &|_| nat_in.clone())?,
-                });
+                case(
+                    "NAT in (established, client to real server)",
+                    &director_run,
+                    &|_| nat_in.clone(),
+                )?;
                 let nat_reply = tcp4([10, 0, 0, 2], client, 8080, 40001, false);
-                cases.push(Case {
-                    name: "NAT reply (real server to client)",
-                    mean_ns: measure(&director_run, &|_| nat_reply.clone())?,
-                });
+                case("NAT reply (real server to client)", &director_run, &|_| {
+                    nat_reply.clone()
+                })?;
                 director_run(&tcp4(client, vip, 40002, 84, true))?;
                 let tun = tcp4(client, vip, 40002, 84, false);
-                cases.push(Case {
-                    name: "tunnel encapsulation (established)",
-                    mean_ns: measure(&director_run, &|_| tun.clone())?,
-                });
+                case("tunnel encapsulation (established)", &director_run, &|_| {
+                    tun.clone()
+                })?;
                 director_run(&tcp6(v6(1, 1), v6(0xfe, 1), 40003, 80, true))?;
                 let ack6 = tcp6(v6(1, 1), v6(0xfe, 1), 40003, 80, false);
-                cases.push(Case {
-                    name: "established DR, IPv6 TCP",
-                    mean_ns: measure(&director_run, &|_| ack6.clone())?,
-                });
+                case("established DR, IPv6 TCP", &director_run, &|_| ack6.clone())?;
                 let memory = director
                     .connection_table_memory()
                     .map_err(|e| e.to_string())?;

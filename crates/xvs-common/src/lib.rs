@@ -44,6 +44,10 @@ pub mod map_names {
     pub const TUNNEL_SOURCES: &str = "XVS_TUN_SRC";
     /// Connection keys waiting to be checked for expiry: [`crate::ConnKey`] queue.
     pub const SWEEP: &str = "XVS_SWEEP";
+    /// Sweep queue of records due sooner than [`crate::SWEEP_CHECK_NS`].
+    pub const SWEEP_SOON: &str = "XVS_SWEEP_SOON";
+    /// When the head of each sweep queue is due, as last seen (a hint, read lock-free).
+    pub const SWEEP_DUE: &str = "XVS_SWEEP_DUE";
     /// Next hops written by user space, for when the kernel's FIB lookup cannot be used
     /// (forwarding disabled on a DR director): address → [`crate::Neighbour`].
     pub const NEIGHBOURS: &str = "XVS_NEIGH";
@@ -263,7 +267,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 11;
+pub const LAYOUT_VERSION: u64 = 12;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].
@@ -348,14 +352,24 @@ pub struct ConnKey {
     pub _pad: [u8; 2],
 }
 
-/// A record of the expiry sweep queue: a connection and when it was due to expire when the
-/// record was queued. The sweep looks the entry up only once that time has come.
+/// A record of an expiry sweep queue: a connection and when to look at it again (its expiry,
+/// or [`SWEEP_CHECK_NS`] after the record was queued if that comes first). The sweep looks
+/// the entry up only once that time has come.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SweepRecord {
     pub key: ConnKey,
     pub due: u64,
 }
+
+/// The longest a sweep record waits: an entry due later is looked at again after this long
+/// (and queued again), so every record in the main sweep queue waits the same time and the
+/// queue stays in due order. Records due sooner go to the short queue.
+pub const SWEEP_CHECK_NS: u64 = 10_000_000_000;
+
+/// The short sweep queue's capacity, as a fraction of the connection table's (a full short
+/// queue sends its records to the main one).
+pub const SWEEP_SOON_SHARE: u32 = 8;
 
 /// A connection-table entry.
 #[repr(C)]

@@ -2,7 +2,7 @@
 
 use aya::{Ebpf, EbpfLoader};
 
-use xvs_common::{Counters, DEFAULT_CONNECTIONS, MAX_STATS, map_names};
+use xvs_common::{Counters, DEFAULT_CONNECTIONS, MAX_STATS, SWEEP_SOON_SHARE, map_names};
 
 use crate::{Error, Result};
 
@@ -36,6 +36,10 @@ pub fn load_director() -> Result<Ebpf> {
     EbpfLoader::new()
         .map_max_entries(map_names::CONNS, connections)
         .map_max_entries(map_names::SWEEP, connections)
+        .map_max_entries(
+            map_names::SWEEP_SOON,
+            (connections / SWEEP_SOON_SHARE).max(1),
+        )
         .map_max_entries(map_names::STATS, counter_slots)
         .map_max_entries(map_names::TUNNEL_SOURCES, counter_slots)
         .load(DIRECTOR)

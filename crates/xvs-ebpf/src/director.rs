@@ -357,7 +357,7 @@ mod program {
         new.flags = flags;
         new.peer_family = dest.family;
         let twin = unsafe { &mut (*scratch).twin as *mut Conn };
-        if !conn::create(key, new, twin, &reply_l2) {
+        if !conn::create(key, new, twin, &reply_l2, now) {
             // Another CPU created it first, or the table is full.
             return match XVS_CONNS.get_ptr_mut(key) {
                 Some(entry) => {

@@ -8,8 +8,8 @@ use aya_ebpf::{
 };
 use xvs_common::{
     CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestKey, DestSet, DestValue,
-    HOP_CACHE_SLOTS, MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SchedState, ServiceConns,
-    ServiceKey, ServiceValue, SweepRecord, WrrKey, counter, meta,
+    HOP_CACHE_SLOTS, MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_SOON_SHARE, SchedState,
+    ServiceConns, ServiceKey, ServiceValue, SweepRecord, WrrKey, counter, meta,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -55,9 +55,23 @@ pub static XVS_TUN_SRC: Array<[u8; 16]> = Array::with_max_entries(MAX_STATS, 0);
 pub static XVS_CONNS: btf_maps::HashMap<ConnKey, Conn, { DEFAULT_CONNECTIONS as usize }> =
     btf_maps::HashMap::new();
 
-/// Keys of connections to check for expiry, oldest first (sized like the table).
+/// Connections to check for expiry, each due [`xvs_common::SWEEP_CHECK_NS`] after it was
+/// queued, so in due order (sized like the table).
 #[map(name = "XVS_SWEEP")]
 pub static XVS_SWEEP: Queue<SweepRecord> = Queue::with_max_entries(DEFAULT_CONNECTIONS, 0);
+
+/// Connections due sooner than that, each at its expiry (sized by
+/// [`xvs_common::SWEEP_SOON_SHARE`]).
+#[map(name = "XVS_SWEEP_SOON")]
+pub static XVS_SWEEP_SOON: Queue<SweepRecord> =
+    Queue::with_max_entries(DEFAULT_CONNECTIONS / SWEEP_SOON_SHARE, 0);
+
+/// When the head of each sweep queue ([`SWEEP_MAIN`], [`SWEEP_SHORT`]) is due, as last
+/// seen; 0 until first looked at, `u64::MAX` when seen empty.
+#[map(name = "XVS_SWEEP_DUE")]
+pub static XVS_SWEEP_DUE: Array<u64> = Array::with_max_entries(2, 0);
+pub const SWEEP_MAIN: u32 = 0;
+pub const SWEEP_SHORT: u32 = 1;
 
 #[inline(always)]
 pub fn count(index: u32, amount: u64) {
@@ -115,6 +129,8 @@ pub struct Scratch {
     pub fib: aya_ebpf::bindings::bpf_fib_lookup,
     /// A sweep record being queued.
     pub record: SweepRecord,
+    /// New connections this CPU has seen (every so many, the sweep hints are refreshed).
+    pub new_flows: u32,
 }
 
 #[map(name = "XVS_SCRATCH")]
