@@ -32,17 +32,16 @@ pub mod map_names {
     pub const HOPS: &str = "XVS_HOPS";
     /// Real-server sets for scheduling: set id → [`crate::DestSet`].
     pub const SETS: &str = "XVS_SETS";
-    /// Connection counts by service id → [`crate::ServiceConns`].
+    /// What the datapath keeps per service (connection counts, scheduler state,
+    /// least-connection tree) by service id → [`crate::ServiceConns`].
     pub const CONN_COUNTS: &str = "XVS_CONN_COUNTS";
-    /// Scheduler state by service id → [`crate::SchedState`].
-    pub const SCHED: &str = "XVS_SCHED";
     /// Weighted round-robin cycles: [`crate::WrrKey`] → set index.
     pub const WRR: &str = "XVS_WRR";
     /// The connection table: [`crate::ConnKey`] → [`crate::Conn`].
     pub const CONNS: &str = "XVS_CONNS";
     /// Tunnel source address by a real server's counter slot → 16 bytes (all zeros: none).
     pub const TUNNEL_SOURCES: &str = "XVS_TUN_SRC";
-    /// Connection keys waiting to be checked for expiry: [`crate::ConnKey`] queue.
+    /// Connections to check for expiry: [`crate::SweepRecord`] queue, in due order.
     pub const SWEEP: &str = "XVS_SWEEP";
     /// Sweep queue of records due sooner than [`crate::SWEEP_CHECK_NS`].
     pub const SWEEP_SOON: &str = "XVS_SWEEP_SOON";
@@ -311,11 +310,58 @@ pub struct SlotConns {
     pub overloaded: u32,
 }
 
-/// Connection counts of every real server of a service, by slot.
+/// A service's state the datapath writes: connection counts of every real server by slot,
+/// the scheduler's state, and the least-connection tree (one map value, so a new
+/// connection finds them all with one lookup).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ServiceConns {
     pub slots: [SlotConns; MAX_SET],
+    pub sched: SchedState,
+    pub tree: SchedTree,
+}
+
+impl Default for ServiceConns {
+    fn default() -> Self {
+        ServiceConns {
+            slots: [SlotConns::default(); MAX_SET],
+            sched: SchedState::default(),
+            tree: SchedTree::default(),
+        }
+    }
+}
+
+/// No index: a tree node or slot with no available real server.
+pub const TREE_NONE: u16 = u16::MAX;
+
+/// A tournament tree over a set's indices for the least-connection schedulers (lc, wlc, sed,
+/// nq): each node holds the best available index below it by the scheduler's rule, the
+/// lower index on a tie, so the root is what a walk over the set would choose. The
+/// datapath builds it for a set and keeps it as counts change; user space only zeroes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SchedTree {
+    /// The set the tree was built for (0: none yet; set ids start at 1).
+    pub set: u32,
+    /// The scheduler code it orders by (0 when unused: rr).
+    pub kind: u32,
+    /// The set index of each connection-count slot ([`TREE_NONE`] if not in the set).
+    pub index_of: [u16; MAX_SET],
+    /// `nodes[n]` for n in 1..MAX_SET: the best index among the leaves below (node n's
+    /// children are 2n and 2n+1); `nodes[MAX_SET + i]`: leaf i, the set's index i if that
+    /// server is available.
+    pub nodes: [u16; 2 * MAX_SET],
+}
+
+impl Default for SchedTree {
+    fn default() -> Self {
+        SchedTree {
+            set: 0,
+            kind: 0,
+            index_of: [TREE_NONE; MAX_SET],
+            nodes: [TREE_NONE; 2 * MAX_SET],
+        }
+    }
 }
 
 /// Per-service scheduler state (round-robin cursor).

@@ -29,8 +29,8 @@ use aya::{
 use netlink::XdpMode;
 use xvs_common::{
     Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestKey, DestSet, DestValue, LAYOUT_VERSION,
-    LOOPBACK_INDEX, Neighbour, SchedState, ServiceConns, ServiceKey, ServiceValue, WrrKey, counter,
-    map_names, meta,
+    LOOPBACK_INDEX, Neighbour, ServiceConns, ServiceKey, ServiceValue, WrrKey, counter, map_names,
+    meta,
 };
 
 /// A failure of the datapath, with what was being done.
@@ -79,7 +79,6 @@ pub struct Director {
     cpus: usize,
     sets: BpfHashMap<MapData, u32, DestSet>,
     conn_counts: BpfHashMap<MapData, u32, ServiceConns>,
-    sched: BpfHashMap<MapData, u32, SchedState>,
     wrr: BpfHashMap<MapData, WrrKey, u32>,
     /// Tunnel source addresses of real servers, by their counter slot.
     tunnel_sources: Array<MapData, [u8; 16]>,
@@ -217,8 +216,6 @@ impl Director {
         let sets = BpfHashMap::try_from(hash(map_names::SETS)?).map_err(wrong(map_names::SETS))?;
         let conn_counts = BpfHashMap::try_from(hash(map_names::CONN_COUNTS)?)
             .map_err(wrong(map_names::CONN_COUNTS))?;
-        let sched =
-            BpfHashMap::try_from(hash(map_names::SCHED)?).map_err(wrong(map_names::SCHED))?;
         let wrr = BpfHashMap::try_from(hash(map_names::WRR)?).map_err(wrong(map_names::WRR))?;
         let neighbours = BpfHashMap::try_from(hash(map_names::NEIGHBOURS)?)
             .map_err(wrong(map_names::NEIGHBOURS))?;
@@ -245,7 +242,6 @@ impl Director {
             cpus,
             sets,
             conn_counts,
-            sched,
             wrr,
             tunnel_sources,
             neighbours,

@@ -16,8 +16,8 @@ use std::{
 use aya::maps::{MapError, PerCpuValues};
 use xvs_common::{
     Counters, DestKey, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_DESTS, MAX_SERVICES, MAX_SET,
-    MAX_WRR_CYCLE, SchedState, ServiceConns, ServiceKey as MapKey, ServiceValue, SetEntry,
-    SlotConns, WrrKey, conn_flags, forward, meta, tcp,
+    MAX_WRR_CYCLE, ServiceConns, ServiceKey as MapKey, ServiceValue, SetEntry, WrrKey, conn_flags,
+    forward, meta, tcp,
 };
 use xvs_core::{
     listing::ConnectionEntry,
@@ -469,7 +469,6 @@ impl Director {
                 self.conn_counts.remove(&id),
                 "cannot drop connection counts",
             )?;
-            removed(self.sched.remove(&id), "cannot drop scheduler state")?;
         }
         let t = after.timeouts;
         for (slot, value) in [
@@ -589,17 +588,12 @@ impl Director {
             .map_err(map_error("cannot write a real-server set"))
     }
 
-    /// Creates a new service's connection counts, scheduler state and counters.
+    /// Creates a new service's connection counts and scheduler state (the datapath builds
+    /// its least-connection tree when it first schedules).
     fn start_service(&mut self, id: u32) -> Result<()> {
-        let zeros = ServiceConns {
-            slots: [SlotConns::default(); MAX_SET],
-        };
         self.conn_counts
-            .insert(id, zeros, 0)
-            .map_err(map_error("cannot create connection counts"))?;
-        self.sched
-            .insert(id, SchedState::default(), 0)
-            .map_err(map_error("cannot create scheduler state"))
+            .insert(id, ServiceConns::default(), 0)
+            .map_err(map_error("cannot create connection counts"))
     }
 
     /// The address tunnel packets to `dest` leave from: the kernel's source for its route,

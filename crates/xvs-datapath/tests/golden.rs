@@ -121,6 +121,22 @@ fn tcp4(
     frame
 }
 
+enum Flags {
+    Rst,
+}
+
+fn tcp4_flags(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: Flags) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, [0x02, 0, 0, 0, 0, 0xfe])
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, 1000, 64240);
+    let b = match flags {
+        Flags::Rst => b.rst(),
+    };
+    let mut frame = Vec::with_capacity(b.size(0));
+    b.write(&mut frame, &[]).unwrap();
+    frame
+}
+
 fn tcp4_fin(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(CLIENT_MAC, [0x02, 0, 0, 0, 0, 0xfe])
         .ipv4(src, dst, 64)
@@ -696,6 +712,73 @@ fn kernel_schedulers_match_the_reference() {
             chosen.iter().take(4).all(Option::is_some),
             "{scheduler} chose nothing"
         );
+    }
+}
+
+/// The least-connection tree chooses as the reference's walk does while counts rise (new
+/// connections) and fall (connections reset move from active to inactive), over a dozen
+/// servers with assorted weights, one quiescent and one with an upper threshold.
+#[test]
+fn least_connection_trees_match_the_reference_as_counts_rise_and_fall() {
+    let rig = Rig::new();
+    let servers: Vec<String> = (1..=12).map(|i| format!("10.0.0.{}", 100 + i)).collect();
+    let neighbours: Vec<(String, [u8; 6])> = servers.iter().map(|a| (a.clone(), RS1_MAC)).collect();
+    rig.lab
+        .static_neighbours("director", "eth0", &neighbours)
+        .unwrap();
+    let weights = [3u32, 1, 0, 2, 5, 1, 4, 2, 1, 3, 2, 1];
+    for (round, scheduler) in ["lc", "wlc", "sed", "nq"].into_iter().enumerate() {
+        let port = 9100 + round as u16;
+        let vip = format!("1.1.1.254:{port}");
+        let mut lines = vec![format!("-A -t {vip} -s {scheduler}")];
+        for (server, weight) in servers.iter().zip(weights) {
+            let threshold = if server == "10.0.0.105" { " -x 4" } else { "" };
+            lines.push(format!("-a -t {vip} -r {server} -g -w {weight}{threshold}"));
+        }
+        let line_refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        rig.with(&line_refs, |director, eth0| {
+            for step in 0..60u16 {
+                if step % 3 == 2 {
+                    // Every third step a connection of two steps ago is established and
+                    // reset (IPVS ignores a reset in SYN_RECV): active to inactive.
+                    let sport = 30000 + step - 2;
+                    let ack = tcp4(CLIENT, VIP, sport, port, false, CLIENT_MAC);
+                    let rst = tcp4_flags(CLIENT, VIP, sport, port, Flags::Rst);
+                    for frame in [ack, rst] {
+                        let _ = director.run_frame(eth0, &frame).unwrap();
+                    }
+                }
+                let table = director.load().unwrap().table;
+                let service = service_on(&table, port);
+                let dests: Vec<sched::Candidate> = service
+                    .dests
+                    .iter()
+                    .map(|d| {
+                        let conns = d.conns.active + d.conns.inactive;
+                        sched::Candidate::of(d, d.u_threshold != 0 && conns >= d.u_threshold)
+                    })
+                    .collect();
+                let flow = sched::Flow {
+                    src: IpAddr::from(CLIENT),
+                    src_port: 30000 + step,
+                    dst: IpAddr::from(VIP),
+                    dst_port: port,
+                    now: 0,
+                };
+                let expected = sched::new_scheduler(service.scheduler, 0, &dests, 1)
+                    .schedule(&dests, &flow)
+                    .map(|i| dests[i].addr);
+                let syn = tcp4(CLIENT, VIP, 30000 + step, port, true, CLIENT_MAC);
+                let _ = director.run_frame(eth0, &syn).unwrap();
+                let chosen = director
+                    .connections()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e.client.1 == 30000 + step && e.virtual_.1 == port)
+                    .map(|e| e.dest.0);
+                assert_eq!(chosen, expected, "{scheduler}, step {step}");
+            }
+        });
     }
 }
 

@@ -37,8 +37,8 @@ mod program {
     use crate::{
         conn, forward,
         maps::{
-            STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_SCHED,
-            XVS_SERVICES, XVS_SETS, XVS_TUN_SRC, add_stats, count, scratch,
+            STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_SERVICES,
+            XVS_SETS, XVS_TUN_SRC, add_stats, count, scratch,
         },
         packet::{self, IPPROTO_TCP, Packet, Skip},
         sched,
@@ -272,11 +272,7 @@ mod program {
             count(counter::NO_DESTINATION, 1);
             return refuse(xdp_action::XDP_PASS);
         };
-        let Some(conns) = (unsafe { XVS_CONN_COUNTS.get(&service.id) }) else {
-            count(counter::NO_DESTINATION, 1);
-            return refuse(xdp_action::XDP_PASS);
-        };
-        let Some(state) = XVS_SCHED.get_ptr_mut(&service.id) else {
+        let Some(conns) = XVS_CONN_COUNTS.get_ptr_mut(&service.id) else {
             count(counter::NO_DESTINATION, 1);
             return refuse(xdp_action::XDP_PASS);
         };
@@ -285,12 +281,11 @@ mod program {
         }
         let view = sched::View {
             set: set as *const _,
-            conns: conns as *const _,
+            conns,
         };
         let request = sched::Request {
             scheduler: service.scheduler,
             view,
-            state,
             set_id: service.dest_set,
         };
         let index = sched::schedule(&request);
@@ -370,6 +365,8 @@ mod program {
                 }
             };
         }
+        conn::add_count(conns, slot, flags & conn_flags::ACTIVE != 0, 1);
+        sched::count_changed(&view, slot);
         count(counter::NEW_CONNECTIONS, 1);
         add_stats(service.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);
         add_stats(dest.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);

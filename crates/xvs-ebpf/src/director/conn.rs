@@ -19,13 +19,15 @@
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns, maps::Queue};
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use xvs_common::{
-    Conn, ConnKey, Neighbour, SWEEP_CHECK_NS, SweepRecord, conn_flags, counter, forward, meta, tcp,
+    Conn, ConnKey, Neighbour, SWEEP_CHECK_NS, ServiceConns, SweepRecord, conn_flags, counter,
+    forward, meta, tcp,
 };
 
 use crate::maps::{
     SWEEP_MAIN, SWEEP_SHORT, XVS_CONN_COUNTS, XVS_CONNS, XVS_SWEEP, XVS_SWEEP_DUE, XVS_SWEEP_SOON,
     count, meta_value, scratch,
 };
+use crate::sched;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// Due records checked per new connection, at most: more than one, so the sweep keeps up
@@ -49,12 +51,12 @@ pub fn timeout_ns(state: u8) -> u64 {
     seconds * NS_PER_SEC
 }
 
-/// Adds `delta` (±1) to a real server's active or inactive count.
+/// Adds `delta` (±1) to a real server's active or inactive count in its service's
+/// `counts`. (Several CPUs count at once: an atomic add. The BPF target has no CAS, so no
+/// AtomicU32; the add itself is one BPF_ATOMIC instruction.) The caller then tells the
+/// scheduler ([`sched::count_changed`]).
 #[inline(always)]
-fn adjust(service_id: u32, slot: u16, active: bool, delta: i32) {
-    let Some(counts) = XVS_CONN_COUNTS.get_ptr_mut(&service_id) else {
-        return;
-    };
+pub fn add_count(counts: *mut ServiceConns, slot: u16, active: bool, delta: i32) {
     let Some(slot) = (unsafe { (*counts).slots.get_mut(slot as usize) }) else {
         return;
     };
@@ -63,9 +65,21 @@ fn adjust(service_id: u32, slot: u16, active: bool, delta: i32) {
     } else {
         &mut slot.inactive as *mut u32
     };
-    // Several CPUs count at once: an atomic add (the BPF target has no CAS, so no
-    // AtomicU32; the add itself is one BPF_ATOMIC instruction).
     unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(field, delta as u32) };
+}
+
+/// Moves `delta` connections of a real server into (or out of) its active or inactive
+/// count, and, if `moved`, one from the other count.
+#[inline(always)]
+fn adjust(service_id: u32, slot: u16, active: bool, delta: i32, moved: bool) {
+    let Some(counts) = XVS_CONN_COUNTS.get_ptr_mut(&service_id) else {
+        return;
+    };
+    add_count(counts, slot, active, delta);
+    if moved {
+        add_count(counts, slot, !active, -delta);
+    }
+    sched::count_changed_in(counts, slot);
 }
 
 /// Moves a connection between active and inactive as its state demands.
@@ -75,8 +89,7 @@ pub fn recount(conn: *mut Conn) {
         let was_active = (*conn).flags & conn_flags::ACTIVE != 0;
         let is_active = tcp::is_active((*conn).state);
         if was_active != is_active {
-            adjust((*conn).service_id, (*conn).slot, was_active, -1);
-            adjust((*conn).service_id, (*conn).slot, is_active, 1);
+            adjust((*conn).service_id, (*conn).slot, is_active, 1, true);
             if is_active {
                 (*conn).flags |= conn_flags::ACTIVE;
             } else {
@@ -105,7 +118,7 @@ pub fn reply_key(key: &ConnKey, conn: &Conn) -> ConnKey {
 pub fn forget(key: &ConnKey, conn: *mut Conn) {
     unsafe {
         let active = (*conn).flags & conn_flags::ACTIVE != 0;
-        adjust((*conn).service_id, (*conn).slot, active, -1);
+        adjust((*conn).service_id, (*conn).slot, active, -1, false);
         if (*conn).forward == forward::MASQ {
             let _ = XVS_CONNS.remove(reply_key(key, &*conn));
         }
@@ -229,7 +242,7 @@ fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
 }
 
 /// Inserts a new request-direction entry (and, for NAT, its reply twin, built in `twin`,
-/// which leaves by `reply_l2`) and queues it for the expiry sweep. False if the table is
+/// which leaves by `reply_l2`) and queues it for the expiry sweep (the caller counts it). False if the table is
 /// full (or another CPU won the race).
 #[inline(never)]
 pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, reply_l2: &Neighbour, now: u64) -> bool {
@@ -237,12 +250,6 @@ pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, reply_l2: &Neighbour,
         return false;
     }
     queue_sweep(key, conn.expires, now);
-    adjust(
-        conn.service_id,
-        conn.slot,
-        conn.flags & conn_flags::ACTIVE != 0,
-        1,
-    );
     if conn.forward == forward::MASQ {
         let reply = reply_key(key, conn);
         unsafe {

@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use xvs_common::{
     CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestKey, DestSet, DestValue,
-    HOP_CACHE_SLOTS, MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_SOON_SHARE, SchedState,
+    HOP_CACHE_SLOTS, MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_SOON_SHARE,
     ServiceConns, ServiceKey, ServiceValue, SweepRecord, WrrKey, counter, meta,
 };
 
@@ -38,10 +38,6 @@ pub static XVS_SETS: HashMap<u32, DestSet> =
 
 #[map(name = "XVS_CONN_COUNTS")]
 pub static XVS_CONN_COUNTS: HashMap<u32, ServiceConns> =
-    HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
-
-#[map(name = "XVS_SCHED")]
-pub static XVS_SCHED: HashMap<u32, SchedState> =
     HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
 
 #[map(name = "XVS_WRR")]

@@ -2,8 +2,9 @@
 //! schedulers, one file per scheduler, over a service's [`DestSet`] and its connection
 //! counts. Each returns an index into the set.
 //!
-//! Walks over the set run in `bpf_loop`, so the verifier checks each step once instead of
-//! once per possible server.
+//! The least-connection family picks from a tree kept with the counts (tree.rs); the
+//! others walk the set in `bpf_loop`, so the verifier checks each step once instead of once
+//! per possible server.
 
 mod fo;
 mod lc;
@@ -11,12 +12,15 @@ mod nq;
 mod ovf;
 mod rr;
 mod sed;
+mod tree;
 mod twos;
 mod wlc;
 mod wrr;
 
 use aya_ebpf::helpers::generated::bpf_loop;
-use xvs_common::{DestSet, MAX_SET, SchedState, ServiceConns, SetEntry, SlotConns};
+use xvs_common::{DestSet, MAX_SET, ServiceConns, SetEntry, SlotConns};
+
+use crate::maps::XVS_SETS;
 
 /// Scheduler codes, as `xvs_core::sched::Scheduler::code` numbers them.
 pub mod code {
@@ -31,11 +35,12 @@ pub mod code {
     pub const TWOS: u8 = 13;
 }
 
-/// What the schedulers read: a service's set and its connection counts (map values).
+/// What the schedulers read: a service's set and its connection counts (map values; the
+/// counts value also holds the scheduler's state and tree).
 #[derive(Clone, Copy)]
 pub struct View {
     pub set: *const DestSet,
-    pub conns: *const ServiceConns,
+    pub conns: *mut ServiceConns,
 }
 
 impl View {
@@ -109,7 +114,6 @@ pub const STOP: i64 = 1;
 pub struct Request {
     pub scheduler: u8,
     pub view: View,
-    pub state: *mut SchedState,
     pub set_id: u32,
 }
 
@@ -127,17 +131,35 @@ pub fn schedule(request: &Request) -> u32 {
 #[inline(always)]
 fn pick(request: &Request) -> Option<u32> {
     let view = request.view;
-    let state = request.state;
+    let state = unsafe { &mut (*view.conns).sched };
     match request.scheduler {
         code::RR => rr::schedule(view, state),
         code::WRR => wrr::schedule(view, state, request.set_id),
-        code::LC => lc::schedule(view),
-        code::SED => sed::schedule(view),
-        code::NQ => nq::schedule(view),
         code::FO => fo::schedule(view),
         code::OVF => ovf::schedule(view),
         code::TWOS => twos::schedule(view),
-        _ => wlc::schedule(view),
+        scheduler => tree::pick(view, tree::kind_of(scheduler), request.set_id),
+    }
+}
+
+/// A real server's connection count in `view` changed (the set is the service's current
+/// one): keeps the least-connection tree right, if the service uses one.
+#[inline(always)]
+pub fn count_changed(view: &View, slot: u16) {
+    if unsafe { (*view.conns).tree.kind } != 0 {
+        tree::update(view, slot);
+    }
+}
+
+/// As [`count_changed`], for a caller that has only the service's counts.
+#[inline(always)]
+pub fn count_changed_in(conns: *mut ServiceConns, slot: u16) {
+    let set = unsafe { (*conns).tree.set };
+    if unsafe { (*conns).tree.kind } == 0 {
+        return;
+    }
+    if let Some(set) = unsafe { XVS_SETS.get(&set) } {
+        tree::update(&View { set, conns }, slot);
     }
 }
 
@@ -156,54 +178,4 @@ pub fn supported(scheduler: u8) -> bool {
             | code::OVF
             | code::TWOS
     )
-}
-
-/// IPVS's weighted-least rule (wlc, sed): the first available server, replaced by any later
-/// non-overloaded one with `overhead(least) * weight(later) > overhead(later) * weight(least)`.
-pub struct WeightedLeast {
-    view: View,
-    sed: bool,
-    least: u32,
-    found: bool,
-    least_overhead: u64,
-    least_weight: u64,
-}
-
-extern "C" fn weighted_least_step(i: u32, w: *mut WeightedLeast) -> i64 {
-    let w = unsafe { &mut *w };
-    let Some(entry) = w.view.entry(i) else {
-        return STOP;
-    };
-    let overhead = if w.sed {
-        w.view.active(entry) + 1
-    } else {
-        w.view.overhead(entry)
-    };
-    let better = if w.found {
-        !w.view.overloaded(entry)
-            && w.least_overhead * entry.weight as u64 > overhead * w.least_weight
-    } else {
-        w.view.available(entry)
-    };
-    if better {
-        w.found = true;
-        w.least = i;
-        w.least_overhead = overhead;
-        w.least_weight = entry.weight as u64;
-    }
-    CONTINUE
-}
-
-#[inline(always)]
-pub fn weighted_least(view: View, sed: bool) -> Option<u32> {
-    let mut w = WeightedLeast {
-        view,
-        sed,
-        least: 0,
-        found: false,
-        least_overhead: 0,
-        least_weight: 0,
-    };
-    walk(view.count(), &mut w, weighted_least_step);
-    w.found.then_some(w.least)
 }

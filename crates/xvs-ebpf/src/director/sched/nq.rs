@@ -1,44 +1,16 @@
-//! Never queue: an idle server at once, else shortest expected delay.
+//! Never queue: the first idle server, else shortest expected delay (picked from the
+//! least-connection tree).
 
-use super::{CONTINUE, STOP, View, walk};
+use xvs_common::SetEntry;
 
-struct Walk {
-    view: View,
-    least: Option<u32>,
-    least_overhead: u64,
-    least_weight: u64,
-}
+use super::{View, sed};
 
-extern "C" fn step(i: u32, w: *mut Walk) -> i64 {
-    let w = unsafe { &mut *w };
-    let Some(entry) = w.view.entry(i) else {
-        return STOP;
-    };
-    if !w.view.available(entry) {
-        return CONTINUE;
-    }
-    let active = w.view.active(entry);
-    if active == 0 {
-        w.least = Some(i);
-        return STOP;
-    }
-    let overhead = active + 1;
-    if w.least.is_none() || w.least_overhead * entry.weight as u64 > overhead * w.least_weight {
-        w.least = Some(i);
-        w.least_overhead = overhead;
-        w.least_weight = entry.weight as u64;
-    }
-    CONTINUE
-}
-
+/// An idle server beats a busy one; among busy ones, sed's rule; among idle ones the
+/// first stays.
 #[inline(always)]
-pub fn schedule(view: View) -> Option<u32> {
-    let mut w = Walk {
-        view,
-        least: None,
-        least_overhead: 0,
-        least_weight: 0,
-    };
-    walk(view.count(), &mut w, step);
-    w.least
+pub fn beats(view: &View, left: &SetEntry, right: &SetEntry) -> bool {
+    if view.active(left) == 0 {
+        return false;
+    }
+    view.active(right) == 0 || sed::beats(view, left, right)
 }

@@ -28,11 +28,11 @@ extern "C" fn step(k: u32, w: *mut Walk) -> i64 {
 }
 
 #[inline(always)]
-pub fn schedule(view: View, state: *mut SchedState) -> Option<u32> {
+pub fn schedule(view: View, state: &mut SchedState) -> Option<u32> {
     let count = view.count();
     // cursor = index of the last choice + 1: the walk starts right after it. Racing CPUs
     // may read the same cursor (IPVS takes a lock); the next choice carries on from theirs.
-    let mut start = unsafe { (*state).cursor };
+    let mut start = state.cursor;
     if start >= count {
         start = 0;
     }
@@ -44,6 +44,6 @@ pub fn schedule(view: View, state: *mut SchedState) -> Option<u32> {
     };
     walk(count, &mut w, step);
     let chosen = w.chosen?;
-    unsafe { (*state).cursor = chosen + 1 };
+    state.cursor = chosen + 1;
     Some(chosen)
 }

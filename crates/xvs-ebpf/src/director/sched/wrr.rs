@@ -38,12 +38,12 @@ extern "C" fn step(k: u32, w: *mut Walk) -> i64 {
 }
 
 #[inline(always)]
-pub fn schedule(view: View, state: *mut SchedState, set: u32) -> Option<u32> {
+pub fn schedule(view: View, state: &mut SchedState, set: u32) -> Option<u32> {
     let len = unsafe { (*view.set).wrr_len };
     if len == 0 {
         return None;
     }
-    let mut start = unsafe { (*state).position };
+    let mut start = state.position;
     if start >= len {
         start = 0;
     }
@@ -56,6 +56,6 @@ pub fn schedule(view: View, state: *mut SchedState, set: u32) -> Option<u32> {
     };
     walk(if len < MAX_SKIPS { len } else { MAX_SKIPS }, &mut w, step);
     let (index, position) = w.chosen?;
-    unsafe { (*state).position = if position + 1 >= len { 0 } else { position + 1 } };
+    state.position = if position + 1 >= len { 0 } else { position + 1 };
     Some(index)
 }
