@@ -312,7 +312,7 @@ pub struct SlotConns {
 
 /// A service's state the datapath writes: connection counts of every real server by slot,
 /// the scheduler's state, and the least-connection tree (one map value, so a new
-/// connection finds them all with one lookup).
+/// connection finds them all with one lookup; kept under 8 KiB, a kernel allocation size).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ServiceConns {
@@ -351,6 +351,13 @@ pub struct SchedTree {
     /// children are 2n and 2n+1); `nodes[MAX_SET + i]`: leaf i, the set's index i if that
     /// server is available.
     pub nodes: [u16; 2 * MAX_SET],
+    /// Each index's load and weight by the tree's rule, so that nodes compare with
+    /// `load(a) * weight(b) > load(b) * weight(a)` whatever the rule (see the datapath's
+    /// tree.rs).
+    /// (Loads saturate at `u32::MAX`: past 16 million active connections on one server
+    /// the tree sees ties.)
+    pub load: [u32; MAX_SET],
+    pub weight: [u32; MAX_SET],
 }
 
 impl Default for SchedTree {
@@ -360,6 +367,8 @@ impl Default for SchedTree {
             kind: 0,
             index_of: [TREE_NONE; MAX_SET],
             nodes: [TREE_NONE; 2 * MAX_SET],
+            load: [0; MAX_SET],
+            weight: [0; MAX_SET],
         }
     }
 }

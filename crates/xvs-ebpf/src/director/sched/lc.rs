@@ -5,8 +5,13 @@ use xvs_common::SetEntry;
 
 use super::View;
 
-/// True if `right` has strictly fewer connections (by IPVS's overhead) than `left`.
+/// Load: IPVS's overhead (`active * 256 + inactive`); every weight counts as 1.
 #[inline(always)]
-pub fn beats(view: &View, left: &SetEntry, right: &SetEntry) -> bool {
-    view.overhead(right) < view.overhead(left)
+pub fn load(view: &View, entry: &SetEntry) -> u64 {
+    view.overhead(entry)
+}
+
+#[inline(always)]
+pub fn weight(_: &SetEntry) -> u32 {
+    1
 }

@@ -3,14 +3,19 @@
 
 use xvs_common::SetEntry;
 
-use super::{View, sed};
+use super::View;
 
-/// An idle server beats a busy one; among busy ones, sed's rule; among idle ones the
-/// first stays.
+/// Load: 0 for an idle server (it beats every busy one, whose load times its weight is
+/// above 0), else sed's.
 #[inline(always)]
-pub fn beats(view: &View, left: &SetEntry, right: &SetEntry) -> bool {
-    if view.active(left) == 0 {
-        return false;
+pub fn load(view: &View, entry: &SetEntry) -> u64 {
+    match view.active(entry) {
+        0 => 0,
+        active => active + 1,
     }
-    view.active(right) == 0 || sed::beats(view, left, right)
+}
+
+#[inline(always)]
+pub fn weight(entry: &SetEntry) -> u32 {
+    entry.weight
 }

@@ -5,8 +5,13 @@ use xvs_common::SetEntry;
 
 use super::View;
 
-/// `(active(left) + 1) * weight(right) > (active(right) + 1) * weight(left)`.
+/// Load: active connections plus the new one, against the weight.
 #[inline(always)]
-pub fn beats(view: &View, left: &SetEntry, right: &SetEntry) -> bool {
-    (view.active(left) + 1) * right.weight as u64 > (view.active(right) + 1) * left.weight as u64
+pub fn load(view: &View, entry: &SetEntry) -> u64 {
+    view.active(entry) + 1
+}
+
+#[inline(always)]
+pub fn weight(entry: &SetEntry) -> u32 {
+    entry.weight
 }

@@ -6,13 +6,18 @@
 //! refreshes the eight nodes above its server. A walk over 100 servers cost about 1.1 µs
 //! per new connection (ten times the floor); reading the root costs a load.
 //!
+//! Every rule compares as `load(a) * weight(b) > load(b) * weight(a)` (b beats a), each
+//! scheduler's file saying what load and weight are; a leaf keeps its server's pair, so
+//! the nodes above compare without the rule (fewer paths for the verifier, which checks a
+//! refresh at every place a count changes).
+//!
 //! The tree is built for one set and one rule: a new set (any change of the real servers)
 //! or a new scheduler rebuilds it on the next new connection. CPUs that change counts at
 //! once may each write a node from what they read, so a node can lag a count by one
 //! change until the next change below it; the root is checked to be available before it
 //! is used, and the tree rebuilt if not.
 
-use xvs_common::{MAX_SET, SchedTree, SetEntry, TREE_NONE};
+use xvs_common::{MAX_SET, SchedTree, TREE_NONE};
 
 use super::{CONTINUE, View, code, lc, nq, sed, walk, wlc};
 
@@ -34,19 +39,15 @@ pub fn kind_of(scheduler: u8) -> u32 {
 }
 
 /// The best available index of the set by rule `kind`, from the tree (built first if it
-/// was built for another set or rule).
+/// was built for another set or rule, or if a racing count left its root unavailable).
 #[inline(always)]
 pub fn pick(view: View, kind: u32, set_id: u32) -> Option<u32> {
     let tree = unsafe { &mut (*view.conns).tree };
-    if tree.set != set_id || tree.kind != kind {
+    let root = tree.nodes[1] as u32;
+    if tree.set != set_id || tree.kind != kind || (root != NONE && !leaf_available(&view, root)) {
         build(&view, tree, kind, set_id);
     }
-    let mut best = tree.nodes[1] as u32;
-    if best != NONE && !leaf_available(&view, best) {
-        // A node lagged behind a racing count: build afresh.
-        build(&view, tree, kind, set_id);
-        best = tree.nodes[1] as u32;
-    }
+    let best = tree.nodes[1] as u32;
     (best != NONE).then_some(best)
 }
 
@@ -65,14 +66,24 @@ pub fn update(view: &View, slot: u16) {
     }
     // Node numbers are usize: 32-bit arithmetic makes LLVM zero-extend copies whose
     // bounds the verifier then loses.
-    let mut node = MAX_SET + (index & (MAX_SET - 1));
-    set_leaf(view, tree, node);
-    let mut level = 0;
-    while level < LEVELS {
-        node /= 2;
-        refresh(view, tree, kind, node);
-        level += 1;
-    }
+    let leaf = MAX_SET + (index & (MAX_SET - 1));
+    set_leaf(view, tree, kind, leaf);
+    // One level per step, so the verifier checks a level once, not eight times at each
+    // place a count changes.
+    let mut climb = Climb { tree, node: leaf };
+    walk(LEVELS, &mut climb, climb_step);
+}
+
+struct Climb {
+    tree: *mut SchedTree,
+    node: usize,
+}
+
+extern "C" fn climb_step(_: u32, c: *mut Climb) -> i64 {
+    let c = unsafe { &mut *c };
+    c.node /= 2;
+    refresh(unsafe { &mut *c.tree }, c.node);
+    CONTINUE
 }
 
 struct Build {
@@ -89,7 +100,7 @@ extern "C" fn leaf_step(i: u32, b: *mut Build) -> i64 {
     if let Some(index) = tree.index_of.get_mut(i) {
         *index = TREE_NONE;
     }
-    set_leaf(&b.view, tree, MAX_SET + i);
+    set_leaf(&b.view, tree, b.kind, MAX_SET + i);
     CONTINUE
 }
 
@@ -108,7 +119,7 @@ extern "C" fn node_step(k: u32, b: *mut Build) -> i64 {
     let b = unsafe { &mut *b };
     // Bottom up: node MAX_SET - 1 first, the root last.
     let node = (MAX_SET - 1).saturating_sub(k as usize);
-    refresh(&b.view, unsafe { &mut *b.tree }, b.kind, node);
+    refresh(unsafe { &mut *b.tree }, node);
     CONTINUE
 }
 
@@ -129,59 +140,70 @@ fn build(view: &View, tree: *mut SchedTree, kind: u32, set_id: u32) {
     }
 }
 
-/// Sets leaf `node` (MAX_SET + index) to its index if that server is available.
+/// Sets leaf `node` (MAX_SET + index): its index if that server is available, with its
+/// load and weight by rule `kind`.
 #[inline(always)]
-fn set_leaf(view: &View, tree: &mut SchedTree, node: usize) {
-    let index = (node & (MAX_SET - 1)) as u32;
-    let value = if leaf_available(view, index) {
-        index as u16
-    } else {
-        TREE_NONE
-    };
+fn set_leaf(view: &View, tree: &mut SchedTree, kind: u32, node: usize) {
+    let index = node & (MAX_SET - 1);
+    let mut value = TREE_NONE;
+    if let Some(entry) = view.entry(index as u32)
+        && leaf_available(view, index as u32)
+    {
+        let (load, weight) = match kind as u8 {
+            code::LC => (lc::load(view, entry), lc::weight(entry)),
+            code::SED => (sed::load(view, entry), sed::weight(entry)),
+            code::NQ => (nq::load(view, entry), nq::weight(entry)),
+            _ => (wlc::load(view, entry), wlc::weight(entry)),
+        };
+        if let Some(slot) = tree.load.get_mut(index) {
+            *slot = if load > u32::MAX as u64 {
+                u32::MAX
+            } else {
+                load as u32
+            };
+        }
+        if let Some(slot) = tree.weight.get_mut(index) {
+            *slot = weight;
+        }
+        value = index as u16;
+    }
     if let Some(leaf) = tree.nodes.get_mut(node & (2 * MAX_SET - 1)) {
         *leaf = value;
     }
 }
 
-/// Sets inner node `node` (1..MAX_SET) to the better of its children.
+/// Sets inner node `node` (1..MAX_SET) to the better of its children: the right one
+/// (higher indices) only if strictly better.
 #[inline(always)]
-fn refresh(view: &View, tree: &mut SchedTree, kind: u32, node: usize) {
+fn refresh(tree: &mut SchedTree, node: usize) {
     let node = node & (MAX_SET - 1);
-    let left = tree.nodes.get(2 * node).map_or(NONE, |v| *v as u32);
-    let right = tree.nodes.get(2 * node + 1).map_or(NONE, |v| *v as u32);
-    let best = better(view, kind, left, right);
+    let left = tree.nodes.get(2 * node).map_or(TREE_NONE, |v| *v);
+    let right = tree.nodes.get(2 * node + 1).map_or(TREE_NONE, |v| *v);
+    let best = if left == TREE_NONE || (right != TREE_NONE && beats(tree, left, right)) {
+        right
+    } else {
+        left
+    };
     if let Some(slot) = tree.nodes.get_mut(node) {
-        *slot = best as u16;
+        *slot = best;
     }
+}
+
+/// `load(left) * weight(right) > load(right) * weight(left)`.
+#[inline(always)]
+fn beats(tree: &SchedTree, left: u16, right: u16) -> bool {
+    let pair = |i: u16| {
+        let i = i as usize & (MAX_SET - 1);
+        (
+            tree.load.get(i).copied().unwrap_or(0) as u64,
+            tree.weight.get(i).copied().unwrap_or(0) as u64,
+        )
+    };
+    let ((load_l, weight_l), (load_r, weight_r)) = (pair(left), pair(right));
+    load_l * weight_r > load_r * weight_l
 }
 
 #[inline(always)]
 fn leaf_available(view: &View, index: u32) -> bool {
     index < view.count() && view.entry(index).is_some_and(|e| view.available(e))
-}
-
-/// The better of two indices (`left` the lower), either of which may be NONE.
-#[inline(always)]
-fn better(view: &View, kind: u32, left: u32, right: u32) -> u32 {
-    if right == NONE {
-        return left;
-    }
-    if left == NONE {
-        return right;
-    }
-    match (view.entry(left), view.entry(right)) {
-        (Some(l), Some(r)) if beats(view, kind, l, r) => right,
-        _ => left,
-    }
-}
-
-/// True if `right` is strictly better than `left` by rule `kind`.
-#[inline(always)]
-fn beats(view: &View, kind: u32, left: &SetEntry, right: &SetEntry) -> bool {
-    match kind as u8 {
-        code::LC => lc::beats(view, left, right),
-        code::SED => sed::beats(view, left, right),
-        code::NQ => nq::beats(view, left, right),
-        _ => wlc::beats(view, left, right),
-    }
 }

@@ -5,8 +5,13 @@ use xvs_common::SetEntry;
 
 use super::View;
 
-/// IPVS's test: `overhead(left) * weight(right) > overhead(right) * weight(left)`.
+/// Load: IPVS's overhead (`active * 256 + inactive`), against the weight.
 #[inline(always)]
-pub fn beats(view: &View, left: &SetEntry, right: &SetEntry) -> bool {
-    view.overhead(left) * right.weight as u64 > view.overhead(right) * left.weight as u64
+pub fn load(view: &View, entry: &SetEntry) -> u64 {
+    view.overhead(entry)
+}
+
+#[inline(always)]
+pub fn weight(entry: &SetEntry) -> u32 {
+    entry.weight
 }
