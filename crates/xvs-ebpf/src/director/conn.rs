@@ -153,48 +153,84 @@ pub fn sweep(now: u64) {
         },
         None => false,
     };
-    if refresh || hint(SWEEP_MAIN) <= now {
-        sweep_queue(&XVS_SWEEP, SWEEP_MAIN, now);
+    let mut sweep = Sweep {
+        now,
+        main: refresh || hint(SWEEP_MAIN) <= now,
+        short: refresh || hint(SWEEP_SHORT) <= now,
+    };
+    if !(sweep.main || sweep.short) {
+        return;
     }
-    if refresh || hint(SWEEP_SHORT) <= now {
-        sweep_queue(&XVS_SWEEP_SOON, SWEEP_SHORT, now);
+    let wanted = (sweep.main, sweep.short);
+    // One step per record, so the verifier checks forgetting an entry (and the scheduler
+    // tree refresh in it) once, not once per queue and record.
+    sched::walk(SWEEP_BATCH, &mut sweep, sweep_step);
+    if wanted.0 {
+        refresh_hint(&XVS_SWEEP, SWEEP_MAIN);
+    }
+    if wanted.1 {
+        refresh_hint(&XVS_SWEEP_SOON, SWEEP_SHORT);
     }
 }
 
-/// Takes up to [`SWEEP_BATCH`] due records off `queue` and checks their entries: an
-/// expired one is forgotten (its counts with it), a live one queued again for its new
-/// expiry. Leaves the queue's hint at its new head.
+/// A sweep in progress: which queues may still have due records.
+struct Sweep {
+    now: u64,
+    main: bool,
+    short: bool,
+}
+
+/// Takes one due record (the main queue's first) and checks its entry: an expired one is
+/// forgotten (its counts with it), a live one queued again for its new expiry.
+extern "C" fn sweep_step(_: u32, s: *mut Sweep) -> i64 {
+    let s = unsafe { &mut *s };
+    let mut record = None;
+    if s.main {
+        record = take_due(&XVS_SWEEP, s.now);
+        s.main = record.is_some();
+    }
+    if record.is_none() && s.short {
+        record = take_due(&XVS_SWEEP_SOON, s.now);
+        s.short = record.is_some();
+    }
+    let Some(record) = record else {
+        return sched::STOP;
+    };
+    let Some(entry) = XVS_CONNS.get_ptr_mut(&record.key) else {
+        return sched::CONTINUE;
+    };
+    if expired(entry, s.now) {
+        count(counter::EXPIRED, 1);
+        forget(&record.key, entry);
+    } else {
+        queue_sweep(&record.key, unsafe { (*entry).expires }, s.now);
+    }
+    sched::CONTINUE
+}
+
+/// The head of `queue` if it is due.
 #[inline(always)]
-fn sweep_queue(queue: &Queue<SweepRecord>, which: u32, now: u64) {
-    let mut taken = 0;
-    loop {
-        let head = match queue.peek() {
-            Ok(Some(head)) => head.due,
-            Ok(None) => u64::MAX,
-            Err(_) => return,
-        };
-        if head > now || taken == SWEEP_BATCH {
-            set_hint(which, head);
-            return;
-        }
-        taken += 1;
-        // Normally the record just seen; another CPU may have taken that one first.
-        let Ok(Some(record)) = queue.pop() else {
-            return;
-        };
-        if record.due > now {
-            let _ = queue.push(&record, 0);
-            continue;
-        }
-        let Some(entry) = XVS_CONNS.get_ptr_mut(&record.key) else {
-            continue;
-        };
-        if expired(entry, now) {
-            count(counter::EXPIRED, 1);
-            forget(&record.key, entry);
-        } else {
-            queue_sweep(&record.key, unsafe { (*entry).expires }, now);
-        }
+fn take_due(queue: &Queue<SweepRecord>, now: u64) -> Option<SweepRecord> {
+    match queue.peek() {
+        Ok(Some(head)) if head.due <= now => {}
+        _ => return None,
+    }
+    // Normally the record just seen; another CPU may have taken that one first.
+    let record = queue.pop().ok()??;
+    if record.due > now {
+        let _ = queue.push(&record, 0);
+        return None;
+    }
+    Some(record)
+}
+
+/// Sets the hint of `queue` to when its head is due (`u64::MAX`: empty).
+#[inline(always)]
+fn refresh_hint(queue: &Queue<SweepRecord>, which: u32) {
+    match queue.peek() {
+        Ok(Some(head)) => set_hint(which, head.due),
+        Ok(None) => set_hint(which, u64::MAX),
+        Err(_) => {}
     }
 }
 
