@@ -17,7 +17,7 @@
 //! change until the next change below it; the root is checked to be available before it
 //! is used, and the tree rebuilt if not.
 
-use xvs_common::{MAX_SET, SchedTree, TREE_NONE};
+use xvs_common::{DestSet, MAX_SET, SchedTree, ServiceConns, TREE_NONE};
 
 use super::{CONTINUE, View, code, lc, nq, sed, walk, wlc};
 
@@ -53,16 +53,29 @@ pub fn pick(view: View, kind: u32, set_id: u32) -> Option<u32> {
 
 /// The count of connection-count slot `slot` changed: refreshes its leaf and the nodes
 /// above it.
-#[inline(never)]
+#[inline(always)]
 pub fn update(view: &View, slot: u16) {
+    xvs_tree_update(view.conns, view.set, slot as u32);
+}
+
+/// [`update`] as a global BPF function: the verifier checks it once, on its own, instead
+/// of at every place a count changes with the caller's state.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_tree_update(conns: *mut ServiceConns, set: *const DestSet, slot: u32) -> u32 {
+    if conns.is_null() || set.is_null() {
+        return 0;
+    }
+    let view = &View { set, conns };
+    let slot = slot as u16;
     let tree = unsafe { &mut (*view.conns).tree };
     let kind = tree.kind;
     let Some(index) = tree.index_of.get(slot as usize & (MAX_SET - 1)) else {
-        return;
+        return 0;
     };
     let index = *index as usize;
     if index == TREE_NONE as usize {
-        return;
+        return 0;
     }
     // Node numbers are usize: 32-bit arithmetic makes LLVM zero-extend copies whose
     // bounds the verifier then loses.
@@ -72,6 +85,7 @@ pub fn update(view: &View, slot: u16) {
     // place a count changes.
     let mut climb = Climb { tree, node: leaf };
     walk(LEVELS, &mut climb, climb_step);
+    0
 }
 
 struct Climb {
