@@ -28,7 +28,11 @@ mod sched;
 
 #[cfg(target_arch = "bpf")]
 mod program {
-    use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+    use aya_ebpf::{
+        bindings::{xdp_action, xdp_md},
+        macros::xdp,
+        programs::XdpContext,
+    };
     use xvs_common::{
         Conn, ConnKey, DestKey, LOOPBACK_INDEX, Neighbour, conn_flags, counter, forward as method,
         tcp,
@@ -63,7 +67,15 @@ mod program {
         };
         let packet = unsafe { &mut (*scratch).packet };
         match packet::parse(&ctx, packet) {
-            Ok(()) => director(&mut ctx, packet),
+            // A packet that may start a connection is scheduled from here, out of
+            // director's frame (the call chain's stack is 512 bytes in all).
+            Ok(()) => match director(&mut ctx, packet) {
+                NEW_FLOW => {
+                    let key = unsafe { &(*scratch).key };
+                    xvs_new_flow(ctx.ctx, packet, key, conn::now())
+                }
+                verdict => verdict,
+            },
             Err(Skip::NotOurs) => {
                 count(counter::NOT_IP, 1);
                 xdp_action::XDP_PASS
@@ -115,10 +127,37 @@ mod program {
         if packet.protocol != IPPROTO_TCP || packet.tcp_flags & TCP_SYN != 0 {
             conn::sweep(now);
         }
+        NEW_FLOW
+    }
+
+    /// What [`director`] answers for a packet that may start a connection (not an XDP
+    /// action).
+    const NEW_FLOW: u32 = u32::MAX;
+
+    /// A packet that may start a connection: schedules it and sends it on. A global BPF
+    /// function, so the verifier checks the new-connection path once, on its own, rather
+    /// than once for each way the caller reaches it (no entry, expired, reused; swept or
+    /// not).
+    #[unsafe(no_mangle)]
+    #[inline(never)]
+    pub extern "C" fn xvs_new_flow(
+        ctx: *mut xdp_md,
+        packet: *const Packet,
+        key: *const ConnKey,
+        now: u64,
+    ) -> u32 {
+        if packet.is_null() || key.is_null() {
+            return xdp_action::XDP_PASS;
+        }
+        let ctx = &mut XdpContext::new(ctx);
+        let (packet, key) = unsafe { (&*packet, &*key) };
         // Scheduling and sending are sibling calls, so their stack frames never stack up.
         let created = new_connection(ctx, packet, key, now);
         if created == NOT_CREATED {
-            return unsafe { (*scratch).verdict };
+            return match scratch() {
+                Some(scratch) => unsafe { (*scratch).verdict },
+                None => xdp_action::XDP_PASS,
+            };
         }
         send(ctx, packet, unsafe { &*(created as *const Conn) })
     }
@@ -140,8 +179,21 @@ mod program {
     }
 
     /// Forwards a client packet to the connection's real server by its method.
-    #[inline(never)]
+    #[inline(always)]
     fn send(ctx: &mut XdpContext, packet: &Packet, conn: &Conn) -> u32 {
+        xvs_send(ctx.ctx, packet, conn)
+    }
+
+    /// [`send`] as a global BPF function: the verifier checks it once, on its own, instead
+    /// of with the state of each caller (new and established connections).
+    #[unsafe(no_mangle)]
+    #[inline(never)]
+    pub extern "C" fn xvs_send(ctx: *mut xdp_md, packet: *const Packet, conn: *const Conn) -> u32 {
+        if packet.is_null() || conn.is_null() {
+            return xdp_action::XDP_ABORTED;
+        }
+        let ctx = &mut XdpContext::new(ctx);
+        let (packet, conn) = unsafe { (&*packet, &*conn) };
         let l2 = conn.l2;
         match conn.forward {
             method::MASQ => {
@@ -241,7 +293,7 @@ mod program {
     /// of the connection to forward by (the new entry's template in the scratch space, or
     /// the entry another CPU made first), or [`NOT_CREATED`] with the verdict left in the
     /// scratch space.
-    #[inline(never)]
+    #[inline(always)]
     fn new_connection(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey, now: u64) -> u64 {
         let Some(scratch) = scratch() else {
             return refuse(xdp_action::XDP_PASS);
