@@ -106,7 +106,7 @@ pub const FAMILY_V6: u8 = 6;
 /// What identifies a virtual service in the datapath. IPv4 addresses sit in the first four
 /// bytes of `addr`; a firewall-mark service has `fwmark` set and no address, port or
 /// protocol.
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ServiceKey {
     pub addr: [u8; 16],
@@ -393,7 +393,7 @@ pub struct WrrKey {
 
 /// A connection-table key: the packet's addresses and ports as they arrive (client to VIP
 /// for the request direction, real server to client for NAT replies).
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ConnKey {
     pub src: [u8; 16],

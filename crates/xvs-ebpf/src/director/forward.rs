@@ -14,7 +14,7 @@ use crate::{
     maps::{XVS_HOPS, XVS_NEIGH, count, scratch},
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV6_LEN, Packet, at, csum_replace_words, csum_replace16, ipv4_header_checksum,
+        IPV6_LEN, Packet, at, csum_replace_words, csum_replace16, ipv4_header_checksum, put_mac,
     },
 };
 
@@ -112,9 +112,9 @@ pub fn emit(ctx: &XdpContext, l2: &Neighbour) -> u32 {
     let Some(eth) = at::<[u8; 12]>(ctx, 0) else {
         return xdp_action::XDP_ABORTED;
     };
-    let eth = unsafe { &mut *eth };
-    eth[..6].copy_from_slice(&l2.dmac);
-    eth[6..].copy_from_slice(&l2.smac);
+    let eth = eth as *mut u8;
+    put_mac(eth, &l2.dmac);
+    put_mac(unsafe { eth.add(6) }, &l2.smac);
     count(counter::FORWARDED, 1);
     let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
     if l2.ifindex == ingress {
