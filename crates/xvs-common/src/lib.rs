@@ -156,8 +156,8 @@ pub struct DestKey {
     pub index: u32,
 }
 
-/// A real server.
-#[repr(C)]
+/// A real server. (8-byte aligned, as the address fields the datapath copies in words.)
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DestValue {
     pub addr: [u8; 16],

@@ -44,7 +44,7 @@ mod program {
             STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_SERVICES,
             XVS_SETS, XVS_TUN_SRC, add_stats, count, scratch,
         },
-        packet::{self, IPPROTO_TCP, Packet, Skip},
+        packet::{self, IPPROTO_TCP, Packet, Skip, copy_addr},
         sched,
     };
 
@@ -299,7 +299,7 @@ mod program {
             return refuse(xdp_action::XDP_PASS);
         };
         let service_key = unsafe { &mut (*scratch).service_key };
-        service_key.addr = packet.dst;
+        copy_addr(&mut service_key.addr, &packet.dst);
         service_key.fwmark = 0;
         service_key.port = packet.dport;
         service_key.family = packet.family;
@@ -392,7 +392,7 @@ mod program {
         let reply_l2 = reply_hop(ctx);
         let new = unsafe { &mut (*scratch).conn };
         new.expires = now + conn::timeout_ns(state_now);
-        new.peer = dest.addr;
+        copy_addr(&mut new.peer, &dest.addr);
         new.dest_id = dest.id;
         new.service_id = service.id;
         new.peer_port = peer_port;
@@ -429,17 +429,17 @@ mod program {
     /// The L2 way back to where this frame came from: its source MAC, on its interface.
     #[inline(always)]
     fn reply_hop(ctx: &XdpContext) -> Neighbour {
-        let mut hop = Neighbour {
-            ifindex: unsafe { (*ctx.ctx).ingress_ifindex },
-            smac: [0; 6],
-            dmac: [0; 6],
+        // (A parsed frame has its Ethernet header: the zeros are for the verifier.)
+        static NO_ETHERNET: [u8; 12] = [0; 12];
+        let eth = match packet::at::<[u8; 12]>(ctx, 0) {
+            Some(eth) => eth as *const u8,
+            None => NO_ETHERNET.as_ptr(),
         };
-        if let Some(eth) = packet::at::<[u8; 12]>(ctx, 0) {
-            let eth = unsafe { *eth };
-            hop.dmac.copy_from_slice(&eth[6..12]);
-            hop.smac.copy_from_slice(&eth[..6]);
+        Neighbour {
+            ifindex: unsafe { (*ctx.ctx).ingress_ifindex },
+            smac: packet::get_mac(eth),
+            dmac: packet::get_mac(unsafe { eth.add(6) }),
         }
-        hop
     }
 
     #[panic_handler]

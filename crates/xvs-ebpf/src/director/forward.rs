@@ -14,7 +14,8 @@ use crate::{
     maps::{XVS_HOPS, XVS_NEIGH, count, scratch},
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV6_LEN, Packet, at, csum_replace_words, csum_replace16, ipv4_header_checksum, put_mac,
+        IPV6_LEN, Packet, at, csum_replace_words, csum_replace16, get_mac, ipv4_header_checksum,
+        put_mac,
     },
 };
 
@@ -74,7 +75,13 @@ fn fib_hop(ctx: &XdpContext, dest: &DestValue, ip_len: u32) -> Option<Neighbour>
     let family = dest.family;
     let dst = &dest.addr;
     let params: &mut bpf_fib_lookup = unsafe { &mut (*scratch()?).fib };
-    *params = unsafe { core::mem::zeroed() };
+    // Zeroed word by word (volatile, so it stays words and not a byte-by-byte memset call).
+    let words = params as *mut bpf_fib_lookup as *mut u32;
+    let mut i = 0;
+    while i < core::mem::size_of::<bpf_fib_lookup>() / 4 {
+        unsafe { words.add(i).write_volatile(0) };
+        i += 1;
+    }
     params.ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     params.__bindgen_anon_1.tot_len = ip_len as u16;
     if family == FAMILY_V4 {
@@ -249,9 +256,13 @@ pub fn encapsulate(
         return None;
     }
     // Move the Ethernet header to the new front.
-    let old_eth = at::<[u8; ETH_LEN]>(ctx, room as usize)?;
-    let new_eth = at::<[u8; ETH_LEN]>(ctx, 0)?;
-    unsafe { *new_eth = *old_eth };
+    let old_eth = at::<[u8; ETH_LEN]>(ctx, room as usize)? as *const u8;
+    let new_eth = at::<[u8; ETH_LEN]>(ctx, 0)? as *mut u8;
+    let (dmac, smac) = (get_mac(old_eth), get_mac(unsafe { old_eth.add(6) }));
+    let ethertype = unsafe { (old_eth.add(12) as *const u16).read_unaligned() };
+    put_mac(new_eth, &dmac);
+    put_mac(unsafe { new_eth.add(6) }, &smac);
+    unsafe { (new_eth.add(12) as *mut u16).write_unaligned(ethertype) };
     // The outer header is written in place: no copy of it on the small BPF stack.
     if packet.family == FAMILY_V4 {
         let h = unsafe { &mut *at::<[u8; 20]>(ctx, ETH_LEN)? };

@@ -58,6 +58,29 @@ fn set_v6(field: &mut [u8; 16], from: *const u8) {
     }
 }
 
+/// Copies a 16-byte address between fields of 8-byte aligned structs: two 8-byte moves
+/// (an array assignment between map values becomes a call to a byte-by-byte memmove).
+#[inline(always)]
+pub fn copy_addr(to: &mut [u8; 16], from: &[u8; 16]) {
+    let (to, from) = (to.as_mut_ptr() as *mut u64, from.as_ptr() as *const u64);
+    unsafe {
+        to.write(from.read());
+        to.add(1).write(from.add(1).read());
+    }
+}
+
+/// Reads a MAC address from the frame (no alignment known).
+#[inline(always)]
+pub fn get_mac(from: *const u8) -> [u8; 6] {
+    let (head, tail) = unsafe {
+        (
+            (from as *const u32).read_unaligned().to_ne_bytes(),
+            (from.add(4) as *const u16).read_unaligned().to_ne_bytes(),
+        )
+    };
+    [head[0], head[1], head[2], head[3], tail[0], tail[1]]
+}
+
 /// Copies a MAC address into the frame (no alignment known) without the byte-loop call
 /// the compiler makes of a 6-byte slice copy.
 #[inline(always)]
