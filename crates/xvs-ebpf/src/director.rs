@@ -163,7 +163,7 @@ mod program {
     }
 
     /// A packet of a known connection, client to real server.
-    #[inline(never)]
+    #[inline(always)]
     fn established(
         ctx: &mut XdpContext,
         packet: &Packet,
