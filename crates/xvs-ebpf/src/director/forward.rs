@@ -14,8 +14,8 @@ use crate::{
     maps::{XVS_HOPS, XVS_NEIGH, count, scratch},
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV6_LEN, Packet, at, csum_replace_words, csum_replace16, get_mac, ipv4_header_checksum,
-        put_mac,
+        IPV6_LEN, Packet, at, csum_addr_delta, csum_apply, csum_replace16, get_mac,
+        ipv4_header_checksum, put_mac,
     },
 };
 
@@ -164,7 +164,8 @@ pub fn rewrite(
     } else {
         (&packet.dst, packet.dport)
     };
-    let addr_len = if packet.family == FAMILY_V4 { 4 } else { 16 };
+    let words = if packet.family == FAMILY_V4 { 1 } else { 4 };
+    let addr_delta = csum_addr_delta(old_addr, addr, words);
     let addr_offset = match (packet.family == FAMILY_V4, source) {
         (true, true) => ETH_LEN + 12,
         (true, false) => ETH_LEN + 16,
@@ -175,7 +176,7 @@ pub fn rewrite(
         let field = at::<[u8; 4]>(ctx, addr_offset)?;
         let check = at::<u16>(ctx, ETH_LEN + 10)?;
         unsafe {
-            *check = csum_replace_words(*check, old_addr, addr, 4);
+            *check = csum_apply(*check, addr_delta);
             (*field).copy_from_slice(&addr[..4]);
         }
     } else {
@@ -188,8 +189,8 @@ pub fn rewrite(
         *port_field = port;
         let skip = packet.protocol == IPPROTO_UDP && packet.family == FAMILY_V4 && *check == 0;
         if !skip {
-            let mut c = csum_replace_words(*check, old_addr, addr, addr_len);
-            c = csum_replace16(c, old_port, port);
+            let port_delta = (!old_port) as u64 + port as u64;
+            let mut c = csum_apply(*check, addr_delta + port_delta);
             // A UDP checksum that comes out zero is sent as all ones (RFC 768).
             if packet.protocol == IPPROTO_UDP && c == 0 {
                 c = 0xffff;

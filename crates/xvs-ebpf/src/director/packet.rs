@@ -222,19 +222,34 @@ pub fn csum_replace16(check: u16, old: u16, new: u16) -> u16 {
     !(sum as u16)
 }
 
-/// The same for a run of 16-bit words (addresses), words in memory order.
+/// Ones'-complement sum of what replacing an address (its first `words` 32-bit words: 1 for
+/// IPv4, 4 for IPv6) takes away and adds, to start an RFC 1624 update with
+/// ([`csum_apply`]). 32-bit words sum like pairs of 16-bit ones once folded; the
+/// addresses are fields of 8-byte aligned structs.
 #[inline(always)]
-pub fn csum_replace_words(mut check: u16, old: &[u8; 16], new: &[u8; 16], len: usize) -> u16 {
+pub fn csum_addr_delta(old: &[u8; 16], new: &[u8; 16], words: usize) -> u64 {
+    let (old, new) = (old.as_ptr() as *const u32, new.as_ptr() as *const u32);
+    let mut sum = 0u64;
     let mut i = 0;
-    while i < 16 {
-        if i < len {
-            let o = u16::from_ne_bytes([old[i], old[i + 1]]);
-            let n = u16::from_ne_bytes([new[i], new[i + 1]]);
-            check = csum_replace16(check, o, n);
+    while i < 4 {
+        if i < words {
+            unsafe { sum += (!old.add(i).read()) as u64 + new.add(i).read() as u64 };
         }
-        i += 2;
+        i += 1;
     }
-    check
+    sum
+}
+
+/// Applies a summed change (`delta`: complements of the old words plus the new ones) to a
+/// checksum, folding once: `~(~check + delta)`.
+#[inline(always)]
+pub fn csum_apply(check: u16, delta: u64) -> u16 {
+    let mut sum = (!check) as u64 + delta;
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
 }
 
 /// The ones'-complement checksum of a 20-byte IPv4 header (checksum field as given).
