@@ -22,7 +22,8 @@ pub mod map_names {
     pub const META: &str = "XVS_META";
     /// Virtual services: [`crate::ServiceKey`] → [`crate::ServiceValue`].
     pub const SERVICES: &str = "XVS_SERVICES";
-    /// Real servers: [`crate::DestKey`] → [`crate::DestValue`].
+    /// Real servers: array, two entries per counter slot (`stats * 2 + half`, see
+    /// [`crate::SetEntry::half`]) → [`crate::DestValue`].
     pub const DESTS: &str = "XVS_DESTS";
     /// Per-CPU traffic counters of services and real servers, by counter slot →
     /// [`crate::Counters`].
@@ -125,9 +126,10 @@ pub struct ServiceKey {
 pub struct ServiceValue {
     /// Stable id: the service's counters are kept under it.
     pub id: u32,
-    /// The set its real servers are stored under ([`DestKey::set`]). A change writes a new
-    /// set and then switches this field, so the datapath sees the old or the new list,
-    /// never half of one.
+    /// Its real-server set ([`DestSet`], by this id in the sets map). A change writes a new
+    /// set (and any changed real server into its other half of the real-server array)
+    /// and then switches this field, so the datapath sees the old or the new list, never
+    /// half of one.
     pub dest_set: u32,
     /// How many real servers the set has (indexes 0..dest_count, in IPVS's list order).
     pub dest_count: u32,
@@ -146,14 +148,6 @@ pub struct ServiceValue {
     pub _pad: [u8; 2],
     /// The service's slot in the counter array.
     pub stats: u32,
-}
-
-/// Where one real server of a service is stored.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct DestKey {
-    pub set: u32,
-    pub index: u32,
 }
 
 /// A real server. (8-byte aligned, as the address fields the datapath copies in words.)
@@ -181,9 +175,25 @@ pub struct DestValue {
     pub tun_csum: u8,
     /// Where the server's connection counts are kept in its service's [`ServiceConns`].
     pub slot: u16,
-    pub _pad: u16,
+    /// Which of its two entries in the real-server array holds this value.
+    pub half: u16,
     /// The server's slot in the counter array.
     pub stats: u32,
+}
+
+impl DestValue {
+    /// Its index in the real-server array.
+    pub fn array_index(&self) -> u32 {
+        dest_index(self.stats, self.half)
+    }
+}
+
+/// The real-server array's index of the server with counter slot `stats`, in `half`: each
+/// server has two entries, so a changed server is written to the one the live set does
+/// not use, and the new set switches to it whole.
+#[inline(always)]
+pub const fn dest_index(stats: u32, half: u16) -> u32 {
+    stats * 2 + (half & 1) as u32
 }
 
 /// Traffic counters of a service or real server (per CPU in the map, summed on read).
@@ -202,7 +212,6 @@ mod pod {
     // SAFETY: plain #[repr(C)] data without padding holes that matter, any bit pattern valid.
     unsafe impl aya::Pod for super::ServiceKey {}
     unsafe impl aya::Pod for super::ServiceValue {}
-    unsafe impl aya::Pod for super::DestKey {}
     unsafe impl aya::Pod for super::DestValue {}
     unsafe impl aya::Pod for super::Counters {}
 }
@@ -266,7 +275,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 12;
+pub const LAYOUT_VERSION: u64 = 13;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].
@@ -285,11 +294,13 @@ pub struct SetEntry {
     pub l_threshold: u32,
     /// Where the server's connection counts are kept in its service's [`ServiceConns`].
     pub slot: u16,
-    pub _pad: u16,
+    /// Which half of the real-server array holds the server's [`DestValue`].
+    pub half: u16,
+    /// The server's counter slot (its real-server array index is `stats * 2 + half`).
+    pub stats: u32,
 }
 
-/// A service's real servers for scheduling, in IPVS's list order: index `i` here is
-/// `DestKey { set, index: i }` in the real-server map.
+/// A service's real servers for scheduling, in IPVS's list order.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct DestSet {

@@ -28,9 +28,8 @@ use aya::{
 };
 use netlink::XdpMode;
 use xvs_common::{
-    Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestKey, DestSet, DestValue, LAYOUT_VERSION,
-    LOOPBACK_INDEX, Neighbour, ServiceConns, ServiceKey, ServiceValue, WrrKey, counter, map_names,
-    meta,
+    Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestSet, DestValue, LAYOUT_VERSION, LOOPBACK_INDEX,
+    Neighbour, ServiceConns, ServiceKey, ServiceValue, WrrKey, counter, map_names, meta,
 };
 
 /// A failure of the datapath, with what was being done.
@@ -70,7 +69,7 @@ pub struct Director {
     counters: PerCpuArray<MapData, u64>,
     meta: Array<MapData, u64>,
     services: BpfHashMap<MapData, ServiceKey, ServiceValue>,
-    dests: BpfHashMap<MapData, DestKey, DestValue>,
+    dests: Array<MapData, DestValue>,
     /// Counters of services and real servers, by counter slot.
     stats: PerCpuArray<MapData, Counters>,
     /// Slots in `stats`: how many services and real servers this director can hold.
@@ -199,7 +198,7 @@ impl Director {
             Array::try_from(Map::Array(take(map_names::META)?)).map_err(wrong(map_names::META))?;
         let services = BpfHashMap::try_from(Map::HashMap(take(map_names::SERVICES)?))
             .map_err(wrong(map_names::SERVICES))?;
-        let dests = BpfHashMap::try_from(Map::HashMap(take(map_names::DESTS)?))
+        let dests = Array::try_from(Map::Array(take(map_names::DESTS)?))
             .map_err(wrong(map_names::DESTS))?;
         let stats_data = take(map_names::STATS)?;
         let stats_slots = stats_data

@@ -42,6 +42,7 @@ pub fn load_director() -> Result<Ebpf> {
         )
         .map_max_entries(map_names::STATS, counter_slots)
         .map_max_entries(map_names::TUNNEL_SOURCES, counter_slots)
+        .map_max_entries(map_names::DESTS, 2 * counter_slots)
         .load(DIRECTOR)
         .map_err(|e| Error::new("cannot load the director object", e))
 }

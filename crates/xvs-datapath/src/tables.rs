@@ -15,8 +15,8 @@ use std::{
 
 use aya::maps::{MapError, PerCpuValues};
 use xvs_common::{
-    Counters, DestKey, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_DESTS, MAX_SERVICES, MAX_SET,
-    MAX_WRR_CYCLE, ServiceConns, ServiceKey as MapKey, ServiceValue, SetEntry, WrrKey, conn_flags,
+    Counters, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_SERVICES, MAX_SET, MAX_WRR_CYCLE,
+    ServiceConns, ServiceKey as MapKey, ServiceValue, SetEntry, WrrKey, conn_flags, dest_index,
     forward, meta, tcp,
 };
 use xvs_core::{
@@ -173,7 +173,7 @@ fn encode_dest(dest: &Dest) -> DestValue {
         tun_type: dest.tunnel.kind.code(),
         tun_csum: dest.tunnel.checksum.code(),
         slot: 0,
-        _pad: 0,
+        half: 0,
         stats: 0,
     }
 }
@@ -248,16 +248,6 @@ impl Director {
             .map_err(|e| Error::new("cannot zero counters", e))
     }
 
-    fn remove_dest_set(&mut self, set: u32, count: u32) -> Result<()> {
-        for index in 0..count {
-            removed(
-                self.dests.remove(&DestKey { set, index }),
-                "cannot remove a real server",
-            )?;
-        }
-        Ok(())
-    }
-
     /// The namespace's table, as the maps hold it, with traffic counters.
     pub fn load(&self) -> Result<Snapshot> {
         self.load_with(true)
@@ -307,16 +297,14 @@ impl Director {
             };
             let mut dest_values = Vec::with_capacity(value.dest_count as usize);
             let mut dests = Vec::with_capacity(value.dest_count as usize);
-            for index in 0..value.dest_count {
+            let set = self
+                .sets
+                .get(&value.dest_set, 0)
+                .map_err(map_error("cannot read a real-server set"))?;
+            for entry in set.entries.iter().take(value.dest_count as usize) {
                 let dest = self
                     .dests
-                    .get(
-                        &DestKey {
-                            set: value.dest_set,
-                            index,
-                        },
-                        0,
-                    )
+                    .get(&dest_index(entry.stats, entry.half), 0)
                     .map_err(map_error("cannot read a real server"))?;
                 dests.push(decode_dest(&dest, counters_of(dest.stats)?));
                 dest_values.push(dest);
@@ -370,7 +358,7 @@ impl Director {
         before: &Snapshot,
         after: &Table,
     ) -> std::result::Result<(), StoreError> {
-        check_capacity(before, after, self.stats_slots)?;
+        check_capacity(after, self.stats_slots)?;
         self.write(before, after).map_err(StoreError::Map)
     }
 
@@ -440,7 +428,7 @@ impl Director {
                     .insert(key, value, 0)
                     .map_err(map_error("cannot write a service"))?;
                 if let Some(stored) = old {
-                    self.drop_set(stored.value.dest_set, stored.value.dest_count)?;
+                    self.drop_set(stored.value.dest_set)?;
                 }
             }
             // -Z: counters that were read as non-zero and now are zero.
@@ -463,7 +451,7 @@ impl Director {
                 continue;
             }
             removed(self.services.remove(key), "cannot remove a service")?;
-            self.drop_set(stored.value.dest_set, stored.value.dest_count)?;
+            self.drop_set(stored.value.dest_set)?;
             let id = stored.value.id;
             removed(
                 self.conn_counts.remove(&id),
@@ -512,6 +500,12 @@ impl Director {
                 encoded.id = kept.id;
                 encoded.slot = kept.slot;
                 encoded.stats = kept.stats;
+                // Unchanged, it stays where the live set reads it; changed, it goes to its
+                // other entry, which the new set switches to.
+                encoded.half = kept.half;
+                if encoded != *kept {
+                    encoded.half ^= 1;
+                }
                 used[kept.slot as usize % MAX_SET] = true;
             } else {
                 encoded.id = take_id();
@@ -547,13 +541,9 @@ impl Director {
         dests: &[DestValue],
     ) -> Result<()> {
         let set = value.dest_set;
-        for (index, dest) in dests.iter().enumerate() {
-            let dest_key = DestKey {
-                set,
-                index: index as u32,
-            };
+        for dest in dests {
             self.dests
-                .insert(dest_key, *dest, 0)
+                .set(dest.array_index(), *dest, 0)
                 .map_err(map_error("cannot write a real server"))?;
         }
         let mut summary = DestSet {
@@ -567,7 +557,8 @@ impl Director {
                 u_threshold: dest.u_threshold,
                 l_threshold: dest.l_threshold,
                 slot: dest.slot,
-                _pad: 0,
+                half: dest.half,
+                stats: dest.stats,
             };
         }
         if service.scheduler == Scheduler::Wrr {
@@ -611,7 +602,7 @@ impl Director {
     }
 
     /// Drops a replaced or removed real-server set.
-    fn drop_set(&mut self, set: u32, count: u32) -> Result<()> {
+    fn drop_set(&mut self, set: u32) -> Result<()> {
         if let Ok(summary) = self.sets.get(&set, 0) {
             for position in 0..summary.wrr_len {
                 removed(
@@ -620,8 +611,7 @@ impl Director {
                 )?;
             }
         }
-        removed(self.sets.remove(&set), "cannot remove a real-server set")?;
-        self.remove_dest_set(set, count)
+        removed(self.sets.remove(&set), "cannot remove a real-server set")
     }
 
     /// Makes the kernel resolve (and keep resolved) the next hop of each new real server,
@@ -775,30 +765,14 @@ impl StatsSlots {
     }
 }
 
-fn check_capacity(
-    before: &Snapshot,
-    after: &Table,
-    counter_slots: u32,
-) -> std::result::Result<(), StoreError> {
+/// Services fit the services map; services and real servers together fit the counter
+/// slots (a real server's entries in the real-server array come with its slot).
+fn check_capacity(after: &Table, counter_slots: u32) -> std::result::Result<(), StoreError> {
     let dests = |t: &Table| t.services.iter().map(|s| s.dests.len()).sum::<usize>();
-    let largest = after
-        .services
-        .iter()
-        .map(|s| s.dests.len())
-        .max()
-        .unwrap_or(0);
     let services = after.services.len();
-    let peak_dests = dests(&before.table).max(dests(after)) + largest;
     if services > MAX_SERVICES as usize {
         return Err(StoreError::Full(format!(
             "{services} services: more than this director's {MAX_SERVICES}"
-        )));
-    }
-    if peak_dests > MAX_DESTS as usize {
-        return Err(StoreError::Full(format!(
-            "{} real servers: more than this director's {} can hold",
-            dests(after),
-            MAX_DESTS
         )));
     }
     if services + dests(after) > counter_slots as usize {

@@ -486,6 +486,49 @@ fn a_real_server_switched_to_tunnelling_gets_a_tunnel_source() {
     );
 }
 
+/// A real server edited again and again (DR, NAT, DR, NAT with a weight) forwards each new
+/// connection by its latest method: each edit is written to the entry of the real-server
+/// array the live set does not read, and the new set switches to it.
+#[test]
+fn a_real_server_edited_back_and_forth_forwards_by_its_latest_method() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10:80 -g",
+        ],
+        |director, eth0| {
+            for (round, (edit, nat)) in [
+                (None, false),
+                (Some("-e -t 1.1.1.254:80 -r 10.0.0.10:80 -m"), true),
+                (Some("-e -t 1.1.1.254:80 -r 10.0.0.10:80 -g"), false),
+                (Some("-e -t 1.1.1.254:80 -r 10.0.0.10:80 -m -w 3"), true),
+                (Some("-e -t 1.1.1.254:80 -r 10.0.0.10:80 -m -w 3"), true),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if let Some(edit) = edit {
+                    change(director, &[edit]);
+                }
+                let syn = tcp4(CLIENT, VIP, 41000 + round as u16, 80, true, CLIENT_MAC);
+                let (out, _) = director.run_frame(eth0, &syn).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "round {round}");
+                let dst = &out.frame[14 + 16..14 + 20];
+                if nat {
+                    assert_eq!(dst, &RS1, "round {round}: NAT to the real server");
+                    assert!(checksums_ok(&out.frame, 14));
+                } else {
+                    assert_eq!(dst, &VIP, "round {round}: DR keeps the VIP");
+                    assert_eq!(&out.frame[12..], &syn[12..]);
+                }
+            }
+            let table = director.load().unwrap().table;
+            assert_eq!(table.services[0].dests[0].weight, 3);
+        },
+    );
+}
+
 #[test]
 fn ipv6_direct_routing_and_nat() {
     let rig = Rig::new();

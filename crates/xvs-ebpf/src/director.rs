@@ -34,8 +34,8 @@ mod program {
         programs::XdpContext,
     };
     use xvs_common::{
-        Conn, ConnKey, DestKey, LOOPBACK_INDEX, Neighbour, conn_flags, counter, forward as method,
-        tcp,
+        Conn, ConnKey, LOOPBACK_INDEX, Neighbour, conn_flags, counter, dest_index,
+        forward as method, tcp,
     };
 
     use crate::{
@@ -350,11 +350,7 @@ mod program {
             return refuse(xdp_action::XDP_PASS);
         };
         let slot = entry.slot;
-        let dest_key = DestKey {
-            set: service.dest_set,
-            index,
-        };
-        let Some(dest) = (unsafe { XVS_DESTS.get(&dest_key) }) else {
+        let Some(dest) = XVS_DESTS.get(dest_index(entry.stats, entry.half)) else {
             count(counter::NO_DESTINATION, 1);
             return refuse(xdp_action::XDP_PASS);
         };

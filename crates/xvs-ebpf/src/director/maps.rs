@@ -7,9 +7,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, Queue},
 };
 use xvs_common::{
-    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestKey, DestSet, DestValue,
-    HOP_CACHE_SLOTS, MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_SOON_SHARE,
-    ServiceConns, ServiceKey, ServiceValue, SweepRecord, WrrKey, counter, meta,
+    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestSet, DestValue, HOP_CACHE_SLOTS,
+    MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_SOON_SHARE, ServiceConns, ServiceKey,
+    ServiceValue, SweepRecord, WrrKey, counter, meta,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -22,9 +22,9 @@ pub static XVS_META: Array<u64> = Array::with_max_entries(meta::COUNT, 0);
 pub static XVS_SERVICES: HashMap<ServiceKey, ServiceValue> =
     HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
 
+/// Real servers, two entries per counter slot (user space sizes it with the counters).
 #[map(name = "XVS_DESTS")]
-pub static XVS_DESTS: HashMap<DestKey, DestValue> =
-    HashMap::with_max_entries(MAX_DESTS, NO_PREALLOC);
+pub static XVS_DESTS: Array<DestValue> = Array::with_max_entries(2 * MAX_STATS, 0);
 
 #[map(name = "XVS_STATS")]
 pub static XVS_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_STATS, 0);
