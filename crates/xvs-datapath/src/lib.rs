@@ -260,6 +260,17 @@ impl Director {
         test_run::run_fd(self.program.as_fd(), ingress_ifindex, frame)
     }
 
+    /// Runs `frame` through the director `repeat` times in one call (see
+    /// [`test_run::run_fd_repeated`]).
+    pub fn run_frame_repeated(
+        &self,
+        ingress_ifindex: u32,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(test_run::Outcome, u32)> {
+        test_run::run_fd_repeated(self.program.as_fd(), ingress_ifindex, frame, repeat)
+    }
+
     /// The connection table's capacity (entries) and the memory the kernel charges for it
     /// (`memlock` of the map, bytes).
     pub fn connection_table_memory(&self) -> Result<(u32, u64)> {

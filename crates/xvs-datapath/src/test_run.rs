@@ -75,6 +75,18 @@ pub fn run_fd(
     ingress_ifindex: u32,
     frame: &[u8],
 ) -> Result<(Outcome, u32)> {
+    run_fd_repeated(program, ingress_ifindex, frame, 1)
+}
+
+/// As [`run_fd`], with the kernel running the program `repeat` times over the same buffer
+/// (changed in place by each run) and timing their mean: the program's own cost, without
+/// the system call around it.
+pub fn run_fd_repeated(
+    program: std::os::fd::BorrowedFd<'_>,
+    ingress_ifindex: u32,
+    frame: &[u8],
+    repeat: u32,
+) -> Result<(Outcome, u32)> {
     use std::os::fd::AsRawFd;
     const BPF_PROG_TEST_RUN: libc::c_long = 10;
     let ctx = context(frame.len(), ingress_ifindex);
@@ -85,7 +97,7 @@ pub fn run_fd(
         data_size_out: out.len() as u32,
         data_in: frame.as_ptr() as u64,
         data_out: out.as_mut_ptr() as u64,
-        repeat: 1,
+        repeat,
         ..TestRunAttr::default()
     };
     if ingress_ifindex != 0 {
