@@ -127,6 +127,9 @@ pub struct Scratch {
     pub record: SweepRecord,
     /// New connections this CPU has seen (every so many, the sweep hints are refreshed).
     pub new_flows: u32,
+    /// The last reading of the clock on this CPU, and the jiffies it was read at.
+    pub clock_ns: u64,
+    pub clock_jiffies: u64,
 }
 
 #[map(name = "XVS_SCRATCH")]
