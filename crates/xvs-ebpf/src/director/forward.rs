@@ -14,8 +14,8 @@ use crate::{
     maps::{XVS_HOPS, XVS_NEIGH, count, scratch},
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV6_LEN, Packet, at, csum_addr_delta, csum_apply, csum_replace16, get_mac,
-        ipv4_header_checksum, put_mac,
+        IPV6_LEN, Packet, at, csum_addr_delta, csum_apply, csum_replace16, ipv4_header_checksum,
+        put_mac,
     },
 };
 
@@ -256,33 +256,28 @@ pub fn encapsulate(
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -room) } != 0 {
         return None;
     }
-    // Move the Ethernet header to the new front.
-    let old_eth = at::<[u8; ETH_LEN]>(ctx, room as usize)? as *const u8;
-    let new_eth = at::<[u8; ETH_LEN]>(ctx, 0)? as *mut u8;
-    let (dmac, smac) = (get_mac(old_eth), get_mac(unsafe { old_eth.add(6) }));
-    let ethertype = unsafe { (old_eth.add(12) as *const u16).read_unaligned() };
-    put_mac(new_eth, &dmac);
-    put_mac(unsafe { new_eth.add(6) }, &smac);
-    unsafe { (new_eth.add(12) as *mut u16).write_unaligned(ethertype) };
+    // The new front becomes the Ethernet header: only its type is written here, the
+    // addresses are the next hop's (emit writes them), so nothing of the old one is moved.
     // The outer header is written in place: no copy of it on the small BPF stack.
     if packet.family == FAMILY_V4 {
-        let h = unsafe { &mut *at::<[u8; 20]>(ctx, ETH_LEN)? };
+        let h = at::<[u8; 20]>(ctx, ETH_LEN)? as *mut u16;
         let total = (packet.ip_len + 20) as u16;
-        h[0] = 0x45;
-        h[1] = tos;
-        h[2..4].copy_from_slice(&total.to_be_bytes());
-        h[4] = 0;
-        h[5] = 0;
-        h[6] = df;
-        h[7] = 0;
-        h[8] = ttl;
-        h[9] = IPPROTO_IPIP;
-        h[10] = 0;
-        h[11] = 0;
-        h[12..16].copy_from_slice(&source[..4]);
-        h[16..20].copy_from_slice(&server[..4]);
-        let check = ipv4_header_checksum(h);
-        h[10..12].copy_from_slice(&check.to_ne_bytes());
+        let mut words: [u16; 10] = [
+            u16::from_ne_bytes([0x45, tos]),
+            total.to_be(),
+            0,
+            u16::from_ne_bytes([df, 0]),
+            u16::from_ne_bytes([ttl, IPPROTO_IPIP]),
+            0,
+            u16::from_ne_bytes([source[0], source[1]]),
+            u16::from_ne_bytes([source[2], source[3]]),
+            u16::from_ne_bytes([server[0], server[1]]),
+            u16::from_ne_bytes([server[2], server[3]]),
+        ];
+        words[5] = ipv4_header_checksum(&words);
+        for (i, word) in words.iter().enumerate() {
+            unsafe { h.add(i).write_unaligned(*word) };
+        }
         let ethertype = at::<[u8; 2]>(ctx, 12)?;
         unsafe { *ethertype = ETH_P_IP.to_be_bytes() };
     } else {

@@ -252,14 +252,13 @@ pub fn csum_apply(check: u16, delta: u64) -> u16 {
     !(sum as u16)
 }
 
-/// The ones'-complement checksum of a 20-byte IPv4 header (checksum field as given).
+/// The ones'-complement checksum of a 20-byte IPv4 header given as its ten 16-bit words
+/// in memory order (checksum word as given: 0 to compute one).
 #[inline(always)]
-pub fn ipv4_header_checksum(header: &[u8; 20]) -> u16 {
+pub fn ipv4_header_checksum(words: &[u16; 10]) -> u16 {
     let mut sum: u32 = 0;
-    let mut i = 0;
-    while i < 20 {
-        sum += u16::from_ne_bytes([header[i], header[i + 1]]) as u32;
-        i += 2;
+    for word in words {
+        sum += *word as u32;
     }
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
