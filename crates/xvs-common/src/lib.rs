@@ -443,7 +443,10 @@ pub const SWEEP_SOON_SHARE: u32 = 8;
 pub struct Conn {
     /// When the entry expires, in `bpf_ktime_get_coarse_ns` time (CLOCK_MONOTONIC_COARSE). An
     /// entry past it is gone: the datapath treats it as absent and forgets it (see the sweep
-    /// queue).
+    /// queue). A NAT connection lives until the later of its two entries' expiries: client
+    /// packets push the request entry's, server packets the reply entry's (so a reply
+    /// needs no lookup of the request entry unless the state changes); a state change sets
+    /// both.
     pub expires: u64,
     /// Request entry: the real server's address. Reply entry: the VIP.
     pub peer: [u8; 16],
@@ -466,6 +469,23 @@ pub struct Conn {
     pub peer_family: u8,
     /// Where frames of this entry leave (resolved once, when the connection is created).
     pub l2: Neighbour,
+}
+
+impl ConnKey {
+    /// The key of a NAT connection's reply direction (real server → client), `self` being
+    /// its request direction and `conn` that entry.
+    #[inline(always)]
+    pub fn reply(&self, conn: &Conn) -> ConnKey {
+        ConnKey {
+            src: conn.peer,
+            dst: self.src,
+            sport: conn.peer_port,
+            dport: self.sport,
+            protocol: self.protocol,
+            family: conn.peer_family,
+            _pad: [0; 2],
+        }
+    }
 }
 
 /// Bits of [`Conn::flags`].

@@ -15,9 +15,9 @@ use std::{
 
 use aya::maps::{MapError, PerCpuValues};
 use xvs_common::{
-    Counters, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_SERVICES, MAX_SET, MAX_WRR_CYCLE,
-    ServiceConns, ServiceKey as MapKey, ServiceValue, SetEntry, WrrKey, conn_flags, dest_index,
-    forward, meta, tcp,
+    Conn, ConnKey, Counters, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_SERVICES, MAX_SET,
+    MAX_WRR_CYCLE, ServiceConns, ServiceKey as MapKey, ServiceValue, SetEntry, WrrKey, conn_flags,
+    dest_index, forward, meta, tcp,
 };
 use xvs_core::{
     listing::ConnectionEntry,
@@ -792,8 +792,8 @@ impl Director {
         let now = monotonic_ns();
         let mut gone: HashMap<(u32, u16), (u32, u32)> = HashMap::new();
         for item in self.conns.iter() {
-            let (_, conn) = item.map_err(map_error("cannot read the connection table"))?;
-            if conn.flags & conn_flags::REPLY != 0 || conn.expires > now {
+            let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
+            if conn.flags & conn_flags::REPLY != 0 || self.expiry(&key, &conn, true) > now {
                 continue;
             }
             let counts = gone.entry((conn.service_id, conn.slot)).or_default();
@@ -806,6 +806,19 @@ impl Director {
         Ok(gone)
     }
 
+    /// When the connection of request entry `conn` expires: for NAT the later of its two
+    /// entries' expiries (replies push the reply entry's). With `only_if_past`, the reply
+    /// entry is read only if the request entry's own expiry has passed.
+    fn expiry(&self, key: &ConnKey, conn: &Conn, only_if_past: bool) -> u64 {
+        if conn.forward != forward::MASQ || (only_if_past && conn.expires > monotonic_ns()) {
+            return conn.expires;
+        }
+        match self.conns.get(&key.reply(conn), 0) {
+            Ok(twin) => conn.expires.max(twin.expires),
+            Err(_) => conn.expires,
+        }
+    }
+
     /// The connection table as `ipvsadm -L -c` lists it: live request-direction entries,
     /// with the time left before each expires.
     pub fn connections(&self) -> Result<Vec<ConnectionEntry>> {
@@ -813,7 +826,11 @@ impl Director {
         let mut entries = Vec::new();
         for item in self.conns.iter() {
             let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
-            if conn.flags & conn_flags::REPLY != 0 || conn.expires <= now {
+            if conn.flags & conn_flags::REPLY != 0 {
+                continue;
+            }
+            let expires = self.expiry(&key, &conn, false);
+            if expires <= now {
                 continue;
             }
             let protocol = match Protocol::from_number(key.protocol) {
@@ -824,7 +841,7 @@ impl Director {
                 .get(conn.state as usize)
                 .copied()
                 .unwrap_or("NONE");
-            let left = conn.expires.saturating_sub(now) / 1_000_000_000;
+            let left = expires.saturating_sub(now) / 1_000_000_000;
             entries.push(ConnectionEntry {
                 protocol,
                 client: (decode_addr(&key.src, key.family), u16::from_be(key.sport)),

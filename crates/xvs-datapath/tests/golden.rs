@@ -861,6 +861,48 @@ fn a_connection_whose_timeout_shortens_is_swept_at_its_new_expiry() {
     );
 }
 
+/// Replies alone keep a NAT connection up, as IPVS's timer is pushed by packets either way
+/// (the reply entry carries the expiry replies push), and it ends once both directions
+/// have been silent for its timeout.
+#[test]
+fn replies_alone_keep_a_nat_connection_up_until_both_directions_fall_silent() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "--set 0 0 1",
+            "-A -u 1.1.1.254:53 -s rr",
+            "-a -u 1.1.1.254:53 -r 10.0.0.10:53 -m",
+        ],
+        |director, eth0| {
+            let (out, _) = director
+                .run_frame(eth0, &udp4(CLIENT, VIP, 5000, 53, b"q"))
+                .unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            let reply = udp4(RS1, CLIENT, 53, 5000, b"r");
+            // 1.6 s of replies every 0.4 s: past the request entry's own 1 s expiry.
+            for _ in 0..4 {
+                std::thread::sleep(std::time::Duration::from_millis(400));
+                let (out, _) = director.run_frame(eth0, &reply).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "a reply while the connection is up");
+                assert_eq!(&out.frame[14 + 12..14 + 16], &VIP, "source back to the VIP");
+            }
+            assert_eq!(director.connections().unwrap().len(), 1, "listed as up");
+            // The client speaks again: the same connection, not a new one.
+            let (out, _) = director
+                .run_frame(eth0, &udp4(CLIENT, VIP, 5000, 53, b"q"))
+                .unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(counters(director)[counter::NEW_CONNECTIONS as usize], 1);
+            // Both directions silent past the timeout: gone for listings, and a late
+            // reply is not translated.
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            assert!(director.connections().unwrap().is_empty());
+            let (out, _) = director.run_frame(eth0, &reply).unwrap();
+            assert_eq!(out.verdict, XDP_PASS);
+        },
+    );
+}
+
 #[test]
 fn expired_connections_are_swept_by_new_ones_and_their_counts_go() {
     let rig = Rig::new();

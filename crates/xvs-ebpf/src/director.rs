@@ -116,7 +116,7 @@ mod program {
             let reuse = packet.protocol == IPPROTO_TCP
                 && packet.tcp_flags & (TCP_SYN | TCP_RST) == TCP_SYN
                 && (state == tcp::TIME_WAIT || state == tcp::CLOSE);
-            if !reuse && !conn::expired(entry, now) {
+            if !reuse && !conn::gone(key, entry, now) {
                 return established(ctx, packet, key, entry, now);
             }
             // Expired (or closed and reused): the connection is gone.
@@ -233,36 +233,50 @@ mod program {
         twin: *mut Conn,
         now: u64,
     ) -> u32 {
+        // A reply that changes nothing but the expiry pushes the reply entry's (see
+        // `Conn::expires`); one that changes the state, or meets an expired reply entry,
+        // goes through the request entry.
+        let twin_ptr = twin;
         let twin = unsafe { &*twin };
-        let request = ConnKey {
-            src: key.dst,
-            dst: twin.peer,
-            sport: key.dport,
-            dport: twin.peer_port,
-            protocol: key.protocol,
-            family: twin.peer_family,
-            _pad: [0; 2],
-        };
-        match XVS_CONNS.get_ptr_mut(&request) {
-            Some(entry) if !conn::expired(entry, now) => {
-                conn::touch(
-                    &request,
-                    entry,
-                    packet.protocol,
-                    packet.tcp_flags,
-                    true,
-                    now,
-                );
+        if !conn::reply_only_refreshes(twin, packet.protocol, packet.tcp_flags, now) {
+            let request = ConnKey {
+                src: key.dst,
+                dst: twin.peer,
+                sport: key.dport,
+                dport: twin.peer_port,
+                protocol: key.protocol,
+                family: twin.peer_family,
+                _pad: [0; 2],
+            };
+            match XVS_CONNS.get_ptr_mut(&request) {
+                Some(entry) if !conn::expired(entry, now) || !conn::expired(twin, now) => {
+                    unsafe {
+                        if (*entry).expires < twin.expires {
+                            (*entry).expires = twin.expires;
+                        }
+                    }
+                    conn::touch(
+                        &request,
+                        entry,
+                        packet.protocol,
+                        packet.tcp_flags,
+                        true,
+                        now,
+                    );
+                    unsafe { (*twin_ptr).expires = (*entry).expires };
+                }
+                // The connection is gone: so is its reply direction.
+                Some(entry) => {
+                    conn::forget(&request, entry);
+                    return xdp_action::XDP_PASS;
+                }
+                None => {
+                    let _ = XVS_CONNS.remove(key);
+                    return xdp_action::XDP_PASS;
+                }
             }
-            // The connection is gone: so is its reply direction.
-            Some(entry) => {
-                conn::forget(&request, entry);
-                return xdp_action::XDP_PASS;
-            }
-            None => {
-                let _ = XVS_CONNS.remove(key);
-                return xdp_action::XDP_PASS;
-            }
+        } else {
+            unsafe { (*twin_ptr).expires = now + conn::timeout_ns(twin.state) };
         }
         add_stats(twin.service_stats, packet.ip_len as u64, STATS_OUT);
         add_stats(twin.dest_stats, packet.ip_len as u64, STATS_OUT);

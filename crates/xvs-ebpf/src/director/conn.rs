@@ -103,20 +103,6 @@ pub fn recount(conn: *mut Conn) {
     }
 }
 
-/// The key of a NAT connection's reply direction (real server → client).
-#[inline(always)]
-pub fn reply_key(key: &ConnKey, conn: &Conn) -> ConnKey {
-    ConnKey {
-        src: conn.peer,
-        dst: key.src,
-        sport: conn.peer_port,
-        dport: key.sport,
-        protocol: key.protocol,
-        family: conn.peer_family,
-        _pad: [0; 2],
-    }
-}
-
 /// Drops an entry now: its counts, its NAT twin, itself.
 #[inline(always)]
 pub fn forget(key: &ConnKey, conn: *mut Conn) {
@@ -124,7 +110,7 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
         let active = (*conn).flags & conn_flags::ACTIVE != 0;
         adjust((*conn).service_id, (*conn).slot, active, -1, false);
         if (*conn).forward == forward::MASQ {
-            let _ = XVS_CONNS.remove(reply_key(key, &*conn));
+            let _ = XVS_CONNS.remove(&key.reply(&*conn));
         }
     }
     let _ = XVS_CONNS.remove(key);
@@ -154,6 +140,39 @@ pub fn now() -> u64 {
 #[inline(always)]
 pub fn expired(conn: *const Conn, now: u64) -> bool {
     unsafe { (*conn).expires <= now }
+}
+
+/// True when the connection of request entry `conn` (key `key`) has expired: for NAT, only
+/// if its reply entry has too; a reply entry that lived on (replies alone kept the
+/// connection up) lends the request entry its expiry.
+#[inline(always)]
+pub fn gone(key: &ConnKey, conn: *mut Conn, now: u64) -> bool {
+    if !expired(conn, now) {
+        return false;
+    }
+    if unsafe { (*conn).forward } != forward::MASQ {
+        return true;
+    }
+    lent_expiry(key, conn, now)
+}
+
+/// The slow part of [`gone`], out of line.
+#[inline(never)]
+fn lent_expiry(key: &ConnKey, conn: *mut Conn, now: u64) -> bool {
+    // Built in scratch memory: callers' frames leave little stack.
+    let Some(scratch) = scratch() else {
+        return true;
+    };
+    unsafe {
+        (*scratch).reply_key = key.reply(&*conn);
+        match XVS_CONNS.get_ptr_mut(&(*scratch).reply_key) {
+            Some(twin) if (*twin).expires > now => {
+                (*conn).expires = (*twin).expires;
+                false
+            }
+            _ => true,
+        }
+    }
 }
 
 /// Looks at the sweep queues whose heads are due, by the hints (read without a lock): a
@@ -215,7 +234,7 @@ extern "C" fn sweep_step(_: u32, s: *mut Sweep) -> i64 {
     let Some(entry) = XVS_CONNS.get_ptr_mut(&record.key) else {
         return sched::CONTINUE;
     };
-    if expired(entry, s.now) {
+    if gone(&record.key, entry, s.now) {
         count(counter::EXPIRED, 1);
         forget(&record.key, entry);
     } else {
@@ -303,10 +322,10 @@ pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, reply_l2: &Neighbour,
     }
     queue_sweep(key, conn.expires, now);
     if conn.forward == forward::MASQ {
-        let reply = reply_key(key, conn);
+        let reply = key.reply(conn);
         unsafe {
-            // The twin's life is its request entry's: its own expiry is never read.
-            (*twin).expires = u64::MAX;
+            // Replies push the twin's expiry (see `Conn::expires`).
+            (*twin).expires = conn.expires;
             (*twin).peer = key.dst;
             (*twin).dest_id = conn.dest_id;
             (*twin).service_id = conn.service_id;
@@ -338,13 +357,9 @@ pub fn touch(
     now: u64,
 ) {
     unsafe {
+        let before = (*conn).state;
         if protocol == crate::packet::IPPROTO_TCP {
-            let event = tcp::event(
-                tcp_flags & 0x02 != 0,
-                tcp_flags & 0x01 != 0,
-                tcp_flags & 0x10 != 0,
-                tcp_flags & 0x04 != 0,
-            );
+            let event = event_of(tcp_flags);
             let table = if from_server {
                 (*conn).flags &= !conn_flags::NO_OUTPUT;
                 &tcp::OUTPUT
@@ -361,5 +376,49 @@ pub fn touch(
             queue_sweep(key, expires, now);
         }
         (*conn).expires = expires;
+        // A NAT connection's two entries share its state and, at a change, its expiry.
+        if (*conn).state != before && (*conn).forward == forward::MASQ {
+            sync_twin(key, conn);
+        }
+    }
+}
+
+/// True if a reply (server to client) of a NAT connection whose reply entry is `twin` only
+/// pushes the expiry: the reply entry is live and the packet does not change the state
+/// (IPVS's output table).
+#[inline(always)]
+pub fn reply_only_refreshes(twin: &Conn, protocol: u8, tcp_flags: u8, now: u64) -> bool {
+    if twin.expires <= now {
+        return false;
+    }
+    if protocol != crate::packet::IPPROTO_TCP {
+        return true;
+    }
+    tcp::next(&tcp::OUTPUT, event_of(tcp_flags), twin.state) == twin.state
+}
+
+/// IPVS's TCP event of a segment with `tcp_flags`.
+#[inline(always)]
+fn event_of(tcp_flags: u8) -> Option<usize> {
+    tcp::event(
+        tcp_flags & 0x02 != 0,
+        tcp_flags & 0x01 != 0,
+        tcp_flags & 0x10 != 0,
+        tcp_flags & 0x04 != 0,
+    )
+}
+
+/// Gives the reply entry of NAT request entry `conn` its state and expiry.
+#[inline(never)]
+fn sync_twin(key: &ConnKey, conn: *const Conn) {
+    let Some(scratch) = scratch() else {
+        return;
+    };
+    unsafe {
+        (*scratch).reply_key = key.reply(&*conn);
+        if let Some(twin) = XVS_CONNS.get_ptr_mut(&(*scratch).reply_key) {
+            (*twin).state = (*conn).state;
+            (*twin).expires = (*conn).expires;
+        }
     }
 }

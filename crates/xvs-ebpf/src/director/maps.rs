@@ -125,6 +125,8 @@ pub struct Scratch {
     pub fib: aya_ebpf::bindings::bpf_fib_lookup,
     /// A sweep record being queued.
     pub record: SweepRecord,
+    /// A NAT connection's reply key being looked up.
+    pub reply_key: ConnKey,
     /// New connections this CPU has seen (every so many, the sweep hints are refreshed).
     pub new_flows: u32,
     /// The last reading of the clock on this CPU, and the jiffies it was read at.
