@@ -8,8 +8,8 @@
 //!
 //! Every rule compares as `load(a) * weight(b) > load(b) * weight(a)` (b beats a), each
 //! scheduler's file saying what load and weight are; a leaf keeps its server's pair, so
-//! the nodes above compare without the rule (fewer paths for the verifier, which checks a
-//! refresh at every place a count changes).
+//! the nodes above compare without the rule. The refresh is a global BPF function: the
+//! verifier checks it once, not at every place a count changes.
 //!
 //! The tree is built for one set and one rule: a new set (any change of the real servers)
 //! or a new scheduler rebuilds it on the next new connection. CPUs that change counts at
