@@ -150,7 +150,7 @@ fn l4_offset(packet: &Packet) -> usize {
 
 /// Rewrites one address (source if `source`, else destination) and its port, and keeps
 /// the IPv4 header and L4 checksums right (a zero UDP checksum over IPv4 stays zero).
-#[inline(never)]
+#[inline(always)]
 pub fn rewrite(
     ctx: &XdpContext,
     packet: &Packet,
@@ -231,7 +231,7 @@ pub fn decrement_ttl(ctx: &XdpContext, packet: &Packet) -> Option<()> {
 
 /// Wraps the packet in an outer IP header from `source` to `server` (IPIP for IPv4,
 /// IPv6-in-IPv6 for IPv6), as IPVS's tunnel method does. The inner packet is unchanged.
-#[inline(never)]
+#[inline(always)]
 pub fn encapsulate(
     ctx: &mut XdpContext,
     packet: &Packet,
