@@ -28,7 +28,7 @@ const AF_INET6: u8 = 10;
 /// for [`HOP_CACHE_NS`]. The hop is written to `out`; false if there is none. (Returning
 /// it by value made the verifier walk the rest of the new-connection path once per way out
 /// of here.)
-#[inline(never)]
+#[inline(always)]
 pub fn resolve(
     ctx: &XdpContext,
     dest: &DestValue,
