@@ -176,10 +176,10 @@ fn lent_expiry(key: &ConnKey, conn: *mut Conn, now: u64) -> bool {
 }
 
 /// Looks at the sweep queues whose heads are due, by the hints (read without a lock): a
-/// new connection with nothing due pays two loads. Every [`HINT_REFRESH`] new connections
-/// on a CPU the hints are read again from the queues (a hint can miss a record pushed while
-/// another CPU found its queue empty).
-#[inline(never)]
+/// new connection with nothing due pays two loads, here, without a BPF call. Every
+/// [`HINT_REFRESH`] new connections on a CPU the hints are read again from the queues (a
+/// hint can miss a record pushed while another CPU found its queue empty).
+#[inline(always)]
 pub fn sweep(now: u64) {
     let refresh = match scratch() {
         Some(scratch) => unsafe {
@@ -188,22 +188,24 @@ pub fn sweep(now: u64) {
         },
         None => false,
     };
-    let mut sweep = Sweep {
-        now,
-        main: refresh || hint(SWEEP_MAIN) <= now,
-        short: refresh || hint(SWEEP_SHORT) <= now,
-    };
-    if !(sweep.main || sweep.short) {
-        return;
+    let main = refresh || hint(SWEEP_MAIN) <= now;
+    let short = refresh || hint(SWEEP_SHORT) <= now;
+    if main || short {
+        sweep_due(now, main, short);
     }
-    let wanted = (sweep.main, sweep.short);
+}
+
+/// Takes due records off the queues `main` and `short` say may have them.
+#[inline(never)]
+fn sweep_due(now: u64, main: bool, short: bool) {
+    let mut sweep = Sweep { now, main, short };
     // One step per record, so the verifier checks forgetting an entry (and the scheduler
     // tree refresh in it) once, not once per queue and record.
     sched::walk(SWEEP_BATCH, &mut sweep, sweep_step);
-    if wanted.0 {
+    if main {
         refresh_hint(&XVS_SWEEP, SWEEP_MAIN);
     }
-    if wanted.1 {
+    if short {
         refresh_hint(&XVS_SWEEP_SOON, SWEEP_SHORT);
     }
 }
