@@ -122,8 +122,8 @@ pub const NONE: u32 = u32::MAX;
 
 /// Picks a real server with the service's scheduler: an index into the set, or [`NONE`].
 /// Schedulers the datapath does not run yet (lblc, lblcr, dh, sh, mh) use wlc; the caller
-/// counts them. Out of line: the schedulers' walk states stay off the caller's frame.
-#[inline(never)]
+/// counts them.
+#[inline(always)]
 pub fn schedule(request: &Request) -> u32 {
     pick(request).unwrap_or(NONE)
 }
