@@ -288,7 +288,7 @@ fn set_hint(which: u32, due: u64) {
 /// expiry if that is less than [`SWEEP_CHECK_NS`] away, else in the main queue to be
 /// looked at again after that long (every record there waits the same, so the queue stays
 /// in due order). A full queue only delays the entry's end until it is met again.
-#[inline(never)]
+#[inline(always)]
 fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
     // Built in scratch memory: callers' frames leave little stack.
     let Some(scratch) = scratch() else {
