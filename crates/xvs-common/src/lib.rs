@@ -40,7 +40,7 @@ pub mod map_names {
     pub const WRR: &str = "XVS_WRR";
     /// The connection table: [`crate::ConnKey`] → [`crate::Conn`].
     pub const CONNS: &str = "XVS_CONNS";
-    /// Tunnel source address by a real server's counter slot → 16 bytes (all zeros: none).
+    /// Tunnel source address by a real server's counter slot → [`crate::TunnelSource`].
     pub const TUNNEL_SOURCES: &str = "XVS_TUN_SRC";
     /// Connections to check for expiry: [`crate::SweepRecord`] queue, in due order.
     pub const SWEEP: &str = "XVS_SWEEP";
@@ -196,6 +196,24 @@ pub const fn dest_index(stats: u32, half: u16) -> u32 {
     stats * 2 + (half & 1) as u32
 }
 
+/// The address tunnelled packets to a real server leave from (all zeros: none yet), kept
+/// by the server's counter slot. 8-byte aligned, so the datapath reads it in words.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunnelSource {
+    pub addr: [u8; 16],
+}
+
+impl TunnelSource {
+    /// True if no address is set.
+    #[inline(always)]
+    pub fn is_none(&self) -> bool {
+        let words = self.addr.as_ptr() as *const u64;
+        // SAFETY: `addr` is 16 bytes at the start of an 8-byte aligned struct.
+        unsafe { words.read() | words.add(1).read() == 0 }
+    }
+}
+
 /// Traffic counters of a service or real server (per CPU in the map, summed on read).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -214,6 +232,7 @@ mod pod {
     unsafe impl aya::Pod for super::ServiceValue {}
     unsafe impl aya::Pod for super::DestValue {}
     unsafe impl aya::Pod for super::Counters {}
+    unsafe impl aya::Pod for super::TunnelSource {}
 }
 
 /// Indexes into the per-CPU `XVS_COUNTERS` array.

@@ -29,7 +29,8 @@ use aya::{
 use netlink::XdpMode;
 use xvs_common::{
     Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestSet, DestValue, LAYOUT_VERSION, LOOPBACK_INDEX,
-    Neighbour, ServiceConns, ServiceKey, ServiceValue, WrrKey, counter, map_names, meta,
+    Neighbour, ServiceConns, ServiceKey, ServiceValue, TunnelSource, WrrKey, counter, map_names,
+    meta,
 };
 
 /// A failure of the datapath, with what was being done.
@@ -80,7 +81,7 @@ pub struct Director {
     conn_counts: BpfHashMap<MapData, u32, ServiceConns>,
     wrr: BpfHashMap<MapData, WrrKey, u32>,
     /// Tunnel source addresses of real servers, by their counter slot.
-    tunnel_sources: Array<MapData, [u8; 16]>,
+    tunnel_sources: Array<MapData, TunnelSource>,
     neighbours: BpfHashMap<MapData, [u8; 16], Neighbour>,
     conns: BpfHashMap<MapData, ConnKey, Conn>,
     conns_map_id: u32,

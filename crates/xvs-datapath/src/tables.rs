@@ -16,8 +16,8 @@ use std::{
 use aya::maps::{MapError, PerCpuValues};
 use xvs_common::{
     Conn, ConnKey, Counters, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_SERVICES, MAX_SET,
-    MAX_WRR_CYCLE, ServiceConns, ServiceKey as MapKey, ServiceValue, SetEntry, WrrKey, conn_flags,
-    dest_index, forward, meta, tcp,
+    MAX_WRR_CYCLE, ServiceConns, ServiceKey as MapKey, ServiceValue, SetEntry, TunnelSource,
+    WrrKey, conn_flags, dest_index, forward, meta, tcp,
 };
 use xvs_core::{
     listing::ConnectionEntry,
@@ -597,7 +597,7 @@ impl Director {
             .and_then(|route| route.source)
             .map_or([0; 16], |source| encode_addr(&source).0);
         self.tunnel_sources
-            .set(dest.stats, source, 0)
+            .set(dest.stats, TunnelSource { addr: source }, 0)
             .map_err(map_error("cannot write a tunnel source"))
     }
 

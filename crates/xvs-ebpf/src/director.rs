@@ -210,17 +210,12 @@ mod program {
                 forward::emit(ctx, &l2)
             }
             method::TUNNEL => {
-                let Some(source) = XVS_TUN_SRC
-                    .get(conn.dest_stats)
-                    .copied()
-                    .filter(|s| *s != [0; 16])
-                else {
+                let Some(source) = XVS_TUN_SRC.get(conn.dest_stats).filter(|s| !s.is_none()) else {
                     count(counter::TUNNEL_FAILED, 1);
                     return xdp_action::XDP_DROP;
                 };
-                let peer = conn.peer;
                 if conn.peer_family != packet.family
-                    || forward::encapsulate(ctx, packet, &source, &peer).is_none()
+                    || forward::encapsulate(ctx, packet, &source.addr, &conn.peer).is_none()
                 {
                     count(counter::TUNNEL_FAILED, 1);
                     return xdp_action::XDP_DROP;

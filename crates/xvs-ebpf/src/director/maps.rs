@@ -9,7 +9,7 @@ use aya_ebpf::{
 use xvs_common::{
     CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestSet, DestValue, HOP_CACHE_SLOTS,
     MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_SOON_SHARE, ServiceConns, ServiceKey,
-    ServiceValue, SweepRecord, WrrKey, counter, meta,
+    ServiceValue, SweepRecord, TunnelSource, WrrKey, counter, meta,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -44,7 +44,7 @@ pub static XVS_CONN_COUNTS: HashMap<u32, ServiceConns> =
 pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
 
 #[map(name = "XVS_TUN_SRC")]
-pub static XVS_TUN_SRC: Array<[u8; 16]> = Array::with_max_entries(MAX_STATS, 0);
+pub static XVS_TUN_SRC: Array<TunnelSource> = Array::with_max_entries(MAX_STATS, 0);
 
 /// The connection table. Preallocated (user space sizes it when the director is created).
 #[btf_map(name = "XVS_CONNS")]
