@@ -184,11 +184,31 @@ mod program {
     /// mitigations).
     #[inline(always)]
     fn send(ctx: &mut XdpContext, packet: &Packet, conn: &Conn) -> u32 {
-        if conn.forward == method::ROUTE {
-            let l2 = conn.l2;
-            return forward::emit(ctx, &l2);
+        match conn.forward {
+            method::ROUTE => {
+                let l2 = conn.l2;
+                forward::emit(ctx, &l2)
+            }
+            method::TUNNEL => tunnel(ctx, packet, conn),
+            _ => xvs_send(ctx.ctx, packet, conn),
         }
-        xvs_send(ctx.ctx, packet, conn)
+    }
+
+    /// Sends a packet to a tunnel real server, encapsulated.
+    #[inline(always)]
+    fn tunnel(ctx: &mut XdpContext, packet: &Packet, conn: &Conn) -> u32 {
+        let Some(source) = XVS_TUN_SRC.get(conn.dest_stats).filter(|s| !s.is_none()) else {
+            count(counter::TUNNEL_FAILED, 1);
+            return xdp_action::XDP_DROP;
+        };
+        if conn.peer_family != packet.family
+            || forward::encapsulate(ctx, packet, &source.addr, &conn.peer).is_none()
+        {
+            count(counter::TUNNEL_FAILED, 1);
+            return xdp_action::XDP_DROP;
+        }
+        let l2 = conn.l2;
+        forward::emit(ctx, &l2)
     }
 
     /// [`send`] as a global BPF function: the verifier checks it once, on its own, instead
@@ -209,19 +229,7 @@ mod program {
                 }
                 forward::emit(ctx, &l2)
             }
-            method::TUNNEL => {
-                let Some(source) = XVS_TUN_SRC.get(conn.dest_stats).filter(|s| !s.is_none()) else {
-                    count(counter::TUNNEL_FAILED, 1);
-                    return xdp_action::XDP_DROP;
-                };
-                if conn.peer_family != packet.family
-                    || forward::encapsulate(ctx, packet, &source.addr, &conn.peer).is_none()
-                {
-                    count(counter::TUNNEL_FAILED, 1);
-                    return xdp_action::XDP_DROP;
-                }
-                forward::emit(ctx, &l2)
-            }
+            method::TUNNEL => tunnel(ctx, packet, conn),
             _ => forward::emit(ctx, &l2),
         }
     }
