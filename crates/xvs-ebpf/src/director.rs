@@ -179,9 +179,9 @@ mod program {
     }
 
     /// Forwards a client packet to the connection's real server by its method. Direct
-    /// routing, the common case, is done here: a BPF call costs more than its few
-    /// instructions on this kind of machine (return thunks of the CPU's speculation
-    /// mitigations).
+    /// routing and tunnelling are done in line: a BPF call costs about 8 ns on this kind of
+    /// machine (the return thunks of the CPU's speculation mitigations). NAT goes through
+    /// [`xvs_send`]: in line, its rewriting would push the caller's frame past the stack.
     #[inline(always)]
     fn send(ctx: &mut XdpContext, packet: &Packet, conn: &Conn) -> u32 {
         match conn.forward {
@@ -211,8 +211,8 @@ mod program {
         forward::emit(ctx, &l2)
     }
 
-    /// [`send`] as a global BPF function: the verifier checks it once, on its own, instead
-    /// of with the state of each caller (new and established connections).
+    /// Sending by any method as a global BPF function (verified once, on its own): NAT's
+    /// way out for [`send`].
     #[unsafe(no_mangle)]
     #[inline(never)]
     pub extern "C" fn xvs_send(ctx: *mut xdp_md, packet: *const Packet, conn: *const Conn) -> u32 {
