@@ -408,8 +408,12 @@ mod program {
         if tcp::is_active(state_now) && packet.protocol == IPPROTO_TCP {
             flags |= conn_flags::ACTIVE;
         }
-        // The reply twin of a NAT connection leaves where the request came in.
-        let reply_l2 = reply_hop(ctx);
+        // The reply twin of a NAT connection leaves where the request came in (its other
+        // fields are filled when it is created).
+        let twin = unsafe { &mut (*scratch).twin as *mut Conn };
+        if dest.forward == method::MASQ {
+            unsafe { (*twin).l2 = reply_hop(ctx) };
+        }
         let new = unsafe { &mut (*scratch).conn };
         new.expires = now + conn::timeout_ns(state_now);
         copy_addr(&mut new.peer, &dest.addr);
@@ -423,8 +427,7 @@ mod program {
         new.forward = dest.forward;
         new.flags = flags;
         new.peer_family = dest.family;
-        let twin = unsafe { &mut (*scratch).twin as *mut Conn };
-        if !conn::create(key, new, twin, &reply_l2, now) {
+        if !conn::create(key, new, twin, now) {
             // Another CPU created it first, or the table is full.
             return match XVS_CONNS.get_ptr_mut(key) {
                 Some(entry) => {

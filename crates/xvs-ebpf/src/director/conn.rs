@@ -315,10 +315,10 @@ fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
 }
 
 /// Inserts a new request-direction entry (and, for NAT, its reply twin, built in `twin`,
-/// which leaves by `reply_l2`) and queues it for the expiry sweep (the caller counts it). False if the table is
-/// full (or another CPU won the race).
+/// whose next hop the caller has set) and queues it for the expiry sweep (the caller
+/// counts it). False if the table is full (or another CPU won the race).
 #[inline(never)]
-pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, reply_l2: &Neighbour, now: u64) -> bool {
+pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, now: u64) -> bool {
     if XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64).is_err() {
         return false;
     }
@@ -339,7 +339,6 @@ pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, reply_l2: &Neighbour,
             (*twin).forward = conn.forward;
             (*twin).flags = conn_flags::REPLY;
             (*twin).peer_family = key.family;
-            (*twin).l2 = *reply_l2;
             let _ = XVS_CONNS.insert(&reply, &*twin, 0);
         }
     }
