@@ -23,8 +23,8 @@ use aya_ebpf::{
 };
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use xvs_common::{
-    Conn, ConnKey, Neighbour, SWEEP_CHECK_NS, ServiceConns, SweepRecord, conn_flags, counter,
-    forward, meta, tcp,
+    Conn, ConnKey, SWEEP_CHECK_NS, ServiceConns, SweepRecord, conn_flags, counter, forward, meta,
+    tcp,
 };
 
 use crate::maps::{
