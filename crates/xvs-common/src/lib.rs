@@ -375,10 +375,14 @@ pub struct SchedTree {
     pub set: u32,
     /// The scheduler code it orders by (0 when unused: rr).
     pub kind: u32,
+    /// Leaves: the set's size rounded up to a power of two (a count change rebuilds it,
+    /// as any set change does), so a refresh climbs log2(leaves) levels, not eight.
+    pub leaves: u32,
+    pub _pad: u32,
     /// The set index of each connection-count slot ([`TREE_NONE`] if not in the set).
     pub index_of: [u16; MAX_SET],
-    /// `nodes[n]` for n in 1..MAX_SET: the best index among the leaves below (node n's
-    /// children are 2n and 2n+1); `nodes[MAX_SET + i]`: leaf i, the set's index i if that
+    /// `nodes[n]` for n in 1..leaves: the best index among the leaves below (node n's
+    /// children are 2n and 2n+1); `nodes[leaves + i]`: leaf i, the set's index i if that
     /// server is available.
     pub nodes: [u16; 2 * MAX_SET],
     /// Each index's load and weight by the tree's rule, so that nodes compare with
@@ -395,6 +399,8 @@ impl Default for SchedTree {
         SchedTree {
             set: 0,
             kind: 0,
+            leaves: 0,
+            _pad: 0,
             index_of: [TREE_NONE; MAX_SET],
             nodes: [TREE_NONE; 2 * MAX_SET],
             load: [0; MAX_SET],

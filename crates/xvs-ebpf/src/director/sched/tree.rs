@@ -3,7 +3,8 @@
 //! ([`SchedTree`]): each node holds the best available set index below it by the
 //! scheduler's rule, the lower index on a tie, so the root is the server a walk over the
 //! whole set would choose. A new connection reads the root; a count that changes
-//! refreshes the eight nodes above its server. A walk over 100 servers cost about 1.1 µs
+//! refreshes the nodes above its server (log2 of the set's size rounded up: 7 for 100
+//! servers, 3 for 8). A walk over 100 servers cost about 1.1 µs
 //! per new connection (ten times the floor); reading the root costs a load.
 //!
 //! Every rule compares as `load(a) * weight(b) > load(b) * weight(a)` (b beats a), each
@@ -79,12 +80,16 @@ pub extern "C" fn xvs_tree_update(conns: *mut ServiceConns, set: *const DestSet,
     }
     // Node numbers are usize: 32-bit arithmetic makes LLVM zero-extend copies whose
     // bounds the verifier then loses.
-    let leaf = MAX_SET + (index & (MAX_SET - 1));
-    set_leaf(view, tree, kind, leaf);
-    // Eight levels in straight code: as a global function this is verified once.
-    let mut node = leaf;
+    let leaves = tree.leaves as usize & (2 * MAX_SET - 1);
+    let index = index & (MAX_SET - 1);
+    if index >= leaves {
+        return 0;
+    }
+    set_leaf(view, tree, kind, index, leaves + index);
+    // Up to the root in straight code: as a global function this is verified once.
+    let mut node = leaves + index;
     let mut level = 0;
-    while level < LEVELS {
+    while level < LEVELS && node > 1 {
         node /= 2;
         refresh(tree, node);
         level += 1;
@@ -96,9 +101,10 @@ struct Build {
     view: View,
     tree: *mut SchedTree,
     kind: u32,
+    leaves: usize,
 }
 
-/// Step i: slot i belongs to no index yet; leaf i as the set says.
+/// Step i: slot i belongs to no index yet; leaf i (if there is one) as the set says.
 extern "C" fn leaf_step(i: u32, b: *mut Build) -> i64 {
     let b = unsafe { &mut *b };
     let tree = unsafe { &mut *b.tree };
@@ -106,7 +112,10 @@ extern "C" fn leaf_step(i: u32, b: *mut Build) -> i64 {
     if let Some(index) = tree.index_of.get_mut(i) {
         *index = TREE_NONE;
     }
-    set_leaf(&b.view, tree, b.kind, MAX_SET + i);
+    let leaves = b.leaves & (2 * MAX_SET - 1);
+    if i < leaves {
+        set_leaf(&b.view, tree, b.kind, i, leaves + i);
+    }
     CONTINUE
 }
 
@@ -123,8 +132,8 @@ extern "C" fn place_step(i: u32, b: *mut Build) -> i64 {
 
 extern "C" fn node_step(k: u32, b: *mut Build) -> i64 {
     let b = unsafe { &mut *b };
-    // Bottom up: node MAX_SET - 1 first, the root last.
-    let node = (MAX_SET - 1).saturating_sub(k as usize);
+    // Bottom up: node leaves - 1 first, the root last.
+    let node = b.leaves.saturating_sub(1 + k as usize);
     refresh(unsafe { &mut *b.tree }, node);
     CONTINUE
 }
@@ -132,25 +141,28 @@ extern "C" fn node_step(k: u32, b: *mut Build) -> i64 {
 /// Builds the tree for set `set_id` by rule `kind`.
 #[inline(never)]
 fn build(view: &View, tree: *mut SchedTree, kind: u32, set_id: u32) {
+    let leaves = view.count().max(1).next_power_of_two().min(LEAVES);
     let mut b = Build {
         view: *view,
         tree,
         kind,
+        leaves: leaves as usize,
     };
     walk(LEAVES, &mut b, leaf_step);
     walk(view.count(), &mut b, place_step);
-    walk(LEAVES - 1, &mut b, node_step);
+    walk(leaves - 1, &mut b, node_step);
     unsafe {
+        (*tree).leaves = leaves;
         (*tree).kind = kind;
         (*tree).set = set_id;
     }
 }
 
-/// Sets leaf `node` (MAX_SET + index): its index if that server is available, with its
-/// load and weight by rule `kind`.
+/// Sets leaf `node` (leaves + index): `index` if that server is available, with its load
+/// and weight by rule `kind`.
 #[inline(always)]
-fn set_leaf(view: &View, tree: &mut SchedTree, kind: u32, node: usize) {
-    let index = node & (MAX_SET - 1);
+fn set_leaf(view: &View, tree: &mut SchedTree, kind: u32, index: usize, node: usize) {
+    let index = index & (MAX_SET - 1);
     let mut value = TREE_NONE;
     if let Some(entry) = view.entry(index as u32)
         && leaf_available(view, index as u32)
