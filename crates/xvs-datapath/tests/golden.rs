@@ -760,11 +760,12 @@ fn kernel_schedulers_match_the_reference() {
 
 /// The least-connection tree chooses as the reference's walk does while counts rise (new
 /// connections) and fall (connections reset move from active to inactive), over a dozen
-/// servers with assorted weights, one quiescent and one with an upper threshold.
+/// servers with assorted weights, one quiescent and one with an upper threshold; halfway,
+/// five more servers join (the tree is rebuilt at twice the size).
 #[test]
 fn least_connection_trees_match_the_reference_as_counts_rise_and_fall() {
     let rig = Rig::new();
-    let servers: Vec<String> = (1..=12).map(|i| format!("10.0.0.{}", 100 + i)).collect();
+    let servers: Vec<String> = (1..=17).map(|i| format!("10.0.0.{}", 100 + i)).collect();
     let neighbours: Vec<(String, [u8; 6])> = servers.iter().map(|a| (a.clone(), RS1_MAC)).collect();
     rig.lab
         .static_neighbours("director", "eth0", &neighbours)
@@ -778,9 +779,17 @@ fn least_connection_trees_match_the_reference_as_counts_rise_and_fall() {
             let threshold = if server == "10.0.0.105" { " -x 4" } else { "" };
             lines.push(format!("-a -t {vip} -r {server} -g -w {weight}{threshold}"));
         }
+        let joining: Vec<String> = servers[weights.len()..]
+            .iter()
+            .map(|server| format!("-a -t {vip} -r {server} -g -w 2"))
+            .collect();
         let line_refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         rig.with(&line_refs, |director, eth0| {
             for step in 0..60u16 {
+                if step == 30 {
+                    let joining: Vec<&str> = joining.iter().map(String::as_str).collect();
+                    change(director, &joining);
+                }
                 if step % 3 == 2 {
                     // Every third step a connection of two steps ago is established and
                     // reset (IPVS ignores a reset in SYN_RECV): active to inactive.
