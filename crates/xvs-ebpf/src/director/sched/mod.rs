@@ -147,7 +147,7 @@ fn pick(request: &Request) -> Option<u32> {
 #[inline(always)]
 pub fn count_changed(view: &View, slot: u16) {
     if unsafe { (*view.conns).tree.kind } != 0 {
-        tree::update(view, slot);
+        tree::refresh_above(view, slot);
     }
 }
 
