@@ -54,7 +54,7 @@ pub mod map_names {
 }
 
 /// Where to send a frame for an address: the egress interface and the MACs.
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Neighbour {
     pub ifindex: u32,

@@ -316,33 +316,44 @@ fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
 
 /// Inserts a new request-direction entry (and, for NAT, its reply twin, built in `twin`,
 /// whose next hop the caller has set) and queues it for the expiry sweep (the caller
-/// counts it). False if the table is full (or another CPU won the race).
-#[inline(never)]
+/// counts it). False if the table is full (or another CPU won the race). In line: the new
+/// connection's path has a BPF call fewer (about 8 ns here).
+#[inline(always)]
 pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, now: u64) -> bool {
     if XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64).is_err() {
         return false;
     }
     queue_sweep(key, conn.expires, now);
     if conn.forward == forward::MASQ {
-        let reply = key.reply(conn);
-        unsafe {
-            // Replies push the twin's expiry (see `Conn::expires`).
-            (*twin).expires = conn.expires;
-            (*twin).peer = key.dst;
-            (*twin).dest_id = conn.dest_id;
-            (*twin).service_id = conn.service_id;
-            (*twin).peer_port = key.dport;
-            (*twin).slot = conn.slot;
-            (*twin).service_stats = conn.service_stats;
-            (*twin).dest_stats = conn.dest_stats;
-            (*twin).state = conn.state;
-            (*twin).forward = conn.forward;
-            (*twin).flags = conn_flags::REPLY;
-            (*twin).peer_family = key.family;
-            let _ = XVS_CONNS.insert(&reply, &*twin, 0);
-        }
+        create_twin(key, conn, twin);
     }
     true
+}
+
+/// Inserts the reply twin of NAT connection `conn` (key `key`), built in `twin`.
+#[inline(never)]
+fn create_twin(key: &ConnKey, conn: &Conn, twin: *mut Conn) {
+    // The key in scratch memory: callers' frames leave little stack.
+    let Some(scratch) = scratch() else {
+        return;
+    };
+    unsafe {
+        (*scratch).reply_key = key.reply(conn);
+        // Replies push the twin's expiry (see `Conn::expires`).
+        (*twin).expires = conn.expires;
+        (*twin).peer = key.dst;
+        (*twin).dest_id = conn.dest_id;
+        (*twin).service_id = conn.service_id;
+        (*twin).peer_port = key.dport;
+        (*twin).slot = conn.slot;
+        (*twin).service_stats = conn.service_stats;
+        (*twin).dest_stats = conn.dest_stats;
+        (*twin).state = conn.state;
+        (*twin).forward = conn.forward;
+        (*twin).flags = conn_flags::REPLY;
+        (*twin).peer_family = key.family;
+        let _ = XVS_CONNS.insert(&(*scratch).reply_key, &*twin, 0);
+    }
 }
 
 /// Runs a packet through the state machine and pushes the expiry on; an expiry brought

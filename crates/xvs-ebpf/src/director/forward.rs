@@ -14,8 +14,8 @@ use crate::{
     maps::{XVS_HOPS, XVS_NEIGH, count, scratch},
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV6_LEN, Packet, at, csum_addr_delta, csum_apply, csum_replace16, ipv4_header_checksum,
-        put_mac,
+        IPV6_LEN, Packet, at, copy_hop, csum_addr_delta, csum_apply, csum_replace16,
+        ipv4_header_checksum, put_mac,
     },
 };
 
@@ -43,7 +43,7 @@ pub fn resolve(
         && hop.ingress == ingress
         && now < hop.until
     {
-        *out = hop.l2;
+        copy_hop(out, &hop.l2);
         return true;
     }
     if let Some(l2) = fib_hop(ctx, dest, ip_len) {
@@ -62,7 +62,7 @@ pub fn resolve(
     }
     match unsafe { XVS_NEIGH.get(&dest.addr) } {
         Some(l2) => {
-            *out = *l2;
+            copy_hop(out, l2);
             true
         }
         None => false,

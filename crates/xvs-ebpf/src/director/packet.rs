@@ -69,6 +69,20 @@ pub fn copy_addr(to: &mut [u8; 16], from: &[u8; 16]) {
     }
 }
 
+/// Copies a next hop between map values (8-byte aligned): two 8-byte moves, where an
+/// assignment becomes a call to a byte-by-byte memmove.
+#[inline(always)]
+pub fn copy_hop(to: &mut xvs_common::Neighbour, from: &xvs_common::Neighbour) {
+    let (to, from) = (
+        to as *mut xvs_common::Neighbour as *mut u64,
+        from as *const xvs_common::Neighbour as *const u64,
+    );
+    unsafe {
+        to.write(from.read());
+        to.add(1).write(from.add(1).read());
+    }
+}
+
 /// Reads a MAC address from the frame (no alignment known).
 #[inline(always)]
 pub fn get_mac(from: *const u8) -> [u8; 6] {
