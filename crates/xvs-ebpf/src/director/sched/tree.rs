@@ -4,13 +4,14 @@
 //! scheduler's rule, the lower index on a tie, so the root is the server a walk over the
 //! whole set would choose. A new connection reads the root; a count that changes
 //! refreshes the nodes above its server (log2 of the set's size rounded up: 7 for 100
-//! servers, 3 for 8). A walk over 100 servers cost about 1.1 µs
-//! per new connection (ten times the floor); reading the root costs a load.
+//! servers, 3 for 8). A walk over 100 servers cost about 1.1 µs per new connection; the
+//! tree's refresh about 60 ns.
 //!
 //! Every rule compares as `load(a) * weight(b) > load(b) * weight(a)` (b beats a), each
 //! scheduler's file saying what load and weight are; a leaf keeps its server's pair, so
-//! the nodes above compare without the rule. The refresh is a global BPF function: the
-//! verifier checks it once, not at every place a count changes.
+//! the nodes above compare without the rule. Where a connection ends the refresh is a
+//! global BPF function, which the verifier checks once, not at every such place; where a
+//! new connection counts it runs in line.
 //!
 //! The tree is built for one set and one rule: a new set (any change of the real servers)
 //! or a new scheduler rebuilds it on the next new connection. CPUs that change counts at
