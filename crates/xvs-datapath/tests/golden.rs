@@ -123,26 +123,18 @@ fn tcp4(
 
 enum Flags {
     Rst,
+    Fin,
 }
 
+/// A TCP segment without payload: a reset, or a FIN (with ACK).
 fn tcp4_flags(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: Flags) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(CLIENT_MAC, [0x02, 0, 0, 0, 0, 0xfe])
         .ipv4(src, dst, 64)
         .tcp(sport, dport, 1000, 64240);
     let b = match flags {
         Flags::Rst => b.rst(),
+        Flags::Fin => b.ack(1).fin(),
     };
-    let mut frame = Vec::with_capacity(b.size(0));
-    b.write(&mut frame, &[]).unwrap();
-    frame
-}
-
-fn tcp4_fin(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(CLIENT_MAC, [0x02, 0, 0, 0, 0, 0xfe])
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, 1000, 64240)
-        .ack(1)
-        .fin();
     let mut frame = Vec::with_capacity(b.size(0));
     b.write(&mut frame, &[]).unwrap();
     frame
@@ -849,7 +841,7 @@ fn a_connection_whose_timeout_shortens_is_swept_at_its_new_expiry() {
             for frame in [
                 tcp4(CLIENT, VIP, 40000, 80, true, CLIENT_MAC),
                 tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC),
-                tcp4_fin(CLIENT, VIP, 40000, 80),
+                tcp4_flags(CLIENT, VIP, 40000, 80, Flags::Fin),
             ] {
                 let (out, _) = director.run_frame(eth0, &frame).unwrap();
                 assert_eq!(out.verdict, XDP_TX);

@@ -69,13 +69,16 @@ mod program {
         match packet::parse(&ctx, packet) {
             // A packet that may start a connection is scheduled from here, out of
             // director's frame (the call chain's stack is 512 bytes in all).
-            Ok(()) => match director(&mut ctx, packet) {
-                NEW_FLOW => {
-                    let key = unsafe { &(*scratch).key };
-                    xvs_new_flow(ctx.ctx, packet, key, conn::now())
+            Ok(()) => {
+                let now = conn::now();
+                match director(&mut ctx, packet, now) {
+                    NEW_FLOW => {
+                        let key = unsafe { &(*scratch).key };
+                        xvs_new_flow(ctx.ctx, packet, key, now)
+                    }
+                    verdict => verdict,
                 }
-                verdict => verdict,
-            },
+            }
             Err(Skip::NotOurs) => {
                 count(counter::NOT_IP, 1);
                 xdp_action::XDP_PASS
@@ -92,7 +95,7 @@ mod program {
     }
 
     #[inline(never)]
-    fn director(ctx: &mut XdpContext, packet: &Packet) -> u32 {
+    fn director(ctx: &mut XdpContext, packet: &Packet, now: u64) -> u32 {
         let Some(scratch) = scratch() else {
             return xdp_action::XDP_PASS;
         };
@@ -106,7 +109,6 @@ mod program {
         key.family = packet.family;
         key._pad = [0; 2];
         let key = &*key;
-        let now = conn::now();
         if let Some(entry) = XVS_CONNS.get_ptr_mut(key) {
             if unsafe { (*entry).flags } & conn_flags::REPLY != 0 {
                 return nat_reply(ctx, packet, key, entry, now);
@@ -181,7 +183,7 @@ mod program {
     /// Forwards a client packet to the connection's real server by its method. Direct
     /// routing and tunnelling are done in line: a BPF call costs about 8 ns on this kind of
     /// machine (the return thunks of the CPU's speculation mitigations). NAT goes through
-    /// [`xvs_send`]: in line, its rewriting would push the caller's frame past the stack.
+    /// [`xvs_nat`]: in line, its rewriting would push the caller's frame past the stack.
     #[inline(always)]
     fn send(ctx: &mut XdpContext, packet: &Packet, conn: &Conn) -> u32 {
         match conn.forward {
@@ -190,7 +192,11 @@ mod program {
                 forward::emit(ctx, &l2)
             }
             method::TUNNEL => tunnel(ctx, packet, conn),
-            _ => xvs_send(ctx.ctx, packet, conn),
+            method::MASQ => xvs_nat(ctx.ctx, packet, conn),
+            _ => {
+                let l2 = conn.l2;
+                forward::emit(ctx, &l2)
+            }
         }
     }
 
@@ -211,27 +217,21 @@ mod program {
         forward::emit(ctx, &l2)
     }
 
-    /// Sending by any method as a global BPF function (verified once, on its own): NAT's
-    /// way out for [`send`].
+    /// NAT's way out for [`send`]: the destination rewritten and the frame sent, as a
+    /// global BPF function (verified once, on its own).
     #[unsafe(no_mangle)]
     #[inline(never)]
-    pub extern "C" fn xvs_send(ctx: *mut xdp_md, packet: *const Packet, conn: *const Conn) -> u32 {
+    pub extern "C" fn xvs_nat(ctx: *mut xdp_md, packet: *const Packet, conn: *const Conn) -> u32 {
         if packet.is_null() || conn.is_null() {
             return xdp_action::XDP_ABORTED;
         }
         let ctx = &mut XdpContext::new(ctx);
         let (packet, conn) = unsafe { (&*packet, &*conn) };
-        let l2 = conn.l2;
-        match conn.forward {
-            method::MASQ => {
-                if forward::rewrite(ctx, packet, false, &conn.peer, conn.peer_port).is_none() {
-                    return xdp_action::XDP_ABORTED;
-                }
-                forward::emit(ctx, &l2)
-            }
-            method::TUNNEL => tunnel(ctx, packet, conn),
-            _ => forward::emit(ctx, &l2),
+        if forward::rewrite(ctx, packet, false, &conn.peer, conn.peer_port).is_none() {
+            return xdp_action::XDP_ABORTED;
         }
+        let l2 = conn.l2;
+        forward::emit(ctx, &l2)
     }
 
     /// A NAT reply, real server to client: the source becomes the VIP again.

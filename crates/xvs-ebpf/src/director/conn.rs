@@ -159,19 +159,23 @@ pub fn gone(key: &ConnKey, conn: *mut Conn, now: u64) -> bool {
 /// The slow part of [`gone`], out of line.
 #[inline(never)]
 fn lent_expiry(key: &ConnKey, conn: *mut Conn, now: u64) -> bool {
-    // Built in scratch memory: callers' frames leave little stack.
-    let Some(scratch) = scratch() else {
-        return true;
-    };
+    match twin_of(key, conn) {
+        Some(twin) if unsafe { (*twin).expires } > now => {
+            unsafe { (*conn).expires = (*twin).expires };
+            false
+        }
+        _ => true,
+    }
+}
+
+/// The reply entry of NAT request entry `conn` (key `key`), if it is in the table.
+#[inline(always)]
+fn twin_of(key: &ConnKey, conn: *const Conn) -> Option<*mut Conn> {
+    // The key in scratch memory: callers' frames leave little stack.
+    let scratch = scratch()?;
     unsafe {
         (*scratch).reply_key = key.reply(&*conn);
-        match XVS_CONNS.get_ptr_mut(&(*scratch).reply_key) {
-            Some(twin) if (*twin).expires > now => {
-                (*conn).expires = (*twin).expires;
-                false
-            }
-            _ => true,
-        }
+        XVS_CONNS.get_ptr_mut(&(*scratch).reply_key)
     }
 }
 
@@ -423,12 +427,8 @@ fn event_of(tcp_flags: u8) -> Option<usize> {
 /// Gives the reply entry of NAT request entry `conn` its state and expiry.
 #[inline(never)]
 fn sync_twin(key: &ConnKey, conn: *const Conn) {
-    let Some(scratch) = scratch() else {
-        return;
-    };
-    unsafe {
-        (*scratch).reply_key = key.reply(&*conn);
-        if let Some(twin) = XVS_CONNS.get_ptr_mut(&(*scratch).reply_key) {
+    if let Some(twin) = twin_of(key, conn) {
+        unsafe {
             (*twin).state = (*conn).state;
             (*twin).expires = (*conn).expires;
         }

@@ -62,7 +62,13 @@ fn set_v6(field: &mut [u8; 16], from: *const u8) {
 /// (an array assignment between map values becomes a call to a byte-by-byte memmove).
 #[inline(always)]
 pub fn copy_addr(to: &mut [u8; 16], from: &[u8; 16]) {
-    let (to, from) = (to.as_mut_ptr() as *mut u64, from.as_ptr() as *const u64);
+    copy16(to.as_mut_ptr(), from.as_ptr());
+}
+
+/// 16 bytes from `from` to `to`, both 8-byte aligned, as two 8-byte moves.
+#[inline(always)]
+fn copy16(to: *mut u8, from: *const u8) {
+    let (to, from) = (to as *mut u64, from as *const u64);
     unsafe {
         to.write(from.read());
         to.add(1).write(from.add(1).read());
@@ -73,14 +79,10 @@ pub fn copy_addr(to: &mut [u8; 16], from: &[u8; 16]) {
 /// assignment becomes a call to a byte-by-byte memmove.
 #[inline(always)]
 pub fn copy_hop(to: &mut xvs_common::Neighbour, from: &xvs_common::Neighbour) {
-    let (to, from) = (
-        to as *mut xvs_common::Neighbour as *mut u64,
-        from as *const xvs_common::Neighbour as *const u64,
+    copy16(
+        to as *mut xvs_common::Neighbour as *mut u8,
+        from as *const xvs_common::Neighbour as *const u8,
     );
-    unsafe {
-        to.write(from.read());
-        to.add(1).write(from.add(1).read());
-    }
 }
 
 /// Reads a MAC address from the frame (no alignment known).
