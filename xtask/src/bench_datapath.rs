@@ -90,6 +90,20 @@ fn measure(
     Ok((total as f64 / calls, floor_total as f64 / calls))
 }
 
+/// Runs per call when measuring a program's own cost.
+const REPEAT: u32 = 10_000;
+
+/// The mean of ten calls of `run(REPEAT)`, each the kernel's mean time of one run.
+fn repeated_cost(
+    run: &dyn Fn(u32) -> Result<(test_run::Outcome, u32), String>,
+) -> Result<f64, String> {
+    let mut total = 0u64;
+    for _ in 0..10 {
+        total += u64::from(run(REPEAT)?.1);
+    }
+    Ok(total as f64 / 10.0)
+}
+
 pub fn run() -> Result<(), String> {
     let lab = topology::one_armed().build().map_err(|e| e.to_string())?;
     let mut neighbours: Vec<(String, [u8; 6])> = (1..=100u8)
@@ -186,27 +200,17 @@ pub fn run() -> Result<(), String> {
                 // The program's own cost for that frame, without the system call around
                 // each run (the kernel runs it 10,000 times per call and takes the mean;
                 // DR changes nothing a second run would see differently).
-                let mut own = 0u64;
-                for _ in 0..10 {
-                    own += u64::from(
-                        director
-                            .run_frame_repeated(eth0, &ack, 10_000)
-                            .map_err(|e| e.to_string())?
-                            .1,
-                    );
-                }
-                let mut floor_own = 0u64;
-                for _ in 0..10 {
-                    floor_own += u64::from(
-                        test_run::run_fd_repeated(pass_fd.as_fd(), eth0, &floor_frame, 10_000)
-                            .map_err(|e| e.to_string())?
-                            .1,
-                    );
-                }
+                let own = repeated_cost(&|repeat| {
+                    director
+                        .run_frame_repeated(eth0, &ack, repeat)
+                        .map_err(|e| e.to_string())
+                })?;
+                let floor_own = repeated_cost(&|repeat| {
+                    test_run::run_fd_repeated(pass_fd.as_fd(), eth0, &floor_frame, repeat)
+                        .map_err(|e| e.to_string())
+                })?;
                 println!(
-                    "established DR, IPv4 TCP, repeat=10000: {:.1} ns a run (bare XDP_PASS: {:.1} ns)",
-                    own as f64 / 10.0,
-                    floor_own as f64 / 10.0
+                    "established DR, IPv4 TCP, repeat={REPEAT}: {own:.1} ns a run (bare XDP_PASS: {floor_own:.1} ns)"
                 );
                 // New flows: every frame a SYN from another client port/address.
                 let fresh = |port: u16| {
