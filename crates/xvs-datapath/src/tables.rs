@@ -793,7 +793,11 @@ impl Director {
         let mut gone: HashMap<(u32, u16), (u32, u32)> = HashMap::new();
         for item in self.conns.iter() {
             let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
-            if conn.flags & conn_flags::REPLY != 0 || self.expiry(&key, &conn, true) > now {
+            // The reply entry is read only for a request entry past its own expiry.
+            if conn.flags & conn_flags::REPLY != 0
+                || conn.expires > now
+                || self.expiry(&key, &conn) > now
+            {
                 continue;
             }
             let counts = gone.entry((conn.service_id, conn.slot)).or_default();
@@ -807,10 +811,9 @@ impl Director {
     }
 
     /// When the connection of request entry `conn` expires: for NAT the later of its two
-    /// entries' expiries (replies push the reply entry's). With `only_if_past`, the reply
-    /// entry is read only if the request entry's own expiry has passed.
-    fn expiry(&self, key: &ConnKey, conn: &Conn, only_if_past: bool) -> u64 {
-        if conn.forward != forward::MASQ || (only_if_past && conn.expires > monotonic_ns()) {
+    /// entries' expiries (replies push the reply entry's).
+    fn expiry(&self, key: &ConnKey, conn: &Conn) -> u64 {
+        if conn.forward != forward::MASQ {
             return conn.expires;
         }
         match self.conns.get(&key.reply(conn), 0) {
@@ -829,7 +832,7 @@ impl Director {
             if conn.flags & conn_flags::REPLY != 0 {
                 continue;
             }
-            let expires = self.expiry(&key, &conn, false);
+            let expires = self.expiry(&key, &conn);
             if expires <= now {
                 continue;
             }
