@@ -381,18 +381,35 @@ pub struct SchedTree {
     pub _pad: u32,
     /// The set index of each connection-count slot ([`TREE_NONE`] if not in the set).
     pub index_of: [u16; MAX_SET],
-    /// `nodes[n]` for n in 1..leaves: the best index among the leaves below (node n's
-    /// children are 2n and 2n+1); `nodes[leaves + i]`: leaf i, the set's index i if that
-    /// server is available.
-    pub nodes: [u16; 2 * MAX_SET],
-    /// Each index's load and weight by the tree's rule, so that nodes compare with
-    /// `load(a) * weight(b) > load(b) * weight(a)` whatever the rule (see the datapath's
-    /// tree.rs).
-    /// (Loads saturate at `u32::MAX`: past 16 million active connections on one server
-    /// the tree sees ties.)
-    pub load: [u32; MAX_SET],
-    pub weight: [u32; MAX_SET],
+    /// `nodes[n]` for n in 1..leaves: the best of the leaves below (node n's children are
+    /// 2n and 2n+1); `nodes[leaves + i]`: leaf i, the set's index i if that server is
+    /// available. Each node is packed as [`tree_node`] makes it: the index with its load
+    /// and weight by the tree's rule, so two nodes compare as
+    /// `load(a) * weight(b) > load(b) * weight(a)` from their own eight bytes, whatever
+    /// the rule (see the datapath's tree.rs).
+    pub nodes: [u64; 2 * MAX_SET],
 }
+
+/// A tree node: `load` (saturated at `u32::MAX`: past 16 million active connections on
+/// one server the tree sees ties) in the high half, then `weight` (0..=65535, as ipvsadm
+/// takes it; saturated) and the set index.
+pub const fn tree_node(load: u64, weight: u32, index: u16) -> u64 {
+    let load = if load > u32::MAX as u64 {
+        u32::MAX as u64
+    } else {
+        load
+    };
+    let weight = if weight > u16::MAX as u32 {
+        u16::MAX as u64
+    } else {
+        weight as u64
+    };
+    (load << 32) | (weight << 16) | index as u64
+}
+
+/// A node with no available server: index [`TREE_NONE`], the highest load and weight 0, so
+/// that every real node (weight ≥ 1) beats it and it beats none.
+pub const TREE_EMPTY: u64 = tree_node(u32::MAX as u64, 0, TREE_NONE);
 
 impl Default for SchedTree {
     fn default() -> Self {
@@ -402,9 +419,7 @@ impl Default for SchedTree {
             leaves: 0,
             _pad: 0,
             index_of: [TREE_NONE; MAX_SET],
-            nodes: [TREE_NONE; 2 * MAX_SET],
-            load: [0; MAX_SET],
-            weight: [0; MAX_SET],
+            nodes: [TREE_EMPTY; 2 * MAX_SET],
         }
     }
 }

@@ -661,6 +661,82 @@ fn ipv4_options_are_carried_and_ports_found_after_them() {
     );
 }
 
+/// A SYN is scheduled and inserted without a lookup first (the common case, a new
+/// connection); one that meets its connection (a retransmission, a reused port) must still
+/// behave as if looked up: same real server, the rotation not moved, a closed connection
+/// started afresh, a refusal counted once.
+#[test]
+fn a_syn_that_meets_its_connection_keeps_its_server_and_the_rotation() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+            "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+            "-A -t 1.1.1.254:81 -s rr",
+            "-a -t 1.1.1.254:81 -r 10.0.0.10 -g -w 0",
+        ],
+        |director, eth0| {
+            let mac_of = |frame: &[u8]| -> [u8; 6] {
+                let (out, _) = director.run_frame(eth0, frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+                out.frame[..6].try_into().unwrap()
+            };
+            let syn_a = tcp4(CLIENT, VIP, 40000, 80, true, CLIENT_MAC);
+            let first = mac_of(&syn_a);
+            // Retransmitted: the same server, and no new connection.
+            assert_eq!(mac_of(&syn_a), first);
+            assert_eq!(counters(director)[counter::NEW_CONNECTIONS as usize], 1);
+            assert_eq!(director.connections().unwrap().len(), 1);
+            // The next client gets the other server: the retransmission did not turn the
+            // rotation.
+            let other = mac_of(&tcp4(CLIENT, VIP, 40001, 80, true, CLIENT_MAC));
+            assert_ne!(other, first);
+            assert!([RS1_MAC, RS2_MAC].contains(&first) && [RS1_MAC, RS2_MAC].contains(&other));
+            // Established, reset, then the same port again: a new connection, scheduled
+            // anew (the rotation's turn: the first server again).
+            assert_eq!(
+                mac_of(&tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC)),
+                first
+            );
+            assert_eq!(
+                mac_of(&tcp4_flags(CLIENT, VIP, 40000, 80, Flags::Rst)),
+                first
+            );
+            assert_eq!(mac_of(&syn_a), first);
+            assert_eq!(counters(director)[counter::NEW_CONNECTIONS as usize], 3);
+            let entries = director.connections().unwrap();
+            let reused = entries.iter().find(|e| e.client.1 == 40000).unwrap();
+            assert_eq!(reused.state, "SYN_RECV");
+            let table = director.load().unwrap().table;
+            let active: u32 = table
+                .services
+                .iter()
+                .flat_map(|s| &s.dests)
+                .map(|d| d.conns.active)
+                .sum();
+            let inactive: u32 = table
+                .services
+                .iter()
+                .flat_map(|s| &s.dests)
+                .map(|d| d.conns.inactive)
+                .sum();
+            assert_eq!(
+                (active, inactive),
+                (2, 0),
+                "two SYN_RECV connections, active as IPVS counts them"
+            );
+            // No server may take it (quiescent): passed, and counted once per SYN.
+            let quiescent = tcp4(CLIENT, VIP, 40002, 81, true, CLIENT_MAC);
+            for n in 1..=2 {
+                let (out, _) = director.run_frame(eth0, &quiescent).unwrap();
+                assert_eq!(out.verdict, XDP_PASS);
+                assert_eq!(counters(director)[counter::NO_DESTINATION as usize], n);
+            }
+        },
+    );
+}
+
 #[test]
 fn no_route_to_a_real_server_is_a_counted_drop() {
     let rig = Rig::new();

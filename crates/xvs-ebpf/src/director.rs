@@ -8,6 +8,7 @@
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]
@@ -50,6 +51,7 @@ mod program {
 
     const TCP_SYN: u8 = 0x02;
     const TCP_RST: u8 = 0x04;
+    const TCP_ACK: u8 = 0x10;
 
     #[xdp]
     pub fn xvs_director(ctx: XdpContext) -> u32 {
@@ -67,15 +69,26 @@ mod program {
         };
         let packet = unsafe { &mut (*scratch).packet };
         match packet::parse(&ctx, packet) {
-            // A packet that may start a connection is scheduled from here, out of
-            // director's frame (the call chain's stack is 512 bytes in all).
             Ok(()) => {
                 let now = conn::now();
-                match director(&mut ctx, packet, now) {
-                    NEW_FLOW => {
-                        let key = unsafe { &(*scratch).key };
-                        xvs_new_flow(ctx.ctx, packet, key, now)
+                let key = conn_key(unsafe { &mut (*scratch).key }, packet);
+                // A SYN is nearly always a new connection: it is scheduled and inserted
+                // without looking the table up first (the insert finds an entry there
+                // anyway, and a lookup that misses costs a cold bucket: ~50 ns here).
+                // Whatever else it meets goes the ordinary way, looked up first.
+                if packet.protocol == IPPROTO_TCP
+                    && packet.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN
+                {
+                    conn::sweep(now);
+                    let verdict = xvs_new_flow(ctx.ctx, packet, key, now, UNCHECKED);
+                    if verdict != RETRY_CHECKED {
+                        return verdict;
                     }
+                }
+                // A packet that may start a connection is scheduled from here, out of
+                // director's frame (the call chain's stack is 512 bytes in all).
+                match director(&mut ctx, packet, key, now) {
+                    NEW_FLOW => xvs_new_flow(ctx.ctx, packet, key, now, CHECKED),
                     verdict => verdict,
                 }
             }
@@ -94,13 +107,9 @@ mod program {
         }
     }
 
-    #[inline(never)]
-    fn director(ctx: &mut XdpContext, packet: &Packet, now: u64) -> u32 {
-        let Some(scratch) = scratch() else {
-            return xdp_action::XDP_PASS;
-        };
-        let scratch = scratch;
-        let key = unsafe { &mut (*scratch).key };
+    /// The connection key of `packet`, built in `key` (scratch memory).
+    #[inline(always)]
+    fn conn_key<'a>(key: &'a mut ConnKey, packet: &Packet) -> &'a ConnKey {
         key.src = packet.src;
         key.dst = packet.dst;
         key.sport = packet.sport;
@@ -108,7 +117,11 @@ mod program {
         key.protocol = packet.protocol;
         key.family = packet.family;
         key._pad = [0; 2];
-        let key = &*key;
+        key
+    }
+
+    #[inline(never)]
+    fn director(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey, now: u64) -> u32 {
         if let Some(entry) = XVS_CONNS.get_ptr_mut(key) {
             if unsafe { (*entry).flags } & conn_flags::REPLY != 0 {
                 return nat_reply(ctx, packet, key, entry, now);
@@ -135,11 +148,18 @@ mod program {
     /// What [`director`] answers for a packet that may start a connection (not an XDP
     /// action).
     const NEW_FLOW: u32 = u32::MAX;
+    /// What [`xvs_new_flow`] answers when a SYN tried without a lookup made no connection
+    /// (an entry was there, or it could not be scheduled): it goes the ordinary way.
+    const RETRY_CHECKED: u32 = u32::MAX - 1;
+    /// [`xvs_new_flow`]'s `checked`: whether the table was looked up first (if not, every
+    /// way but a new entry ends in [`RETRY_CHECKED`], uncounted).
+    const UNCHECKED: u32 = 0;
+    const CHECKED: u32 = 1;
 
     /// A packet that may start a connection: schedules it and sends it on. A global BPF
     /// function, so the verifier checks the new-connection path once, on its own, rather
     /// than once for each way the caller reaches it (no entry, expired, reused; swept or
-    /// not).
+    /// not; looked up first or not).
     #[unsafe(no_mangle)]
     #[inline(never)]
     pub extern "C" fn xvs_new_flow(
@@ -147,6 +167,7 @@ mod program {
         packet: *const Packet,
         key: *const ConnKey,
         now: u64,
+        checked: u32,
     ) -> u32 {
         if packet.is_null() || key.is_null() {
             return xdp_action::XDP_PASS;
@@ -154,7 +175,7 @@ mod program {
         let ctx = &mut XdpContext::new(ctx);
         let (packet, key) = unsafe { (&*packet, &*key) };
         // Scheduling and sending are sibling calls, so their stack frames never stack up.
-        let created = new_connection(ctx, packet, key, now);
+        let created = new_connection(ctx, packet, key, now, checked == CHECKED);
         if created == NOT_CREATED {
             return match scratch() {
                 Some(scratch) => unsafe { (*scratch).verdict },
@@ -304,9 +325,22 @@ mod program {
     /// [`new_connection`] made no entry; the verdict is in the scratch space.
     const NOT_CREATED: u64 = 0;
 
-    /// Ends [`new_connection`] without an entry, with `verdict`.
+    /// No counter to count a refusal in.
+    const UNCOUNTED: u32 = u32::MAX;
+
+    /// Ends [`new_connection`] without an entry: with `verdict`, counted in `counter`, if
+    /// the table was looked up first; else with [`RETRY_CHECKED`] and uncounted (the
+    /// ordinary way will count it).
     #[inline(always)]
-    fn refuse(verdict: u32) -> u64 {
+    fn refuse(verdict: u32, counter: u32, checked: bool) -> u64 {
+        let verdict = if checked {
+            if counter != UNCOUNTED {
+                count(counter, 1);
+            }
+            verdict
+        } else {
+            RETRY_CHECKED
+        };
         if let Some(scratch) = scratch() {
             unsafe { (*scratch).verdict = verdict };
         }
@@ -318,9 +352,15 @@ mod program {
     /// the entry another CPU made first), or [`NOT_CREATED`] with the verdict left in the
     /// scratch space.
     #[inline(always)]
-    fn new_connection(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey, now: u64) -> u64 {
+    fn new_connection(
+        ctx: &mut XdpContext,
+        packet: &Packet,
+        key: &ConnKey,
+        now: u64,
+        checked: bool,
+    ) -> u64 {
         let Some(scratch) = scratch() else {
-            return refuse(xdp_action::XDP_PASS);
+            return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked);
         };
         let service_key = unsafe { &mut (*scratch).service_key };
         copy_addr(&mut service_key.addr, &packet.dst);
@@ -335,26 +375,20 @@ mod program {
                 service_key.port = 0;
                 match unsafe { XVS_SERVICES.get(&*service_key) } {
                     Some(s) => s,
-                    None => return refuse(xdp_action::XDP_PASS),
+                    None => return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked),
                 }
             }
         };
         // IPVS creates TCP connections on a SYN only; other segments go to the stack.
         if packet.protocol == IPPROTO_TCP && packet.tcp_flags & (TCP_SYN | TCP_RST) != TCP_SYN {
-            count(counter::NOT_SCHEDULED, 1);
-            return refuse(xdp_action::XDP_PASS);
+            return refuse(xdp_action::XDP_PASS, counter::NOT_SCHEDULED, checked);
         }
         let Some(set) = (unsafe { XVS_SETS.get(&service.dest_set) }) else {
-            count(counter::NO_DESTINATION, 1);
-            return refuse(xdp_action::XDP_PASS);
+            return refuse(xdp_action::XDP_PASS, counter::NO_DESTINATION, checked);
         };
         let Some(conns) = XVS_CONN_COUNTS.get_ptr_mut(&service.id) else {
-            count(counter::NO_DESTINATION, 1);
-            return refuse(xdp_action::XDP_PASS);
+            return refuse(xdp_action::XDP_PASS, counter::NO_DESTINATION, checked);
         };
-        if !sched::supported(service.scheduler) {
-            count(counter::SCHED_FALLBACK, 1);
-        }
         let view = sched::View {
             set: set as *const _,
             conns,
@@ -364,25 +398,25 @@ mod program {
             view,
             set_id: service.dest_set,
         };
-        let index = sched::schedule(&request);
+        // The scheduler's state (round-robin cursors) is kept only once the connection is
+        // made: a SYN that meets its connection already there schedules nothing.
+        let mut state = unsafe { (*conns).sched };
+        let index = sched::schedule(&request, &mut state);
         if index == sched::NONE {
             // As IPVS, the kernel then refuses the connection (RST, ICMP unreachable).
-            count(counter::NO_DESTINATION, 1);
-            return refuse(xdp_action::XDP_PASS);
+            return refuse(xdp_action::XDP_PASS, counter::NO_DESTINATION, checked);
         }
         let Some(entry) = view.entry(index) else {
-            return refuse(xdp_action::XDP_PASS);
+            return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked);
         };
         let slot = entry.slot;
         let Some(dest) = XVS_DESTS.get(dest_index(entry.stats, entry.half)) else {
-            count(counter::NO_DESTINATION, 1);
-            return refuse(xdp_action::XDP_PASS);
+            return refuse(xdp_action::XDP_PASS, counter::NO_DESTINATION, checked);
         };
         // The next hop goes straight into the new entry's template.
         let hop = unsafe { &mut (*scratch).conn.l2 };
         if !forward::resolve(ctx, dest, packet.ip_len, now, hop) {
-            count(counter::NO_ROUTE, 1);
-            return refuse(xdp_action::XDP_DROP);
+            return refuse(xdp_action::XDP_DROP, counter::NO_ROUTE, checked);
         }
         // A real server without a port (fwmark, port-0 services) takes the packet's port.
         let peer_port = if dest.port == 0 {
@@ -428,17 +462,22 @@ mod program {
         new.flags = flags;
         new.peer_family = dest.family;
         if !conn::create(key, new, twin, now) {
+            if !checked {
+                // The connection is there already (or was, expired), or the table is full.
+                return refuse(xdp_action::XDP_DROP, UNCOUNTED, checked);
+            }
             // Another CPU created it first, or the table is full.
             return match XVS_CONNS.get_ptr_mut(key) {
                 Some(entry) => {
                     conn::touch(key, entry, packet.protocol, packet.tcp_flags, false, now);
                     entry as u64
                 }
-                None => {
-                    count(counter::TABLE_FULL, 1);
-                    refuse(xdp_action::XDP_DROP)
-                }
+                None => refuse(xdp_action::XDP_DROP, counter::TABLE_FULL, checked),
             };
+        }
+        unsafe { (*conns).sched = state };
+        if !sched::supported(service.scheduler) {
+            count(counter::SCHED_FALLBACK, 1);
         }
         conn::add_count(conns, slot, flags & conn_flags::ACTIVE != 0, 1);
         sched::count_changed(&view, slot);

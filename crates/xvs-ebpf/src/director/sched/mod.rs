@@ -18,7 +18,7 @@ mod wlc;
 mod wrr;
 
 use aya_ebpf::helpers::generated::bpf_loop;
-use xvs_common::{DestSet, MAX_SET, ServiceConns, SetEntry, SlotConns};
+use xvs_common::{DestSet, MAX_SET, SchedState, ServiceConns, SetEntry, SlotConns};
 
 use crate::maps::XVS_SETS;
 
@@ -121,17 +121,17 @@ pub struct Request {
 pub const NONE: u32 = u32::MAX;
 
 /// Picks a real server with the service's scheduler: an index into the set, or [`NONE`].
-/// Schedulers the datapath does not run yet (lblc, lblcr, dh, sh, mh) use wlc; the caller
-/// counts them.
+/// `state` is a copy of the service's scheduler state, advanced by the choice; the caller
+/// stores it once the connection is made. Schedulers the datapath does not run yet (lblc,
+/// lblcr, dh, sh, mh) use wlc; the caller counts them.
 #[inline(always)]
-pub fn schedule(request: &Request) -> u32 {
-    pick(request).unwrap_or(NONE)
+pub fn schedule(request: &Request, state: &mut SchedState) -> u32 {
+    pick(request, state).unwrap_or(NONE)
 }
 
 #[inline(always)]
-fn pick(request: &Request) -> Option<u32> {
+fn pick(request: &Request, state: &mut SchedState) -> Option<u32> {
     let view = request.view;
-    let state = unsafe { &mut (*view.conns).sched };
     match request.scheduler {
         code::RR => rr::schedule(view, state),
         code::WRR => wrr::schedule(view, state, request.set_id),

@@ -19,7 +19,7 @@
 //! change until the next change below it; the root is checked to be available before it
 //! is used, and the tree rebuilt if not.
 
-use xvs_common::{DestSet, MAX_SET, SchedTree, ServiceConns, TREE_NONE};
+use xvs_common::{DestSet, MAX_SET, SchedTree, ServiceConns, TREE_EMPTY, TREE_NONE, tree_node};
 
 use super::{CONTINUE, View, code, lc, nq, sed, walk, wlc};
 
@@ -27,7 +27,6 @@ use super::{CONTINUE, View, code, lc, nq, sed, walk, wlc};
 const LEAVES: u32 = MAX_SET as u32;
 /// Levels of inner nodes above a leaf (log2 of [`LEAVES`]).
 const LEVELS: u32 = 8;
-const NONE: u32 = TREE_NONE as u32;
 
 /// The rule a tree orders by for `scheduler`, or 0 if the scheduler does not use one.
 #[inline(always)]
@@ -45,12 +44,14 @@ pub fn kind_of(scheduler: u8) -> u32 {
 #[inline(always)]
 pub fn pick(view: View, kind: u32, set_id: u32) -> Option<u32> {
     let tree = unsafe { &mut (*view.conns).tree };
-    let root = tree.nodes[1] as u32;
-    if tree.set != set_id || tree.kind != kind || (root != NONE && !leaf_available(&view, root)) {
+    let root = index_in(tree.nodes[1]);
+    if tree.set != set_id
+        || tree.kind != kind
+        || root.is_some_and(|root| !leaf_available(&view, root))
+    {
         build(&view, tree, kind, set_id);
     }
-    let best = tree.nodes[1] as u32;
-    (best != NONE).then_some(best)
+    index_in(tree.nodes[1])
 }
 
 /// The count of connection-count slot `slot` changed: refreshes its leaf and the nodes
@@ -92,14 +93,22 @@ pub fn refresh_above(view: &View, slot: u16) {
     if index >= leaves {
         return;
     }
-    set_leaf(view, tree, kind, index, leaves + index);
     // Up to the root in straight code (verified once in the global function, once where a
-    // new connection counts).
+    // new connection counts), carrying the node just set: each level reads only the
+    // sibling, and the siblings' reads do not wait on one another.
     let mut node = leaves + index;
+    let mut best = set_leaf(view, tree, kind, index, node);
     let mut level = 0;
     while level < LEVELS && node > 1 {
+        let sibling = tree.nodes.get((node ^ 1) & (2 * MAX_SET - 1)).copied();
+        let sibling = sibling.unwrap_or(TREE_EMPTY);
+        // Left and right by the node's parity, without a branch (see `better`).
+        let swap = (best ^ sibling) & sign_mask((node as u64) << 63);
+        best = better(best ^ swap, sibling ^ swap);
         node /= 2;
-        refresh(tree, node);
+        if let Some(slot) = tree.nodes.get_mut(node & (MAX_SET - 1)) {
+            *slot = best;
+        }
         level += 1;
     }
 }
@@ -165,12 +174,12 @@ fn build(view: &View, tree: *mut SchedTree, kind: u32, set_id: u32) {
     }
 }
 
-/// Sets leaf `node` (leaves + index): `index` if that server is available, with its load
-/// and weight by rule `kind`.
+/// Sets leaf `node` (leaves + index) to `index` with its load and weight by rule `kind` if
+/// that server is available, else to [`TREE_EMPTY`]; returns what it set.
 #[inline(always)]
-fn set_leaf(view: &View, tree: &mut SchedTree, kind: u32, index: usize, node: usize) {
+fn set_leaf(view: &View, tree: &mut SchedTree, kind: u32, index: usize, node: usize) -> u64 {
     let index = index & (MAX_SET - 1);
-    let mut value = TREE_NONE;
+    let mut value = TREE_EMPTY;
     if let Some(entry) = view.entry(index as u32)
         && leaf_available(view, index as u32)
     {
@@ -180,52 +189,52 @@ fn set_leaf(view: &View, tree: &mut SchedTree, kind: u32, index: usize, node: us
             code::NQ => (nq::load(view, entry), nq::weight(entry)),
             _ => (wlc::load(view, entry), wlc::weight(entry)),
         };
-        if let Some(slot) = tree.load.get_mut(index) {
-            *slot = if load > u32::MAX as u64 {
-                u32::MAX
-            } else {
-                load as u32
-            };
-        }
-        if let Some(slot) = tree.weight.get_mut(index) {
-            *slot = weight;
-        }
-        value = index as u16;
+        value = tree_node(load, weight, index as u16);
     }
     if let Some(leaf) = tree.nodes.get_mut(node & (2 * MAX_SET - 1)) {
         *leaf = value;
     }
+    value
 }
 
-/// Sets inner node `node` (1..MAX_SET) to the better of its children: the right one
-/// (higher indices) only if strictly better.
+/// Sets inner node `node` (1..MAX_SET) to the better of its children.
 #[inline(always)]
 fn refresh(tree: &mut SchedTree, node: usize) {
     let node = node & (MAX_SET - 1);
-    let left = tree.nodes.get(2 * node).map_or(TREE_NONE, |v| *v);
-    let right = tree.nodes.get(2 * node + 1).map_or(TREE_NONE, |v| *v);
-    let best = if left == TREE_NONE || (right != TREE_NONE && beats(tree, left, right)) {
-        right
-    } else {
-        left
-    };
+    let left = tree.nodes.get(2 * node).copied().unwrap_or(TREE_EMPTY);
+    let right = tree.nodes.get(2 * node + 1).copied().unwrap_or(TREE_EMPTY);
     if let Some(slot) = tree.nodes.get_mut(node) {
-        *slot = best;
+        *slot = better(left, right);
     }
 }
 
-/// `load(left) * weight(right) > load(right) * weight(left)`.
+/// The better of two sibling nodes: `right` (the higher indices) only if strictly better,
+/// `load(left) * weight(right) > load(right) * weight(left)`. Without a branch, which the
+/// data would mispredict: both products are below 2^48, so their difference's sign is the
+/// comparison. ([`TREE_EMPTY`] loses to every real node, whose weight is at least 1.)
 #[inline(always)]
-fn beats(tree: &SchedTree, left: u16, right: u16) -> bool {
-    let pair = |i: u16| {
-        let i = i as usize & (MAX_SET - 1);
-        (
-            tree.load.get(i).copied().unwrap_or(0) as u64,
-            tree.weight.get(i).copied().unwrap_or(0) as u64,
-        )
-    };
-    let ((load_l, weight_l), (load_r, weight_r)) = (pair(left), pair(right));
-    load_l * weight_r > load_r * weight_l
+fn better(left: u64, right: u64) -> u64 {
+    let (load_l, weight_l) = (left >> 32, (left >> 16) & 0xffff);
+    let (load_r, weight_r) = (right >> 32, (right >> 16) & 0xffff);
+    let right_wins = sign_mask((load_r * weight_l).wrapping_sub(load_l * weight_r));
+    left ^ ((left ^ right) & right_wins)
+}
+
+/// All ones if `value`'s top bit is set, else 0, by an arithmetic shift LLVM cannot see
+/// into: BPF has no conditional move, and LLVM turns a select it recognises in mask
+/// arithmetic back into a branch.
+#[inline(always)]
+fn sign_mask(mut value: u64) -> u64 {
+    unsafe { core::arch::asm!("{0} s>>= 63", inout(reg) value, options(pure, nomem, nostack)) };
+    value
+}
+
+/// The set index a node holds, if any.
+#[inline(always)]
+fn index_in(node: u64) -> Option<u32> {
+    // The index taken as the low byte (set indices are below 256): with the 16-bit field's
+    // mask LLVM keeps one register for both and the verifier loses the bound.
+    (node & 0xffff != TREE_NONE as u64).then_some((node & (MAX_SET as u64 - 1)) as u32)
 }
 
 #[inline(always)]
