@@ -294,7 +294,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 13;
+pub const LAYOUT_VERSION: u64 = 14;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].
@@ -336,8 +336,6 @@ pub struct SlotConns {
     pub active: u32,
     pub inactive: u32,
     pub persistent: u32,
-    /// IPVS's OVERLOAD flag (upper threshold reached, not yet below the lower one).
-    pub overloaded: u32,
 }
 
 /// A service's state the datapath writes: connection counts of every real server by slot,
