@@ -25,8 +25,6 @@ use super::{CONTINUE, View, code, lc, nq, sed, walk, wlc};
 
 /// Leaves: one per possible set index.
 const LEAVES: u32 = MAX_SET as u32;
-/// Levels of inner nodes above a leaf (log2 of [`LEAVES`]).
-const LEVELS: u32 = 8;
 
 /// The rule a tree orders by for `scheduler`, or 0 if the scheduler does not use one.
 #[inline(always)]
@@ -98,8 +96,8 @@ pub fn refresh_above(view: &View, slot: u16) {
     // sibling, and the siblings' reads do not wait on one another.
     let mut node = leaves + index;
     let mut best = set_leaf(view, tree, kind, index, node);
-    let mut level = 0;
-    while level < LEVELS && node > 1 {
+    // (Node numbers are below 512 and halve each time: the verifier sees the loop end.)
+    while node > 1 {
         let sibling = tree.nodes.get((node ^ 1) & (2 * MAX_SET - 1)).copied();
         let sibling = sibling.unwrap_or(TREE_EMPTY);
         // Left and right by the node's parity, without a branch (see `better`).
@@ -109,7 +107,6 @@ pub fn refresh_above(view: &View, slot: u16) {
         if let Some(slot) = tree.nodes.get_mut(node & (MAX_SET - 1)) {
             *slot = best;
         }
-        level += 1;
     }
 }
 
