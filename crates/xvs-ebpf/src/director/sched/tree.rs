@@ -5,11 +5,12 @@
 //! whole set would choose. A new connection reads the root; a count that changes
 //! refreshes the nodes above its server (log2 of the set's size rounded up: 7 for 100
 //! servers, 3 for 8). A walk over 100 servers cost about 1.1 µs per new connection; the
-//! tree's refresh about 60 ns.
+//! tree's refresh about 25 ns (measured by refreshing twice).
 //!
-//! Every rule compares as `load(a) * weight(b) > load(b) * weight(a)` (b beats a), each
-//! scheduler's file saying what load and weight are; a leaf keeps its server's pair, so
-//! the nodes above compare without the rule. Where a connection ends the refresh is a
+//! Every rule compares as `load(a) * weight(b) > load(b) * weight(a)` (b beats a), the
+//! lower index on a tie, each scheduler's file saying what load and weight are; every node
+//! packs its server's index, load and weight in a `u64`, so the nodes above compare
+//! without the rule. Where a connection ends the refresh is a
 //! global BPF function, which the verifier checks once, not at every such place; where a
 //! new connection counts it runs in line.
 //!
@@ -99,10 +100,7 @@ pub fn refresh_above(view: &View, slot: u16) {
     // (Node numbers are below 512 and halve each time: the verifier sees the loop end.)
     while node > 1 {
         let sibling = tree.nodes.get((node ^ 1) & (2 * MAX_SET - 1)).copied();
-        let sibling = sibling.unwrap_or(TREE_EMPTY);
-        // Left and right by the node's parity, without a branch (see `better`).
-        let swap = (best ^ sibling) & sign_mask((node as u64) << 63);
-        best = better(best ^ swap, sibling ^ swap);
+        best = better(best, sibling.unwrap_or(TREE_EMPTY));
         node /= 2;
         if let Some(slot) = tree.nodes.get_mut(node & (MAX_SET - 1)) {
             *slot = best;
@@ -205,16 +203,20 @@ fn refresh(tree: &mut SchedTree, node: usize) {
     }
 }
 
-/// The better of two sibling nodes: `right` (the higher indices) only if strictly better,
-/// `load(left) * weight(right) > load(right) * weight(left)`. Without a branch, which the
-/// data would mispredict: both products are below 2^48, so their difference's sign is the
-/// comparison. ([`TREE_EMPTY`] loses to every real node, whose weight is at least 1.)
+/// The better of two nodes: the lower `load / weight`, compared as
+/// `load(a) * weight(b) < load(b) * weight(a)`, then the lower index (the walk's first),
+/// one total order, so which of two siblings is the left one does not matter. Without a
+/// branch, which the data would mispredict: the products are below 2^48, so
+/// `(load(b) * weight(a) - load(a) * weight(b)) * 512 + index(b) - index(a)` is negative
+/// exactly when `b` is better. ([`TREE_EMPTY`] loses to every real node, whose weight is
+/// at least 1: the products differ by 2^32 or more.)
 #[inline(always)]
-fn better(left: u64, right: u64) -> u64 {
-    let (load_l, weight_l) = (left >> 32, (left >> 16) & 0xffff);
-    let (load_r, weight_r) = (right >> 32, (right >> 16) & 0xffff);
-    let right_wins = sign_mask((load_r * weight_l).wrapping_sub(load_l * weight_r));
-    left ^ ((left ^ right) & right_wins)
+fn better(a: u64, b: u64) -> u64 {
+    let (load_a, weight_a, index_a) = (a >> 32, (a >> 16) & 0xffff, a & 0xffff);
+    let (load_b, weight_b, index_b) = (b >> 32, (b >> 16) & 0xffff, b & 0xffff);
+    let order = ((load_b * weight_a).wrapping_sub(load_a * weight_b) << 9)
+        .wrapping_add(index_b.wrapping_sub(index_a));
+    a ^ ((a ^ b) & sign_mask(order))
 }
 
 /// All ones if `value`'s top bit is set, else 0, by an arithmetic shift LLVM cannot see
