@@ -2,7 +2,7 @@
 //! frame, the kernel's own timing of each run), against a bare XDP_PASS program measured
 //! in the same run, and the connection table's memory.
 
-use std::os::fd::AsFd;
+use std::{cell::RefCell, os::fd::AsFd};
 
 use aya::{EbpfLoader, programs::Xdp};
 use etherparse::PacketBuilder;
@@ -68,11 +68,7 @@ fn measure(
     floor: &Runner<'_>,
     floor_frame: &[u8],
 ) -> Result<(f64, f64), String> {
-    // XVS_BENCH_CALLS overrides the count (e.g. to profile one case at length).
-    let calls = std::env::var("XVS_BENCH_CALLS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(CALLS);
+    let calls = calls();
     // Every frame is built before the timing starts: building one between two runs (as a
     // new-flow case must, each frame new) cools the caches the next run starts from, and
     // made the floor read about 106 ns instead of 81.
@@ -90,6 +86,14 @@ fn measure(
     Ok((total as f64 / calls, floor_total as f64 / calls))
 }
 
+/// Calls per case: [`CALLS`], or XVS_BENCH_CALLS (e.g. to profile one case at length).
+fn calls() -> u32 {
+    std::env::var("XVS_BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CALLS)
+}
+
 /// Runs per call when measuring a program's own cost.
 const REPEAT: u32 = 10_000;
 
@@ -102,6 +106,17 @@ fn repeated_cost(
         total += u64::from(run(REPEAT)?.1);
     }
     Ok(total as f64 / 10.0)
+}
+
+/// This namespace's director, created if need be, holding the services of `lines`.
+fn configured(lines: &[String]) -> Result<Director, String> {
+    let mut director = Director::find_or_create().map_err(|e| e.to_string())?;
+    let before = director.load().map_err(|e| e.to_string())?;
+    let mut table = before.table.clone();
+    restore::restore(&lines.join("\n"), &mut table, &NoNames, "xtask")
+        .map_err(|e| e.to_string())?;
+    director.store(&before, &table).map_err(|e| e.to_string())?;
+    Ok(director)
 }
 
 pub fn run() -> Result<(), String> {
@@ -135,12 +150,7 @@ pub fn run() -> Result<(), String> {
         .within(
             "director",
             move || -> Result<(Vec<Case>, (u32, u64)), String> {
-                let mut director = Director::find_or_create().map_err(|e| e.to_string())?;
-                let before = director.load().map_err(|e| e.to_string())?;
-                let mut table = before.table.clone();
-                restore::restore(&lines.join("\n"), &mut table, &NoNames, "xtask")
-                    .map_err(|e| e.to_string())?;
-                director.store(&before, &table).map_err(|e| e.to_string())?;
+                let director = RefCell::new(configured(&lines)?);
                 let eth0 = netlink::interfaces()
                     .map_err(|e| e.to_string())?
                     .into_iter()
@@ -165,8 +175,12 @@ pub fn run() -> Result<(), String> {
                 let floor_run = |f: &[u8]| {
                     test_run::run_fd(pass_fd.as_fd(), eth0, f).map_err(|e| e.to_string())
                 };
-                let director_run =
-                    |f: &[u8]| director.run_frame(eth0, f).map_err(|e| e.to_string());
+                let director_run = |f: &[u8]| {
+                    director
+                        .borrow()
+                        .run_frame(eth0, f)
+                        .map_err(|e| e.to_string())
+                };
 
                 let client = [1, 1, 1, 1];
                 let vip = [1, 1, 1, 254];
@@ -202,6 +216,7 @@ pub fn run() -> Result<(), String> {
                 // DR changes nothing a second run would see differently).
                 let own = repeated_cost(&|repeat| {
                     director
+                        .borrow()
                         .run_frame_repeated(eth0, &ack, repeat)
                         .map_err(|e| e.to_string())
                 })?;
@@ -213,21 +228,31 @@ pub fn run() -> Result<(), String> {
                     "established DR, IPv4 TCP, repeat={REPEAT}: {own:.1} ns a run (bare XDP_PASS: {floor_own:.1} ns)"
                 );
                 // New flows: every frame a SYN from another client port/address.
-                let fresh = |port: u16| {
+                let fresh = |port: u16, first: u32| {
                     move |i: u32| {
+                        let i = first + i;
                         let src = [10, 1 + (i >> 16) as u8, (i >> 8) as u8, i as u8];
                         tcp4(src, vip, 1024 + (i % 60000) as u16, port, true)
                     }
                 };
+                // Each from an empty connection table: a table filled by the case before
+                // makes every insert walk longer bucket chains (a cache miss per entry
+                // met), and the cases would not compare. (A fresh director: the
+                // established cases after them make their own connections.)
+                for (name, port) in [
+                    ("new DR flow, rr over 100 real servers", 81),
+                    ("new DR flow, wlc over 100 real servers", 82),
+                ] {
+                    Director::destroy().map_err(|e| e.to_string())?;
+                    director.replace(configured(&lines)?);
+                    case(name, &director_run, &fresh(port, 0))?;
+                }
+                // How much the fill costs: wlc again, on the table its case left (the
+                // inserts meet 0.1 to 0.2 entries per bucket instead of 0 to 0.1).
                 case(
-                    "new DR flow, rr over 100 real servers",
+                    "new DR flow, wlc, 100,000 connections in the table",
                     &director_run,
-                    &fresh(81),
-                )?;
-                case(
-                    "new DR flow, wlc over 100 real servers",
-                    &director_run,
-                    &fresh(82),
+                    &fresh(82, calls()),
                 )?;
                 director_run(&tcp4(client, vip, 40001, 83, true))?;
                 let nat_in = tcp4(client, vip, 40001, 83, false);
@@ -249,6 +274,7 @@ pub fn run() -> Result<(), String> {
                 let ack6 = tcp6(v6(1, 1), v6(0xfe, 1), 40003, 80, false);
                 case("established DR, IPv6 TCP", &director_run, &|_| ack6.clone())?;
                 let memory = director
+                    .borrow()
                     .connection_table_memory()
                     .map_err(|e| e.to_string())?;
                 Ok((cases, memory))
