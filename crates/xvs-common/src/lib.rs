@@ -20,7 +20,8 @@ pub mod map_names {
     pub const COUNTERS: &str = "XVS_COUNTERS";
     /// Small array of control values, indexed by [`crate::meta`].
     pub const META: &str = "XVS_META";
-    /// Virtual services: [`crate::ServiceKey`] → [`crate::ServiceValue`].
+    /// Virtual services: [`crate::ServiceKey`] → [`crate::ServiceEntry`] (the service
+    /// and its real-server set).
     pub const SERVICES: &str = "XVS_SERVICES";
     /// Real servers: array, two entries per counter slot (`stats * 2 + half`, see
     /// [`crate::SetEntry::half`]) → [`crate::DestValue`].
@@ -31,8 +32,6 @@ pub mod map_names {
     /// Per-CPU cache of real servers' next hops: the server's counter slot modulo
     /// [`crate::HOP_CACHE_SLOTS`] → [`crate::CachedHop`].
     pub const HOPS: &str = "XVS_HOPS";
-    /// Real-server sets for scheduling: set id → [`crate::DestSet`].
-    pub const SETS: &str = "XVS_SETS";
     /// What the datapath keeps per service (connection counts, scheduler state,
     /// least-connection tree) by service id → [`crate::ServiceConns`].
     pub const CONN_COUNTS: &str = "XVS_CONN_COUNTS";
@@ -126,10 +125,8 @@ pub struct ServiceKey {
 pub struct ServiceValue {
     /// Stable id: the service's counters are kept under it.
     pub id: u32,
-    /// Its real-server set ([`DestSet`], by this id in the sets map). A change writes a new
-    /// set (and any changed real server into its other half of the real-server array)
-    /// and then switches this field, so the datapath sees the old or the new list, never
-    /// half of one.
+    /// Its real-server set's id: every change of the set (or of the service) gives a new
+    /// one, which the wrr cycle is keyed by and the least-connection tree is built for.
     pub dest_set: u32,
     /// How many real servers the set has (indexes 0..dest_count, in IPVS's list order).
     pub dest_count: u32,
@@ -294,7 +291,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 14;
+pub const LAYOUT_VERSION: u64 = 15;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].
@@ -327,6 +324,17 @@ pub struct DestSet {
     /// Length of the set's weighted round-robin cycle in the wrr map.
     pub wrr_len: u32,
     pub entries: [SetEntry; MAX_SET],
+}
+
+/// What the services map holds for a service: its parameters and its real-server set, in
+/// one value, so a new connection finds both with one lookup. A change writes any changed
+/// real server into its other half of the real-server array and then the whole entry, so
+/// the datapath sees the old or the new list, never half of one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceEntry {
+    pub service: ServiceValue,
+    pub set: DestSet,
 }
 
 /// Connection counts of one real server, as IPVS keeps them (written by the datapath).
@@ -377,6 +385,8 @@ pub struct SchedTree {
     /// as any set change does), so a refresh climbs log2(leaves) levels, not eight.
     pub leaves: u32,
     pub _pad: u32,
+    /// The service it was built for, by which a connection's end finds the set.
+    pub service: ServiceKey,
     /// The set index of each connection-count slot ([`TREE_NONE`] if not in the set).
     pub index_of: [u16; MAX_SET],
     /// `nodes[n]` for n in 1..leaves: the best of the leaves below (node n's children are
@@ -416,6 +426,7 @@ impl Default for SchedTree {
             kind: 0,
             leaves: 0,
             _pad: 0,
+            service: ServiceKey::default(),
             index_of: [TREE_NONE; MAX_SET],
             nodes: [TREE_EMPTY; 2 * MAX_SET],
         }
@@ -685,6 +696,7 @@ mod pod_datapath {
     // SAFETY: plain #[repr(C)] data; any bit pattern is valid.
     unsafe impl aya::Pod for super::SetEntry {}
     unsafe impl aya::Pod for super::DestSet {}
+    unsafe impl aya::Pod for super::ServiceEntry {}
     unsafe impl aya::Pod for super::SlotConns {}
     unsafe impl aya::Pod for super::ServiceConns {}
     unsafe impl aya::Pod for super::SchedState {}

@@ -28,8 +28,8 @@ use aya::{
 };
 use netlink::XdpMode;
 use xvs_common::{
-    Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestSet, DestValue, LAYOUT_VERSION, LOOPBACK_INDEX,
-    Neighbour, ServiceConns, ServiceKey, ServiceValue, TunnelSource, WrrKey, counter, map_names,
+    Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, LAYOUT_VERSION, LOOPBACK_INDEX,
+    Neighbour, ServiceConns, ServiceEntry, ServiceKey, TunnelSource, WrrKey, counter, map_names,
     meta,
 };
 
@@ -69,7 +69,7 @@ pub struct Director {
     program: ProgramFd,
     counters: PerCpuArray<MapData, u64>,
     meta: Array<MapData, u64>,
-    services: BpfHashMap<MapData, ServiceKey, ServiceValue>,
+    services: BpfHashMap<MapData, ServiceKey, ServiceEntry>,
     dests: Array<MapData, DestValue>,
     /// Counters of services and real servers, by counter slot.
     stats: PerCpuArray<MapData, Counters>,
@@ -77,7 +77,6 @@ pub struct Director {
     stats_slots: u32,
     /// Possible CPUs: how many values a per-CPU map entry holds.
     cpus: usize,
-    sets: BpfHashMap<MapData, u32, DestSet>,
     conn_counts: BpfHashMap<MapData, u32, ServiceConns>,
     wrr: BpfHashMap<MapData, WrrKey, u32>,
     /// Tunnel source addresses of real servers, by their counter slot.
@@ -213,7 +212,6 @@ impl Director {
         let tunnel_sources = Array::try_from(Map::Array(take(map_names::TUNNEL_SOURCES)?))
             .map_err(wrong(map_names::TUNNEL_SOURCES))?;
         let mut hash = |name: &'static str| -> Result<Map> { Ok(Map::HashMap(take(name)?)) };
-        let sets = BpfHashMap::try_from(hash(map_names::SETS)?).map_err(wrong(map_names::SETS))?;
         let conn_counts = BpfHashMap::try_from(hash(map_names::CONN_COUNTS)?)
             .map_err(wrong(map_names::CONN_COUNTS))?;
         let wrr = BpfHashMap::try_from(hash(map_names::WRR)?).map_err(wrong(map_names::WRR))?;
@@ -240,7 +238,6 @@ impl Director {
             stats,
             stats_slots,
             cpus,
-            sets,
             conn_counts,
             wrr,
             tunnel_sources,

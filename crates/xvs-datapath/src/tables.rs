@@ -16,8 +16,8 @@ use std::{
 use aya::maps::{MapError, PerCpuValues};
 use xvs_common::{
     Conn, ConnKey, Counters, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_SERVICES, MAX_SET,
-    MAX_WRR_CYCLE, ServiceConns, ServiceKey as MapKey, ServiceValue, SetEntry, TunnelSource,
-    WrrKey, conn_flags, dest_index, forward, meta, tcp,
+    MAX_WRR_CYCLE, ServiceConns, ServiceEntry, ServiceKey as MapKey, ServiceValue, SetEntry,
+    TunnelSource, WrrKey, conn_flags, dest_index, forward, meta, tcp,
 };
 use xvs_core::{
     listing::ConnectionEntry,
@@ -45,6 +45,8 @@ pub struct Snapshot {
 struct StoredService {
     value: ServiceValue,
     dests: Vec<DestValue>,
+    /// Positions of its set's wrr cycle in the wrr map (to drop with the set).
+    wrr_len: u32,
 }
 
 /// Why a table could not be stored.
@@ -285,22 +287,18 @@ impl Director {
         };
         let mut entries = Vec::new();
         for entry in self.services.iter() {
-            let (key, value) = entry.map_err(map_error("cannot read the services"))?;
-            entries.push((key, value));
+            let (key, entry) = entry.map_err(map_error("cannot read the services"))?;
+            entries.push((key, entry.service, entry.set));
         }
-        entries.sort_by_key(|(_, value)| value.order);
+        entries.sort_by_key(|(_, value, _)| value.order);
         let mut services = Vec::with_capacity(entries.len());
         let mut stored = HashMap::with_capacity(entries.len());
-        for (map_key, value) in entries {
+        for (map_key, value, set) in entries {
             let Some(key) = decode_key(&map_key) else {
                 continue;
             };
             let mut dest_values = Vec::with_capacity(value.dest_count as usize);
             let mut dests = Vec::with_capacity(value.dest_count as usize);
-            let set = self
-                .sets
-                .get(&value.dest_set, 0)
-                .map_err(map_error("cannot read a real-server set"))?;
             for entry in set.entries.iter().take(value.dest_count as usize) {
                 let dest = self
                     .dests
@@ -338,6 +336,7 @@ impl Director {
                 StoredService {
                     value,
                     dests: dest_values,
+                    wrr_len: set.wrr_len,
                 },
             );
         }
@@ -407,7 +406,7 @@ impl Director {
             if !unchanged {
                 value.dest_set = take_id();
                 value.dest_count = dests.len() as u32;
-                self.write_set(service, &value, &dests)?;
+                let set = self.write_set(service, &value, &dests)?;
                 if old.is_none() {
                     self.start_service(value.id)?;
                 }
@@ -424,11 +423,15 @@ impl Director {
                     }
                 }
                 // The switch: from here the datapath schedules over the new set.
+                let entry = ServiceEntry {
+                    service: value,
+                    set,
+                };
                 self.services
-                    .insert(key, value, 0)
+                    .insert(key, entry, 0)
                     .map_err(map_error("cannot write a service"))?;
                 if let Some(stored) = old {
-                    self.drop_set(stored.value.dest_set)?;
+                    self.drop_wrr_cycle(stored)?;
                 }
             }
             // -Z: counters that were read as non-zero and now are zero.
@@ -451,7 +454,7 @@ impl Director {
                 continue;
             }
             removed(self.services.remove(key), "cannot remove a service")?;
-            self.drop_set(stored.value.dest_set)?;
+            self.drop_wrr_cycle(stored)?;
             let id = stored.value.id;
             removed(
                 self.conn_counts.remove(&id),
@@ -533,13 +536,14 @@ impl Director {
         Ok(placed)
     }
 
-    /// Writes a new real-server set: the servers, the scheduling summary, the wrr cycle.
+    /// Writes a new real-server set's servers and wrr cycle; returns the scheduling
+    /// summary, which goes into the service's entry.
     fn write_set(
         &mut self,
         service: &Service,
         value: &ServiceValue,
         dests: &[DestValue],
-    ) -> Result<()> {
+    ) -> Result<DestSet> {
         let set = value.dest_set;
         for dest in dests {
             self.dests
@@ -574,9 +578,7 @@ impl Director {
             }
             summary.wrr_len = cycle.len() as u32;
         }
-        self.sets
-            .insert(set, summary, 0)
-            .map_err(map_error("cannot write a real-server set"))
+        Ok(summary)
     }
 
     /// Creates a new service's connection counts and scheduler state (the datapath builds
@@ -601,17 +603,16 @@ impl Director {
             .map_err(map_error("cannot write a tunnel source"))
     }
 
-    /// Drops a replaced or removed real-server set.
-    fn drop_set(&mut self, set: u32) -> Result<()> {
-        if let Ok(summary) = self.sets.get(&set, 0) {
-            for position in 0..summary.wrr_len {
-                removed(
-                    self.wrr.remove(&WrrKey { set, position }),
-                    "cannot remove a wrr position",
-                )?;
-            }
+    /// Drops the wrr cycle of a replaced or removed real-server set.
+    fn drop_wrr_cycle(&mut self, stored: &StoredService) -> Result<()> {
+        let set = stored.value.dest_set;
+        for position in 0..stored.wrr_len {
+            removed(
+                self.wrr.remove(&WrrKey { set, position }),
+                "cannot remove a wrr position",
+            )?;
         }
-        removed(self.sets.remove(&set), "cannot remove a real-server set")
+        Ok(())
     }
 
     /// Makes the kernel resolve (and keep resolved) the next hop of each new real server,

@@ -35,7 +35,7 @@ mod program {
         programs::XdpContext,
     };
     use xvs_common::{
-        Conn, ConnKey, LOOPBACK_INDEX, Neighbour, conn_flags, counter, dest_index,
+        Conn, ConnKey, LOOPBACK_INDEX, Neighbour, ServiceKey, conn_flags, counter, dest_index,
         forward as method, tcp,
     };
 
@@ -43,7 +43,7 @@ mod program {
         conn, forward,
         maps::{
             STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_SERVICES,
-            XVS_SETS, XVS_TUN_SRC, add_stats, count, scratch,
+            XVS_TUN_SRC, add_stats, count, scratch,
         },
         packet::{self, IPPROTO_TCP, Packet, Skip, copy_addr},
         sched,
@@ -368,7 +368,8 @@ mod program {
         service_key.port = packet.dport;
         service_key.family = packet.family;
         service_key.protocol = packet.protocol;
-        let service = match unsafe { XVS_SERVICES.get(&*service_key) } {
+        // The service and its real-server set, in one value.
+        let found = match unsafe { XVS_SERVICES.get(&*service_key) } {
             Some(s) => s,
             None => {
                 // A port-0 service (persistent, every port) of the same address.
@@ -383,9 +384,7 @@ mod program {
         if packet.protocol == IPPROTO_TCP && packet.tcp_flags & (TCP_SYN | TCP_RST) != TCP_SYN {
             return refuse(xdp_action::XDP_PASS, counter::NOT_SCHEDULED, checked);
         }
-        let Some(set) = (unsafe { XVS_SETS.get(&service.dest_set) }) else {
-            return refuse(xdp_action::XDP_PASS, counter::NO_DESTINATION, checked);
-        };
+        let (service, set) = (&found.service, &found.set);
         let Some(conns) = XVS_CONN_COUNTS.get_ptr_mut(&service.id) else {
             return refuse(xdp_action::XDP_PASS, counter::NO_DESTINATION, checked);
         };
@@ -397,6 +396,7 @@ mod program {
             scheduler: service.scheduler,
             view,
             set_id: service.dest_set,
+            service: service_key as *const ServiceKey,
         };
         // The scheduler's state (round-robin cursors) is kept only once the connection is
         // made: a SYN that meets its connection already there schedules nothing.

@@ -7,9 +7,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, Queue},
 };
 use xvs_common::{
-    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestSet, DestValue, HOP_CACHE_SLOTS,
-    MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_SOON_SHARE, ServiceConns, ServiceKey,
-    ServiceValue, SweepRecord, TunnelSource, WrrKey, counter, meta,
+    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestValue, HOP_CACHE_SLOTS, MAX_DESTS,
+    MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_SOON_SHARE, ServiceConns, ServiceEntry, ServiceKey,
+    SweepRecord, TunnelSource, WrrKey, counter, meta,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -19,7 +19,7 @@ pub static XVS_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counte
 pub static XVS_META: Array<u64> = Array::with_max_entries(meta::COUNT, 0);
 
 #[map(name = "XVS_SERVICES")]
-pub static XVS_SERVICES: HashMap<ServiceKey, ServiceValue> =
+pub static XVS_SERVICES: HashMap<ServiceKey, ServiceEntry> =
     HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
 
 /// Real servers, two entries per counter slot (user space sizes it with the counters).
@@ -31,10 +31,6 @@ pub static XVS_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_
 
 #[map(name = "XVS_HOPS")]
 pub static XVS_HOPS: PerCpuArray<CachedHop> = PerCpuArray::with_max_entries(HOP_CACHE_SLOTS, 0);
-
-#[map(name = "XVS_SETS")]
-pub static XVS_SETS: HashMap<u32, DestSet> =
-    HashMap::with_max_entries(2 * MAX_SERVICES, NO_PREALLOC);
 
 #[map(name = "XVS_CONN_COUNTS")]
 pub static XVS_CONN_COUNTS: HashMap<u32, ServiceConns> =

@@ -18,9 +18,9 @@ mod wlc;
 mod wrr;
 
 use aya_ebpf::helpers::generated::bpf_loop;
-use xvs_common::{DestSet, MAX_SET, SchedState, ServiceConns, SetEntry, SlotConns};
+use xvs_common::{DestSet, MAX_SET, SchedState, ServiceConns, ServiceKey, SetEntry, SlotConns};
 
-use crate::maps::XVS_SETS;
+use crate::maps::XVS_SERVICES;
 
 /// Scheduler codes, as `xvs_core::sched::Scheduler::code` numbers them.
 pub mod code {
@@ -115,6 +115,8 @@ pub struct Request {
     pub scheduler: u8,
     pub view: View,
     pub set_id: u32,
+    /// The service's key (a tree built for the set keeps it, see [`count_changed_in`]).
+    pub service: *const ServiceKey,
 }
 
 /// No server may take the connection.
@@ -138,7 +140,7 @@ fn pick(request: &Request, state: &mut SchedState) -> Option<u32> {
         code::FO => fo::schedule(view),
         code::OVF => ovf::schedule(view),
         code::TWOS => twos::schedule(view),
-        scheduler => tree::pick(view, tree::kind_of(scheduler), request.set_id),
+        scheduler => tree::pick(view, tree::kind_of(scheduler), request),
     }
 }
 
@@ -151,15 +153,25 @@ pub fn count_changed(view: &View, slot: u16) {
     }
 }
 
-/// As [`count_changed`], for a caller that has only the service's counts.
+/// As [`count_changed`], for a caller that has only the service's counts: the set is
+/// found by the service key the tree keeps, and only if it is still the one the tree was
+/// built for (else the next new connection rebuilds the tree anyway).
 #[inline(always)]
 pub fn count_changed_in(conns: *mut ServiceConns, slot: u16) {
-    let set = unsafe { (*conns).tree.set };
-    if unsafe { (*conns).tree.kind } == 0 {
+    let tree = unsafe { &(*conns).tree };
+    if tree.kind == 0 {
         return;
     }
-    if let Some(set) = unsafe { XVS_SETS.get(&set) } {
-        tree::update(&View { set, conns }, slot);
+    if let Some(found) = unsafe { XVS_SERVICES.get(&tree.service) }
+        && found.service.dest_set == tree.set
+    {
+        tree::update(
+            &View {
+                set: &found.set,
+                conns,
+            },
+            slot,
+        );
     }
 }
 

@@ -22,7 +22,7 @@
 
 use xvs_common::{DestSet, MAX_SET, SchedTree, ServiceConns, TREE_EMPTY, TREE_NONE, tree_node};
 
-use super::{CONTINUE, View, code, lc, nq, sed, walk, wlc};
+use super::{CONTINUE, Request, View, code, lc, nq, sed, walk, wlc};
 
 /// Leaves: one per possible set index.
 const LEAVES: u32 = MAX_SET as u32;
@@ -41,14 +41,18 @@ pub fn kind_of(scheduler: u8) -> u32 {
 /// The best available index of the set by rule `kind`, from the tree (built first if it
 /// was built for another set or rule, or if a racing count left its root unavailable).
 #[inline(always)]
-pub fn pick(view: View, kind: u32, set_id: u32) -> Option<u32> {
+pub fn pick(view: View, kind: u32, request: &Request) -> Option<u32> {
     let tree = unsafe { &mut (*view.conns).tree };
     let root = index_in(tree.nodes[1]);
+    let set_id = request.set_id;
     if tree.set != set_id
         || tree.kind != kind
         || root.is_some_and(|root| !leaf_available(&view, root))
     {
         build(&view, tree, kind, set_id);
+        if !request.service.is_null() {
+            tree.service = unsafe { *request.service };
+        }
     }
     index_in(tree.nodes[1])
 }
