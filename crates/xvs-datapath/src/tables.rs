@@ -288,18 +288,21 @@ impl Director {
         let mut entries = Vec::new();
         for entry in self.services.iter() {
             let (key, entry) = entry.map_err(map_error("cannot read the services"))?;
-            entries.push((key, entry.service, entry.set));
+            // Only the set's used entries are kept: a whole set is 5 KiB.
+            let used = (entry.service.dest_count as usize).min(MAX_SET);
+            let set = entry.set.entries[..used].to_vec();
+            entries.push((key, entry.service, set, entry.set.wrr_len));
         }
-        entries.sort_by_key(|(_, value, _)| value.order);
+        entries.sort_by_key(|(_, value, _, _)| value.order);
         let mut services = Vec::with_capacity(entries.len());
         let mut stored = HashMap::with_capacity(entries.len());
-        for (map_key, value, set) in entries {
+        for (map_key, value, set, wrr_len) in entries {
             let Some(key) = decode_key(&map_key) else {
                 continue;
             };
             let mut dest_values = Vec::with_capacity(value.dest_count as usize);
             let mut dests = Vec::with_capacity(value.dest_count as usize);
-            for entry in set.entries.iter().take(value.dest_count as usize) {
+            for entry in &set {
                 let dest = self
                     .dests
                     .get(&dest_index(entry.stats, entry.half), 0)
@@ -336,7 +339,7 @@ impl Director {
                 StoredService {
                     value,
                     dests: dest_values,
-                    wrr_len: set.wrr_len,
+                    wrr_len,
                 },
             );
         }
