@@ -41,9 +41,14 @@ pub mod map_names {
     pub const CONNS: &str = "XVS_CONNS";
     /// Tunnel source address by a real server's counter slot → [`crate::TunnelSource`].
     pub const TUNNEL_SOURCES: &str = "XVS_TUN_SRC";
-    /// Connections to check for expiry: [`crate::SweepRecord`] queue, in due order.
+    /// Connections to check for expiry, [`crate::SweepRecord`] queues, each in due order
+    /// (see [`crate::sweep_queue`]): records that wait 10 s...
     pub const SWEEP: &str = "XVS_SWEEP";
-    /// Sweep queue of records due sooner than [`crate::SWEEP_CHECK_NS`].
+    /// ...60 s...
+    pub const SWEEP_60: &str = "XVS_SWEEP_60";
+    /// ...300 s...
+    pub const SWEEP_300: &str = "XVS_SWEEP_300";
+    /// ...and records due in less than 10 s, at their entry's expiry.
     pub const SWEEP_SOON: &str = "XVS_SWEEP_SOON";
     /// When the head of each sweep queue is due, as last seen (a hint, read lock-free).
     pub const SWEEP_DUE: &str = "XVS_SWEEP_DUE";
@@ -264,6 +269,9 @@ pub mod counter {
     /// New connections of services whose scheduler the datapath does not run yet
     /// (lblc, lblcr, dh, sh, mh): scheduled with wlc.
     pub const SCHED_FALLBACK: u32 = 13;
+    /// Sweep records taken off a queue, their entry looked at (forgotten if expired,
+    /// queued again if not): how hard the expiry sweep works.
+    pub const SWEEP_LOOKS: u32 = 14;
     /// Number of slots in the array.
     pub const COUNT: u32 = 16;
 }
@@ -291,7 +299,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 15;
+pub const LAYOUT_VERSION: u64 = 16;
 
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].
@@ -467,9 +475,8 @@ pub struct ConnKey {
     pub _pad: [u8; 2],
 }
 
-/// A record of an expiry sweep queue: a connection and when to look at it again (its expiry,
-/// or [`SWEEP_CHECK_NS`] after the record was queued if that comes first). The sweep looks
-/// the entry up only once that time has come.
+/// A record of an expiry sweep queue: a connection and when to look at it again (see
+/// [`sweep_queue`]). The sweep looks the entry up only once that time has come.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SweepRecord {
@@ -477,14 +484,56 @@ pub struct SweepRecord {
     pub due: u64,
 }
 
-/// The longest a sweep record waits: an entry due later is looked at again after this long
-/// (and queued again), so every record in the main sweep queue waits the same time and the
-/// queue stays in due order. Records due sooner go to the short queue.
-pub const SWEEP_CHECK_NS: u64 = 10_000_000_000;
+/// The sweep queues, by index (their hints in `XVS_SWEEP_DUE` too): records due within
+/// [`SWEEP_CHECK_NS`], at their entry's expiry; and records that wait 10 s, 60 s and 300 s.
+pub mod sweep {
+    pub const SOON: u32 = 0;
+    pub const WAIT_10S: u32 = 1;
+    pub const WAIT_60S: u32 = 2;
+    pub const WAIT_300S: u32 = 3;
+    pub const COUNT: u32 = 4;
+    /// How long the records of each waiting queue wait.
+    pub const WAITS_NS: [u64; 4] = [0, 10_000_000_000, 60_000_000_000, 300_000_000_000];
+}
 
-/// The short sweep queue's capacity, as a fraction of the connection table's (a full short
-/// queue sends its records to the main one).
+/// The shortest wait of a sweep record: an entry due in less is queued at its expiry (in
+/// the short queue, where records wait less than this, so one may wait behind another by
+/// at most this long).
+pub const SWEEP_CHECK_NS: u64 = sweep::WAITS_NS[sweep::WAIT_10S as usize];
+
+/// The sweep queue a record goes to for an entry that expires `remaining` ns from now,
+/// and when it is due, from now: the short queue at the expiry if that is less than
+/// [`SWEEP_CHECK_NS`] away; else the queue with the longest wait that does not pass the
+/// expiry. Every record of a waiting queue waits the same, so each queue stays in due order
+/// and only its head need be watched, and a connection is looked at a few times in its
+/// life (one untouched for 900 s: three times) instead of every 10 s.
+pub const fn sweep_queue(remaining: u64) -> (u32, u64) {
+    let waits = sweep::WAITS_NS;
+    if remaining >= waits[sweep::WAIT_300S as usize] {
+        (sweep::WAIT_300S, waits[sweep::WAIT_300S as usize])
+    } else if remaining >= waits[sweep::WAIT_60S as usize] {
+        (sweep::WAIT_60S, waits[sweep::WAIT_60S as usize])
+    } else if remaining >= waits[sweep::WAIT_10S as usize] {
+        (sweep::WAIT_10S, waits[sweep::WAIT_10S as usize])
+    } else {
+        (sweep::SOON, remaining)
+    }
+}
+
+/// The queue a record falls back to when `which` is full: one that waits less (the
+/// 10 s queue is sized like the table).
+pub const fn sweep_fallback(which: u32) -> u32 {
+    match which {
+        sweep::WAIT_300S => sweep::WAIT_60S,
+        _ => sweep::WAIT_10S,
+    }
+}
+
+/// Capacities of the short, 60 s and 300 s sweep queues as fractions of the connection
+/// table's (the 10 s queue is sized like the table; a full queue sends its records to one
+/// that waits less).
 pub const SWEEP_SOON_SHARE: u32 = 8;
+pub const SWEEP_LONG_SHARE: u32 = 4;
 
 /// A connection-table entry.
 #[repr(C)]

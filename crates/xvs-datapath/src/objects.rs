@@ -2,7 +2,9 @@
 
 use aya::{Ebpf, EbpfLoader};
 
-use xvs_common::{Counters, DEFAULT_CONNECTIONS, MAX_STATS, SWEEP_SOON_SHARE, map_names};
+use xvs_common::{
+    Counters, DEFAULT_CONNECTIONS, MAX_STATS, SWEEP_LONG_SHARE, SWEEP_SOON_SHARE, map_names,
+};
 
 use crate::{Error, Result};
 
@@ -36,6 +38,11 @@ pub fn load_director() -> Result<Ebpf> {
     EbpfLoader::new()
         .map_max_entries(map_names::CONNS, connections)
         .map_max_entries(map_names::SWEEP, connections)
+        .map_max_entries(map_names::SWEEP_60, (connections / SWEEP_LONG_SHARE).max(1))
+        .map_max_entries(
+            map_names::SWEEP_300,
+            (connections / SWEEP_LONG_SHARE).max(1),
+        )
         .map_max_entries(
             map_names::SWEEP_SOON,
             (connections / SWEEP_SOON_SHARE).max(1),

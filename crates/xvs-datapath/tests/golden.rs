@@ -980,6 +980,74 @@ fn replies_alone_keep_a_nat_connection_up_until_both_directions_fall_silent() {
     );
 }
 
+/// A record first waits in a queue whose wait ends before the entry's expiry (10 s of a
+/// 12 s timeout); looked at then, the entry is live and queued again at its expiry, and
+/// goes then: not before, and within the shortest wait after.
+#[test]
+fn a_connection_is_looked_at_before_its_expiry_and_goes_at_it() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "--set 0 0 12",
+            "-A -u 1.1.1.254:53 -s rr",
+            "-a -u 1.1.1.254:53 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            let start = std::time::Instant::now();
+            let query = |port: u16| {
+                let (out, _) = director
+                    .run_frame(eth0, &udp4(CLIENT, VIP, port, 53, b"q"))
+                    .unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+            };
+            query(5000);
+            // Past the record's 10 s wait, before the 12 s expiry: a new flow looks at it
+            // and keeps it.
+            std::thread::sleep(
+                std::time::Duration::from_millis(10_500).saturating_sub(start.elapsed()),
+            );
+            query(5001);
+            assert_eq!(counters(director)[counter::EXPIRED as usize], 0);
+            assert_eq!(director.connections().unwrap().len(), 2);
+            // Past the expiry: the next new flow forgets it, counts and all.
+            std::thread::sleep(
+                std::time::Duration::from_millis(12_500).saturating_sub(start.elapsed()),
+            );
+            query(5002);
+            assert_eq!(counters(director)[counter::EXPIRED as usize], 1);
+            let table = director.load().unwrap().table;
+            assert_eq!(table.services[0].dests[0].conns.inactive, 2);
+        },
+    );
+}
+
+/// A connection is looked at a few times in its life, not every 10 s: one that expires in
+/// 70 s waits in the 60 s queue, so a new flow 10 s later finds nothing due.
+#[test]
+fn a_long_timeout_waits_in_a_long_queue() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "--set 0 0 70",
+            "-A -u 1.1.1.254:53 -s rr",
+            "-a -u 1.1.1.254:53 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            let query = |port: u16| {
+                let (out, _) = director
+                    .run_frame(eth0, &udp4(CLIENT, VIP, port, 53, b"q"))
+                    .unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+            };
+            query(5000);
+            std::thread::sleep(std::time::Duration::from_millis(10_500));
+            query(5001);
+            assert_eq!(counters(director)[counter::SWEEP_LOOKS as usize], 0);
+            assert_eq!(director.connections().unwrap().len(), 2);
+        },
+    );
+}
+
 #[test]
 fn expired_connections_are_swept_by_new_ones_and_their_counts_go() {
     let rig = Rig::new();

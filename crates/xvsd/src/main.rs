@@ -70,6 +70,7 @@ fn status() -> Result<(), String> {
         ("tunnel_failed", counter::TUNNEL_FAILED),
         ("expired", counter::EXPIRED),
         ("sched_fallback", counter::SCHED_FALLBACK),
+        ("sweep_looks", counter::SWEEP_LOOKS),
     ] {
         println!("{name} {}", counters[index as usize]);
     }

@@ -4,17 +4,22 @@
 //! Expiry without timers: a `bpf_timer` only runs while some process holds the map open,
 //! and an xvs director's tables are held by nothing but the attached program. So an entry
 //! past its expiry is treated as gone wherever it is met, and every entry has a record
-//! (its key and when to look at it) in one of two sweep queues. The main queue holds
-//! records to look at [`SWEEP_CHECK_NS`] after they were queued: every record there waits
-//! the same, so the queue is in due order and only its head need be watched. Records due
-//! sooner (a short timeout, or an expiry brought forward by a state change) go to the short
-//! queue at their expiry. A lock-free hint per queue says when its head is due: a new
-//! connection reads the hints, and only if a head is due (rare next to new connections)
-//! takes up to two due records, forgets an expired entry (its counts with it) or queues a
-//! live one again for its new expiry. An entry thus leaves the table and the counts by
-//! [`SWEEP_CHECK_NS`] after its expiry at the latest, as long as new connections come
-//! (listings leave out expired entries at once). Before, two records were taken and
-//! requeued on every new connection: four queue locks, 1.5× the floor of a new flow.
+//! (its key and when to look at it) in one of four sweep queues. Three hold records that
+//! wait 10 s, 60 s and 300 s: every record of a queue waits the same, so each queue is in
+//! due order and only its head need be watched; a record goes to the longest wait that
+//! does not pass its entry's expiry ([`xvs_common::sweep_queue`]), so a connection is
+//! looked at a few times in its life (one idle for 900 s: three times; a short HTTP
+//! connection lingering 2 minutes in TIME_WAIT: three or four). Records due sooner than
+//! [`SWEEP_CHECK_NS`] go to the short queue at the expiry itself. A lock-free hint per
+//! queue says when its head is due: a new connection reads the hints, and only if a head
+//! is due (rare next to new connections) takes due records, forgets an expired entry (its
+//! counts with it) or queues a live one again for its new expiry. An entry thus leaves the
+//! table and the counts by [`SWEEP_CHECK_NS`] after its expiry at the latest, as long as
+//! new connections come and the sweep keeps up: each new connection takes up to
+//! [`SWEEP_BATCH`] due records, [`SWEEP_CATCH_UP`] when a head is more than a second
+//! overdue. (With one 10 s queue for everything, a connection was looked at every 10 s of
+//! its life, a dozen times for a short one: more than two records per new connection, so
+//! under a steady load the queue fell behind until it overflowed.)
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -24,19 +29,24 @@ use aya_ebpf::{
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use xvs_common::{
     Conn, ConnKey, SWEEP_CHECK_NS, ServiceConns, SweepRecord, conn_flags, counter, forward, meta,
-    tcp,
+    sweep as queue, sweep_fallback, sweep_queue, tcp,
 };
 
 use crate::maps::{
-    SWEEP_MAIN, SWEEP_SHORT, XVS_CONN_COUNTS, XVS_CONNS, XVS_SWEEP, XVS_SWEEP_DUE, XVS_SWEEP_SOON,
-    count, meta_value, scratch,
+    XVS_CONN_COUNTS, XVS_CONNS, XVS_SWEEP, XVS_SWEEP_60, XVS_SWEEP_300, XVS_SWEEP_DUE,
+    XVS_SWEEP_SOON, count, meta_value, scratch,
 };
 use crate::sched;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
-/// Due records checked per new connection, at most: more than one, so the sweep keeps up
-/// with connections that end as fast as new ones come.
-const SWEEP_BATCH: u32 = 2;
+/// Due records checked per new connection, at most: more than a connection's records in
+/// its life (three or four), so the sweep keeps up with connections that end as fast as
+/// new ones come.
+const SWEEP_BATCH: u32 = 4;
+/// Due records checked per new connection when a queue's head is more than
+/// [`SWEEP_BEHIND_NS`] overdue: the sweep catches up after a burst.
+const SWEEP_CATCH_UP: u32 = 16;
+const SWEEP_BEHIND_NS: u64 = 1_000_000_000;
 /// New connections on a CPU between two readings of the sweep hints from the queues.
 const HINT_REFRESH: u32 = 64;
 
@@ -180,7 +190,7 @@ fn twin_of(key: &ConnKey, conn: *const Conn) -> Option<*mut Conn> {
 }
 
 /// Looks at the sweep queues whose heads are due, by the hints (read without a lock): a
-/// new connection with nothing due pays two loads, here, without a BPF call. Every
+/// new connection with nothing due pays four loads, here, without a BPF call. Every
 /// [`HINT_REFRESH`] new connections on a CPU the hints are read again from the queues (a
 /// hint can miss a record pushed while another CPU found its queue empty).
 #[inline(always)]
@@ -192,51 +202,73 @@ pub fn sweep(now: u64) {
         },
         None => false,
     };
-    let main = refresh || hint(SWEEP_MAIN) <= now;
-    let short = refresh || hint(SWEEP_SHORT) <= now;
-    if main || short {
-        sweep_due(now, main, short);
+    let mut due = 0;
+    let mut oldest = u64::MAX;
+    let mut which = 0;
+    while which < queue::COUNT {
+        let head = hint(which);
+        if refresh || head <= now {
+            due |= 1 << which;
+        }
+        oldest = oldest.min(head);
+        which += 1;
+    }
+    if due != 0 {
+        let behind = oldest.saturating_add(SWEEP_BEHIND_NS) <= now;
+        xvs_sweep_due(now, due, behind as u32);
     }
 }
 
-/// Takes due records off the queues `main` and `short` say may have them.
+/// Takes due records off the queues whose bits are set in `due`. A global BPF function:
+/// the verifier checks the sweep once, not from each place a new connection comes.
+#[unsafe(no_mangle)]
 #[inline(never)]
-fn sweep_due(now: u64, main: bool, short: bool) {
-    let mut sweep = Sweep { now, main, short };
+pub extern "C" fn xvs_sweep_due(now: u64, due: u32, behind: u32) -> u32 {
+    let mut sweep = Sweep { now, due };
     // One step per record, so the verifier checks forgetting an entry (and the scheduler
     // tree refresh in it) once, not once per queue and record.
-    sched::walk(SWEEP_BATCH, &mut sweep, sweep_step);
-    if main {
-        refresh_hint(&XVS_SWEEP, SWEEP_MAIN);
+    let batch = if behind != 0 {
+        SWEEP_CATCH_UP
+    } else {
+        SWEEP_BATCH
+    };
+    sched::walk(batch, &mut sweep, sweep_step);
+    let mut which = 0;
+    while which < queue::COUNT {
+        if due & (1 << which) != 0 {
+            refresh_hint(which);
+        }
+        which += 1;
     }
-    if short {
-        refresh_hint(&XVS_SWEEP_SOON, SWEEP_SHORT);
-    }
+    0
 }
 
-/// A sweep in progress: which queues may still have due records.
+/// A sweep in progress: the queues that may still have due records (a bit each).
 struct Sweep {
     now: u64,
-    main: bool,
-    short: bool,
+    due: u32,
 }
 
-/// Takes one due record (the main queue's first) and checks its entry: an expired one is
-/// forgotten (its counts with it), a live one queued again for its new expiry.
+/// Takes one due record (from the first queue that has one) and checks its entry: an
+/// expired one is forgotten (its counts with it), a live one queued again for its new
+/// expiry.
 extern "C" fn sweep_step(_: u32, s: *mut Sweep) -> i64 {
     let s = unsafe { &mut *s };
     let mut record = None;
-    if s.main {
-        record = take_due(&XVS_SWEEP, s.now);
-        s.main = record.is_some();
-    }
-    if record.is_none() && s.short {
-        record = take_due(&XVS_SWEEP_SOON, s.now);
-        s.short = record.is_some();
+    let mut which = 0;
+    while record.is_none() && which < queue::COUNT {
+        if s.due & (1 << which) != 0 {
+            record = take_due(which, s.now);
+            if record.is_none() {
+                s.due &= !(1 << which);
+            }
+        }
+        which += 1;
     }
     let Some(record) = record else {
         return sched::STOP;
     };
+    count(counter::SWEEP_LOOKS, 1);
     let Some(entry) = XVS_CONNS.get_ptr_mut(&record.key) else {
         return sched::CONTINUE;
     };
@@ -244,14 +276,37 @@ extern "C" fn sweep_step(_: u32, s: *mut Sweep) -> i64 {
         count(counter::EXPIRED, 1);
         forget(&record.key, entry);
     } else {
-        queue_sweep(&record.key, unsafe { (*entry).expires }, s.now);
+        xvs_queue_sweep(&record.key, unsafe { (*entry).expires }, s.now);
     }
     sched::CONTINUE
 }
 
-/// The head of `queue` if it is due.
+/// [`queue_sweep`] as a global BPF function: the verifier checks its choice among four
+/// queues once, not at every place an expiry is brought forward or a record queued again.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_queue_sweep(key: *const ConnKey, expires: u64, now: u64) -> u32 {
+    if !key.is_null() {
+        queue_sweep(unsafe { &*key }, expires, now);
+    }
+    0
+}
+
+/// Sweep queue `which` (a [`xvs_common::sweep`] index).
 #[inline(always)]
-fn take_due(queue: &Queue<SweepRecord>, now: u64) -> Option<SweepRecord> {
+fn queue_of(which: u32) -> &'static Queue<SweepRecord> {
+    match which {
+        queue::SOON => &XVS_SWEEP_SOON,
+        queue::WAIT_60S => &XVS_SWEEP_60,
+        queue::WAIT_300S => &XVS_SWEEP_300,
+        _ => &XVS_SWEEP,
+    }
+}
+
+/// The head of queue `which` if it is due.
+#[inline(always)]
+fn take_due(which: u32, now: u64) -> Option<SweepRecord> {
+    let queue = queue_of(which);
     match queue.peek() {
         Ok(Some(head)) if head.due <= now => {}
         _ => return None,
@@ -265,10 +320,10 @@ fn take_due(queue: &Queue<SweepRecord>, now: u64) -> Option<SweepRecord> {
     Some(record)
 }
 
-/// Sets the hint of `queue` to when its head is due (`u64::MAX`: empty).
+/// Sets the hint of queue `which` to when its head is due (`u64::MAX`: empty).
 #[inline(always)]
-fn refresh_hint(queue: &Queue<SweepRecord>, which: u32) {
-    match queue.peek() {
+fn refresh_hint(which: u32) {
+    match queue_of(which).peek() {
         Ok(Some(head)) => set_hint(which, head.due),
         Ok(None) => set_hint(which, u64::MAX),
         Err(_) => {}
@@ -288,10 +343,11 @@ fn set_hint(which: u32, due: u64) {
     }
 }
 
-/// Queues a sweep record for `key`, which expires at `expires`: in the short queue at its
-/// expiry if that is less than [`SWEEP_CHECK_NS`] away, else in the main queue to be
-/// looked at again after that long (every record there waits the same, so the queue stays
-/// in due order). A full queue only delays the entry's end until it is met again.
+/// Queues a sweep record for `key`, which expires at `expires`, in the queue
+/// [`sweep_queue`] picks (a full one sends it to one that waits less; a full 10 s queue
+/// only delays the entry's end until it is met again).
+/// In line where a connection is created (the new-flow path is verified once, as a
+/// global function); elsewhere through [`xvs_queue_sweep`].
 #[inline(always)]
 fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
     // Built in scratch memory: callers' frames leave little stack.
@@ -300,17 +356,17 @@ fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
     };
     let record = unsafe { &mut (*scratch).record };
     record.key = *key;
-    let mut which = SWEEP_MAIN;
-    if expires < now + SWEEP_CHECK_NS {
-        record.due = expires;
-        if XVS_SWEEP_SOON.push(&*record, 0).is_ok() {
-            which = SWEEP_SHORT;
-        }
-    }
-    if which == SWEEP_MAIN {
-        record.due = now + SWEEP_CHECK_NS;
-        if XVS_SWEEP.push(&*record, 0).is_err() {
-            return;
+    let (mut which, wait) = sweep_queue(expires.saturating_sub(now));
+    record.due = now + wait;
+    if queue_of(which).push(&*record, 0).is_err() {
+        which = sweep_fallback(which);
+        record.due = now + queue::WAITS_NS[which as usize & 3];
+        if queue_of(which).push(&*record, 0).is_err() {
+            which = sweep_fallback(which);
+            record.due = now + SWEEP_CHECK_NS;
+            if queue_of(which).push(&*record, 0).is_err() {
+                return;
+            }
         }
     }
     if hint(which) > record.due {
@@ -389,7 +445,7 @@ pub fn touch(
         }
         let expires = now + timeout_ns((*conn).state);
         if expires < (*conn).expires {
-            queue_sweep(key, expires, now);
+            xvs_queue_sweep(key, expires, now);
         }
         (*conn).expires = expires;
         // A NAT connection's two entries share its state and, at a change, its expiry.

@@ -8,8 +8,8 @@ use aya_ebpf::{
 };
 use xvs_common::{
     CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestValue, HOP_CACHE_SLOTS, MAX_DESTS,
-    MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_SOON_SHARE, ServiceConns, ServiceEntry, ServiceKey,
-    SweepRecord, TunnelSource, WrrKey, counter, meta,
+    MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_LONG_SHARE, SWEEP_SOON_SHARE, ServiceConns,
+    ServiceEntry, ServiceKey, SweepRecord, TunnelSource, WrrKey, counter, meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -47,23 +47,31 @@ pub static XVS_TUN_SRC: Array<TunnelSource> = Array::with_max_entries(MAX_STATS,
 pub static XVS_CONNS: btf_maps::HashMap<ConnKey, Conn, { DEFAULT_CONNECTIONS as usize }> =
     btf_maps::HashMap::new();
 
-/// Connections to check for expiry, each due [`xvs_common::SWEEP_CHECK_NS`] after it was
-/// queued, so in due order (sized like the table).
+/// Connections to check for expiry: records that wait 10 s (sized like the table; see
+/// [`xvs_common::sweep_queue`])...
 #[map(name = "XVS_SWEEP")]
 pub static XVS_SWEEP: Queue<SweepRecord> = Queue::with_max_entries(DEFAULT_CONNECTIONS, 0);
 
-/// Connections due sooner than that, each at its expiry (sized by
-/// [`xvs_common::SWEEP_SOON_SHARE`]).
+/// ...60 s ([`xvs_common::SWEEP_LONG_SHARE`] of the table)...
+#[map(name = "XVS_SWEEP_60")]
+pub static XVS_SWEEP_60: Queue<SweepRecord> =
+    Queue::with_max_entries(DEFAULT_CONNECTIONS / SWEEP_LONG_SHARE, 0);
+
+/// ...300 s (as many)...
+#[map(name = "XVS_SWEEP_300")]
+pub static XVS_SWEEP_300: Queue<SweepRecord> =
+    Queue::with_max_entries(DEFAULT_CONNECTIONS / SWEEP_LONG_SHARE, 0);
+
+/// ...and records due sooner than 10 s, at their expiry
+/// ([`xvs_common::SWEEP_SOON_SHARE`] of the table).
 #[map(name = "XVS_SWEEP_SOON")]
 pub static XVS_SWEEP_SOON: Queue<SweepRecord> =
     Queue::with_max_entries(DEFAULT_CONNECTIONS / SWEEP_SOON_SHARE, 0);
 
-/// When the head of each sweep queue ([`SWEEP_MAIN`], [`SWEEP_SHORT`]) is due, as last
+/// When the head of each sweep queue (by [`xvs_common::sweep`] index) is due, as last
 /// seen; 0 until first looked at, `u64::MAX` when seen empty.
 #[map(name = "XVS_SWEEP_DUE")]
-pub static XVS_SWEEP_DUE: Array<u64> = Array::with_max_entries(2, 0);
-pub const SWEEP_MAIN: u32 = 0;
-pub const SWEEP_SHORT: u32 = 1;
+pub static XVS_SWEEP_DUE: Array<u64> = Array::with_max_entries(sweep::COUNT, 0);
 
 #[inline(always)]
 pub fn count(index: u32, amount: u64) {
