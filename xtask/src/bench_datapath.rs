@@ -2,10 +2,15 @@
 //! frame, the kernel's own timing of each run), against a bare XDP_PASS program measured
 //! in the same run, and the connection table's memory.
 
-use std::{cell::RefCell, os::fd::AsFd};
+use std::{
+    cell::{Cell, RefCell},
+    os::fd::AsFd,
+    time::{Duration, Instant},
+};
 
 use aya::{EbpfLoader, programs::Xdp};
 use etherparse::PacketBuilder;
+use xvs_common::counter;
 use xvs_core::{restore, text::NoNames};
 use xvs_datapath::{Director, netlink, objects, test_run};
 use xvs_lab::topology;
@@ -34,6 +39,15 @@ fn tcp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, syn: bool) -> Vec<
     let payload: &[u8] = if syn { &[] } else { &[0u8; 64] };
     let mut frame = Vec::new();
     b.write(&mut frame, payload).expect("frame");
+    frame
+}
+
+fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv4(src, dst, 64)
+        .udp(sport, dport);
+    let mut frame = Vec::new();
+    b.write(&mut frame, &[0u8; 32]).expect("frame");
     frame
 }
 
@@ -67,6 +81,7 @@ fn measure(
     frames: &dyn Fn(u32) -> Vec<u8>,
     floor: &Runner<'_>,
     floor_frame: &[u8],
+    pace: Option<Duration>,
 ) -> Result<(f64, f64), String> {
     let calls = calls();
     // Every frame is built before the timing starts: building one between two runs (as a
@@ -75,16 +90,24 @@ fn measure(
     let built: Vec<Vec<u8>> = (0..calls).map(frames).collect();
     let (mut total, mut floor_total) = (0u64, 0u64);
     for chunk in built.chunks(CHUNK as usize) {
+        let start = Instant::now();
         for _ in chunk {
             floor_total += u64::from(floor(floor_frame)?.1);
         }
         for frame in chunk {
             total += u64::from(run(frame)?.1);
         }
+        // A paced case makes its chunk's frames in no less than `pace` of real time.
+        if let Some(pace) = pace {
+            std::thread::sleep(pace.saturating_sub(start.elapsed()));
+        }
     }
     let calls = f64::from(calls);
     Ok((total as f64 / calls, floor_total as f64 / calls))
 }
+
+/// New flows a second in the steady-state case.
+const STEADY_RATE: u32 = 50_000;
 
 /// Calls per case: [`CALLS`], or XVS_BENCH_CALLS (e.g. to profile one case at length).
 fn calls() -> u32 {
@@ -141,9 +164,13 @@ pub fn run() -> Result<(), String> {
         "-A -t [fd00:1::fe]:80 -s rr".to_string(),
         "-a -t [fd00:1::fe]:80 -r [fd00:2::10]:80 -g".to_string(),
     ];
+    // UDP connections last 1 s (only the steady-state case uses UDP).
+    lines.push("--set 0 0 1".to_string());
+    lines.push("-A -u 1.1.1.254:85 -s rr".to_string());
     for i in 1..=100 {
         lines.push(format!("-a -t 1.1.1.254:81 -r 10.0.0.{i} -g"));
         lines.push(format!("-a -t 1.1.1.254:82 -r 10.0.0.{i} -g"));
+        lines.push(format!("-a -u 1.1.1.254:85 -r 10.0.0.{i} -g"));
     }
 
     let results = lab
@@ -189,6 +216,8 @@ pub fn run() -> Result<(), String> {
                 // XVS_BENCH_ONLY (a part of the case names) runs only those cases beside
                 // the floor, e.g. to profile one at length.
                 let only = std::env::var("XVS_BENCH_ONLY").ok();
+                // Real time per chunk of a paced case (see `measure`).
+                let pace = Cell::new(None);
                 let mut case = |name: &'static str,
                                 run: &Runner<'_>,
                                 frames: &dyn Fn(u32) -> Vec<u8>|
@@ -197,7 +226,8 @@ pub fn run() -> Result<(), String> {
                         .as_ref()
                         .is_none_or(|only| name.contains(only.as_str()))
                     {
-                        let (mean_ns, floor_ns) = measure(run, frames, &floor_run, &floor_frame)?;
+                        let (mean_ns, floor_ns) =
+                            measure(run, frames, &floor_run, &floor_frame, pace.get())?;
                         cases.push(Case {
                             name,
                             mean_ns,
@@ -254,6 +284,50 @@ pub fn run() -> Result<(), String> {
                     &director_run,
                     &fresh(82, calls()),
                 )?;
+                // Steady state: UDP flows that last 1 s, 50,000 new ones a second (so the
+                // records of a second's flows fit the short sweep queue, an eighth of the
+                // table). After more than a second of them, every new flow also sweeps
+                // about one that has ended (a queue pop, a lookup of a cold entry, its
+                // delete and its counts), as on a director whose connections end as fast as
+                // new ones come.
+                let steady = "new DR flow, rr, UDP, steady state (each new flow ends one)";
+                if only
+                    .as_ref()
+                    .is_none_or(|only| steady.contains(only.as_str()))
+                {
+                    Director::destroy().map_err(|e| e.to_string())?;
+                    director.replace(configured(&lines)?);
+                    let udp = |first: u32| {
+                        move |i: u32| {
+                            let i = first + i;
+                            let src = [10, 1 + (i >> 16) as u8, (i >> 8) as u8, i as u8];
+                            udp4(src, vip, 1024 + (i % 60000) as u16, 85)
+                        }
+                    };
+                    let per_chunk = Duration::from_secs(1) * CHUNK / STEADY_RATE;
+                    let warm_up = udp(0);
+                    let mut made = 0;
+                    while made < STEADY_RATE * 3 / 2 {
+                        let start = Instant::now();
+                        for _ in 0..CHUNK {
+                            director_run(&warm_up(made))?;
+                            made += 1;
+                        }
+                        std::thread::sleep(per_chunk.saturating_sub(start.elapsed()));
+                    }
+                    let before = director.borrow().counters().map_err(|e| e.to_string())?;
+                    pace.set(Some(per_chunk));
+                    case(steady, &director_run, &udp(made))?;
+                    pace.set(None);
+                    let after = director.borrow().counters().map_err(|e| e.to_string())?;
+                    let delta = |c: u32| after[c as usize] - before[c as usize];
+                    println!(
+                        "steady state: {} new connections, {} expired and forgotten, {} sweep looks during the measurement",
+                        delta(counter::NEW_CONNECTIONS),
+                        delta(counter::EXPIRED),
+                        delta(counter::SWEEP_LOOKS)
+                    );
+                }
                 director_run(&tcp4(client, vip, 40001, 83, true))?;
                 let nat_in = tcp4(client, vip, 40001, 83, false);
                 case(
