@@ -232,14 +232,9 @@ pub extern "C" fn xvs_sweep_due(now: u64, due: u32, behind: u32) -> u32 {
     } else {
         SWEEP_BATCH
     };
+    // A queue found with nothing due has its hint set then (see `take_due`); one still due
+    // when the batch ends keeps a hint that says so.
     sched::walk(batch, &mut sweep, sweep_step);
-    let mut which = 0;
-    while which < queue::COUNT {
-        if due & (1 << which) != 0 {
-            refresh_hint(which);
-        }
-        which += 1;
-    }
     0
 }
 
@@ -303,13 +298,22 @@ fn queue_of(which: u32) -> &'static Queue<SweepRecord> {
     }
 }
 
-/// The head of queue `which` if it is due.
+/// The head of queue `which` if it is due; if not (or the queue is empty), the queue's
+/// hint is set to what was seen.
 #[inline(always)]
 fn take_due(which: u32, now: u64) -> Option<SweepRecord> {
     let queue = queue_of(which);
     match queue.peek() {
         Ok(Some(head)) if head.due <= now => {}
-        _ => return None,
+        Ok(Some(head)) => {
+            set_hint(which, head.due);
+            return None;
+        }
+        Ok(None) => {
+            set_hint(which, u64::MAX);
+            return None;
+        }
+        Err(_) => return None,
     }
     // Normally the record just seen; another CPU may have taken that one first.
     let record = queue.pop().ok()??;
@@ -318,16 +322,6 @@ fn take_due(which: u32, now: u64) -> Option<SweepRecord> {
         return None;
     }
     Some(record)
-}
-
-/// Sets the hint of queue `which` to when its head is due (`u64::MAX`: empty).
-#[inline(always)]
-fn refresh_hint(which: u32) {
-    match queue_of(which).peek() {
-        Ok(Some(head)) => set_hint(which, head.due),
-        Ok(None) => set_hint(which, u64::MAX),
-        Err(_) => {}
-    }
 }
 
 /// The hint of sweep queue `which`: when its head is due, as last seen.
