@@ -469,7 +469,12 @@ mod program {
             // Another CPU created it first, or the table is full.
             return match XVS_CONNS.get_ptr_mut(key) {
                 Some(entry) => {
+                    // Forwarded on that connection: counted as one of its packets.
                     conn::touch(key, entry, packet.protocol, packet.tcp_flags, false, now);
+                    let (service_stats, dest_stats) =
+                        unsafe { ((*entry).service_stats, (*entry).dest_stats) };
+                    add_stats(service_stats, packet.ip_len as u64, STATS_IN);
+                    add_stats(dest_stats, packet.ip_len as u64, STATS_IN);
                     entry as u64
                 }
                 None => refuse(xdp_action::XDP_DROP, counter::TABLE_FULL, checked),
