@@ -42,7 +42,7 @@ fn tcp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, syn: bool) -> Vec<
     frame
 }
 
-fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+pub(crate) fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
         .ipv4(src, dst, 64)
         .udp(sport, dport);
@@ -142,7 +142,7 @@ fn renew(director: &RefCell<Director>, lines: &[String]) -> Result<(), String> {
 }
 
 /// This namespace's director, created if need be, holding the services of `lines`.
-fn configured(lines: &[String]) -> Result<Director, String> {
+pub(crate) fn configured(lines: &[String]) -> Result<Director, String> {
     let mut director = Director::find_or_create().map_err(|e| e.to_string())?;
     let before = director.load().map_err(|e| e.to_string())?;
     let mut table = before.table.clone();

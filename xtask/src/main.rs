@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's own set-up, test, demo and bench commands.
 
 mod bench;
+mod bench_churn;
 mod bench_datapath;
 mod demo;
 mod setup;
@@ -12,7 +13,8 @@ Usage: cargo xtask <task>
   setup    make this machine ready: Debian packages, nightly rust-src, bpf-linker (idempotent)
   test     the whole suite (runs setup first; needs root for namespaces and BPF)
   demo     the seed's lab, built, configured with the xvs tools, shown and cleaned up
-  bench    the measurements of docs/BENCHMARKS.md
+  bench    the measurements of docs/BENCHMARKS.md (`bench datapath`: its per-packet part;
+           `bench churn`: the expiry sweep under a steady load, a few minutes)
   build    release binaries with the XDP programs embedded (target/release/)";
 
 fn main() -> ExitCode {
@@ -25,6 +27,9 @@ fn main() -> ExitCode {
             Some("datapath") => require_root("bench")
                 .and_then(|()| setup::ensure())
                 .and_then(|()| bench_datapath::run()),
+            Some("churn") => require_root("bench")
+                .and_then(|()| setup::ensure())
+                .and_then(|()| bench_churn::run()),
             _ => bench::run(),
         },
         Some("build") => setup::ensure().and_then(|()| build_release()),

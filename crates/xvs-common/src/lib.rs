@@ -531,9 +531,12 @@ pub const fn sweep_fallback(which: u32) -> u32 {
 
 /// Capacities of the short, 60 s and 300 s sweep queues as fractions of the connection
 /// table's (the 10 s queue is sized like the table; a full queue sends its records to one
-/// that waits less).
+/// that waits less, where they are looked at more often). The 60 s queue holds most
+/// records of short TCP connections (SYN_RECV, then two minutes of TIME_WAIT), the 300 s
+/// one those of long ones.
 pub const SWEEP_SOON_SHARE: u32 = 8;
-pub const SWEEP_LONG_SHARE: u32 = 4;
+pub const SWEEP_60_SHARE: u32 = 2;
+pub const SWEEP_300_SHARE: u32 = 4;
 
 /// A connection-table entry.
 #[repr(C)]

@@ -3,7 +3,8 @@
 use aya::{Ebpf, EbpfLoader};
 
 use xvs_common::{
-    Counters, DEFAULT_CONNECTIONS, MAX_STATS, SWEEP_LONG_SHARE, SWEEP_SOON_SHARE, map_names,
+    Counters, DEFAULT_CONNECTIONS, MAX_STATS, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE,
+    map_names,
 };
 
 use crate::{Error, Result};
@@ -38,11 +39,8 @@ pub fn load_director() -> Result<Ebpf> {
     EbpfLoader::new()
         .map_max_entries(map_names::CONNS, connections)
         .map_max_entries(map_names::SWEEP, connections)
-        .map_max_entries(map_names::SWEEP_60, (connections / SWEEP_LONG_SHARE).max(1))
-        .map_max_entries(
-            map_names::SWEEP_300,
-            (connections / SWEEP_LONG_SHARE).max(1),
-        )
+        .map_max_entries(map_names::SWEEP_60, (connections / SWEEP_60_SHARE).max(1))
+        .map_max_entries(map_names::SWEEP_300, (connections / SWEEP_300_SHARE).max(1))
         .map_max_entries(
             map_names::SWEEP_SOON,
             (connections / SWEEP_SOON_SHARE).max(1),

@@ -8,8 +8,9 @@ use aya_ebpf::{
 };
 use xvs_common::{
     CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestValue, HOP_CACHE_SLOTS, MAX_DESTS,
-    MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_LONG_SHARE, SWEEP_SOON_SHARE, ServiceConns,
-    ServiceEntry, ServiceKey, SweepRecord, TunnelSource, WrrKey, counter, meta, sweep,
+    MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE,
+    ServiceConns, ServiceEntry, ServiceKey, SweepRecord, TunnelSource, WrrKey, counter, meta,
+    sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -52,15 +53,15 @@ pub static XVS_CONNS: btf_maps::HashMap<ConnKey, Conn, { DEFAULT_CONNECTIONS as 
 #[map(name = "XVS_SWEEP")]
 pub static XVS_SWEEP: Queue<SweepRecord> = Queue::with_max_entries(DEFAULT_CONNECTIONS, 0);
 
-/// ...60 s ([`xvs_common::SWEEP_LONG_SHARE`] of the table)...
+/// ...60 s ([`xvs_common::SWEEP_60_SHARE`] of the table)...
 #[map(name = "XVS_SWEEP_60")]
 pub static XVS_SWEEP_60: Queue<SweepRecord> =
-    Queue::with_max_entries(DEFAULT_CONNECTIONS / SWEEP_LONG_SHARE, 0);
+    Queue::with_max_entries(DEFAULT_CONNECTIONS / SWEEP_60_SHARE, 0);
 
-/// ...300 s (as many)...
+/// ...300 s ([`xvs_common::SWEEP_300_SHARE`])...
 #[map(name = "XVS_SWEEP_300")]
 pub static XVS_SWEEP_300: Queue<SweepRecord> =
-    Queue::with_max_entries(DEFAULT_CONNECTIONS / SWEEP_LONG_SHARE, 0);
+    Queue::with_max_entries(DEFAULT_CONNECTIONS / SWEEP_300_SHARE, 0);
 
 /// ...and records due sooner than 10 s, at their expiry
 /// ([`xvs_common::SWEEP_SOON_SHARE`] of the table).
