@@ -15,7 +15,7 @@ use crate::{
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
         IPV6_LEN, Packet, at, copy_hop, csum_addr_delta, csum_apply, csum_replace16,
-        ipv4_header_checksum, put_mac,
+        ipv4_header_checksum, put_mac, store_u32,
     },
 };
 
@@ -260,24 +260,25 @@ pub fn encapsulate(
     // addresses are the next hop's (emit writes them), so nothing of the old one is moved.
     // The outer header is written in place: no copy of it on the small BPF stack.
     if packet.family == FAMILY_V4 {
-        let h = at::<[u8; 20]>(ctx, ETH_LEN)? as *mut u16;
+        let h = at::<[u8; 20]>(ctx, ETH_LEN)? as *mut u8;
         let total = (packet.ip_len + 20) as u16;
-        let mut words: [u16; 10] = [
-            u16::from_ne_bytes([0x45, tos]),
-            total.to_be(),
-            0,
-            u16::from_ne_bytes([df, 0]),
-            u16::from_ne_bytes([ttl, IPPROTO_IPIP]),
-            0,
-            u16::from_ne_bytes([source[0], source[1]]),
-            u16::from_ne_bytes([source[2], source[3]]),
-            u16::from_ne_bytes([server[0], server[1]]),
-            u16::from_ne_bytes([server[2], server[3]]),
-        ];
-        words[5] = ipv4_header_checksum(&words);
-        for (i, word) in words.iter().enumerate() {
-            unsafe { h.add(i).write_unaligned(*word) };
-        }
+        // The addresses are fields of 8-byte aligned map values: one word each.
+        let (source, server) = unsafe {
+            (
+                (source.as_ptr() as *const u32).read(),
+                (server.as_ptr() as *const u32).read(),
+            )
+        };
+        let first = u32::from_ne_bytes([0x45, tos, 0, 0]) | (total.to_be() as u32) << 16;
+        let second = u32::from_ne_bytes([0, 0, df, 0]);
+        let third = u32::from_ne_bytes([ttl, IPPROTO_IPIP, 0, 0]);
+        let checksum = ipv4_header_checksum(&[first, second, third, source, server]);
+        // Five 4-byte stores (the header is 2-byte aligned at best).
+        store_u32(h, first);
+        store_u32(unsafe { h.add(4) }, second);
+        store_u32(unsafe { h.add(8) }, third | (checksum as u32) << 16);
+        store_u32(unsafe { h.add(12) }, source);
+        store_u32(unsafe { h.add(16) }, server);
         let ethertype = at::<[u8; 2]>(ctx, 12)?;
         unsafe { *ethertype = ETH_P_IP.to_be_bytes() };
     } else {

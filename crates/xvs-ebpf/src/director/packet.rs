@@ -268,15 +268,30 @@ pub fn csum_apply(check: u16, delta: u64) -> u16 {
     !(sum as u16)
 }
 
-/// The ones'-complement checksum of a 20-byte IPv4 header given as its ten 16-bit words
-/// in memory order (checksum word as given: 0 to compute one).
+/// The ones'-complement checksum of a 20-byte IPv4 header given as five 32-bit words in
+/// memory order (the checksum's own half zero).
 #[inline(always)]
-pub fn ipv4_header_checksum(words: &[u16; 10]) -> u16 {
-    let mut sum: u32 = 0;
+pub fn ipv4_header_checksum(words: &[u32; 5]) -> u16 {
+    let mut sum: u64 = 0;
     for word in words {
-        sum += *word as u32;
+        sum += (*word & 0xffff) as u64 + (*word >> 16) as u64;
     }
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
     !(sum as u16)
+}
+
+/// Stores `value` at `to` (in the frame, bounds checked by the caller) with one 4-byte store
+/// whatever its alignment: LLVM splits an unaligned store into four byte stores and
+/// shifts, and the verifier allows unaligned packet access where the CPU does.
+#[inline(always)]
+pub fn store_u32(to: *mut u8, value: u32) {
+    unsafe {
+        core::arch::asm!(
+            "*(u32 *)({0} + 0) = {1}",
+            in(reg) to,
+            in(reg) value as u64,
+            options(nostack, preserves_flags)
+        )
+    };
 }
