@@ -485,7 +485,7 @@ mod program {
             count(counter::SCHED_FALLBACK, 1);
         }
         conn::add_count(conns, slot, flags & conn_flags::ACTIVE != 0, 1);
-        sched::count_changed(&view, slot);
+        sched::count_changed(&view, slot, service.dest_set);
         count(counter::NEW_CONNECTIONS, 1);
         add_stats(service.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);
         add_stats(dest.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);

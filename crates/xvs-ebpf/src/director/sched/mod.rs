@@ -144,11 +144,14 @@ fn pick(request: &Request, state: &mut SchedState) -> Option<u32> {
     }
 }
 
-/// A real server's connection count in `view` changed (the set is the service's current
-/// one): keeps the least-connection tree right, if the service uses one.
+/// A real server's connection count in `view` changed (the set, `set_id`, is the
+/// service's current one): keeps the least-connection tree right, if the service uses one
+/// built for this set (a tree left from another set or scheduler is rebuilt before it is
+/// read again, so refreshing it would be wasted).
 #[inline(always)]
-pub fn count_changed(view: &View, slot: u16) {
-    if unsafe { (*view.conns).tree.kind } != 0 {
+pub fn count_changed(view: &View, slot: u16, set_id: u32) {
+    let tree = unsafe { &(*view.conns).tree };
+    if tree.kind != 0 && tree.set == set_id {
         tree::refresh_above(view, slot);
     }
 }
