@@ -1,8 +1,5 @@
 //! `cargo xtask <task>`: the project's own set-up, test, demo and bench commands.
 
-mod bench;
-mod bench_churn;
-mod bench_datapath;
 mod demo;
 mod setup;
 
@@ -13,8 +10,9 @@ Usage: cargo xtask <task>
   setup    make this machine ready: Debian packages, nightly rust-src, bpf-linker (idempotent)
   test     the whole suite (runs setup first; needs root for namespaces and BPF)
   demo     the seed's lab, built, configured with the xvs tools, shown and cleaned up
-  bench    the measurements of docs/BENCHMARKS.md (`bench datapath`: its per-packet part;
-           `bench churn`: the expiry sweep under a steady load, a few minutes)
+  bench    the measurements of docs/BENCHMARKS.md, from a release build (`bench restore`:
+           xvsadm's -R and -S; `bench datapath`: the per-packet part; `bench churn`: the
+           expiry sweep under a steady load, a few minutes)
   build    release binaries with the XDP programs embedded (target/release/)";
 
 fn main() -> ExitCode {
@@ -23,15 +21,7 @@ fn main() -> ExitCode {
         Some("setup") => setup::ensure(),
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(),
-        Some("bench") => match args.get(1).map(String::as_str) {
-            Some("datapath") => require_root("bench")
-                .and_then(|()| setup::ensure())
-                .and_then(|()| bench_datapath::run()),
-            Some("churn") => require_root("bench")
-                .and_then(|()| setup::ensure())
-                .and_then(|()| bench_churn::run()),
-            _ => bench::run(),
-        },
+        Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("build") => setup::ensure().and_then(|()| build_release()),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -100,14 +90,23 @@ fn test(extra: &[String]) -> Result<(), String> {
 }
 
 pub fn build_release() -> Result<(), String> {
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "xvsadm",
-        "-p",
-        "xvsd",
-        "-p",
-        "xvs-decap",
-    ]))
+    run(cargo().args(RELEASE_BUILD).args(BINARIES))
+}
+
+const RELEASE_BUILD: [&str; 2] = ["build", "--release"];
+const BINARIES: [&str; 6] = ["-p", "xvsadm", "-p", "xvsd", "-p", "xvs-decap"];
+
+/// The benchmarks run from a release build of their own crate, built after set-up: it
+/// links the XDP programs (which this crate must not, see setup.rs), and a debug-built
+/// harness would show up inside the per-packet timings.
+fn bench(task: Option<&str>) -> Result<(), String> {
+    require_root("bench")?;
+    setup::ensure()?;
+    run(cargo()
+        .args(RELEASE_BUILD)
+        .args(BINARIES)
+        .args(["-p", "xvs-bench"]))?;
+    let mut bench = std::process::Command::new(demo::release_binary("xvs-bench"));
+    bench.args(task);
+    run(&mut bench)
 }

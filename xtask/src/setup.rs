@@ -21,7 +21,6 @@ const PACKAGES: &[(&str, &str)] = &[
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
-const LLVM_FEATURE: &str = "llvm-22";
 
 /// Makes sure everything is in place; quick when it is.
 pub fn ensure() -> Result<(), String> {
@@ -80,15 +79,29 @@ fn debian_packages() -> Result<(), String> {
 }
 
 fn nightly_sysroot() -> Result<PathBuf, String> {
-    let output = Command::new("rustc")
-        .args(["+nightly", "--print", "sysroot"])
-        .output()
-        .map_err(|e| format!("cannot run rustc: {e} (install rustup)"))?;
+    let sysroot = || {
+        Command::new("rustc")
+            .args(["+nightly", "--print", "sysroot"])
+            .output()
+            .map_err(|e| format!("cannot run rustc: {e} (install rustup: https://rustup.rs)"))
+    };
+    let mut output = sysroot()?;
     if !output.status.success() {
-        return Err(
-            "no nightly toolchain: the XDP programs need it (rustup toolchain install nightly)"
-                .into(),
-        );
+        println!("setup: installing the nightly toolchain (the XDP programs need it)");
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))
+        .map_err(|e| format!("{e}: run `rustup toolchain install nightly`"))?;
+        output = sysroot()?;
+    }
+    if !output.status.success() {
+        return Err("no nightly toolchain: run `rustup toolchain install nightly`".into());
     }
     Ok(PathBuf::from(
         String::from_utf8_lossy(&output.stdout).trim().to_string(),
@@ -152,7 +165,15 @@ fn bpf_linker() -> Result<(), String> {
     let prefix = cache.join("xvs/llvm");
     let lib = prefix.join("lib");
     std::fs::create_dir_all(&lib).map_err(|e| format!("cannot create {lib:?}: {e}"))?;
-    let soname = libllvm.file_name().unwrap().to_owned();
+    let soname = libllvm.file_name().unwrap_or_default().to_owned();
+    // bpf-linker's feature names the LLVM major version: libLLVM.so.22.1-rust-… → llvm-22.
+    let major: String = soname
+        .to_string_lossy()
+        .trim_start_matches("libLLVM.so.")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let llvm_feature = format!("llvm-{major}");
     for link in [lib.join("libLLVM.so"), lib.join(&soname)] {
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&libllvm, &link)
@@ -173,7 +194,7 @@ fn bpf_linker() -> Result<(), String> {
             BPF_LINKER_VERSION,
             "--no-default-features",
             "--features",
-            LLVM_FEATURE,
+            &llvm_feature,
             "--root",
         ])
         .arg(&cargo_home)

@@ -1,5 +1,5 @@
-//! `cargo xtask bench`: the measurements recorded in docs/BENCHMARKS.md, run the same way
-//! each time, in a network namespace of their own.
+//! xvsadm's `-R` of a large table and the `-S -n` that lists it again: wall time and peak
+//! memory of the release-built xvsadm beside this binary, in a namespace of their own.
 
 use std::{
     io::Write,
@@ -9,8 +9,6 @@ use std::{
 };
 
 use xvs_lab::{Lab, LabBuilder};
-
-use crate::{build_release, demo::release_binary, require_root, setup};
 
 const SERVICES: usize = 10_000;
 const DESTS_PER_SERVICE: usize = 10;
@@ -76,17 +74,28 @@ fn median(mut values: Vec<Duration>) -> Duration {
     values[values.len() / 2]
 }
 
-fn xvsadm(lab: &Lab, args: &[&str]) -> Command {
-    let binary = release_binary("xvsadm");
+/// The xvsadm built with this binary (`cargo xtask bench` builds both in release).
+fn xvsadm_binary() -> Result<std::path::PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+    let binary = me.with_file_name("xvsadm");
+    if binary.exists() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "no {} (run the benchmark with `cargo xtask bench`, which builds it)",
+            binary.display()
+        ))
+    }
+}
+
+fn xvsadm(lab: &Lab, binary: &std::path::Path, args: &[&str]) -> Command {
     let mut argv = vec![binary.to_str().unwrap_or("xvsadm")];
     argv.extend(args);
     lab.command("director", &argv)
 }
 
 pub fn run() -> Result<(), String> {
-    require_root("bench")?;
-    setup::ensure()?;
-    build_release()?;
+    let binary = xvsadm_binary()?;
     let input = rules();
     println!(
         "\n== xvsadm -R of {SERVICES} services x {DESTS_PER_SERVICE} real servers, then -S -n ({ROUNDS} rounds, fresh namespace each)"
@@ -97,8 +106,8 @@ pub fn run() -> Result<(), String> {
             .host("director")
             .build()
             .map_err(|e| e.to_string())?;
-        let restore = measure(xvsadm(&lab, &["-R"]), input.as_bytes())?;
-        let save = measure(xvsadm(&lab, &["-S", "-n"]), b"")?;
+        let restore = measure(xvsadm(&lab, &binary, &["-R"]), input.as_bytes())?;
+        let save = measure(xvsadm(&lab, &binary, &["-S", "-n"]), b"")?;
         restores.push(restore.wall);
         saves.push(save.wall);
         restore_rss = restore_rss.max(restore.max_rss_kib);
@@ -120,5 +129,5 @@ pub fn run() -> Result<(), String> {
         saves.iter().min().unwrap_or(&Duration::ZERO).as_secs_f64(),
         save_rss
     );
-    crate::bench_datapath::run()
+    Ok(())
 }

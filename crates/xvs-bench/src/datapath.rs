@@ -146,7 +146,7 @@ pub(crate) fn configured(lines: &[String]) -> Result<Director, String> {
     let mut director = Director::find_or_create().map_err(|e| e.to_string())?;
     let before = director.load().map_err(|e| e.to_string())?;
     let mut table = before.table.clone();
-    restore::restore(&lines.join("\n"), &mut table, &NoNames, "xtask")
+    restore::restore(&lines.join("\n"), &mut table, &NoNames, "xvs-bench")
         .map_err(|e| e.to_string())?;
     director.store(&before, &table).map_err(|e| e.to_string())?;
     Ok(director)

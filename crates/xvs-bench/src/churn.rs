@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use xvs_common::counter;
 use xvs_lab::topology;
 
-use crate::bench_datapath::{configured, udp4};
+use crate::datapath::{configured, udp4};
 
 /// Lifetime of a flow (the UDP timeout), seconds.
 const LIFETIME: u32 = 65;

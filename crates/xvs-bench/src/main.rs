@@ -1,0 +1,44 @@
+//! `xvs-bench [restore|datapath|churn]`: the measurements of docs/BENCHMARKS.md.
+//!
+//! `cargo xtask bench` builds this in release (with xvsadm beside it) and runs it: the
+//! per-packet figures are timed between user-side calls, so a debug-built harness would
+//! show up inside them (shared/docs/TOOLCHAIN.md). It lives apart from xtask because it
+//! links the XDP programs, which xtask's set-up step must be able to build without.
+
+mod churn;
+mod datapath;
+mod restore;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+Usage: xvs-bench [TASK]   (run by `cargo xtask bench`, as root)
+  (none)    restore, then datapath
+  restore   xvsadm -R and -S -n of 10,000 services, time and peak memory
+  datapath  per-packet cost of the director through BPF_PROG_TEST_RUN
+  churn     the expiry sweep under a steady load (a few minutes)";
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1);
+    let result = match task.as_deref() {
+        None | Some("all") => restore::run().and_then(|()| datapath::run()),
+        Some("restore") => restore::run(),
+        Some("datapath") => datapath::run(),
+        Some("churn") => churn::run(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("xvs-bench: unknown task {other:?}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xvs-bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
