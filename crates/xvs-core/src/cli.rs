@@ -990,7 +990,7 @@ fn build(mut entry: Entry, mut popt: Popt<'_>) -> Result<Command, CliError> {
         tunnel: Tunnel {
             kind: entry.tun_type,
             port: entry.tun_port,
-            checksum: TunnelChecksum::from_code(entry.tun_flags).unwrap_or(TunnelChecksum::None),
+            checksum: TunnelChecksum::from_flags(entry.tun_flags).unwrap_or(TunnelChecksum::None),
         },
     };
     let daemon = || Daemon {

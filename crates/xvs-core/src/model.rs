@@ -200,26 +200,6 @@ pub enum Forward {
 }
 
 impl Forward {
-    /// `IP_VS_CONN_F_*` forwarding value.
-    pub fn code(self) -> u8 {
-        match self {
-            Forward::Masq => 0,
-            Forward::Local => 1,
-            Forward::Tunnel => 2,
-            Forward::Route => 3,
-        }
-    }
-
-    pub fn from_code(code: u8) -> Option<Forward> {
-        match code {
-            0 => Some(Forward::Masq),
-            1 => Some(Forward::Local),
-            2 => Some(Forward::Tunnel),
-            3 => Some(Forward::Route),
-            _ => None,
-        }
-    }
-
     /// The name in listings.
     pub fn name(self) -> &'static str {
         match self {
@@ -249,23 +229,6 @@ pub enum TunnelType {
 }
 
 impl TunnelType {
-    pub fn code(self) -> u8 {
-        match self {
-            TunnelType::Ipip => 0,
-            TunnelType::Gue => 1,
-            TunnelType::Gre => 2,
-        }
-    }
-
-    pub fn from_code(code: u8) -> Option<TunnelType> {
-        match code {
-            0 => Some(TunnelType::Ipip),
-            1 => Some(TunnelType::Gue),
-            2 => Some(TunnelType::Gre),
-            _ => None,
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             TunnelType::Ipip => "ipip",
@@ -293,16 +256,10 @@ pub enum TunnelChecksum {
 }
 
 impl TunnelChecksum {
-    pub fn code(self) -> u8 {
-        match self {
-            TunnelChecksum::None => 0,
-            TunnelChecksum::Checksum => 1,
-            TunnelChecksum::Remote => 2,
-        }
-    }
-
-    pub fn from_code(code: u8) -> Option<TunnelChecksum> {
-        match code {
+    /// From ipvsadm's `--tun-csum` (bit 0) and `--tun-remcsum` (bit 1) switches, as IPVS's
+    /// `IP_VS_TUNNEL_ENCAP_FLAG_*` number them.
+    pub fn from_flags(flags: u8) -> Option<TunnelChecksum> {
+        match flags {
             0 => Some(TunnelChecksum::None),
             1 => Some(TunnelChecksum::Checksum),
             2 => Some(TunnelChecksum::Remote),

@@ -401,7 +401,8 @@ mod program {
         // The scheduler's state (round-robin cursors) is kept only once the connection is
         // made: a SYN that meets its connection already there schedules nothing.
         let mut state = unsafe { (*conns).sched };
-        let index = sched::schedule(&request, &mut state);
+        let choice = sched::schedule(&request, &mut state);
+        let index = choice.index;
         if index == sched::NONE {
             // As IPVS, the kernel then refuses the connection (RST, ICMP unreachable).
             return refuse(xdp_action::XDP_PASS, counter::NO_DESTINATION, checked);
@@ -482,7 +483,7 @@ mod program {
             };
         }
         unsafe { (*conns).sched = state };
-        if !sched::supported(service.scheduler) {
+        if choice.fallback {
             count(counter::SCHED_FALLBACK, 1);
         }
         conn::add_count(conns, slot, flags & conn_flags::ACTIVE != 0, 1);

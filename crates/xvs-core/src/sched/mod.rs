@@ -65,15 +65,6 @@ impl Scheduler {
     pub fn from_name(name: &str) -> Option<Scheduler> {
         Scheduler::ALL.into_iter().find(|s| s.name() == name)
     }
-
-    /// Stable small number for maps (index in [`Scheduler::ALL`]).
-    pub fn code(self) -> u8 {
-        Scheduler::ALL.iter().position(|s| *s == self).unwrap_or(0) as u8
-    }
-
-    pub fn from_code(code: u8) -> Option<Scheduler> {
-        Scheduler::ALL.get(code as usize).copied()
-    }
 }
 
 impl fmt::Display for Scheduler {

@@ -18,22 +18,12 @@ mod wlc;
 mod wrr;
 
 use aya_ebpf::helpers::generated::bpf_loop;
-use xvs_common::{DestSet, MAX_SET, SchedState, ServiceConns, ServiceKey, SetEntry, SlotConns};
+use xvs_common::{
+    DestSet, MAX_SET, SchedState, ServiceConns, ServiceKey, SetEntry, SlotConns, scheduler,
+    tree_rule,
+};
 
 use crate::maps::XVS_SERVICES;
-
-/// Scheduler codes, as `xvs_core::sched::Scheduler::code` numbers them.
-pub mod code {
-    pub const RR: u8 = 0;
-    pub const WRR: u8 = 1;
-    pub const LC: u8 = 2;
-    pub const WLC: u8 = 3;
-    pub const SED: u8 = 8;
-    pub const NQ: u8 = 9;
-    pub const FO: u8 = 10;
-    pub const OVF: u8 = 11;
-    pub const TWOS: u8 = 13;
-}
 
 /// What the schedulers read: a service's set and its connection counts (map values; the
 /// counts value also holds the scheduler's state and tree).
@@ -122,25 +112,38 @@ pub struct Request {
 /// No server may take the connection.
 pub const NONE: u32 = u32::MAX;
 
-/// Picks a real server with the service's scheduler: an index into the set, or [`NONE`].
-/// `state` is a copy of the service's scheduler state, advanced by the choice; the caller
-/// stores it once the connection is made. Schedulers the datapath does not run yet (lblc,
-/// lblcr, dh, sh, mh) use wlc; the caller counts them.
-#[inline(always)]
-pub fn schedule(request: &Request, state: &mut SchedState) -> u32 {
-    pick(request, state).unwrap_or(NONE)
+/// What [`schedule`] chose.
+pub struct Choice {
+    /// An index into the set, or [`NONE`].
+    pub index: u32,
+    /// The service's scheduler does not run in the datapath yet and wlc chose instead; the
+    /// caller counts it (`SCHED_FALLBACK`) once the connection is made.
+    pub fallback: bool,
 }
 
+/// Picks a real server with the service's scheduler. `state` is a copy of the service's
+/// scheduler state, advanced by the choice; the caller stores it once the connection is
+/// made. This is the one place a scheduler code is dispatched on: a scheduler joins the
+/// datapath as one file and one arm here.
 #[inline(always)]
-fn pick(request: &Request, state: &mut SchedState) -> Option<u32> {
+pub fn schedule(request: &Request, state: &mut SchedState) -> Choice {
     let view = request.view;
-    match request.scheduler {
-        code::RR => rr::schedule(view, state),
-        code::WRR => wrr::schedule(view, state, request.set_id),
-        code::FO => fo::schedule(view),
-        code::OVF => ovf::schedule(view),
-        code::TWOS => twos::schedule(view),
-        scheduler => tree::pick(view, tree::kind_of(scheduler), request),
+    let (picked, fallback) = match request.scheduler {
+        scheduler::RR => (rr::schedule(view, state), false),
+        scheduler::WRR => (wrr::schedule(view, state, request.set_id), false),
+        scheduler::LC => (tree::pick(view, tree_rule::LC, request), false),
+        scheduler::WLC => (tree::pick(view, tree_rule::WLC, request), false),
+        scheduler::SED => (tree::pick(view, tree_rule::SED, request), false),
+        scheduler::NQ => (tree::pick(view, tree_rule::NQ, request), false),
+        scheduler::FO => (fo::schedule(view), false),
+        scheduler::OVF => (ovf::schedule(view), false),
+        scheduler::TWOS => (twos::schedule(view), false),
+        // lblc, lblcr, dh, sh and mh until the datapath runs them.
+        _ => (tree::pick(view, tree_rule::WLC, request), true),
+    };
+    Choice {
+        index: picked.unwrap_or(NONE),
+        fallback,
     }
 }
 
@@ -151,7 +154,7 @@ fn pick(request: &Request, state: &mut SchedState) -> Option<u32> {
 #[inline(always)]
 pub fn count_changed(view: &View, slot: u16, set_id: u32) {
     let tree = unsafe { &(*view.conns).tree };
-    if tree.kind != 0 && tree.set == set_id {
+    if tree.kind != tree_rule::NONE && tree.set == set_id {
         tree::refresh_above(view, slot);
     }
 }
@@ -162,7 +165,7 @@ pub fn count_changed(view: &View, slot: u16, set_id: u32) {
 #[inline(always)]
 pub fn count_changed_in(conns: *mut ServiceConns, slot: u16) {
     let tree = unsafe { &(*conns).tree };
-    if tree.kind == 0 {
+    if tree.kind == tree_rule::NONE {
         return;
     }
     if let Some(found) = unsafe { XVS_SERVICES.get(&tree.service) }
@@ -176,21 +179,4 @@ pub fn count_changed_in(conns: *mut ServiceConns, slot: u16) {
             slot,
         );
     }
-}
-
-/// True if the datapath runs `scheduler` itself.
-#[inline(always)]
-pub fn supported(scheduler: u8) -> bool {
-    matches!(
-        scheduler,
-        code::RR
-            | code::WRR
-            | code::LC
-            | code::WLC
-            | code::SED
-            | code::NQ
-            | code::FO
-            | code::OVF
-            | code::TWOS
-    )
 }

@@ -20,23 +20,14 @@
 //! change until the next change below it; the root is checked to be available before it
 //! is used, and the tree rebuilt if not.
 
-use xvs_common::{DestSet, MAX_SET, SchedTree, ServiceConns, TREE_EMPTY, TREE_NONE, tree_node};
+use xvs_common::{
+    DestSet, MAX_SET, SchedTree, ServiceConns, TREE_EMPTY, TREE_NONE, tree_node, tree_rule,
+};
 
-use super::{CONTINUE, Request, View, code, lc, nq, sed, walk, wlc};
+use super::{CONTINUE, Request, View, lc, nq, sed, walk, wlc};
 
 /// Leaves: one per possible set index.
 const LEAVES: u32 = MAX_SET as u32;
-
-/// The rule a tree orders by for `scheduler`, or 0 if the scheduler does not use one.
-#[inline(always)]
-pub fn kind_of(scheduler: u8) -> u32 {
-    match scheduler {
-        code::RR | code::WRR | code::FO | code::OVF | code::TWOS => 0,
-        code::LC | code::SED | code::NQ => scheduler as u32,
-        // wlc, and lblc, lblcr, dh, sh and mh until the datapath runs them.
-        _ => code::WLC as u32,
-    }
-}
 
 /// The best available index of the set by rule `kind`, from the tree (built first if it
 /// was built for another set or rule, or if a racing count left its root unavailable).
@@ -182,10 +173,11 @@ fn set_leaf(view: &View, tree: &mut SchedTree, kind: u32, index: usize, node: us
     if let Some(entry) = view.entry(index as u32)
         && leaf_available(view, index as u32)
     {
-        let (load, weight) = match kind as u8 {
-            code::LC => (lc::load(view, entry), lc::weight(entry)),
-            code::SED => (sed::load(view, entry), sed::weight(entry)),
-            code::NQ => (nq::load(view, entry), nq::weight(entry)),
+        let (load, weight) = match kind {
+            tree_rule::LC => (lc::load(view, entry), lc::weight(entry)),
+            tree_rule::SED => (sed::load(view, entry), sed::weight(entry)),
+            tree_rule::NQ => (nq::load(view, entry), nq::weight(entry)),
+            // tree_rule::WLC (a tree is only ever built for one of the four).
             _ => (wlc::load(view, entry), wlc::weight(entry)),
         };
         value = tree_node(load, weight, index as u16);

@@ -8,28 +8,31 @@
 //! and per real server; a slot is handed out round the array and zeroed when taken, so a
 //! freed one is reused as late as possible.
 
+pub mod encode;
+
 use std::{
     collections::{HashMap, HashSet},
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::IpAddr,
 };
 
 use aya::maps::{MapError, PerCpuValues};
 use xvs_common::{
-    Conn, ConnKey, Counters, DestSet, DestValue, FAMILY_V4, FAMILY_V6, MAX_SERVICES, MAX_SET,
-    MAX_WRR_CYCLE, ServiceConns, ServiceEntry, ServiceKey as MapKey, ServiceValue, SetEntry,
-    TunnelSource, WrrKey, conn_flags, dest_index, forward, meta, tcp,
+    Conn, ConnKey, Counters, DestSet, DestValue, MAX_SERVICES, MAX_SET, MAX_WRR_CYCLE,
+    ServiceConns, ServiceEntry, ServiceKey as MapKey, ServiceValue, SetEntry, TunnelSource, WrrKey,
+    conn_flags, dest_index, forward, meta, tcp,
 };
 use xvs_core::{
     listing::ConnectionEntry,
-    model::{
-        ConnCounts, Dest, Family, Forward, PersistenceEngine, Protocol, Service, ServiceKey, Stats,
-        Timeouts, Tunnel, TunnelChecksum, TunnelType,
-    },
+    model::{ConnCounts, PersistenceEngine, Protocol, Service, Stats, Timeouts},
     sched::{Candidate, Scheduler, Wrr},
     table::Table,
 };
 
 use crate::{Director, Error, Result, neighbours, netlink};
+use encode::{
+    Address, decode_addr, decode_dest, decode_key, encode_addr, encode_dest, encode_key,
+    encode_service, scheduler_of,
+};
 
 /// A table as read from the maps, with what is needed to write changes back.
 #[derive(Debug, Clone)]
@@ -76,137 +79,6 @@ fn removed(result: std::result::Result<(), MapError>, what: &str) -> Result<()> 
         Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
         Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         Err(e) => Err(Error::new(what, e)),
-    }
-}
-
-fn encode_addr(addr: &IpAddr) -> ([u8; 16], u8) {
-    let mut bytes = [0u8; 16];
-    match addr {
-        IpAddr::V4(v4) => {
-            bytes[..4].copy_from_slice(&v4.octets());
-            (bytes, FAMILY_V4)
-        }
-        IpAddr::V6(v6) => (v6.octets(), FAMILY_V6),
-    }
-}
-
-fn decode_addr(bytes: &[u8; 16], family: u8) -> IpAddr {
-    if family == FAMILY_V6 {
-        IpAddr::V6(Ipv6Addr::from(*bytes))
-    } else {
-        IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
-    }
-}
-
-fn family_code(family: Family) -> u8 {
-    match family {
-        Family::V4 => FAMILY_V4,
-        Family::V6 => FAMILY_V6,
-    }
-}
-
-/// The map key of a service.
-pub fn encode_key(key: &ServiceKey) -> MapKey {
-    match *key {
-        ServiceKey::Inet {
-            protocol,
-            addr,
-            port,
-        } => {
-            let (addr, family) = encode_addr(&addr);
-            MapKey {
-                addr,
-                fwmark: 0,
-                port: port.to_be(),
-                family,
-                protocol: protocol.number(),
-            }
-        }
-        ServiceKey::Fwmark { mark, family } => MapKey {
-            fwmark: mark,
-            family: family_code(family),
-            ..MapKey::default()
-        },
-    }
-}
-
-fn decode_key(key: &MapKey) -> Option<ServiceKey> {
-    if key.fwmark != 0 {
-        return Some(ServiceKey::Fwmark {
-            mark: key.fwmark,
-            family: if key.family == FAMILY_V6 {
-                Family::V6
-            } else {
-                Family::V4
-            },
-        });
-    }
-    Some(ServiceKey::Inet {
-        protocol: Protocol::from_number(key.protocol)?,
-        addr: decode_addr(&key.addr, key.family),
-        port: u16::from_be(key.port),
-    })
-}
-
-fn encode_service(service: &Service) -> ServiceValue {
-    ServiceValue {
-        flags: service.flags,
-        timeout: service.timeout,
-        netmask: service.netmask,
-        scheduler: service.scheduler.code(),
-        pe: service.pe.map_or(0, |_| 1),
-        ..ServiceValue::default()
-    }
-}
-
-fn encode_dest(dest: &Dest) -> DestValue {
-    let (addr, family) = encode_addr(&dest.addr);
-    DestValue {
-        addr,
-        id: 0,
-        weight: dest.weight,
-        last_weight: dest.last_weight,
-        u_threshold: dest.u_threshold,
-        l_threshold: dest.l_threshold,
-        port: dest.port.to_be(),
-        tun_port: dest.tunnel.port,
-        family,
-        forward: dest.forward.code(),
-        tun_type: dest.tunnel.kind.code(),
-        tun_csum: dest.tunnel.checksum.code(),
-        slot: 0,
-        half: 0,
-        stats: 0,
-    }
-}
-
-/// The address and family code of an encoded real server.
-trait Address {
-    fn addr_and_family(&self) -> (IpAddr, u8);
-}
-
-impl Address for DestValue {
-    fn addr_and_family(&self) -> (IpAddr, u8) {
-        (decode_addr(&self.addr, self.family), self.family)
-    }
-}
-
-fn decode_dest(value: &DestValue, stats: Stats) -> Dest {
-    Dest {
-        addr: decode_addr(&value.addr, value.family),
-        port: u16::from_be(value.port),
-        forward: Forward::from_code(value.forward).unwrap_or(Forward::Route),
-        weight: value.weight,
-        last_weight: value.last_weight,
-        u_threshold: value.u_threshold,
-        l_threshold: value.l_threshold,
-        tunnel: Tunnel {
-            kind: TunnelType::from_code(value.tun_type).unwrap_or(TunnelType::Ipip),
-            port: value.tun_port,
-            checksum: TunnelChecksum::from_code(value.tun_csum).unwrap_or(TunnelChecksum::None),
-        },
-        conns: ConnCounts::default(),
-        stats,
     }
 }
 
@@ -326,7 +198,7 @@ impl Director {
             }
             services.push(Service {
                 key,
-                scheduler: Scheduler::from_code(value.scheduler).unwrap_or(Scheduler::Wlc),
+                scheduler: scheduler_of(value.scheduler),
                 flags: value.flags,
                 timeout: value.timeout,
                 netmask: value.netmask,

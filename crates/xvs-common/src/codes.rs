@@ -1,0 +1,56 @@
+//! The small numbers user space writes into map entries and the datapath dispatches on:
+//! schedulers, forwarding methods, tunnel kinds. Each has its home here and nowhere else;
+//! user space maps the model to them with an explicit `match` (xvs-datapath's
+//! `encode.rs`), and `tests/codes.rs` pins every value, because a director already running
+//! reads the numbers an older build wrote.
+
+/// Scheduler codes ([`crate::ServiceValue::scheduler`]).
+pub mod scheduler {
+    pub const RR: u8 = 0;
+    pub const WRR: u8 = 1;
+    pub const LC: u8 = 2;
+    pub const WLC: u8 = 3;
+    pub const LBLC: u8 = 4;
+    pub const LBLCR: u8 = 5;
+    pub const DH: u8 = 6;
+    pub const SH: u8 = 7;
+    pub const SED: u8 = 8;
+    pub const NQ: u8 = 9;
+    pub const FO: u8 = 10;
+    pub const OVF: u8 = 11;
+    pub const MH: u8 = 12;
+    pub const TWOS: u8 = 13;
+}
+
+/// The rule a least-connection tree orders by ([`crate::SchedTree::kind`]).
+pub mod tree_rule {
+    /// No tree built.
+    pub const NONE: u32 = 0;
+    pub const LC: u32 = 1;
+    pub const WLC: u32 = 2;
+    pub const SED: u32 = 3;
+    pub const NQ: u32 = 4;
+}
+
+/// Forwarding codes, as IPVS numbers them (`IP_VS_CONN_F_*`).
+pub mod forward {
+    pub const MASQ: u8 = 0;
+    /// Local node: listed as IPVS lists it, forwarded by the datapath as ROUTE.
+    pub const LOCAL: u8 = 1;
+    pub const TUNNEL: u8 = 2;
+    pub const ROUTE: u8 = 3;
+}
+
+/// Tunnel encapsulations ([`crate::DestValue::tun_type`]).
+pub mod tunnel_type {
+    pub const IPIP: u8 = 0;
+    pub const GUE: u8 = 1;
+    pub const GRE: u8 = 2;
+}
+
+/// Tunnel checksum options ([`crate::DestValue::tun_csum`]).
+pub mod tunnel_checksum {
+    pub const NONE: u8 = 0;
+    pub const CHECKSUM: u8 = 1;
+    pub const REMOTE: u8 = 2;
+}

@@ -1,0 +1,110 @@
+//! The connection table: keys, entries, their flags, and the next hops entries carry.
+
+/// Where to send a frame for an address: the egress interface and the MACs.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Neighbour {
+    pub ifindex: u32,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+}
+
+/// A real server's next hop as the kernel's FIB gave it, kept for new connections for
+/// [`HOP_CACHE_NS`] (a FIB lookup is about a fifth of a new flow's cost).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CachedHop {
+    pub l2: Neighbour,
+    /// The real server it is for (ids are never reused, counter slots are).
+    pub dest_id: u32,
+    /// The interface the looked-up frame came in by (the FIB lookup's input).
+    pub ingress: u32,
+    /// Until when it may be used, in the connection table's clock.
+    pub until: u64,
+}
+
+/// Slots of the next-hop cache (a power of two). Direct-mapped: real servers whose counter
+/// slots collide take turns, which costs a FIB lookup, never a wrong hop. Small, because
+/// a per-CPU array is allocated slot by slot when the director is created.
+pub const HOP_CACHE_SLOTS: u32 = 8192;
+
+/// How long a cached next hop is used before the FIB is asked again: a real server's new
+/// MAC (or a new route) reaches new connections within this time.
+pub const HOP_CACHE_NS: u64 = 1_000_000_000;
+
+/// A connection-table key: the packet's addresses and ports as they arrive (client to VIP
+/// for the request direction, real server to client for NAT replies).
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// Network byte order.
+    pub sport: u16,
+    /// Network byte order.
+    pub dport: u16,
+    pub protocol: u8,
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+/// A connection-table entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conn {
+    /// When the entry expires, in `bpf_ktime_get_coarse_ns` time (CLOCK_MONOTONIC_COARSE). An
+    /// entry past it is gone: the datapath treats it as absent and forgets it (see the sweep
+    /// queue). A NAT connection lives until the later of its two entries' expiries: client
+    /// packets push the request entry's, server packets the reply entry's (so a reply
+    /// needs no lookup of the request entry unless the state changes); a state change sets
+    /// both.
+    pub expires: u64,
+    /// Request entry: the real server's address. Reply entry: the VIP.
+    pub peer: [u8; 16],
+    pub dest_id: u32,
+    pub service_id: u32,
+    /// Request entry: the real server's port. Reply entry: the VIP's port. Network order.
+    pub peer_port: u16,
+    /// The real server's slot in its service's connection counts.
+    pub slot: u16,
+    /// Counter-array slots of the service and the real server.
+    pub service_stats: u32,
+    pub dest_stats: u32,
+    /// IPVS state ([`tcp`] states; [`tcp::UDP`] for UDP).
+    pub state: u8,
+    /// Forwarding method (`IP_VS_CONN_F_*` code).
+    pub forward: u8,
+    /// [`conn_flags`].
+    pub flags: u8,
+    /// Family of the real server (tunnels may cross families).
+    pub peer_family: u8,
+    /// Where frames of this entry leave (resolved once, when the connection is created).
+    pub l2: Neighbour,
+}
+
+impl ConnKey {
+    /// The key of a NAT connection's reply direction (real server → client), `self` being
+    /// its request direction and `conn` that entry.
+    #[inline(always)]
+    pub fn reply(&self, conn: &Conn) -> ConnKey {
+        ConnKey {
+            src: conn.peer,
+            dst: self.src,
+            sport: conn.peer_port,
+            dport: self.sport,
+            protocol: self.protocol,
+            family: conn.peer_family,
+            _pad: [0; 2],
+        }
+    }
+}
+
+/// Bits of [`Conn::flags`].
+pub mod conn_flags {
+    /// This entry is the reply-direction twin of a NAT connection.
+    pub const REPLY: u8 = 1;
+    /// No packet from the real server seen yet (IPVS's NOOUTPUT): input-only state table.
+    pub const NO_OUTPUT: u8 = 2;
+    /// Counted as active in the real server's counts (else as inactive).
+    pub const ACTIVE: u8 = 4;
+}

@@ -1,0 +1,130 @@
+//! The maps' names, capacities and layout version, and the indexes of the two small
+//! arrays (datapath counters, control values).
+
+/// Map names (the kernel keeps at most 15 characters, so they stay short).
+pub mod map_names {
+    /// Per-CPU datapath counters, indexed by [`crate::counter`].
+    pub const COUNTERS: &str = "XVS_COUNTERS";
+    /// Small array of control values, indexed by [`crate::meta`].
+    pub const META: &str = "XVS_META";
+    /// Virtual services: [`crate::ServiceKey`] → [`crate::ServiceEntry`] (the service
+    /// and its real-server set).
+    pub const SERVICES: &str = "XVS_SERVICES";
+    /// Real servers: array, two entries per counter slot (`stats * 2 + half`, see
+    /// [`crate::SetEntry::half`]) → [`crate::DestValue`].
+    pub const DESTS: &str = "XVS_DESTS";
+    /// Per-CPU traffic counters of services and real servers, by counter slot →
+    /// [`crate::Counters`].
+    pub const STATS: &str = "XVS_STATS";
+    /// Per-CPU cache of real servers' next hops: the server's counter slot modulo
+    /// [`crate::HOP_CACHE_SLOTS`] → [`crate::CachedHop`].
+    pub const HOPS: &str = "XVS_HOPS";
+    /// What the datapath keeps per service (connection counts, scheduler state,
+    /// least-connection tree) by service id → [`crate::ServiceConns`].
+    pub const CONN_COUNTS: &str = "XVS_CONN_COUNTS";
+    /// Weighted round-robin cycles: [`crate::WrrKey`] → set index.
+    pub const WRR: &str = "XVS_WRR";
+    /// The connection table: [`crate::ConnKey`] → [`crate::Conn`].
+    pub const CONNS: &str = "XVS_CONNS";
+    /// Tunnel source address by a real server's counter slot → [`crate::TunnelSource`].
+    pub const TUNNEL_SOURCES: &str = "XVS_TUN_SRC";
+    /// Connections to check for expiry, [`crate::SweepRecord`] queues, each in due order
+    /// (see [`crate::sweep_queue`]): records that wait 10 s...
+    pub const SWEEP: &str = "XVS_SWEEP";
+    /// ...60 s...
+    pub const SWEEP_60: &str = "XVS_SWEEP_60";
+    /// ...300 s...
+    pub const SWEEP_300: &str = "XVS_SWEEP_300";
+    /// ...and records due in less than 10 s, at their entry's expiry.
+    pub const SWEEP_SOON: &str = "XVS_SWEEP_SOON";
+    /// When the head of each sweep queue is due, as last seen (a hint, read lock-free).
+    pub const SWEEP_DUE: &str = "XVS_SWEEP_DUE";
+    /// Next hops written by user space, for when the kernel's FIB lookup cannot be used
+    /// (forwarding disabled on a DR director): address → [`crate::Neighbour`].
+    pub const NEIGHBOURS: &str = "XVS_NEIGH";
+}
+
+/// Capacity of the service map.
+pub const MAX_SERVICES: u32 = 65_536;
+
+/// Capacity of the real-server map. A change rewrites a service's real servers under a new
+/// set before dropping the old one, so the map needs room for one service twice over.
+pub const MAX_DESTS: u32 = 262_144;
+
+/// Most slots of the per-CPU counter array (one per service and per real server). A
+/// per-CPU array is the cheapest counter a packet can update, but it costs
+/// `slots × 40 bytes × CPUs` whether used or not, so a director is created with fewer
+/// slots on a machine with many CPUs (see `xvs_datapath::objects`).
+pub const MAX_STATS: u32 = 131_072;
+
+/// `BPF_F_NO_PREALLOC`: entries are allocated when written, so a namespace pays only for
+/// the services it has.
+pub const NO_PREALLOC: u32 = 1;
+
+/// Indexes into the per-CPU `XVS_COUNTERS` array.
+pub mod counter {
+    /// Frames the director program saw.
+    pub const RX_FRAMES: u32 = 0;
+    /// Bytes of those frames.
+    pub const RX_BYTES: u32 = 1;
+    /// Frames that were not Ethernet + IPv4/IPv6 and passed untouched.
+    pub const NOT_IP: u32 = 2;
+    /// Frames too short for the headers they announce (passed to the stack).
+    pub const MALFORMED: u32 = 3;
+    /// IPv4 fragments and IPv6 packets with extension headers (passed to the stack).
+    pub const FRAGMENTS: u32 = 4;
+    /// Packets forwarded for a virtual service.
+    pub const FORWARDED: u32 = 5;
+    /// New connections scheduled.
+    pub const NEW_CONNECTIONS: u32 = 6;
+    /// Packets for a service that no real server could take (passed to the stack, which
+    /// refuses them as IPVS does).
+    pub const NO_DESTINATION: u32 = 7;
+    /// Packets for a service with no connection that may not start one (TCP without SYN).
+    pub const NOT_SCHEDULED: u32 = 8;
+    /// Packets dropped because no route or neighbour is known for the real server.
+    pub const NO_ROUTE: u32 = 9;
+    /// Packets dropped because the connection table is full.
+    pub const TABLE_FULL: u32 = 10;
+    /// Packets dropped: tunnel encapsulation not possible (type, family, no source, room).
+    pub const TUNNEL_FAILED: u32 = 11;
+    /// Connections found expired and forgotten.
+    pub const EXPIRED: u32 = 12;
+    /// New connections of services whose scheduler the datapath does not run yet
+    /// (lblc, lblcr, dh, sh, mh): scheduled with wlc (the `_` arm of the datapath's one
+    /// scheduler dispatch).
+    pub const SCHED_FALLBACK: u32 = 13;
+    /// Sweep records taken off a queue, their entry looked at (forgotten if expired,
+    /// queued again if not): how hard the expiry sweep works.
+    pub const SWEEP_LOOKS: u32 = 14;
+    /// Number of slots in the array.
+    pub const COUNT: u32 = 16;
+}
+
+/// Indexes into the `XVS_META` array.
+pub mod meta {
+    /// Layout version of the maps: user space refuses to drive maps of another layout.
+    pub const LAYOUT_VERSION: u32 = 0;
+    /// Next free id for services, real servers, real-server sets and creation order.
+    pub const NEXT_ID: u32 = 1;
+    /// TCP ESTABLISHED timeout, seconds (`--set`).
+    pub const TIMEOUT_TCP: u32 = 2;
+    /// TCP FIN_WAIT timeout, seconds.
+    pub const TIMEOUT_TCP_FIN: u32 = 3;
+    /// UDP timeout, seconds.
+    pub const TIMEOUT_UDP: u32 = 4;
+    /// Where the search for a free counter slot starts next (slots are handed out round
+    /// the array, so a freed one is reused as late as possible).
+    pub const NEXT_STATS: u32 = 5;
+    /// Counter slots below this one have been handed out at least once; those above are
+    /// still zero and need no zeroing when taken.
+    pub const STATS_USED: u32 = 6;
+    /// Number of slots in the array.
+    pub const COUNT: u32 = 8;
+}
+
+/// Bumped whenever a shared map's key or value layout changes.
+pub const LAYOUT_VERSION: u64 = 17;
+
+/// Default capacity of the connection table (each connection takes two entries under NAT).
+pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;

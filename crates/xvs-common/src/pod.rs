@@ -1,0 +1,18 @@
+//! `aya::Pod` for every type user space reads from or writes to a map.
+
+// SAFETY: plain #[repr(C)] data; any bit pattern is valid.
+unsafe impl aya::Pod for crate::ServiceKey {}
+unsafe impl aya::Pod for crate::ServiceValue {}
+unsafe impl aya::Pod for crate::DestValue {}
+unsafe impl aya::Pod for crate::Counters {}
+unsafe impl aya::Pod for crate::TunnelSource {}
+unsafe impl aya::Pod for crate::SetEntry {}
+unsafe impl aya::Pod for crate::DestSet {}
+unsafe impl aya::Pod for crate::ServiceEntry {}
+unsafe impl aya::Pod for crate::SlotConns {}
+unsafe impl aya::Pod for crate::ServiceConns {}
+unsafe impl aya::Pod for crate::SchedState {}
+unsafe impl aya::Pod for crate::WrrKey {}
+unsafe impl aya::Pod for crate::ConnKey {}
+unsafe impl aya::Pod for crate::Conn {}
+unsafe impl aya::Pod for crate::Neighbour {}

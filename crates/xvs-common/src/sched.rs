@@ -1,0 +1,121 @@
+//! What the datapath keeps per service for scheduling: connection counts by real server,
+//! the scheduler's cursors, the least-connection tree, the weighted round-robin cycle.
+
+use crate::{MAX_SET, ServiceKey, tree_rule};
+
+/// Longest weighted round-robin cycle stored per real-server set.
+pub const MAX_WRR_CYCLE: u32 = 65_536;
+
+/// Connection counts of one real server, as IPVS keeps them (written by the datapath).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotConns {
+    pub active: u32,
+    pub inactive: u32,
+    pub persistent: u32,
+}
+
+/// A service's state the datapath writes: connection counts of every real server by slot,
+/// the scheduler's state, and the least-connection tree (one map value, so a new
+/// connection finds them all with one lookup; kept under 8 KiB, a kernel allocation size).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceConns {
+    pub slots: [SlotConns; MAX_SET],
+    pub sched: SchedState,
+    pub tree: SchedTree,
+}
+
+impl Default for ServiceConns {
+    fn default() -> Self {
+        ServiceConns {
+            slots: [SlotConns::default(); MAX_SET],
+            sched: SchedState::default(),
+            tree: SchedTree::default(),
+        }
+    }
+}
+
+/// No index: a tree node or slot with no available real server.
+pub const TREE_NONE: u16 = u16::MAX;
+
+/// A tournament tree over a set's indices for the least-connection schedulers (lc, wlc, sed,
+/// nq): each node holds the best available index below it by the scheduler's rule, the
+/// lower index on a tie, so the root is what a walk over the set would choose. The
+/// datapath builds it for a set and keeps it as counts change; user space only zeroes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SchedTree {
+    /// The set the tree was built for (0: none yet; set ids start at 1).
+    pub set: u32,
+    /// The rule it orders by ([`crate::tree_rule`]; `NONE` when none is built).
+    pub kind: u32,
+    /// Leaves: the set's size rounded up to a power of two (a count change rebuilds it,
+    /// as any set change does), so a refresh climbs log2(leaves) levels, not eight.
+    pub leaves: u32,
+    pub _pad: u32,
+    /// The service it was built for, by which a connection's end finds the set.
+    pub service: ServiceKey,
+    /// The set index of each connection-count slot ([`TREE_NONE`] if not in the set).
+    pub index_of: [u16; MAX_SET],
+    /// `nodes[n]` for n in 1..leaves: the best of the leaves below (node n's children are
+    /// 2n and 2n+1); `nodes[leaves + i]`: leaf i, the set's index i if that server is
+    /// available. Each node is packed as [`tree_node`] makes it: the index with its load
+    /// and weight by the tree's rule, so two nodes compare as
+    /// `load(a) * weight(b) > load(b) * weight(a)` from their own eight bytes, whatever
+    /// the rule (see the datapath's tree.rs).
+    pub nodes: [u64; 2 * MAX_SET],
+}
+
+/// A tree node: `load` (saturated at `u32::MAX`: past 16 million active connections on
+/// one server the tree sees ties) in the high half, then `weight` (0..=65535, as ipvsadm
+/// takes it; saturated) and the set index.
+pub const fn tree_node(load: u64, weight: u32, index: u16) -> u64 {
+    let load = if load > u32::MAX as u64 {
+        u32::MAX as u64
+    } else {
+        load
+    };
+    let weight = if weight > u16::MAX as u32 {
+        u16::MAX as u64
+    } else {
+        weight as u64
+    };
+    (load << 32) | (weight << 16) | index as u64
+}
+
+/// A node with no available server: index [`TREE_NONE`], the highest load and weight 0, so
+/// that every real node (weight ≥ 1) beats it and it beats none.
+pub const TREE_EMPTY: u64 = tree_node(u32::MAX as u64, 0, TREE_NONE);
+
+impl Default for SchedTree {
+    fn default() -> Self {
+        SchedTree {
+            set: 0,
+            kind: tree_rule::NONE,
+            leaves: 0,
+            _pad: 0,
+            service: ServiceKey::default(),
+            index_of: [TREE_NONE; MAX_SET],
+            nodes: [TREE_EMPTY; 2 * MAX_SET],
+        }
+    }
+}
+
+/// Per-service scheduler state (round-robin cursor).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedState {
+    /// rr: index of the last server chosen, plus one (0 = none yet).
+    pub cursor: u32,
+    /// wrr: next position in the cycle.
+    pub position: u32,
+}
+
+/// A position in a set's weighted round-robin cycle.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WrrKey {
+    pub set: u32,
+    pub position: u32,
+}
