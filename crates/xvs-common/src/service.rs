@@ -141,7 +141,7 @@ pub struct SetEntry {
 
 /// A service's real servers for scheduling, in IPVS's list order.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DestSet {
     pub count: u32,
     /// Length of the set's weighted round-robin cycle in the wrr map.
@@ -154,7 +154,7 @@ pub struct DestSet {
 /// real server into its other half of the real-server array and then the whole entry, so
 /// the datapath sees the old or the new list, never half of one.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServiceEntry {
     pub service: ServiceValue,
     pub set: DestSet,

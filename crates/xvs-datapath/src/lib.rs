@@ -12,6 +12,8 @@
 //! Data interfaces get the same program in driver mode (see [`Director::attach`]).
 
 pub mod decap;
+mod edit;
+mod error;
 pub mod lock;
 mod neighbours;
 pub mod netlink;
@@ -19,7 +21,10 @@ pub mod objects;
 pub mod tables;
 pub mod test_run;
 
-use std::{collections::HashMap, fmt, io, os::fd::AsFd};
+use std::{collections::HashMap, os::fd::AsFd};
+
+pub use edit::{ChangeError, ChangeOptions};
+pub use error::{Error, ErrorKind, Result};
 
 use aya::{
     Ebpf,
@@ -32,36 +37,6 @@ use xvs_common::{
     Neighbour, ServiceConns, ServiceEntry, ServiceKey, TunnelSource, WrrKey, counter, map_names,
     meta,
 };
-
-/// A failure of the datapath, with what was being done.
-#[derive(Debug)]
-pub struct Error {
-    message: String,
-}
-
-impl Error {
-    pub(crate) fn new(context: impl fmt::Display, cause: impl fmt::Display) -> Error {
-        Error {
-            message: format!("{context}: {cause}"),
-        }
-    }
-
-    pub(crate) fn plain(message: impl Into<String>) -> Error {
-        Error {
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}
-
-pub type Result<T> = std::result::Result<T, Error>;
 
 /// The director of the current network namespace: its program and its maps.
 pub struct Director {
@@ -96,6 +71,13 @@ impl Director {
             .find(|interface| interface.index == LOOPBACK_INDEX)
             .and_then(|lo| lo.generic_program)
         else {
+            // Nothing to open; but a caller without the right to use BPF could not have
+            // read or made one either, and is told so rather than shown an empty table.
+            if let Some(Err(e)) = loaded_programs().next()
+                && Error::new("cannot list BPF programs", e).kind() == ErrorKind::Permission
+            {
+                return Err(permission_denied());
+            }
             return Ok(None);
         };
         Director::open(program_id).map(Some)
@@ -153,16 +135,35 @@ impl Director {
     }
 
     fn open(program_id: u32) -> Result<Director> {
-        let info = loaded_programs()
-            .filter_map(|info| info.ok())
-            .find(|info| info.id() == program_id)
+        let mut found = None;
+        for info in loaded_programs() {
+            match info {
+                Ok(info) if info.id() == program_id => {
+                    found = Some(info);
+                    break;
+                }
+                Ok(_) => {}
+                // Without CAP_SYS_ADMIN (or CAP_BPF) no program can be listed; any other
+                // failure is a program that went while the list was read.
+                Err(e) => {
+                    let e = Error::new("cannot list BPF programs", e);
+                    if e.kind() == ErrorKind::Permission {
+                        return Err(permission_denied());
+                    }
+                }
+            }
+        }
+        let info = found
             .ok_or_else(|| Error::plain(format!("program {program_id} on lo has vanished")))?;
         if info.name_as_str() != Some(DIRECTOR_PROGRAM) {
-            return Err(Error::plain(format!(
-                "lo carries XDP program {program_id} ({}), not the xvs director; \
+            return Err(Error::of(
+                ErrorKind::Layout,
+                format!(
+                    "lo carries XDP program {program_id} ({}), not the xvs director; \
                  remove it with `ip link set dev lo xdpgeneric off`",
-                info.name_as_str().unwrap_or("unnamed")
-            )));
+                    info.name_as_str().unwrap_or("unnamed")
+                ),
+            ));
         }
         let program = info
             .fd()
@@ -223,10 +224,13 @@ impl Director {
             .get(&meta::LAYOUT_VERSION, 0)
             .map_err(|e| Error::new("cannot read the maps' layout", e))?;
         if layout != LAYOUT_VERSION {
-            return Err(Error::plain(format!(
-                "this namespace's director has map layout {layout}, this xvs expects \
+            return Err(Error::of(
+                ErrorKind::Layout,
+                format!(
+                    "this namespace's director has map layout {layout}, this xvs expects \
                  {LAYOUT_VERSION}; remove it with `ip link set dev lo xdpgeneric off`"
-            )));
+                ),
+            ));
         }
         Ok(Director {
             program_id,
@@ -404,6 +408,14 @@ impl Director {
     }
 }
 
+/// What ipvsadm says when it is not root (its `EPERM` text).
+fn permission_denied() -> Error {
+    Error::of(
+        ErrorKind::Permission,
+        "Permission denied (you must be root)",
+    )
+}
+
 /// Environment variable forcing the attach mode: `driver` or `generic`.
 pub const XDP_MODE_ENV: &str = "XVS_XDP_MODE";
 
@@ -446,10 +458,4 @@ fn map_mut<'a, V: aya::Pod>(ebpf: &'a mut Ebpf, name: &str) -> Result<Array<&'a 
         .map_mut(name)
         .ok_or_else(|| Error::plain(format!("the embedded object has no map {name}")))?;
     Array::try_from(map).map_err(|e| Error::new(name, e))
-}
-
-impl From<io::Error> for Error {
-    fn from(e: io::Error) -> Error {
-        Error::plain(e.to_string())
-    }
 }

@@ -6,7 +6,6 @@ mod resolver;
 use std::{
     io::{Read, Write},
     process::ExitCode,
-    time::Duration,
 };
 
 use resolver::SystemResolver;
@@ -15,17 +14,10 @@ use xvs_core::{
     listing, restore,
     table::Table,
 };
-use xvs_datapath::{
-    Director,
-    lock::TableLock,
-    tables::{Snapshot, StoreError},
-};
+use xvs_datapath::{ChangeError, ChangeOptions, Director, ErrorKind};
 
 /// Set to 0 to keep xvsadm from attaching the director to the namespace's interfaces.
 const AUTO_ATTACH_ENV: &str = "XVS_AUTO_ATTACH";
-
-/// How long a change waits for another xvsadm to finish its own.
-const LOCK_PATIENCE: Duration = Duration::from_secs(30);
 
 /// ipvsadm's exit codes (shared/reference/ipvsadm.md §3.1).
 const EXIT_LIST_FAILED: u8 = 1;
@@ -46,9 +38,23 @@ impl Failure {
         }
     }
 
-    /// The datapath could not be reached: where ipvsadm says it cannot initialize IPVS.
-    fn datapath(error: impl std::fmt::Display) -> Failure {
-        Failure::new(format!("Can't initialize xvs: {error}"), EXIT_INIT_FAILED)
+    /// The datapath could not be reached: where ipvsadm says it cannot initialize IPVS
+    /// (also when not root, in ipvsadm's words for it).
+    fn datapath(error: xvs_datapath::Error) -> Failure {
+        let message = match error.kind() {
+            ErrorKind::Permission => "Permission denied (you must be root)".to_string(),
+            _ => error.to_string(),
+        };
+        Failure::new(format!("Can't initialize xvs: {message}"), EXIT_INIT_FAILED)
+    }
+
+    /// The datapath refused to store a change: where the kernel refuses ipvsadm's.
+    fn store(error: xvs_datapath::Error) -> Failure {
+        match error.kind() {
+            ErrorKind::Full => Failure::new("Memory allocation problem", EXIT_KERNEL_REFUSED),
+            ErrorKind::Permission => Failure::datapath(error),
+            _ => Failure::new(format!("xvs: {error}"), EXIT_KERNEL_REFUSED),
+        }
     }
 }
 
@@ -129,44 +135,20 @@ fn current_table() -> Result<Table, Failure> {
     }
 }
 
-/// Applies `edit` to the namespace's table and stores the result, holding the namespace's
-/// lock throughout. The director is created only when a change succeeds. Counters are read
-/// only when the change may zero them (`-Z`, `-R`): on a large table reading them costs.
+/// Applies `edit` to the namespace's table through the datapath's one edit transaction.
 fn change(
     with_counters: bool,
     edit: impl FnOnce(&mut Table) -> Result<String, Failure>,
 ) -> Result<String, Failure> {
-    let _lock = TableLock::acquire(LOCK_PATIENCE).map_err(Failure::datapath)?;
-    let existing = Director::find().map_err(Failure::datapath)?;
-    let snapshot = match &existing {
-        Some(director) if with_counters => Some(director.load().map_err(Failure::datapath)?),
-        Some(director) => Some(director.load_for_change().map_err(Failure::datapath)?),
-        None => None,
+    let options = ChangeOptions {
+        with_counters,
+        // XVS_AUTO_ATTACH=0 leaves attaching to `xvsd attach`.
+        attach: std::env::var(AUTO_ATTACH_ENV).as_deref() != Ok("0"),
+        ..ChangeOptions::default()
     };
-    let mut table = snapshot
-        .as_ref()
-        .map_or_else(Table::default, |s| s.table.clone());
-    let output = edit(&mut table)?;
-    let (mut director, snapshot) = match (existing, snapshot) {
-        (Some(director), Some(snapshot)) => (director, snapshot),
-        _ => {
-            if table == Table::default() {
-                // Nothing to keep (e.g. `-C` where xvs never ran): no director needed.
-                return Ok(output);
-            }
-            let director = Director::find_or_create().map_err(Failure::datapath)?;
-            let snapshot: Snapshot = director.load().map_err(Failure::datapath)?;
-            (director, snapshot)
-        }
-    };
-    director.store(&snapshot, &table).map_err(|e| match e {
-        StoreError::Full(_) => Failure::new("Memory allocation problem", EXIT_KERNEL_REFUSED),
-        StoreError::Map(e) => Failure::new(format!("xvs: {e}"), EXIT_KERNEL_REFUSED),
-    })?;
-    // As IPVS hooks every interface, the director goes on every interface once it has a
-    // service (XVS_AUTO_ATTACH=0 leaves attaching to `xvsd attach`).
-    if !table.services.is_empty() && std::env::var(AUTO_ATTACH_ENV).as_deref() != Ok("0") {
-        director.attach_everywhere().map_err(Failure::datapath)?;
-    }
-    Ok(output)
+    Director::change(options, edit).map_err(|e| match e {
+        ChangeError::Edit(failure) => failure,
+        ChangeError::Reach(error) => Failure::datapath(error),
+        ChangeError::Store(error) => Failure::store(error),
+    })
 }

@@ -228,3 +228,55 @@ fn concurrent_xvsadm_processes_lose_nothing() {
     assert_eq!(saved.lines().filter(|l| l.starts_with("-A")).count(), 48);
     assert_eq!(saved.lines().filter(|l| l.starts_with("-a")).count(), 48);
 }
+
+#[test]
+fn without_root_every_command_says_so_as_ipvsadm_does() {
+    let lab = lab();
+    // `nobody`, with no capabilities: what an operator gets who forgot sudo.
+    let as_nobody = |host: &str, line: &str| -> (Option<i32>, String) {
+        let mut argv = vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            XVSADM,
+        ];
+        argv.extend(line.split_whitespace());
+        let out = lab.run(host, &argv).unwrap();
+        assert!(out.stdout.is_empty(), "{line} printed to stdout");
+        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    };
+    ok(&lab, "director", "-A -t 10.0.0.1:80 -s rr");
+    let denied = (
+        Some(2),
+        "Can't initialize xvs: Permission denied (you must be root)\n".to_string(),
+    );
+    let mut wrong = Vec::new();
+    for host in ["director", "other"] {
+        for line in [
+            "-L -n",
+            "-L -n -c",
+            "-L -n --stats",
+            "-S -n",
+            "-A -t 10.0.0.2:80",
+            "-a -t 10.0.0.1:80 -r 192.168.0.1",
+            "-C",
+            "-Z",
+        ] {
+            let got = as_nobody(host, line);
+            if got != denied {
+                wrong.push(format!("{host}: {line}: {got:?}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "not refused plainly:\n{}",
+        wrong.join("\n")
+    );
+    assert_eq!(
+        ok(&lab, "director", "-S -n"),
+        "-A -t 10.0.0.1:80 -s rr\n",
+        "nothing changed"
+    );
+}

@@ -1,0 +1,603 @@
+//! What a change writes, decided without touching a map: [`plan`] compares the table as it
+//! was read ([`Snapshot`]) with the table wanted and returns the map operations, in the
+//! order the writer must carry them out. Every refusal (a map would overflow, too many
+//! real servers, no free slot) comes from here, before anything is written, so a refused
+//! change leaves the table as it was. The writer (`Director::apply`) is a short loop.
+//!
+//! The order keeps the datapath consistent at every step: a service's changed real
+//! servers go to the halves of the real-server array its live set does not read, its new
+//! wrr cycle under a new set id, and only then is its entry switched to the new set, after
+//! which the old cycle is dropped.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+};
+
+use xvs_common::{
+    DestSet, DestValue, MAX_SERVICES, MAX_SET, MAX_WRR_CYCLE, ServiceConns, ServiceEntry,
+    ServiceKey as MapKey, ServiceValue, SetEntry, WrrKey, forward, meta,
+};
+use xvs_core::{
+    model::{Service, Stats},
+    sched::{Candidate, Scheduler, Wrr},
+    table::Table,
+};
+
+use super::{
+    Snapshot, StoredService,
+    encode::{Address, encode_dest, encode_key, encode_service},
+    slots::StatsSlots,
+};
+use crate::{Error, ErrorKind, Result};
+
+/// One map operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Zero a counter slot on every CPU (taken again, or `-Z`).
+    ZeroCounters(u32),
+    /// Write a real server into its entry of the real-server array.
+    WriteDest(DestValue),
+    /// Write one position of a set's wrr cycle: the set index it chooses.
+    WriteWrr(WrrKey, u32),
+    /// Create a new service's connection counts (by service id).
+    StartService(u32),
+    /// Find the source address tunnelled packets to this real server leave from.
+    TunnelSource(DestValue),
+    /// Write a service's entry: its parameters and real-server set, switched whole.
+    WriteService(MapKey, Box<ServiceEntry>),
+    /// Drop a replaced or removed set's wrr cycle.
+    DropWrr { set: u32, len: u32 },
+    /// Remove a service's entry.
+    RemoveService(MapKey),
+    /// Drop a removed service's connection counts (by service id).
+    DropConnCounts(u32),
+    /// Write a slot of the control array.
+    SetMeta(u32, u64),
+    /// Have the kernel resolve the next hops of these new real servers.
+    PrepareNextHops(Vec<IpAddr>),
+}
+
+/// The operations that turn the maps from `before` into `after`. `counter_slots` is the
+/// director's counter capacity; `counts(service id)` reads a service's connection counts
+/// (asked only for services that gain real servers, whose new servers need a drained
+/// connection-count slot).
+pub fn plan(
+    before: &Snapshot,
+    after: &Table,
+    counter_slots: u32,
+    counts: &dyn Fn(u32) -> Option<ServiceConns>,
+) -> Result<Vec<Op>> {
+    check_capacity(after, counter_slots)?;
+    let mut ops = Vec::new();
+    let mut next_id = before.next_id;
+    let mut take_id = || {
+        let id = next_id as u32;
+        next_id += 1;
+        id
+    };
+    let before_services: HashMap<MapKey, (&Service, &StoredService)> = before
+        .table
+        .services
+        .iter()
+        .filter_map(|s| {
+            let key = encode_key(&s.key);
+            before.stored.get(&key).map(|stored| (key, (s, stored)))
+        })
+        .collect();
+    let mut slots = StatsSlots::for_change(before, after, counter_slots);
+    let mut kept = HashSet::with_capacity(after.services.len());
+    let mut new_hops = Vec::new();
+    for service in &after.services {
+        let key = encode_key(&service.key);
+        kept.insert(key);
+        let old = before_services.get(&key).map(|(_, stored)| *stored);
+        let mut value = encode_service(service);
+        match old {
+            Some(stored) => {
+                value.id = stored.value.id;
+                value.order = stored.value.order;
+                value.stats = stored.value.stats;
+            }
+            None => {
+                value.id = take_id();
+                value.order = take_id();
+                value.stats = slots.take()?;
+            }
+        }
+        let dests = place_dests(service, old, &mut take_id, &mut slots, counts)?;
+        ops.extend(slots.to_zero.drain(..).map(Op::ZeroCounters));
+        let unchanged = old.is_some_and(|s| same_parameters(&s.value, &value) && s.dests == dests);
+        if !unchanged {
+            value.dest_set = take_id();
+            value.dest_count = dests.len() as u32;
+            let set = write_set(&mut ops, service, &value, &dests);
+            if old.is_none() {
+                ops.push(Op::StartService(value.id));
+            }
+            for dest in &dests {
+                let was = old.and_then(|s| s.dests.iter().find(|d| d.id == dest.id));
+                if was.is_none() {
+                    new_hops.push(dest.addr_and_family().0);
+                }
+                // A new tunnel real server, or one switched to tunnelling (`-e … -i`).
+                if dest.forward == forward::TUNNEL
+                    && was.is_none_or(|w| w.forward != forward::TUNNEL)
+                {
+                    ops.push(Op::TunnelSource(*dest));
+                }
+            }
+            // The switch: from here the datapath schedules over the new set.
+            let entry = ServiceEntry {
+                service: value,
+                set,
+            };
+            ops.push(Op::WriteService(key, Box::new(entry)));
+            if let Some(stored) = old {
+                ops.push(drop_wrr(stored));
+            }
+        }
+        // -Z: counters that were read as non-zero and now are zero.
+        if let Some((old_service, _)) = before_services.get(&key) {
+            if old_service.stats != Stats::default() && service.stats == Stats::default() {
+                ops.push(Op::ZeroCounters(value.stats));
+            }
+            for (dest, encoded) in service.dests.iter().zip(&dests) {
+                let was = old_service.dest(&dest.addr, dest.port);
+                if was.is_some_and(|w| w.stats != Stats::default())
+                    && dest.stats == Stats::default()
+                {
+                    ops.push(Op::ZeroCounters(encoded.stats));
+                }
+            }
+        }
+    }
+    for (key, (_, stored)) in &before_services {
+        if kept.contains(key) {
+            continue;
+        }
+        ops.push(Op::RemoveService(*key));
+        ops.push(drop_wrr(stored));
+        ops.push(Op::DropConnCounts(stored.value.id));
+    }
+    let (t, was) = (after.timeouts, before.table.timeouts);
+    for (slot, now, then) in [
+        (meta::TIMEOUT_TCP, t.tcp, was.tcp),
+        (meta::TIMEOUT_TCP_FIN, t.tcp_fin, was.tcp_fin),
+        (meta::TIMEOUT_UDP, t.udp, was.udp),
+    ] {
+        if now != then {
+            ops.push(Op::SetMeta(slot, u64::from(now)));
+        }
+    }
+    for (slot, now, then) in [
+        (meta::NEXT_ID, next_id, before.next_id),
+        (meta::NEXT_STATS, u64::from(slots.next), before.next_stats),
+        (meta::STATS_USED, u64::from(slots.used), before.stats_used),
+    ] {
+        if now != then {
+            ops.push(Op::SetMeta(slot, now));
+        }
+    }
+    if !new_hops.is_empty() {
+        ops.push(Op::PrepareNextHops(new_hops));
+    }
+    Ok(ops)
+}
+
+fn drop_wrr(stored: &StoredService) -> Op {
+    Op::DropWrr {
+        set: stored.value.dest_set,
+        len: stored.wrr_len,
+    }
+}
+
+/// Parameters equal, ignoring where the real servers are stored.
+fn same_parameters(a: &ServiceValue, b: &ServiceValue) -> bool {
+    ServiceValue {
+        dest_set: 0,
+        dest_count: 0,
+        ..*a
+    } == ServiceValue {
+        dest_set: 0,
+        dest_count: 0,
+        ..*b
+    }
+}
+
+/// Encodes a service's real servers, keeping the ids and count slots of those it had;
+/// new ones get a fresh id and a free slot (one no server holds and whose counts have
+/// drained, so connections of a removed server never count against a new one).
+fn place_dests(
+    service: &Service,
+    old: Option<&StoredService>,
+    take_id: &mut impl FnMut() -> u32,
+    slots: &mut StatsSlots,
+    counts: &dyn Fn(u32) -> Option<ServiceConns>,
+) -> Result<Vec<DestValue>> {
+    if service.dests.len() > MAX_SET {
+        return Err(Error::of(
+            ErrorKind::Refused,
+            format!("a service can have at most {MAX_SET} real servers in xvs"),
+        ));
+    }
+    let mut used = [false; MAX_SET];
+    let mut placed: Vec<DestValue> = Vec::with_capacity(service.dests.len());
+    for dest in &service.dests {
+        let mut encoded = encode_dest(dest);
+        if let Some(kept) = old.and_then(|s| {
+            s.dests
+                .iter()
+                .find(|d| d.addr == encoded.addr && d.port == encoded.port)
+        }) {
+            encoded.id = kept.id;
+            encoded.slot = kept.slot;
+            encoded.stats = kept.stats;
+            // Unchanged, it stays where the live set reads it; changed, it goes to its
+            // other entry, which the new set switches to.
+            encoded.half = kept.half;
+            if encoded != *kept {
+                encoded.half ^= 1;
+            }
+            used[kept.slot as usize % MAX_SET] = true;
+        } else {
+            encoded.id = take_id();
+            encoded.slot = u16::MAX;
+            encoded.stats = slots.take()?;
+        }
+        placed.push(encoded);
+    }
+    if placed.iter().any(|d| d.slot == u16::MAX) {
+        let counts = old.and_then(|s| counts(s.value.id));
+        for encoded in placed.iter_mut().filter(|d| d.slot == u16::MAX) {
+            let free = (0..MAX_SET).find(|&slot| {
+                !used[slot]
+                    && counts.as_ref().is_none_or(|c| {
+                        let s = c.slots[slot];
+                        s.active == 0 && s.inactive == 0
+                    })
+            });
+            let Some(slot) = free else {
+                return Err(Error::of(
+                    ErrorKind::Refused,
+                    "no free connection-count slot: removed real servers still have connections",
+                ));
+            };
+            used[slot] = true;
+            encoded.slot = slot as u16;
+        }
+    }
+    Ok(placed)
+}
+
+/// Plans a new real-server set's servers and wrr cycle; returns the scheduling summary,
+/// which goes into the service's entry.
+fn write_set(
+    ops: &mut Vec<Op>,
+    service: &Service,
+    value: &ServiceValue,
+    dests: &[DestValue],
+) -> DestSet {
+    ops.extend(dests.iter().map(|dest| Op::WriteDest(*dest)));
+    let mut summary = DestSet {
+        count: dests.len() as u32,
+        wrr_len: 0,
+        entries: [SetEntry::default(); MAX_SET],
+    };
+    for (entry, dest) in summary.entries.iter_mut().zip(dests) {
+        *entry = SetEntry {
+            weight: dest.weight,
+            u_threshold: dest.u_threshold,
+            l_threshold: dest.l_threshold,
+            slot: dest.slot,
+            half: dest.half,
+            stats: dest.stats,
+        };
+    }
+    if service.scheduler == Scheduler::Wrr {
+        let cycle = wrr_cycle(service);
+        for (position, index) in cycle.iter().enumerate() {
+            let key = WrrKey {
+                set: value.dest_set,
+                position: position as u32,
+            };
+            ops.push(Op::WriteWrr(key, *index as u32));
+        }
+        summary.wrr_len = cycle.len() as u32;
+    }
+    summary
+}
+
+/// The wrr cycle of a service, no longer than the datapath stores: with too long a period
+/// the weights are scaled down (keeping their proportions as nearly as whole numbers can).
+fn wrr_cycle(service: &Service) -> Vec<usize> {
+    let mut candidates: Vec<Candidate> = service
+        .dests
+        .iter()
+        .map(|d| Candidate::of(d, false))
+        .collect();
+    loop {
+        let cycle = Wrr::cycle(&candidates);
+        if cycle.len() <= MAX_WRR_CYCLE as usize {
+            return cycle;
+        }
+        for c in candidates.iter_mut().filter(|c| c.weight > 1) {
+            c.weight = c.weight.div_ceil(2);
+        }
+    }
+}
+
+/// Services fit the services map; services and real servers together fit the counter
+/// slots (a real server's entries in the real-server array come with its slot).
+fn check_capacity(after: &Table, counter_slots: u32) -> Result<()> {
+    let dests = |t: &Table| t.services.iter().map(|s| s.dests.len()).sum::<usize>();
+    let services = after.services.len();
+    if services > MAX_SERVICES as usize {
+        return Err(Error::of(
+            ErrorKind::Full,
+            format!("{services} services: more than this director's {MAX_SERVICES}"),
+        ));
+    }
+    if services + dests(after) > counter_slots as usize {
+        return Err(Error::of(
+            ErrorKind::Full,
+            format!(
+                "{services} services and {} real servers: more than this director's \
+                 {counter_slots} counter slots (set {} when creating it)",
+                dests(after),
+                crate::objects::COUNTER_SLOTS_ENV
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The plan against maps kept in memory: what a change writes, with no kernel.
+
+    use xvs_core::{model::Timeouts, restore::restore, text::NoNames};
+
+    use super::*;
+
+    /// The director's maps, as plain collections, changed by [`Op`]s as the kernel's are.
+    #[derive(Default)]
+    struct Maps {
+        services: HashMap<MapKey, ServiceEntry>,
+        dests: HashMap<u32, DestValue>,
+        wrr: HashMap<WrrKey, u32>,
+        conn_counts: HashSet<u32>,
+        meta: HashMap<u32, u64>,
+    }
+
+    impl Maps {
+        /// A new director's maps (`Director::find_or_create` writes these).
+        fn new() -> Maps {
+            let t = Timeouts::default();
+            Maps {
+                meta: HashMap::from([
+                    (meta::NEXT_ID, 1),
+                    (meta::TIMEOUT_TCP, u64::from(t.tcp)),
+                    (meta::TIMEOUT_TCP_FIN, u64::from(t.tcp_fin)),
+                    (meta::TIMEOUT_UDP, u64::from(t.udp)),
+                ]),
+                ..Maps::default()
+            }
+        }
+
+        fn apply(&mut self, ops: &[Op]) {
+            for op in ops {
+                match op {
+                    Op::ZeroCounters(_) | Op::TunnelSource(_) | Op::PrepareNextHops(_) => {}
+                    Op::WriteDest(d) => drop(self.dests.insert(d.array_index(), *d)),
+                    Op::WriteWrr(key, index) => drop(self.wrr.insert(*key, *index)),
+                    Op::StartService(id) => drop(self.conn_counts.insert(*id)),
+                    Op::WriteService(key, entry) => drop(self.services.insert(*key, **entry)),
+                    Op::DropWrr { set, len } => {
+                        for position in 0..*len {
+                            self.wrr.remove(&WrrKey {
+                                set: *set,
+                                position,
+                            });
+                        }
+                    }
+                    Op::RemoveService(key) => drop(self.services.remove(key)),
+                    Op::DropConnCounts(id) => drop(self.conn_counts.remove(id)),
+                    Op::SetMeta(slot, value) => drop(self.meta.insert(*slot, *value)),
+                }
+            }
+        }
+
+        /// What `Director::load_for_change` reads from these maps.
+        fn snapshot(&self) -> Snapshot {
+            let meta = |slot| self.meta.get(&slot).copied().unwrap_or(0);
+            let entries = self
+                .services
+                .iter()
+                .map(|(key, entry)| {
+                    let used = entry.service.dest_count as usize;
+                    let dests = entry.set.entries[..used]
+                        .iter()
+                        .map(|m| self.dests[&xvs_common::dest_index(m.stats, m.half)])
+                        .collect();
+                    (*key, entry.service, dests, entry.set.wrr_len)
+                })
+                .collect();
+            let timeouts = Timeouts {
+                tcp: meta(meta::TIMEOUT_TCP) as u32,
+                tcp_fin: meta(meta::TIMEOUT_TCP_FIN) as u32,
+                udp: meta(meta::TIMEOUT_UDP) as u32,
+            };
+            let counters = [
+                meta(meta::NEXT_ID),
+                meta(meta::NEXT_STATS),
+                meta(meta::STATS_USED),
+            ];
+            Snapshot::assemble(timeouts, counters, entries)
+        }
+
+        /// Plans the change from what the maps hold to `rules` applied to it, and applies it.
+        fn change(&mut self, rules: &str) -> Result<(Vec<Op>, Table)> {
+            let before = self.snapshot();
+            let mut after = before.table.clone();
+            restore(rules, &mut after, &NoNames, "test").expect("rules");
+            let ops = plan(&before, &after, 1024, &|_| None)?;
+            self.apply(&ops);
+            Ok((ops, after))
+        }
+    }
+
+    const SEED: &str = "\
+-A -t 1.1.1.254:80 -s wrr
+-a -t 1.1.1.254:80 -r 192.168.1.10:80 -m -w 2
+-a -t 1.1.1.254:80 -r 192.168.1.20:80 -m
+-A -u 1.1.1.254:53 -s rr
+-a -u 1.1.1.254:53 -r 192.168.1.10:53 -m
+";
+
+    fn seeded() -> Maps {
+        let mut maps = Maps::new();
+        maps.change(SEED).expect("seed");
+        maps
+    }
+
+    fn count(ops: &[Op], which: fn(&Op) -> bool) -> usize {
+        ops.iter().filter(|op| which(op)).count()
+    }
+
+    #[test]
+    fn what_is_written_reads_back_as_the_same_table() {
+        let mut maps = Maps::new();
+        let (_, wanted) = maps.change(SEED).unwrap();
+        assert_eq!(maps.snapshot().table, wanted);
+    }
+
+    #[test]
+    fn no_change_writes_nothing() {
+        let mut maps = seeded();
+        let (ops, _) = maps.change("").unwrap();
+        assert_eq!(ops, []);
+    }
+
+    #[test]
+    fn a_new_service_writes_its_servers_and_counts_then_switches_in() {
+        let mut maps = Maps::new();
+        let (ops, _) = maps
+            .change("-A -t 1.1.1.254:80 -s rr\n-a -t 1.1.1.254:80 -r 10.0.0.1")
+            .unwrap();
+        let kinds: Vec<&str> = ops
+            .iter()
+            .map(|op| match op {
+                Op::WriteDest(_) => "dest",
+                Op::StartService(_) => "counts",
+                Op::WriteService(..) => "service",
+                Op::SetMeta(..) => "meta",
+                Op::PrepareNextHops(_) => "hops",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["dest", "counts", "service", "meta", "meta", "meta", "hops"]
+        );
+    }
+
+    #[test]
+    fn a_weight_change_rewrites_that_server_and_its_service_only() {
+        let mut maps = seeded();
+        let before = maps.snapshot();
+        let (ops, _) = maps
+            .change("-e -t 1.1.1.254:80 -r 192.168.1.20:80 -m -w 3")
+            .unwrap();
+        let written: Vec<&DestValue> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::WriteDest(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        // The new set lists both servers; the unchanged one stays where the live set reads
+        // it, the changed one goes to its other half.
+        assert_eq!(written.len(), 2);
+        let old = &before
+            .stored
+            .values()
+            .find(|s| s.dests.len() == 2)
+            .unwrap()
+            .dests;
+        let by_addr = |list: &[DestValue], last: u8| -> DestValue {
+            *list.iter().find(|d| d.addr[3] == last).unwrap()
+        };
+        let written: Vec<DestValue> = written.into_iter().copied().collect();
+        assert_eq!(by_addr(&written, 10), by_addr(old, 10));
+        let (new, was) = (by_addr(&written, 20), by_addr(old, 20));
+        assert_eq!((new.weight, new.id, new.slot), (3, was.id, was.slot));
+        assert_ne!(new.half, was.half);
+        assert_eq!(count(&ops, |op| matches!(op, Op::WriteService(..))), 1);
+        assert_eq!(count(&ops, |op| matches!(op, Op::DropWrr { .. })), 1);
+        assert_eq!(count(&ops, |op| matches!(op, Op::StartService(_))), 0);
+        assert_eq!(count(&ops, |op| matches!(op, Op::PrepareNextHops(_))), 0);
+    }
+
+    #[test]
+    fn the_switch_comes_after_the_new_set_and_before_the_old_cycle_goes() {
+        let mut maps = seeded();
+        let (ops, _) = maps
+            .change("-a -t 1.1.1.254:80 -r 192.168.1.30:80 -m")
+            .unwrap();
+        let at = |which: fn(&Op) -> bool| ops.iter().position(which).unwrap();
+        let switch = at(|op| matches!(op, Op::WriteService(..)));
+        assert!(at(|op| matches!(op, Op::WriteDest(_))) < switch);
+        assert!(at(|op| matches!(op, Op::WriteWrr(..))) < switch);
+        assert!(at(|op| matches!(op, Op::DropWrr { .. })) > switch);
+    }
+
+    #[test]
+    fn a_deleted_service_takes_its_cycle_and_counts_with_it() {
+        let mut maps = seeded();
+        let (ops, _) = maps.change("-D -t 1.1.1.254:80").unwrap();
+        assert!(matches!(
+            ops[..],
+            [
+                Op::RemoveService(_),
+                Op::DropWrr { len: 3, .. },
+                Op::DropConnCounts(_)
+            ]
+        ));
+        assert_eq!(maps.services.len(), 1);
+        assert!(maps.wrr.is_empty(), "the wrr cycle is gone");
+    }
+
+    #[test]
+    fn a_timeout_change_writes_only_its_slot() {
+        let mut maps = seeded();
+        let (ops, _) = maps.change("--set 0 0 60").unwrap();
+        assert_eq!(ops, [Op::SetMeta(meta::TIMEOUT_UDP, 60)]);
+    }
+
+    #[test]
+    fn refusals_come_before_any_write() {
+        let maps = seeded();
+        let before = maps.snapshot();
+        let mut too_many = before.table.clone();
+        restore(
+            &(1..=300)
+                .map(|i| {
+                    format!(
+                        "-a -u 1.1.1.254:53 -r 10.0.{}.{}:53\n",
+                        i / 200,
+                        i % 200 + 1
+                    )
+                })
+                .collect::<String>(),
+            &mut too_many,
+            &NoNames,
+            "test",
+        )
+        .unwrap();
+        let refused = plan(&before, &too_many, 1024, &|_| None).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Refused);
+        let full = plan(&before, &too_many, 8, &|_| None).unwrap_err();
+        assert_eq!(full.kind(), ErrorKind::Full);
+    }
+}
