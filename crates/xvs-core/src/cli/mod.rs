@@ -2,7 +2,15 @@
 //! codes (shared/reference/ipvsadm.md §1, §3). ipvsadm parses with popt, then checks the
 //! command/option matrix; both are reproduced here, option by option.
 
+mod matrix;
+mod popt;
+mod usage;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use matrix::{Cmd, Column, check_matrix, check_tunnel_options};
+use popt::{Opt, Parsed, Popt};
+pub use usage::{VERSION_LINE, usage};
 
 use crate::{
     model::{
@@ -136,420 +144,6 @@ impl Command {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Arg {
-    No,
-    Required,
-    Optional,
-}
-
-/// Every option ipvsadm knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Opt {
-    AddService,
-    EditService,
-    DeleteService,
-    Clear,
-    List,
-    Zero,
-    AddServer,
-    EditServer,
-    DeleteServer,
-    Set,
-    Help,
-    Version,
-    Restore,
-    Save,
-    StartDaemon,
-    StopDaemon,
-    Tcp,
-    Udp,
-    Sctp,
-    Fwmark,
-    Scheduler,
-    Persistent,
-    Netmask,
-    RealServer,
-    Masquerading,
-    Ipip,
-    Gatewaying,
-    Weight,
-    UThreshold,
-    LThreshold,
-    Numeric,
-    Connection,
-    McastInterface,
-    Syncid,
-    Timeout,
-    Daemon,
-    Stats,
-    Rate,
-    Thresholds,
-    PersistentConn,
-    NoSort,
-    Sort,
-    Exact,
-    Ipv6,
-    Ops,
-    Pe,
-    SchedFlags,
-    McastGroup,
-    McastPort,
-    McastTtl,
-    SyncMaxlen,
-    TunInfo,
-    TunType,
-    TunPort,
-    TunNocsum,
-    TunCsum,
-    TunRemcsum,
-}
-
-/// ipvsadm's popt table: long name, short letter, argument.
-const OPTIONS: &[(&str, Option<char>, Arg, Opt)] = &[
-    ("add-service", Some('A'), Arg::No, Opt::AddService),
-    ("edit-service", Some('E'), Arg::No, Opt::EditService),
-    ("delete-service", Some('D'), Arg::No, Opt::DeleteService),
-    ("clear", Some('C'), Arg::No, Opt::Clear),
-    ("list", Some('L'), Arg::No, Opt::List),
-    ("list", Some('l'), Arg::No, Opt::List),
-    ("zero", Some('Z'), Arg::No, Opt::Zero),
-    ("add-server", Some('a'), Arg::No, Opt::AddServer),
-    ("edit-server", Some('e'), Arg::No, Opt::EditServer),
-    ("delete-server", Some('d'), Arg::No, Opt::DeleteServer),
-    ("set", None, Arg::No, Opt::Set),
-    ("help", Some('h'), Arg::No, Opt::Help),
-    ("version", Some('v'), Arg::No, Opt::Version),
-    ("restore", Some('R'), Arg::No, Opt::Restore),
-    ("save", Some('S'), Arg::No, Opt::Save),
-    ("start-daemon", None, Arg::Required, Opt::StartDaemon),
-    ("stop-daemon", None, Arg::Required, Opt::StopDaemon),
-    ("tcp-service", Some('t'), Arg::Required, Opt::Tcp),
-    ("udp-service", Some('u'), Arg::Required, Opt::Udp),
-    ("sctp-service", None, Arg::Required, Opt::Sctp),
-    ("fwmark-service", Some('f'), Arg::Required, Opt::Fwmark),
-    ("scheduler", Some('s'), Arg::Required, Opt::Scheduler),
-    ("persistent", Some('p'), Arg::Optional, Opt::Persistent),
-    ("netmask", Some('M'), Arg::Required, Opt::Netmask),
-    ("real-server", Some('r'), Arg::Required, Opt::RealServer),
-    ("masquerading", Some('m'), Arg::No, Opt::Masquerading),
-    ("ipip", Some('i'), Arg::No, Opt::Ipip),
-    ("gatewaying", Some('g'), Arg::No, Opt::Gatewaying),
-    ("weight", Some('w'), Arg::Required, Opt::Weight),
-    ("u-threshold", Some('x'), Arg::Required, Opt::UThreshold),
-    ("l-threshold", Some('y'), Arg::Required, Opt::LThreshold),
-    ("numeric", Some('n'), Arg::No, Opt::Numeric),
-    ("connection", Some('c'), Arg::No, Opt::Connection),
-    ("mcast-interface", None, Arg::Required, Opt::McastInterface),
-    ("syncid", None, Arg::Required, Opt::Syncid),
-    ("timeout", None, Arg::No, Opt::Timeout),
-    ("daemon", None, Arg::No, Opt::Daemon),
-    ("stats", None, Arg::No, Opt::Stats),
-    ("rate", None, Arg::No, Opt::Rate),
-    ("thresholds", None, Arg::No, Opt::Thresholds),
-    ("persistent-conn", None, Arg::No, Opt::PersistentConn),
-    ("nosort", None, Arg::No, Opt::NoSort),
-    ("sort", None, Arg::No, Opt::Sort),
-    ("exact", Some('X'), Arg::No, Opt::Exact),
-    ("ipv6", Some('6'), Arg::No, Opt::Ipv6),
-    ("ops", Some('o'), Arg::No, Opt::Ops),
-    ("pe", None, Arg::Required, Opt::Pe),
-    ("sched-flags", Some('b'), Arg::Required, Opt::SchedFlags),
-    ("mcast-group", None, Arg::Required, Opt::McastGroup),
-    ("mcast-port", None, Arg::Required, Opt::McastPort),
-    ("mcast-ttl", None, Arg::Required, Opt::McastTtl),
-    ("sync-maxlen", None, Arg::Required, Opt::SyncMaxlen),
-    ("tun-info", None, Arg::No, Opt::TunInfo),
-    ("tun-type", None, Arg::Required, Opt::TunType),
-    ("tun-port", None, Arg::Required, Opt::TunPort),
-    ("tun-nocsum", None, Arg::No, Opt::TunNocsum),
-    ("tun-csum", None, Arg::No, Opt::TunCsum),
-    ("tun-remcsum", None, Arg::No, Opt::TunRemcsum),
-];
-
-/// One option as popt hands it over: which, its argument, and the word it came from.
-struct Parsed {
-    opt: Opt,
-    value: Option<String>,
-    word: String,
-}
-
-/// popt's walk over argv: options in order, with bundled short options (`-Ln`), attached
-/// or separate values (`-t1.2.3.4:80`, `--tcp-service=…`), an optional `-p` value, and
-/// non-option words collected as leftovers (they may appear anywhere; `--` ends options).
-struct Popt<'a> {
-    args: &'a [String],
-    next: usize,
-    /// Remaining letters of a short-option bundle, and the bundle's word.
-    bundle: Option<(String, usize)>,
-    leftovers: Vec<String>,
-    only_leftovers: bool,
-}
-
-impl<'a> Popt<'a> {
-    fn new(args: &'a [String]) -> Popt<'a> {
-        Popt {
-            args,
-            next: 0,
-            bundle: None,
-            leftovers: Vec::new(),
-            only_leftovers: false,
-        }
-    }
-
-    fn take_next_word(&mut self) -> Option<String> {
-        let word = self.args.get(self.next)?.clone();
-        self.next += 1;
-        Some(word)
-    }
-
-    fn next_opt(&mut self) -> Option<Result<Parsed, CliError>> {
-        if let Some((word, pos)) = self.bundle.take() {
-            return Some(self.short(word, pos));
-        }
-        loop {
-            let word = self.take_next_word()?;
-            if self.only_leftovers {
-                self.leftovers.push(word);
-                continue;
-            }
-            if word == "--" {
-                self.only_leftovers = true;
-                continue;
-            }
-            if let Some(long) = word.strip_prefix("--") {
-                return Some(self.long(&word, long));
-            }
-            if word.len() > 1 && word.starts_with('-') {
-                return Some(self.short(word, 1));
-            }
-            self.leftovers.push(word);
-        }
-    }
-
-    fn long(&mut self, word: &str, long: &str) -> Result<Parsed, CliError> {
-        let (name, attached) = match long.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_string())),
-            None => (long, None),
-        };
-        let unknown = || CliError::Popt {
-            word: word.to_string(),
-            reason: "unknown option",
-        };
-        let &(_, _, arg, opt) = OPTIONS
-            .iter()
-            .find(|(long_name, ..)| *long_name == name)
-            .ok_or_else(unknown)?;
-        let value = match arg {
-            Arg::No => {
-                if attached.is_some() {
-                    return Err(CliError::Popt {
-                        word: word.to_string(),
-                        reason: "option does not take an argument",
-                    });
-                }
-                None
-            }
-            Arg::Required => match attached {
-                Some(value) => Some(value),
-                None => Some(self.take_next_word().ok_or_else(|| CliError::Popt {
-                    word: word.to_string(),
-                    reason: "missing argument",
-                })?),
-            },
-            Arg::Optional => attached.or_else(|| self.optional_value()),
-        };
-        Ok(Parsed {
-            opt,
-            value,
-            word: word.to_string(),
-        })
-    }
-
-    /// An optional value is the next word unless that word looks like an option.
-    fn optional_value(&mut self) -> Option<String> {
-        let next = self.args.get(self.next)?;
-        if next.starts_with('-') {
-            return None;
-        }
-        self.take_next_word()
-    }
-
-    fn short(&mut self, word: String, pos: usize) -> Result<Parsed, CliError> {
-        let letter = word[pos..].chars().next().unwrap_or('\0');
-        let rest_at = pos + letter.len_utf8();
-        let Some(&(_, _, arg, opt)) = OPTIONS.iter().find(|(_, short, ..)| *short == Some(letter))
-        else {
-            return Err(CliError::Popt {
-                word,
-                reason: "unknown option",
-            });
-        };
-        let rest = &word[rest_at..];
-        let value = match arg {
-            Arg::No => {
-                if !rest.is_empty() {
-                    self.bundle = Some((word.clone(), rest_at));
-                }
-                None
-            }
-            Arg::Required => {
-                if rest.is_empty() {
-                    Some(self.take_next_word().ok_or_else(|| CliError::Popt {
-                        word: word.clone(),
-                        reason: "missing argument",
-                    })?)
-                } else {
-                    Some(rest.to_string())
-                }
-            }
-            Arg::Optional => {
-                if rest.is_empty() {
-                    self.optional_value()
-                } else {
-                    Some(rest.to_string())
-                }
-            }
-        };
-        Ok(Parsed { opt, value, word })
-    }
-}
-
-/// Option columns of ipvsadm's legality matrix, with their names in messages.
-const OPTION_NAMES: [&str; 34] = [
-    "numeric",
-    "connection",
-    "service-address",
-    "scheduler",
-    "persistent",
-    "netmask",
-    "real-server",
-    "forwarding-method",
-    "weight",
-    "u-threshold",
-    "l-threshold",
-    "mcast-interface",
-    "timeout",
-    "daemon",
-    "stats",
-    "rate",
-    "thresholds",
-    "persistent-conn",
-    "nosort",
-    "syncid",
-    "exact",
-    "ops",
-    "pe",
-    "sched-flags",
-    "mcast-group",
-    "mcast-port",
-    "mcast-ttl",
-    "sync-maxlen",
-    "tun-info",
-    "tun-type",
-    "tun-port",
-    "tun-nocsum",
-    "tun-csum",
-    "tun-remcsum",
-];
-
-/// Matrix column of each tracked option.
-fn column(opt: Opt) -> Option<usize> {
-    Some(match opt {
-        Opt::Numeric => 0,
-        Opt::Connection => 1,
-        Opt::Tcp | Opt::Udp | Opt::Sctp | Opt::Fwmark => 2,
-        Opt::Scheduler => 3,
-        Opt::Persistent => 4,
-        Opt::Netmask => 5,
-        Opt::RealServer => 6,
-        Opt::Masquerading | Opt::Ipip | Opt::Gatewaying => 7,
-        Opt::Weight => 8,
-        Opt::UThreshold => 9,
-        Opt::LThreshold => 10,
-        Opt::McastInterface => 11,
-        Opt::Timeout => 12,
-        Opt::Daemon => 13,
-        Opt::Stats => 14,
-        Opt::Rate => 15,
-        Opt::Thresholds => 16,
-        Opt::PersistentConn => 17,
-        Opt::NoSort => 18,
-        Opt::Syncid => 19,
-        Opt::Exact => 20,
-        Opt::Ops => 21,
-        Opt::Pe => 22,
-        Opt::SchedFlags => 23,
-        Opt::McastGroup => 24,
-        Opt::McastPort => 25,
-        Opt::McastTtl => 26,
-        Opt::SyncMaxlen => 27,
-        Opt::TunInfo => 28,
-        Opt::TunType => 29,
-        Opt::TunPort => 30,
-        Opt::TunNocsum => 31,
-        Opt::TunCsum => 32,
-        Opt::TunRemcsum => 33,
-        _ => return None,
-    })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cmd {
-    Add,
-    Edit,
-    Del,
-    Flush,
-    List,
-    AddDest,
-    DelDest,
-    EditDest,
-    Timeout,
-    StartDaemon,
-    StopDaemon,
-    Restore,
-    Save,
-    Zero,
-}
-
-impl Cmd {
-    fn name(self) -> &'static str {
-        match self {
-            Cmd::Add => "add-service",
-            Cmd::Edit => "edit-service",
-            Cmd::Del => "delete-service",
-            Cmd::Flush => "flush",
-            Cmd::List => "list",
-            Cmd::AddDest => "add-server",
-            Cmd::DelDest => "delete-server",
-            Cmd::EditDest => "edit-server",
-            Cmd::Timeout => "set",
-            Cmd::StartDaemon => "start-daemon",
-            Cmd::StopDaemon => "stop-daemon",
-            Cmd::Restore => "restore",
-            Cmd::Save => "save",
-            Cmd::Zero => "zero",
-        }
-    }
-
-    /// ipvsadm's `commands_v_options` row: `+` required, `x` illegal, `1` at most one of
-    /// those, `.` optional; columns as [`OPTION_NAMES`].
-    fn legality(self) -> &'static [u8; 34] {
-        match self {
-            Cmd::Add | Cmd::Edit => b"xx+...xxxxxxxxxxxxxxx...xxxxxxxxxx",
-            Cmd::Del => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Flush | Cmd::Timeout | Cmd::Restore => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::List => b".11xxxxxxxxx11.......xxxxxxx.xxxxx",
-            Cmd::AddDest | Cmd::EditDest => b"xx+xxx+....xxxxxxxxxxxxxxxxxx.....",
-            Cmd::DelDest => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::StartDaemon => b"xxxxxxxxxxx.xxxxxxx.xxxx....xxxxxx",
-            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxx",
-            Cmd::Save => b".xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Zero => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-        }
-    }
-}
-
 /// The fields ipvsadm fills while it walks the options (its `ipvs_command_entry`).
 struct Entry {
     cmd: Cmd,
@@ -623,20 +217,16 @@ impl Entry {
         }
     }
 
-    fn set_option(&mut self, column: usize) -> Result<(), CliError> {
-        let bit = 1u64 << column;
-        if self.options & bit != 0 {
-            return fail(format!(
-                "multiple '{}' options specified",
-                OPTION_NAMES[column]
-            ));
+    fn set_option(&mut self, column: Column) -> Result<(), CliError> {
+        if self.has(column) {
+            return fail(format!("multiple '{}' options specified", column.name()));
         }
-        self.options |= bit;
+        self.options |= column.bit();
         Ok(())
     }
 
-    fn has(&self, column: usize) -> bool {
-        self.options & (1u64 << column) != 0
+    fn has(&self, column: Column) -> bool {
+        self.options & column.bit() != 0
     }
 
     fn service_key(&self) -> ServiceKey {
@@ -744,7 +334,7 @@ fn parse_options(
             word,
         } = parsed?;
         let value = given.clone().unwrap_or_default();
-        if let Some(column) = column(opt) {
+        if let Some(column) = Column::of(opt) {
             entry.set_option(column)?;
         }
         match opt {
@@ -958,15 +548,27 @@ fn build(mut entry: Entry, mut popt: Popt<'_>) -> Result<Command, CliError> {
         if Some(Family::of(&entry.dest_addr)) != entry.family && entry.forward != Forward::Tunnel {
             return fail("Different address family is allowed only for tunneling servers");
         }
-        if (29..=33).any(|c| entry.has(c)) && entry.forward != Forward::Tunnel {
+        let tunnel_options = [
+            Column::TunType,
+            Column::TunPort,
+            Column::TunNocsum,
+            Column::TunCsum,
+            Column::TunRemcsum,
+        ];
+        if tunnel_options.iter().any(|c| entry.has(*c)) && entry.forward != Forward::Tunnel {
             return fail("Tunnel options conflict with forward method");
         }
         check_tunnel_options(&entry)?;
     }
     if entry.cmd == Cmd::List
-        && ((entry.has(1) || entry.has(12) || entry.has(13))
-            && (entry.has(14) || entry.has(15) || entry.has(16))
-            || (entry.has(12) || entry.has(13)) && entry.has(17))
+        && ((entry.has(Column::Connection)
+            || entry.has(Column::Timeout)
+            || entry.has(Column::Daemon))
+            && (entry.has(Column::Stats)
+                || entry.has(Column::Rate)
+                || entry.has(Column::Thresholds))
+            || (entry.has(Column::Timeout) || entry.has(Column::Daemon))
+                && entry.has(Column::PersistentConn))
     {
         return fail("options conflicts in the list command");
     }
@@ -1008,13 +610,13 @@ fn build(mut entry: Entry, mut popt: Popt<'_>) -> Result<Command, CliError> {
         Cmd::Del => Command::DeleteService(key),
         Cmd::Flush => Command::Flush,
         Cmd::List => Command::List {
-            what: if entry.has(1) {
+            what: if entry.has(Column::Connection) {
                 ListWhat::Connections
-            } else if entry.has(2) {
+            } else if entry.has(Column::ServiceAddress) {
                 ListWhat::Service(key)
-            } else if entry.has(12) {
+            } else if entry.has(Column::Timeout) {
                 ListWhat::Timeout
-            } else if entry.has(13) {
+            } else if entry.has(Column::Daemon) {
                 ListWhat::Daemon
             } else {
                 ListWhat::All
@@ -1031,63 +633,8 @@ fn build(mut entry: Entry, mut popt: Popt<'_>) -> Result<Command, CliError> {
         Cmd::Save => Command::Save {
             numeric: entry.format.numeric,
         },
-        Cmd::Zero => Command::Zero(entry.has(2).then_some(key)),
+        Cmd::Zero => Command::Zero(entry.has(Column::ServiceAddress).then_some(key)),
     })
-}
-
-/// ipvsadm's `generic_opt_check`, column by column.
-fn check_matrix(entry: &Entry) -> Result<(), CliError> {
-    let subject = format!("'{}' command", entry.cmd.name());
-    check_rules(entry, entry.cmd.legality(), 0, &subject)
-}
-
-/// ipvsadm's `tunnel_opt_check`: which of tun-port, tun-nocsum, tun-csum, tun-remcsum each
-/// tunnel type needs, allows, or takes only one of.
-fn check_tunnel_options(entry: &Entry) -> Result<(), CliError> {
-    let rules: &[u8; 4] = match entry.tun_type {
-        TunnelType::Ipip => b"xxxx",
-        TunnelType::Gue => b"+111",
-        TunnelType::Gre => b"x11x",
-    };
-    let subject = format!("'{}' tunnel type", entry.tun_type.name());
-    check_rules(entry, rules, 30, &subject)
-}
-
-/// Checks the options from column `first_column` on against `rules` (`+` required, `x`
-/// illegal, `1` at most one of those, `.` optional), in column order, with ipvsadm's words.
-fn check_rules(
-    entry: &Entry,
-    rules: &[u8],
-    first_column: usize,
-    subject: &str,
-) -> Result<(), CliError> {
-    let mut exclusive: Option<usize> = None;
-    for (i, rule) in rules.iter().enumerate() {
-        let column = first_column + i;
-        let name = OPTION_NAMES[column];
-        if !entry.has(column) {
-            if *rule == b'+' {
-                return fail(format!(
-                    "You need to supply the '{name}' option for the {subject}"
-                ));
-            }
-            continue;
-        }
-        match rule {
-            b'x' => return fail(format!("Illegal '{name}' option with the {subject}")),
-            b'1' => match exclusive {
-                None => exclusive = Some(column),
-                Some(first) => {
-                    return fail(format!(
-                        "The option '{name}' conflicts with the '{}' option in the {subject}",
-                        OPTION_NAMES[first]
-                    ));
-                }
-            },
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// ipvsadm's `parse_sched_flags`: comma-separated words; sh-*/mh-* only with their
@@ -1120,101 +667,6 @@ fn parse_sched_flags(scheduler: &str, arg: &str) -> Result<u32, CliError> {
         }
     }
     Ok(bits)
-}
-
-/// `-v`'s line. xvsadm speaks ipvsadm 1.31's language, and says so as ipvsadm does:
-/// scripts probe this line.
-pub const VERSION_LINE: &str = "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)";
-
-/// `-h`'s text (stdout), for a program called `program`.
-pub fn usage(program: &str) -> String {
-    let p = program;
-    let schedulers = "rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos";
-    format!(
-        "{VERSION_LINE}
-Usage:
-  {p} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
-  {p} -D virtual-service
-  {p} -C
-  {p} -R
-  {p} -S [-n]
-  {p} -a|e virtual-service -r server-address [options]
-  {p} -d virtual-service -r server-address
-  {p} -L|l [virtual-service] [options]
-  {p} -Z [virtual-service]
-  {p} --set tcp tcpfin udp
-  {p} --start-daemon {{master|backup}} [daemon-options]
-  {p} --stop-daemon {{master|backup}}
-  {p} -h
-
-Commands:
-Either long or short options are allowed.
-  --add-service     -A        add virtual service with options
-  --edit-service    -E        edit virtual service with options
-  --delete-service  -D        delete virtual service
-  --clear           -C        clear the whole table
-  --restore         -R        restore rules from stdin
-  --save            -S        save rules to stdout
-  --add-server      -a        add real server with options
-  --edit-server     -e        edit real server with options
-  --delete-server   -d        delete real server
-  --list            -L|-l     list the table
-  --zero            -Z        zero counters in a service or all services
-  --set tcp tcpfin udp        set connection timeout values
-  --start-daemon              start connection sync daemon
-  --stop-daemon               stop connection sync daemon
-  --help            -h        display this help message
-
-virtual-service:
-  --tcp-service|-t  service-address   service-address is host[:port]
-  --udp-service|-u  service-address   service-address is host[:port]
-  --sctp-service    service-address   service-address is host[:port]
-  --fwmark-service|-f fwmark          fwmark is an integer greater than zero
-
-Options:
-  --ipv6         -6                   fwmark entry uses IPv6
-  --scheduler    -s scheduler         one of {schedulers},
-                                      the default scheduler is {DEFAULT_SCHEDULER}.
-  --pe            engine              alternate persistence engine may be sip,
-                                      not set by default.
-  --persistent   -p [timeout]         persistent service
-  --netmask      -M netmask           persistent granularity mask
-  --real-server  -r server-address    server-address is host (and port)
-  --gatewaying   -g                   gatewaying (direct routing) (default)
-  --ipip         -i                   ipip encapsulation (tunneling)
-  --masquerading -m                   masquerading (NAT)
-  --tun-type      type                one of ipip|gue|gre,
-                                      the default tunnel type is ipip.
-  --tun-port      port                tunnel destination port
-  --tun-nocsum                        tunnel encapsulation without checksum
-  --tun-csum                          tunnel encapsulation with checksum
-  --tun-remcsum                       tunnel encapsulation with remote checksum
-  --weight       -w weight            capacity of real server
-  --u-threshold  -x uthreshold        upper threshold of connections
-  --l-threshold  -y lthreshold        lower threshold of connections
-  --connection   -c                   output of current IPVS connections
-  --timeout                           output of timeout (tcp tcpfin udp)
-  --daemon                            output of daemon information
-  --stats                             output of statistics information
-  --rate                              output of rate information
-  --exact                             expand numbers (display exact values)
-  --thresholds                        output of thresholds information
-  --persistent-conn                   output of persistent connection info
-  --tun-info                          output of tunnel information
-  --nosort                            disable sorting output of service/server entries
-  --sort                              does nothing, for backwards compatibility
-  --ops          -o                   one-packet scheduling
-  --numeric      -n                   numeric output of addresses and ports
-  --sched-flags  -b flags             scheduler flags (comma-separated)
-Daemon Options:
-  --syncid sid                        syncid for connection sync (default=255)
-  --sync-maxlen length                Max sync message length (default=1472)
-  --mcast-interface interface         multicast interface for connection sync
-  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
-  --mcast-port port                   UDP port (default=8848)
-  --mcast-ttl ttl                     Multicast TTL (default=1)
-"
-    )
 }
 
 impl Command {
