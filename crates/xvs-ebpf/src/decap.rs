@@ -6,16 +6,15 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod wire;
+
+#[cfg(target_arch = "bpf")]
 mod program {
     use aya_ebpf::{
         bindings::xdp_action, helpers::bpf_xdp_adjust_head, macros::xdp, programs::XdpContext,
     };
 
-    const ETH_LEN: usize = 14;
-    const ETH_P_IP: u16 = 0x0800;
-    const ETH_P_IPV6: u16 = 0x86DD;
-    const IPPROTO_IPIP: u8 = 4;
-    const IPPROTO_IPV6: u8 = 41;
+    use crate::wire::{ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, eth, ipv4, ipv6};
 
     #[inline(always)]
     fn at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
@@ -29,22 +28,22 @@ mod program {
     /// The outer header's length and the inner packet's ethertype, if this is a tunnel.
     #[inline(always)]
     fn tunnel(ctx: &XdpContext) -> Option<(usize, u16)> {
-        let ethertype = u16::from_be_bytes(unsafe { *at::<[u8; 2]>(ctx, 12)? });
+        let ethertype = u16::from_be_bytes(unsafe { *at::<[u8; 2]>(ctx, eth::TYPE)? });
         let (outer, protocol) = match ethertype {
             ETH_P_IP => {
-                let first = unsafe { *at::<u8>(ctx, ETH_LEN)? };
-                let frag = unsafe { *at::<[u8; 2]>(ctx, ETH_LEN + 6)? };
+                let first = unsafe { *at::<u8>(ctx, ipv4::VERSION_IHL)? };
+                let frag = unsafe { *at::<[u8; 2]>(ctx, ipv4::FRAG)? };
                 // A fragmented outer packet is left to the kernel to reassemble.
-                if first >> 4 != 4 || (u16::from_be_bytes(frag) & 0x3fff) != 0 {
+                if first >> 4 != 4 || (u16::from_be_bytes(frag) & ipv4::FRAGMENT_MASK) != 0 {
                     return None;
                 }
                 let ihl = (first & 0x0f) as usize;
                 if ihl < 5 {
                     return None;
                 }
-                (ihl * 4, unsafe { *at::<u8>(ctx, ETH_LEN + 9)? })
+                (ihl * 4, unsafe { *at::<u8>(ctx, ipv4::PROTOCOL)? })
             }
-            ETH_P_IPV6 => (40, unsafe { *at::<u8>(ctx, ETH_LEN + 6)? }),
+            ETH_P_IPV6 => (ipv6::LEN, unsafe { *at::<u8>(ctx, ipv6::NEXT_HEADER)? }),
             _ => return None,
         };
         let inner = match protocol {
@@ -63,22 +62,22 @@ mod program {
         // Bounded for the verifier: an IPv4 header is at most 60 bytes.
         let outer = outer & 0x3f;
         // The inner packet must be there at least in part before the frame is cut.
-        if at::<u8>(&ctx, ETH_LEN + outer).is_none() {
+        if at::<u8>(&ctx, eth::LEN + outer).is_none() {
             return xdp_action::XDP_PASS;
         }
-        let Some(eth) = at::<[u8; 12]>(&ctx, 0) else {
+        let Some(old) = at::<[u8; eth::TYPE]>(&ctx, eth::DST) else {
             return xdp_action::XDP_PASS;
         };
-        let macs = unsafe { *eth };
+        let macs = unsafe { *old };
         if unsafe { bpf_xdp_adjust_head(ctx.ctx, outer as i32) } != 0 {
             return xdp_action::XDP_PASS;
         }
-        let Some(eth) = at::<[u8; 14]>(&ctx, 0) else {
+        let Some(header) = at::<[u8; eth::LEN]>(&ctx, eth::DST) else {
             return xdp_action::XDP_DROP;
         };
-        let eth = unsafe { &mut *eth };
-        eth[..12].copy_from_slice(&macs);
-        eth[12..].copy_from_slice(&inner.to_be_bytes());
+        let header = unsafe { &mut *header };
+        header[..eth::TYPE].copy_from_slice(&macs);
+        header[eth::TYPE..].copy_from_slice(&inner.to_be_bytes());
         xdp_action::XDP_PASS
     }
 

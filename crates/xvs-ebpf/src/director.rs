@@ -26,6 +26,8 @@ mod packet;
 #[cfg(target_arch = "bpf")]
 #[path = "director/sched/mod.rs"]
 mod sched;
+#[cfg(target_arch = "bpf")]
+mod wire;
 
 #[cfg(target_arch = "bpf")]
 mod program {
@@ -45,8 +47,9 @@ mod program {
             STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_SERVICES,
             XVS_TUN_SRC, add_stats, count, scratch,
         },
-        packet::{self, IPPROTO_TCP, Packet, Skip, copy_addr},
+        packet::{self, Packet, Skip, copy_addr},
         sched,
+        wire::IPPROTO_TCP,
     };
 
     const TCP_SYN: u8 = 0x02;

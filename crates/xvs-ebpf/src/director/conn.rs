@@ -424,7 +424,7 @@ pub fn touch(
 ) {
     unsafe {
         let before = (*conn).state;
-        if protocol == crate::packet::IPPROTO_TCP {
+        if protocol == crate::wire::IPPROTO_TCP {
             let event = event_of(tcp_flags);
             let table = if from_server {
                 (*conn).flags &= !conn_flags::NO_OUTPUT;
@@ -457,7 +457,7 @@ pub fn reply_only_refreshes(twin: &Conn, protocol: u8, tcp_flags: u8, now: u64) 
     if twin.expires <= now {
         return false;
     }
-    if protocol != crate::packet::IPPROTO_TCP {
+    if protocol != crate::wire::IPPROTO_TCP {
         return true;
     }
     tcp::next(&tcp::OUTPUT, event_of(tcp_flags), twin.state) == twin.state

@@ -13,9 +13,12 @@ use xvs_common::{
 use crate::{
     maps::{XVS_HOPS, XVS_NEIGH, count, scratch},
     packet::{
-        ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV6_LEN, Packet, at, copy_hop, csum_addr_delta, csum_apply, csum_replace16,
-        ipv4_header_checksum, put_mac, store_u32,
+        Packet, at, copy_hop, csum_addr_delta, csum_apply, csum_replace16, ipv4_header_checksum,
+        put_mac, store_u32,
+    },
+    wire::{
+        ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP, eth, ipv4,
+        ipv6, tcp, udp,
     },
 };
 
@@ -116,12 +119,12 @@ fn fib_hop(ctx: &XdpContext, dest: &DestValue, ip_len: u32) -> Option<Neighbour>
 /// Writes the MACs and sends the frame out of `l2.ifindex`.
 #[inline(always)]
 pub fn emit(ctx: &XdpContext, l2: &Neighbour) -> u32 {
-    let Some(eth) = at::<[u8; 12]>(ctx, 0) else {
+    let Some(macs) = at::<[u8; eth::TYPE]>(ctx, eth::DST) else {
         return xdp_action::XDP_ABORTED;
     };
-    let eth = eth as *mut u8;
-    put_mac(eth, &l2.dmac);
-    put_mac(unsafe { eth.add(6) }, &l2.smac);
+    let macs = macs as *mut u8;
+    put_mac(macs, &l2.dmac);
+    put_mac(unsafe { macs.add(eth::SRC) }, &l2.smac);
     count(counter::FORWARDED, 1);
     let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
     if l2.ifindex == ingress {
@@ -136,9 +139,9 @@ pub fn emit(ctx: &XdpContext, l2: &Neighbour) -> u32 {
 fn l4_checksum_offset(packet: &Packet) -> usize {
     let l4 = l4_offset(packet);
     if packet.protocol == IPPROTO_TCP {
-        l4 + 16
+        l4 + tcp::CHECKSUM
     } else {
-        l4 + 6
+        l4 + udp::CHECKSUM
     }
 }
 
@@ -167,14 +170,14 @@ pub fn rewrite(
     let words = if packet.family == FAMILY_V4 { 1 } else { 4 };
     let addr_delta = csum_addr_delta(old_addr, addr, words);
     let addr_offset = match (packet.family == FAMILY_V4, source) {
-        (true, true) => ETH_LEN + 12,
-        (true, false) => ETH_LEN + 16,
-        (false, true) => ETH_LEN + 8,
-        (false, false) => ETH_LEN + 24,
+        (true, true) => ipv4::SRC,
+        (true, false) => ipv4::DST,
+        (false, true) => ipv6::SRC,
+        (false, false) => ipv6::DST,
     };
     if packet.family == FAMILY_V4 {
         let field = at::<[u8; 4]>(ctx, addr_offset)?;
-        let check = at::<u16>(ctx, ETH_LEN + 10)?;
+        let check = at::<u16>(ctx, ipv4::CHECKSUM)?;
         unsafe {
             *check = csum_apply(*check, addr_delta);
             (*field).copy_from_slice(&addr[..4]);
@@ -183,7 +186,9 @@ pub fn rewrite(
         let field = at::<[u8; 16]>(ctx, addr_offset)?;
         unsafe { *field = *addr };
     }
-    let port_field = at::<u16>(ctx, l4_offset(packet) + if source { 0 } else { 2 })?;
+    // TCP and UDP keep their ports at the same offsets.
+    let port_offset = if source { tcp::SRC_PORT } else { tcp::DST_PORT };
+    let port_field = at::<u16>(ctx, l4_offset(packet) + port_offset)?;
     let check = at::<u16>(ctx, l4_checksum_offset(packet))?;
     unsafe {
         *port_field = port;
@@ -206,8 +211,9 @@ pub fn rewrite(
 #[inline(always)]
 pub fn decrement_ttl(ctx: &XdpContext, packet: &Packet) -> Option<()> {
     if packet.family == FAMILY_V4 {
-        let ttl_word = at::<[u8; 2]>(ctx, ETH_LEN + 8)?;
-        let check = at::<u16>(ctx, ETH_LEN + 10)?;
+        // TTL and protocol: the 16-bit word the header checksum sees change.
+        let ttl_word = at::<[u8; 2]>(ctx, ipv4::TTL)?;
+        let check = at::<u16>(ctx, ipv4::CHECKSUM)?;
         unsafe {
             let old = *ttl_word;
             if old[0] <= 1 {
@@ -218,7 +224,7 @@ pub fn decrement_ttl(ctx: &XdpContext, packet: &Packet) -> Option<()> {
             *ttl_word = new;
         }
     } else {
-        let hop = at::<u8>(ctx, ETH_LEN + 7)?;
+        let hop = at::<u8>(ctx, ipv6::HOP_LIMIT)?;
         unsafe {
             if *hop <= 1 {
                 return None;
@@ -239,18 +245,18 @@ pub fn encapsulate(
     server: &[u8; 16],
 ) -> Option<()> {
     let room: i32 = if packet.family == FAMILY_V4 {
-        20
+        ipv4::MIN_LEN as i32
     } else {
-        IPV6_LEN as i32
+        ipv6::LEN as i32
     };
     // Keep what the outer header copies from the inner one before the frame moves.
-    let inner_first = unsafe { *at::<[u8; 2]>(ctx, ETH_LEN)? };
     let (tos, ttl, df) = if packet.family == FAMILY_V4 {
-        let ttl = unsafe { *at::<u8>(ctx, ETH_LEN + 8)? };
-        let frag = unsafe { *at::<[u8; 2]>(ctx, ETH_LEN + 6)? };
-        (inner_first[1], ttl, frag[0] & 0x40)
+        let tos = unsafe { *at::<u8>(ctx, ipv4::TOS)? };
+        let ttl = unsafe { *at::<u8>(ctx, ipv4::TTL)? };
+        let frag = unsafe { *at::<[u8; 2]>(ctx, ipv4::FRAG)? };
+        (tos, ttl, frag[0] & ipv4::DF_HIGH_BYTE)
     } else {
-        let hop = unsafe { *at::<u8>(ctx, ETH_LEN + 7)? };
+        let hop = unsafe { *at::<u8>(ctx, ipv6::HOP_LIMIT)? };
         (0, hop, 0)
     };
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -room) } != 0 {
@@ -260,8 +266,8 @@ pub fn encapsulate(
     // addresses are the next hop's (emit writes them), so nothing of the old one is moved.
     // The outer header is written in place: no copy of it on the small BPF stack.
     if packet.family == FAMILY_V4 {
-        let h = at::<[u8; 20]>(ctx, ETH_LEN)? as *mut u8;
-        let total = (packet.ip_len + 20) as u16;
+        let h = at::<[u8; ipv4::MIN_LEN]>(ctx, eth::LEN)? as *mut u8;
+        let total = (packet.ip_len + ipv4::MIN_LEN as u32) as u16;
         // The addresses are fields of 8-byte aligned map values: one word each.
         let (source, server) = unsafe {
             (
@@ -279,10 +285,10 @@ pub fn encapsulate(
         store_u32(unsafe { h.add(8) }, third | (checksum as u32) << 16);
         store_u32(unsafe { h.add(12) }, source);
         store_u32(unsafe { h.add(16) }, server);
-        let ethertype = at::<[u8; 2]>(ctx, 12)?;
+        let ethertype = at::<[u8; 2]>(ctx, eth::TYPE)?;
         unsafe { *ethertype = ETH_P_IP.to_be_bytes() };
     } else {
-        let h = unsafe { &mut *at::<[u8; IPV6_LEN]>(ctx, ETH_LEN)? };
+        let h = unsafe { &mut *at::<[u8; ipv6::LEN]>(ctx, eth::LEN)? };
         h[0] = 0x60;
         h[1] = 0;
         h[2] = 0;
@@ -292,7 +298,7 @@ pub fn encapsulate(
         h[7] = ttl;
         h[8..24].copy_from_slice(source);
         h[24..40].copy_from_slice(server);
-        let ethertype = at::<[u8; 2]>(ctx, 12)?;
+        let ethertype = at::<[u8; 2]>(ctx, eth::TYPE)?;
         unsafe { *ethertype = ETH_P_IPV6.to_be_bytes() };
     }
     Some(())

@@ -2,14 +2,7 @@
 
 use aya_ebpf::programs::XdpContext;
 
-pub const ETH_LEN: usize = 14;
-pub const ETH_P_IP: u16 = 0x0800;
-pub const ETH_P_IPV6: u16 = 0x86DD;
-pub const IPPROTO_IPIP: u8 = 4;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_IPV6: u8 = 41;
-pub const IPV6_LEN: usize = 40;
+use crate::wire::{ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, eth, ipv4, ipv6, tcp, udp};
 
 /// A pointer to a `T` at `offset` in the frame, if the frame is long enough.
 #[inline(always)]
@@ -144,26 +137,26 @@ pub enum Skip {
 /// allows 512 bytes for the whole call chain under this function).
 #[inline(always)]
 pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
-    let ethertype = u16::from_be(read_be16_raw(ctx, 12).ok_or(Skip::Malformed)?);
-    out.l3 = ETH_LEN;
+    let ethertype = u16::from_be(read_be16_raw(ctx, eth::TYPE).ok_or(Skip::Malformed)?);
+    out.l3 = eth::LEN;
     match ethertype {
         ETH_P_IP => {
-            let first = read_u8(ctx, ETH_LEN).ok_or(Skip::Malformed)?;
+            let first = read_u8(ctx, ipv4::VERSION_IHL).ok_or(Skip::Malformed)?;
             let ihl = (first & 0x0f) as usize;
             if first >> 4 != 4 || ihl < 5 {
                 return Err(Skip::Malformed);
             }
-            let total = u16::from_be(read_be16_raw(ctx, ETH_LEN + 2).ok_or(Skip::Malformed)?);
-            let frag = u16::from_be(read_be16_raw(ctx, ETH_LEN + 6).ok_or(Skip::Malformed)?);
-            let protocol = read_u8(ctx, ETH_LEN + 9).ok_or(Skip::Malformed)?;
+            let total = u16::from_be(read_be16_raw(ctx, ipv4::TOTAL_LEN).ok_or(Skip::Malformed)?);
+            let frag = u16::from_be(read_be16_raw(ctx, ipv4::FRAG).ok_or(Skip::Malformed)?);
+            let protocol = read_u8(ctx, ipv4::PROTOCOL).ok_or(Skip::Malformed)?;
             if protocol != IPPROTO_TCP && protocol != IPPROTO_UDP {
                 return Err(Skip::NotOurs);
             }
             // More fragments, or a fragment offset: the ports are not all here.
-            if frag & 0x3fff != 0 {
+            if frag & ipv4::FRAGMENT_MASK != 0 {
                 return Err(Skip::Fragment);
             }
-            let addrs = at::<[u8; 8]>(ctx, ETH_LEN + 12).ok_or(Skip::Malformed)?;
+            let addrs = at::<[u8; 8]>(ctx, ipv4::SRC).ok_or(Skip::Malformed)?;
             let (src, dst) = unsafe {
                 (
                     (addrs as *const u32).read_unaligned(),
@@ -174,19 +167,20 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
             set_v4(&mut out.dst, dst);
             out.family = xvs_common::FAMILY_V4;
             out.protocol = protocol;
-            out.l4 = ETH_LEN + ihl * 4;
+            out.l4 = eth::LEN + ihl * 4;
             out.ip_len = total as u32;
             if (total as usize) < ihl * 4 {
                 return Err(Skip::Malformed);
             }
         }
         ETH_P_IPV6 => {
-            let first = read_u8(ctx, ETH_LEN).ok_or(Skip::Malformed)?;
+            let first = read_u8(ctx, ipv6::VERSION).ok_or(Skip::Malformed)?;
             if first >> 4 != 6 {
                 return Err(Skip::Malformed);
             }
-            let payload = u16::from_be(read_be16_raw(ctx, ETH_LEN + 4).ok_or(Skip::Malformed)?);
-            let next = read_u8(ctx, ETH_LEN + 6).ok_or(Skip::Malformed)?;
+            let payload =
+                u16::from_be(read_be16_raw(ctx, ipv6::PAYLOAD_LEN).ok_or(Skip::Malformed)?);
+            let next = read_u8(ctx, ipv6::NEXT_HEADER).ok_or(Skip::Malformed)?;
             if next != IPPROTO_TCP && next != IPPROTO_UDP {
                 // Extension headers (fragments among them) are left to the kernel.
                 return Err(if next == 0 || next == 43 || next == 44 || next == 60 {
@@ -195,13 +189,13 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
                     Skip::NotOurs
                 });
             }
-            let addrs = at::<[u8; 32]>(ctx, ETH_LEN + 8).ok_or(Skip::Malformed)?;
+            let addrs = at::<[u8; 32]>(ctx, ipv6::SRC).ok_or(Skip::Malformed)?;
             set_v6(&mut out.src, addrs as *const u8);
             set_v6(&mut out.dst, unsafe { (addrs as *const u8).add(16) });
             out.family = xvs_common::FAMILY_V6;
             out.protocol = next;
-            out.l4 = ETH_LEN + IPV6_LEN;
-            out.ip_len = IPV6_LEN as u32 + payload as u32;
+            out.l4 = eth::LEN + ipv6::LEN;
+            out.ip_len = ipv6::LEN as u32 + payload as u32;
         }
         _ => return Err(Skip::NotOurs),
     }
@@ -209,20 +203,24 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
     out.sport = ports[0];
     out.dport = ports[1];
     out.tcp_flags = if out.protocol == IPPROTO_TCP {
-        read_u8(ctx, out.l4 + 13).ok_or(Skip::Malformed)?
+        read_u8(ctx, out.l4 + tcp::FLAGS).ok_or(Skip::Malformed)?
     } else {
         0
     };
     // Lengths are checked with pointers against the frame's end (the verifier cannot
     // follow facts derived from `data_end - data`), and last, so the compiler keeps the
     // bounds checks above. The masks keep the offsets provably small.
-    let l4_min = if out.protocol == IPPROTO_TCP { 20 } else { 8 };
+    let l4_min = if out.protocol == IPPROTO_TCP {
+        tcp::MIN_LEN
+    } else {
+        udp::LEN
+    };
     let l3_len = out.ip_len as usize & 0xffff;
     let l4_end = (out.l4 & 0x7f) + l4_min;
     if l3_len == 0
         || at::<u8>(ctx, l4_end - 1).is_none()
-        || at::<u8>(ctx, ETH_LEN + l3_len - 1).is_none()
-        || l4_end > ETH_LEN + l3_len
+        || at::<u8>(ctx, eth::LEN + l3_len - 1).is_none()
+        || l4_end > eth::LEN + l3_len
     {
         return Err(Skip::Malformed);
     }

@@ -1,0 +1,72 @@
+//! The header fields the XDP programs read and write, by name (as smoltcp's `field`
+//! modules): L2 and L3 fields as offsets from the start of the frame (the IP header
+//! follows a plain Ethernet header), L4 fields as offsets from the start of the L4 header.
+//! With the protocol numbers they dispatch on. Shared by the director and the decapsulator.
+
+// Each program compiles its own copy and uses only the fields it needs.
+#![allow(dead_code)]
+
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86DD;
+pub const IPPROTO_IPIP: u8 = 4;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_IPV6: u8 = 41;
+
+pub mod eth {
+    pub const DST: usize = 0;
+    pub const SRC: usize = 6;
+    pub const TYPE: usize = 12;
+    pub const LEN: usize = 14;
+}
+
+pub mod ipv4 {
+    use super::eth;
+
+    /// Version (high nibble) and header length in 4-byte words (low nibble).
+    pub const VERSION_IHL: usize = eth::LEN;
+    pub const TOS: usize = eth::LEN + 1;
+    pub const TOTAL_LEN: usize = eth::LEN + 2;
+    /// Flags (DF 0x4000, MF 0x2000) and fragment offset.
+    pub const FRAG: usize = eth::LEN + 6;
+    pub const TTL: usize = eth::LEN + 8;
+    pub const PROTOCOL: usize = eth::LEN + 9;
+    pub const CHECKSUM: usize = eth::LEN + 10;
+    pub const SRC: usize = eth::LEN + 12;
+    pub const DST: usize = eth::LEN + 16;
+    /// A header without options.
+    pub const MIN_LEN: usize = 20;
+    /// The DF bit in the high byte of [`FRAG`].
+    pub const DF_HIGH_BYTE: u8 = 0x40;
+    /// MF and the fragment offset: any of them set makes a fragment.
+    pub const FRAGMENT_MASK: u16 = 0x3fff;
+}
+
+pub mod ipv6 {
+    use super::eth;
+
+    /// Version (high nibble of the first byte).
+    pub const VERSION: usize = eth::LEN;
+    pub const PAYLOAD_LEN: usize = eth::LEN + 4;
+    pub const NEXT_HEADER: usize = eth::LEN + 6;
+    pub const HOP_LIMIT: usize = eth::LEN + 7;
+    pub const SRC: usize = eth::LEN + 8;
+    pub const DST: usize = eth::LEN + 24;
+    /// The fixed header.
+    pub const LEN: usize = 40;
+}
+
+pub mod tcp {
+    pub const SRC_PORT: usize = 0;
+    pub const DST_PORT: usize = 2;
+    pub const FLAGS: usize = 13;
+    pub const CHECKSUM: usize = 16;
+    pub const MIN_LEN: usize = 20;
+}
+
+pub mod udp {
+    pub const SRC_PORT: usize = 0;
+    pub const DST_PORT: usize = 2;
+    pub const CHECKSUM: usize = 6;
+    pub const LEN: usize = 8;
+}
