@@ -1,9 +1,16 @@
 //! `-R`: many ipvsadm command lines from one input, applied all or nothing.
 //!
-//! ipvsadm applies a restore line by line and stops at the first bad line, leaving the
-//! table half restored. xvsadm reads the whole input first, checks every line against a
-//! copy of the table, and only then hands the finished table over to be stored as one
-//! update; a bad line changes nothing and the error names its line.
+//! ipvsadm applies a restore line by line as it reads it. A line it cannot parse (a
+//! `fail()`: bad option, bad address) stops it with exit 2, the lines before it applied; a
+//! line the kernel refuses ("Service already exists", "No such destination") is reported
+//! and ipvsadm goes on with the next, exiting with the last line's status. Either way the
+//! table can end up half restored.
+//!
+//! xvsadm reads the whole input first, checks every line against a copy of the table, and
+//! only then hands the finished table over to be stored as one update: the first bad
+//! line of either kind changes nothing, and the error names its line (`line 3: Destination
+//! already exists`), with the exit code ipvsadm gives that kind of error (2 or 255). A
+//! restore that is to be repeated or run at boot thus never leaves a table half made.
 
 use std::fmt;
 
