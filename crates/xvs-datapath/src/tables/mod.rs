@@ -244,9 +244,14 @@ impl Director {
                     .insert(id, ServiceConns::default(), 0)
                     .map_err(map_error("cannot create connection counts"))?,
                 Op::TunnelSource(dest) => self.set_tunnel_source(dest)?,
-                Op::WriteService(key, entry) => self
+                Op::WriteService {
+                    key,
+                    service,
+                    set,
+                    wrr_len,
+                } => self
                     .services
-                    .insert(key, **entry, 0)
+                    .insert(key, *plan::service_entry(*service, set, *wrr_len), 0)
                     .map_err(map_error("cannot write a service"))?,
                 Op::DropWrr { set, len } => {
                     for position in 0..*len {

@@ -44,8 +44,14 @@ pub enum Op {
     StartService(u32),
     /// Find the source address tunnelled packets to this real server leave from.
     TunnelSource(DestValue),
-    /// Write a service's entry: its parameters and real-server set, switched whole.
-    WriteService(MapKey, Box<ServiceEntry>),
+    /// Write a service's entry: its parameters and real-server set (the used part; see
+    /// [`service_entry`]), switched whole.
+    WriteService {
+        key: MapKey,
+        service: ServiceValue,
+        set: Vec<SetEntry>,
+        wrr_len: u32,
+    },
     /// Drop a replaced or removed set's wrr cycle.
     DropWrr { set: u32, len: u32 },
     /// Remove a service's entry.
@@ -111,7 +117,7 @@ pub fn plan(
         if !unchanged {
             value.dest_set = take_id();
             value.dest_count = dests.len() as u32;
-            let set = write_set(&mut ops, service, &value, &dests);
+            let wrr_len = write_set(&mut ops, service, &value, &dests);
             if old.is_none() {
                 ops.push(Op::StartService(value.id));
             }
@@ -128,11 +134,12 @@ pub fn plan(
                 }
             }
             // The switch: from here the datapath schedules over the new set.
-            let entry = ServiceEntry {
+            ops.push(Op::WriteService {
+                key,
                 service: value,
-                set,
-            };
-            ops.push(Op::WriteService(key, Box::new(entry)));
+                set: dests.iter().map(set_entry).collect(),
+                wrr_len,
+            });
             if let Some(stored) = old {
                 ops.push(drop_wrr(stored));
             }
@@ -270,42 +277,56 @@ fn place_dests(
     Ok(placed)
 }
 
-/// Plans a new real-server set's servers and wrr cycle; returns the scheduling summary,
-/// which goes into the service's entry.
+/// Plans a new real-server set's servers and wrr cycle; returns the cycle's length.
 fn write_set(
     ops: &mut Vec<Op>,
     service: &Service,
     value: &ServiceValue,
     dests: &[DestValue],
-) -> DestSet {
+) -> u32 {
     ops.extend(dests.iter().map(|dest| Op::WriteDest(*dest)));
-    let mut summary = DestSet {
-        count: dests.len() as u32,
-        wrr_len: 0,
-        entries: [SetEntry::default(); MAX_SET],
-    };
-    for (entry, dest) in summary.entries.iter_mut().zip(dests) {
-        *entry = SetEntry {
-            weight: dest.weight,
-            u_threshold: dest.u_threshold,
-            l_threshold: dest.l_threshold,
-            slot: dest.slot,
-            half: dest.half,
-            stats: dest.stats,
+    if service.scheduler != Scheduler::Wrr {
+        return 0;
+    }
+    let cycle = wrr_cycle(service);
+    for (position, index) in cycle.iter().enumerate() {
+        let key = WrrKey {
+            set: value.dest_set,
+            position: position as u32,
         };
+        ops.push(Op::WriteWrr(key, *index as u32));
     }
-    if service.scheduler == Scheduler::Wrr {
-        let cycle = wrr_cycle(service);
-        for (position, index) in cycle.iter().enumerate() {
-            let key = WrrKey {
-                set: value.dest_set,
-                position: position as u32,
-            };
-            ops.push(Op::WriteWrr(key, *index as u32));
-        }
-        summary.wrr_len = cycle.len() as u32;
+    cycle.len() as u32
+}
+
+/// What the schedulers read of a real server.
+fn set_entry(dest: &DestValue) -> SetEntry {
+    SetEntry {
+        weight: dest.weight,
+        u_threshold: dest.u_threshold,
+        l_threshold: dest.l_threshold,
+        slot: dest.slot,
+        half: dest.half,
+        stats: dest.stats,
     }
-    summary
+}
+
+/// The services map's value for a service and the used part of its set. (A plan keeps
+/// only the used part: a whole set is 5 KiB, and a restore of 10,000 services would hold
+/// 50 MB of them.)
+pub fn service_entry(service: ServiceValue, set: &[SetEntry], wrr_len: u32) -> Box<ServiceEntry> {
+    let mut entry = Box::new(ServiceEntry {
+        service,
+        set: DestSet {
+            count: set.len() as u32,
+            wrr_len,
+            entries: [SetEntry::default(); MAX_SET],
+        },
+    });
+    for (slot, member) in entry.set.entries.iter_mut().zip(set) {
+        *slot = *member;
+    }
+    entry
 }
 
 /// The wrr cycle of a service, no longer than the datapath stores: with too long a period
@@ -392,7 +413,15 @@ mod tests {
                     Op::WriteDest(d) => drop(self.dests.insert(d.array_index(), *d)),
                     Op::WriteWrr(key, index) => drop(self.wrr.insert(*key, *index)),
                     Op::StartService(id) => drop(self.conn_counts.insert(*id)),
-                    Op::WriteService(key, entry) => drop(self.services.insert(*key, **entry)),
+                    Op::WriteService {
+                        key,
+                        service,
+                        set,
+                        wrr_len,
+                    } => {
+                        let entry = service_entry(*service, set, *wrr_len);
+                        self.services.insert(*key, *entry);
+                    }
                     Op::DropWrr { set, len } => {
                         for position in 0..*len {
                             self.wrr.remove(&WrrKey {
@@ -490,7 +519,7 @@ mod tests {
             .map(|op| match op {
                 Op::WriteDest(_) => "dest",
                 Op::StartService(_) => "counts",
-                Op::WriteService(..) => "service",
+                Op::WriteService { .. } => "service",
                 Op::SetMeta(..) => "meta",
                 Op::PrepareNextHops(_) => "hops",
                 _ => "other",
@@ -533,7 +562,7 @@ mod tests {
         let (new, was) = (by_addr(&written, 20), by_addr(old, 20));
         assert_eq!((new.weight, new.id, new.slot), (3, was.id, was.slot));
         assert_ne!(new.half, was.half);
-        assert_eq!(count(&ops, |op| matches!(op, Op::WriteService(..))), 1);
+        assert_eq!(count(&ops, |op| matches!(op, Op::WriteService { .. })), 1);
         assert_eq!(count(&ops, |op| matches!(op, Op::DropWrr { .. })), 1);
         assert_eq!(count(&ops, |op| matches!(op, Op::StartService(_))), 0);
         assert_eq!(count(&ops, |op| matches!(op, Op::PrepareNextHops(_))), 0);
@@ -546,7 +575,7 @@ mod tests {
             .change("-a -t 1.1.1.254:80 -r 192.168.1.30:80 -m")
             .unwrap();
         let at = |which: fn(&Op) -> bool| ops.iter().position(which).unwrap();
-        let switch = at(|op| matches!(op, Op::WriteService(..)));
+        let switch = at(|op| matches!(op, Op::WriteService { .. }));
         assert!(at(|op| matches!(op, Op::WriteDest(_))) < switch);
         assert!(at(|op| matches!(op, Op::WriteWrr(..))) < switch);
         assert!(at(|op| matches!(op, Op::DropWrr { .. })) > switch);
