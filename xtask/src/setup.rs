@@ -18,6 +18,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("procps", "sysctl"),
     ("iputils-ping", "ping"),
     ("tcpdump", "tcpdump"),
+    ("systemd", "systemd-analyze"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -65,9 +65,15 @@ fn main() -> ExitCode {
     let program = args.next().unwrap_or_else(|| "xvsadm".into());
     let args: Vec<String> = args.collect();
     let resolver = SystemResolver;
-    let result = cli::parse(&args, &resolver)
-        .map_err(|e| Failure::new(e.message(&program), e.exit_code()))
-        .and_then(|command| execute(command, &program, &resolver));
+    // Installed under the names of ipvsadm's wrapper scripts too (links to this binary).
+    let result = match program.rsplit('/').next().unwrap_or(&program) {
+        "xvsadm-save" => save_command(&args).and_then(|c| execute(c, &program, &resolver)),
+        "xvsadm-restore" if args.is_empty() => replace_table(&program, &resolver),
+        "xvsadm-restore" => Err(Failure::new(RESTORE_USAGE, EXIT_SCRIPT_USAGE)),
+        _ => cli::parse(&args, &resolver)
+            .map_err(|e| Failure::new(e.message(&program), e.exit_code()))
+            .and_then(|command| execute(command, &program, &resolver)),
+    };
     match result {
         Ok(output) => {
             let mut stdout = std::io::stdout().lock();
@@ -81,6 +87,41 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// The wrapper scripts' usage errors exit 1, as ipvsadm-save's does.
+const EXIT_SCRIPT_USAGE: u8 = 1;
+const SAVE_USAGE: &str = "Usage: xvsadm-save [-n]\n  -n  numeric output (no name lookups)";
+const RESTORE_USAGE: &str = "Usage: xvsadm-restore < RULES";
+
+/// `xvsadm-save [-n]`: ipvsadm-save's options, `xvsadm -S [-n]`.
+fn save_command(args: &[String]) -> Result<Command, Failure> {
+    match args {
+        [] => Ok(Command::Save { numeric: false }),
+        [n] if n == "-n" => Ok(Command::Save { numeric: true }),
+        _ => Err(Failure::new(SAVE_USAGE, EXIT_SCRIPT_USAGE)),
+    }
+}
+
+/// `xvsadm-restore < RULES`: the table becomes the rules read, as ipvsadm-restore's
+/// `ipvsadm -C` then `ipvsadm -R` make it, but in one change: a bad line changes nothing
+/// (ipvsadm-restore would have cleared the table by then), and line numbers are the
+/// file's. Lines starting with `#` are comments.
+fn replace_table(program: &str, resolver: &SystemResolver) -> Result<String, Failure> {
+    let input = read_rules()?;
+    change(true, |table| {
+        table.flush();
+        restore::restore(&input, table, resolver, program)
+            .map_err(|e| Failure::new(e.message(program), e.exit_code()))
+    })
+}
+
+fn read_rules() -> Result<String, Failure> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| Failure::new(format!("cannot read the rules: {e}"), EXIT_INIT_FAILED))?;
+    Ok(input)
 }
 
 /// Runs a parsed command; what it prints on success.
@@ -108,10 +149,7 @@ fn execute(command: Command, program: &str, resolver: &SystemResolver) -> Result
         }
         Command::Save { numeric } => Ok(listing::save(&current_table()?, numeric, resolver)),
         Command::Restore => {
-            let mut input = String::new();
-            std::io::stdin().read_to_string(&mut input).map_err(|e| {
-                Failure::new(format!("cannot read the rules: {e}"), EXIT_INIT_FAILED)
-            })?;
+            let input = read_rules()?;
             change(true, |table| {
                 restore::restore(&input, table, resolver, program)
                     .map_err(|e| Failure::new(e.message(program), e.exit_code()))
