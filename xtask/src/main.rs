@@ -94,7 +94,16 @@ pub fn build_release() -> Result<(), String> {
 }
 
 const RELEASE_BUILD: [&str; 2] = ["build", "--release"];
-const BINARIES: [&str; 6] = ["-p", "xvsadm", "-p", "xvsd", "-p", "xvs-decap"];
+const BINARIES: [&str; 8] = [
+    "-p",
+    "xvsadm",
+    "-p",
+    "xvsd",
+    "-p",
+    "xvs-decap",
+    "-p",
+    "xvs-realserver",
+];
 
 /// The benchmarks run from a release build of their own crate, built after set-up: it
 /// links the XDP programs (which this crate must not, see setup.rs), and a debug-built

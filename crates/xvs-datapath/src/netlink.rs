@@ -522,6 +522,76 @@ fn neighbour(ifindex: u32, addr: IpAddr) -> io::Result<Option<(u16, Option<[u8; 
     Ok(found)
 }
 
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+const RTM_GETADDR: u16 = 22;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFADDRMSG_LEN: usize = 8;
+const NLM_F_EXCL: u16 = 0x200;
+
+/// `struct ifaddrmsg`: family, prefix length, flags, scope (universe), interface.
+fn ifaddrmsg(family: u8, prefix: u8, index: u32) -> Vec<u8> {
+    let mut body = vec![family, prefix, 0, 0];
+    body.extend_from_slice(&index.to_ne_bytes());
+    body
+}
+
+/// The addresses (with prefix lengths) of interface `index`: `ip addr show dev IFACE`.
+pub fn addresses(index: u32) -> io::Result<Vec<(IpAddr, u8)>> {
+    let mut socket = Socket::open()?;
+    let seq = socket.send(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &ifaddrmsg(0, 0, 0))?;
+    let mut found = Vec::new();
+    socket.receive(seq, |msg_type, payload| {
+        if msg_type != RTM_NEWADDR || payload.len() < IFADDRMSG_LEN {
+            return;
+        }
+        let prefix = payload[1];
+        let on = u32::from_ne_bytes(payload[4..8].try_into().unwrap_or_default());
+        if on != index {
+            return;
+        }
+        // IFA_LOCAL is the address itself; IFA_ADDRESS the peer's on point-to-point links.
+        let (mut local, mut address) = (None, None);
+        for (kind, value) in attributes(&payload[IFADDRMSG_LEN..]) {
+            match kind {
+                IFA_LOCAL => local = parse_addr(value),
+                IFA_ADDRESS => address = parse_addr(value),
+                _ => {}
+            }
+        }
+        if let Some(addr) = local.or(address) {
+            found.push((addr, prefix));
+        }
+    })?;
+    Ok(found)
+}
+
+/// `ip addr add ADDR/PREFIX dev IFACE`.
+pub fn add_address(index: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
+    change_address(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, index, addr, prefix)
+}
+
+/// `ip addr del ADDR/PREFIX dev IFACE`.
+pub fn delete_address(index: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
+    change_address(RTM_DELADDR, 0, index, addr, prefix)
+}
+
+fn change_address(
+    msg_type: u16,
+    flags: u16,
+    index: u32,
+    addr: IpAddr,
+    prefix: u8,
+) -> io::Result<()> {
+    let mut body = ifaddrmsg(family_of(&addr), prefix, index);
+    push_attribute(&mut body, IFA_LOCAL, &addr_bytes(&addr));
+    push_attribute(&mut body, IFA_ADDRESS, &addr_bytes(&addr));
+    let mut socket = Socket::open()?;
+    let seq = socket.send(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, &body)?;
+    socket.receive(seq, |_, _| {})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

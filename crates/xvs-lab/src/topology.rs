@@ -48,7 +48,13 @@ pub fn nat() -> LabBuilder {
 /// sender is an address it holds itself (the VIP), so with the VIP alone the director
 /// could never learn the real servers' MACs.
 pub fn dr() -> LabBuilder {
-    let lab = LabBuilder::new()
+    real_servers_hold_vip(dr_unprepared())
+}
+
+/// [`dr`] with the real servers as they come: no VIP on `lo`, ARP settings as the kernel
+/// has them (for tests of real-server preparation).
+pub fn dr_unprepared() -> LabBuilder {
+    LabBuilder::new()
         .host("client")
         .host("director")
         .host("web1")
@@ -63,8 +69,7 @@ pub fn dr() -> LabBuilder {
                 end("web1", "eth0", &["1.1.1.10/24"]),
                 end("web2", "eth0", &["1.1.1.20/24"]),
             ],
-        );
-    real_servers_hold_vip(lab)
+        )
 }
 
 /// LVS/TUN. Client 1.1.1.1 and director 1.1.1.254 share the segment with web1 (10.0.0.10)
@@ -73,6 +78,12 @@ pub fn dr() -> LabBuilder {
 /// Links on the tunnel's path have an MTU of 1600, room for the 20-byte outer header of a
 /// full-size client packet (the client keeps 1500).
 pub fn tun() -> LabBuilder {
+    real_servers_hold_vip(tun_unprepared())
+}
+
+/// [`tun`] with the real servers as they come: no VIP on `lo`, no ARP settings, no
+/// decapsulation.
+pub fn tun_unprepared() -> LabBuilder {
     let lab = LabBuilder::new()
         .host("client")
         .host("director")
@@ -95,13 +106,12 @@ pub fn tun() -> LabBuilder {
         )
         .route("web1", &["1.1.1.0/24", "dev", "eth0"])
         .route("web2", &["1.1.1.0/24", "dev", "eth0"]);
-    let lab = ["director", "web1", "web2"]
+    ["director", "web1", "web2"]
         .into_iter()
         .fold(lab, |lab, host| {
             lab.mtu(host, "eth0", 1600).mtu("lan", host, 1600)
         })
-        .mtu("lan", "br0", 1600);
-    real_servers_hold_vip(lab)
+        .mtu("lan", "br0", 1600)
 }
 
 fn real_servers_hold_vip(mut lab: LabBuilder) -> LabBuilder {
