@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's own set-up, test, demo and bench commands.
 
 mod demo;
+mod package;
 mod setup;
 
 use std::process::{Command, ExitCode};
@@ -13,7 +14,9 @@ Usage: cargo xtask <task>
   bench    the measurements of docs/BENCHMARKS.md, from a release build (`bench restore`:
            xvsadm's -R and -S; `bench datapath`: the per-packet part; `bench churn`: the
            expiry sweep under a steady load, a few minutes)
-  build    release binaries with the XDP programs embedded (target/release/)";
+  build    release binaries with the XDP programs embedded (target/release/)
+  package  a Debian package of them, with the systemd unit, man pages and bash completion
+           (target/debian/xvs_VERSION_ARCH.deb; prints its path last)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(),
         Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("build") => setup::ensure().and_then(|()| build_release()),
+        Some("package") => setup::ensure().and_then(|()| package::build().map(drop)),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

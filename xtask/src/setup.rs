@@ -9,7 +9,7 @@ use std::{
 
 use crate::run;
 
-/// Debian packages the tests, labs and demo use, with a command each provides.
+/// Debian packages the tests, labs, demo and package use, with a command each provides.
 const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "ip"),
     ("ethtool", "ethtool"),
@@ -19,6 +19,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iputils-ping", "ping"),
     ("tcpdump", "tcpdump"),
     ("systemd", "systemd-analyze"),
+    ("lintian", "lintian"),
+    ("binutils", "strip"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
