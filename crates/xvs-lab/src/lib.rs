@@ -306,6 +306,23 @@ impl Lab {
             .map_err(|e| LabError(format!("cannot run {argv:?} in {host}: {e}")))
     }
 
+    /// Runs `cmd` (made by [`Lab::command`]) with `input` on its stdin; its output,
+    /// whatever its exit status.
+    pub fn feed(&self, mut cmd: Command, input: &str) -> Result<Output> {
+        let describe = format!("{cmd:?}");
+        let fail = |e: std::io::Error| LabError(format!("cannot run {describe}: {e}"));
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(fail)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            std::io::Write::write_all(&mut stdin, input.as_bytes()).map_err(fail)?;
+        }
+        child.wait_with_output().map_err(fail)
+    }
+
     /// Runs `argv` inside `host`; its stdout if it succeeded, else an error with stderr.
     pub fn run_ok(&self, host: &str, argv: &[&str]) -> Result<String> {
         let output = self.run(host, argv)?;

@@ -5,9 +5,8 @@
 //! unit's own ExecStart line runs there, and the table it makes must be the one saved.
 
 use std::{
-    io::Write,
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
 };
 
 use xvs_lab::{Lab, LabBuilder};
@@ -63,21 +62,9 @@ fn lab() -> Lab {
 
 /// Runs `sh -c script` in `host`, `input` on stdin.
 fn sh(lab: &Lab, host: &str, script: &str, input: &str) -> Output {
-    let mut child = lab
-        .command(host, &["sh", "-c", script])
-        .env("XVS_AUTO_ATTACH", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut cmd = lab.command(host, &["sh", "-c", script]);
+    cmd.env("XVS_AUTO_ATTACH", "0");
+    lab.feed(cmd, input).unwrap()
 }
 
 #[track_caller]

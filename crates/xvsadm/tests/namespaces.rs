@@ -1,10 +1,7 @@
 //! xvsadm as an operator runs it: `ip netns exec NS xvsadm …`, one process per command,
 //! the table kept by the namespace between them, and no other namespace seeing it.
 
-use std::{
-    io::Write,
-    process::{Output, Stdio},
-};
+use std::process::{Output, Stdio};
 
 use xvs_lab::{Lab, LabBuilder};
 
@@ -46,20 +43,7 @@ fn refused(lab: &Lab, host: &str, line: &str) -> (i32, String) {
 }
 
 fn restore(lab: &Lab, host: &str, input: &str) -> Output {
-    let mut child = lab
-        .command(host, &[XVSADM, "-R"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    lab.feed(lab.command(host, &[XVSADM, "-R"]), input).unwrap()
 }
 
 const EMPTY: &str = "IP Virtual Server version 1.2.1 (size=4096)
