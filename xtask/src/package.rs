@@ -208,7 +208,9 @@ fn man_page(name: &str, summary: &str, help: &str) -> String {
 fn options_in(help: &str) -> Vec<String> {
     let mut options: Vec<String> = Vec::new();
     for word in help.split(|c: char| c.is_whitespace() || "[]|,()".contains(c)) {
-        let word = word.trim_end_matches(['=', '.', ':']);
+        // `--tcp-service=ADDR` names `--tcp-service`.
+        let word = word.split('=').next().unwrap_or(word);
+        let word = word.trim_end_matches(['.', ':']);
         let name = word.trim_start_matches('-');
         let dashes = word.len() - name.len();
         let well_formed = (dashes == 1 && name.len() == 1 || dashes == 2 && name.len() > 1)
