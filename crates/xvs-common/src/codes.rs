@@ -32,6 +32,15 @@ pub mod tree_rule {
     pub const NQ: u32 = 4;
 }
 
+/// Service flags the datapath reads ([`crate::ServiceValue::flags`]), as IPVS numbers
+/// them (`IP_VS_SVC_F_*`; xvs-core's `model::flags` holds the same numbers).
+pub mod service_flags {
+    /// `-p`: a client's connections go to one real server while its template lives.
+    pub const PERSISTENT: u32 = 0x0001;
+    /// `-o`: one-packet scheduling.
+    pub const ONE_PACKET: u32 = 0x0004;
+}
+
 /// Forwarding codes, as IPVS numbers them (`IP_VS_CONN_F_*`).
 pub mod forward {
     pub const MASQ: u8 = 0;

@@ -82,6 +82,10 @@ pub struct Conn {
     pub l2: Neighbour,
 }
 
+/// The marker in `ConnKey::_pad[0]` of a persistence template's key, so that no packet's
+/// key (marker 0) can ever be a template's.
+pub const TEMPLATE_KEY: u8 = 1;
+
 impl ConnKey {
     /// The key of a NAT connection's reply direction (real server → client), `self` being
     /// its request direction and `conn` that entry.
@@ -107,4 +111,7 @@ pub mod conn_flags {
     pub const NO_OUTPUT: u8 = 2;
     /// Counted as active in the real server's counts (else as inactive).
     pub const ACTIVE: u8 = 4;
+    /// A persistence template: which real server a client (or its network) goes to, for
+    /// the service's persistence timeout. Counted in the server's persistent count.
+    pub const TEMPLATE: u8 = 8;
 }

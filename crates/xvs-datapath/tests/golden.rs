@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use common::*;
 use xvs_common::counter;
 use xvs_core::{restore, sched, table::Table, text::NoNames};
+use xvs_datapath::Director;
 
 #[test]
 fn counters_stay_with_their_entry_across_changes_and_zero() {
@@ -619,6 +620,117 @@ fn connections_and_counters_as_listed_after_traffic() {
             assert_eq!((nat.inpkts, nat.outpkts), (1, 1));
             let dns = service_on(&table, 53);
             assert_eq!(dns.dests[0].conns.inactive, 2, "UDP counts as inactive");
+        },
+    );
+}
+
+/// Persistence (`-p 300 -M 255.255.255.0`): a client's network keeps its real server
+/// through new connections, while other networks are scheduled; the template is listed
+/// (client port 0, state NONE) and counted as persistent; a quiescent server keeps its
+/// clients; a removed one's clients are scheduled anew.
+#[test]
+fn persistent_clients_stay_with_their_real_server() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr -p 300 -M 255.255.255.0",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+            "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+        ],
+        |director, eth0| {
+            let server_of = |director: &Director, client: [u8; 4], sport: u16| {
+                let syn = tcp4(client, VIP, sport, 80, true, CLIENT_MAC);
+                let (out, _) = director.run_frame(eth0, &syn).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "{client:?}:{sport}");
+                <[u8; 6]>::try_from(&out.frame[..6]).unwrap()
+            };
+            let first = server_of(director, CLIENT, 40000);
+            for sport in 40001..40005 {
+                assert_eq!(server_of(director, CLIENT, sport), first, "same client");
+            }
+            assert_eq!(server_of(director, [1, 1, 1, 77], 40000), first, "same /24");
+            let other = server_of(director, [2, 2, 2, 2], 40000);
+            assert_ne!(other, first, "another network is scheduled (rr)");
+
+            let entries = director.connections().unwrap();
+            let templates: Vec<_> = entries.iter().filter(|e| e.client.1 == 0).collect();
+            assert_eq!(templates.len(), 2, "{entries:?}");
+            let template = templates
+                .iter()
+                .find(|e| e.client.0 == "1.1.1.0".parse::<IpAddr>().unwrap())
+                .unwrap();
+            assert_eq!(template.state, "NONE");
+            assert!(template.expires_seconds > 290);
+            let table = director.load().unwrap().table;
+            let persistent: Vec<u32> = table.services[0]
+                .dests
+                .iter()
+                .map(|d| d.conns.persistent)
+                .collect();
+            assert_eq!(persistent, [1, 1]);
+            assert_eq!(
+                table.services[0]
+                    .dests
+                    .iter()
+                    .map(|d| d.conns.active)
+                    .sum::<u32>(),
+                7,
+                "the templates are not connections"
+            );
+
+            // Quiescent: its clients stay.
+            let (first_ip, other_ip) = if first == RS1_MAC {
+                ("10.0.0.10", "10.0.0.20")
+            } else {
+                ("10.0.0.20", "10.0.0.10")
+            };
+            change(
+                director,
+                &[&format!("-e -t 1.1.1.254:80 -r {first_ip} -g -w 0")],
+            );
+            assert_eq!(server_of(director, CLIENT, 40010), first, "quiescent keeps");
+            // Removed: they are scheduled anew, and a new template made.
+            change(director, &[&format!("-d -t 1.1.1.254:80 -r {first_ip}")]);
+            assert_eq!(server_of(director, CLIENT, 40011), other, "removed moves");
+            assert_eq!(server_of(director, CLIENT, 40012), other);
+            let table = director.load().unwrap().table;
+            let left = table.services[0]
+                .dests
+                .iter()
+                .find(|d| d.addr == other_ip.parse::<IpAddr>().unwrap())
+                .unwrap();
+            assert_eq!(left.conns.persistent, 2, "both networks' templates now");
+        },
+    );
+}
+
+/// A port-0 persistent service (every port of the VIP): one template per client for all
+/// ports, so a client's connections to two ports reach one real server.
+#[test]
+fn a_port_zero_persistent_service_keeps_a_client_on_one_server_across_ports() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:0 -s rr -p 60",
+            "-a -t 1.1.1.254:0 -r 10.0.0.10 -g",
+            "-a -t 1.1.1.254:0 -r 10.0.0.20 -g",
+        ],
+        |director, eth0| {
+            let mut servers = Vec::new();
+            for (sport, dport) in [(40000, 80), (40001, 443), (40002, 22), (40003, 80)] {
+                let syn = tcp4(CLIENT, VIP, sport, dport, true, CLIENT_MAC);
+                let (out, _) = director.run_frame(eth0, &syn).unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+                servers.push(out.frame[..6].to_vec());
+            }
+            assert!(servers.windows(2).all(|w| w[0] == w[1]), "{servers:?}");
+            let templates = director
+                .connections()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.client.1 == 0)
+                .count();
+            assert_eq!(templates, 1);
         },
     );
 }

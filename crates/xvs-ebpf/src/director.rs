@@ -24,6 +24,9 @@ mod maps;
 #[path = "director/packet.rs"]
 mod packet;
 #[cfg(target_arch = "bpf")]
+#[path = "director/persist.rs"]
+mod persist;
+#[cfg(target_arch = "bpf")]
 #[path = "director/sched/mod.rs"]
 mod sched;
 #[cfg(target_arch = "bpf")]
@@ -38,7 +41,7 @@ mod program {
     };
     use xvs_common::{
         Conn, ConnKey, LOOPBACK_INDEX, Neighbour, ServiceKey, conn_flags, counter, dest_index,
-        forward as method, tcp,
+        forward as method, service_flags, tcp,
     };
 
     use crate::{
@@ -48,7 +51,7 @@ mod program {
             XVS_TUN_SRC, add_stats, count, scratch,
         },
         packet::{self, Packet, Skip, copy_addr},
-        sched,
+        persist, sched,
         wire::IPPROTO_TCP,
     };
 
@@ -404,7 +407,21 @@ mod program {
         // The scheduler's state (round-robin cursors) is kept only once the connection is
         // made: a SYN that meets its connection already there schedules nothing.
         let mut state = unsafe { (*conns).sched };
-        let choice = sched::schedule(&request, &mut state);
+        // A persistent service sends a client with a live template where it went before.
+        let persistent = service.flags & service_flags::PERSISTENT != 0;
+        let remembered = if persistent {
+            persist::xvs_persist_find(packet, found, now)
+        } else {
+            sched::NONE
+        };
+        let choice = if remembered != sched::NONE {
+            sched::Choice {
+                index: remembered,
+                fallback: false,
+            }
+        } else {
+            sched::schedule(&request, &mut state)
+        };
         let index = choice.index;
         if index == sched::NONE {
             // As IPVS, the kernel then refuses the connection (RST, ICMP unreachable).
@@ -486,6 +503,9 @@ mod program {
             };
         }
         unsafe { (*conns).sched = state };
+        if persistent && remembered == sched::NONE {
+            persist::xvs_persist_create(new, found, now);
+        }
         if choice.fallback {
             count(counter::SCHED_FALLBACK, 1);
         }

@@ -301,3 +301,40 @@ fn udp_connections_expire_by_themselves_and_counts_follow() {
         "counts back to zero:\n{listing}"
     );
 }
+
+/// The seed's NAT lab with a persistent service: one client keeps one web server, the
+/// template shows in `-L -n -c` and in `--persistent-conn`, and `-C` clears it all.
+#[test]
+fn persistent_service_keeps_a_client_on_one_real_server() {
+    let mut lab = topology::nat().build().unwrap();
+    serve_names(&mut lab);
+    xvsadm(&lab, "-A -t 1.1.1.254:80 -s rr -p 300");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 192.168.1.10:80 -m");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 192.168.1.20:80 -m");
+    let pages: Vec<String> = (0..4).map(|_| get(&lab, "http://1.1.1.254/")).collect();
+    assert!(pages.iter().all(|p| *p == pages[0]), "{pages:?}");
+    let connections = xvsadm(&lab, "-L -n -c");
+    let template: Vec<&str> = connections
+        .lines()
+        .filter(|l| l.contains("1.1.1.1:0 "))
+        .collect();
+    assert_eq!(template.len(), 1, "{connections}");
+    assert!(template[0].starts_with("TCP "), "{connections}");
+    assert!(template[0].contains(" NONE "), "{connections}");
+    let persistent = xvsadm(&lab, "-L -n --persistent-conn");
+    let web = if pages[0].trim() == "web1" {
+        "192.168.1.10:80"
+    } else {
+        "192.168.1.20:80"
+    };
+    let line = persistent
+        .lines()
+        .find(|l| l.contains(web))
+        .unwrap_or_else(|| panic!("{persistent}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // Weight, PersistConn, ActiveConn, InActConn.
+    assert_eq!(numbers[1], 1, "{persistent}");
+}

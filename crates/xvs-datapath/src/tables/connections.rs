@@ -9,11 +9,21 @@ use xvs_core::{listing::ConnectionEntry, model::Protocol};
 use super::{encode::decode_addr, map_error};
 use crate::{Director, Result};
 
+/// What a real server's counts still hold of connections and templates that have expired
+/// but are not swept yet.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Gone {
+    pub active: u32,
+    pub inactive: u32,
+    pub persistent: u32,
+}
+
 impl Director {
-    /// Expired, not yet swept connections by (service id, slot): (active, inactive).
-    pub(super) fn expired_counts(&self) -> Result<HashMap<(u32, u16), (u32, u32)>> {
+    /// Expired, not yet swept connections and persistence templates by (service id,
+    /// slot).
+    pub(super) fn expired_counts(&self) -> Result<HashMap<(u32, u16), Gone>> {
         let now = monotonic_ns();
-        let mut gone: HashMap<(u32, u16), (u32, u32)> = HashMap::new();
+        let mut gone: HashMap<(u32, u16), Gone> = HashMap::new();
         for item in self.conns.iter() {
             let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
             // The reply entry is read only for a request entry past its own expiry.
@@ -24,10 +34,12 @@ impl Director {
                 continue;
             }
             let counts = gone.entry((conn.service_id, conn.slot)).or_default();
-            if conn.flags & conn_flags::ACTIVE != 0 {
-                counts.0 += 1;
+            if conn.flags & conn_flags::TEMPLATE != 0 {
+                counts.persistent += 1;
+            } else if conn.flags & conn_flags::ACTIVE != 0 {
+                counts.active += 1;
             } else {
-                counts.1 += 1;
+                counts.inactive += 1;
             }
         }
         Ok(gone)

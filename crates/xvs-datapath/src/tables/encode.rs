@@ -267,6 +267,16 @@ mod tests {
         }
     }
 
+    /// Service flags go into the maps as the model holds them (both are IPVS's numbers):
+    /// the bits the datapath reads must be the model's.
+    #[test]
+    fn service_flags_are_the_models() {
+        use xvs_common::service_flags;
+        use xvs_core::model::flags;
+        assert_eq!(service_flags::PERSISTENT, flags::PERSISTENT);
+        assert_eq!(service_flags::ONE_PACKET, flags::ONEPACKET);
+    }
+
     #[test]
     fn schedulers_have_distinct_codes() {
         let mut codes: Vec<u8> = Scheduler::ALL.iter().map(|s| scheduler_code(*s)).collect();

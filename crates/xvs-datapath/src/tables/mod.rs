@@ -200,14 +200,14 @@ impl Director {
                 dest.stats = self.counters_of(encoded.stats)?;
                 if let Some(counts) = &counts {
                     let slot = counts.slots[encoded.slot as usize % MAX_SET];
-                    let (gone_active, gone_inactive) = expired
+                    let gone = expired
                         .get(&(stored.value.id, encoded.slot))
                         .copied()
-                        .unwrap_or((0, 0));
+                        .unwrap_or_default();
                     dest.conns = ConnCounts {
-                        active: slot.active.saturating_sub(gone_active),
-                        inactive: slot.inactive.saturating_sub(gone_inactive),
-                        persistent: slot.persistent,
+                        active: slot.active.saturating_sub(gone.active),
+                        inactive: slot.inactive.saturating_sub(gone.inactive),
+                        persistent: slot.persistent.saturating_sub(gone.persistent),
                     };
                 }
             }

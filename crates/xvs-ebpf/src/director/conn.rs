@@ -117,8 +117,12 @@ pub fn recount(conn: *mut Conn) {
 #[inline(always)]
 pub fn forget(key: &ConnKey, conn: *mut Conn) {
     unsafe {
-        let active = (*conn).flags & conn_flags::ACTIVE != 0;
-        adjust((*conn).service_id, (*conn).slot, active, -1, false);
+        if (*conn).flags & conn_flags::TEMPLATE != 0 {
+            crate::persist::count_template((*conn).service_id, (*conn).slot, -1);
+        } else {
+            let active = (*conn).flags & conn_flags::ACTIVE != 0;
+            adjust((*conn).service_id, (*conn).slot, active, -1, false);
+        }
         if (*conn).forward == forward::MASQ {
             let _ = XVS_CONNS.remove(&key.reply(&*conn));
         }

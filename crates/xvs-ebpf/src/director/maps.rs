@@ -132,6 +132,8 @@ pub struct Scratch {
     pub record: SweepRecord,
     /// A NAT connection's reply key being looked up.
     pub reply_key: ConnKey,
+    /// The persistence template's key of the new connection being made.
+    pub template_key: ConnKey,
     /// New connections this CPU has seen (every so many, the sweep hints are refreshed).
     pub new_flows: u32,
     /// The last reading of the clock on this CPU, and the jiffies it was read at.

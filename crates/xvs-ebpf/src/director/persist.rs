@@ -1,0 +1,196 @@
+//! Persistence (`-p`, with `-M`): IPVS's templates. A persistent service's new connection
+//! first looks for the template of its client's network (the client address masked by the
+//! service's netmask or IPv6 prefix length), its VIP and port (0 for a port-0 service) and
+//! protocol; a live template whose real server is still in the service sends the
+//! connection there, without scheduling, and lives on for the persistence timeout. Without
+//! one, the scheduler chooses and a template is made for the choice.
+//!
+//! Templates are entries of the connection table under keys no packet has (the marker
+//! [`TEMPLATE_KEY`]), so they expire and are swept like connections; each counts in its
+//! real server's persistent count. As IPVS (with `expire_quiescent_template` off), a
+//! template keeps sending its clients to a quiescent (weight 0) real server; one whose real
+//! server was removed is dropped and the client scheduled anew.
+
+use aya_ebpf::bindings::BPF_NOEXIST;
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+use xvs_common::{
+    Conn, ConnKey, FAMILY_V4, ServiceEntry, TEMPLATE_KEY, conn_flags, dest_index, forward, tcp,
+};
+
+use crate::{
+    conn,
+    maps::{XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, scratch},
+    packet::{Packet, copy_addr},
+    sched::{self, CONTINUE, STOP, View},
+};
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// The real server (an index into the service's set) of the live template for this
+/// packet's client, or [`sched::NONE`]; the template's key is left in the scratch space for
+/// [`xvs_persist_create`]. A global BPF function: verified once, on its own.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_persist_find(
+    packet: *const Packet,
+    service: *const ServiceEntry,
+    now: u64,
+) -> u32 {
+    if packet.is_null() || service.is_null() {
+        return sched::NONE;
+    }
+    let (packet, service) = unsafe { (&*packet, &*service) };
+    let Some(scratch) = scratch() else {
+        return sched::NONE;
+    };
+    let key = unsafe { &mut (*scratch).template_key };
+    // The key the service was found by: its port is 0 for a port-0 service.
+    let service_port = unsafe { (*scratch).service_key.port };
+    template_key(key, packet, service, service_port);
+    let key = &*key;
+    let Some(template) = XVS_CONNS.get_ptr_mut(key) else {
+        return sched::NONE;
+    };
+    if conn::expired(template, now) {
+        conn::forget(key, template);
+        return sched::NONE;
+    }
+    let index = index_of(service, unsafe { &*template });
+    if index == sched::NONE {
+        // Its real server left the service: the client is scheduled anew.
+        conn::forget(key, template);
+        return sched::NONE;
+    }
+    unsafe { (*template).expires = now + timeout_ns(service) };
+    index
+}
+
+/// Makes the template for connection `new` (just created) under the key
+/// [`xvs_persist_find`] left in the scratch space, and counts it.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_persist_create(
+    new: *const Conn,
+    service: *const ServiceEntry,
+    now: u64,
+) -> u32 {
+    if new.is_null() || service.is_null() {
+        return 0;
+    }
+    let (new, service) = unsafe { (&*new, &*service) };
+    let Some(scratch) = scratch() else {
+        return 0;
+    };
+    let template = unsafe { &mut (*scratch).twin };
+    template.expires = now + timeout_ns(service);
+    copy_addr(&mut template.peer, &new.peer);
+    template.dest_id = new.dest_id;
+    template.service_id = new.service_id;
+    template.peer_port = new.peer_port;
+    template.slot = new.slot;
+    template.service_stats = new.service_stats;
+    template.dest_stats = new.dest_stats;
+    template.state = tcp::NONE;
+    // Never forwarded by; not NAT, so it has no reply twin.
+    template.forward = forward::ROUTE;
+    template.flags = conn_flags::TEMPLATE;
+    template.peer_family = new.peer_family;
+    let key = unsafe { &(*scratch).template_key };
+    // Another CPU may have made it first: one template, counted once.
+    if XVS_CONNS
+        .insert(key, &*template, BPF_NOEXIST as u64)
+        .is_ok()
+    {
+        count_template(new.service_id, new.slot, 1);
+        conn::xvs_queue_sweep(key, template.expires, now);
+    }
+    0
+}
+
+/// Adds `delta` to a real server's persistent count.
+#[inline(always)]
+pub fn count_template(service_id: u32, slot: u16, delta: i32) {
+    let Some(counts) = XVS_CONN_COUNTS.get_ptr_mut(&service_id) else {
+        return;
+    };
+    if let Some(slot) = unsafe { (*counts).slots.get_mut(slot as usize) } {
+        let field = &mut slot.persistent as *mut u32;
+        unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(field, delta as u32) };
+    }
+}
+
+#[inline(always)]
+fn timeout_ns(service: &ServiceEntry) -> u64 {
+    service.service.timeout as u64 * NS_PER_SEC
+}
+
+/// The template key of `packet`'s client for `service`.
+#[inline(always)]
+fn template_key(key: &mut ConnKey, packet: &Packet, service: &ServiceEntry, service_port: u16) {
+    let netmask = service.service.netmask;
+    key.src = [0; 16];
+    if packet.family == FAMILY_V4 {
+        let mask = netmask.to_be_bytes();
+        for i in 0..4 {
+            key.src[i] = packet.src[i] & mask[i];
+        }
+    } else {
+        // The IPv6 prefix length, byte by byte.
+        let prefix = if netmask > 128 { 128 } else { netmask };
+        for i in 0..16 {
+            let bits = prefix.saturating_sub(8 * i as u32);
+            let mask = if bits >= 8 { 0xff } else { !(0xffu8 >> bits) };
+            key.src[i] = packet.src[i] & mask;
+        }
+    }
+    key.dst = packet.dst;
+    key.sport = 0;
+    // A port-0 service (every port) keeps one template for all of a client's ports.
+    key.dport = service_port;
+    key.protocol = packet.protocol;
+    key.family = packet.family;
+    key._pad = [TEMPLATE_KEY, 0];
+}
+
+struct Find {
+    view: View,
+    dest_stats: u32,
+    found: u32,
+}
+
+extern "C" fn step(i: u32, f: *mut Find) -> i64 {
+    let f = unsafe { &mut *f };
+    let Some(entry) = f.view.entry(i) else {
+        return STOP;
+    };
+    if entry.stats == f.dest_stats {
+        f.found = i;
+        return STOP;
+    }
+    CONTINUE
+}
+
+/// The index in `service`'s set of the template's real server, or [`sched::NONE`] if it
+/// is no longer there (its counter slot is another server's now, or nobody's).
+#[inline(always)]
+fn index_of(service: &ServiceEntry, template: &Conn) -> u32 {
+    let mut find = Find {
+        view: View {
+            set: &service.set,
+            conns: core::ptr::null_mut(),
+        },
+        dest_stats: template.dest_stats,
+        found: sched::NONE,
+    };
+    sched::walk(find.view.count(), &mut find, step);
+    if find.found == sched::NONE {
+        return sched::NONE;
+    }
+    let Some(entry) = find.view.entry(find.found) else {
+        return sched::NONE;
+    };
+    match XVS_DESTS.get(dest_index(entry.stats, entry.half)) {
+        Some(dest) if dest.id == template.dest_id => find.found,
+        _ => sched::NONE,
+    }
+}
