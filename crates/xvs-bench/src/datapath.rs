@@ -177,9 +177,13 @@ pub fn run() -> Result<(), String> {
     // UDP connections last 1 s (only the steady-state case uses UDP).
     lines.push("--set 0 0 1".to_string());
     lines.push("-A -u 1.1.1.254:85 -s rr".to_string());
+    // Persistent: every client its own template (/32), or one per /16.
+    lines.push("-A -t 1.1.1.254:86 -s rr -p 300".to_string());
+    lines.push("-A -t 1.1.1.254:87 -s rr -p 300 -M 255.255.0.0".to_string());
     for i in 1..=100 {
-        lines.push(format!("-a -t 1.1.1.254:81 -r 10.0.0.{i} -g"));
-        lines.push(format!("-a -t 1.1.1.254:82 -r 10.0.0.{i} -g"));
+        for port in [81, 82, 86, 87] {
+            lines.push(format!("-a -t 1.1.1.254:{port} -r 10.0.0.{i} -g"));
+        }
         lines.push(format!("-a -u 1.1.1.254:85 -r 10.0.0.{i} -g"));
     }
 
@@ -293,6 +297,22 @@ pub fn run() -> Result<(), String> {
                     &director_run,
                     &fresh(82, calls()),
                 )?;
+                // Persistence: a template looked up for every new connection, and made
+                // for every new client (/32: each frame's client is new) or used (/16:
+                // the frames' clients are in two networks).
+                for (name, port) in [
+                    (
+                        "new DR flow, rr, persistent, a new client (template made)",
+                        86,
+                    ),
+                    (
+                        "new DR flow, rr, persistent, a known network (template used)",
+                        87,
+                    ),
+                ] {
+                    renew(&director, &lines)?;
+                    case(name, &director_run, &fresh(port, 0))?;
+                }
                 // Steady state: UDP flows that last 1 s, 50,000 new ones a second (so the
                 // records of a second's flows fit the short sweep queue, an eighth of the
                 // table). After more than a second of them, every new flow also sweeps
