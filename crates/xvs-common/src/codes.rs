@@ -39,6 +39,11 @@ pub mod service_flags {
     pub const PERSISTENT: u32 = 0x0001;
     /// `-o`: one-packet scheduling.
     pub const ONE_PACKET: u32 = 0x0004;
+    /// `sh-fallback`, `mh-fallback`: an unavailable server's clients go to the next
+    /// available one in the table.
+    pub const SCHED_FALLBACK: u32 = 0x0008;
+    /// `sh-port`, `mh-port`: the source port is hashed with the address.
+    pub const SCHED_PORT: u32 = 0x0010;
 }
 
 /// Forwarding codes, as IPVS numbers them (`IP_VS_CONN_F_*`).

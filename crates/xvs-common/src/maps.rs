@@ -24,6 +24,8 @@ pub mod map_names {
     pub const CONN_COUNTS: &str = "XVS_CONN_COUNTS";
     /// Weighted round-robin cycles: [`crate::WrrKey`] → set index.
     pub const WRR: &str = "XVS_WRR";
+    /// The tables of sh, dh and mh: set id → [`crate::LookupTable`].
+    pub const LOOKUP: &str = "XVS_LOOKUP";
     /// The connection table: [`crate::ConnKey`] → [`crate::Conn`].
     pub const CONNS: &str = "XVS_CONNS";
     /// Tunnel source address by a real server's counter slot → [`crate::TunnelSource`].
@@ -91,8 +93,8 @@ pub mod counter {
     /// Connections found expired and forgotten.
     pub const EXPIRED: u32 = 12;
     /// New connections of services whose scheduler the datapath does not run yet
-    /// (lblc, lblcr, dh, sh, mh): scheduled with wlc (the `_` arm of the datapath's one
-    /// scheduler dispatch).
+    /// (lblc, lblcr): scheduled with wlc (the `_` arm of the datapath's one scheduler
+    /// dispatch).
     pub const SCHED_FALLBACK: u32 = 13;
     /// Sweep records taken off a queue, their entry looked at (forgotten if expired,
     /// queued again if not): how hard the expiry sweep works.
@@ -124,7 +126,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 18;
+pub const LAYOUT_VERSION: u64 = 19;
 
 /// Default capacity of the connection table (each connection takes two entries under NAT).
 pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;

@@ -16,3 +16,4 @@ unsafe impl aya::Pod for crate::WrrKey {}
 unsafe impl aya::Pod for crate::ConnKey {}
 unsafe impl aya::Pod for crate::Conn {}
 unsafe impl aya::Pod for crate::Neighbour {}
+unsafe impl aya::Pod for crate::LookupTable {}

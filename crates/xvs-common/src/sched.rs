@@ -119,3 +119,21 @@ pub struct WrrKey {
     pub set: u32,
     pub position: u32,
 }
+
+/// Slots of a hashing scheduler's table: sh and dh use the first 256, mh 4093 (IPVS's
+/// sizes); a power of two, so an index is masked into it.
+pub const LOOKUP_SLOTS: usize = 4096;
+/// Slots of sh's and dh's tables (`CONFIG_IP_VS_SH_TAB_BITS`, `..._DH_TAB_BITS` = 8).
+pub const HASH_TABLE_SLOTS: u32 = 256;
+/// Slots of mh's table (`CONFIG_IP_VS_MH_TAB_INDEX` = 12: the prime 4093).
+pub const MAGLEV_TABLE_SLOTS: u32 = 4093;
+/// A slot with no server.
+pub const LOOKUP_NONE: u16 = u16::MAX;
+
+/// The table of a set for sh, dh or mh: the set index of the server in each slot, built
+/// by user space with xvs-core's reference scheduler, read by the datapath's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LookupTable {
+    pub slots: [u16; LOOKUP_SLOTS],
+}

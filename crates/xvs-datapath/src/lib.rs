@@ -34,8 +34,8 @@ use aya::{
 use netlink::XdpMode;
 use xvs_common::{
     Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, LAYOUT_VERSION, LOOPBACK_INDEX,
-    Neighbour, ServiceConns, ServiceEntry, ServiceKey, TunnelSource, WrrKey, counter, map_names,
-    meta,
+    LookupTable, Neighbour, ServiceConns, ServiceEntry, ServiceKey, TunnelSource, WrrKey, counter,
+    map_names, meta,
 };
 
 /// The director of the current network namespace: its program and its maps.
@@ -54,6 +54,8 @@ pub struct Director {
     cpus: usize,
     conn_counts: BpfHashMap<MapData, u32, ServiceConns>,
     wrr: BpfHashMap<MapData, WrrKey, u32>,
+    /// sh, dh and mh tables by set id.
+    lookup: BpfHashMap<MapData, u32, LookupTable>,
     /// Tunnel source addresses of real servers, by their counter slot.
     tunnel_sources: Array<MapData, TunnelSource>,
     neighbours: BpfHashMap<MapData, [u8; 16], Neighbour>,
@@ -216,6 +218,8 @@ impl Director {
         let conn_counts = BpfHashMap::try_from(hash(map_names::CONN_COUNTS)?)
             .map_err(wrong(map_names::CONN_COUNTS))?;
         let wrr = BpfHashMap::try_from(hash(map_names::WRR)?).map_err(wrong(map_names::WRR))?;
+        let lookup =
+            BpfHashMap::try_from(hash(map_names::LOOKUP)?).map_err(wrong(map_names::LOOKUP))?;
         let neighbours = BpfHashMap::try_from(hash(map_names::NEIGHBOURS)?)
             .map_err(wrong(map_names::NEIGHBOURS))?;
         let conns =
@@ -244,6 +248,7 @@ impl Director {
             cpus,
             conn_counts,
             wrr,
+            lookup,
             tunnel_sources,
             neighbours,
             conns,

@@ -98,9 +98,9 @@ const UNROUTABLE: &[&str] = &[
     "-A -t 1.1.1.254:80 -s rr",
     "-a -t 1.1.1.254:80 -r 10.9.9.9 -m",
 ];
-/// sh is not run by the datapath yet: wlc schedules, and it is counted.
-const SH: &[&str] = &[
-    "-A -t 1.1.1.254:80 -s sh",
+/// lblc is not run by the datapath yet: wlc schedules, and it is counted.
+const LBLC: &[&str] = &[
+    "-A -t 1.1.1.254:80 -s lblc",
     "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
 ];
 
@@ -318,7 +318,7 @@ fn cases() -> Vec<Case> {
         .counts(counter::NO_ROUTE, 1),
         case(
             "a scheduler the datapath does not run yet is counted as a fallback",
-            SH,
+            LBLC,
             syn(40000, 80),
             Expect::Sent(client_segment(RS1_MAC, 40000, 80, b"")),
         )

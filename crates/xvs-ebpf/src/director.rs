@@ -400,6 +400,8 @@ mod program {
         };
         let request = sched::Request {
             scheduler: service.scheduler,
+            flags: service.flags,
+            packet: packet as *const Packet,
             view,
             set_id: service.dest_set,
             service: service_key as *const ServiceKey,

@@ -219,6 +219,37 @@ pub fn new_scheduler(
     state
 }
 
+/// The table a hashing scheduler (sh, dh, mh) schedules from, for real servers `dests`
+/// (in IPVS's list order) and service `flags`: the index of the server in each slot.
+/// `None` for the other schedulers. The datapath reads this table and hashes as the
+/// reference does.
+pub fn lookup_table(
+    scheduler: Scheduler,
+    flags: u32,
+    dests: &[Candidate],
+) -> Option<Vec<Option<usize>>> {
+    use crate::model::flags::{FALLBACK, PORT};
+    let (fallback, port) = (flags & FALLBACK != 0, flags & PORT != 0);
+    Some(match scheduler {
+        Scheduler::Sh => {
+            let mut sh = Sh::new(fallback, port);
+            sh.update(dests);
+            sh.buckets().to_vec()
+        }
+        Scheduler::Dh => {
+            let mut dh = Dh::default();
+            dh.update(dests);
+            dh.buckets().to_vec()
+        }
+        Scheduler::Mh => {
+            let mut mh = Mh::new(fallback, port);
+            mh.update(dests);
+            mh.lookup().to_vec()
+        }
+        _ => return None,
+    })
+}
+
 /// The weighted-least-connection rule IPVS uses in wlc, sed, lblc and lblcr: the first
 /// available server is the candidate; a later non-overloaded server replaces it when
 /// `overhead(candidate) * weight(later) > overhead(later) * weight(candidate)` (strictly,

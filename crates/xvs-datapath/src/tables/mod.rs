@@ -262,6 +262,13 @@ impl Director {
                         removed(self.wrr.remove(&key), "cannot remove a wrr position")?;
                     }
                 }
+                Op::WriteLookup { set, slots } => self
+                    .lookup
+                    .insert(set, *plan::lookup_entry(slots), 0)
+                    .map_err(map_error("cannot write a scheduler table"))?,
+                Op::DropLookup(set) => {
+                    removed(self.lookup.remove(set), "cannot remove a scheduler table")?
+                }
                 Op::RemoveService(key) => {
                     removed(self.services.remove(key), "cannot remove a service")?
                 }

@@ -15,18 +15,19 @@ use std::{
 };
 
 use xvs_common::{
-    DestSet, DestValue, MAX_SERVICES, MAX_SET, MAX_WRR_CYCLE, ServiceConns, ServiceEntry,
-    ServiceKey as MapKey, ServiceValue, SetEntry, WrrKey, forward, meta,
+    DestSet, DestValue, LOOKUP_NONE, LOOKUP_SLOTS, LookupTable, MAX_SERVICES, MAX_SET,
+    MAX_WRR_CYCLE, ServiceConns, ServiceEntry, ServiceKey as MapKey, ServiceValue, SetEntry,
+    WrrKey, forward, meta,
 };
 use xvs_core::{
     model::{Service, Stats},
-    sched::{Candidate, Scheduler, Wrr},
+    sched::{Candidate, Scheduler, Wrr, lookup_table},
     table::Table,
 };
 
 use super::{
     Snapshot, StoredService,
-    encode::{Address, encode_dest, encode_key, encode_service},
+    encode::{Address, encode_dest, encode_key, encode_service, scheduler_of},
     slots::StatsSlots,
 };
 use crate::{Error, ErrorKind, Result};
@@ -54,6 +55,10 @@ pub enum Op {
     },
     /// Drop a replaced or removed set's wrr cycle.
     DropWrr { set: u32, len: u32 },
+    /// Write a set's sh, dh or mh table (the used slots; the rest are empty).
+    WriteLookup { set: u32, slots: Vec<u16> },
+    /// Drop a replaced or removed set's sh, dh or mh table.
+    DropLookup(u32),
     /// Remove a service's entry.
     RemoveService(MapKey),
     /// Drop a removed service's connection counts (by service id).
@@ -141,7 +146,7 @@ pub fn plan(
                 wrr_len,
             });
             if let Some(stored) = old {
-                ops.push(drop_wrr(stored));
+                drop_set(&mut ops, stored);
             }
         }
         // -Z: counters that were read as non-zero and now are zero.
@@ -164,7 +169,7 @@ pub fn plan(
             continue;
         }
         ops.push(Op::RemoveService(*key));
-        ops.push(drop_wrr(stored));
+        drop_set(&mut ops, stored);
         ops.push(Op::DropConnCounts(stored.value.id));
     }
     let (t, was) = (after.timeouts, before.table.timeouts);
@@ -192,10 +197,16 @@ pub fn plan(
     Ok(ops)
 }
 
-fn drop_wrr(stored: &StoredService) -> Op {
-    Op::DropWrr {
-        set: stored.value.dest_set,
+/// Drops what a replaced or removed set had besides its entry: its wrr cycle, its table.
+fn drop_set(ops: &mut Vec<Op>, stored: &StoredService) {
+    let set = stored.value.dest_set;
+    ops.push(Op::DropWrr {
+        set,
         len: stored.wrr_len,
+    });
+    let had_table = lookup_table(scheduler_of(stored.value.scheduler), 0, &[]).is_some();
+    if had_table {
+        ops.push(Op::DropLookup(set));
     }
 }
 
@@ -277,7 +288,8 @@ fn place_dests(
     Ok(placed)
 }
 
-/// Plans a new real-server set's servers and wrr cycle; returns the cycle's length.
+/// Plans a new real-server set's servers, its sh, dh or mh table, and its wrr cycle;
+/// returns the cycle's length.
 fn write_set(
     ops: &mut Vec<Op>,
     service: &Service,
@@ -285,10 +297,25 @@ fn write_set(
     dests: &[DestValue],
 ) -> u32 {
     ops.extend(dests.iter().map(|dest| Op::WriteDest(*dest)));
+    let candidates: Vec<Candidate> = service
+        .dests
+        .iter()
+        .map(|d| Candidate::of(d, false))
+        .collect();
+    if let Some(table) = lookup_table(service.scheduler, service.flags, &candidates) {
+        let slots = table
+            .iter()
+            .map(|index| index.map_or(LOOKUP_NONE, |i| i as u16))
+            .collect();
+        ops.push(Op::WriteLookup {
+            set: value.dest_set,
+            slots,
+        });
+    }
     if service.scheduler != Scheduler::Wrr {
         return 0;
     }
-    let cycle = wrr_cycle(service);
+    let cycle = wrr_cycle(candidates);
     for (position, index) in cycle.iter().enumerate() {
         let key = WrrKey {
             set: value.dest_set,
@@ -311,6 +338,17 @@ fn set_entry(dest: &DestValue) -> SetEntry {
     }
 }
 
+/// The lookup map's value for a table's used slots.
+pub fn lookup_entry(slots: &[u16]) -> Box<LookupTable> {
+    let mut table = Box::new(LookupTable {
+        slots: [LOOKUP_NONE; LOOKUP_SLOTS],
+    });
+    for (slot, index) in table.slots.iter_mut().zip(slots) {
+        *slot = *index;
+    }
+    table
+}
+
 /// The services map's value for a service and the used part of its set. (A plan keeps
 /// only the used part: a whole set is 5 KiB, and a restore of 10,000 services would hold
 /// 50 MB of them.)
@@ -329,14 +367,10 @@ pub fn service_entry(service: ServiceValue, set: &[SetEntry], wrr_len: u32) -> B
     entry
 }
 
-/// The wrr cycle of a service, no longer than the datapath stores: with too long a period
-/// the weights are scaled down (keeping their proportions as nearly as whole numbers can).
-fn wrr_cycle(service: &Service) -> Vec<usize> {
-    let mut candidates: Vec<Candidate> = service
-        .dests
-        .iter()
-        .map(|d| Candidate::of(d, false))
-        .collect();
+/// The wrr cycle of a service's real servers, no longer than the datapath stores: with
+/// too long a period the weights are scaled down (keeping their proportions as nearly as
+/// whole numbers can).
+fn wrr_cycle(mut candidates: Vec<Candidate>) -> Vec<usize> {
     loop {
         let cycle = Wrr::cycle(&candidates);
         if cycle.len() <= MAX_WRR_CYCLE as usize {
@@ -387,6 +421,7 @@ mod tests {
         services: HashMap<MapKey, ServiceEntry>,
         dests: HashMap<u32, DestValue>,
         wrr: HashMap<WrrKey, u32>,
+        lookups: HashMap<u32, Vec<u16>>,
         conn_counts: HashSet<u32>,
         meta: HashMap<u32, u64>,
     }
@@ -430,6 +465,10 @@ mod tests {
                             });
                         }
                     }
+                    Op::WriteLookup { set, slots } => {
+                        drop(self.lookups.insert(*set, slots.clone()))
+                    }
+                    Op::DropLookup(set) => drop(self.lookups.remove(set)),
                     Op::RemoveService(key) => drop(self.services.remove(key)),
                     Op::DropConnCounts(id) => drop(self.conn_counts.remove(id)),
                     Op::SetMeta(slot, value) => drop(self.meta.insert(*slot, *value)),

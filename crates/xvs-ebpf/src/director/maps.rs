@@ -7,10 +7,10 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, Queue},
 };
 use xvs_common::{
-    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestValue, HOP_CACHE_SLOTS, MAX_DESTS,
-    MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE,
-    ServiceConns, ServiceEntry, ServiceKey, SweepRecord, TunnelSource, WrrKey, counter, meta,
-    sweep,
+    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestValue, HOP_CACHE_SLOTS,
+    LookupTable, MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_60_SHARE, SWEEP_300_SHARE,
+    SWEEP_SOON_SHARE, ServiceConns, ServiceEntry, ServiceKey, SweepRecord, TunnelSource, WrrKey,
+    counter, meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -39,6 +39,11 @@ pub static XVS_CONN_COUNTS: HashMap<u32, ServiceConns> =
 
 #[map(name = "XVS_WRR")]
 pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
+
+/// sh, dh and mh tables by set id (a change holds a service's old and new set at once).
+#[map(name = "XVS_LOOKUP")]
+pub static XVS_LOOKUP: HashMap<u32, LookupTable> =
+    HashMap::with_max_entries(2 * MAX_SERVICES, NO_PREALLOC);
 
 #[map(name = "XVS_TUN_SRC")]
 pub static XVS_TUN_SRC: Array<TunnelSource> = Array::with_max_entries(MAX_STATS, 0);

@@ -6,12 +6,16 @@
 //! others walk the set in `bpf_loop`, so the verifier checks each step once instead of once
 //! per possible server.
 
+mod dh;
 mod fo;
+mod hashing;
 mod lc;
+mod mh;
 mod nq;
 mod ovf;
 mod rr;
 mod sed;
+mod sh;
 mod tree;
 mod twos;
 mod wlc;
@@ -103,6 +107,10 @@ pub const STOP: i64 = 1;
 /// What [`schedule`] needs (one pointer: BPF functions take at most five arguments).
 pub struct Request {
     pub scheduler: u8,
+    /// The service's flags (sh's and mh's `-b`).
+    pub flags: u32,
+    /// The packet (the hashing schedulers hash its addresses).
+    pub packet: *const crate::packet::Packet,
     pub view: View,
     pub set_id: u32,
     /// The service's key (a tree built for the set keeps it, see [`count_changed_in`]).
@@ -128,6 +136,7 @@ pub struct Choice {
 #[inline(always)]
 pub fn schedule(request: &Request, state: &mut SchedState) -> Choice {
     let view = request.view;
+    let packet = unsafe { &*request.packet };
     let (picked, fallback) = match request.scheduler {
         scheduler::RR => (rr::schedule(view, state), false),
         scheduler::WRR => (wrr::schedule(view, state, request.set_id), false),
@@ -138,7 +147,16 @@ pub fn schedule(request: &Request, state: &mut SchedState) -> Choice {
         scheduler::FO => (fo::schedule(view), false),
         scheduler::OVF => (ovf::schedule(view), false),
         scheduler::TWOS => (twos::schedule(view), false),
-        // lblc, lblcr, dh, sh and mh until the datapath runs them.
+        scheduler::SH => (
+            sh::schedule(view, request.set_id, request.flags, packet),
+            false,
+        ),
+        scheduler::DH => (dh::schedule(view, request.set_id, packet), false),
+        scheduler::MH => (
+            mh::schedule(view, request.set_id, request.flags, packet),
+            false,
+        ),
+        // lblc and lblcr until the datapath runs them.
         _ => (tree::pick(view, tree_rule::WLC, request), true),
     };
     Choice {
