@@ -26,6 +26,9 @@ pub mod map_names {
     pub const WRR: &str = "XVS_WRR";
     /// The tables of sh, dh and mh: set id → [`crate::LookupTable`].
     pub const LOOKUP: &str = "XVS_LOOKUP";
+    /// lblc's and lblcr's servers by destination address: [`crate::LocalityKey`] →
+    /// [`crate::LocalityEntry`] (least recently used entries go when it is full).
+    pub const LOCALITY: &str = "XVS_LOCALITY";
     /// The connection table: [`crate::ConnKey`] → [`crate::Conn`].
     pub const CONNS: &str = "XVS_CONNS";
     /// Tunnel source address by a real server's counter slot → [`crate::TunnelSource`].
@@ -92,8 +95,8 @@ pub mod counter {
     pub const TUNNEL_FAILED: u32 = 11;
     /// Connections found expired and forgotten.
     pub const EXPIRED: u32 = 12;
-    /// New connections of services whose scheduler the datapath does not run yet
-    /// (lblc, lblcr): scheduled with wlc (the `_` arm of the datapath's one scheduler
+    /// New connections of services whose scheduler code the datapath does not know
+    /// (none today): scheduled with wlc (the `_` arm of the datapath's one scheduler
     /// dispatch).
     pub const SCHED_FALLBACK: u32 = 13;
     /// Sweep records taken off a queue, their entry looked at (forgotten if expired,
@@ -126,7 +129,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 19;
+pub const LAYOUT_VERSION: u64 = 20;
 
 /// Default capacity of the connection table (each connection takes two entries under NAT).
 pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;

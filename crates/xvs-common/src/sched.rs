@@ -137,3 +137,43 @@ pub const LOOKUP_NONE: u16 = u16::MAX;
 pub struct LookupTable {
     pub slots: [u16; LOOKUP_SLOTS],
 }
+
+/// Members a locality entry of lblcr keeps at most (lblc keeps one): a set that would grow
+/// past it loses its oldest member.
+pub const LOCALITY_MEMBERS: usize = 8;
+
+/// What lblc and lblcr remember per destination address of a service (IPVS's
+/// `ip_vs_lblc_entry`, `ip_vs_lblcr_entry`).
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LocalityKey {
+    pub addr: [u8; 16],
+    pub service_id: u32,
+    pub family: u8,
+    pub _pad: [u8; 3],
+}
+
+/// A real server as a locality entry names it: by counter slot (to find it in the set)
+/// and id (to be sure it is the same server).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalityMember {
+    pub dest_stats: u32,
+    pub dest_id: u32,
+}
+
+/// The server (lblc) or servers (lblcr, newest first) of a destination address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalityEntry {
+    /// When it was last used and last changed, in the connection table's clock.
+    pub last_use: u64,
+    pub last_modified: u64,
+    pub count: u32,
+    pub _pad: u32,
+    pub members: [LocalityMember; LOCALITY_MEMBERS],
+}
+
+/// Nanoseconds an unused locality entry is kept, and after which an unchanged lblcr set
+/// sheds its busiest member (`lblc_expiration`, `lblcr_expiration`: 24 hours).
+pub const LOCALITY_EXPIRATION_NS: u64 = 24 * 60 * 60 * 1_000_000_000;

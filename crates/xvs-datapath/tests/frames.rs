@@ -98,7 +98,7 @@ const UNROUTABLE: &[&str] = &[
     "-A -t 1.1.1.254:80 -s rr",
     "-a -t 1.1.1.254:80 -r 10.9.9.9 -m",
 ];
-/// lblc is not run by the datapath yet: wlc schedules, and it is counted.
+/// lblc, the last scheduler to join the datapath: no fallback to wlc is counted.
 const LBLC: &[&str] = &[
     "-A -t 1.1.1.254:80 -s lblc",
     "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
@@ -317,12 +317,12 @@ fn cases() -> Vec<Case> {
         )
         .counts(counter::NO_ROUTE, 1),
         case(
-            "a scheduler the datapath does not run yet is counted as a fallback",
+            "every scheduler runs in the datapath: lblc is not counted as a fallback",
             LBLC,
             syn(40000, 80),
             Expect::Sent(client_segment(RS1_MAC, 40000, 80, b"")),
         )
-        .counts(counter::SCHED_FALLBACK, 1)
+        .counts(counter::SCHED_FALLBACK, 0)
         .connects(1),
         case(
             "another port of the VIP passes",

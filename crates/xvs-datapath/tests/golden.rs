@@ -260,6 +260,12 @@ fn kernel_schedulers_match_the_reference() {
         ("nq", [1, 2, 3]),
         ("fo", [1, 3, 2]),
         ("ovf", [2, 1, 1]),
+        // One VIP: one locality entry, kept until its server's active connections pass
+        // its weight while another server is below half its weight.
+        ("lblc", [2, 1, 1]),
+        ("lblc", [3, 1, 2]),
+        ("lblcr", [2, 1, 1]),
+        ("lblcr", [1, 3, 2]),
     ]
     .into_iter()
     .enumerate()

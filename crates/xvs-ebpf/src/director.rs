@@ -402,6 +402,8 @@ mod program {
             scheduler: service.scheduler,
             flags: service.flags,
             packet: packet as *const Packet,
+            service_id: service.id,
+            now,
             view,
             set_id: service.dest_set,
             service: service_key as *const ServiceKey,

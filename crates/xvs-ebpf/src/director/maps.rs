@@ -4,13 +4,13 @@
 use aya_ebpf::{
     btf_maps,
     macros::{btf_map, map},
-    maps::{Array, HashMap, PerCpuArray, Queue},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue},
 };
 use xvs_common::{
     CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestValue, HOP_CACHE_SLOTS,
-    LookupTable, MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_60_SHARE, SWEEP_300_SHARE,
-    SWEEP_SOON_SHARE, ServiceConns, ServiceEntry, ServiceKey, SweepRecord, TunnelSource, WrrKey,
-    counter, meta, sweep,
+    LocalityEntry, LocalityKey, LookupTable, MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC,
+    SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE, ServiceConns, ServiceEntry, ServiceKey,
+    SweepRecord, TunnelSource, WrrKey, counter, meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -44,6 +44,12 @@ pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO
 #[map(name = "XVS_LOOKUP")]
 pub static XVS_LOOKUP: HashMap<u32, LookupTable> =
     HashMap::with_max_entries(2 * MAX_SERVICES, NO_PREALLOC);
+
+/// lblc's and lblcr's entries: the least recently used go when it is full (IPVS bounds
+/// them by time alone).
+#[map(name = "XVS_LOCALITY")]
+pub static XVS_LOCALITY: LruHashMap<LocalityKey, LocalityEntry> =
+    LruHashMap::with_max_entries(65_536, 0);
 
 #[map(name = "XVS_TUN_SRC")]
 pub static XVS_TUN_SRC: Array<TunnelSource> = Array::with_max_entries(MAX_STATS, 0);
@@ -139,6 +145,8 @@ pub struct Scratch {
     pub reply_key: ConnKey,
     /// The persistence template's key of the new connection being made.
     pub template_key: ConnKey,
+    /// The lblc/lblcr entry's key of the new connection being scheduled.
+    pub locality_key: LocalityKey,
     /// New connections this CPU has seen (every so many, the sweep hints are refreshed).
     pub new_flows: u32,
     /// The last reading of the clock on this CPU, and the jiffies it was read at.

@@ -13,15 +13,13 @@
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
-use xvs_common::{
-    Conn, ConnKey, FAMILY_V4, ServiceEntry, TEMPLATE_KEY, conn_flags, dest_index, forward, tcp,
-};
+use xvs_common::{Conn, ConnKey, FAMILY_V4, ServiceEntry, TEMPLATE_KEY, conn_flags, forward, tcp};
 
 use crate::{
     conn,
-    maps::{XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, scratch},
+    maps::{XVS_CONN_COUNTS, XVS_CONNS, scratch},
     packet::{Packet, copy_addr},
-    sched::{self, CONTINUE, STOP, View},
+    sched::{self, View},
 };
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -152,45 +150,12 @@ fn template_key(key: &mut ConnKey, packet: &Packet, service: &ServiceEntry, serv
     key._pad = [TEMPLATE_KEY, 0];
 }
 
-struct Find {
-    view: View,
-    dest_stats: u32,
-    found: u32,
-}
-
-extern "C" fn step(i: u32, f: *mut Find) -> i64 {
-    let f = unsafe { &mut *f };
-    let Some(entry) = f.view.entry(i) else {
-        return STOP;
-    };
-    if entry.stats == f.dest_stats {
-        f.found = i;
-        return STOP;
-    }
-    CONTINUE
-}
-
-/// The index in `service`'s set of the template's real server, or [`sched::NONE`] if it
-/// is no longer there (its counter slot is another server's now, or nobody's).
+/// The index in `service`'s set of the template's real server, or [`sched::NONE`].
 #[inline(always)]
 fn index_of(service: &ServiceEntry, template: &Conn) -> u32 {
-    let mut find = Find {
-        view: View {
-            set: &service.set,
-            conns: core::ptr::null_mut(),
-        },
-        dest_stats: template.dest_stats,
-        found: sched::NONE,
+    let view = View {
+        set: &service.set,
+        conns: core::ptr::null_mut(),
     };
-    sched::walk(find.view.count(), &mut find, step);
-    if find.found == sched::NONE {
-        return sched::NONE;
-    }
-    let Some(entry) = find.view.entry(find.found) else {
-        return sched::NONE;
-    };
-    match XVS_DESTS.get(dest_index(entry.stats, entry.half)) {
-        Some(dest) if dest.id == template.dest_id => find.found,
-        _ => sched::NONE,
-    }
+    view.index_of(template.dest_stats, template.dest_id)
 }

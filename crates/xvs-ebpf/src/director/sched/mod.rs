@@ -9,7 +9,10 @@
 mod dh;
 mod fo;
 mod hashing;
+mod lblc;
+mod lblcr;
 mod lc;
+mod locality;
 mod mh;
 mod nq;
 mod ovf;
@@ -23,11 +26,11 @@ mod wrr;
 
 use aya_ebpf::helpers::generated::bpf_loop;
 use xvs_common::{
-    DestSet, MAX_SET, SchedState, ServiceConns, ServiceKey, SetEntry, SlotConns, scheduler,
-    tree_rule,
+    DestSet, MAX_SET, SchedState, ServiceConns, ServiceKey, SetEntry, SlotConns, dest_index,
+    scheduler, tree_rule,
 };
 
-use crate::maps::XVS_SERVICES;
+use crate::maps::{XVS_DESTS, XVS_SERVICES};
 
 /// What the schedulers read: a service's set and its connection counts (map values; the
 /// counts value also holds the scheduler's state and tree).
@@ -85,6 +88,56 @@ impl View {
     pub fn active(&self, entry: &SetEntry) -> u64 {
         self.conns_of(entry).map_or(0, |c| c.active as u64)
     }
+
+    /// The set index of the real server with counter slot `dest_stats` and id `dest_id`,
+    /// or [`NONE`] if the set no longer has it (the slot is another server's now, or
+    /// nobody's). For what remembers servers across connections: persistence templates,
+    /// lblc and lblcr.
+    #[inline(always)]
+    pub fn index_of(&self, dest_stats: u32, dest_id: u32) -> u32 {
+        let mut find = Find {
+            view: *self,
+            dest_stats,
+            found: NONE,
+        };
+        walk(self.count(), &mut find, find_step);
+        if find.found == NONE {
+            return NONE;
+        }
+        let Some(entry) = self.entry(find.found) else {
+            return NONE;
+        };
+        match XVS_DESTS.get(dest_index(entry.stats, entry.half)) {
+            Some(dest) if dest.id == dest_id => find.found,
+            _ => NONE,
+        }
+    }
+}
+
+/// The id of the real server of set entry `entry`.
+#[inline(always)]
+pub fn dest_id(entry: &SetEntry) -> Option<u32> {
+    XVS_DESTS
+        .get(dest_index(entry.stats, entry.half))
+        .map(|dest| dest.id)
+}
+
+struct Find {
+    view: View,
+    dest_stats: u32,
+    found: u32,
+}
+
+extern "C" fn find_step(i: u32, f: *mut Find) -> i64 {
+    let f = unsafe { &mut *f };
+    let Some(entry) = f.view.entry(i) else {
+        return STOP;
+    };
+    if entry.stats == f.dest_stats {
+        f.found = i;
+        return STOP;
+    }
+    CONTINUE
 }
 
 /// Calls `step(i, walk)` for i in 0..count until it returns 1.
@@ -111,6 +164,10 @@ pub struct Request {
     pub flags: u32,
     /// The packet (the hashing schedulers hash its addresses).
     pub packet: *const crate::packet::Packet,
+    /// The service's id (lblc's and lblcr's entries are the service's).
+    pub service_id: u32,
+    /// The connection table's clock.
+    pub now: u64,
     pub view: View,
     pub set_id: u32,
     /// The service's key (a tree built for the set keeps it, see [`count_changed_in`]).
@@ -156,7 +213,9 @@ pub fn schedule(request: &Request, state: &mut SchedState) -> Choice {
             mh::schedule(view, request.set_id, request.flags, packet),
             false,
         ),
-        // lblc and lblcr until the datapath runs them.
+        scheduler::LBLC => (lblc::schedule(view, request, packet), false),
+        scheduler::LBLCR => (lblcr::schedule(view, request, packet), false),
+        // A code this program does not know (a newer xvsadm's): wlc, counted.
         _ => (tree::pick(view, tree_rule::WLC, request), true),
     };
     Choice {

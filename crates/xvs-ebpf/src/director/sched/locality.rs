@@ -1,0 +1,89 @@
+//! What lblc and lblcr share: their entry per destination address of a service (in the
+//! LRU map `XVS_LOCALITY`, expired after 24 hours unused as IPVS's are), and IPVS's
+//! locality overload: more active connections than weight while some server of the set
+//! is below half its weight.
+
+use xvs_common::{LOCALITY_EXPIRATION_NS, LocalityEntry, LocalityMember, SetEntry};
+
+use super::{CONTINUE, STOP, View, walk};
+use crate::{
+    maps::{XVS_LOCALITY, scratch},
+    packet::Packet,
+};
+
+/// The entry of `packet`'s destination for service `service_id` if there is a live one
+/// (an expired one is dropped); its key is left in the scratch space for [`insert`].
+#[inline(always)]
+pub fn find(service_id: u32, packet: &Packet, now: u64) -> Option<*mut LocalityEntry> {
+    let scratch = scratch()?;
+    let key = unsafe { &mut (*scratch).locality_key };
+    key.addr = packet.dst;
+    key.service_id = service_id;
+    key.family = packet.family;
+    key._pad = [0; 3];
+    let key = &*key;
+    let entry = XVS_LOCALITY.get_ptr_mut(key)?;
+    if now.saturating_sub(unsafe { (*entry).last_use }) > LOCALITY_EXPIRATION_NS {
+        let _ = XVS_LOCALITY.remove(key);
+        return None;
+    }
+    Some(entry)
+}
+
+/// Makes the entry of the key [`find`] left in the scratch space name `member` alone.
+#[inline(always)]
+pub fn insert(member: LocalityMember, now: u64) {
+    let Some(scratch) = scratch() else {
+        return;
+    };
+    let mut entry = LocalityEntry {
+        last_use: now,
+        last_modified: now,
+        count: 1,
+        ..LocalityEntry::default()
+    };
+    entry.members[0] = member;
+    let _ = XVS_LOCALITY.insert(unsafe { &(*scratch).locality_key }, &entry, 0);
+}
+
+/// How the entry names set entry `entry`.
+#[inline(always)]
+pub fn member_of(view: &View, index: u32) -> Option<LocalityMember> {
+    let entry = view.entry(index)?;
+    Some(LocalityMember {
+        dest_stats: entry.stats,
+        dest_id: super::dest_id(entry)?,
+    })
+}
+
+/// IPVS's `is_overloaded` of lblc and lblcr: more active connections than weight, while
+/// some server of the set has fewer than half its weight.
+#[inline(always)]
+pub fn overloaded(view: &View, entry: &SetEntry) -> bool {
+    if view.active(entry) <= entry.weight as u64 {
+        return false;
+    }
+    let mut search = Search {
+        view: *view,
+        found: false,
+    };
+    walk(view.count(), &mut search, step);
+    search.found
+}
+
+struct Search {
+    view: View,
+    found: bool,
+}
+
+extern "C" fn step(i: u32, s: *mut Search) -> i64 {
+    let s = unsafe { &mut *s };
+    let Some(entry) = s.view.entry(i) else {
+        return STOP;
+    };
+    if s.view.active(entry) * 2 < entry.weight as u64 {
+        s.found = true;
+        return STOP;
+    }
+    CONTINUE
+}
