@@ -33,8 +33,8 @@ pub struct Error {
 }
 
 impl Error {
-    /// `context: cause`, of the kind the cause's OS error says (EPERM, EACCES: permission;
-    /// else other).
+    /// `context: cause`, of the kind the cause's OS error says (EPERM: permission; else
+    /// other. Not EACCES: the verifier answers a program it refuses with it).
     pub(crate) fn new(
         context: impl fmt::Display,
         cause: impl std::error::Error + 'static,
@@ -62,7 +62,8 @@ impl Error {
     }
 }
 
-/// Permission if an OS error in the cause's chain is EPERM or EACCES.
+/// Permission if an OS error in the cause's chain is EPERM (what bpf(2) and rtnetlink
+/// answer a process without the capabilities).
 fn kind_of_cause(cause: &(dyn std::error::Error + 'static)) -> ErrorKind {
     let mut next = Some(cause);
     while let Some(error) = next {
@@ -76,7 +77,7 @@ fn kind_of_cause(cause: &(dyn std::error::Error + 'static)) -> ErrorKind {
 
 fn kind_of_io(error: &io::Error) -> ErrorKind {
     match error.raw_os_error() {
-        Some(libc::EPERM | libc::EACCES) => ErrorKind::Permission,
+        Some(libc::EPERM) => ErrorKind::Permission,
         _ if error.kind() == io::ErrorKind::WouldBlock => ErrorKind::Busy,
         _ => ErrorKind::Other,
     }
@@ -121,8 +122,9 @@ mod tests {
     fn kinds_come_from_the_os_error_inside() {
         let denied = Wrapper(io::Error::from_raw_os_error(libc::EPERM));
         assert_eq!(Error::new("x", denied).kind(), ErrorKind::Permission);
-        let eacces = io::Error::from_raw_os_error(libc::EACCES);
-        assert_eq!(Error::new("x", eacces).kind(), ErrorKind::Permission);
+        // The verifier refuses a program with EACCES: that is no lack of privilege.
+        let refused = Wrapper(io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(Error::new("x", refused).kind(), ErrorKind::Other);
         let other = Wrapper(io::Error::from_raw_os_error(libc::ENOENT));
         assert_eq!(Error::new("x", other).kind(), ErrorKind::Other);
         let busy = io::Error::new(io::ErrorKind::WouldBlock, "locked");

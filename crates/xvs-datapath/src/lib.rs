@@ -302,6 +302,15 @@ impl Director {
         self.program_id
     }
 
+    /// How many instructions the verifier walked to accept the program: its work, which
+    /// is most of the time a new director takes to create.
+    pub fn verified_instructions(&self) -> Option<u32> {
+        loaded_programs()
+            .filter_map(|info| info.ok())
+            .find(|info| info.id() == self.program_id)
+            .and_then(|info| info.verified_instruction_count())
+    }
+
     /// Attaches the director to the interface `name`, in the mode that suits it (see
     /// [`mode_for`]). Attaching where it already is changes nothing; `lo` always carries
     /// it already.

@@ -40,7 +40,7 @@ mod program {
         programs::XdpContext,
     };
     use xvs_common::{
-        Conn, ConnKey, LOOPBACK_INDEX, Neighbour, ServiceKey, conn_flags, counter, dest_index,
+        Conn, ConnKey, LOOPBACK_INDEX, Neighbour, conn_flags, counter, dest_index,
         forward as method, service_flags, tcp,
     };
 
@@ -398,19 +398,9 @@ mod program {
             set: set as *const _,
             conns,
         };
-        let request = sched::Request {
-            scheduler: service.scheduler,
-            flags: service.flags,
-            packet: packet as *const Packet,
-            service_id: service.id,
-            now,
-            view,
-            set_id: service.dest_set,
-            service: service_key as *const ServiceKey,
-        };
         // The scheduler's state (round-robin cursors) is kept only once the connection is
         // made: a SYN that meets its connection already there schedules nothing.
-        let mut state = unsafe { (*conns).sched };
+        unsafe { (*scratch).sched_state = (*conns).sched };
         // A persistent service sends a client with a live template where it went before.
         let persistent = service.flags & service_flags::PERSISTENT != 0;
         let remembered = if persistent {
@@ -424,7 +414,15 @@ mod program {
                 fallback: false,
             }
         } else {
-            sched::schedule(&request, &mut state)
+            let picked = sched::xvs_schedule(found, conns);
+            sched::Choice {
+                index: if picked == sched::NONE {
+                    sched::NONE
+                } else {
+                    picked & !sched::FALLBACK_MARK
+                },
+                fallback: picked != sched::NONE && picked & sched::FALLBACK_MARK != 0,
+            }
         };
         let index = choice.index;
         if index == sched::NONE {
@@ -506,7 +504,7 @@ mod program {
                 None => refuse(xdp_action::XDP_DROP, counter::TABLE_FULL, checked),
             };
         }
-        unsafe { (*conns).sched = state };
+        unsafe { (*conns).sched = (*scratch).sched_state };
         if persistent && remembered == sched::NONE {
             persist::xvs_persist_create(new, found, now);
         }

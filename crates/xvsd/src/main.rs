@@ -1,7 +1,7 @@
 //! xvsd — the director daemon. At this stage it manages where the director's XDP program
 //! is attached and shows its state; health checks, config and rates come with later issues.
 
-use std::process::ExitCode;
+use std::{fmt::Write as _, io::Write as _, process::ExitCode};
 
 use xvs_common::counter;
 use xvs_datapath::Director;
@@ -46,14 +46,26 @@ fn main() -> ExitCode {
 }
 
 fn status() -> Result<(), String> {
+    let text = status_text()?;
+    // A closed pipe (`xvsd status | head`) is not an error worth a panic.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    Ok(())
+}
+
+fn status_text() -> Result<String, String> {
+    let mut out = String::new();
     let Some(director) = Director::find().map_err(|e| e.to_string())? else {
-        println!("no director in this network namespace");
-        return Ok(());
+        return Ok("no director in this network namespace\n".to_string());
     };
-    println!("director program id {}", director.program_id());
+    let _ = writeln!(out, "director program id {}", director.program_id());
+    if let Some(count) = director.verified_instructions() {
+        let _ = writeln!(out, "verified_instructions {count}");
+    }
     let interfaces = director.attached_interfaces().map_err(|e| e.to_string())?;
     let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
-    println!("attached to {}", names.join(" "));
+    let _ = writeln!(out, "attached to {}", names.join(" "));
     let counters = director.counters().map_err(|e| e.to_string())?;
     for (name, index) in [
         ("rx_frames", counter::RX_FRAMES),
@@ -72,9 +84,9 @@ fn status() -> Result<(), String> {
         ("sched_fallback", counter::SCHED_FALLBACK),
         ("sweep_looks", counter::SWEEP_LOOKS),
     ] {
-        println!("{name} {}", counters[index as usize]);
+        let _ = writeln!(out, "{name} {}", counters[index as usize]);
     }
-    Ok(())
+    Ok(out)
 }
 
 fn attach(interfaces: &[&str]) -> Result<(), String> {

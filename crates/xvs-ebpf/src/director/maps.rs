@@ -8,9 +8,9 @@ use aya_ebpf::{
 };
 use xvs_common::{
     CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestValue, HOP_CACHE_SLOTS,
-    LocalityEntry, LocalityKey, LookupTable, MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC,
-    SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE, ServiceConns, ServiceEntry, ServiceKey,
-    SweepRecord, TunnelSource, WrrKey, counter, meta, sweep,
+    LOCALITY_MEMBERS, LocalityEntry, LocalityKey, LookupTable, MAX_DESTS, MAX_SERVICES, MAX_STATS,
+    NO_PREALLOC, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE, SchedState, ServiceConns,
+    ServiceEntry, ServiceKey, SweepRecord, TunnelSource, WrrKey, counter, meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -147,6 +147,12 @@ pub struct Scratch {
     pub template_key: ConnKey,
     /// The lblc/lblcr entry's key of the new connection being scheduled.
     pub locality_key: LocalityKey,
+    /// The set indices of an lblcr entry's members (off the small stack).
+    pub locality_present: [u32; LOCALITY_MEMBERS],
+    /// A new lblc/lblcr entry being written (88 bytes: off the small stack).
+    pub locality_entry: LocalityEntry,
+    /// The scheduler's state (cursors) as the new connection's scheduling advances it.
+    pub sched_state: SchedState,
     /// New connections this CPU has seen (every so many, the sweep hints are refreshed).
     pub new_flows: u32,
     /// The last reading of the clock on this CPU, and the jiffies it was read at.

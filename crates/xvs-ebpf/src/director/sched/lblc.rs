@@ -2,28 +2,35 @@
 //! server it was last given while that server has weight and is not overloaded in lblc's
 //! sense; otherwise wlc chooses and the address is given to the new choice.
 
-use xvs_common::tree_rule;
+use super::{NONE, Request, locality};
 
-use super::{NONE, Request, View, locality, tree};
-use crate::packet::Packet;
+/// The server the destination address keeps, or [`NONE`]: then wlc chooses (the caller,
+/// in its own frame: the call chain's stack is 512 bytes in all) and [`remember`] gives
+/// the address to the choice.
+#[inline(never)]
+pub fn schedule(request: &Request) -> u32 {
+    kept(request).unwrap_or(NONE)
+}
 
 #[inline(always)]
-pub fn schedule(view: View, request: &Request, packet: &Packet) -> Option<u32> {
-    if let Some(entry) = locality::find(request.service_id, packet, request.now) {
-        let member = unsafe {
-            (*entry).last_use = request.now;
-            (*entry).members[0]
-        };
-        let index = view.index_of(member.dest_stats, member.dest_id);
-        if index != NONE
-            && let Some(dest) = view.entry(index)
-            && dest.weight > 0
-            && !locality::overloaded(&view, dest)
-        {
-            return Some(index);
-        }
+fn kept(request: &Request) -> Option<u32> {
+    let view = request.view;
+    let packet = super::packet()?;
+    let now = crate::conn::now();
+    let entry = locality::find(request.service_id, packet, now)?;
+    let member = unsafe {
+        (*entry).last_use = now;
+        (*entry).members[0]
+    };
+    let index = view.index_of(member.dest_stats, member.dest_id);
+    let dest = view.entry(index).filter(|_| index != NONE)?;
+    (dest.weight > 0 && !locality::overloaded(&view, dest)).then_some(index)
+}
+
+/// The destination address now goes to set index `index` (wlc's choice).
+#[inline(never)]
+pub fn remember(request: &Request, index: u32) {
+    if let Some(member) = locality::member_of(&request.view, index) {
+        locality::insert(member, crate::conn::now());
     }
-    let index = tree::pick(view, tree_rule::WLC, request)?;
-    locality::insert(locality::member_of(&view, index)?, request.now);
-    Some(index)
 }

@@ -3,60 +3,75 @@
 //! loaded member serves unless overloaded in lblc's sense, when wlc adds a server to the
 //! set. A set unchanged for 24 hours sheds its busiest member.
 
-use xvs_common::{
-    LOCALITY_EXPIRATION_NS, LOCALITY_MEMBERS, LocalityEntry, LocalityMember, tree_rule,
-};
+use xvs_common::{LOCALITY_EXPIRATION_NS, LOCALITY_MEMBERS, LocalityEntry};
 
-use super::{NONE, Request, View, locality, tree};
-use crate::packet::Packet;
+use super::{NONE, Request, View, locality};
+use crate::maps::scratch;
+
+/// The least loaded member of the destination address's set if it is not overloaded, or
+/// [`NONE`]: then wlc chooses (the caller, in its own frame: the call chain's stack is 512
+/// bytes in all) and [`remember`] adds the choice to the set.
+#[inline(never)]
+pub fn schedule(request: &Request) -> u32 {
+    kept(request).unwrap_or(NONE)
+}
 
 #[inline(always)]
-pub fn schedule(view: View, request: &Request, packet: &Packet) -> Option<u32> {
-    let now = request.now;
-    let Some(entry) = locality::find(request.service_id, packet, now) else {
-        let index = tree::pick(view, tree_rule::WLC, request)?;
-        locality::insert(locality::member_of(&view, index)?, now);
-        return Some(index);
-    };
-    let entry = unsafe { &mut *entry };
+fn kept(request: &Request) -> Option<u32> {
+    let view = request.view;
+    let packet = super::packet()?;
+    let now = crate::conn::now();
+    let entry = unsafe { &mut *locality::find(request.service_id, packet, now)? };
     entry.last_use = now;
-    // The set indices of the members still in the service.
-    let mut present = [NONE; LOCALITY_MEMBERS];
+    // The set indices of the members still in the service (in the scratch space: the
+    // call chain's stack is small).
+    let scratch = scratch()?;
+    let present = unsafe { &mut (*scratch).locality_present };
     let count = (entry.count as usize).min(LOCALITY_MEMBERS);
     for (m, slot) in present.iter_mut().enumerate() {
+        *slot = NONE;
         if m < count {
             let member = entry.members[m];
             *slot = view.index_of(member.dest_stats, member.dest_id);
         }
     }
-    let least = least(&view, &present);
+    let present = &*present;
+    let least = least(&view, present);
     if count > 1
         && now > entry.last_modified + LOCALITY_EXPIRATION_NS
-        && let Some(busiest) = most(&view, &present)
+        && let Some(busiest) = most(&view, present)
     {
-        remove(entry, &present, busiest);
+        remove(entry, present, busiest);
         entry.last_modified = now;
     }
+    let dest = view.entry(least).filter(|_| least != NONE)?;
+    (!locality::overloaded(&view, dest)).then_some(least)
+}
+
+/// Set index `index` (wlc's choice) joins the destination address's set, newest first (a
+/// full set loses its oldest member); an address without a set gets one.
+#[inline(never)]
+pub fn remember(request: &Request, index: u32) {
+    let now = crate::conn::now();
+    let (Some(member), Some(packet)) = (locality::member_of(&request.view, index), super::packet())
+    else {
+        return;
+    };
+    let Some(entry) = locality::find(request.service_id, packet, now) else {
+        locality::insert(member, now);
+        return;
+    };
+    let entry = unsafe { &mut *entry };
     let count = (entry.count as usize).min(LOCALITY_MEMBERS);
-    if least != NONE
-        && let Some(dest) = view.entry(least)
-        && !locality::overloaded(&view, dest)
-    {
-        return Some(least);
+    if entry.members[..count].contains(&member) {
+        return;
     }
-    let index = tree::pick(view, tree_rule::WLC, request)?;
-    if let Some(member) = locality::member_of(&view, index)
-        && !entry.members[..count].contains(&member)
-    {
-        // Newest first; a full set loses its oldest member.
-        for m in (1..LOCALITY_MEMBERS).rev() {
-            entry.members[m] = entry.members[m - 1];
-        }
-        entry.members[0] = member;
-        entry.count = (count + 1).min(LOCALITY_MEMBERS) as u32;
-        entry.last_modified = now;
+    for m in (1..LOCALITY_MEMBERS).rev() {
+        entry.members[m] = entry.members[m - 1];
     }
-    Some(index)
+    entry.members[0] = member;
+    entry.count = (count + 1).min(LOCALITY_MEMBERS) as u32;
+    entry.last_modified = now;
 }
 
 /// The least loaded available member by wlc's rule (the first on ties), or [`NONE`].
@@ -116,15 +131,18 @@ fn most(view: &View, present: &[u32; LOCALITY_MEMBERS]) -> Option<u32> {
 /// others' order.
 #[inline(always)]
 fn remove(entry: &mut LocalityEntry, present: &[u32; LOCALITY_MEMBERS], busiest: u32) {
+    // In place (no copy on the small stack): members after the dropped one move up.
     let count = (entry.count as usize).min(LOCALITY_MEMBERS);
-    let mut kept = [LocalityMember::default(); LOCALITY_MEMBERS];
     let mut n = 0;
     for m in 0..LOCALITY_MEMBERS {
-        if m < count && present[m] != busiest && n < LOCALITY_MEMBERS {
-            kept[n] = entry.members[m];
+        if m < count && present[m] != busiest {
+            if let Some(member) = entry.members.get(m).copied()
+                && let Some(to) = entry.members.get_mut(n)
+            {
+                *to = member;
+            }
             n += 1;
         }
     }
-    entry.members = kept;
     entry.count = n as u32;
 }

@@ -36,14 +36,12 @@ pub fn insert(member: LocalityMember, now: u64) {
     let Some(scratch) = scratch() else {
         return;
     };
-    let mut entry = LocalityEntry {
-        last_use: now,
-        last_modified: now,
-        count: 1,
-        ..LocalityEntry::default()
-    };
+    let entry = unsafe { &mut (*scratch).locality_entry };
+    entry.last_use = now;
+    entry.last_modified = now;
+    entry.count = 1;
     entry.members[0] = member;
-    let _ = XVS_LOCALITY.insert(unsafe { &(*scratch).locality_key }, &entry, 0);
+    let _ = XVS_LOCALITY.insert(unsafe { &(*scratch).locality_key }, &*entry, 0);
 }
 
 /// How the entry names set entry `entry`.

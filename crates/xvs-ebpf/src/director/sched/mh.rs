@@ -6,10 +6,9 @@
 use xvs_common::{MAGLEV_TABLE_SLOTS, service_flags};
 
 use super::{
-    View,
+    NONE, Request,
     hashing::{Probe, choose, fold, table},
 };
-use crate::packet::Packet;
 
 const KEY_OFFSET: u64 = 2_654_435_761;
 
@@ -58,9 +57,17 @@ pub fn slot(offset: u32, probe: &Probe) -> u32 {
     hsiphash(key, KEY_OFFSET) % MAGLEV_TABLE_SLOTS
 }
 
-#[inline(always)]
-pub fn schedule(view: View, set_id: u32, flags: u32, packet: &Packet) -> Option<u32> {
-    let table = table(set_id)?;
+// Out of line: each hashing or locality scheduler has a stack frame of its own rather
+// than one frame holding them all (the call chain's stack is 512 bytes in all).
+#[inline(never)]
+pub fn schedule(request: &Request) -> u32 {
+    let (view, flags) = (request.view, request.flags);
+    let Some(packet) = super::packet() else {
+        return NONE;
+    };
+    let Some(table) = table(request.set_id) else {
+        return NONE;
+    };
     let port = if flags & service_flags::SCHED_PORT != 0 {
         u16::from_be(packet.sport)
     } else {
@@ -73,5 +80,5 @@ pub fn schedule(view: View, set_id: u32, flags: u32, packet: &Packet) -> Option<
     };
     let home = probe.slot(0);
     let fallback = flags & service_flags::SCHED_FALLBACK != 0;
-    choose(view, table, home, MAGLEV_TABLE_SLOTS, fallback, probe)
+    choose(view, table, home, MAGLEV_TABLE_SLOTS, fallback, probe).unwrap_or(NONE)
 }

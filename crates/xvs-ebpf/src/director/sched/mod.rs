@@ -26,8 +26,8 @@ mod wrr;
 
 use aya_ebpf::helpers::generated::bpf_loop;
 use xvs_common::{
-    DestSet, MAX_SET, SchedState, ServiceConns, ServiceKey, SetEntry, SlotConns, dest_index,
-    scheduler, tree_rule,
+    DestSet, MAX_SET, SchedState, ServiceConns, SetEntry, SlotConns, dest_index, scheduler,
+    tree_rule,
 };
 
 use crate::maps::{XVS_DESTS, XVS_SERVICES};
@@ -162,16 +162,10 @@ pub struct Request {
     pub scheduler: u8,
     /// The service's flags (sh's and mh's `-b`).
     pub flags: u32,
-    /// The packet (the hashing schedulers hash its addresses).
-    pub packet: *const crate::packet::Packet,
     /// The service's id (lblc's and lblcr's entries are the service's).
     pub service_id: u32,
-    /// The connection table's clock.
-    pub now: u64,
     pub view: View,
     pub set_id: u32,
-    /// The service's key (a tree built for the set keeps it, see [`count_changed_in`]).
-    pub service: *const ServiceKey,
 }
 
 /// No server may take the connection.
@@ -186,6 +180,59 @@ pub struct Choice {
     pub fallback: bool,
 }
 
+/// The mark [`xvs_schedule`] sets in its answer when the choice was a fallback to wlc.
+pub const FALLBACK_MARK: u32 = 1 << 31;
+
+/// [`schedule`] for the service `found` (its entry) with counts `conns`, as a global BPF
+/// function: the verifier checks the fourteen schedulers once, on their own, instead of
+/// walking the rest of the new connection's path once for each state a scheduler can
+/// leave. The scheduler's state is the copy in the scratch space (`sched_state`), as are
+/// the packet and the key the service was found by. Answers the set index, with
+/// [`FALLBACK_MARK`] if wlc chose in the scheduler's stead, or [`NONE`].
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_schedule(
+    found: *const xvs_common::ServiceEntry,
+    conns: *mut ServiceConns,
+) -> u32 {
+    if found.is_null() || conns.is_null() {
+        return NONE;
+    }
+    let Some(scratch) = crate::maps::scratch() else {
+        return NONE;
+    };
+    let found = unsafe { &*found };
+    let request = Request {
+        scheduler: found.service.scheduler,
+        flags: found.service.flags,
+        service_id: found.service.id,
+        view: View {
+            set: &found.set,
+            conns,
+        },
+        set_id: found.service.dest_set,
+    };
+    let choice = schedule(&request, unsafe { &mut (*scratch).sched_state });
+    match (choice.index, choice.fallback) {
+        (NONE, _) => NONE,
+        (index, true) => index | FALLBACK_MARK,
+        (index, false) => index,
+    }
+}
+
+/// The packet being scheduled (parsed into the scratch space; the hashing and locality
+/// schedulers read its addresses). Not in [`Request`]: the call chain's stack is small.
+#[inline(always)]
+pub fn packet() -> Option<&'static crate::packet::Packet> {
+    crate::maps::scratch().map(|scratch| unsafe { &(*scratch).packet })
+}
+
+/// An out-of-line scheduler's answer ([`NONE`]: none) as the others answer.
+#[inline(always)]
+fn found(index: u32) -> Option<u32> {
+    (index != NONE).then_some(index)
+}
+
 /// Picks a real server with the service's scheduler. `state` is a copy of the service's
 /// scheduler state, advanced by the choice; the caller stores it once the connection is
 /// made. This is the one place a scheduler code is dispatched on: a scheduler joins the
@@ -193,7 +240,6 @@ pub struct Choice {
 #[inline(always)]
 pub fn schedule(request: &Request, state: &mut SchedState) -> Choice {
     let view = request.view;
-    let packet = unsafe { &*request.packet };
     let (picked, fallback) = match request.scheduler {
         scheduler::RR => (rr::schedule(view, state), false),
         scheduler::WRR => (wrr::schedule(view, state, request.set_id), false),
@@ -204,17 +250,29 @@ pub fn schedule(request: &Request, state: &mut SchedState) -> Choice {
         scheduler::FO => (fo::schedule(view), false),
         scheduler::OVF => (ovf::schedule(view), false),
         scheduler::TWOS => (twos::schedule(view), false),
-        scheduler::SH => (
-            sh::schedule(view, request.set_id, request.flags, packet),
-            false,
-        ),
-        scheduler::DH => (dh::schedule(view, request.set_id, packet), false),
-        scheduler::MH => (
-            mh::schedule(view, request.set_id, request.flags, packet),
-            false,
-        ),
-        scheduler::LBLC => (lblc::schedule(view, request, packet), false),
-        scheduler::LBLCR => (lblcr::schedule(view, request, packet), false),
+        scheduler::SH => (found(sh::schedule(request)), false),
+        scheduler::DH => (found(dh::schedule(request)), false),
+        scheduler::MH => (found(mh::schedule(request)), false),
+        scheduler::LBLC => match found(lblc::schedule(request)) {
+            Some(kept) => (Some(kept), false),
+            None => {
+                let picked = tree::pick(view, tree_rule::WLC, request);
+                if let Some(index) = picked {
+                    lblc::remember(request, index);
+                }
+                (picked, false)
+            }
+        },
+        scheduler::LBLCR => match found(lblcr::schedule(request)) {
+            Some(kept) => (Some(kept), false),
+            None => {
+                let picked = tree::pick(view, tree_rule::WLC, request);
+                if let Some(index) = picked {
+                    lblcr::remember(request, index);
+                }
+                (picked, false)
+            }
+        },
         // A code this program does not know (a newer xvsadm's): wlc, counted.
         _ => (tree::pick(view, tree_rule::WLC, request), true),
     };

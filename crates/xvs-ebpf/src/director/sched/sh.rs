@@ -5,10 +5,9 @@
 use xvs_common::{HASH_TABLE_SLOTS, service_flags};
 
 use super::{
-    View,
+    NONE, Request,
     hashing::{Probe, choose, fold, hash_32, table},
 };
-use crate::packet::Packet;
 
 /// `ip_vs_sh_hashkey`.
 #[inline(always)]
@@ -16,9 +15,17 @@ pub fn bucket(offset: u32, probe: &Probe) -> u32 {
     offset.wrapping_add(hash_32(u32::from(probe.port).wrapping_add(probe.addr), 8)) & 0xff
 }
 
-#[inline(always)]
-pub fn schedule(view: View, set_id: u32, flags: u32, packet: &Packet) -> Option<u32> {
-    let table = table(set_id)?;
+// Out of line: each hashing or locality scheduler has a stack frame of its own rather
+// than one frame holding them all (the call chain's stack is 512 bytes in all).
+#[inline(never)]
+pub fn schedule(request: &Request) -> u32 {
+    let (view, flags) = (request.view, request.flags);
+    let Some(packet) = super::packet() else {
+        return NONE;
+    };
+    let Some(table) = table(request.set_id) else {
+        return NONE;
+    };
     let port = if flags & service_flags::SCHED_PORT != 0 {
         u16::from_be(packet.sport)
     } else {
@@ -31,5 +38,5 @@ pub fn schedule(view: View, set_id: u32, flags: u32, packet: &Packet) -> Option<
     };
     let home = probe.slot(0);
     let fallback = flags & service_flags::SCHED_FALLBACK != 0;
-    choose(view, table, home, HASH_TABLE_SLOTS, fallback, probe)
+    choose(view, table, home, HASH_TABLE_SLOTS, fallback, probe).unwrap_or(NONE)
 }

@@ -41,8 +41,9 @@ pub fn pick(view: View, kind: u32, request: &Request) -> Option<u32> {
         || root.is_some_and(|root| !leaf_available(&view, root))
     {
         build(&view, tree, kind, set_id);
-        if !request.service.is_null() {
-            tree.service = unsafe { *request.service };
+        // The key the service was found by (in the scratch space) is kept with the tree.
+        if let Some(scratch) = crate::maps::scratch() {
+            tree.service = unsafe { (*scratch).service_key };
         }
     }
     index_in(tree.nodes[1])
