@@ -180,8 +180,12 @@ pub fn run() -> Result<(), String> {
     // Persistent: every client its own template (/32), or one per /16.
     lines.push("-A -t 1.1.1.254:86 -s rr -p 300".to_string());
     lines.push("-A -t 1.1.1.254:87 -s rr -p 300 -M 255.255.0.0".to_string());
+    // The hashing and locality schedulers.
+    lines.push("-A -t 1.1.1.254:88 -s sh".to_string());
+    lines.push("-A -t 1.1.1.254:89 -s mh".to_string());
+    lines.push("-A -t 1.1.1.254:90 -s lblc".to_string());
     for i in 1..=100 {
-        for port in [81, 82, 86, 87] {
+        for port in [81, 82, 86, 87, 88, 89, 90] {
             lines.push(format!("-a -t 1.1.1.254:{port} -r 10.0.0.{i} -g"));
         }
         lines.push(format!("-a -u 1.1.1.254:85 -r 10.0.0.{i} -g"));
@@ -297,6 +301,14 @@ pub fn run() -> Result<(), String> {
                     &director_run,
                     &fresh(82, calls()),
                 )?;
+                for (name, port) in [
+                    ("new DR flow, sh over 100 real servers", 88),
+                    ("new DR flow, mh over 100 real servers", 89),
+                    ("new DR flow, lblc over 100 real servers", 90),
+                ] {
+                    renew(&director, &lines)?;
+                    case(name, &director_run, &fresh(port, 0))?;
+                }
                 // Persistence: a template looked up for every new connection, and made
                 // for every new client (/32: each frame's client is new) or used (/16:
                 // the frames' clients are in two networks).
