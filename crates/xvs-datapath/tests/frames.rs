@@ -98,6 +98,14 @@ const UNROUTABLE: &[&str] = &[
     "-A -t 1.1.1.254:80 -s rr",
     "-a -t 1.1.1.254:80 -r 10.9.9.9 -m",
 ];
+/// One-packet scheduling: each datagram scheduled on its own (rr over two servers), no
+/// connection kept.
+const ONE_PACKET: &[&str] = &[
+    "-A -u 1.1.1.254:53 -s rr -o",
+    "-a -u 1.1.1.254:53 -r 10.0.0.10 -g",
+    "-a -u 1.1.1.254:53 -r 10.0.0.20 -g",
+];
+
 /// lblc, the last scheduler to join the datapath: no fallback to wlc is counted.
 const LBLC: &[&str] = &[
     "-A -t 1.1.1.254:80 -s lblc",
@@ -383,6 +391,28 @@ fn cases() -> Vec<Case> {
         .counts(counter::MALFORMED, 1),
         case("ARP is not IP", DR, arp(), Expect::Untouched).counts(counter::NOT_IP, 1),
     ];
+    // `-o`: three datagrams of one flow go to the servers in turn (the newest first, as
+    // IPVS lists them), each counted as a new connection, none kept.
+    for (turn, dmac) in [RS2_MAC, RS1_MAC, RS2_MAC].into_iter().enumerate() {
+        cases.push(
+            case(
+                &format!(
+                    "-o: datagram {} of one flow is scheduled on its own",
+                    turn + 1
+                ),
+                ONE_PACKET,
+                udp4(CLIENT, VIP, 5000, 53, b"query"),
+                Expect::Sent(Seen {
+                    sport: 5000,
+                    dport: 53,
+                    payload: b"query".to_vec(),
+                    ..client_segment(dmac, 0, 0, b"")
+                }),
+            )
+            .counts(counter::NEW_CONNECTIONS, 1)
+            .same_ip_packet(),
+        );
+    }
     // Truncated at every length (the kernel's test runner needs an Ethernet header).
     let whole = syn(40020, 80);
     for len in 14..whole.len() {

@@ -52,7 +52,7 @@ mod program {
         },
         packet::{self, Packet, Skip, copy_addr},
         persist, sched,
-        wire::IPPROTO_TCP,
+        wire::{IPPROTO_TCP, IPPROTO_UDP},
     };
 
     const TCP_SYN: u8 = 0x02;
@@ -484,6 +484,20 @@ mod program {
         new.forward = dest.forward;
         new.flags = flags;
         new.peer_family = dest.family;
+        // One-packet scheduling (`-o`, UDP): the datagram goes by this choice and no
+        // connection is kept, so the next one is scheduled anew (IPVS's ONE_PACKET
+        // connections are never hashed either). Counted as a connection, not in the
+        // real server's active or inactive counts.
+        if service.flags & service_flags::ONE_PACKET != 0 && packet.protocol == IPPROTO_UDP {
+            unsafe { (*conns).sched = (*scratch).sched_state };
+            if persistent && remembered == sched::NONE {
+                persist::xvs_persist_create(new, found, now);
+            }
+            count(counter::NEW_CONNECTIONS, 1);
+            add_stats(service.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);
+            add_stats(dest.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);
+            return new as *mut Conn as u64;
+        }
         if !conn::create(key, new, twin, now) {
             if !checked {
                 // The connection is there already (or was, expired), or the table is
