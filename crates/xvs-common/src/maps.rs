@@ -102,6 +102,10 @@ pub mod counter {
     /// Sweep records taken off a queue, their entry looked at (forgotten if expired,
     /// queued again if not): how hard the expiry sweep works.
     pub const SWEEP_LOOKS: u32 = 14;
+    /// Packets of connections whose real server was removed: the connection is forgotten
+    /// and the packet passed to the stack, which answers it (a reset, for TCP), as IPVS
+    /// does with `expire_nodest_conn`.
+    pub const DEST_GONE: u32 = 15;
     /// Number of slots in the array.
     pub const COUNT: u32 = 16;
 }

@@ -825,3 +825,64 @@ fn hashing_schedulers_match_the_reference() {
         );
     }
 }
+
+/// A real server removed while its connections are open (IPVS's `expire_nodest_conn`):
+/// the next packet of such a connection goes to the director's own stack (which resets a
+/// TCP connection it does not know), the connection is forgotten and counted as
+/// `dest_gone`, and the client's next connection goes to a server that is there. NAT
+/// replies of a removed server are not translated either. A server edited in place keeps
+/// its connections.
+#[test]
+fn connections_of_a_removed_real_server_end() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+            "-A -t 1.1.1.254:81 -s rr",
+            "-a -t 1.1.1.254:81 -r 10.0.0.10:8080 -m",
+        ],
+        |director, eth0| {
+            for (sport, port) in [(40000, 80), (40001, 81)] {
+                let syn = tcp4(CLIENT, VIP, sport, port, true, CLIENT_MAC);
+                assert_eq!(director.run_frame(eth0, &syn).unwrap().0.verdict, XDP_TX);
+            }
+            // Edited (a new weight): the connection carries on.
+            change(director, &["-e -t 1.1.1.254:80 -r 10.0.0.10 -g -w 3"]);
+            let ack = tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC);
+            assert_eq!(director.run_frame(eth0, &ack).unwrap().0.verdict, XDP_TX);
+
+            change(
+                director,
+                &[
+                    "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+                    "-d -t 1.1.1.254:80 -r 10.0.0.10",
+                    "-d -t 1.1.1.254:81 -r 10.0.0.10:8080",
+                ],
+            );
+            let gone_before = counters(director)[counter::DEST_GONE as usize];
+            let (out, _) = director.run_frame(eth0, &ack).unwrap();
+            assert_eq!(out.verdict, XDP_PASS, "to the director's stack");
+            assert_eq!(out.frame, ack, "untouched");
+            let reply = tcp4(RS1, CLIENT, 8080, 40001, false, RS1_MAC);
+            let (out, _) = director.run_frame(eth0, &reply).unwrap();
+            assert_eq!(out.verdict, XDP_PASS, "a removed server's NAT reply");
+            assert_eq!(
+                counters(director)[counter::DEST_GONE as usize] - gone_before,
+                2
+            );
+            let left: Vec<_> = director
+                .connections()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.client.1 == 40000 || e.client.1 == 40001)
+                .collect();
+            assert!(left.is_empty(), "forgotten: {left:?}");
+            // The client's next connection goes to the server that is there.
+            let syn = tcp4(CLIENT, VIP, 40002, 80, true, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &syn).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &RS2_MAC);
+        },
+    );
+}

@@ -200,11 +200,30 @@ mod program {
         entry: *mut Conn,
         now: u64,
     ) -> u32 {
+        if !server_alive(unsafe { &*entry }) {
+            conn::forget(key, entry);
+            count(counter::DEST_GONE, 1);
+            return xdp_action::XDP_PASS;
+        }
         conn::touch(key, entry, packet.protocol, packet.tcp_flags, false, now);
         let conn = unsafe { &*entry };
         add_stats(conn.service_stats, packet.ip_len as u64, STATS_IN);
         add_stats(conn.dest_stats, packet.ip_len as u64, STATS_IN);
         send(ctx, packet, conn)
+    }
+
+    /// True while the connection's real server is in its service: one of the two entries
+    /// of its counter slot holds its id (a removed server's are cleared, a slot taken by
+    /// another server holds another id). Two array reads, which the verifier inlines.
+    #[inline(always)]
+    fn server_alive(conn: &Conn) -> bool {
+        let (slot, id) = (conn.dest_stats, conn.dest_id);
+        XVS_DESTS
+            .get(dest_index(slot, 0))
+            .is_some_and(|d| d.id == id)
+            || XVS_DESTS
+                .get(dest_index(slot, 1))
+                .is_some_and(|d| d.id == id)
     }
 
     /// Forwards a client packet to the connection's real server by its method. Direct
@@ -275,16 +294,26 @@ mod program {
         // goes through the request entry.
         let twin_ptr = twin;
         let twin = unsafe { &*twin };
+        let request = ConnKey {
+            src: key.dst,
+            dst: twin.peer,
+            sport: key.dport,
+            dport: twin.peer_port,
+            protocol: key.protocol,
+            family: twin.peer_family,
+            _pad: [0; 2],
+        };
+        if !server_alive(twin) {
+            match XVS_CONNS.get_ptr_mut(&request) {
+                Some(entry) => conn::forget(&request, entry),
+                None => {
+                    let _ = XVS_CONNS.remove(key);
+                }
+            }
+            count(counter::DEST_GONE, 1);
+            return xdp_action::XDP_PASS;
+        }
         if !conn::reply_only_refreshes(twin, packet.protocol, packet.tcp_flags, now) {
-            let request = ConnKey {
-                src: key.dst,
-                dst: twin.peer,
-                sport: key.dport,
-                dport: twin.peer_port,
-                protocol: key.protocol,
-                family: twin.peer_family,
-                _pad: [0; 2],
-            };
             match XVS_CONNS.get_ptr_mut(&request) {
                 Some(entry) if !conn::expired(entry, now) || !conn::expired(twin, now) => {
                     unsafe {

@@ -83,6 +83,7 @@ fn status_text() -> Result<String, String> {
         ("expired", counter::EXPIRED),
         ("sched_fallback", counter::SCHED_FALLBACK),
         ("sweep_looks", counter::SWEEP_LOOKS),
+        ("dest_gone", counter::DEST_GONE),
     ] {
         let _ = writeln!(out, "{name} {}", counters[index as usize]);
     }

@@ -234,6 +234,13 @@ impl Director {
                     .dests
                     .set(dest.array_index(), *dest, 0)
                     .map_err(map_error("cannot write a real server"))?,
+                Op::ClearDest(slot) => {
+                    for half in 0..2 {
+                        self.dests
+                            .set(dest_index(*slot, half), DestValue::default(), 0)
+                            .map_err(map_error("cannot clear a real server"))?;
+                    }
+                }
                 Op::WriteWrr(key, index) => self
                     .wrr
                     .insert(key, index, 0)

@@ -39,6 +39,8 @@ pub enum Op {
     ZeroCounters(u32),
     /// Write a real server into its entry of the real-server array.
     WriteDest(DestValue),
+    /// Clear both entries of a removed real server's counter slot.
+    ClearDest(u32),
     /// Write one position of a set's wrr cycle: the set index it chooses.
     WriteWrr(WrrKey, u32),
     /// Create a new service's connection counts (by service id).
@@ -99,6 +101,8 @@ pub fn plan(
     let mut slots = StatsSlots::for_change(before, after, counter_slots);
     let mut kept = HashSet::with_capacity(after.services.len());
     let mut new_hops = Vec::new();
+    // The counter slots real servers hold after the change.
+    let mut held = HashSet::new();
     for service in &after.services {
         let key = encode_key(&service.key);
         kept.insert(key);
@@ -117,6 +121,7 @@ pub fn plan(
             }
         }
         let dests = place_dests(service, old, &mut take_id, &mut slots, counts)?;
+        held.extend(dests.iter().map(|d| d.stats));
         ops.extend(slots.to_zero.drain(..).map(Op::ZeroCounters));
         let unchanged = old.is_some_and(|s| same_parameters(&s.value, &value) && s.dests == dests);
         if !unchanged {
@@ -171,6 +176,16 @@ pub fn plan(
         ops.push(Op::RemoveService(*key));
         drop_set(&mut ops, stored);
         ops.push(Op::DropConnCounts(stored.value.id));
+    }
+    // A removed real server's entries are cleared (unless a new server took its slot):
+    // the datapath then sees its connections' server gone (IPVS's expire_nodest_conn).
+    let mut cleared = HashSet::new();
+    for (_, stored) in before_services.values() {
+        for dest in &stored.dests {
+            if !held.contains(&dest.stats) && cleared.insert(dest.stats) {
+                ops.push(Op::ClearDest(dest.stats));
+            }
+        }
     }
     let (t, was) = (after.timeouts, before.table.timeouts);
     for (slot, now, then) in [
@@ -446,6 +461,11 @@ mod tests {
                 match op {
                     Op::ZeroCounters(_) | Op::TunnelSource(_) | Op::PrepareNextHops(_) => {}
                     Op::WriteDest(d) => drop(self.dests.insert(d.array_index(), *d)),
+                    Op::ClearDest(slot) => {
+                        for half in 0..2 {
+                            self.dests.remove(&xvs_common::dest_index(*slot, half));
+                        }
+                    }
                     Op::WriteWrr(key, index) => drop(self.wrr.insert(*key, *index)),
                     Op::StartService(id) => drop(self.conn_counts.insert(*id)),
                     Op::WriteService {
@@ -629,10 +649,13 @@ mod tests {
             [
                 Op::RemoveService(_),
                 Op::DropWrr { len: 3, .. },
-                Op::DropConnCounts(_)
+                Op::DropConnCounts(_),
+                Op::ClearDest(_),
+                Op::ClearDest(_),
             ]
         ));
         assert_eq!(maps.services.len(), 1);
+        assert_eq!(maps.dests.len(), 1, "its real servers' entries are cleared");
         assert!(maps.wrr.is_empty(), "the wrr cycle is gone");
     }
 
