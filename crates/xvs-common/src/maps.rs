@@ -106,8 +106,13 @@ pub mod counter {
     /// and the packet passed to the stack, which answers it (a reset, for TCP), as IPVS
     /// does with `expire_nodest_conn`.
     pub const DEST_GONE: u32 = 15;
+    /// Client packets too big for the way to their real server, answered with ICMP
+    /// "fragmentation needed" / "packet too big" (path MTU discovery).
+    pub const TOO_BIG: u32 = 16;
+    /// Client packets too big that may not be answered so (IPv4 without DF): dropped.
+    pub const TOO_BIG_DROPPED: u32 = 17;
     /// Number of slots in the array.
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 24;
 }
 
 /// Indexes into the `XVS_META` array.
@@ -133,7 +138,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 20;
+pub const LAYOUT_VERSION: u64 = 21;
 
 /// Default capacity of the connection table (each connection takes two entries under NAT).
 pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;

@@ -886,3 +886,92 @@ fn connections_of_a_removed_real_server_end() {
         },
     );
 }
+
+/// A client packet that will not fit the tunnel (1500-byte link, 20 or 40 bytes more) is
+/// answered with ICMP "fragmentation needed" / ICMPv6 "packet too big" from the VIP,
+/// carrying the MTU that fits and quoting the client's header, checksums right.
+#[test]
+fn a_packet_too_big_for_the_tunnel_is_answered_with_the_mtu_that_fits() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -i",
+            "-A -t [fd00:1::fe]:80 -s rr",
+            "-a -t [fd00:1::fe]:80 -r [fd00:2::10]:80 -i",
+        ],
+        |director, eth0| {
+            let syn = tcp4(CLIENT, VIP, 40000, 80, true, CLIENT_MAC);
+            assert_eq!(director.run_frame(eth0, &syn).unwrap().0.verdict, XDP_TX);
+            // A full 1500-byte IPv4 packet, DF set.
+            let b = etherparse::PacketBuilder::ethernet2(CLIENT_MAC, [2, 0, 0, 0, 0, 0xfe])
+                .ipv4(CLIENT, VIP, 64)
+                .tcp(40000, 80, 1000, 64240)
+                .ack(1);
+            let mut big = Vec::new();
+            b.write(&mut big, &[7u8; 1460]).unwrap();
+            big[20] |= 0x40;
+            big[24..26].fill(0);
+            let sum = !ones_sum(&[&big[14..34]]);
+            big[24..26].copy_from_slice(&sum.to_be_bytes());
+            let (out, _) = director.run_frame(eth0, &big).unwrap();
+            assert_eq!(out.verdict, XDP_TX, "back to the client");
+            assert_eq!(&out.frame[..6], &CLIENT_MAC);
+            let answer = etherparse::SlicedPacket::from_ethernet(&out.frame).unwrap();
+            let Some(etherparse::NetSlice::Ipv4(ip)) = &answer.net else {
+                panic!("not IPv4")
+            };
+            assert_eq!(ip.header().source(), VIP);
+            assert_eq!(ip.header().destination(), CLIENT);
+            let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &answer.transport else {
+                panic!("not ICMP")
+            };
+            assert_eq!(
+                icmp.icmp_type(),
+                etherparse::Icmpv4Type::DestinationUnreachable(
+                    etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded {
+                        next_hop_mtu: 1480
+                    }
+                )
+            );
+            assert_eq!(
+                &icmp.payload()[..20],
+                &big[14..34],
+                "the client's header quoted"
+            );
+            assert_eq!(ones_sum(&[&out.frame[14..34]]), 0xffff, "IP checksum");
+            assert_eq!(ones_sum(&[&out.frame[34..]]), 0xffff, "ICMP checksum");
+
+            // IPv6: packet too big, MTU 1460.
+            let syn6 = tcp6(CLIENT6, VIP6, 40001, 80);
+            assert_eq!(director.run_frame(eth0, &syn6).unwrap().0.verdict, XDP_TX);
+            let b = etherparse::PacketBuilder::ethernet2(CLIENT_MAC, [2, 0, 0, 0, 0, 0xfe])
+                .ipv6(CLIENT6, VIP6, 64)
+                .tcp(40001, 80, 1000, 64240)
+                .ack(1);
+            let mut big6 = Vec::new();
+            b.write(&mut big6, &[7u8; 1440]).unwrap();
+            let (out, _) = director.run_frame(eth0, &big6).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            let answer = etherparse::SlicedPacket::from_ethernet(&out.frame).unwrap();
+            let Some(etherparse::TransportSlice::Icmpv6(icmp)) = &answer.transport else {
+                panic!("not ICMPv6: {answer:?}")
+            };
+            assert_eq!(
+                icmp.icmp_type(),
+                etherparse::Icmpv6Type::PacketTooBig { mtu: 1460 }
+            );
+            let Some(etherparse::NetSlice::Ipv6(ip)) = &answer.net else {
+                panic!("not IPv6")
+            };
+            let payload = &out.frame[54..];
+            let mut pseudo = out.frame[22..54].to_vec();
+            pseudo.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, 58]);
+            assert_eq!(ip.header().source(), VIP6);
+            assert_eq!(ones_sum(&[&pseudo, payload]), 0xffff, "ICMPv6 checksum");
+            let counted = counters(director)[counter::TOO_BIG as usize];
+            assert_eq!(counted, 2);
+        },
+    );
+}

@@ -18,6 +18,9 @@ mod conn;
 #[path = "director/forward.rs"]
 mod forward;
 #[cfg(target_arch = "bpf")]
+#[path = "director/icmp.rs"]
+mod icmp;
+#[cfg(target_arch = "bpf")]
 #[path = "director/maps.rs"]
 mod maps;
 #[cfg(target_arch = "bpf")]
@@ -40,19 +43,19 @@ mod program {
         programs::XdpContext,
     };
     use xvs_common::{
-        Conn, ConnKey, LOOPBACK_INDEX, Neighbour, conn_flags, counter, dest_index,
+        Conn, ConnKey, FAMILY_V4, LOOPBACK_INDEX, Neighbour, conn_flags, counter, dest_index,
         forward as method, service_flags, tcp,
     };
 
     use crate::{
-        conn, forward,
+        conn, forward, icmp,
         maps::{
             STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_SERVICES,
             XVS_TUN_SRC, add_stats, count, scratch,
         },
         packet::{self, Packet, Skip, copy_addr},
         persist, sched,
-        wire::{IPPROTO_TCP, IPPROTO_UDP},
+        wire::{self, IPPROTO_TCP, IPPROTO_UDP},
     };
 
     const TCP_SYN: u8 = 0x02;
@@ -232,6 +235,20 @@ mod program {
     /// [`xvs_nat`]: in line, its rewriting would push the caller's frame past the stack.
     #[inline(always)]
     fn send(ctx: &mut XdpContext, packet: &Packet, conn: &Conn) -> u32 {
+        // A packet that will not fit the way to its real server (a tunnel adds a header;
+        // the server's link may be smaller than the client's) is answered with the MTU
+        // that fits, as IPVS answers it. Out of the interface it came in by, it fits.
+        let grow = match (conn.forward, packet.family) {
+            (method::TUNNEL, FAMILY_V4) => wire::ipv4::MIN_LEN as u32,
+            (method::TUNNEL, _) => wire::ipv6::LEN as u32,
+            _ => 0,
+        };
+        let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
+        if (grow != 0 || conn.l2.ifindex != ingress)
+            && let Some(mtu) = icmp::too_big(ctx, conn.l2.ifindex, grow)
+        {
+            return icmp::xvs_icmp_too_big(ctx.ctx, packet, mtu.saturating_sub(grow));
+        }
         match conn.forward {
             method::ROUTE => {
                 let l2 = conn.l2;

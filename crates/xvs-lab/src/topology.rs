@@ -81,9 +81,20 @@ pub fn tun() -> LabBuilder {
     real_servers_hold_vip(tun_unprepared())
 }
 
+/// [`tun`] with every link at 1500 bytes, the client's too: a full-size client packet does
+/// not fit the tunnel, and the director must say so (path MTU discovery).
+pub fn tun_1500() -> LabBuilder {
+    real_servers_hold_vip(tun_links(1500))
+}
+
 /// [`tun`] with the real servers as they come: no VIP on `lo`, no ARP settings, no
 /// decapsulation.
 pub fn tun_unprepared() -> LabBuilder {
+    tun_links(1600)
+}
+
+/// The tunnel topology, the tunnel's path at `mtu`.
+fn tun_links(mtu: u32) -> LabBuilder {
     let lab = LabBuilder::new()
         .host("client")
         .host("director")
@@ -109,9 +120,9 @@ pub fn tun_unprepared() -> LabBuilder {
     ["director", "web1", "web2"]
         .into_iter()
         .fold(lab, |lab, host| {
-            lab.mtu(host, "eth0", 1600).mtu("lan", host, 1600)
+            lab.mtu(host, "eth0", mtu).mtu("lan", host, mtu)
         })
-        .mtu("lan", "br0", 1600)
+        .mtu("lan", "br0", mtu)
 }
 
 fn real_servers_hold_vip(mut lab: LabBuilder) -> LabBuilder {

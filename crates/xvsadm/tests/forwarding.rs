@@ -338,3 +338,34 @@ fn persistent_service_keeps_a_client_on_one_real_server() {
     // Weight, PersistConn, ActiveConn, InActConn.
     assert_eq!(numbers[1], 1, "{persistent}");
 }
+
+/// Tunnel mode with 1500-byte links everywhere: a full-size client packet does not fit the
+/// tunnel's 20 extra bytes; the director answers with ICMP "fragmentation needed" (MTU
+/// 1480), the client's TCP sends smaller segments, and a megabyte uploaded arrives whole.
+#[test]
+fn a_megabyte_up_a_tunnel_with_1500_byte_links() {
+    let mut lab = topology::tun_1500().build().unwrap();
+    lab.serve("web1", 9, ServerKind::Sink).unwrap();
+    lab.within("web1", || xvs_datapath::decap::attach("eth0").unwrap())
+        .unwrap();
+    xvsadm(&lab, "-A -t 1.1.1.254:9 -s rr");
+    xvsadm(&lab, "-a -t 1.1.1.254:9 -r 10.0.0.10 -i");
+    let counted = lab
+        .run_ok(
+            "client",
+            &[
+                "sh",
+                "-c",
+                "head -c 1000000 /dev/urandom | socat -t 10 - TCP:1.1.1.254:9",
+            ],
+        )
+        .unwrap();
+    assert_eq!(counted, "1000000\n");
+    let too_big = lab
+        .within("director", || {
+            let director = xvs_datapath::Director::find().unwrap().unwrap();
+            director.counters().unwrap()[xvs_common::counter::TOO_BIG as usize]
+        })
+        .unwrap();
+    assert!(too_big > 0, "the client was told");
+}

@@ -84,6 +84,8 @@ fn status_text() -> Result<String, String> {
         ("sched_fallback", counter::SCHED_FALLBACK),
         ("sweep_looks", counter::SWEEP_LOOKS),
         ("dest_gone", counter::DEST_GONE),
+        ("too_big", counter::TOO_BIG),
+        ("too_big_dropped", counter::TOO_BIG_DROPPED),
     ] {
         let _ = writeln!(out, "{name} {}", counters[index as usize]);
     }
