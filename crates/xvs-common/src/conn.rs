@@ -114,4 +114,9 @@ pub mod conn_flags {
     /// A persistence template: which real server a client (or its network) goes to, for
     /// the service's persistence timeout. Counted in the server's persistent count.
     pub const TEMPLATE: u8 = 8;
+    /// The real server's entry was in the second half of the real-server array when the
+    /// connection was made: that entry holds the server's id for as long as the server
+    /// is in its service (an edit writes the other half, the next edit this one again,
+    /// with the same id), so one read tells whether it still is.
+    pub const DEST_HALF: u8 = 16;
 }

@@ -58,6 +58,8 @@ mod program {
         wire::{self, IPPROTO_TCP, IPPROTO_UDP},
     };
 
+    /// Packets of at most this many bytes fit every link they are sent on.
+    const SMALLEST_MTU: u32 = 576;
     const TCP_SYN: u8 = 0x02;
     const TCP_RST: u8 = 0x04;
     const TCP_ACK: u8 = 0x10;
@@ -215,18 +217,16 @@ mod program {
         send(ctx, packet, conn)
     }
 
-    /// True while the connection's real server is in its service: one of the two entries
-    /// of its counter slot holds its id (a removed server's are cleared, a slot taken by
-    /// another server holds another id). Two array reads, which the verifier inlines.
+    /// True while the connection's real server is in its service: the entry of the
+    /// real-server array it was read from holds its id (see `conn_flags::DEST_HALF`; a
+    /// removed server's entries are cleared, a slot taken by another server holds another
+    /// id). One array read, which the verifier inlines.
     #[inline(always)]
     fn server_alive(conn: &Conn) -> bool {
-        let (slot, id) = (conn.dest_stats, conn.dest_id);
+        let half = (conn.flags & conn_flags::DEST_HALF != 0) as u16;
         XVS_DESTS
-            .get(dest_index(slot, 0))
-            .is_some_and(|d| d.id == id)
-            || XVS_DESTS
-                .get(dest_index(slot, 1))
-                .is_some_and(|d| d.id == id)
+            .get(dest_index(conn.dest_stats, half))
+            .is_some_and(|d| d.id == conn.dest_id)
     }
 
     /// Forwards a client packet to the connection's real server by its method. Direct
@@ -243,8 +243,11 @@ mod program {
             (method::TUNNEL, _) => wire::ipv6::LEN as u32,
             _ => 0,
         };
+        // Below 576 bytes (IPv4's minimum datagram size, under any MTU in use) a packet
+        // fits: small packets, most of them acknowledgements, skip the helper call.
         let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
         if (grow != 0 || conn.l2.ifindex != ingress)
+            && packet.ip_len + grow > SMALLEST_MTU
             && let Some(mtu) = icmp::too_big(ctx, conn.l2.ifindex, grow)
         {
             return icmp::xvs_icmp_too_big(ctx.ctx, packet, mtu.saturating_sub(grow));
@@ -528,7 +531,9 @@ mod program {
         new.dest_stats = dest.stats;
         new.state = state_now;
         new.forward = dest.forward;
-        new.flags = flags;
+        // DEST_HALF from the half the server's entry is in (the bit computed in place: one
+        // more value kept across the calls above would not fit the stack).
+        new.flags = flags | ((dest.half as u8 & 1) * conn_flags::DEST_HALF);
         new.peer_family = dest.family;
         // One-packet scheduling (`-o`, UDP): the datagram goes by this choice and no
         // connection is kept, so the next one is scheduled anew (IPVS's ONE_PACKET

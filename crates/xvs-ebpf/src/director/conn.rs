@@ -408,7 +408,7 @@ fn create_twin(key: &ConnKey, conn: &Conn, twin: *mut Conn) {
         (*twin).dest_stats = conn.dest_stats;
         (*twin).state = conn.state;
         (*twin).forward = conn.forward;
-        (*twin).flags = conn_flags::REPLY;
+        (*twin).flags = conn_flags::REPLY | (conn.flags & conn_flags::DEST_HALF);
         (*twin).peer_family = key.family;
         let _ = XVS_CONNS.insert(&(*scratch).reply_key, &*twin, 0);
     }
