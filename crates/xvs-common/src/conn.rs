@@ -120,3 +120,30 @@ pub mod conn_flags {
     /// with the same id), so one read tells whether it still is.
     pub const DEST_HALF: u8 = 16;
 }
+
+/// An IPv4 datagram's fragments, as the kernel reassembles them: addresses, protocol and
+/// identification.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FragmentKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub id: u32,
+    pub protocol: u8,
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+/// The connection a datagram's first fragment went by: its later fragments (which carry
+/// no ports) follow it there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragmentEntry {
+    pub conn: ConnKey,
+    /// Until when later fragments may come (the connection table's clock).
+    pub expires: u64,
+}
+
+/// How long after a first fragment its later ones are followed (the kernel's
+/// `ipfrag_time`: 30 s).
+pub const FRAGMENT_NS: u64 = 30_000_000_000;

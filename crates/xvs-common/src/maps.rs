@@ -26,6 +26,9 @@ pub mod map_names {
     pub const WRR: &str = "XVS_WRR";
     /// The tables of sh, dh and mh: set id → [`crate::LookupTable`].
     pub const LOOKUP: &str = "XVS_LOOKUP";
+    /// Where a datagram's later fragments go: [`crate::FragmentKey`] →
+    /// [`crate::FragmentEntry`] (least recently used entries go when it is full).
+    pub const FRAGMENTS: &str = "XVS_FRAGS";
     /// lblc's and lblcr's servers by destination address: [`crate::LocalityKey`] →
     /// [`crate::LocalityEntry`] (least recently used entries go when it is full).
     pub const LOCALITY: &str = "XVS_LOCALITY";
@@ -76,7 +79,8 @@ pub mod counter {
     pub const NOT_IP: u32 = 2;
     /// Frames too short for the headers they announce (passed to the stack).
     pub const MALFORMED: u32 = 3;
-    /// IPv4 fragments and IPv6 packets with extension headers (passed to the stack).
+    /// Fragments the director could not place (a later IPv4 fragment whose first did not
+    /// come through first) and IPv6 packets with extension headers (passed to the stack).
     pub const FRAGMENTS: u32 = 4;
     /// Packets forwarded for a virtual service.
     pub const FORWARDED: u32 = 5;
@@ -111,6 +115,8 @@ pub mod counter {
     pub const TOO_BIG: u32 = 16;
     /// Client packets too big that may not be answered so (IPv4 without DF): dropped.
     pub const TOO_BIG_DROPPED: u32 = 17;
+    /// Later fragments of a datagram sent after its first, to the same real server.
+    pub const FRAGMENTS_FORWARDED: u32 = 18;
     /// Number of slots in the array.
     pub const COUNT: u32 = 24;
 }
@@ -138,7 +144,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 21;
+pub const LAYOUT_VERSION: u64 = 22;
 
 /// Default capacity of the connection table (each connection takes two entries under NAT).
 pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;

@@ -17,3 +17,5 @@ unsafe impl aya::Pod for crate::ConnKey {}
 unsafe impl aya::Pod for crate::Conn {}
 unsafe impl aya::Pod for crate::Neighbour {}
 unsafe impl aya::Pod for crate::LookupTable {}
+unsafe impl aya::Pod for crate::FragmentKey {}
+unsafe impl aya::Pod for crate::FragmentEntry {}

@@ -975,3 +975,117 @@ fn a_packet_too_big_for_the_tunnel_is_answered_with_the_mtu_that_fits() {
         },
     );
 }
+
+/// The IPv4 fragments of `datagram` (an IP packet, header without options) with at most
+/// `size` payload bytes each (a multiple of 8), as frames from `src_mac`.
+fn fragments(datagram: &[u8], size: usize, src_mac: [u8; 6]) -> Vec<Vec<u8>> {
+    let (header, payload) = datagram.split_at(20);
+    payload
+        .chunks(size)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut ip = header.to_vec();
+            let more = (i + 1) * size < payload.len();
+            let flags_offset = ((i * size / 8) as u16) | if more { 0x2000 } else { 0 };
+            ip[2..4].copy_from_slice(&((20 + chunk.len()) as u16).to_be_bytes());
+            ip[4..6].copy_from_slice(&0x4242u16.to_be_bytes());
+            ip[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+            ip[10..12].fill(0);
+            let sum = !ones_sum(&[&ip]);
+            ip[10..12].copy_from_slice(&sum.to_be_bytes());
+            let mut frame = [0x02, 0, 0, 0, 0, 0xfe].to_vec();
+            frame.extend_from_slice(&src_mac);
+            frame.extend_from_slice(&[0x08, 0x00]);
+            frame.extend_from_slice(&ip);
+            frame.extend_from_slice(chunk);
+            frame
+        })
+        .collect()
+}
+
+/// A UDP datagram of `len` payload bytes as an IP packet (checksum over all of it).
+fn udp_datagram(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, len: usize) -> Vec<u8> {
+    let payload: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    let mut frame = udp4(src, dst, sport, dport, &payload);
+    frame.drain(..14);
+    frame
+}
+
+/// A datagram larger than the MTU, in fragments: the first (with the ports) is scheduled
+/// or matched as a whole datagram is; the later ones (no ports) follow it to the same real
+/// server, NAT rewriting their IP header only, so the real server reassembles a datagram
+/// whose UDP checksum is right; a NAT reply's fragments come back from the VIP. A later
+/// fragment whose first never came passes to the stack, counted.
+#[test]
+fn fragments_follow_their_first_to_the_same_real_server() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -u 1.1.1.254:53 -s rr",
+            "-a -u 1.1.1.254:53 -r 10.0.0.10:5353 -m",
+            "-A -u 1.1.1.254:54 -s rr",
+            "-a -u 1.1.1.254:54 -r 10.0.0.20 -g",
+        ],
+        |director, eth0| {
+            let before = counters(director);
+            // NAT: three fragments in, three out, all to the real server.
+            let datagram = udp_datagram(CLIENT, VIP, 5000, 53, 3000);
+            let mut out_ip = Vec::new();
+            for (i, frame) in fragments(&datagram, 1480, CLIENT_MAC).iter().enumerate() {
+                let (out, _) = director.run_frame(eth0, frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "fragment {i}");
+                assert_eq!(&out.frame[..6], &RS1_MAC, "fragment {i}");
+                assert_eq!(&out.frame[30..34], &RS1, "fragment {i}: to the real server");
+                assert_eq!(
+                    ones_sum(&[&out.frame[14..34]]),
+                    0xffff,
+                    "fragment {i}: IP sum"
+                );
+                out_ip.push(out.frame[14..].to_vec());
+            }
+            // Reassembled, the UDP checksum is right for the new addresses and port.
+            let mut udp: Vec<u8> = Vec::new();
+            for ip in &out_ip {
+                udp.extend_from_slice(&ip[20..]);
+            }
+            assert_eq!(&udp[2..4], &5353u16.to_be_bytes(), "the port, in the first");
+            let mut pseudo = out_ip[0][12..20].to_vec();
+            pseudo.extend_from_slice(&[0, 17]);
+            pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+            assert_eq!(ones_sum(&[&pseudo, &udp]), 0xffff, "the datagram's UDP sum");
+            // The real server's reply, in fragments too: from the VIP again.
+            let reply = udp_datagram(RS1, CLIENT, 5353, 5000, 2000);
+            for (i, frame) in fragments(&reply, 1480, RS1_MAC).iter().enumerate() {
+                let (out, _) = director.run_frame(eth0, frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "reply fragment {i}");
+                assert_eq!(&out.frame[..6], &CLIENT_MAC);
+                assert_eq!(&out.frame[26..30], &VIP, "reply fragment {i}: from the VIP");
+                assert_eq!(ones_sum(&[&out.frame[14..34]]), 0xffff);
+            }
+
+            // DR: the fragments go out unchanged but for the MACs.
+            let datagram = udp_datagram(CLIENT, VIP, 5001, 54, 3000);
+            for frame in fragments(&datagram, 1480, CLIENT_MAC) {
+                let (out, _) = director.run_frame(eth0, &frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+                assert_eq!(&out.frame[..6], &RS2_MAC);
+                assert_eq!(&out.frame[12..], &frame[12..]);
+            }
+
+            // A later fragment alone: to the stack.
+            let orphan = udp_datagram(CLIENT, VIP, 5002, 54, 3000);
+            let later = fragments(&orphan, 1480, CLIENT_MAC).pop().unwrap();
+            let mut later = later;
+            later[18..20].copy_from_slice(&0x7777u16.to_be_bytes());
+            later[24..26].fill(0);
+            let sum = !ones_sum(&[&later[14..34]]);
+            later[24..26].copy_from_slice(&sum.to_be_bytes());
+            let (out, _) = director.run_frame(eth0, &later).unwrap();
+            assert_eq!(out.verdict, XDP_PASS);
+            let after = counters(director);
+            let moved = |c: u32| after[c as usize] - before[c as usize];
+            assert_eq!(moved(counter::FRAGMENTS_FORWARDED), 2 + 1 + 2);
+            assert_eq!(moved(counter::FRAGMENTS), 1);
+        },
+    );
+}

@@ -43,15 +43,15 @@ mod program {
         programs::XdpContext,
     };
     use xvs_common::{
-        Conn, ConnKey, FAMILY_V4, LOOPBACK_INDEX, Neighbour, conn_flags, counter, dest_index,
-        forward as method, service_flags, tcp,
+        Conn, ConnKey, FAMILY_V4, FRAGMENT_NS, FragmentEntry, FragmentKey, LOOPBACK_INDEX,
+        Neighbour, conn_flags, counter, dest_index, forward as method, service_flags, tcp,
     };
 
     use crate::{
         conn, forward, icmp,
         maps::{
-            STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_SERVICES,
-            XVS_TUN_SRC, add_stats, count, scratch,
+            STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_FRAGS,
+            XVS_SERVICES, XVS_TUN_SRC, add_stats, count, scratch,
         },
         packet::{self, Packet, Skip, copy_addr},
         persist, sched,
@@ -115,6 +115,7 @@ mod program {
                 count(counter::FRAGMENTS, 1);
                 xdp_action::XDP_PASS
             }
+            Err(Skip::LaterFragment) => xvs_fragment(ctx.ctx, packet, conn::now()),
         }
     }
 
@@ -193,6 +194,9 @@ mod program {
                 None => xdp_action::XDP_PASS,
             };
         }
+        if packet.fragment == packet::FIRST_FRAGMENT {
+            xvs_remember_fragment(packet, key, now);
+        }
         send(ctx, packet, unsafe { &*(created as *const Conn) })
     }
 
@@ -214,7 +218,104 @@ mod program {
         let conn = unsafe { &*entry };
         add_stats(conn.service_stats, packet.ip_len as u64, STATS_IN);
         add_stats(conn.dest_stats, packet.ip_len as u64, STATS_IN);
+        if packet.fragment == packet::FIRST_FRAGMENT {
+            xvs_remember_fragment(packet, key, now);
+        }
         send(ctx, packet, conn)
+    }
+
+    /// Remembers that the datagram of first fragment `packet` went by the connection
+    /// entry of `key` (request or NAT reply): its later fragments, which carry no ports,
+    /// follow it. A global BPF function: verified once.
+    #[unsafe(no_mangle)]
+    #[inline(never)]
+    pub extern "C" fn xvs_remember_fragment(
+        packet: *const Packet,
+        key: *const ConnKey,
+        now: u64,
+    ) -> u32 {
+        let (Some(scratch), false, false) = (scratch(), packet.is_null(), key.is_null()) else {
+            return 0;
+        };
+        unsafe {
+            fragment_key(&mut (*scratch).fragment_key, &*packet);
+            (*scratch).fragment_entry = FragmentEntry {
+                conn: *key,
+                expires: now + FRAGMENT_NS,
+            };
+            let _ = XVS_FRAGS.insert(&(*scratch).fragment_key, &(*scratch).fragment_entry, 0);
+        }
+        0
+    }
+
+    #[inline(always)]
+    fn fragment_key(key: &mut FragmentKey, packet: &Packet) {
+        key.src = packet.src;
+        key.dst = packet.dst;
+        key.id = packet.fragment_id as u32;
+        key.protocol = packet.protocol;
+        key.family = packet.family;
+        key._pad = [0; 2];
+    }
+
+    /// A fragment after the first (no ports): sent where its first went, by the same
+    /// connection, if that came through first; else passed to the stack, counted. Only the
+    /// IP header is rewritten (NAT); the L4 checksum, in the first fragment, covers the
+    /// whole datagram and was kept right there. A global BPF function: verified once.
+    #[unsafe(no_mangle)]
+    #[inline(never)]
+    pub extern "C" fn xvs_fragment(ctx: *mut xdp_md, packet: *const Packet, now: u64) -> u32 {
+        let (Some(scratch), false) = (scratch(), packet.is_null()) else {
+            return xdp_action::XDP_PASS;
+        };
+        let ctx = &mut XdpContext::new(ctx);
+        let packet = unsafe { &*packet };
+        let key = unsafe { &mut (*scratch).fragment_key };
+        fragment_key(key, packet);
+        let conn_key = match unsafe { XVS_FRAGS.get(key) } {
+            Some(entry) if entry.expires > now => unsafe {
+                (*scratch).key = entry.conn;
+                &(*scratch).key
+            },
+            _ => {
+                count(counter::FRAGMENTS, 1);
+                return xdp_action::XDP_PASS;
+            }
+        };
+        let Some(entry) = XVS_CONNS.get_ptr_mut(conn_key) else {
+            count(counter::FRAGMENTS, 1);
+            return xdp_action::XDP_PASS;
+        };
+        let conn = unsafe { &*entry };
+        count(counter::FRAGMENTS_FORWARDED, 1);
+        if conn.flags & conn_flags::REPLY != 0 {
+            // A NAT reply's fragment: from the VIP again, one hop less.
+            add_stats(conn.service_stats, packet.ip_len as u64, STATS_OUT);
+            add_stats(conn.dest_stats, packet.ip_len as u64, STATS_OUT);
+            if forward::decrement_ttl(ctx, packet).is_none()
+                || forward::rewrite_address(ctx, packet, true, &packet.src, &conn.peer).is_none()
+            {
+                return xdp_action::XDP_PASS;
+            }
+            let l2 = conn.l2;
+            return forward::emit(ctx, &l2);
+        }
+        add_stats(conn.service_stats, packet.ip_len as u64, STATS_IN);
+        add_stats(conn.dest_stats, packet.ip_len as u64, STATS_IN);
+        match conn.forward {
+            method::TUNNEL => tunnel(ctx, packet, conn),
+            method::MASQ => {
+                if forward::rewrite_address(ctx, packet, false, &packet.dst, &conn.peer).is_none() {
+                    return xdp_action::XDP_ABORTED;
+                }
+                let l2 = conn.l2;
+                forward::emit(ctx, &l2)
+            }
+            _ => {
+                let l2 = conn.l2;
+                forward::emit(ctx, &l2)
+            }
+        }
     }
 
     /// True while the connection's real server is in its service: the entry of the
@@ -368,6 +469,9 @@ mod program {
         add_stats(twin.dest_stats, packet.ip_len as u64, STATS_OUT);
         if forward::decrement_ttl(ctx, packet).is_none() {
             return xdp_action::XDP_PASS;
+        }
+        if packet.fragment == packet::FIRST_FRAGMENT {
+            xvs_remember_fragment(packet, key, now);
         }
         if forward::rewrite(ctx, packet, true, &twin.peer, twin.peer_port).is_none() {
             return xdp_action::XDP_ABORTED;

@@ -27,6 +27,8 @@ pub mod ipv4 {
     pub const VERSION_IHL: usize = eth::LEN;
     pub const TOS: usize = eth::LEN + 1;
     pub const TOTAL_LEN: usize = eth::LEN + 2;
+    /// Identification: a datagram's fragments share it.
+    pub const ID: usize = eth::LEN + 4;
     /// Flags (DF 0x4000, MF 0x2000) and fragment offset.
     pub const FRAG: usize = eth::LEN + 6;
     pub const TTL: usize = eth::LEN + 8;
@@ -40,6 +42,8 @@ pub mod ipv4 {
     pub const DF_HIGH_BYTE: u8 = 0x40;
     /// MF and the fragment offset: any of them set makes a fragment.
     pub const FRAGMENT_MASK: u16 = 0x3fff;
+    /// The fragment offset: zero in a datagram's first fragment.
+    pub const OFFSET_MASK: u16 = 0x1fff;
 }
 
 pub mod ipv6 {

@@ -369,3 +369,38 @@ fn a_megabyte_up_a_tunnel_with_1500_byte_links() {
         .unwrap();
     assert!(too_big > 0, "the client was told");
 }
+
+/// The seed's NAT lab: a UDP datagram larger than the links' MTU goes out of the client
+/// in fragments; the director sends them all to one real server, which reassembles the
+/// datagram and answers.
+#[test]
+fn a_udp_datagram_in_fragments_reaches_its_real_server_whole() {
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 53, ServerKind::UdpName("web1".into()))
+        .unwrap();
+    lab.serve("web2", 53, ServerKind::UdpName("web2".into()))
+        .unwrap();
+    xvsadm(&lab, "-A -u 1.1.1.254:53 -s rr");
+    xvsadm(&lab, "-a -u 1.1.1.254:53 -r 192.168.1.10 -m");
+    xvsadm(&lab, "-a -u 1.1.1.254:53 -r 192.168.1.20 -m");
+    for _ in 0..2 {
+        let answer = lab
+            .run_ok(
+                "client",
+                &[
+                    "sh",
+                    "-c",
+                    "head -c 4000 /dev/zero | socat -t 1 - UDP:1.1.1.254:53",
+                ],
+            )
+            .unwrap();
+        assert!(answer == "web1\n" || answer == "web2\n", "{answer:?}");
+    }
+    let fragments = lab
+        .within("director", || {
+            let director = xvs_datapath::Director::find().unwrap().unwrap();
+            director.counters().unwrap()[xvs_common::counter::FRAGMENTS_FORWARDED as usize]
+        })
+        .unwrap();
+    assert!(fragments >= 4, "{fragments} later fragments sent on");
+}

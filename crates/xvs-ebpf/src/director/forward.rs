@@ -167,6 +167,38 @@ pub fn rewrite(
     } else {
         (&packet.dst, packet.dport)
     };
+    let addr_delta = rewrite_address(ctx, packet, source, old_addr, addr)?;
+    // TCP and UDP keep their ports at the same offsets.
+    let port_offset = if source { tcp::SRC_PORT } else { tcp::DST_PORT };
+    let port_field = at::<u16>(ctx, l4_offset(packet) + port_offset)?;
+    let check = at::<u16>(ctx, l4_checksum_offset(packet))?;
+    unsafe {
+        *port_field = port;
+        let skip = packet.protocol == IPPROTO_UDP && packet.family == FAMILY_V4 && *check == 0;
+        if !skip {
+            let port_delta = (!old_port) as u64 + port as u64;
+            let mut c = csum_apply(*check, addr_delta + port_delta);
+            // A UDP checksum that comes out zero is sent as all ones (RFC 768).
+            if packet.protocol == IPPROTO_UDP && c == 0 {
+                c = 0xffff;
+            }
+            *check = c;
+        }
+    }
+    Some(())
+}
+
+/// Rewrites one address (source if `source`, else destination) from `old_addr` to `addr`
+/// and keeps the IPv4 header checksum right; returns the checksum delta the L4 checksum
+/// needs too (a later fragment, which has no L4 header, needs no more).
+#[inline(always)]
+pub fn rewrite_address(
+    ctx: &XdpContext,
+    packet: &Packet,
+    source: bool,
+    old_addr: &[u8; 16],
+    addr: &[u8; 16],
+) -> Option<u64> {
     let words = if packet.family == FAMILY_V4 { 1 } else { 4 };
     let addr_delta = csum_addr_delta(old_addr, addr, words);
     let addr_offset = match (packet.family == FAMILY_V4, source) {
@@ -186,24 +218,7 @@ pub fn rewrite(
         let field = at::<[u8; 16]>(ctx, addr_offset)?;
         unsafe { *field = *addr };
     }
-    // TCP and UDP keep their ports at the same offsets.
-    let port_offset = if source { tcp::SRC_PORT } else { tcp::DST_PORT };
-    let port_field = at::<u16>(ctx, l4_offset(packet) + port_offset)?;
-    let check = at::<u16>(ctx, l4_checksum_offset(packet))?;
-    unsafe {
-        *port_field = port;
-        let skip = packet.protocol == IPPROTO_UDP && packet.family == FAMILY_V4 && *check == 0;
-        if !skip {
-            let port_delta = (!old_port) as u64 + port as u64;
-            let mut c = csum_apply(*check, addr_delta + port_delta);
-            // A UDP checksum that comes out zero is sent as all ones (RFC 768).
-            if packet.protocol == IPPROTO_UDP && c == 0 {
-                c = 0xffff;
-            }
-            *check = c;
-        }
-    }
-    Some(())
+    Some(addr_delta)
 }
 
 /// Decrements the IPv4 TTL / IPv6 hop limit of a packet the director routes (NAT replies).

@@ -7,10 +7,11 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue},
 };
 use xvs_common::{
-    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestValue, HOP_CACHE_SLOTS,
-    LOCALITY_MEMBERS, LocalityEntry, LocalityKey, LookupTable, MAX_DESTS, MAX_SERVICES, MAX_STATS,
-    NO_PREALLOC, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE, SchedState, ServiceConns,
-    ServiceEntry, ServiceKey, SweepRecord, TunnelSource, WrrKey, counter, meta, sweep,
+    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestValue, FragmentEntry, FragmentKey,
+    HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalityEntry, LocalityKey, LookupTable, MAX_DESTS,
+    MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE,
+    SchedState, ServiceConns, ServiceEntry, ServiceKey, SweepRecord, TunnelSource, WrrKey, counter,
+    meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -44,6 +45,11 @@ pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO
 #[map(name = "XVS_LOOKUP")]
 pub static XVS_LOOKUP: HashMap<u32, LookupTable> =
     HashMap::with_max_entries(2 * MAX_SERVICES, NO_PREALLOC);
+
+/// Where later fragments go, by datagram (least recently used entries go when full).
+#[map(name = "XVS_FRAGS")]
+pub static XVS_FRAGS: LruHashMap<FragmentKey, FragmentEntry> =
+    LruHashMap::with_max_entries(16_384, 0);
 
 /// lblc's and lblcr's entries: the least recently used go when it is full (IPVS bounds
 /// them by time alone).
@@ -151,6 +157,9 @@ pub struct Scratch {
     pub locality_present: [u32; LOCALITY_MEMBERS],
     /// A new lblc/lblcr entry being written (88 bytes: off the small stack).
     pub locality_entry: LocalityEntry,
+    /// A fragment's datagram, and where its first fragment went.
+    pub fragment_key: FragmentKey,
+    pub fragment_entry: FragmentEntry,
     /// The scheduler's state (cursors) as the new connection's scheduling advances it.
     pub sched_state: SchedState,
     /// New connections this CPU has seen (every so many, the sweep hints are refreshed).

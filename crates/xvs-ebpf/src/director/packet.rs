@@ -121,7 +121,17 @@ pub struct Packet {
     pub tcp_flags: u8,
     /// IP total length (what IPVS counts as bytes).
     pub ip_len: u32,
+    /// An IPv4 fragment: [`FIRST_FRAGMENT`] (it has the ports) or [`LATER_FRAGMENT`];
+    /// 0 for a whole datagram.
+    pub fragment: u8,
+    /// The IPv4 identification of a fragment's datagram.
+    pub fragment_id: u16,
 }
+
+/// [`Packet::fragment`] of a datagram's first fragment.
+pub const FIRST_FRAGMENT: u8 = 1;
+/// [`Packet::fragment`] of a fragment after the first.
+pub const LATER_FRAGMENT: u8 = 2;
 
 /// Why a frame is not parsed into a [`Packet`].
 pub enum Skip {
@@ -129,8 +139,11 @@ pub enum Skip {
     NotOurs,
     /// Shorter than its headers say, or inconsistent lengths.
     Malformed,
-    /// An IPv4 fragment (ports unknown) or an IPv6 packet with extension headers.
+    /// An IPv6 packet with extension headers (fragments among them).
     Fragment,
+    /// An IPv4 fragment after the first: its addresses, protocol, lengths and
+    /// identification are parsed, it has no ports.
+    LaterFragment,
 }
 
 /// Parses the frame into `out`, writing the fields in place (no copies on the stack: BPF
@@ -152,9 +165,16 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
             if protocol != IPPROTO_TCP && protocol != IPPROTO_UDP {
                 return Err(Skip::NotOurs);
             }
-            // More fragments, or a fragment offset: the ports are not all here.
+            // A fragment: the first has the ports; a later one is placed by its first.
+            out.fragment = 0;
             if frag & ipv4::FRAGMENT_MASK != 0 {
-                return Err(Skip::Fragment);
+                out.fragment = if frag & ipv4::OFFSET_MASK == 0 {
+                    FIRST_FRAGMENT
+                } else {
+                    LATER_FRAGMENT
+                };
+                out.fragment_id =
+                    u16::from_be(read_be16_raw(ctx, ipv4::ID).ok_or(Skip::Malformed)?);
             }
             let addrs = at::<[u8; 8]>(ctx, ipv4::SRC).ok_or(Skip::Malformed)?;
             let (src, dst) = unsafe {
@@ -171,6 +191,9 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
             out.ip_len = total as u32;
             if (total as usize) < ihl * 4 {
                 return Err(Skip::Malformed);
+            }
+            if out.fragment == LATER_FRAGMENT {
+                return Err(Skip::LaterFragment);
             }
         }
         ETH_P_IPV6 => {
@@ -196,6 +219,7 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
             out.protocol = next;
             out.l4 = eth::LEN + ipv6::LEN;
             out.ip_len = ipv6::LEN as u32 + payload as u32;
+            out.fragment = 0;
         }
         _ => return Err(Skip::NotOurs),
     }
