@@ -117,6 +117,8 @@ pub mod counter {
     pub const TOO_BIG_DROPPED: u32 = 17;
     /// Later fragments of a datagram sent after its first, to the same real server.
     pub const FRAGMENTS_FORWARDED: u32 = 18;
+    /// ICMP errors about a connection's packets sent to its real server or its client.
+    pub const ICMP_FORWARDED: u32 = 19;
     /// Number of slots in the array.
     pub const COUNT: u32 = 24;
 }

@@ -1089,3 +1089,143 @@ fn fragments_follow_their_first_to_the_same_real_server() {
         },
     );
 }
+
+/// An ICMP error frame from `src` to `dst` of `kind`/`code` (`rest`: the 4 bytes after
+/// the checksum) quoting `quoted` (an IP header and 8 bytes), checksums right.
+fn icmp4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    kind: u8,
+    code: u8,
+    rest: [u8; 4],
+    quoted: &[u8],
+    src_mac: [u8; 6],
+) -> Vec<u8> {
+    let mut icmp = vec![kind, code, 0, 0];
+    icmp.extend_from_slice(&rest);
+    icmp.extend_from_slice(quoted);
+    let sum = !ones_sum(&[&icmp]);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0];
+    ip[2..4].copy_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let sum = !ones_sum(&[&ip]);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut frame = [0x02, 0, 0, 0, 0, 0xfe].to_vec();
+    frame.extend_from_slice(&src_mac);
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&icmp);
+    frame
+}
+
+/// The IP header and first 8 bytes of a TCP segment from `src:sport` to `dst:dport`, as an
+/// ICMP error quotes it.
+fn quoted_tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
+    let mut segment = tcp4(src, dst, sport, dport, false, CLIENT_MAC);
+    segment.drain(..14);
+    segment.truncate(28);
+    segment
+}
+
+/// ICMP errors about a connection's packets (IPVS's `ip_vs_in_icmp`/`ip_vs_out_icmp`): a
+/// router's "fragmentation needed" about what a DR real server sent from the VIP goes to
+/// that real server; NAT's are translated both ways, every checksum kept right; an echo
+/// request and an error about no connection go to the stack.
+#[test]
+fn icmp_errors_reach_the_connections_real_server_or_client() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+            "-A -t 1.1.1.254:81 -s rr",
+            "-a -t 1.1.1.254:81 -r 10.0.0.10:8080 -m",
+        ],
+        |director, eth0| {
+            for (sport, port) in [(40000, 80), (40001, 81)] {
+                let syn = tcp4(CLIENT, VIP, sport, port, true, CLIENT_MAC);
+                assert_eq!(director.run_frame(eth0, &syn).unwrap().0.verdict, XDP_TX);
+            }
+            let router = [9, 9, 9, 9];
+            // DR: to the real server, untouched but for the MACs.
+            let frag_needed = icmp4(
+                router,
+                VIP,
+                3,
+                4,
+                [0, 0, 0x05, 0x78],
+                &quoted_tcp(VIP, 80, CLIENT, 40000),
+                CLIENT_MAC,
+            );
+            let (out, _) = director.run_frame(eth0, &frag_needed).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &RS1_MAC);
+            assert_eq!(&out.frame[12..], &frag_needed[12..]);
+
+            // NAT, from the client's side: to the real server, the quote translated.
+            let unreachable = icmp4(
+                CLIENT,
+                VIP,
+                3,
+                3,
+                [0; 4],
+                &quoted_tcp(VIP, 81, CLIENT, 40001),
+                CLIENT_MAC,
+            );
+            let (out, _) = director.run_frame(eth0, &unreachable).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &RS1_MAC);
+            assert_eq!(&out.frame[30..34], &RS1, "outer: to the real server");
+            assert_eq!(
+                &out.frame[42 + 12..42 + 16],
+                &RS1,
+                "quoted: from the real server"
+            );
+            assert_eq!(&out.frame[62..64], &8080u16.to_be_bytes(), "quoted port");
+            assert_eq!(ones_sum(&[&out.frame[14..34]]), 0xffff, "outer IP sum");
+            assert_eq!(ones_sum(&[&out.frame[42..62]]), 0xffff, "quoted IP sum");
+            assert_eq!(ones_sum(&[&out.frame[34..]]), 0xffff, "ICMP sum");
+
+            // NAT, from the real server's side: to the client, back to the VIP.
+            let from_server = icmp4(
+                RS1,
+                CLIENT,
+                3,
+                3,
+                [0; 4],
+                &quoted_tcp(CLIENT, 40001, RS1, 8080),
+                RS1_MAC,
+            );
+            let (out, _) = director.run_frame(eth0, &from_server).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &CLIENT_MAC);
+            assert_eq!(&out.frame[26..30], &VIP, "outer: from the VIP");
+            assert_eq!(out.frame[22], 63, "one hop less");
+            assert_eq!(&out.frame[42 + 16..42 + 20], &VIP, "quoted: to the VIP");
+            assert_eq!(&out.frame[64..66], &81u16.to_be_bytes(), "quoted port");
+            assert_eq!(ones_sum(&[&out.frame[14..34]]), 0xffff, "outer IP sum");
+            assert_eq!(ones_sum(&[&out.frame[42..62]]), 0xffff, "quoted IP sum");
+            assert_eq!(ones_sum(&[&out.frame[34..]]), 0xffff, "ICMP sum");
+
+            // Not about a connection, or not an error: the stack's.
+            let unknown = icmp4(
+                router,
+                VIP,
+                3,
+                4,
+                [0; 4],
+                &quoted_tcp(VIP, 80, CLIENT, 49999),
+                CLIENT_MAC,
+            );
+            let echo = icmp4(CLIENT, VIP, 8, 0, [0, 1, 0, 1], &[0u8; 28], CLIENT_MAC);
+            for frame in [unknown, echo] {
+                let (out, _) = director.run_frame(eth0, &frame).unwrap();
+                assert_eq!(out.verdict, XDP_PASS);
+                assert_eq!(out.frame, frame);
+            }
+            assert_eq!(counters(director)[counter::ICMP_FORWARDED as usize], 3);
+        },
+    );
+}

@@ -116,6 +116,7 @@ mod program {
                 xdp_action::XDP_PASS
             }
             Err(Skip::LaterFragment) => xvs_fragment(ctx.ctx, packet, conn::now()),
+            Err(Skip::IcmpError) => xvs_icmp_error(ctx.ctx, packet),
         }
     }
 
@@ -222,6 +223,67 @@ mod program {
             xvs_remember_fragment(packet, key, now);
         }
         send(ctx, packet, conn)
+    }
+
+    /// An ICMP error quoting a packet of a connection (IPVS's `ip_vs_in_icmp` and
+    /// `ip_vs_out_icmp`): the quoted packet, turned round, is the connection's request key
+    /// or (NAT) its reply key.
+    /// - About a packet that left from the VIP toward the client (DR and tunnel real
+    ///   servers answer from the VIP, so routers' errors come back to the director): to the
+    ///   real server, as its client's packets go; NAT translates the quoted source (VIP to
+    ///   the real server) and the outer destination.
+    /// - NAT, about a packet toward a real server (from it or a router on its side): to the
+    ///   client, the quoted destination and the outer source back to the VIP.
+    /// Anything else goes to the stack. A global BPF function: verified once.
+    #[unsafe(no_mangle)]
+    #[inline(never)]
+    pub extern "C" fn xvs_icmp_error(ctx: *mut xdp_md, packet: *const Packet) -> u32 {
+        let (Some(scratch), false) = (scratch(), packet.is_null()) else {
+            return xdp_action::XDP_PASS;
+        };
+        let ctx = &mut XdpContext::new(ctx);
+        let packet = unsafe { &*packet };
+        let key = unsafe { &mut (*scratch).key };
+        key.src = packet.inner_dst;
+        key.dst = packet.inner_src;
+        key.sport = packet.inner_dport;
+        key.dport = packet.inner_sport;
+        key.protocol = packet.inner_protocol;
+        key.family = packet.family;
+        key._pad = [0; 2];
+        let Some(entry) = XVS_CONNS.get_ptr_mut(&*key) else {
+            return xdp_action::XDP_PASS;
+        };
+        let conn = unsafe { &*entry };
+        count(counter::ICMP_FORWARDED, 1);
+        if conn.flags & conn_flags::REPLY != 0 {
+            // NAT, toward the client: the quoted real server becomes the VIP again.
+            if forward::decrement_ttl(ctx, packet).is_none()
+                || icmp::translate_quoted(ctx, packet, false, &conn.peer, conn.peer_port).is_none()
+                || forward::rewrite_address(ctx, packet, true, &packet.src, &conn.peer).is_none()
+            {
+                return xdp_action::XDP_PASS;
+            }
+            let l2 = conn.l2;
+            return forward::emit(ctx, &l2);
+        }
+        match conn.forward {
+            method::TUNNEL => tunnel(ctx, packet, conn),
+            method::MASQ => {
+                if icmp::translate_quoted(ctx, packet, true, &conn.peer, conn.peer_port).is_none()
+                    || forward::rewrite_address(ctx, packet, false, &packet.dst, &conn.peer)
+                        .is_none()
+                {
+                    return xdp_action::XDP_PASS;
+                }
+                let l2 = conn.l2;
+                forward::emit(ctx, &l2)
+            }
+            _ => {
+                let l2 = conn.l2;
+                forward::emit(ctx, &l2)
+            }
+        }
     }
 
     /// Remembers that the datagram of first fragment `packet` went by the connection

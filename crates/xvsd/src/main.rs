@@ -86,6 +86,8 @@ fn status_text() -> Result<String, String> {
         ("dest_gone", counter::DEST_GONE),
         ("too_big", counter::TOO_BIG),
         ("too_big_dropped", counter::TOO_BIG_DROPPED),
+        ("fragments_forwarded", counter::FRAGMENTS_FORWARDED),
+        ("icmp_forwarded", counter::ICMP_FORWARDED),
     ] {
         let _ = writeln!(out, "{name} {}", counters[index as usize]);
     }

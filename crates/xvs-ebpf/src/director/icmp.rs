@@ -17,8 +17,8 @@ use xvs_common::{FAMILY_V4, counter};
 
 use crate::{
     maps::count,
-    packet::{Packet, at, ipv4_header_checksum, put_mac, store_u32},
-    wire::{ETH_P_IP, ETH_P_IPV6, eth, ipv4, ipv6},
+    packet::{Packet, at, csum_addr_delta, csum_apply, ipv4_header_checksum, put_mac, store_u32},
+    wire::{ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, eth, ipv4, ipv6},
 };
 
 const IPPROTO_ICMP: u8 = 1;
@@ -215,5 +215,54 @@ fn answer_v6(ctx: &XdpContext, packet: &Packet, mtu: u32) -> Option<()> {
     let checksum = fold(pseudo + sum::<{ ICMP_HEADER + QUOTE }>(ctx, icmp)?);
     let field = at::<[u8; 2]>(ctx, icmp + 2)?;
     unsafe { *field = checksum.to_be_bytes() };
+    Some(())
+}
+
+/// Rewrites the packet an ICMP error quotes: its source (if `source`, else its
+/// destination) address and port become `addr` and `port`, keeping the quoted IP header's
+/// checksum, the quoted UDP checksum (TCP's is beyond the 8 quoted bytes) and the ICMP
+/// checksum right (RFC 1624 updates, every changed word counted once).
+#[inline(always)]
+pub fn translate_quoted(
+    ctx: &XdpContext,
+    packet: &Packet,
+    source: bool,
+    addr: &[u8; 16],
+    port: u16,
+) -> Option<()> {
+    let inner = packet.inner_l3 & 0xff;
+    let inner_l4 = packet.inner_l4 & 0x1ff;
+    let (old_addr, old_port, addr_at, port_at) = if source {
+        (&packet.inner_src, packet.inner_sport, inner + 12, inner_l4)
+    } else {
+        (
+            &packet.inner_dst,
+            packet.inner_dport,
+            inner + 16,
+            inner_l4 + 2,
+        )
+    };
+    let addr_delta = csum_addr_delta(old_addr, addr, 1);
+    let port_delta = (!old_port) as u64 + port as u64;
+    let ip_check = at::<u16>(ctx, inner + 10)?;
+    let field = at::<[u8; 4]>(ctx, addr_at)?;
+    let port_field = at::<u16>(ctx, port_at)?;
+    let icmp_check = at::<u16>(ctx, (packet.l4 & 0x7f) + 2)?;
+    unsafe {
+        let old_ip_check = *ip_check;
+        *ip_check = csum_apply(old_ip_check, addr_delta);
+        (*field).copy_from_slice(&addr[..4]);
+        *port_field = port;
+        let mut icmp_delta = addr_delta + port_delta + (!old_ip_check) as u64 + (*ip_check) as u64;
+        if packet.inner_protocol == IPPROTO_UDP {
+            let udp_check = at::<u16>(ctx, inner_l4 + 6)?;
+            let old = *udp_check;
+            if old != 0 {
+                *udp_check = csum_apply(old, addr_delta + port_delta);
+                icmp_delta += (!old) as u64 + (*udp_check) as u64;
+            }
+        }
+        *icmp_check = csum_apply(*icmp_check, icmp_delta);
+    }
     Some(())
 }
