@@ -93,7 +93,8 @@ pub mod counter {
     pub const NOT_SCHEDULED: u32 = 8;
     /// Packets dropped because no route or neighbour is known for the real server.
     pub const NO_ROUTE: u32 = 9;
-    /// Packets dropped because the connection table is full.
+    /// Packets dropped because the connection table is full (and no half-open
+    /// connection could be forgotten to make room).
     pub const TABLE_FULL: u32 = 10;
     /// Packets dropped: tunnel encapsulation not possible (type, family, no source, room).
     pub const TUNNEL_FAILED: u32 = 11;
@@ -119,6 +120,9 @@ pub mod counter {
     pub const FRAGMENTS_FORWARDED: u32 = 18;
     /// ICMP errors about a connection's packets sent to its real server or its client.
     pub const ICMP_FORWARDED: u32 = 19;
+    /// Half-open TCP connections (SYN_RECV) forgotten to make room in a full table for a
+    /// new one (IPVS's drop_entry): what keeps a SYN flood from locking new clients out.
+    pub const EVICTED: u32 = 20;
     /// Number of slots in the array.
     pub const COUNT: u32 = 24;
 }

@@ -1229,3 +1229,55 @@ fn icmp_errors_reach_the_connections_real_server_or_client() {
         },
     );
 }
+
+/// A SYN flood from many sources fills the connection table: established connections
+/// keep working, and new ones still get in, each taking the room of the oldest half-open
+/// one (counted `evicted`), not refused (`table_full` stays 0).
+#[test]
+fn a_syn_flood_keeps_established_connections_and_lets_new_clients_in() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            // An established connection before the flood.
+            let syn = tcp4(CLIENT, VIP, 40000, 80, true, CLIENT_MAC);
+            let ack = tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC);
+            assert_eq!(director.run_frame(eth0, &syn).unwrap().0.verdict, XDP_TX);
+            assert_eq!(director.run_frame(eth0, &ack).unwrap().0.verdict, XDP_TX);
+            let (capacity, _) = director.connection_table_memory().unwrap();
+            // More SYNs from more sources than the table holds.
+            let template = tcp4([10, 0, 0, 0], VIP, 1024, 80, true, CLIENT_MAC);
+            let flood = capacity as usize + capacity as usize / 4;
+            for i in 0..flood {
+                let mut frame = template.clone();
+                let source = [172, 16 + (i >> 16) as u8, (i >> 8) as u8, i as u8];
+                frame[26..30].copy_from_slice(&source);
+                frame[24..26].fill(0);
+                let sum = !ones_sum(&[&frame[14..34]]);
+                frame[24..26].copy_from_slice(&sum.to_be_bytes());
+                let _ = director.run_frame(eth0, &frame).unwrap();
+            }
+            let c = counters(director);
+            assert!(c[counter::EVICTED as usize] > 0, "the table filled up");
+            assert_eq!(c[counter::TABLE_FULL as usize], 0, "no SYN refused");
+            // The established connection still goes through.
+            let (out, _) = director.run_frame(eth0, &ack).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &RS1_MAC);
+            // A new client gets in.
+            let late = tcp4([1, 1, 1, 9], VIP, 41000, 80, true, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &late).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            let established = director
+                .connections()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.state == "ESTABLISHED")
+                .count();
+            assert_eq!(established, 1);
+        },
+    );
+}

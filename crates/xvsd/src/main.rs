@@ -88,6 +88,7 @@ fn status_text() -> Result<String, String> {
         ("too_big_dropped", counter::TOO_BIG_DROPPED),
         ("fragments_forwarded", counter::FRAGMENTS_FORWARDED),
         ("icmp_forwarded", counter::ICMP_FORWARDED),
+        ("evicted", counter::EVICTED),
     ] {
         let _ = writeln!(out, "{name} {}", counters[index as usize]);
     }

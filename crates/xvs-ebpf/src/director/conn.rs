@@ -378,7 +378,12 @@ fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
 /// connection's path has a BPF call fewer (about 8 ns here).
 #[inline(always)]
 pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, now: u64) -> bool {
-    if XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64).is_err() {
+    let mut inserted = XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64);
+    // A full table makes room by forgetting a half-open connection, then tries once more.
+    if inserted == Err(-(E2BIG as i32)) && xvs_evict_half_open(now) != 0 {
+        inserted = XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64);
+    }
+    if inserted.is_err() {
         return false;
     }
     queue_sweep(key, conn.expires, now);
@@ -386,6 +391,56 @@ pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, now: u64) -> bool {
         create_twin(key, conn, twin);
     }
     true
+}
+
+/// What a full hash map answers an insert.
+const E2BIG: u32 = 7;
+/// Sweep records looked at, at most, to find a half-open connection to forget.
+const EVICT_TRIES: u32 = 8;
+
+/// The connection table is full: forgets the oldest half-open TCP connection (SYN_RECV)
+/// it finds at the heads of the 60 s and 10 s sweep queues, where such connections' records
+/// wait (IPVS's `drop_entry` drops them at random). Records of other entries go back in
+/// for their expiry; a SYN flood thus pushes out its own older entries, not established
+/// connections. True if one was forgotten. A global BPF function: verified once.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_evict_half_open(now: u64) -> u32 {
+    let mut evict = Evict { now, done: false };
+    sched::walk(EVICT_TRIES, &mut evict, evict_step);
+    evict.done as u32
+}
+
+struct Evict {
+    now: u64,
+    done: bool,
+}
+
+extern "C" fn evict_step(_: u32, e: *mut Evict) -> i64 {
+    let e = unsafe { &mut *e };
+    let record = match XVS_SWEEP_60.pop() {
+        Ok(Some(record)) => record,
+        _ => match XVS_SWEEP.pop() {
+            Ok(Some(record)) => record,
+            _ => return sched::STOP,
+        },
+    };
+    // A record whose entry is gone was stale: taking it off costs nothing.
+    let Some(entry) = XVS_CONNS.get_ptr_mut(&record.key) else {
+        return sched::CONTINUE;
+    };
+    let (state, flags) = unsafe { ((*entry).state, (*entry).flags) };
+    if record.key.protocol == crate::wire::IPPROTO_TCP
+        && state == tcp::SYN_RECV
+        && flags & (conn_flags::REPLY | conn_flags::TEMPLATE) == 0
+    {
+        forget(&record.key, entry);
+        count(counter::EVICTED, 1);
+        e.done = true;
+        return sched::STOP;
+    }
+    xvs_queue_sweep(&record.key, unsafe { (*entry).expires }, e.now);
+    sched::CONTINUE
 }
 
 /// Inserts the reply twin of NAT connection `conn` (key `key`), built in `twin`.
