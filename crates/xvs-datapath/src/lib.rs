@@ -20,6 +20,7 @@ pub mod netlink;
 pub mod objects;
 pub mod tables;
 pub mod test_run;
+pub mod upgrade;
 
 use std::{collections::HashMap, os::fd::AsFd};
 

@@ -12,6 +12,8 @@ Usage:
   xvsd attach IFACE...     attach the director to interfaces (creates it if needed)
   xvsd detach IFACE...     detach the director from interfaces
   xvsd destroy             remove the director from this namespace, with all its state
+  xvsd upgrade             replace the running director program by this build's, keeping
+                           its maps: table, connections and counters (same map layout)
   xvsd -h | --help         this text
   xvsd -V | --version      version";
 
@@ -23,6 +25,16 @@ fn main() -> ExitCode {
         ["attach", interfaces @ ..] if !interfaces.is_empty() => attach(interfaces),
         ["detach", interfaces @ ..] if !interfaces.is_empty() => detach(interfaces),
         ["destroy"] => Director::destroy().map_err(|e| e.to_string()),
+        ["upgrade"] => xvs_datapath::upgrade::upgrade()
+            .map(|done| {
+                println!(
+                    "director program {} replaced by {} on {}; maps kept",
+                    done.old_program,
+                    done.new_program,
+                    done.interfaces.join(" ")
+                );
+            })
+            .map_err(|e| e.to_string()),
         ["-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())

@@ -53,3 +53,68 @@ fn frames_cross_the_director_program_between_two_namespaces() {
     let links = lab.run_ok("director", &["ip", "link", "show"]).unwrap();
     assert!(!links.contains("xdp"), "{links}");
 }
+
+/// `xvsd upgrade` under traffic, in the seed's NAT lab: a TCP connection open across the
+/// upgrade carries on (its NAT entry is in the kept maps), the table and the counters are
+/// the same afterwards, and the program on every interface is the new one.
+#[test]
+fn an_upgrade_keeps_open_connections_the_table_and_the_counters() {
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 7, ServerKind::Echo).unwrap();
+    // Configured as `xvsadm -R` would (through the same edit transaction).
+    let table = || {
+        lab.within("director", || {
+            let director = xvs_datapath::Director::find().unwrap().unwrap();
+            director.load().unwrap().table
+        })
+        .unwrap()
+    };
+    lab.within("director", || {
+        xvs_datapath::Director::change(xvs_datapath::ChangeOptions::default(), |t| {
+            xvs_core::restore::restore(
+                "-A -t 1.1.1.254:7 -s rr\n-a -t 1.1.1.254:7 -r 192.168.1.10:7 -m",
+                t,
+                &xvs_core::text::NoNames,
+                "xvsadm",
+            )
+        })
+        .unwrap()
+    })
+    .unwrap();
+    let before_table = table();
+    // A connection that sends, waits across the upgrade, and sends again.
+    let client = lab
+        .command(
+            "client",
+            &[
+                "sh",
+                "-c",
+                "(printf first; sleep 2; printf second) | socat -t 3 - TCP:1.1.1.254:7",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let before = status(&lab, "director");
+    let report = lab.run_ok("director", &[XVSD, "upgrade"]).unwrap();
+    assert!(report.contains("replaced by"), "{report}");
+    let echoed = client.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&echoed.stdout), "firstsecond");
+    let after = status(&lab, "director");
+    let id = |s: &str| s.lines().next().unwrap().to_string();
+    assert_ne!(id(&before), id(&after), "a new program");
+    assert!(after.contains("attached to lo eth0 eth1"), "{after}");
+    assert_eq!(
+        counter(&after, "new_connections"),
+        counter(&before, "new_connections"),
+        "the counters were kept"
+    );
+    assert!(counter(&after, "forwarded") > counter(&before, "forwarded"));
+    let after_table = table();
+    assert_eq!(after_table.services.len(), before_table.services.len());
+    assert_eq!(
+        xvs_core::listing::save(&after_table, true, &xvs_core::text::NoNames),
+        xvs_core::listing::save(&before_table, true, &xvs_core::text::NoNames)
+    );
+}
