@@ -1,5 +1,6 @@
 //! `cargo xtask package`: a Debian package of xvs, `target/debian/xvs_VERSION_ARCH.deb`:
-//! the binaries, `xvsadm-save` and `xvsadm-restore` (links to xvsadm), the systemd unit,
+//! the binaries, `xvsadm-save` and `xvsadm-restore` (links to xvsadm), the systemd units
+//! (xvsadm.service, xvsd.service) with example xvsd configs,
 //! a man page and a bash completion for every command. The man pages and completions are
 //! made from each binary's own `--help` text, so they cannot drift from it.
 
@@ -78,11 +79,20 @@ pub fn build() -> Result<PathBuf, String> {
         }
     }
     let workspace = target.parent().ok_or("no workspace")?;
-    install(
-        &workspace.join("dist/systemd/xvsadm.service"),
-        &root.join("lib/systemd/system/xvsadm.service"),
-        0o644,
-    )?;
+    for unit in ["xvsadm.service", "xvsd.service"] {
+        install(
+            &workspace.join("dist/systemd").join(unit),
+            &root.join("lib/systemd/system").join(unit),
+            0o644,
+        )?;
+    }
+    for example in ["xvsd.toml", "xvsd-dr.toml"] {
+        install(
+            &workspace.join("dist").join(example),
+            &root.join("usr/share/doc/xvs/examples").join(example),
+            0o644,
+        )?;
+    }
     for (name, summary, binary) in COMMANDS {
         let help = help_text(&release_binary(binary), name)?;
         let page = root.join(format!("usr/share/man/man8/{name}.8.gz"));

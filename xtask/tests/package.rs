@@ -115,6 +115,8 @@ fn the_package_installs_runs_and_purges_cleanly() {
         );
     }
     assert!(root.join("lib/systemd/system/xvsadm.service").exists());
+    assert!(root.join("lib/systemd/system/xvsd.service").exists());
+    assert!(root.join("usr/share/doc/xvs/examples/xvsd.toml").exists());
     let version = Command::new(sbin.join("xvsadm"))
         .arg("-v")
         .output()

@@ -1,6 +1,6 @@
 //! The one way to change a namespace's table: lock, read, edit, plan and write, attach.
-//! xvsadm runs every changing command through it, and xvsd will take real servers out and
-//! bring them back through it, so the two never differ in how a change lands.
+//! xvsadm runs every changing command through it, and xvsd takes real servers out and
+//! brings them back through it, so the two never differ in how a change lands.
 
 use std::time::Duration;
 

@@ -1,5 +1,8 @@
-//! xvsd — the director daemon. At this stage it manages where the director's XDP program
-//! is attached and shows its state; health checks, config and rates come with later issues.
+//! xvsd — the director daemon: runs the config's virtual services with health checks
+//! (`run`), manages where the director's XDP program is attached and shows its state.
+
+mod check;
+mod daemon;
 
 use std::{fmt::Write as _, io::Write as _, process::ExitCode};
 
@@ -8,6 +11,10 @@ use xvs_datapath::Director;
 
 const USAGE: &str = "\
 Usage:
+  xvsd run CONFIG          define CONFIG's virtual services and keep them true to their
+                           real servers' health checks (runs until stopped)
+  xvsd check-config CONFIG validate CONFIG and say what it defines; changes nothing
+                           (also --check-config CONFIG)
   xvsd status              show this namespace's director: program, interfaces, counters
   xvsd attach IFACE...     attach the director to interfaces (creates it if needed)
   xvsd detach IFACE...     detach the director from interfaces
@@ -21,6 +28,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match words.as_slice() {
+        ["run", config] => daemon::run(config),
+        ["check-config" | "--check-config", config] => daemon::check_config(config),
         ["status"] => status(),
         ["attach", interfaces @ ..] if !interfaces.is_empty() => attach(interfaces),
         ["detach", interfaces @ ..] if !interfaces.is_empty() => detach(interfaces),

@@ -1,0 +1,9 @@
+//! What xvsd decides, without I/O (DESIGN.md, "Decide without I/O"): the config file
+//! (`config.rs`), a real server's health from its checks' results (`health.rs`), and the
+//! ipvsadm rules the config and the health ask for (`desired.rs`). xvsd only runs the
+//! checks, feeds their results in, and applies the rules.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod desired;
+pub mod health;
