@@ -9,8 +9,8 @@
 //! scheduler = "rr"              # default wlc
 //! method = "nat"                # the real servers' default: nat, dr (default) or tunnel
 //!
-//! [service.check]               # the real servers' default check
-//! type = "http"                 # tcp (default) or http
+//! [service.check]               # the real servers' default check ([[service.check]]: several)
+//! type = "http"                 # tcp (default), http, udp, dns or command
 //! path = "/"
 //! expect = [200]
 //! interval = 1.0                # seconds between checks
@@ -81,14 +81,63 @@ pub struct ServiceConfig {
     /// Real servers start down until a check passes (keepalived's `alpha`).
     #[serde(default)]
     pub alpha: bool,
+    /// The sum of up real servers' weights the service needs (keepalived's `quorum`).
+    #[serde(default = "one")]
+    pub quorum: u32,
+    /// Flap damping around `quorum`: gained at `quorum + hysteresis`, lost below
+    /// `quorum - hysteresis`.
     #[serde(default)]
-    pub check: CheckConfig,
+    pub hysteresis: u32,
+    /// The server that alone takes the service's connections while its quorum is lost.
+    pub sorry_server: Option<SocketAddr>,
+    /// How the sorry server is reached (default: the service's method).
+    pub sorry_method: Option<Method>,
+    /// Commands run (by `sh -c`) when the quorum is gained or lost.
+    pub quorum_up: Option<String>,
+    pub quorum_down: Option<String>,
+    /// Commands run when one of its real servers comes up or goes down.
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
+    /// The real servers' default checks: one table or an array of them, all must pass.
+    #[serde(default = "default_checks", rename = "check")]
+    pub checks: Checks,
     #[serde(default, rename = "real_server")]
     pub real_servers: Vec<RealServerConfig>,
 }
 
 fn default_scheduler() -> String {
     "wlc".to_string()
+}
+
+fn default_checks() -> Checks {
+    Checks(vec![CheckConfig::default()])
+}
+
+/// A real server's checks: written as one table (`[service.check]`, `check = {...}`) or an
+/// array of them (`[[service.check]]`); a real server is up when every one passes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Checks(pub Vec<CheckConfig>);
+
+impl<'de> Deserialize<'de> for Checks {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrMany;
+        impl<'de> serde::de::Visitor<'de> for OneOrMany {
+            type Value = Checks;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a check table or an array of check tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Checks, A::Error> {
+                let one =
+                    CheckConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Checks(vec![one]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Checks, A::Error> {
+                Vec::<CheckConfig>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(Checks)
+            }
+        }
+        deserializer.deserialize_any(OneOrMany)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -98,8 +147,12 @@ pub struct RealServerConfig {
     #[serde(default = "one")]
     pub weight: u32,
     pub method: Option<Method>,
-    /// Its own check instead of the service's.
-    pub check: Option<CheckConfig>,
+    /// Its own checks instead of the service's.
+    #[serde(rename = "check")]
+    pub checks: Option<Checks>,
+    /// Its own notify commands instead of the service's.
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
 }
 
 fn one() -> u32 {
@@ -109,9 +162,19 @@ fn one() -> u32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckType {
+    /// A TCP connect.
     #[default]
     Tcp,
+    /// An HTTP GET whose status must be one of `expect` (and body contain `body`).
     Http,
+    /// A UDP datagram (`payload`); fails on an ICMP error, or without a reply containing
+    /// `reply` when one is given (keepalived's UDP_CHECK).
+    Udp,
+    /// A DNS query for `name`/`query_type`: a reply with its id, no error code.
+    Dns,
+    /// `command` run by `sh -c`: exit 0 passes; with `dynamic`, exit 2..=255 passes and sets
+    /// the weight to the code minus 2 (keepalived's MISC_CHECK with `misc_dynamic`).
+    Command,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -125,10 +188,36 @@ pub struct CheckConfig {
     pub path: String,
     #[serde(default = "ok")]
     pub expect: Vec<u16>,
+    /// HTTP: text the body must contain.
+    pub body: Option<String>,
+    /// HTTP: the Host header (default: the address checked).
+    pub host: Option<String>,
+    /// UDP: what is sent.
+    #[serde(default)]
+    pub payload: String,
+    /// UDP: a reply is needed, containing this text.
+    pub reply: Option<String>,
+    /// DNS: the name asked for.
+    #[serde(default = "dns_root")]
+    pub name: String,
+    /// DNS: the record type (A, NS, CNAME, SOA, MX, TXT, AAAA).
+    #[serde(default = "soa")]
+    pub query_type: String,
+    /// Command: what runs; it is killed at the timeout, which fails it.
+    pub command: Option<String>,
+    /// Command: exit codes 2..=255 set the weight (code - 2).
+    #[serde(default)]
+    pub dynamic: bool,
     #[serde(default = "second")]
     pub interval: f64,
     #[serde(default = "second")]
     pub timeout: f64,
+    /// Attempts after a failed one before the check counts as failed.
+    #[serde(default)]
+    pub retries: u32,
+    /// Seconds between those attempts.
+    #[serde(default = "second")]
+    pub delay_before_retry: f64,
     #[serde(default = "one")]
     pub rise: u32,
     #[serde(default = "one")]
@@ -142,8 +231,18 @@ impl Default for CheckConfig {
             port: None,
             path: root(),
             expect: ok(),
+            body: None,
+            host: None,
+            payload: String::new(),
+            reply: None,
+            name: dns_root(),
+            query_type: soa(),
+            command: None,
+            dynamic: false,
             interval: second(),
             timeout: second(),
+            retries: 0,
+            delay_before_retry: second(),
             rise: 1,
             fall: 1,
         }
@@ -162,6 +261,25 @@ fn second() -> f64 {
     1.0
 }
 
+fn dns_root() -> String {
+    ".".to_string()
+}
+
+fn soa() -> String {
+    "SOA".to_string()
+}
+
+/// DNS record types a check may ask for, with their codes.
+pub const QUERY_TYPES: [(&str, u16); 7] = [
+    ("A", 1),
+    ("NS", 2),
+    ("CNAME", 5),
+    ("SOA", 6),
+    ("MX", 15),
+    ("TXT", 16),
+    ("AAAA", 28),
+];
+
 impl CheckConfig {
     pub fn interval(&self) -> Duration {
         Duration::from_secs_f64(self.interval)
@@ -170,15 +288,64 @@ impl CheckConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout)
     }
+
+    pub fn delay_before_retry(&self) -> Duration {
+        Duration::from_secs_f64(self.delay_before_retry)
+    }
+
+    /// The DNS record type's code.
+    pub fn query_code(&self) -> Option<u16> {
+        QUERY_TYPES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&self.query_type))
+            .map(|&(_, code)| code)
+    }
 }
 
-/// One real server to watch: where, how, and what the table should hold for it.
+/// One check of one real server: where, how, and whose.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Watch {
     /// Index of its service in the config.
     pub service: usize,
+    /// Index of the real server in its service.
+    pub server: usize,
+    /// Index of the check among the real server's.
+    pub check_index: usize,
     pub address: SocketAddr,
     pub check: CheckConfig,
+}
+
+impl ServiceConfig {
+    /// ipvsadm's protocol switch and the service, as in `-t 1.1.1.254:80`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.protocol.switch(), self.address)
+    }
+
+    /// As logs and listings name it: `TCP 1.1.1.254:80`.
+    pub fn name(&self) -> String {
+        format!("{} {}", self.protocol.name(), self.address)
+    }
+
+    /// The checks of its real server `rs`.
+    pub fn checks_of<'a>(&'a self, rs: &'a RealServerConfig) -> &'a [CheckConfig] {
+        &rs.checks.as_ref().unwrap_or(&self.checks).0
+    }
+}
+
+impl Protocol {
+    pub fn switch(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "-t",
+            Protocol::Udp => "-u",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        }
+    }
 }
 
 impl Config {
@@ -204,18 +371,27 @@ impl Config {
             if service.address.port() == 0 && service.persistence.is_none() {
                 problems.push(format!("{name}: port 0 needs persistence, as in ipvsadm"));
             }
-            let mut checks = vec![("its check".to_string(), &service.check)];
+            let mut checks = vec![("its check".to_string(), &service.checks)];
             for rs in &service.real_servers {
                 if rs.weight > 65_535 {
                     problems.push(format!("{name}: {}: weight above 65535", rs.address));
                 }
-                if let Some(check) = &rs.check {
-                    checks.push((rs.address.to_string(), check));
+                if let Some(own) = &rs.checks {
+                    checks.push((rs.address.to_string(), own));
                 }
             }
-            for (what, check) in checks {
-                if !(check.interval > 0.0 && check.timeout > 0.0) {
-                    problems.push(format!("{name}: {what}: interval and timeout must be > 0"));
+            if service
+                .sorry_server
+                .is_some_and(|s| service.real_servers.iter().any(|rs| rs.address == s))
+            {
+                problems.push(format!("{name}: the sorry server is also a real server"));
+            }
+            for (what, list) in checks {
+                if list.0.is_empty() {
+                    problems.push(format!("{name}: {what}: no check"));
+                }
+                for check in &list.0 {
+                    problems.extend(check.problems().map(|p| format!("{name}: {what}: {p}")));
                 }
             }
         }
@@ -226,19 +402,59 @@ impl Config {
         }
     }
 
-    /// Every real server to watch.
+    /// Every check of every real server.
     pub fn watches(&self) -> Vec<Watch> {
-        self.services
-            .iter()
-            .enumerate()
-            .flat_map(|(i, service)| {
-                service.real_servers.iter().map(move |rs| Watch {
-                    service: i,
-                    address: rs.address,
-                    check: rs.check.clone().unwrap_or_else(|| service.check.clone()),
-                })
-            })
-            .collect()
+        let mut watches = Vec::new();
+        for (i, service) in self.services.iter().enumerate() {
+            for (j, rs) in service.real_servers.iter().enumerate() {
+                for (k, check) in service.checks_of(rs).iter().enumerate() {
+                    watches.push(Watch {
+                        service: i,
+                        server: j,
+                        check_index: k,
+                        address: rs.address,
+                        check: check.clone(),
+                    });
+                }
+            }
+        }
+        watches
+    }
+
+    /// How many real servers it names.
+    pub fn real_servers(&self) -> usize {
+        self.services.iter().map(|s| s.real_servers.len()).sum()
+    }
+}
+
+impl CheckConfig {
+    /// What is wrong with this check on its own.
+    fn problems(&self) -> impl Iterator<Item = String> {
+        let mut problems = Vec::new();
+        let positive = |v: f64| v > 0.0 && v.is_finite();
+        if !(positive(self.interval) && positive(self.timeout)) {
+            problems.push("interval and timeout must be > 0".to_string());
+        }
+        if !(self.delay_before_retry >= 0.0 && self.delay_before_retry.is_finite()) {
+            problems.push("delay_before_retry must be >= 0".to_string());
+        }
+        match self.kind {
+            CheckType::Command if self.command.as_deref().is_none_or(str::is_empty) => {
+                problems.push("a command check needs `command`".to_string());
+            }
+            CheckType::Dns if self.query_code().is_none() => problems.push(format!(
+                "no DNS query type {:?} (one of A, NS, CNAME, SOA, MX, TXT, AAAA)",
+                self.query_type
+            )),
+            CheckType::Http if !self.path.starts_with('/') => {
+                problems.push(format!("the HTTP path {:?} must start with /", self.path));
+            }
+            _ => {}
+        }
+        if self.dynamic && self.kind != CheckType::Command {
+            problems.push("`dynamic` is for command checks".to_string());
+        }
+        problems.into_iter()
     }
 }
 
@@ -280,6 +496,46 @@ check = { type = "tcp", port = 8080 }
         assert_eq!(watches[0].check.expect, [200]);
         assert_eq!(watches[1].check.kind, CheckType::Tcp);
         assert_eq!(watches[1].check.port, Some(8080));
+        assert_eq!(service.quorum, 1);
+        assert_eq!(service.sorry_server, None);
+    }
+
+    #[test]
+    fn several_checks_are_an_array_of_tables() {
+        let config = Config::parse(
+            r#"
+[[service]]
+address = "1.1.1.254:80"
+sorry_server = "192.168.1.99:80"
+[[service.check]]
+type = "http"
+body = "ok"
+[[service.check]]
+type = "command"
+command = "test -e /tmp/up"
+dynamic = true
+[[service.real_server]]
+address = "192.168.1.10:80"
+"#,
+        )
+        .unwrap();
+        let watches = config.watches();
+        assert_eq!(watches.len(), 2);
+        assert_eq!(watches[1].check_index, 1);
+        assert!(watches[1].check.dynamic);
+        let wrong = Config::parse(
+            "[[service]]\naddress = \"1.1.1.254:80\"\n[[service.check]]\ntype = \"command\"\ntimout = 2\n",
+        )
+        .unwrap_err();
+        assert!(
+            wrong.contains("line 5") && wrong.contains("timout"),
+            "{wrong}"
+        );
+        let missing = Config::parse(
+            "[[service]]\naddress = \"1.1.1.254:80\"\n[service.check]\ntype = \"command\"\n",
+        )
+        .unwrap_err();
+        assert!(missing.contains("needs `command`"), "{missing}");
     }
 
     #[test]

@@ -7,28 +7,29 @@
 
 use xvs_core::table::Table;
 
-use crate::config::{Config, Protocol};
+use crate::{
+    config::{Config, ServiceConfig},
+    state::{State, find},
+};
 
-/// The rules that turn `table` into what `config` asks for, given `up(service, address)`.
-pub fn rules(
-    config: &Config,
-    table: &Table,
-    up: &dyn Fn(usize, std::net::SocketAddr) -> bool,
-) -> String {
+/// The rules that turn `table` into what `config` and `state` ask for. Services of
+/// `previous` (the config before a reload) that `config` no longer names are deleted.
+pub fn rules(config: &Config, previous: Option<&Config>, state: &State, table: &Table) -> String {
     let mut out = String::new();
-    for (i, service) in config.services.iter().enumerate() {
-        let switch = match service.protocol {
-            Protocol::Tcp => "-t",
-            Protocol::Udp => "-u",
-        };
-        let address = service.address;
-        let key = format!("{switch} {address}");
-        let exists = table.services.iter().any(|s| {
-            matches!(s.key, xvs_core::model::ServiceKey::Inet { addr, port, protocol }
-                if addr == address.ip() && port == address.port()
-                    && protocol.name() == match service.protocol { Protocol::Tcp => "TCP", Protocol::Udp => "UDP" })
-        });
-        if exists {
+    let named = |s: &ServiceConfig| {
+        config
+            .services
+            .iter()
+            .any(|c| c.protocol == s.protocol && c.address == s.address)
+    };
+    for gone in previous.iter().flat_map(|p| &p.services) {
+        if !named(gone) && find(table, gone).is_some() {
+            out.push_str(&format!("-D {}\n", gone.key()));
+        }
+    }
+    for (service, health) in config.services.iter().zip(&state.services) {
+        let key = service.key();
+        if find(table, service).is_some() {
             out.push_str(&format!("-D {key}\n"));
         }
         out.push_str(&format!("-A {key} -s {}", service.scheduler));
@@ -36,9 +37,15 @@ pub fn rules(
             out.push_str(&format!(" -p {timeout}"));
         }
         out.push('\n');
-        for rs in &service.real_servers {
-            let weight = match (up(i, rs.address), service.inhibit_on_failure) {
-                (true, _) => rs.weight,
+        // While the quorum is lost the sorry server alone takes new connections
+        // (keepalived never mixes it with real servers; inhibited ones stay at 0).
+        let sorry = service.sorry_server.filter(|_| !health.quorum_up);
+        for (rs, server) in service.real_servers.iter().zip(&health.servers) {
+            let weight = match (
+                server.is_up() && sorry.is_none(),
+                service.inhibit_on_failure,
+            ) {
+                (true, _) => server.weight,
                 (false, true) => 0,
                 (false, false) => continue,
             };
@@ -47,6 +54,10 @@ pub fn rules(
                 "-a {key} -r {} {method} -w {weight}\n",
                 rs.address
             ));
+        }
+        if let Some(sorry) = sorry {
+            let method = service.sorry_method.unwrap_or(service.method).switch();
+            out.push_str(&format!("-a {key} -r {sorry} {method} -w 1\n"));
         }
     }
     out
@@ -70,9 +81,18 @@ weight = 2
 "#;
 
     fn apply(config: &Config, table: &Table, down: Option<&str>) -> Table {
-        let text = rules(config, table, &|_, addr| {
-            Some(addr.to_string().as_str()) != down
-        });
+        let mut state = State::new(config, &Table::default());
+        for (rs, server) in config.services[0]
+            .real_servers
+            .iter()
+            .zip(&mut state.services[0].servers)
+        {
+            let up = Some(rs.address.to_string().as_str()) != down;
+            for check in &mut server.checks {
+                *check = crate::health::Health::new(up, 1, 1);
+            }
+        }
+        let text = rules(config, None, &state, table);
         let mut next = table.clone();
         restore(&text, &mut next, &NoNames, "xvsd").unwrap();
         next
@@ -109,5 +129,36 @@ weight = 2
         assert!(
             xvs_core::listing::save(&table, true, &NoNames).contains("-r 192.168.1.10:80 -m -w 0")
         );
+    }
+
+    #[test]
+    fn the_sorry_server_alone_while_the_quorum_is_lost_and_removed_services_go() {
+        let config = Config::parse(&CONFIG.replace(
+            "method = \"nat\"",
+            "method = \"nat\"\nsorry_server = \"192.168.1.99:80\"",
+        ))
+        .unwrap();
+        let mut state = State::new(&config, &Table::default());
+        let fail = crate::health::Outcome::Failure;
+        state.observe(&config, 0, 0, 0, fail, None);
+        state.observe(&config, 0, 1, 0, fail, None);
+        assert!(!state.services[0].quorum_up);
+        let mut table = Table::default();
+        restore(
+            &rules(&config, None, &state, &table),
+            &mut table,
+            &NoNames,
+            "x",
+        )
+        .unwrap();
+        let saved = xvs_core::listing::save(&table, true, &NoNames);
+        assert_eq!(
+            saved,
+            "-A -t 1.1.1.254:80 -s rr\n-a -t 1.1.1.254:80 -r 192.168.1.99:80 -m -w 1\n"
+        );
+        // A reload to a config without the service deletes it.
+        let empty = Config::parse("").unwrap();
+        let text = rules(&empty, Some(&config), &State::new(&empty, &table), &table);
+        assert_eq!(text, "-D -t 1.1.1.254:80\n");
     }
 }

@@ -17,8 +17,9 @@ use crate::{LabError, Result, enter_namespace};
 /// What a lab server does with each connection.
 #[derive(Debug, Clone)]
 pub enum ServerKind {
-    /// HTTP/1.1: `GET /bytes/N` answers N bytes of [`pattern`]; any other request
-    /// answers the given body (a page that names its server). One request per connection.
+    /// HTTP/1.1: `GET /bytes/N` answers N bytes of [`pattern`], `GET /status/N` an empty
+    /// page with status N; any other request answers the given body (a page that names its
+    /// server). One request per connection.
     Http(String),
     /// TCP: sends back everything it receives.
     Echo,
@@ -129,14 +130,20 @@ fn answer_http(stream: TcpStream, body: &str) -> std::io::Result<()> {
         }
     }
     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let status = path
+        .strip_prefix("/status/")
+        .and_then(|code| code.parse::<u16>().ok())
+        .unwrap_or(200);
     let content = match path.strip_prefix("/bytes/").map(str::parse::<usize>) {
         Some(Ok(len)) => pattern(len),
+        _ if status != 200 => Vec::new(),
         _ => format!("{body}\n").into_bytes(),
     };
     let mut stream = stream;
     write!(
         stream,
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+        if status == 200 { "OK" } else { "Status" },
         content.len()
     )?;
     stream.write_all(&content)?;

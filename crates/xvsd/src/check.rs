@@ -1,10 +1,12 @@
-//! The checks themselves: a TCP connect, or an HTTP GET whose status must be one of those
-//! expected. Each is bounded by its timeout end to end, so a real server that accepts and
-//! then hangs fails its check instead of holding the checker.
+//! The checks themselves: a TCP connect, an HTTP GET, a UDP datagram, a DNS query or a
+//! command. Each is bounded by its timeout end to end, so a real server that accepts and
+//! then hangs (or a command that never ends) fails its check instead of holding the
+//! checker.
 
 use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    io::{ErrorKind, Read, Write},
+    net::{SocketAddr, TcpStream, UdpSocket},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -13,22 +15,179 @@ use xvs_health::{
     health::Outcome,
 };
 
-/// Runs `check` against the real server at `address`; why it failed, if it did.
-pub fn run(check: &CheckConfig, address: SocketAddr) -> Result<(), String> {
+/// What one check found: passed (with the weight a dynamic command asked for) or why not.
+pub type CheckResult = Result<Option<u32>, String>;
+
+/// Runs `check` against the real server at `address`, with its retries: a failed attempt
+/// is tried again after `delay_before_retry`, up to `retries` times.
+pub fn run_with_retries(check: &CheckConfig, address: SocketAddr) -> CheckResult {
+    let mut result = run(check, address);
+    for _ in 0..check.retries {
+        if result.is_ok() {
+            break;
+        }
+        std::thread::sleep(check.delay_before_retry());
+        result = run(check, address);
+    }
+    result
+}
+
+/// Runs `check` once against the real server at `address`.
+pub fn run(check: &CheckConfig, address: SocketAddr) -> CheckResult {
     let target = SocketAddr::new(address.ip(), check.port.unwrap_or(address.port()));
     let deadline = Instant::now() + check.timeout();
-    let mut stream = TcpStream::connect_timeout(&target, check.timeout())
-        .map_err(|e| format!("connect to {target}: {e}"))?;
     match check.kind {
-        CheckType::Tcp => Ok(()),
-        CheckType::Http => http_get(&mut stream, target, check, deadline),
+        CheckType::Tcp => connect(target, check).map(|_| None),
+        CheckType::Http => {
+            let mut stream = connect(target, check)?;
+            http_get(&mut stream, target, check, deadline).map(|()| None)
+        }
+        CheckType::Udp => udp(target, check).map(|()| None),
+        CheckType::Dns => dns(target, check, deadline).map(|()| None),
+        CheckType::Command => command(address, check, deadline),
     }
 }
 
-pub fn outcome(result: &Result<(), String>) -> Outcome {
+pub fn outcome(result: &CheckResult) -> Outcome {
     match result {
-        Ok(()) => Outcome::Success,
+        Ok(_) => Outcome::Success,
         Err(_) => Outcome::Failure,
+    }
+}
+
+fn connect(target: SocketAddr, check: &CheckConfig) -> Result<TcpStream, String> {
+    TcpStream::connect_timeout(&target, check.timeout())
+        .map_err(|e| format!("connect to {target}: {e}"))
+}
+
+/// A socket of `target`'s family connected to it.
+fn udp_socket(target: SocketAddr, check: &CheckConfig) -> Result<UdpSocket, String> {
+    let local: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0".parse().unwrap()
+    } else {
+        "[::]:0".parse().unwrap()
+    };
+    let socket = UdpSocket::bind(local).map_err(|e| format!("udp socket: {e}"))?;
+    socket
+        .connect(target)
+        .map_err(|e| format!("udp to {target}: {e}"))?;
+    socket
+        .set_read_timeout(Some(check.timeout()))
+        .map_err(|e| e.to_string())?;
+    Ok(socket)
+}
+
+/// keepalived's UDP_CHECK: an ICMP error (seen as a refused receive) fails; silence
+/// passes unless a reply is required.
+fn udp(target: SocketAddr, check: &CheckConfig) -> Result<(), String> {
+    let socket = udp_socket(target, check)?;
+    socket
+        .send(check.payload.as_bytes())
+        .map_err(|e| format!("udp to {target}: {e}"))?;
+    let mut reply = [0u8; 2048];
+    match (socket.recv(&mut reply), &check.reply) {
+        (Ok(n), Some(wanted)) => {
+            let got = String::from_utf8_lossy(&reply[..n]);
+            if got.contains(wanted.as_str()) {
+                Ok(())
+            } else {
+                Err(format!("udp to {target}: reply {got:?} lacks {wanted:?}"))
+            }
+        }
+        (Ok(_), None) => Ok(()),
+        (Err(e), Some(_)) | (Err(e), None) if e.kind() == ErrorKind::ConnectionRefused => {
+            Err(format!("udp to {target}: port unreachable"))
+        }
+        (Err(e), None) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(()),
+        (Err(e), _) => Err(format!("udp to {target}: no reply ({e})")),
+    }
+}
+
+/// keepalived's DNS_CHECK: a query with recursion desired; a reply with the same id, the
+/// response bit set and no error code passes (the answers are not looked at).
+fn dns(target: SocketAddr, check: &CheckConfig, deadline: Instant) -> Result<(), String> {
+    let socket = udp_socket(target, check)?;
+    let id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0x5856, |d| d.subsec_nanos() as u16);
+    let query = dns_query(id, &check.name, check.query_code().unwrap_or(6));
+    socket
+        .send(&query)
+        .map_err(|e| format!("dns to {target}: {e}"))?;
+    let mut reply = [0u8; 1500];
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("dns to {target}: no answer for {}", check.name))?;
+        socket
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        let n = socket.recv(&mut reply).map_err(|e| match e.kind() {
+            ErrorKind::ConnectionRefused => format!("dns to {target}: port unreachable"),
+            _ => format!("dns to {target}: no answer for {} ({e})", check.name),
+        })?;
+        if n < 12 || u16::from_be_bytes([reply[0], reply[1]]) != id || reply[2] & 0x80 == 0 {
+            continue;
+        }
+        return match reply[3] & 0x0f {
+            0 => Ok(()),
+            code => Err(format!(
+                "dns to {target}: {} answered rcode {code}",
+                check.name
+            )),
+        };
+    }
+}
+
+/// A DNS query for `name` of type `code`, class IN, recursion desired.
+fn dns_query(id: u16, name: &str, code: u16) -> Vec<u8> {
+    let mut query = Vec::with_capacity(32 + name.len());
+    query.extend_from_slice(&id.to_be_bytes());
+    query.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        let label = &label.as_bytes()[..label.len().min(63)];
+        query.push(label.len() as u8);
+        query.extend_from_slice(label);
+    }
+    query.push(0);
+    query.extend_from_slice(&code.to_be_bytes());
+    query.extend_from_slice(&1u16.to_be_bytes());
+    query
+}
+
+/// keepalived's MISC_CHECK: `sh -c COMMAND` with the real server in `XVS_REAL_SERVER`;
+/// exit 0 passes, and with `dynamic` 2..=255 passes with weight `code - 2`. Killed at the
+/// deadline.
+fn command(address: SocketAddr, check: &CheckConfig, deadline: Instant) -> CheckResult {
+    let line = check.command.as_deref().unwrap_or("false");
+    let mut child = Command::new("sh")
+        .args(["-c", line])
+        .env("XVS_REAL_SERVER", address.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{line:?}: {e}"))?;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{line:?}: still running at the timeout, killed"));
+            }
+            Err(e) => return Err(format!("{line:?}: {e}")),
+        }
+    };
+    match status.code() {
+        Some(0) => Ok(None),
+        Some(code @ 2..=255) if check.dynamic => Ok(Some(code as u32 - 2)),
+        Some(code) => Err(format!("{line:?} exited with {code}")),
+        None => Err(format!("{line:?} ended by a signal")),
     }
 }
 
@@ -47,18 +206,23 @@ fn http_get(
     stream
         .set_write_timeout(Some(left()?))
         .map_err(|e| e.to_string())?;
+    let host = check.host.clone().unwrap_or_else(|| target.to_string());
     let request = format!(
-        "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: xvsd\r\nConnection: close\r\n\r\n",
+        "GET {} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: xvsd\r\nConnection: close\r\n\r\n",
         check.path,
-        target.ip()
     );
     stream
         .write_all(request.as_bytes())
         .map_err(|e| format!("GET {} on {target}: {e}", check.path))?;
-    // Only the status line matters; read until it is complete.
-    let mut head = Vec::with_capacity(64);
-    let mut buffer = [0u8; 512];
-    while !head.contains(&b'\n') && head.len() < 4096 {
+    // Without a body to look for only the status line matters; with one, read to the end
+    // (the request asked the server to close), at most 1 MiB.
+    let enough = |head: &[u8]| match check.body {
+        None => head.contains(&b'\n') || head.len() >= 4096,
+        Some(_) => head.len() >= 1 << 20,
+    };
+    let mut head = Vec::with_capacity(512);
+    let mut buffer = [0u8; 4096];
+    while !enough(&head) {
         stream
             .set_read_timeout(Some(left()?.max(Duration::from_millis(1))))
             .map_err(|e| e.to_string())?;
@@ -72,13 +236,18 @@ fn http_get(
     let line = line.lines().next().unwrap_or("");
     let status = status_code(line)
         .ok_or_else(|| format!("GET {} on {target}: no HTTP status in {line:?}", check.path))?;
-    if check.expect.contains(&status) {
-        Ok(())
-    } else {
-        Err(format!(
+    if !check.expect.contains(&status) {
+        return Err(format!(
             "GET {} on {target}: status {status}, expected {:?}",
             check.path, check.expect
-        ))
+        ));
+    }
+    match &check.body {
+        Some(wanted) if !String::from_utf8_lossy(&head).contains(wanted.as_str()) => Err(format!(
+            "GET {} on {target}: the page lacks {wanted:?}",
+            check.path
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -123,7 +292,16 @@ mod tests {
     #[test]
     fn an_http_check_passes_on_an_expected_status_only() {
         let ok = server(Some("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
-        assert_eq!(run(&check(CheckType::Http), ok), Ok(()));
+        assert_eq!(run(&check(CheckType::Http), ok), Ok(None));
+        let with_body = CheckConfig {
+            body: Some("ready".into()),
+            ..check(CheckType::Http)
+        };
+        let page = server(Some("HTTP/1.1 200 OK\r\n\r\nall ready\n"));
+        assert_eq!(run(&with_body, page), Ok(None));
+        let other = server(Some("HTTP/1.1 200 OK\r\n\r\nstarting\n"));
+        let failed = run(&with_body, other).unwrap_err();
+        assert!(failed.contains("lacks \"ready\""), "{failed}");
         let error = server(Some("HTTP/1.0 503 Service Unavailable\r\n\r\n"));
         let failed = run(&check(CheckType::Http), error).unwrap_err();
         assert!(failed.contains("status 503"), "{failed}");
@@ -142,8 +320,88 @@ mod tests {
     fn a_closed_port_fails_a_tcp_check_and_an_open_one_passes() {
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = open.local_addr().unwrap();
-        assert_eq!(run(&check(CheckType::Tcp), address), Ok(()));
+        assert_eq!(run(&check(CheckType::Tcp), address), Ok(None));
         drop(open);
         assert!(run(&check(CheckType::Tcp), address).is_err());
+    }
+
+    #[test]
+    fn a_command_passes_on_exit_0_sets_a_dynamic_weight_and_is_killed_at_the_timeout() {
+        let address: SocketAddr = "192.168.1.10:80".parse().unwrap();
+        let with = |line: &str, dynamic: bool| CheckConfig {
+            command: Some(line.into()),
+            dynamic,
+            ..check(CheckType::Command)
+        };
+        let server_named = with("test \"$XVS_REAL_SERVER\" = 192.168.1.10:80", false);
+        assert_eq!(run(&server_named, address), Ok(None));
+        assert!(run(&with("exit 1", false), address).is_err());
+        assert_eq!(run(&with("exit 7", true), address), Ok(Some(5)));
+        assert!(run(&with("exit 7", false), address).is_err());
+        let hangs = run(&with("sleep 5", false), address).unwrap_err();
+        assert!(hangs.contains("killed"), "{hangs}");
+    }
+
+    #[test]
+    fn udp_fails_on_port_unreachable_and_needs_the_reply_when_asked() {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = socket.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 64];
+            for _ in 0..2 {
+                let (n, from) = socket.recv_from(&mut buffer).unwrap();
+                let mut answer = b"pong ".to_vec();
+                answer.extend_from_slice(&buffer[..n]);
+                socket.send_to(&answer, from).unwrap();
+            }
+        });
+        let asks = CheckConfig {
+            payload: "ping".into(),
+            reply: Some("pong ping".into()),
+            ..check(CheckType::Udp)
+        };
+        assert_eq!(run(&asks, address), Ok(None));
+        let wrong = CheckConfig {
+            reply: Some("other".into()),
+            ..asks.clone()
+        };
+        assert!(run(&wrong, address).is_err());
+        // Nobody on this port: the kernel's port unreachable fails it.
+        let closed = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let refused = run(&check(CheckType::Udp), closed).unwrap_err();
+        assert!(refused.contains("unreachable"), "{refused}");
+    }
+
+    #[test]
+    fn dns_passes_on_a_matching_answer_without_error() {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = socket.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 512];
+            for rcode in [0u8, 3] {
+                let (n, from) = socket.recv_from(&mut buffer).unwrap();
+                let mut answer = buffer[..n].to_vec();
+                answer[2] |= 0x80;
+                answer[3] = rcode;
+                socket.send_to(&answer, from).unwrap();
+            }
+        });
+        let query = CheckConfig {
+            name: "example.org".into(),
+            query_type: "A".into(),
+            ..check(CheckType::Dns)
+        };
+        assert_eq!(run(&query, address), Ok(None));
+        let nxdomain = run(&query, address).unwrap_err();
+        assert!(nxdomain.contains("rcode 3"), "{nxdomain}");
+        assert_eq!(
+            dns_query(0x1234, "a.bc.", 1),
+            [
+                0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 2, b'b', b'c', 0, 0, 1, 0, 1
+            ]
+        );
     }
 }

@@ -1,19 +1,49 @@
-//! `xvsd run CONFIG`: defines the config's virtual services, checks each real server on
-//! its own thread, and when a server's health changes (after `fall` failures or `rise`
-//! successes in a row) puts the table the health asks for in place through the same edit
-//! transaction xvsadm uses. Services the config does not name are never touched.
+//! `xvsd run CONFIG`: defines the config's virtual services, runs each real server's
+//! checks on threads of their own, and when the state changes (a server up or down, a
+//! dynamic weight, a quorum) puts the table the state asks for in place through the same
+//! edit transaction xvsadm uses. Services the config does not name are never touched.
+//!
+//! One loop owns the state; everything reaches it as a `Message`: check results, reload
+//! requests (SIGHUP, or `xvsd reload` through the control socket) and status requests.
 
-use std::{collections::HashMap, net::SocketAddr, sync::mpsc, time::Duration};
-
-use xvs_core::text::NoNames;
-use xvs_datapath::{ChangeError, ChangeOptions, Director};
-use xvs_health::{
-    config::{Config, Protocol, Watch},
-    desired,
-    health::{Health, Transition},
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    os::{linux::net::SocketAddrExt, unix::net::UnixListener, unix::net::UnixStream},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
 };
 
-use crate::check;
+use xvs_core::{listing::save, table::Table, text::NoNames};
+use xvs_datapath::{ChangeError, ChangeOptions, Director};
+use xvs_health::{
+    config::{Config, Watch},
+    desired,
+    state::{Event, State, find},
+};
+
+use crate::check::{self, CheckResult};
+
+/// The control socket's name in the abstract namespace: abstract unix sockets belong to
+/// the network namespace, as the director does, so each namespace has its own xvsd.
+const CONTROL: &str = "xvsd";
+
+/// How often the daemon looks for hand edits of its services.
+const LOOK_EVERY: Duration = Duration::from_secs(2);
+
+enum Message {
+    Checked {
+        generation: u64,
+        watch: usize,
+        result: CheckResult,
+    },
+    /// Reload the config; the reply, if someone waits for one.
+    Reload(Option<mpsc::Sender<String>>),
+    Status(mpsc::Sender<String>),
+}
 
 /// Reads and validates the config at `path`.
 pub fn load(path: &str) -> Result<Config, String> {
@@ -27,107 +57,407 @@ pub fn check_config(path: &str) -> Result<(), String> {
     println!(
         "{path}: ok ({} services, {} real servers)",
         config.services.len(),
-        config.watches().len()
+        config.real_servers()
     );
     Ok(())
+}
+
+/// `xvsd reload` and `xvsd health`: asks the running daemon of this namespace.
+pub fn ask(request: &str) -> Result<(), String> {
+    let name =
+        std::os::unix::net::SocketAddr::from_abstract_name(CONTROL).map_err(|e| e.to_string())?;
+    let mut stream = UnixStream::connect_addr(&name)
+        .map_err(|e| format!("no xvsd runs in this network namespace ({e})"))?;
+    stream
+        .write_all(format!("{request}\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .map_err(|e| e.to_string())?;
+    match reply.strip_prefix("error: ") {
+        Some(why) => Err(why.trim_end().to_string()),
+        None => {
+            print!("{reply}");
+            Ok(())
+        }
+    }
 }
 
 /// `xvsd run FILE`: runs until killed.
 pub fn run(path: &str) -> Result<(), String> {
     let config = load(path)?;
-    let watches = config.watches();
-    let mut health: Vec<Health> = watches
-        .iter()
-        .map(|w| {
-            let starts_up = !config.services[w.service].alpha;
-            Health::new(starts_up, w.check.rise, w.check.fall)
-        })
-        .collect();
-    let index: HashMap<(usize, SocketAddr), usize> = watches
-        .iter()
-        .enumerate()
-        .map(|(i, w)| ((w.service, w.address), i))
-        .collect();
-    apply(&config, &index, &health)?;
+    let (sender, messages) = mpsc::channel();
+    // SIGHUP must be blocked before any thread starts, so that every thread inherits the
+    // mask and only the waiting thread receives it.
+    forward_sighup(sender.clone())?;
+    listen(sender.clone())?;
+    let table = read_table()?;
+    let state = State::new(&config, &table);
+    let mut daemon = Daemon {
+        path: path.to_string(),
+        config,
+        state,
+        watches: Vec::new(),
+        generation: 0,
+        stop: Arc::new(AtomicBool::new(false)),
+        sender,
+        previous: None,
+        pending: true,
+        written: None,
+        last: Vec::new(),
+    };
+    daemon.apply();
     println!(
         "xvsd: {} services, {} real servers from {path}",
-        config.services.len(),
-        watches.len()
+        daemon.config.services.len(),
+        daemon.config.real_servers()
     );
-
-    let (results, checked) = mpsc::channel();
-    for (i, watch) in watches.iter().cloned().enumerate() {
-        let results = results.clone();
-        std::thread::Builder::new()
-            .name(format!("check {}", watch.address))
-            .spawn(move || watch_forever(i, &watch, &results))
-            .map_err(|e| format!("cannot start a checker: {e}"))?;
-    }
-    drop(results);
-
-    // A change that could not land (another writer held the lock too long, the datapath
-    // was destroyed under us) is tried again with the next result.
-    let mut pending = false;
-    for (i, result) in checked {
-        let watch = &watches[i];
-        if let Some(transition) = health[i].observe(check::outcome(&result)) {
-            let service = &config.services[watch.service];
-            let protocol = match service.protocol {
-                Protocol::Tcp => "TCP",
-                Protocol::Udp => "UDP",
-            };
-            let what = format!(
-                "real server {} of {protocol} {}",
-                watch.address, service.address
-            );
-            match (transition, &result) {
-                (Transition::Down, Err(why)) => println!("{what} is down: {why}"),
-                _ => println!("{what} is up"),
+    daemon.start_checks()?;
+    let mut next_look = Instant::now() + LOOK_EVERY;
+    loop {
+        let wait = next_look.saturating_duration_since(Instant::now());
+        match messages.recv_timeout(wait) {
+            Ok(Message::Checked {
+                generation,
+                watch,
+                result,
+            }) if generation == daemon.generation => daemon.checked(watch, result),
+            Ok(Message::Checked { .. }) => {} // from before a reload
+            Ok(Message::Reload(reply)) => {
+                let answer = daemon.reload();
+                match &answer {
+                    Ok(text) => println!("xvsd: {text}"),
+                    Err(text) => eprintln!("xvsd: {text}"),
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(answer.unwrap_or_else(|e| format!("error: {e}")));
+                }
             }
-            pending = true;
-        }
-        if pending {
-            match apply(&config, &index, &health) {
-                Ok(()) => pending = false,
-                Err(e) => eprintln!("xvsd: the table is not updated yet: {e}"),
+            Ok(Message::Status(reply)) => {
+                let _ = reply.send(daemon.status());
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                next_look = Instant::now() + LOOK_EVERY;
+                if daemon.pending {
+                    daemon.apply();
+                }
+                daemon.look_for_hand_edits();
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("every checker stopped".to_string());
             }
         }
     }
-    Err("every checker stopped".to_string())
 }
 
-/// Checks one real server every interval, sending each result.
-fn watch_forever(i: usize, watch: &Watch, results: &mpsc::Sender<(usize, Result<(), String>)>) {
-    loop {
-        let result = check::run(&watch.check, watch.address);
-        if results.send((i, result)).is_err() {
+struct Daemon {
+    path: String,
+    config: Config,
+    state: State,
+    watches: Vec<Watch>,
+    /// Results of checks started for an older config are ignored.
+    generation: u64,
+    /// Tells the current generation's checkers to stop.
+    stop: Arc<AtomicBool>,
+    sender: mpsc::Sender<Message>,
+    /// The config before a reload whose services are still to be deleted.
+    previous: Option<Config>,
+    /// A change that has not landed yet (another writer held the lock too long, the
+    /// datapath was destroyed under us): tried again until it does.
+    pending: bool,
+    /// xvsd's services as it last wrote them (`-S` lines), to notice hand edits.
+    written: Option<String>,
+    /// Each watch's last result, for `xvsd health`.
+    last: Vec<Option<CheckResult>>,
+}
+
+impl Daemon {
+    fn start_checks(&mut self) -> Result<(), String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.stop = Arc::new(AtomicBool::new(false));
+        self.generation += 1;
+        self.watches = self.config.watches();
+        self.last = vec![None; self.watches.len()];
+        for (i, watch) in self.watches.iter().cloned().enumerate() {
+            let sender = self.sender.clone();
+            let stop = self.stop.clone();
+            let generation = self.generation;
+            std::thread::Builder::new()
+                .name(format!("check {}", watch.address))
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let result = check::run_with_retries(&watch.check, watch.address);
+                        let message = Message::Checked {
+                            generation,
+                            watch: i,
+                            result,
+                        };
+                        if sender.send(message).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(watch.check.interval());
+                    }
+                })
+                .map_err(|e| format!("cannot start a checker: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn checked(&mut self, i: usize, result: CheckResult) {
+        let watch = &self.watches[i];
+        let outcome = check::outcome(&result);
+        let weight = result.as_ref().ok().copied().flatten();
+        let events = self.state.observe(
+            &self.config,
+            watch.service,
+            watch.server,
+            watch.check_index,
+            outcome,
+            weight,
+        );
+        for event in &events {
+            let mut line = event.describe(&self.config);
+            if let (Event::ServerDown { .. }, Err(why)) = (event, &result) {
+                line.push_str(&format!(": {why}"));
+            }
+            println!("{line}");
+            notify(&self.config, event);
+        }
+        self.last[i] = Some(result);
+        if !events.is_empty() {
+            self.pending = true;
+            self.apply();
+        }
+    }
+
+    /// Puts in place the table the config and the state ask for.
+    fn apply(&mut self) {
+        let options = ChangeOptions {
+            patience: Duration::from_secs(5),
+            ..ChangeOptions::default()
+        };
+        let (config, previous, state) = (&self.config, self.previous.as_ref(), &self.state);
+        let result = Director::change(options, |table| {
+            let rules = desired::rules(config, previous, state, table);
+            xvs_core::restore::restore(&rules, table, &NoNames, "xvsd")
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(owned(config, table))
+        })
+        .map_err(|e| match e {
+            ChangeError::Edit(refusal) => {
+                format!("the config's table is refused: {refusal}")
+            }
+            ChangeError::Reach(error) | ChangeError::Store(error) => error.to_string(),
+        });
+        match result {
+            Ok(written) => {
+                self.written = Some(written);
+                self.previous = None;
+                self.pending = false;
+            }
+            Err(e) => eprintln!("xvsd: the table is not updated yet: {e}"),
+        }
+    }
+
+    /// Reads the config again and applies only what changed: services and real servers
+    /// it still names keep their entries, connections, counters and health.
+    fn reload(&mut self) -> Result<String, String> {
+        let config =
+            load(&self.path).map_err(|e| format!("reload refused, nothing changed: {e}"))?;
+        let table = read_table()?;
+        let state = State::reloaded(&config, &self.config, &self.state, &table);
+        let old = std::mem::replace(&mut self.config, config);
+        self.state = state;
+        self.previous = Some(old);
+        self.pending = true;
+        self.apply();
+        self.start_checks()?;
+        Ok(format!(
+            "reloaded {}: {} services, {} real servers",
+            self.path,
+            self.config.services.len(),
+            self.config.real_servers()
+        ))
+    }
+
+    /// Says once when xvsd's services differ from what it last wrote: someone changed
+    /// them by hand. They stay so until xvsd's next change to the table puts the config
+    /// back.
+    fn look_for_hand_edits(&mut self) {
+        let (Some(written), Ok(table)) = (&self.written, read_table()) else {
+            return;
+        };
+        let now = owned(&self.config, &table);
+        if &now == written {
             return;
         }
-        std::thread::sleep(watch.check.interval());
+        let lines = |text: &str| text.lines().map(str::to_string).collect::<Vec<_>>();
+        let (before, after) = (lines(written), lines(&now));
+        for line in before.iter().filter(|l| !after.contains(l)) {
+            println!("xvsd: changed by hand: gone: {line}");
+        }
+        for line in after.iter().filter(|l| !before.contains(l)) {
+            println!("xvsd: changed by hand: new: {line}");
+        }
+        println!("xvsd: the config is put back at xvsd's next change (or `xvsd reload`)");
+        self.written = Some(now);
+    }
+
+    /// `xvsd health`: every service's quorum and every real server's state and last check.
+    fn status(&self) -> String {
+        let mut out = format!("config {}\n", self.path);
+        for (i, (service, state)) in self
+            .config
+            .services
+            .iter()
+            .zip(&self.state.services)
+            .enumerate()
+        {
+            let quorum = if state.quorum_up { "up" } else { "lost" };
+            out.push_str(&format!("{} quorum {quorum}\n", service.name()));
+            for (j, (rs, server)) in service.real_servers.iter().zip(&state.servers).enumerate() {
+                let health = if server.is_up() { "up" } else { "down" };
+                out.push_str(&format!(
+                    "  {} {health} weight {}",
+                    rs.address, server.weight
+                ));
+                let last = self
+                    .watches
+                    .iter()
+                    .zip(&self.last)
+                    .filter(|(w, _)| w.service == i && w.server == j)
+                    .map(|(_, last)| match last {
+                        None => "not checked yet".to_string(),
+                        Some(Ok(_)) => "passed".to_string(),
+                        Some(Err(why)) => format!("failed: {why}"),
+                    })
+                    .collect::<Vec<_>>();
+                out.push_str(&format!(" ({})\n", last.join("; ")));
+            }
+        }
+        out
     }
 }
 
-/// Puts in place the table `config` and `health` ask for.
-fn apply(
-    config: &Config,
-    index: &HashMap<(usize, SocketAddr), usize>,
-    health: &[Health],
-) -> Result<(), String> {
-    let options = ChangeOptions {
-        patience: Duration::from_secs(5),
-        ..ChangeOptions::default()
+/// The `-S` lines of `config`'s services in `table`.
+fn owned(config: &Config, table: &Table) -> String {
+    let mut mine = Table::default();
+    mine.services = config
+        .services
+        .iter()
+        .filter_map(|s| find(table, s).cloned())
+        .collect();
+    save(&mine, true, &NoNames)
+}
+
+fn read_table() -> Result<Table, String> {
+    match Director::find().map_err(|e| e.to_string())? {
+        Some(director) => director
+            .load_for_change()
+            .map(|s| s.table)
+            .map_err(|e| e.to_string()),
+        None => Ok(Table::default()),
+    }
+}
+
+/// Runs the notify command of `event`, if one is configured, without waiting for it; what
+/// it concerns is in its environment.
+fn notify(config: &Config, event: &Event) {
+    let Some(line) = event.command(config) else {
+        return;
     };
-    let up = |service: usize, address: SocketAddr| {
-        index
-            .get(&(service, address))
-            .is_some_and(|&i| health[i].is_up())
+    let service = &config.services[event.service()];
+    let state = match event {
+        Event::ServerUp { .. } | Event::QuorumUp { .. } => "UP",
+        _ => "DOWN",
     };
-    Director::change(options, |table| {
-        let rules = desired::rules(config, table, &up);
-        xvs_core::restore::restore(&rules, table, &NoNames, "xvsd").map(|_| ())
-    })
-    .map_err(|e| match e {
-        ChangeError::Edit(refusal) => format!("the config's table is refused: {refusal}"),
-        ChangeError::Reach(error) | ChangeError::Store(error) => error.to_string(),
-    })
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", line])
+        .env("XVS_SERVICE", service.name())
+        .env("XVS_STATE", state)
+        .stdin(std::process::Stdio::null());
+    if let Some(server) = event.server(config) {
+        command.env("XVS_REAL_SERVER", server.to_string());
+    }
+    match command.spawn() {
+        // Reaped on a thread of its own, so that a slow script holds nothing.
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => eprintln!("xvsd: {line:?}: {e}"),
+    }
+}
+
+/// The control socket: one request line (`reload`, `health`), one reply, then closed.
+fn listen(sender: mpsc::Sender<Message>) -> Result<(), String> {
+    let name =
+        std::os::unix::net::SocketAddr::from_abstract_name(CONTROL).map_err(|e| e.to_string())?;
+    let listener = UnixListener::bind_addr(&name).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => "another xvsd runs in this network namespace".to_string(),
+        _ => format!("control socket: {e}"),
+    })?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = answer(stream, &sender);
+        }
+    });
+    Ok(())
+}
+
+fn answer(mut stream: UnixStream, sender: &mpsc::Sender<Message>) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line)?;
+    let (reply, replied) = mpsc::channel();
+    let message = match line.trim() {
+        "reload" => Message::Reload(Some(reply)),
+        "health" => Message::Status(reply),
+        other => {
+            return stream.write_all(format!("error: unknown request {other:?}\n").as_bytes());
+        }
+    };
+    if sender.send(message).is_err() {
+        return Ok(());
+    }
+    let text = replied
+        .recv()
+        .unwrap_or_else(|_| "error: xvsd is stopping\n".to_string());
+    stream.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        stream.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Blocks SIGHUP in this (and every later) thread and turns each one into a reload.
+fn forward_sighup(sender: mpsc::Sender<Message>) -> Result<(), String> {
+    // SAFETY: plain signal-mask calls on a zeroed, then initialised, sigset_t.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        let error = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if error != 0 {
+            return Err(format!(
+                "cannot block SIGHUP: {}",
+                std::io::Error::from_raw_os_error(error)
+            ));
+        }
+        set
+    };
+    std::thread::spawn(move || {
+        loop {
+            let mut signal = 0;
+            // SAFETY: waits for a signal of `set`, which this thread has blocked.
+            if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                continue;
+            }
+            if sender.send(Message::Reload(None)).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
 }

@@ -15,6 +15,10 @@ Usage:
                            real servers' health checks (runs until stopped)
   xvsd check-config CONFIG validate CONFIG and say what it defines; changes nothing
                            (also --check-config CONFIG)
+  xvsd reload              make the running `xvsd run` read its config again and apply
+                           only the differences (as SIGHUP does); a bad file changes nothing
+  xvsd health              the running `xvsd run`'s view: each service's quorum, each real
+                           server's state, weight and last check
   xvsd status              show this namespace's director: program, interfaces, counters
   xvsd attach IFACE...     attach the director to interfaces (creates it if needed)
   xvsd detach IFACE...     detach the director from interfaces
@@ -30,6 +34,8 @@ fn main() -> ExitCode {
     let result = match words.as_slice() {
         ["run", config] => daemon::run(config),
         ["check-config" | "--check-config", config] => daemon::check_config(config),
+        ["reload"] => daemon::ask("reload"),
+        ["health"] => daemon::ask("health"),
         ["status"] => status(),
         ["attach", interfaces @ ..] if !interfaces.is_empty() => attach(interfaces),
         ["detach", interfaces @ ..] if !interfaces.is_empty() => detach(interfaces),

@@ -197,3 +197,227 @@ fn the_unit_passes_systemd_analyze_verify_and_checks_the_config_first() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One HTTP/1.0 request to the VIP from the client's namespace (this thread must be in
+/// it); the page.
+fn get_page() -> Result<String, String> {
+    use std::io::{Read, Write};
+    let vip: std::net::SocketAddr = "1.1.1.254:80".parse().unwrap();
+    let mut stream = std::net::TcpStream::connect_timeout(&vip, Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .map_err(|e| format!("send: {e}"))?;
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .map_err(|e| format!("receive: {e}"))?;
+    match reply.split_once("\r\n\r\n") {
+        Some((head, page)) if head.starts_with("HTTP/1.1 200") => Ok(page.to_string()),
+        _ => Err(format!("bad answer {reply:?}")),
+    }
+}
+
+/// xvsd started in the director with its output in a file; killed on drop.
+struct Xvsd {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Xvsd {
+    fn start(lab: &Lab, config: &str, name: &str) -> Xvsd {
+        let log = std::env::temp_dir().join(format!("xvsd-{}-{name}.log", std::process::id()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = lab
+            .command("director", &[XVSD, "run", config])
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Xvsd { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Xvsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// keepalived's quorum and sorry server, then a reload and a restart of xvsd while a
+/// client keeps asking: the sorry server alone answers while no real server is up, a
+/// returning server takes over, and neither the reload (a changed weight, an added
+/// server) nor the restart costs a single request.
+#[test]
+fn sorry_server_while_the_quorum_is_lost_then_reload_and_restart_under_load() {
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let marks = std::env::temp_dir().join(format!("xvsd-{}-quorum", std::process::id()));
+    let _ = std::fs::remove_file(&marks);
+    let quorum = format!(
+        "sorry_server = \"192.168.1.10:8080\"\nquorum_up = \"echo up $XVS_SERVICE >> {m}\"\nquorum_down = \"echo down $XVS_SERVICE >> {m}\"\n",
+        m = marks.display()
+    );
+    let text = CONFIG.replace("method = \"nat\"\n", &format!("method = \"nat\"\n{quorum}"));
+    let config = write_config("quorum", &text);
+    let xvsd = Xvsd::start(&lab, &config, "quorum");
+    table_until(&lab, "both real servers in", |t| {
+        t.contains("192.168.1.20:80")
+    });
+
+    lab.stop_servers("web1");
+    lab.stop_servers("web2");
+    lab.serve("web1", 8080, ServerKind::Http("sorry".into()))
+        .unwrap();
+    let sorry = table_until(&lab, "the sorry server alone", |t| {
+        !t.contains(":80 -m") && t.contains("-r 192.168.1.10:8080 -m -w 1")
+    });
+    assert!(sorry.contains("-A -t 1.1.1.254:80 -s rr"), "{sorry}");
+    assert_eq!(pages(&lab, 3), ["sorry\n"].map(String::from).into());
+
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let back = table_until(&lab, "web2 instead of the sorry server", |t| {
+        t.contains("-r 192.168.1.20:80 -m -w 1") && !t.contains(":8080")
+    });
+    assert!(!back.contains("192.168.1.10:80 "), "{back}");
+    assert_eq!(pages(&lab, 3), ["web2\n"].map(String::from).into());
+    let log = xvsd.log();
+    assert!(
+        log.contains("TCP 1.1.1.254:80: quorum lost; sorry server 192.168.1.10:8080"),
+        "{log}"
+    );
+    assert!(log.contains("TCP 1.1.1.254:80: quorum gained"), "{log}");
+    let notified = std::fs::read_to_string(&marks).unwrap_or_default();
+    assert_eq!(notified, "down TCP 1.1.1.254:80\nup TCP 1.1.1.254:80\n");
+    let _ = std::fs::remove_file(&marks);
+
+    // Under a steady load: a bad reload, a good one, a restart.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (served, failures) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            lab.within("client", || {
+                let (mut served, mut failures) = (Vec::new(), Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match get_page() {
+                        Ok(page) => served.push(page),
+                        Err(why) => failures.push(why),
+                    }
+                }
+                (served, failures)
+            })
+            .unwrap()
+        });
+
+        std::fs::write(&config, text.replace("scheduler = \"rr\"", "scheduler = 7")).unwrap();
+        let refused = lab.run("director", &[XVSD, "reload"]).unwrap();
+        assert!(!refused.status.success());
+        let why = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            why.contains("reload refused, nothing changed") && why.contains("line 4"),
+            "{why}"
+        );
+
+        // web2's weight changes, and the sorry instance joins as a real server.
+        let reloaded = text
+            .replace("sorry_server = \"192.168.1.10:8080\"\n", "")
+            .replace(
+                "address = \"192.168.1.20:80\"\n",
+                "address = \"192.168.1.20:80\"\nweight = 3\n[[service.real_server]]\naddress = \"192.168.1.10:8080\"\n",
+            );
+        std::fs::write(&config, &reloaded).unwrap();
+        let said = lab.run_ok("director", &[XVSD, "reload"]).unwrap();
+        assert!(said.starts_with("reloaded "), "{said}");
+        table_until(&lab, "the reload applied", |t| {
+            t.contains("-r 192.168.1.20:80 -m -w 3") && t.contains("-r 192.168.1.10:8080 -m -w 1")
+        });
+        let health = lab.run_ok("director", &[XVSD, "health"]).unwrap();
+        assert!(health.contains("192.168.1.20:80 up weight 3"), "{health}");
+        std::thread::sleep(Duration::from_millis(500));
+
+        drop(xvsd);
+        let again = Xvsd::start(&lab, &config, "again");
+        // The restarted daemon answers once it has adopted the table.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while lab
+            .run("director", &[XVSD, "health"])
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "xvsd never came back: {}",
+                again.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let result = load.join().unwrap();
+        let log = again.log();
+        assert!(
+            !log.contains("is down") && !log.contains("changed by hand"),
+            "{log}"
+        );
+        result
+    });
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "after {} served",
+        served.len()
+    );
+    let distinct: BTreeSet<String> = served.into_iter().collect();
+    assert_eq!(distinct, ["sorry\n", "web2\n"].map(String::from).into());
+    let _ = std::fs::remove_file(config);
+}
+
+/// A check that fails on a 500 page takes its server out; a dynamic command check sets
+/// its server's weight from the command's exit code.
+#[test]
+fn an_http_500_fails_and_a_command_sets_the_weight() {
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let weight = std::env::temp_dir().join(format!("xvsd-{}-weight", std::process::id()));
+    std::fs::write(&weight, "7").unwrap();
+    let text = CONFIG
+        .replace(
+            "address = \"192.168.1.10:80\"\n",
+            &format!(
+                "address = \"192.168.1.10:80\"\ncheck = {{ type = \"command\", command = \"exit $(cat {})\", dynamic = true, interval = 0.2 }}\n",
+                weight.display()
+            ),
+        )
+        .replace(
+            "address = \"192.168.1.20:80\"\n",
+            "address = \"192.168.1.20:80\"\ncheck = { type = \"http\", path = \"/status/500\", interval = 0.2 }\n",
+        );
+    let config = write_config("checks", &text);
+    let xvsd = Xvsd::start(&lab, &config, "checks");
+    let table = table_until(&lab, "web1 at weight 5, web2 out", |t| {
+        t.contains("-r 192.168.1.10:80 -m -w 5") && !t.contains("192.168.1.20")
+    });
+    assert!(table.contains("-A -t 1.1.1.254:80 -s rr"), "{table}");
+    std::fs::write(&weight, "1").unwrap();
+    table_until(&lab, "web1 out", |t| !t.contains("192.168.1.10"));
+    let log = xvsd.log();
+    assert!(log.contains("status 500, expected [200]"), "{log}");
+    assert!(log.contains("exited with 1"), "{log}");
+    let _ = std::fs::remove_file(weight);
+    let _ = std::fs::remove_file(config);
+}
