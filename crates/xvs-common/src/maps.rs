@@ -36,6 +36,8 @@ pub mod map_names {
     pub const CONNS: &str = "XVS_CONNS";
     /// Tunnel source address by a real server's counter slot → [`crate::TunnelSource`].
     pub const TUNNEL_SOURCES: &str = "XVS_TUN_SRC";
+    /// Rate estimates by counter slot.
+    pub const RATES: &str = "XVS_RATES";
     /// Connections to check for expiry, [`crate::SweepRecord`] queues, each in due order
     /// (see [`crate::sweep_queue`]): records that wait 10 s...
     pub const SWEEP: &str = "XVS_SWEEP";
@@ -145,12 +147,14 @@ pub mod meta {
     /// Counter slots below this one have been handed out at least once; those above are
     /// still zero and need no zeroing when taken.
     pub const STATS_USED: u32 = 6;
+    /// When xvsd last sampled the rates (CLOCK_MONOTONIC, ns): older rates are not shown.
+    pub const RATES_SAMPLED: u32 = 7;
     /// Number of slots in the array.
     pub const COUNT: u32 = 8;
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 22;
+pub const LAYOUT_VERSION: u64 = 23;
 
 /// Default capacity of the connection table (each connection takes two entries under NAT).
 pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;

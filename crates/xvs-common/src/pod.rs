@@ -5,6 +5,7 @@ unsafe impl aya::Pod for crate::ServiceKey {}
 unsafe impl aya::Pod for crate::ServiceValue {}
 unsafe impl aya::Pod for crate::DestValue {}
 unsafe impl aya::Pod for crate::Counters {}
+unsafe impl aya::Pod for crate::RateEstimate {}
 unsafe impl aya::Pod for crate::TunnelSource {}
 unsafe impl aya::Pod for crate::SetEntry {}
 unsafe impl aya::Pod for crate::DestSet {}

@@ -120,6 +120,19 @@ pub struct Counters {
     pub outbytes: u64,
 }
 
+/// The rates of a service or real server as IPVS's estimator keeps them (`ip_vs_est.c`):
+/// per second, smoothed over 2-second samples, connections and packets scaled by 2^10 and
+/// bytes by 2^5. Written by xvsd every 2 seconds, read by the listings.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateEstimate {
+    pub cps: u64,
+    pub inpps: u64,
+    pub outpps: u64,
+    pub inbps: u64,
+    pub outbps: u64,
+}
+
 /// Most real servers of one service the datapath schedules among (and keeps connection
 /// counts for): the size of a [`DestSet`].
 pub const MAX_SET: usize = 256;

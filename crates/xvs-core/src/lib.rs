@@ -3,6 +3,7 @@
 //! The command-line tool, the daemon, the datapath loader and the tests all use it.
 
 pub mod cli;
+pub mod estimator;
 pub mod listing;
 pub mod model;
 pub mod restore;

@@ -18,6 +18,7 @@ pub mod lock;
 mod neighbours;
 pub mod netlink;
 pub mod objects;
+pub mod rates;
 pub mod tables;
 pub mod test_run;
 pub mod upgrade;
@@ -35,8 +36,8 @@ use aya::{
 use netlink::XdpMode;
 use xvs_common::{
     Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, LAYOUT_VERSION, LOOPBACK_INDEX,
-    LookupTable, Neighbour, ServiceConns, ServiceEntry, ServiceKey, TunnelSource, WrrKey, counter,
-    map_names, meta,
+    LookupTable, Neighbour, RateEstimate, ServiceConns, ServiceEntry, ServiceKey, TunnelSource,
+    WrrKey, counter, map_names, meta,
 };
 
 /// The director of the current network namespace: its program and its maps.
@@ -59,6 +60,8 @@ pub struct Director {
     lookup: BpfHashMap<MapData, u32, LookupTable>,
     /// Tunnel source addresses of real servers, by their counter slot.
     tunnel_sources: Array<MapData, TunnelSource>,
+    /// Rate estimates by counter slot (`rates.rs`).
+    rates: BpfHashMap<MapData, u32, RateEstimate>,
     neighbours: BpfHashMap<MapData, [u8; 16], Neighbour>,
     conns: BpfHashMap<MapData, ConnKey, Conn>,
     conns_map_id: u32,
@@ -221,6 +224,8 @@ impl Director {
         let wrr = BpfHashMap::try_from(hash(map_names::WRR)?).map_err(wrong(map_names::WRR))?;
         let lookup =
             BpfHashMap::try_from(hash(map_names::LOOKUP)?).map_err(wrong(map_names::LOOKUP))?;
+        let rates =
+            BpfHashMap::try_from(hash(map_names::RATES)?).map_err(wrong(map_names::RATES))?;
         let neighbours = BpfHashMap::try_from(hash(map_names::NEIGHBOURS)?)
             .map_err(wrong(map_names::NEIGHBOURS))?;
         let conns =
@@ -251,6 +256,7 @@ impl Director {
             wrr,
             lookup,
             tunnel_sources,
+            rates,
             neighbours,
             conns,
             conns_map_id,

@@ -51,7 +51,7 @@ mod program {
         conn, forward, icmp,
         maps::{
             STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_FRAGS,
-            XVS_SERVICES, XVS_TUN_SRC, add_stats, count, scratch,
+            XVS_RATES, XVS_SERVICES, XVS_TUN_SRC, add_stats, count, scratch,
         },
         packet::{self, Packet, Skip, copy_addr},
         persist, sched,
@@ -68,6 +68,11 @@ mod program {
     pub fn xvs_director(ctx: XdpContext) -> u32 {
         // On lo the program only anchors the namespace's state: local traffic passes.
         if ctx.ingress_ifindex() == LOOPBACK_INDEX as usize {
+            // No frame is empty: this only makes the program refer to the rates map,
+            // which keeps the map alive with the program.
+            if ctx.data_end() == ctx.data() {
+                let _ = unsafe { XVS_RATES.get(&0) };
+            }
             return xdp_action::XDP_PASS;
         }
         let len = (ctx.data_end() - ctx.data()) as u64;

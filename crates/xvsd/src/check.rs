@@ -316,17 +316,48 @@ mod tests {
         assert!(failed.contains("GET /"), "{failed}");
     }
 
+    /// Held by tests that fork (a command check) and by those that need a socket they
+    /// closed to be closed at once.
+    static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// A TCP port on loopback that nothing listens on, held (bound, never listening) so
+    /// that nobody else can take it, with the socket that holds it. A listener closed
+    /// instead would not do: a child forked by another test keeps it open until it execs.
+    fn closed_port() -> (SocketAddr, std::os::fd::OwnedFd) {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a socket, bound and named with a sockaddr_in sized as given.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0);
+            let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+            let mut address: libc::sockaddr_in = std::mem::zeroed();
+            address.sin_family = libc::AF_INET as u16;
+            address.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+            let size = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            assert_eq!(libc::bind(fd, (&raw const address).cast(), size), 0);
+            let mut named = size;
+            assert_eq!(
+                libc::getsockname(fd, (&raw mut address).cast(), &mut named),
+                0
+            );
+            let port = u16::from_be(address.sin_port);
+            (SocketAddr::from(([127, 0, 0, 1], port)), owned)
+        }
+    }
+
     #[test]
     fn a_closed_port_fails_a_tcp_check_and_an_open_one_passes() {
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = open.local_addr().unwrap();
         assert_eq!(run(&check(CheckType::Tcp), address), Ok(None));
-        drop(open);
-        assert!(run(&check(CheckType::Tcp), address).is_err());
+        let (closed, _held) = closed_port();
+        let refused = run(&check(CheckType::Tcp), closed).unwrap_err();
+        assert!(refused.contains("refused"), "{refused}");
     }
 
     #[test]
     fn a_command_passes_on_exit_0_sets_a_dynamic_weight_and_is_killed_at_the_timeout() {
+        let _forking = FORKING.lock().unwrap_or_else(|e| e.into_inner());
         let address: SocketAddr = "192.168.1.10:80".parse().unwrap();
         let with = |line: &str, dynamic: bool| CheckConfig {
             command: Some(line.into()),
@@ -366,7 +397,9 @@ mod tests {
             ..asks.clone()
         };
         assert!(run(&wrong, address).is_err());
-        // Nobody on this port: the kernel's port unreachable fails it.
+        // Nobody on this port: the kernel's port unreachable fails it. (No process is
+        // forked meanwhile, which would hold the closed socket until it execs.)
+        let _forking = FORKING.lock().unwrap_or_else(|e| e.into_inner());
         let closed = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

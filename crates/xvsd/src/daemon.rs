@@ -18,7 +18,7 @@ use std::{
 };
 
 use xvs_core::{listing::save, table::Table, text::NoNames};
-use xvs_datapath::{ChangeError, ChangeOptions, Director};
+use xvs_datapath::{ChangeError, ChangeOptions, Director, rates::RateSampler};
 use xvs_health::{
     config::{Config, Watch},
     desired,
@@ -31,8 +31,9 @@ use crate::check::{self, CheckResult};
 /// the network namespace, as the director does, so each namespace has its own xvsd.
 const CONTROL: &str = "xvsd";
 
-/// How often the daemon looks for hand edits of its services.
-const LOOK_EVERY: Duration = Duration::from_secs(2);
+/// How often the daemon samples the rates (IPVS's estimator interval) and looks for hand
+/// edits of its services.
+const TICK: Duration = Duration::from_secs(xvs_core::estimator::SAMPLE_SECONDS);
 
 enum Message {
     Checked {
@@ -106,6 +107,8 @@ pub fn run(path: &str) -> Result<(), String> {
         pending: true,
         written: None,
         last: Vec::new(),
+        rates: RateSampler::new(),
+        rates_error: None,
     };
     daemon.apply();
     println!(
@@ -114,10 +117,18 @@ pub fn run(path: &str) -> Result<(), String> {
         daemon.config.real_servers()
     );
     daemon.start_checks()?;
-    let mut next_look = Instant::now() + LOOK_EVERY;
+    let mut next_tick = Instant::now() + TICK;
     loop {
-        let wait = next_look.saturating_duration_since(Instant::now());
-        match messages.recv_timeout(wait) {
+        // The tick comes first, so that a stream of results cannot hold it back.
+        let now = Instant::now();
+        if now >= next_tick {
+            next_tick += TICK;
+            if next_tick <= now {
+                next_tick = now + TICK;
+            }
+            daemon.tick();
+        }
+        match messages.recv_timeout(next_tick.saturating_duration_since(now)) {
             Ok(Message::Checked {
                 generation,
                 watch,
@@ -137,13 +148,7 @@ pub fn run(path: &str) -> Result<(), String> {
             Ok(Message::Status(reply)) => {
                 let _ = reply.send(daemon.status());
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                next_look = Instant::now() + LOOK_EVERY;
-                if daemon.pending {
-                    daemon.apply();
-                }
-                daemon.look_for_hand_edits();
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err("every checker stopped".to_string());
             }
@@ -170,9 +175,33 @@ struct Daemon {
     written: Option<String>,
     /// Each watch's last result, for `xvsd health`.
     last: Vec<Option<CheckResult>>,
+    rates: RateSampler,
+    /// The last failure to sample the rates, said once.
+    rates_error: Option<String>,
 }
 
 impl Daemon {
+    /// Every 2 seconds: a change still pending, the rates, hand edits.
+    fn tick(&mut self) {
+        if self.pending {
+            self.apply();
+        }
+        let sampled = match Director::find() {
+            Ok(Some(mut director)) => self.rates.sample(&mut director).map_err(|e| e.to_string()),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        match sampled {
+            Ok(()) => self.rates_error = None,
+            Err(e) if self.rates_error.as_ref() != Some(&e) => {
+                eprintln!("xvsd: cannot estimate the rates: {e}");
+                self.rates_error = Some(e);
+            }
+            Err(_) => {}
+        }
+        self.look_for_hand_edits();
+    }
+
     fn start_checks(&mut self) -> Result<(), String> {
         self.stop.store(true, Ordering::Relaxed);
         self.stop = Arc::new(AtomicBool::new(false));

@@ -421,3 +421,76 @@ fn an_http_500_fails_and_a_command_sets_the_weight() {
     let _ = std::fs::remove_file(weight);
     let _ = std::fs::remove_file(config);
 }
+
+/// The director's `-L -n --rate` listing, as xvsadm prints it.
+fn rate_listing(lab: &Lab) -> String {
+    lab.within("director", || {
+        let table = Director::find().unwrap().unwrap().load().unwrap().table;
+        let format = xvs_core::cli::Format {
+            numeric: true,
+            rate: true,
+            ..Default::default()
+        };
+        xvs_core::listing::list(&table, xvs_core::cli::ListWhat::All, format, &NoNames).unwrap()
+    })
+    .unwrap()
+}
+
+/// `xvsadm -L -n --rate` reads the rates xvsd estimates as IPVS does: while a client
+/// keeps opening connections, the service and both real servers show connections,
+/// packets and bytes per second; the rows add up as IPVS's do.
+#[test]
+fn the_rates_of_a_loaded_service_are_estimated() {
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let config = write_config("rates", CONFIG);
+    let _xvsd = Xvsd::start(&lab, &config, "rates");
+    table_until(&lab, "both real servers in", |t| {
+        t.contains("192.168.1.20:80")
+    });
+    let before = rate_listing(&lab);
+    assert!(
+        before.contains(
+            "TCP  1.1.1.254:80                        0        0        0        0        0"
+        ),
+        "no traffic, no rate:\n{before}"
+    );
+    // Requests for three sampling intervals and more.
+    let deadline = Instant::now() + Duration::from_secs(7);
+    let served = lab
+        .within("client", || {
+            let mut served = 0;
+            while Instant::now() < deadline {
+                served += usize::from(get_page().is_ok());
+            }
+            served
+        })
+        .unwrap();
+    assert!(served > 0);
+    let listing = rate_listing(&lab);
+    let rows: Vec<Vec<u64>> = listing
+        .lines()
+        .filter(|l| l.starts_with("TCP") || l.starts_with("  ->"))
+        .filter(|l| !l.contains("RemoteAddress"))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "{listing}");
+    for row in &rows {
+        assert_eq!(row.len(), 5, "CPS InPPS OutPPS InBPS OutBPS: {listing}");
+        assert!(row.iter().all(|&rate| rate > 0), "{listing}");
+    }
+    // The service's rates are its real servers' (IPVS estimates each on its own, so
+    // rounding may differ by one).
+    for (column, service) in rows[0].iter().enumerate() {
+        let servers = rows[1][column] + rows[2][column];
+        assert!(service.abs_diff(servers) <= 2, "column {column}: {listing}");
+    }
+    let _ = std::fs::remove_file(config);
+}

@@ -109,9 +109,28 @@ fn removed(result: std::result::Result<(), MapError>, what: &str) -> Result<()> 
     }
 }
 
+impl Snapshot {
+    /// The counter slots of its services and real servers.
+    pub fn counter_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.stored.values().flat_map(|stored| {
+            std::iter::once(stored.value.stats).chain(stored.dests.iter().map(|d| d.stats))
+        })
+    }
+}
+
 impl Director {
-    /// The counters in a slot, summed over CPUs.
-    fn counters_of(&self, slot: u32) -> Result<Stats> {
+    /// The counters in a slot, summed over CPUs, with the rates xvsd estimated for it if
+    /// `rates`.
+    fn counters_of(&self, slot: u32, rates: bool) -> Result<Stats> {
+        let mut stats = self.summed_counters(slot)?;
+        if let (true, Ok(estimate)) = (rates, self.rates.get(&slot, 0)) {
+            crate::rates::core_estimate(&estimate).read_into(&mut stats);
+        }
+        Ok(stats)
+    }
+
+    /// The counters in a slot, summed over CPUs (no rates).
+    pub(crate) fn summed_counters(&self, slot: u32) -> Result<Stats> {
         let per_cpu = self
             .stats
             .get(&slot, 0)
@@ -133,7 +152,9 @@ impl Director {
             .map_err(|e| Error::new("cannot zero counters", e))?;
         self.stats
             .set(slot, zeros, 0)
-            .map_err(|e| Error::new("cannot zero counters", e))
+            .map_err(|e| Error::new("cannot zero counters", e))?;
+        // As IPVS zeroes the estimator with the counters.
+        removed(self.rates.remove(&slot), "cannot zero rates")
     }
 
     /// The namespace's table, as the maps hold it, with traffic counters.
@@ -190,14 +211,15 @@ impl Director {
         // Connections past their expiry that the datapath has not swept yet still sit in
         // the counts: a listing leaves them out, as IPVS's timers would have.
         let expired = self.expired_counts()?;
+        let rates = crate::rates::fresh(self)?;
         for service in &mut snapshot.table.services {
             let Some(stored) = snapshot.stored.get(&encode_key(&service.key)) else {
                 continue;
             };
-            service.stats = self.counters_of(stored.value.stats)?;
+            service.stats = self.counters_of(stored.value.stats, rates)?;
             let counts = self.conn_counts.get(&stored.value.id, 0).ok();
             for (dest, encoded) in service.dests.iter_mut().zip(&stored.dests) {
-                dest.stats = self.counters_of(encoded.stats)?;
+                dest.stats = self.counters_of(encoded.stats, rates)?;
                 if let Some(counts) = &counts {
                     let slot = counts.slots[encoded.slot as usize % MAX_SET];
                     let gone = expired

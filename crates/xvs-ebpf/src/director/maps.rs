@@ -9,9 +9,9 @@ use aya_ebpf::{
 use xvs_common::{
     CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestValue, FragmentEntry, FragmentKey,
     HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalityEntry, LocalityKey, LookupTable, MAX_DESTS,
-    MAX_SERVICES, MAX_STATS, NO_PREALLOC, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE,
-    SchedState, ServiceConns, ServiceEntry, ServiceKey, SweepRecord, TunnelSource, WrrKey, counter,
-    meta, sweep,
+    MAX_SERVICES, MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE,
+    SWEEP_SOON_SHARE, SchedState, ServiceConns, ServiceEntry, ServiceKey, SweepRecord,
+    TunnelSource, WrrKey, counter, meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -56,6 +56,12 @@ pub static XVS_FRAGS: LruHashMap<FragmentKey, FragmentEntry> =
 #[map(name = "XVS_LOCALITY")]
 pub static XVS_LOCALITY: LruHashMap<LocalityKey, LocalityEntry> =
     LruHashMap::with_max_entries(65_536, 0);
+
+/// Rate estimates by counter slot, written by xvsd. The datapath never reads them: the
+/// program only refers to the map so that it lives as long as the program does.
+#[map(name = "XVS_RATES")]
+pub static XVS_RATES: HashMap<u32, RateEstimate> =
+    HashMap::with_max_entries(MAX_STATS, NO_PREALLOC);
 
 #[map(name = "XVS_TUN_SRC")]
 pub static XVS_TUN_SRC: Array<TunnelSource> = Array::with_max_entries(MAX_STATS, 0);
