@@ -21,6 +21,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("systemd", "systemd-analyze"),
     ("lintian", "lintian"),
     ("binutils", "strip"),
+    ("chromium", "chromium"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -31,8 +31,38 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Where the metrics and the status page are served.
+    #[serde(default)]
+    pub http: HttpConfig,
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConfig>,
+}
+
+/// xvsd's HTTP listener: `/metrics` (Prometheus), `/` (the status page), `/api/status`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_listen(),
+            enabled: true,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9180))
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
@@ -53,6 +83,15 @@ pub enum Method {
 }
 
 impl Method {
+    /// The forward column's word in ipvsadm's listing.
+    pub fn forward_name(self) -> &'static str {
+        match self {
+            Method::Nat => "Masq",
+            Method::Dr => "Route",
+            Method::Tunnel => "Tunnel",
+        }
+    }
+
     /// ipvsadm's switch.
     pub fn switch(self) -> &'static str {
         match self {

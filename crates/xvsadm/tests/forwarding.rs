@@ -404,3 +404,48 @@ fn a_udp_datagram_in_fragments_reaches_its_real_server_whole() {
         .unwrap();
     assert!(fragments >= 4, "{fragments} later fragments sent on");
 }
+
+/// Both ends of a NAT connection close at once, so the client's FIN and the server's FIN
+/// are often handled on two CPUs at the same moment: each connection must still move
+/// from active to inactive exactly once. After many short connections from parallel
+/// clients, each real server's ActiveConn + InActConn equals its entries in `-L -c`, and
+/// no count ever wrapped below zero.
+#[test]
+fn connection_counts_stay_exact_when_both_directions_change_state_at_once() {
+    let mut lab = topology::nat().build().unwrap();
+    serve_names(&mut lab);
+    xvsadm(&lab, "-A -t 1.1.1.254:80 -s rr");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 192.168.1.10:80 -m");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 192.168.1.20:80 -m");
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                lab.within("client", || {
+                    use std::io::{Read, Write};
+                    for _ in 0..100 {
+                        let vip: std::net::SocketAddr = "1.1.1.254:80".parse().unwrap();
+                        let mut stream = std::net::TcpStream::connect(vip).unwrap();
+                        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+                        let mut page = Vec::new();
+                        stream.read_to_end(&mut page).unwrap();
+                        assert!(page.starts_with(b"HTTP/1.1 200"));
+                    }
+                })
+                .unwrap();
+            });
+        }
+    });
+    let listing = xvsadm(&lab, "-L -n");
+    let entries = xvsadm(&lab, "-L -n -c");
+    for server in ["192.168.1.10:80", "192.168.1.20:80"] {
+        let counts = stats_of(&listing, server);
+        let (active, inactive) = (counts[1], counts[2]);
+        assert!(
+            active < 1 << 31 && inactive < 1 << 31,
+            "wrapped:\n{listing}"
+        );
+        let listed = entries.lines().filter(|l| l.ends_with(server)).count() as u64;
+        assert_eq!(active + inactive, listed, "{server}:\n{listing}\n{entries}");
+        assert_eq!(active, 0, "every connection closed:\n{listing}");
+    }
+}

@@ -7,6 +7,7 @@
 //! requests (SIGHUP, or `xvsd reload` through the control socket) and status requests.
 
 use std::{
+    collections::HashMap,
     io::{BufRead, BufReader, Read, Write},
     os::{linux::net::SocketAddrExt, unix::net::UnixListener, unix::net::UnixStream},
     sync::{
@@ -21,11 +22,14 @@ use xvs_core::{listing::save, table::Table, text::NoNames};
 use xvs_datapath::{ChangeError, ChangeOptions, Director, rates::RateSampler};
 use xvs_health::{
     config::{Config, Watch},
-    desired,
+    desired, report,
     state::{Event, State, find},
 };
 
-use crate::check::{self, CheckResult};
+use crate::{
+    check::{self, CheckResult},
+    http::{self, Wanted},
+};
 
 /// The control socket's name in the abstract namespace: abstract unix sockets belong to
 /// the network namespace, as the director does, so each namespace has its own xvsd.
@@ -40,7 +44,10 @@ enum Message {
         generation: u64,
         watch: usize,
         result: CheckResult,
+        took: Duration,
     },
+    /// A report for the HTTP listener.
+    Report(Wanted, mpsc::Sender<Option<String>>),
     /// Reload the config; the reply, if someone waits for one.
     Reload(Option<mpsc::Sender<String>>),
     Status(mpsc::Sender<String>),
@@ -93,6 +100,12 @@ pub fn run(path: &str) -> Result<(), String> {
     // mask and only the waiting thread receives it.
     forward_sighup(sender.clone())?;
     listen(sender.clone())?;
+    if config.http.enabled {
+        http::serve(
+            config.http.listen,
+            http::through(sender.clone(), Message::Report),
+        )?;
+    }
     let table = read_table()?;
     let state = State::new(&config, &table);
     let mut daemon = Daemon {
@@ -107,6 +120,7 @@ pub fn run(path: &str) -> Result<(), String> {
         pending: true,
         written: None,
         last: Vec::new(),
+        watch_of: HashMap::new(),
         rates: RateSampler::new(),
         rates_error: None,
     };
@@ -133,7 +147,8 @@ pub fn run(path: &str) -> Result<(), String> {
                 generation,
                 watch,
                 result,
-            }) if generation == daemon.generation => daemon.checked(watch, result),
+                took,
+            }) if generation == daemon.generation => daemon.checked(watch, result, took),
             Ok(Message::Checked { .. }) => {} // from before a reload
             Ok(Message::Reload(reply)) => {
                 let answer = daemon.reload();
@@ -147,6 +162,9 @@ pub fn run(path: &str) -> Result<(), String> {
             }
             Ok(Message::Status(reply)) => {
                 let _ = reply.send(daemon.status());
+            }
+            Ok(Message::Report(wanted, reply)) => {
+                let _ = reply.send(daemon.report(wanted));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -173,8 +191,10 @@ struct Daemon {
     pending: bool,
     /// xvsd's services as it last wrote them (`-S` lines), to notice hand edits.
     written: Option<String>,
-    /// Each watch's last result, for `xvsd health`.
-    last: Vec<Option<CheckResult>>,
+    /// Each watch's last result and how long it took, for `xvsd health` and the metrics.
+    last: Vec<Option<(CheckResult, Duration)>>,
+    /// Watches by (service, real server, check) index.
+    watch_of: HashMap<(usize, usize, usize), usize>,
     rates: RateSampler,
     /// The last failure to sample the rates, said once.
     rates_error: Option<String>,
@@ -208,6 +228,12 @@ impl Daemon {
         self.generation += 1;
         self.watches = self.config.watches();
         self.last = vec![None; self.watches.len()];
+        self.watch_of = self
+            .watches
+            .iter()
+            .enumerate()
+            .map(|(i, w)| ((w.service, w.server, w.check_index), i))
+            .collect();
         for (i, watch) in self.watches.iter().cloned().enumerate() {
             let sender = self.sender.clone();
             let stop = self.stop.clone();
@@ -216,11 +242,13 @@ impl Daemon {
                 .name(format!("check {}", watch.address))
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
+                        let started = Instant::now();
                         let result = check::run_with_retries(&watch.check, watch.address);
                         let message = Message::Checked {
                             generation,
                             watch: i,
                             result,
+                            took: started.elapsed(),
                         };
                         if sender.send(message).is_err() {
                             return;
@@ -233,7 +261,7 @@ impl Daemon {
         Ok(())
     }
 
-    fn checked(&mut self, i: usize, result: CheckResult) {
+    fn checked(&mut self, i: usize, result: CheckResult, took: Duration) {
         let watch = &self.watches[i];
         let outcome = check::outcome(&result);
         let weight = result.as_ref().ok().copied().flatten();
@@ -253,7 +281,7 @@ impl Daemon {
             println!("{line}");
             notify(&self.config, event);
         }
-        self.last[i] = Some(result);
+        self.last[i] = Some((result, took));
         if !events.is_empty() {
             self.pending = true;
             self.apply();
@@ -358,14 +386,43 @@ impl Daemon {
                     .filter(|(w, _)| w.service == i && w.server == j)
                     .map(|(_, last)| match last {
                         None => "not checked yet".to_string(),
-                        Some(Ok(_)) => "passed".to_string(),
-                        Some(Err(why)) => format!("failed: {why}"),
+                        Some((Ok(_), _)) => "passed".to_string(),
+                        Some((Err(why), _)) => format!("failed: {why}"),
                     })
                     .collect::<Vec<_>>();
                 out.push_str(&format!(" ({})\n", last.join("; ")));
             }
         }
         out
+    }
+}
+
+impl Daemon {
+    /// The director's report (the table read with its counters), rendered as asked.
+    fn report(&self, wanted: Wanted) -> Option<String> {
+        let table = match Director::find() {
+            Ok(Some(director)) => director.load().ok()?.table,
+            Ok(None) => Table::default(),
+            Err(_) => return None,
+        };
+        let report = report::report(&self.config, &self.state, &table, self);
+        Some(match wanted {
+            Wanted::Metrics => report.metrics(),
+            Wanted::Json => report.json(),
+        })
+    }
+}
+
+impl report::CheckResults for Daemon {
+    fn last(
+        &self,
+        service: usize,
+        server: usize,
+        check: usize,
+    ) -> Option<(Result<(), String>, Duration)> {
+        let i = *self.watch_of.get(&(service, server, check))?;
+        let (result, took) = self.last[i].as_ref()?;
+        Some((result.clone().map(|_| ()), *took))
     }
 }
 

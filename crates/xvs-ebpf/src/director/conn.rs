@@ -26,7 +26,7 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_coarse_ns, generated::bpf_jiffies64},
     maps::Queue,
 };
-use core::intrinsics::{AtomicOrdering, atomic_xadd};
+use core::intrinsics::{AtomicOrdering, atomic_and, atomic_or, atomic_xadd};
 use xvs_common::{
     Conn, ConnKey, SWEEP_CHECK_NS, ServiceConns, SweepRecord, conn_flags, counter, forward, meta,
     sweep as queue, sweep_fallback, sweep_queue, tcp,
@@ -96,38 +96,75 @@ fn adjust(service_id: u32, slot: u16, active: bool, delta: i32, moved: bool) {
     sched::count_changed_in(counts, slot);
 }
 
-/// Moves a connection between active and inactive as its state demands.
+/// The aligned 64-bit word of `conn` that holds its flags, and where `flag` sits in it.
+/// Flags that two CPUs may change at once are changed by atomic and/or on this word (the
+/// BPF target has them, with fetch, for 64-bit words only); the other bits of the word
+/// are left as they are.
+#[inline(always)]
+fn flag_word(conn: *mut Conn, flag: u8) -> (*mut u64, u64) {
+    const FLAGS: usize = core::mem::offset_of!(Conn, flags);
+    const WORD: usize = FLAGS & !7;
+    const _: () = assert!(core::mem::align_of::<Conn>() >= 8);
+    let word = unsafe { (conn as *mut u8).add(WORD) } as *mut u64;
+    (word, (flag as u64) << ((FLAGS - WORD) * 8))
+}
+
+/// Sets `flag` on `conn`; whether this call set it (it was clear).
+#[inline(always)]
+fn set_flag(conn: *mut Conn, flag: u8) -> bool {
+    let (word, bit) = flag_word(conn, flag);
+    unsafe { atomic_or::<u64, u64, { AtomicOrdering::Relaxed }>(word, bit) & bit == 0 }
+}
+
+/// Clears `flag` on `conn`; whether this call cleared it (it was set).
+#[inline(always)]
+fn clear_flag(conn: *mut Conn, flag: u8) -> bool {
+    let (word, bit) = flag_word(conn, flag);
+    unsafe { atomic_and::<u64, u64, { AtomicOrdering::Relaxed }>(word, !bit) & bit != 0 }
+}
+
+/// Moves a connection between active and inactive as its state demands. The client's
+/// and the server's packets of one connection can be handled on two CPUs at once, both
+/// seeing the same change (both ends closing, say): only the one whose atomic flip of
+/// `ACTIVE` takes effect moves the counts, so a connection moves exactly once (IPVS
+/// holds the connection's lock for this).
 #[inline(always)]
 pub fn recount(conn: *mut Conn) {
     unsafe {
         let was_active = (*conn).flags & conn_flags::ACTIVE != 0;
         let is_active = tcp::is_active((*conn).state);
-        if was_active != is_active {
+        if was_active == is_active {
+            return;
+        }
+        let flipped = if is_active {
+            set_flag(conn, conn_flags::ACTIVE)
+        } else {
+            clear_flag(conn, conn_flags::ACTIVE)
+        };
+        if flipped {
             adjust((*conn).service_id, (*conn).slot, is_active, 1, true);
-            if is_active {
-                (*conn).flags |= conn_flags::ACTIVE;
-            } else {
-                (*conn).flags &= !conn_flags::ACTIVE;
-            }
         }
     }
 }
 
-/// Drops an entry now: its counts, its NAT twin, itself.
+/// Drops an entry now: its counts, its NAT twin, itself. Two CPUs may forget one entry
+/// at once (both met it expired): only the one whose removal takes effect uncounts it.
 #[inline(always)]
 pub fn forget(key: &ConnKey, conn: *mut Conn) {
+    let (flags, service_id, slot) = unsafe { ((*conn).flags, (*conn).service_id, (*conn).slot) };
     unsafe {
-        if (*conn).flags & conn_flags::TEMPLATE != 0 {
-            crate::persist::count_template((*conn).service_id, (*conn).slot, -1);
-        } else {
-            let active = (*conn).flags & conn_flags::ACTIVE != 0;
-            adjust((*conn).service_id, (*conn).slot, active, -1, false);
-        }
         if (*conn).forward == forward::MASQ {
             let _ = XVS_CONNS.remove(&key.reply(&*conn));
         }
     }
-    let _ = XVS_CONNS.remove(key);
+    if XVS_CONNS.remove(key).is_err() {
+        return;
+    }
+    if flags & conn_flags::TEMPLATE != 0 {
+        crate::persist::count_template(service_id, slot, -1);
+    } else {
+        adjust(service_id, slot, flags & conn_flags::ACTIVE != 0, -1, false);
+    }
 }
 
 /// The current time in the connection table's clock: the coarse monotonic clock (one tick
@@ -486,7 +523,11 @@ pub fn touch(
         if protocol == crate::wire::IPPROTO_TCP {
             let event = event_of(tcp_flags);
             let table = if from_server {
-                (*conn).flags &= !conn_flags::NO_OUTPUT;
+                // Atomically: a plain write of the flags byte could undo another CPU's
+                // flip of ACTIVE in the same word.
+                if (*conn).flags & conn_flags::NO_OUTPUT != 0 {
+                    clear_flag(conn, conn_flags::NO_OUTPUT);
+                }
                 &tcp::OUTPUT
             } else if (*conn).flags & conn_flags::NO_OUTPUT != 0 {
                 &tcp::INPUT_ONLY
