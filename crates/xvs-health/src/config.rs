@@ -247,6 +247,11 @@ pub struct CheckConfig {
     /// Command: exit codes 2..=255 set the weight (code - 2).
     #[serde(default)]
     pub dynamic: bool,
+    /// TCP, DR and tunnel real servers: the SYN goes to the VIP the way the director
+    /// forwards clients (to the real server's MAC, or tunnelled), proving that the real
+    /// server takes the VIP.
+    #[serde(default)]
+    pub forwarded: bool,
     #[serde(default = "second")]
     pub interval: f64,
     #[serde(default = "second")]
@@ -278,6 +283,7 @@ impl Default for CheckConfig {
             query_type: soa(),
             command: None,
             dynamic: false,
+            forwarded: false,
             interval: second(),
             timeout: second(),
             retries: 0,
@@ -352,6 +358,10 @@ pub struct Watch {
     pub check_index: usize,
     pub address: SocketAddr,
     pub check: CheckConfig,
+    /// The service's address (what a forwarded check asks for).
+    pub vip: SocketAddr,
+    /// How the director reaches the real server.
+    pub method: Method,
 }
 
 impl ServiceConfig {
@@ -425,6 +435,17 @@ impl Config {
             {
                 problems.push(format!("{name}: the sorry server is also a real server"));
             }
+            for rs in &service.real_servers {
+                let method = rs.method.unwrap_or(service.method);
+                let forwarded = service.checks_of(rs).iter().any(|c| c.forwarded);
+                let ipv4 = service.address.is_ipv4() && rs.address.is_ipv4();
+                if forwarded && (method == Method::Nat || !ipv4) {
+                    problems.push(format!(
+                        "{name}: {}: a forwarded check needs an IPv4 DR or tunnel real server",
+                        rs.address
+                    ));
+                }
+            }
             for (what, list) in checks {
                 if list.0.is_empty() {
                     problems.push(format!("{name}: {what}: no check"));
@@ -453,6 +474,8 @@ impl Config {
                         check_index: k,
                         address: rs.address,
                         check: check.clone(),
+                        vip: service.address,
+                        method: rs.method.unwrap_or(service.method),
                     });
                 }
             }
@@ -492,6 +515,9 @@ impl CheckConfig {
         }
         if self.dynamic && self.kind != CheckType::Command {
             problems.push("`dynamic` is for command checks".to_string());
+        }
+        if self.forwarded && self.kind != CheckType::Tcp {
+            problems.push("`forwarded` is for tcp checks".to_string());
         }
         problems.into_iter()
     }

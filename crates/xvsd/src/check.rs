@@ -11,23 +11,45 @@ use std::{
 };
 
 use xvs_health::{
-    config::{CheckConfig, CheckType},
+    config::{CheckConfig, CheckType, Method, Watch},
     health::Outcome,
 };
+
+use crate::forwarded;
 
 /// What one check found: passed (with the weight a dynamic command asked for) or why not.
 pub type CheckResult = Result<Option<u32>, String>;
 
-/// Runs `check` against the real server at `address`, with its retries: a failed attempt
-/// is tried again after `delay_before_retry`, up to `retries` times.
-pub fn run_with_retries(check: &CheckConfig, address: SocketAddr) -> CheckResult {
-    let mut result = run(check, address);
+/// Runs `watch`'s check, with its retries: a failed attempt is tried again after
+/// `delay_before_retry`, up to `retries` times.
+pub fn run_with_retries(watch: &Watch) -> CheckResult {
+    let check = &watch.check;
+    let once = || {
+        if check.forwarded {
+            let path = match watch.method {
+                Method::Tunnel => forwarded::Path::Tunnel,
+                _ => forwarded::Path::Direct,
+            };
+            let port = check.port.unwrap_or(watch.vip.port());
+            forwarded::check(
+                watch.vip.ip(),
+                port,
+                watch.address.ip(),
+                path,
+                check.timeout(),
+            )
+            .map(|()| None)
+        } else {
+            run(check, watch.address)
+        }
+    };
+    let mut result = once();
     for _ in 0..check.retries {
         if result.is_ok() {
             break;
         }
         std::thread::sleep(check.delay_before_retry());
-        result = run(check, address);
+        result = once();
     }
     result
 }

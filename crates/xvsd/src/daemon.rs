@@ -243,7 +243,7 @@ impl Daemon {
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         let started = Instant::now();
-                        let result = check::run_with_retries(&watch.check, watch.address);
+                        let result = check::run_with_retries(&watch);
                         let message = Message::Checked {
                             generation,
                             watch: i,

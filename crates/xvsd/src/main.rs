@@ -3,6 +3,7 @@
 
 mod check;
 mod daemon;
+mod forwarded;
 mod http;
 
 use std::{fmt::Write as _, io::Write as _, process::ExitCode};

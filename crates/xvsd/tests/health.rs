@@ -494,3 +494,125 @@ fn the_rates_of_a_loaded_service_are_estimated() {
     }
     let _ = std::fs::remove_file(config);
 }
+
+/// A forwarding-aware check catches what a check of the real server's own address cannot:
+/// in the DR lab, web2 loses the VIP from `lo` while its own address still answers. Its
+/// plain TCP check (web1's) would pass; the forwarded one sends the SYN to the VIP through
+/// web2's MAC, gets no answer, and takes web2 out; with the VIP back, web2 returns.
+#[test]
+fn a_forwarded_check_catches_a_dr_real_server_without_the_vip() {
+    let mut lab = topology::dr().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let config = write_config(
+        "forwarded",
+        r#"
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "rr"
+method = "dr"
+[service.check]
+type = "tcp"
+forwarded = true
+interval = 0.2
+timeout = 0.5
+[[service.real_server]]
+address = "1.1.1.10:80"
+[[service.real_server]]
+address = "1.1.1.20:80"
+"#,
+    );
+    let xvsd = Xvsd::start(&lab, &config, "forwarded");
+    table_until(&lab, "both real servers in", |t| {
+        t.contains("-r 1.1.1.10:80 -g -w 1") && t.contains("-r 1.1.1.20:80 -g -w 1")
+    });
+    // Both stay in: their forwarded checks pass.
+    std::thread::sleep(Duration::from_secs(1));
+    let both = saved(&lab);
+    assert!(
+        both.contains("1.1.1.10:80") && both.contains("1.1.1.20:80"),
+        "{both}\n{}",
+        xvsd.log()
+    );
+
+    lab.run_ok("web2", &["ip", "addr", "del", "1.1.1.254/32", "dev", "lo"])
+        .unwrap();
+    // Its own address still answers.
+    lab.run_ok(
+        "client",
+        &["curl", "-sf", "--max-time", "5", "http://1.1.1.20/"],
+    )
+    .unwrap();
+    table_until(&lab, "web2 out", |t| !t.contains("1.1.1.20:80"));
+    let log = xvsd.log();
+    assert!(
+        log.contains("no answer from 1.1.1.254:80 through 1.1.1.20's MAC"),
+        "{log}"
+    );
+    assert_eq!(pages(&lab, 4), ["web1\n"].map(String::from).into());
+
+    lab.run_ok("web2", &["ip", "addr", "add", "1.1.1.254/32", "dev", "lo"])
+        .unwrap();
+    table_until(&lab, "web2 back", |t| t.contains("1.1.1.20:80"));
+    assert_eq!(
+        pages(&lab, 4),
+        ["web1\n", "web2\n"].map(String::from).into()
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+/// The same through a tunnel: the forwarded check is an IP-in-IP packet to the real
+/// server, so it fails on one that no longer decapsulates, and passes again when it does.
+#[test]
+fn a_forwarded_check_catches_a_tunnel_real_server_that_does_not_decapsulate() {
+    let mut lab = topology::tun().build().unwrap();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Http(web.into())).unwrap();
+        lab.within(web, || xvs_datapath::decap::attach("eth0").unwrap())
+            .unwrap();
+    }
+    let config = write_config(
+        "tunnel",
+        r#"
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "rr"
+method = "tunnel"
+[service.check]
+forwarded = true
+interval = 0.2
+timeout = 0.5
+[[service.real_server]]
+address = "10.0.0.10:80"
+[[service.real_server]]
+address = "10.0.0.20:80"
+"#,
+    );
+    let xvsd = Xvsd::start(&lab, &config, "tunnel");
+    table_until(&lab, "both real servers in", |t| {
+        t.contains("-r 10.0.0.10:80 -i -w 1") && t.contains("-r 10.0.0.20:80 -i -w 1")
+    });
+    lab.within("web2", || xvs_datapath::decap::detach("eth0").unwrap())
+        .unwrap();
+    table_until(&lab, "web2 out", |t| !t.contains("10.0.0.20:80"));
+    assert!(
+        xvsd.log()
+            .contains("no answer from 1.1.1.254:80 tunnelled to 10.0.0.20"),
+        "{}",
+        xvsd.log()
+    );
+    assert!(
+        saved(&lab).contains("-r 10.0.0.10:80 -i -w 1"),
+        "web1 stays"
+    );
+    lab.within("web2", || xvs_datapath::decap::attach("eth0").unwrap())
+        .unwrap();
+    table_until(&lab, "web2 back", |t| t.contains("10.0.0.20:80"));
+    assert_eq!(
+        pages(&lab, 4),
+        ["web1\n", "web2\n"].map(String::from).into()
+    );
+    let _ = std::fs::remove_file(config);
+}

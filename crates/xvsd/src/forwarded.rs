@@ -1,0 +1,380 @@
+//! Forwarding-aware TCP checks: the check travels the way the director forwards a
+//! client's packet, so it proves the real server takes the VIP, not only that its own
+//! address answers. A SYN from the director's address to VIP:port is sent in a frame to
+//! the real server's MAC (DR), or inside an IP-in-IP packet to the real server (tunnel),
+//! through a packet socket; the real server's answer comes back from the VIP straight to
+//! the director, where the packet socket sees it (the kernel then drops it: its source is
+//! one of the director's own addresses). A SYN-ACK passes, and is answered with a RST so
+//! that the real server keeps no half-open connection; a RST or silence fails.
+//!
+//! IPv4 only. A filter attached to the socket lets only the answer through, so a busy
+//! interface costs the check nothing.
+
+use std::{
+    io,
+    net::{IpAddr, Ipv4Addr},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use xvs_datapath::netlink;
+
+const ETH_P_IP: u16 = 0x0800;
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_TCP: u8 = 6;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const ACK: u8 = 0x10;
+
+/// How the check reaches the real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// In a frame to its MAC (LVS/DR).
+    Direct,
+    /// IP in IP to its address (LVS/TUN).
+    Tunnel,
+}
+
+/// One check of `real_server` for `vip`:`port`, within `timeout`.
+pub fn check(
+    vip: IpAddr,
+    port: u16,
+    real_server: IpAddr,
+    path: Path,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let (IpAddr::V4(vip), IpAddr::V4(rip)) = (vip, real_server) else {
+        return Err("forwarded checks are IPv4 only".to_string());
+    };
+    let route = netlink::route_to(IpAddr::V4(rip)).map_err(|e| format!("route to {rip}: {e}"))?;
+    let hop = route.next_hop(IpAddr::V4(rip));
+    let Some(IpAddr::V4(source)) = route.source else {
+        return Err(format!("no IPv4 source address toward {rip}"));
+    };
+    let smac = netlink::interface_mac(route.oif)
+        .ok()
+        .flatten()
+        .ok_or_else(|| format!("no MAC on the interface toward {rip}"))?;
+    let dmac = resolve(route.oif, hop, deadline)?;
+    let sport = 32_768 + (nonce() % 28_000) as u16;
+    let isn = nonce();
+    let socket = PacketSocket::open(route.oif, vip, port, sport)?;
+    let syn = frame(path, smac, dmac, source, vip, rip, sport, port, isn, 0, SYN);
+    socket.send(&syn)?;
+    let via = match path {
+        Path::Direct => format!("through {rip}'s MAC"),
+        Path::Tunnel => format!("tunnelled to {rip}"),
+    };
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("no answer from {vip}:{port} {via}"))?;
+        let Some(flags_and_seq) = socket.receive(left)? else {
+            continue;
+        };
+        let (flags, seq) = flags_and_seq;
+        if flags & RST != 0 {
+            return Err(format!("{vip}:{port} {via} refused (RST)"));
+        }
+        if flags & (SYN | ACK) == SYN | ACK {
+            let rst = frame(
+                path,
+                smac,
+                dmac,
+                source,
+                vip,
+                rip,
+                sport,
+                port,
+                isn.wrapping_add(1),
+                seq.wrapping_add(1),
+                RST | ACK,
+            );
+            let _ = socket.send(&rst);
+            return Ok(());
+        }
+    }
+}
+
+/// The MAC of `hop`, asking the kernel to resolve it if it has not yet.
+fn resolve(oif: u32, hop: IpAddr, deadline: Instant) -> Result<[u8; 6], String> {
+    let mut asked = false;
+    loop {
+        if let Ok(Some(mac)) = netlink::neighbour_mac(oif, hop) {
+            return Ok(mac);
+        }
+        if !asked {
+            let _ = netlink::keep_neighbour_resolved(oif, hop);
+            asked = true;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{hop} does not answer ARP"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A number nobody can guess easily enough for a port and a sequence number.
+fn nonce() -> u32 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mixed = now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
+    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+}
+
+/// The internet checksum of `data`, starting from `sum`.
+fn checksum(data: &[u8], mut sum: u32) -> u16 {
+    for pair in data.chunks(2) {
+        let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+        sum += u32::from(word);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ipv4_header(source: Ipv4Addr, destination: Ipv4Addr, protocol: u8, payload: usize) -> [u8; 20] {
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&((20 + payload) as u16).to_be_bytes());
+    ip[6] = 0x40; // don't fragment (and so identification 0, RFC 6864)
+    ip[8] = 64;
+    ip[9] = protocol;
+    ip[12..16].copy_from_slice(&source.octets());
+    ip[16..20].copy_from_slice(&destination.octets());
+    let sum = checksum(&ip, 0);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip
+}
+
+/// A TCP segment with no data (a SYN carries an MSS option) from `source`:`sport` to
+/// `vip`:`port`, in an Ethernet frame, inside IP-in-IP to `rip` for a tunnel.
+#[allow(clippy::too_many_arguments)]
+fn frame(
+    path: Path,
+    smac: [u8; 6],
+    dmac: [u8; 6],
+    source: Ipv4Addr,
+    vip: Ipv4Addr,
+    rip: Ipv4Addr,
+    sport: u16,
+    port: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+) -> Vec<u8> {
+    let options: &[u8] = if flags & SYN != 0 {
+        &[2, 4, 0x05, 0x78] // MSS 1400: fits a tunnel's overhead
+    } else {
+        &[]
+    };
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&port.to_be_bytes());
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[8..12].copy_from_slice(&ack.to_be_bytes());
+    tcp[12] = (((20 + options.len()) / 4) << 4) as u8;
+    tcp[13] = flags;
+    tcp[14..16].copy_from_slice(&64_240u16.to_be_bytes());
+    tcp.extend_from_slice(options);
+    let mut pseudo = Vec::with_capacity(12);
+    pseudo.extend_from_slice(&source.octets());
+    pseudo.extend_from_slice(&vip.octets());
+    pseudo.extend_from_slice(&[0, IPPROTO_TCP]);
+    pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+    let partial = u32::from(!checksum(&pseudo, 0));
+    let sum = checksum(&tcp, partial);
+    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+
+    let inner = ipv4_header(source, vip, IPPROTO_TCP, tcp.len());
+    let mut out = Vec::with_capacity(14 + 40 + tcp.len());
+    out.extend_from_slice(&dmac);
+    out.extend_from_slice(&smac);
+    out.extend_from_slice(&ETH_P_IP.to_be_bytes());
+    if path == Path::Tunnel {
+        out.extend_from_slice(&ipv4_header(source, rip, IPPROTO_IPIP, 20 + tcp.len()));
+    }
+    out.extend_from_slice(&inner);
+    out.extend_from_slice(&tcp);
+    out
+}
+
+/// A packet socket on one interface that receives only TCP segments from `vip`:`port` to
+/// port `sport`.
+struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: u32,
+}
+
+impl PacketSocket {
+    fn open(ifindex: u32, vip: Ipv4Addr, port: u16, sport: u16) -> Result<PacketSocket, String> {
+        let fail = |what: &str| format!("{what}: {}", io::Error::last_os_error());
+        // SAFETY: socket(2), setsockopt(2) and bind(2) with structures sized as given.
+        unsafe {
+            // Protocol 0 receives nothing until bound: the filter is in place first.
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(fail("packet socket (needs CAP_NET_RAW)"));
+            }
+            let socket = PacketSocket {
+                fd: OwnedFd::from_raw_fd(fd),
+                ifindex,
+            };
+            let mut program = answer_filter(vip, port, sport);
+            let fprog = libc::sock_fprog {
+                len: program.len() as u16,
+                filter: program.as_mut_ptr(),
+            };
+            if libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&raw const fprog).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as u32,
+            ) != 0
+            {
+                return Err(fail("socket filter"));
+            }
+            let address = socket.link_address();
+            if libc::bind(
+                fd,
+                (&raw const address).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            ) != 0
+            {
+                return Err(fail("bind packet socket"));
+            }
+            Ok(socket)
+        }
+    }
+
+    fn link_address(&self) -> libc::sockaddr_ll {
+        // SAFETY: sockaddr_ll is plain data.
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_protocol = ETH_P_IP.to_be();
+        address.sll_ifindex = self.ifindex as i32;
+        address
+    }
+
+    fn send(&self, frame: &[u8]) -> Result<(), String> {
+        let mut address = self.link_address();
+        address.sll_halen = 6;
+        address.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: sends `frame` to the address given with its size.
+        let sent = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&raw const address).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if sent < 0 {
+            return Err(format!("send: {}", io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// The flags and sequence number of the next answer, waiting at most `wait`.
+    fn receive(&self, wait: Duration) -> Result<Option<(u8, u32)>, String> {
+        let mut poll = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one pollfd.
+        if unsafe { libc::poll(&mut poll, 1, millis) } <= 0 {
+            return Ok(None);
+        }
+        let mut buffer = [0u8; 256];
+        // SAFETY: receives into `buffer`, no more than its length.
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Ok(None);
+        }
+        Ok(tcp_answer(&buffer[..n as usize]))
+    }
+}
+
+/// The flags and sequence number of the TCP segment in an Ethernet frame.
+fn tcp_answer(frame: &[u8]) -> Option<(u8, u32)> {
+    let ip = frame.get(14..)?;
+    let header = usize::from(ip.first()? & 0x0f) * 4;
+    let tcp = ip.get(header..header + 20)?;
+    Some((tcp[13], u32::from_be_bytes(tcp[4..8].try_into().ok()?)))
+}
+
+/// A classic BPF program letting through only IPv4 TCP from `vip`:`port` to `sport`.
+fn answer_filter(vip: Ipv4Addr, port: u16, sport: u16) -> Vec<libc::sock_filter> {
+    let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    const LD_H_ABS: u16 = 0x28;
+    const LD_W_ABS: u16 = 0x20;
+    const LD_B_ABS: u16 = 0x30;
+    const LDX_MSH: u16 = 0xb1;
+    const LD_H_IND: u16 = 0x48;
+    const JEQ: u16 = 0x15;
+    const RET: u16 = 0x06;
+    vec![
+        op(LD_H_ABS, 0, 0, 12),
+        op(JEQ, 0, 9, u32::from(ETH_P_IP)),
+        op(LD_W_ABS, 0, 0, 26),
+        op(JEQ, 0, 7, u32::from(vip)),
+        op(LD_B_ABS, 0, 0, 23),
+        op(JEQ, 0, 5, u32::from(IPPROTO_TCP)),
+        op(LDX_MSH, 0, 0, 14),
+        op(LD_H_IND, 0, 0, 14),
+        op(JEQ, 0, 2, u32::from(port)),
+        op(LD_H_IND, 0, 0, 16),
+        op(JEQ, 1, 0, u32::from(sport)),
+        op(RET, 0, 0, 0),
+        op(RET, 0, 0, 256),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_syn_frame_has_right_checksums_and_the_tunnel_wraps_it() {
+        let (s, v, r) = (
+            Ipv4Addr::new(1, 1, 1, 253),
+            Ipv4Addr::new(1, 1, 1, 254),
+            Ipv4Addr::new(1, 1, 1, 20),
+        );
+        let direct = frame(Path::Direct, [2; 6], [4; 6], s, v, r, 40_000, 80, 7, 0, SYN);
+        assert_eq!(&direct[0..6], &[4; 6]);
+        let ip = &direct[14..34];
+        assert_eq!(checksum(ip, 0), 0, "IP header sums to zero");
+        assert_eq!(&ip[16..20], &v.octets());
+        let tcp = &direct[34..];
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&s.octets());
+        pseudo.extend_from_slice(&v.octets());
+        pseudo.extend_from_slice(&[0, 6, 0, tcp.len() as u8]);
+        pseudo.extend_from_slice(tcp);
+        assert_eq!(checksum(&pseudo, 0), 0, "TCP sums to zero");
+        assert_eq!(tcp_answer(&direct), Some((SYN, 7)));
+
+        let tunnel = frame(Path::Tunnel, [2; 6], [4; 6], s, v, r, 40_000, 80, 7, 0, SYN);
+        assert_eq!(tunnel.len(), direct.len() + 20);
+        assert_eq!(tunnel[14 + 9], IPPROTO_IPIP);
+        assert_eq!(&tunnel[14 + 16..14 + 20], &r.octets());
+        assert_eq!(&tunnel[34..], &direct[14..]);
+    }
+}
