@@ -17,6 +17,9 @@ Usage:
                            real servers' health checks (runs until stopped)
   xvsd check-config CONFIG validate CONFIG and say what it defines; changes nothing
                            (also --check-config CONFIG)
+  xvsd import-keepalived FILE
+                           print FILE's virtual_server blocks (keepalived.conf) as
+                           xvsd's config; what cannot be translated is named on stderr
   xvsd reload              make the running `xvsd run` read its config again and apply
                            only the differences (as SIGHUP does); a bad file changes nothing
   xvsd health              the running `xvsd run`'s view: each service's quorum, each real
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let result = match words.as_slice() {
         ["run", config] => daemon::run(config),
         ["check-config" | "--check-config", config] => daemon::check_config(config),
+        ["import-keepalived", file] => import_keepalived(file),
         ["reload"] => daemon::ask("reload"),
         ["health"] => daemon::ask("health"),
         ["status"] => status(),
@@ -72,6 +76,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn import_keepalived(file: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    let imported = xvs_health::keepalived::import(&text, file);
+    print!("{}", imported.config);
+    for note in &imported.notes {
+        eprintln!("{file}: {note}");
+    }
+    Ok(())
 }
 
 fn status() -> Result<(), String> {

@@ -616,3 +616,35 @@ address = "10.0.0.20:80"
     );
     let _ = std::fs::remove_file(config);
 }
+
+/// `xvsd import-keepalived` turns a keepalived.conf into a config `check-config` accepts,
+/// and names on stderr, with its line, what it could not translate.
+#[test]
+fn a_keepalived_config_imports_into_a_valid_one() {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keepalived.conf");
+    let output = Command::new(XVSD)
+        .arg("import-keepalived")
+        .arg(&source)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let notes = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        notes.contains("line 27: SSL_GET: checked as a TCP connect"),
+        "{notes}"
+    );
+    let imported = write_config("imported", &String::from_utf8_lossy(&output.stdout));
+    let checked = Command::new(XVSD)
+        .args(["check-config", &imported])
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&checked.stdout).ends_with("ok (1 services, 2 real servers)\n")
+    );
+    let _ = std::fs::remove_file(imported);
+}

@@ -1,0 +1,513 @@
+//! `xvsd import-keepalived`: keepalived's `virtual_server` blocks turned into xvsd's
+//! config (shared/reference/keepalived-lvs.md has the keywords). What has no counterpart
+//! is named, with its line, instead of being dropped in silence. Pure: text in, text and
+//! notes out; the result parses as a [`crate::config::Config`].
+
+use std::{fmt::Write, net::IpAddr};
+
+/// One word of the file, with its line.
+#[derive(Debug, Clone, PartialEq)]
+struct Token {
+    text: String,
+    line: usize,
+}
+
+/// Words, braces and quoted strings; `#` and `!` start comments.
+fn tokens(text: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut chars = line.chars().peekable();
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                chars.next();
+            } else if c == '#' || c == '!' {
+                break;
+            } else if c == '{' || c == '}' {
+                chars.next();
+                out.push(Token {
+                    text: c.to_string(),
+                    line: i + 1,
+                });
+            } else if c == '"' {
+                chars.next();
+                let word: String = chars.by_ref().take_while(|&c| c != '"').collect();
+                out.push(Token {
+                    text: word,
+                    line: i + 1,
+                });
+            } else {
+                let mut word = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || c == '{' || c == '}' {
+                        break;
+                    }
+                    word.push(c);
+                    chars.next();
+                }
+                out.push(Token {
+                    text: word,
+                    line: i + 1,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A keyword with its arguments and, if it opens one, its block.
+#[derive(Debug, Clone, PartialEq)]
+struct Item {
+    line: usize,
+    keyword: String,
+    args: Vec<String>,
+    block: Option<Vec<Item>>,
+}
+
+/// Items until the end or a closing brace. An item's arguments run to the end of its line
+/// or to a brace.
+fn items(tokens: &[Token], at: &mut usize) -> Vec<Item> {
+    let mut out = Vec::new();
+    while *at < tokens.len() {
+        let token = &tokens[*at];
+        if token.text == "}" {
+            *at += 1;
+            return out;
+        }
+        *at += 1;
+        let mut item = Item {
+            line: token.line,
+            keyword: token.text.clone(),
+            args: Vec::new(),
+            block: None,
+        };
+        while *at < tokens.len() {
+            let next = &tokens[*at];
+            if next.text == "{" {
+                *at += 1;
+                item.block = Some(items(tokens, at));
+                break;
+            }
+            if next.text == "}" || next.line != token.line {
+                break;
+            }
+            item.args.push(next.text.clone());
+            *at += 1;
+        }
+        out.push(item);
+    }
+    out
+}
+
+/// What the import made: the config's text, and what it could not translate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Import {
+    pub config: String,
+    pub notes: Vec<String>,
+}
+
+/// Translates keepalived's configuration `text` (from `source`, named in the header).
+pub fn import(text: &str, source: &str) -> Import {
+    let tokens = tokens(text);
+    let mut at = 0;
+    let top = items(&tokens, &mut at);
+    let mut out = format!(
+        "# Imported from {source} by `xvsd import-keepalived`; check it with\n# `xvsd check-config`.\n"
+    );
+    let mut notes = Vec::new();
+    for item in &top {
+        match item.keyword.as_str() {
+            "virtual_server" => virtual_server(item, &mut out, &mut notes),
+            "global_defs" => {}
+            "vrrp_instance" | "vrrp_sync_group" | "vrrp_script" | "static_ipaddress"
+            | "static_routes" => notes.push(format!(
+                "line {}: {}: VRRP and addresses are not xvsd's yet (left out)",
+                item.line, item.keyword
+            )),
+            other => notes.push(format!("line {}: {other}: not translated", item.line)),
+        }
+    }
+    Import { config: out, notes }
+}
+
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// `IP PORT` as a socket address (`[v6]:port`).
+fn address(args: &[String]) -> Option<String> {
+    let ip: IpAddr = args.first()?.parse().ok()?;
+    let port: u16 = args.get(1).map_or(Some(0), |p| p.parse().ok())?;
+    Some(std::net::SocketAddr::new(ip, port).to_string())
+}
+
+fn method(word: &str) -> Option<&'static str> {
+    match word.to_ascii_uppercase().as_str() {
+        "NAT" => Some("nat"),
+        "DR" => Some("dr"),
+        "TUN" => Some("tunnel"),
+        _ => None,
+    }
+}
+
+/// The parts of one check as TOML lines (without the table header).
+#[derive(Default)]
+struct Check {
+    lines: Vec<String>,
+}
+
+impl Check {
+    fn set(&mut self, key: &str, value: String) {
+        self.lines.push(format!("{key} = {value}"));
+    }
+}
+
+/// Timing shared by all of a service's checks (keepalived's `delay_loop`).
+struct Defaults {
+    interval: Option<String>,
+    host: Option<String>,
+}
+
+fn virtual_server(item: &Item, out: &mut String, notes: &mut Vec<String>) {
+    let Some(vip) = address(&item.args) else {
+        notes.push(format!(
+            "line {}: virtual_server {}: only IP PORT services are translated (fwmark and groups are not)",
+            item.line,
+            item.args.join(" ")
+        ));
+        return;
+    };
+    let mut service = vec![format!("address = {}", quoted(&vip))];
+    let mut defaults = Defaults {
+        interval: None,
+        host: None,
+    };
+    let block = item.block.clone().unwrap_or_default();
+    let mut servers = Vec::new();
+    for entry in &block {
+        let arg = entry.args.first().cloned().unwrap_or_default();
+        let number = || arg.parse::<f64>().is_ok();
+        match entry.keyword.as_str() {
+            "protocol" => match arg.to_ascii_uppercase().as_str() {
+                "TCP" => service.push("protocol = \"tcp\"".into()),
+                "UDP" => service.push("protocol = \"udp\"".into()),
+                other => notes.push(format!(
+                    "line {}: protocol {other}: not translated",
+                    entry.line
+                )),
+            },
+            "lb_algo" | "lvs_sched" => service.push(format!("scheduler = {}", quoted(&arg))),
+            "lb_kind" | "lvs_method" => match method(&arg) {
+                Some(m) => service.push(format!("method = \"{m}\"")),
+                None => notes.push(format!(
+                    "line {}: {} {arg}: not translated",
+                    entry.line, entry.keyword
+                )),
+            },
+            "persistence_timeout" if number() => service.push(format!("persistence = {arg}")),
+            "delay_loop" if number() => defaults.interval = Some(arg.clone()),
+            "virtualhost" => defaults.host = Some(arg.clone()),
+            "quorum" | "hysteresis" if number() => {
+                service.push(format!("{} = {arg}", entry.keyword))
+            }
+            "alpha" => service.push("alpha = true".into()),
+            "inhibit_on_failure" => service.push("inhibit_on_failure = true".into()),
+            "quorum_up" | "quorum_down" => service.push(format!(
+                "{} = {}",
+                entry.keyword,
+                quoted(&entry.args.join(" "))
+            )),
+            "sorry_server" => match address(&entry.args) {
+                Some(sorry) => service.push(format!("sorry_server = {}", quoted(&sorry))),
+                None => notes.push(format!("line {}: sorry_server: not an address", entry.line)),
+            },
+            "sorry_server_lvs_method" => {
+                if let Some(m) = method(&arg) {
+                    service.push(format!("sorry_method = \"{m}\""));
+                }
+            }
+            "real_server" => servers.push(entry),
+            other => notes.push(format!("line {}: {other}: not translated", entry.line)),
+        }
+    }
+    out.push_str("\n[[service]]\n");
+    for line in &service {
+        let _ = writeln!(out, "{line}");
+    }
+    for rs in servers {
+        real_server(rs, &defaults, out, notes);
+    }
+}
+
+fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut Vec<String>) {
+    let Some(rip) = address(&item.args) else {
+        notes.push(format!("line {}: real_server: not an address", item.line));
+        return;
+    };
+    let _ = writeln!(out, "\n[[service.real_server]]\naddress = {}", quoted(&rip));
+    let mut checks = Vec::new();
+    for entry in item.block.clone().unwrap_or_default() {
+        let arg = entry.args.first().cloned().unwrap_or_default();
+        match entry.keyword.as_str() {
+            "weight" if arg.parse::<u32>().is_ok() => {
+                let _ = writeln!(out, "weight = {arg}");
+            }
+            "lb_kind" | "lvs_method" => {
+                if let Some(m) = method(&arg) {
+                    let _ = writeln!(out, "method = \"{m}\"");
+                }
+            }
+            "notify_up" | "notify_down" => {
+                let _ = writeln!(out, "{} = {}", entry.keyword, quoted(&entry.args.join(" ")));
+            }
+            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "UDP_CHECK" => {
+                checks.extend(check(&entry, defaults, notes));
+            }
+            other => notes.push(format!("line {}: {other}: not translated", entry.line)),
+        }
+    }
+    for check in checks {
+        out.push_str("\n[[service.real_server.check]]\n");
+        for line in check.lines {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
+/// One keepalived checker as xvsd checks (HTTP_GET with several urls: one each, all must
+/// pass, as in keepalived).
+fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check> {
+    let mut common = Check::default();
+    let kind = match item.keyword.as_str() {
+        "TCP_CHECK" => "tcp",
+        "HTTP_GET" => "http",
+        "SSL_GET" => {
+            notes.push(format!(
+                "line {}: SSL_GET: checked as a TCP connect to the same port (xvsd has no HTTPS check yet)",
+                item.line
+            ));
+            "tcp"
+        }
+        "MISC_CHECK" => "command",
+        "DNS_CHECK" => "dns",
+        _ => "udp",
+    };
+    common.set("type", quoted(kind));
+    if let Some(interval) = &defaults.interval {
+        common.set("interval", interval.clone());
+    }
+    // keepalived's defaults where xvsd's differ: one retry (DNS three, MISC none), a
+    // 5-second connect timeout.
+    let mut retries = match item.keyword.as_str() {
+        "DNS_CHECK" => 3,
+        "MISC_CHECK" => 0,
+        _ => 1,
+    }
+    .to_string();
+    let mut timeout = if kind == "command" {
+        defaults.interval.clone()
+    } else {
+        Some("5".to_string())
+    };
+    let mut urls = Vec::new();
+    for entry in item.block.clone().unwrap_or_default() {
+        let arg = entry.args.first().cloned().unwrap_or_default();
+        let number = arg.parse::<f64>().is_ok();
+        match entry.keyword.as_str() {
+            "connect_port" => common.set("port", arg),
+            "connect_timeout" | "misc_timeout" if number => timeout = Some(arg),
+            "retry" | "nb_get_retry" if number => retries = arg,
+            "delay_before_retry" if number => common.set("delay_before_retry", arg),
+            "url" => urls.push(entry),
+            "misc_path" => common.set("command", quoted(&entry.args.join(" "))),
+            "misc_dynamic" => common.set("dynamic", "true".into()),
+            "type" => common.set("query_type", quoted(&arg)),
+            "name" => common.set("name", quoted(&arg)),
+            "payload" => common.set("payload", quoted(&arg)),
+            "virtualhost" => common.set("host", quoted(&arg)),
+            other => notes.push(format!("line {}: {other}: not translated", entry.line)),
+        }
+    }
+    common.set("retries", retries);
+    if let Some(timeout) = timeout {
+        common.set("timeout", timeout);
+    }
+    if kind == "http" {
+        if let Some(host) = &defaults.host
+            && !common.lines.iter().any(|l| l.starts_with("host "))
+        {
+            common.set("host", quoted(host));
+        }
+        if urls.is_empty() {
+            urls_default(&mut common);
+            return vec![common];
+        }
+        return urls
+            .iter()
+            .map(|url| {
+                let mut one = Check {
+                    lines: common.lines.clone(),
+                };
+                let mut expect = None;
+                for entry in url.block.clone().unwrap_or_default() {
+                    match entry.keyword.as_str() {
+                        "path" => one.set("path", quoted(&entry.args.join(" "))),
+                        "status_code" => expect = status_codes(&entry.args),
+                        other => notes.push(format!(
+                            "line {}: url {other}: not translated (the status is still checked)",
+                            entry.line
+                        )),
+                    }
+                }
+                match expect {
+                    Some(codes) => one.set("expect", codes),
+                    None => urls_default(&mut one),
+                }
+                one
+            })
+            .collect();
+    }
+    vec![common]
+}
+
+/// keepalived accepts any 2xx status by default.
+fn urls_default(check: &mut Check) {
+    check.set("expect", "[200, 201, 202, 203, 204, 205, 206]".into());
+}
+
+/// `200 300-302` as a TOML list.
+fn status_codes(args: &[String]) -> Option<String> {
+    let mut codes = Vec::new();
+    for arg in args {
+        match arg.split_once('-') {
+            Some((from, to)) => {
+                let (from, to): (u16, u16) = (from.parse().ok()?, to.parse().ok()?);
+                if to < from || to - from > 100 {
+                    return None;
+                }
+                codes.extend(from..=to);
+            }
+            None => codes.push(arg.parse().ok()?),
+        }
+    }
+    let list: Vec<String> = codes.iter().map(u16::to_string).collect();
+    Some(format!("[{}]", list.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CheckType, Config, Method, Protocol};
+
+    const KEEPALIVED: &str = r#"
+! Configuration File for keepalived
+global_defs {
+   router_id LVS_DEVEL
+}
+
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+}
+
+virtual_server 1.1.1.254 80 {
+    delay_loop 6
+    lb_algo wrr
+    lb_kind NAT
+    persistence_timeout 50
+    protocol TCP
+    quorum 2
+    hysteresis 1
+    sorry_server 192.168.1.99 80
+    quorum_down "/usr/local/bin/page ops down"
+
+    real_server 192.168.1.10 80 {
+        weight 3
+        notify_down "/usr/local/bin/rs-down.sh 192.168.1.10"
+        HTTP_GET {
+            url {
+              path /health
+              status_code 200 300-302
+              digest 9b3a0c85a887a256d6939da88aabd8cd
+            }
+            url {
+              path /ready
+            }
+            connect_timeout 3
+            retry 2
+            delay_before_retry 1
+        }
+    }
+    real_server 192.168.1.20 80 {
+        weight 1
+        MISC_CHECK {
+            misc_path "/usr/local/bin/check-web 192.168.1.20"
+            misc_dynamic
+        }
+        TCP_CHECK {
+            connect_port 8080
+        }
+        smtp_alert
+    }
+}
+
+virtual_server fwmark 1 {
+    lb_algo rr
+}
+"#;
+
+    #[test]
+    fn keepalived_s_services_become_xvsd_s_and_the_rest_is_named() {
+        let imported = import(KEEPALIVED, "keepalived.conf");
+        let config =
+            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
+        assert_eq!(config.services.len(), 1);
+        let service = &config.services[0];
+        assert_eq!(service.address.to_string(), "1.1.1.254:80");
+        assert_eq!(service.protocol, Protocol::Tcp);
+        assert_eq!(service.scheduler, "wrr");
+        assert_eq!(service.method, Method::Nat);
+        assert_eq!(service.persistence, Some(50));
+        assert_eq!((service.quorum, service.hysteresis), (2, 1));
+        assert_eq!(service.sorry_server.unwrap().to_string(), "192.168.1.99:80");
+        assert_eq!(
+            service.quorum_down.as_deref(),
+            Some("/usr/local/bin/page ops down")
+        );
+
+        let web1 = &service.real_servers[0];
+        assert_eq!(web1.weight, 3);
+        let checks = &service.checks_of(web1);
+        assert_eq!(checks.len(), 2, "one check per url");
+        assert_eq!(checks[0].kind, CheckType::Http);
+        assert_eq!(checks[0].path, "/health");
+        assert_eq!(checks[0].expect, [200, 300, 301, 302]);
+        assert_eq!(checks[1].expect, [200, 201, 202, 203, 204, 205, 206]);
+        assert_eq!((checks[0].interval, checks[0].timeout), (6.0, 3.0));
+        assert_eq!((checks[0].retries, checks[0].delay_before_retry), (2, 1.0));
+
+        let web2 = &service.real_servers[1];
+        let checks = &service.checks_of(web2);
+        assert_eq!(checks[0].kind, CheckType::Command);
+        assert_eq!(
+            checks[0].command.as_deref(),
+            Some("/usr/local/bin/check-web 192.168.1.20")
+        );
+        assert!(checks[0].dynamic);
+        assert_eq!(checks[0].retries, 0);
+        assert_eq!(
+            (checks[1].kind, checks[1].port, checks[1].retries),
+            (CheckType::Tcp, Some(8080), 1)
+        );
+
+        let notes = imported.notes.join("\n");
+        for expected in [
+            "line 7: vrrp_instance: VRRP",
+            "line 31: url digest: not translated",
+            "line 50: smtp_alert: not translated",
+            "line 54: virtual_server fwmark 1: only IP PORT services",
+        ] {
+            assert!(notes.contains(expected), "{expected}:\n{notes}");
+        }
+    }
+}
