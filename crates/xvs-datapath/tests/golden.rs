@@ -830,8 +830,9 @@ fn hashing_schedulers_match_the_reference() {
 /// the next packet of such a connection goes to the director's own stack (which resets a
 /// TCP connection it does not know), the connection is forgotten and counted as
 /// `dest_gone`, and the client's next connection goes to a server that is there. NAT
-/// replies of a removed server are not translated either. A server edited in place keeps
-/// its connections.
+/// replies of a removed server are not translated either. A UDP flow moves on at once:
+/// its next datagram is scheduled to a server that is there. A server edited in place
+/// keeps its connections.
 #[test]
 fn connections_of_a_removed_real_server_end() {
     let rig = Rig::new();
@@ -841,8 +842,13 @@ fn connections_of_a_removed_real_server_end() {
             "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
             "-A -t 1.1.1.254:81 -s rr",
             "-a -t 1.1.1.254:81 -r 10.0.0.10:8080 -m",
+            "-A -u 1.1.1.254:53 -s rr",
+            "-a -u 1.1.1.254:53 -r 10.0.0.10 -g",
         ],
         |director, eth0| {
+            let datagram = udp4(CLIENT, VIP, 40053, 53, b"query");
+            let (out, _) = director.run_frame(eth0, &datagram).unwrap();
+            assert_eq!((out.verdict, &out.frame[..6]), (XDP_TX, &RS1_MAC[..]));
             for (sport, port) in [(40000, 80), (40001, 81)] {
                 let syn = tcp4(CLIENT, VIP, sport, port, true, CLIENT_MAC);
                 assert_eq!(director.run_frame(eth0, &syn).unwrap().0.verdict, XDP_TX);
@@ -858,9 +864,28 @@ fn connections_of_a_removed_real_server_end() {
                     "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
                     "-d -t 1.1.1.254:80 -r 10.0.0.10",
                     "-d -t 1.1.1.254:81 -r 10.0.0.10:8080",
+                    "-a -u 1.1.1.254:53 -r 10.0.0.20 -g",
+                    "-d -u 1.1.1.254:53 -r 10.0.0.10",
                 ],
             );
             let gone_before = counters(director)[counter::DEST_GONE as usize];
+            let (out, _) = director.run_frame(eth0, &datagram).unwrap();
+            assert_eq!(
+                (out.verdict, &out.frame[..6]),
+                (XDP_TX, &RS2_MAC[..]),
+                "the UDP flow moved to the server that is there"
+            );
+            let moved: Vec<_> = director
+                .connections()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.client.1 == 40053)
+                .collect();
+            assert_eq!(moved.len(), 1, "{moved:?}");
+            assert_eq!(
+                moved[0].dest.0,
+                "10.0.0.20".parse::<std::net::IpAddr>().unwrap()
+            );
             let (out, _) = director.run_frame(eth0, &ack).unwrap();
             assert_eq!(out.verdict, XDP_PASS, "to the director's stack");
             assert_eq!(out.frame, ack, "untouched");
@@ -869,7 +894,7 @@ fn connections_of_a_removed_real_server_end() {
             assert_eq!(out.verdict, XDP_PASS, "a removed server's NAT reply");
             assert_eq!(
                 counters(director)[counter::DEST_GONE as usize] - gone_before,
-                2
+                3
             );
             let left: Vec<_> = director
                 .connections()

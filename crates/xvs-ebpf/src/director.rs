@@ -218,6 +218,11 @@ mod program {
         if !server_alive(unsafe { &*entry }) {
             conn::forget(key, entry);
             count(counter::DEST_GONE, 1);
+            // A UDP flow moves on: its datagram is scheduled to a server that is there.
+            // A TCP connection cannot: the director's stack resets it.
+            if packet.protocol == IPPROTO_UDP {
+                return NEW_FLOW;
+            }
             return xdp_action::XDP_PASS;
         }
         conn::touch(key, entry, packet.protocol, packet.tcp_flags, false, now);

@@ -73,6 +73,19 @@ pub enum Protocol {
     Udp,
 }
 
+/// The dead-server policy of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Out of the table: its TCP connections end at their next packet (the director's
+    /// stack resets them), its UDP flows move to another server with their next datagram.
+    #[default]
+    Remove,
+    /// Kept at weight 0: open connections go on, new ones go elsewhere (keepalived's
+    /// `inhibit_on_failure`), for `drain` seconds if given.
+    Keep,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
@@ -114,9 +127,16 @@ pub struct ServiceConfig {
     pub persistence: Option<u32>,
     #[serde(default)]
     pub method: Method,
-    /// A failed real server stays with weight 0 instead of leaving the service.
+    /// A failed real server stays with weight 0 instead of leaving the service (the same
+    /// as `on_failure = "keep"`).
     #[serde(default)]
     pub inhibit_on_failure: bool,
+    /// What a failed real server's open connections get.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// With `keep`: seconds a failed server stays at weight 0 before it is removed (its
+    /// remaining connections then end as with `remove`).
+    pub drain: Option<f64>,
     /// Real servers start down until a check passes (keepalived's `alpha`).
     #[serde(default)]
     pub alpha: bool,
@@ -365,6 +385,16 @@ pub struct Watch {
 }
 
 impl ServiceConfig {
+    /// Whether a failed real server is kept at weight 0.
+    pub fn keeps_failed(&self) -> bool {
+        self.inhibit_on_failure || self.on_failure == OnFailure::Keep
+    }
+
+    /// How long a failed real server is kept, if not for good.
+    pub fn drain(&self) -> Option<Duration> {
+        self.drain.map(Duration::from_secs_f64)
+    }
+
     /// ipvsadm's protocol switch and the service, as in `-t 1.1.1.254:80`.
     pub fn key(&self) -> String {
         format!("{} {}", self.protocol.switch(), self.address)
@@ -416,6 +446,13 @@ impl Config {
             }
             if xvs_core::sched::Scheduler::from_name(&service.scheduler).is_none() {
                 problems.push(format!("{name}: no scheduler {:?}", service.scheduler));
+            }
+            if let Some(drain) = service.drain
+                && !(service.keeps_failed() && drain >= 0.0 && drain.is_finite())
+            {
+                problems.push(format!(
+                    "{name}: drain needs on_failure = \"keep\" and seconds >= 0"
+                ));
             }
             if service.address.port() == 0 && service.persistence.is_none() {
                 problems.push(format!("{name}: port 0 needs persistence, as in ipvsadm"));

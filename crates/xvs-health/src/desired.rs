@@ -14,7 +14,14 @@ use crate::{
 
 /// The rules that turn `table` into what `config` and `state` ask for. Services of
 /// `previous` (the config before a reload) that `config` no longer names are deleted.
-pub fn rules(config: &Config, previous: Option<&Config>, state: &State, table: &Table) -> String {
+/// `now` (on the clock `state` was fed with) decides which kept servers have drained.
+pub fn rules(
+    config: &Config,
+    previous: Option<&Config>,
+    state: &State,
+    table: &Table,
+    now: std::time::Duration,
+) -> String {
     let mut out = String::new();
     let named = |s: &ServiceConfig| {
         config
@@ -27,7 +34,7 @@ pub fn rules(config: &Config, previous: Option<&Config>, state: &State, table: &
             out.push_str(&format!("-D {}\n", gone.key()));
         }
     }
-    for (service, health) in config.services.iter().zip(&state.services) {
+    for (i, (service, health)) in config.services.iter().zip(&state.services).enumerate() {
         let key = service.key();
         if find(table, service).is_some() {
             out.push_str(&format!("-D {key}\n"));
@@ -40,11 +47,10 @@ pub fn rules(config: &Config, previous: Option<&Config>, state: &State, table: &
         // While the quorum is lost the sorry server alone takes new connections
         // (keepalived never mixes it with real servers; inhibited ones stay at 0).
         let sorry = service.sorry_server.filter(|_| !health.quorum_up);
-        for (rs, server) in service.real_servers.iter().zip(&health.servers) {
-            let weight = match (
-                server.is_up() && sorry.is_none(),
-                service.inhibit_on_failure,
-            ) {
+        for (j, (rs, server)) in service.real_servers.iter().zip(&health.servers).enumerate() {
+            // Kept at weight 0 (keepalived's inhibit_on_failure) until drained.
+            let kept = service.keeps_failed() && !state.drained(config, i, j, now);
+            let weight = match (server.is_up() && sorry.is_none(), kept) {
                 (true, _) => server.weight,
                 (false, true) => 0,
                 (false, false) => continue,
@@ -66,6 +72,7 @@ pub fn rules(config: &Config, previous: Option<&Config>, state: &State, table: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use xvs_core::{restore::restore, text::NoNames};
 
     const CONFIG: &str = r#"
@@ -92,7 +99,7 @@ weight = 2
                 *check = crate::health::Health::new(up, 1, 1);
             }
         }
-        let text = rules(config, None, &state, table);
+        let text = rules(config, None, &state, table, Duration::ZERO);
         let mut next = table.clone();
         restore(&text, &mut next, &NoNames, "xvsd").unwrap();
         next
@@ -132,6 +139,46 @@ weight = 2
     }
 
     #[test]
+    fn a_kept_server_stays_at_weight_zero_until_it_has_drained() {
+        let config = Config::parse(&CONFIG.replace(
+            "method = \"nat\"",
+            "method = \"nat\"\non_failure = \"keep\"\ndrain = 30",
+        ))
+        .unwrap();
+        let mut state = State::new(&config, &Table::default());
+        let at = Duration::from_secs;
+        state.observe(
+            &config,
+            0,
+            1,
+            0,
+            crate::health::Outcome::Failure,
+            None,
+            at(100),
+        );
+        let table = |now| {
+            let mut table = Table::default();
+            restore(
+                &rules(&config, None, &state, &table.clone(), now),
+                &mut table,
+                &NoNames,
+                "x",
+            )
+            .unwrap();
+            xvs_core::listing::save(&table, true, &NoNames)
+        };
+        assert!(table(at(129)).contains("-r 192.168.1.20:80 -m -w 0"));
+        assert!(!table(at(130)).contains("192.168.1.20"), "drained: removed");
+        assert!(!state.drain_ended(&config, at(100), at(129)));
+        assert!(state.drain_ended(&config, at(129), at(131)));
+        assert!(
+            Config::parse(&CONFIG.replace("method = \"nat\"", "method = \"nat\"\ndrain = 5"))
+                .unwrap_err()
+                .contains("drain needs on_failure")
+        );
+    }
+
+    #[test]
     fn the_sorry_server_alone_while_the_quorum_is_lost_and_removed_services_go() {
         let config = Config::parse(&CONFIG.replace(
             "method = \"nat\"",
@@ -140,12 +187,12 @@ weight = 2
         .unwrap();
         let mut state = State::new(&config, &Table::default());
         let fail = crate::health::Outcome::Failure;
-        state.observe(&config, 0, 0, 0, fail, None);
-        state.observe(&config, 0, 1, 0, fail, None);
+        state.observe(&config, 0, 0, 0, fail, None, Duration::ZERO);
+        state.observe(&config, 0, 1, 0, fail, None, Duration::ZERO);
         assert!(!state.services[0].quorum_up);
         let mut table = Table::default();
         restore(
-            &rules(&config, None, &state, &table),
+            &rules(&config, None, &state, &table, Duration::ZERO),
             &mut table,
             &NoNames,
             "x",
@@ -158,7 +205,13 @@ weight = 2
         );
         // A reload to a config without the service deletes it.
         let empty = Config::parse("").unwrap();
-        let text = rules(&empty, Some(&config), &State::new(&empty, &table), &table);
+        let text = rules(
+            &empty,
+            Some(&config),
+            &State::new(&empty, &table),
+            &table,
+            Duration::ZERO,
+        );
         assert_eq!(text, "-D -t 1.1.1.254:80\n");
     }
 }

@@ -478,7 +478,7 @@ mod tests {
         table.services[0].stats.conns = 7;
         table.services[0].dests[0].stats.inpkts = 70;
         let mut state = State::new(&config, &table);
-        state.observe(&config, 0, 1, 0, Outcome::Failure, None);
+        state.observe(&config, 0, 1, 0, Outcome::Failure, None, Duration::ZERO);
         let report = report(&config, &state, &table, &Latencies);
         assert_eq!(report.services.len(), 2);
         assert_eq!(report.services[0].quorum_up, Some(true));

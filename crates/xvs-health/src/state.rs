@@ -3,7 +3,7 @@
 //! as keepalived keeps them (shared/reference/keepalived-lvs.md §4). Results go in, the
 //! transitions they make come out; `desired::rules` turns the state into a table.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use xvs_core::{
     model::{Protocol as Proto, ServiceKey},
@@ -46,6 +46,8 @@ pub struct ServerState {
     pub checks: Vec<Health>,
     /// Set by a dynamic command check; the configured weight until then.
     pub weight: u32,
+    /// When it went down (on the caller's clock), while it is down.
+    pub down_since: Option<Duration>,
 }
 
 impl ServerState {
@@ -132,6 +134,7 @@ impl State {
                                 } else {
                                     rs.weight
                                 },
+                                down_since: old_server.down_since,
                             })
                         });
                         kept.unwrap_or_else(|| {
@@ -149,6 +152,7 @@ impl State {
                                     .map(|c| Health::new(up, c.rise, c.fall))
                                     .collect(),
                                 weight: rs.weight,
+                                down_since: None,
                             }
                         })
                     })
@@ -167,8 +171,9 @@ impl State {
         State { services }
     }
 
-    /// Counts one check's result (`weight`: what a dynamic check asked for); the changes
-    /// it makes, in order.
+    /// Counts one check's result (`weight`: what a dynamic check asked for) at `now` (on
+    /// the caller's clock); the changes it makes, in order.
+    #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
         config: &Config,
@@ -177,6 +182,7 @@ impl State {
         check: usize,
         outcome: Outcome,
         weight: Option<u32>,
+        now: Duration,
     ) -> Vec<Event> {
         let mut events = Vec::new();
         let state = &mut self.services[service];
@@ -192,8 +198,14 @@ impl State {
             });
         }
         match (was_up, rs.is_up()) {
-            (false, true) => events.push(Event::ServerUp { service, server }),
-            (true, false) => events.push(Event::ServerDown { service, server }),
+            (false, true) => {
+                rs.down_since = None;
+                events.push(Event::ServerUp { service, server });
+            }
+            (true, false) => {
+                rs.down_since = Some(now);
+                events.push(Event::ServerDown { service, server });
+            }
             _ => {}
         }
         if let Some(event) = self.update_quorum(config, service) {
@@ -218,6 +230,38 @@ impl State {
             return Some(Event::QuorumDown { service });
         }
         None
+    }
+}
+
+impl State {
+    /// Servers that start down (or were down when adopted) count as down since `now`.
+    pub fn down_from(&mut self, now: Duration) {
+        for server in self.services.iter_mut().flat_map(|s| &mut s.servers) {
+            if !server.is_up() && server.down_since.is_none() {
+                server.down_since = Some(now);
+            }
+        }
+    }
+
+    /// Whether a failed server kept at weight 0 has drained: down for longer than its
+    /// service's `drain` at `now`.
+    pub fn drained(&self, config: &Config, service: usize, server: usize, now: Duration) -> bool {
+        let since = self.services[service].servers[server].down_since;
+        match (config.services[service].drain(), since) {
+            (Some(drain), Some(since)) => now.saturating_sub(since) >= drain,
+            _ => false,
+        }
+    }
+
+    /// Whether some server's drain ended in (`after`, `now`]: the table must change.
+    pub fn drain_ended(&self, config: &Config, after: Duration, now: Duration) -> bool {
+        self.services.iter().enumerate().any(|(i, service)| {
+            service
+                .servers
+                .iter()
+                .enumerate()
+                .any(|(j, _)| self.drained(config, i, j, now) && !self.drained(config, i, j, after))
+        })
     }
 }
 
@@ -331,11 +375,11 @@ mod tests {
     }
 
     fn fail(state: &mut State, config: &Config, server: usize) -> Vec<Event> {
-        state.observe(config, 0, server, 0, Outcome::Failure, None)
+        state.observe(config, 0, server, 0, Outcome::Failure, None, Duration::ZERO)
     }
 
     fn pass(state: &mut State, config: &Config, server: usize) -> Vec<Event> {
-        state.observe(config, 0, server, 0, Outcome::Success, None)
+        state.observe(config, 0, server, 0, Outcome::Success, None, Duration::ZERO)
     }
 
     #[test]
@@ -387,7 +431,7 @@ mod tests {
         )
         .unwrap();
         let mut state = State::new(&config, &Table::default());
-        let events = state.observe(&config, 0, 0, 1, Outcome::Failure, None);
+        let events = state.observe(&config, 0, 0, 1, Outcome::Failure, None, Duration::ZERO);
         assert_eq!(
             events,
             [
@@ -401,10 +445,10 @@ mod tests {
         // The other check passing does not bring it back.
         assert!(
             state
-                .observe(&config, 0, 0, 0, Outcome::Success, None)
+                .observe(&config, 0, 0, 0, Outcome::Success, None, Duration::ZERO)
                 .is_empty()
         );
-        let events = state.observe(&config, 0, 0, 1, Outcome::Success, Some(5));
+        let events = state.observe(&config, 0, 0, 1, Outcome::Success, Some(5), Duration::ZERO);
         assert_eq!(
             events[0],
             Event::Weight {

@@ -107,8 +107,12 @@ pub fn run(path: &str) -> Result<(), String> {
         )?;
     }
     let table = read_table()?;
-    let state = State::new(&config, &table);
+    let clock = Instant::now();
+    let mut state = State::new(&config, &table);
+    state.down_from(Duration::ZERO);
     let mut daemon = Daemon {
+        clock,
+        last_tick: Duration::ZERO,
         path: path.to_string(),
         config,
         state,
@@ -175,6 +179,10 @@ pub fn run(path: &str) -> Result<(), String> {
 }
 
 struct Daemon {
+    /// The origin of the state's clock (when a server went down, drains).
+    clock: Instant,
+    /// The clock at the last tick.
+    last_tick: Duration,
     path: String,
     config: Config,
     state: State,
@@ -203,6 +211,11 @@ struct Daemon {
 impl Daemon {
     /// Every 2 seconds: a change still pending, the rates, hand edits.
     fn tick(&mut self) {
+        let now = self.clock.elapsed();
+        if self.state.drain_ended(&self.config, self.last_tick, now) {
+            self.pending = true;
+        }
+        self.last_tick = now;
         if self.pending {
             self.apply();
         }
@@ -272,6 +285,7 @@ impl Daemon {
             watch.check_index,
             outcome,
             weight,
+            self.clock.elapsed(),
         );
         for event in &events {
             let mut line = event.describe(&self.config);
@@ -295,8 +309,9 @@ impl Daemon {
             ..ChangeOptions::default()
         };
         let (config, previous, state) = (&self.config, self.previous.as_ref(), &self.state);
+        let now = self.clock.elapsed();
         let result = Director::change(options, |table| {
-            let rules = desired::rules(config, previous, state, table);
+            let rules = desired::rules(config, previous, state, table, now);
             xvs_core::restore::restore(&rules, table, &NoNames, "xvsd")
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>(owned(config, table))
@@ -323,7 +338,8 @@ impl Daemon {
         let config =
             load(&self.path).map_err(|e| format!("reload refused, nothing changed: {e}"))?;
         let table = read_table()?;
-        let state = State::reloaded(&config, &self.config, &self.state, &table);
+        let mut state = State::reloaded(&config, &self.config, &self.state, &table);
+        state.down_from(self.clock.elapsed());
         let old = std::mem::replace(&mut self.config, config);
         self.state = state;
         self.previous = Some(old);

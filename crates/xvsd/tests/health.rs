@@ -648,3 +648,80 @@ fn a_keepalived_config_imports_into_a_valid_one() {
     );
     let _ = std::fs::remove_file(imported);
 }
+
+/// The dead-server policy `on_failure = "keep"` with `drain`: a failed real server stays
+/// at weight 0 and its open connection goes on; once the drain time is over it is
+/// removed and that connection ends, while the other server's goes on throughout.
+#[test]
+fn a_kept_server_s_connections_go_on_until_it_has_drained() {
+    use std::io::{Read, Write};
+    let mut lab = topology::nat().build().unwrap();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Echo).unwrap();
+    }
+    let up = std::env::temp_dir().join(format!("xvsd-{}-web2-up", std::process::id()));
+    std::fs::write(&up, "").unwrap();
+    let config = write_config(
+        "drain",
+        &format!(
+            r#"
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "rr"
+method = "nat"
+on_failure = "keep"
+drain = 3
+[service.check]
+interval = 0.2
+[[service.real_server]]
+address = "192.168.1.10:80"
+[[service.real_server]]
+address = "192.168.1.20:80"
+check = {{ type = "command", command = "test -e {}", interval = 0.2 }}
+"#,
+            up.display()
+        ),
+    );
+    let _xvsd = Xvsd::start(&lab, &config, "drain");
+    table_until(&lab, "both in", |t| {
+        t.contains("192.168.1.10:80 -m -w 1") && t.contains("192.168.1.20:80 -m -w 1")
+    });
+    // One long-lived connection to each server (rr).
+    let vip: std::net::SocketAddr = "1.1.1.254:80".parse().unwrap();
+    let mut streams = lab
+        .within("client", || {
+            [0, 1].map(|_| {
+                std::net::TcpStream::connect_timeout(&vip, Duration::from_secs(5)).unwrap()
+            })
+        })
+        .unwrap();
+    let echoes = |stream: &mut std::net::TcpStream| -> bool {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut answer = [0u8; 5];
+        stream.write_all(b"ping\n").is_ok()
+            && stream.read_exact(&mut answer).is_ok()
+            && &answer == b"ping\n"
+    };
+    assert!(streams.iter_mut().all(echoes));
+
+    std::fs::remove_file(&up).unwrap();
+    table_until(&lab, "web2 at weight 0", |t| {
+        t.contains("192.168.1.20:80 -m -w 0")
+    });
+    assert!(
+        streams.iter_mut().all(echoes),
+        "both go on while web2 drains"
+    );
+    table_until(&lab, "web2 removed after its drain", |t| {
+        !t.contains("192.168.1.20")
+    });
+    let alive: Vec<bool> = streams.iter_mut().map(echoes).collect();
+    assert_eq!(
+        alive.iter().filter(|&&a| a).count(),
+        1,
+        "web1's connection goes on, web2's ended: {alive:?}"
+    );
+    let _ = std::fs::remove_file(config);
+}
