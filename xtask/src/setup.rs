@@ -22,6 +22,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("lintian", "lintian"),
     ("binutils", "strip"),
     ("chromium", "chromium"),
+    ("openssl", "openssl"),
+    ("ca-certificates", "update-ca-certificates"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

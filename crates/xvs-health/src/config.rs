@@ -226,6 +226,9 @@ pub enum CheckType {
     Tcp,
     /// An HTTP GET whose status must be one of `expect` (and body contain `body`).
     Http,
+    /// The same over TLS (keepalived's SSL_GET), the certificate verified unless
+    /// `tls_verify = false`.
+    Https,
     /// A UDP datagram (`payload`); fails on an ICMP error, or without a reply containing
     /// `reply` when one is given (keepalived's UDP_CHECK).
     Udp,
@@ -251,6 +254,12 @@ pub struct CheckConfig {
     pub body: Option<String>,
     /// HTTP: the Host header (default: the address checked).
     pub host: Option<String>,
+    /// HTTPS: verify the server's certificate (against `ca_file`, or the system's roots)
+    /// and its name (`host`, or the address checked).
+    #[serde(default = "yes")]
+    pub tls_verify: bool,
+    /// HTTPS: a PEM file of the certificates to trust instead of the system's.
+    pub ca_file: Option<String>,
     /// UDP: what is sent.
     #[serde(default)]
     pub payload: String,
@@ -297,6 +306,8 @@ impl Default for CheckConfig {
             expect: ok(),
             body: None,
             host: None,
+            tls_verify: true,
+            ca_file: None,
             payload: String::new(),
             reply: None,
             name: dns_root(),
@@ -545,7 +556,7 @@ impl CheckConfig {
                 "no DNS query type {:?} (one of A, NS, CNAME, SOA, MX, TXT, AAAA)",
                 self.query_type
             )),
-            CheckType::Http if !self.path.starts_with('/') => {
+            CheckType::Http | CheckType::Https if !self.path.starts_with('/') => {
                 problems.push(format!("the HTTP path {:?} must start with /", self.path));
             }
             _ => {}

@@ -280,18 +280,17 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
     let kind = match item.keyword.as_str() {
         "TCP_CHECK" => "tcp",
         "HTTP_GET" => "http",
-        "SSL_GET" => {
-            notes.push(format!(
-                "line {}: SSL_GET: checked as a TCP connect to the same port (xvsd has no HTTPS check yet)",
-                item.line
-            ));
-            "tcp"
-        }
+        "SSL_GET" => "https",
         "MISC_CHECK" => "command",
         "DNS_CHECK" => "dns",
         _ => "udp",
     };
     common.set("type", quoted(kind));
+    if kind == "https" {
+        // keepalived's SSL_GET checks no certificate unless its global SSL context names
+        // a CA.
+        common.set("tls_verify", "false".into());
+    }
     if let Some(interval) = &defaults.interval {
         common.set("interval", interval.clone());
     }
@@ -331,7 +330,7 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
     if let Some(timeout) = timeout {
         common.set("timeout", timeout);
     }
-    if kind == "http" {
+    if kind == "http" || kind == "https" {
         if let Some(host) = &defaults.host
             && !common.lines.iter().any(|l| l.starts_with("host "))
         {

@@ -15,7 +15,7 @@ use xvs_health::{
     health::Outcome,
 };
 
-use crate::forwarded;
+use crate::{forwarded, tls};
 
 /// What one check found: passed (with the weight a dynamic command asked for) or why not.
 pub type CheckResult = Result<Option<u32>, String>;
@@ -62,6 +62,10 @@ pub fn run(check: &CheckConfig, address: SocketAddr) -> CheckResult {
         CheckType::Tcp => connect(target, check).map(|_| None),
         CheckType::Http => {
             let mut stream = connect(target, check)?;
+            http_get(&mut stream, target, check, deadline).map(|()| None)
+        }
+        CheckType::Https => {
+            let mut stream = tls::connect(connect(target, check)?, target, check)?;
             http_get(&mut stream, target, check, deadline).map(|()| None)
         }
         CheckType::Udp => udp(target, check).map(|()| None),
@@ -213,8 +217,20 @@ fn command(address: SocketAddr, check: &CheckConfig, deadline: Instant) -> Check
     }
 }
 
+/// A stream an HTTP check talks over: plain TCP, or TLS over it (whose socket carries the
+/// timeouts).
+pub trait Exchange: Read + Write {
+    fn socket(&self) -> &TcpStream;
+}
+
+impl Exchange for TcpStream {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+}
+
 fn http_get(
-    stream: &mut TcpStream,
+    stream: &mut impl Exchange,
     target: SocketAddr,
     check: &CheckConfig,
     deadline: Instant,
@@ -226,6 +242,7 @@ fn http_get(
             .ok_or_else(|| format!("GET {} on {target}: timed out", check.path))
     };
     stream
+        .socket()
         .set_write_timeout(Some(left()?))
         .map_err(|e| e.to_string())?;
     let host = check.host.clone().unwrap_or_else(|| target.to_string());
@@ -246,6 +263,7 @@ fn http_get(
     let mut buffer = [0u8; 4096];
     while !enough(&head) {
         stream
+            .socket()
             .set_read_timeout(Some(left()?.max(Duration::from_millis(1))))
             .map_err(|e| e.to_string())?;
         match stream.read(&mut buffer) {

@@ -5,6 +5,7 @@ mod check;
 mod daemon;
 mod forwarded;
 mod http;
+mod tls;
 
 use std::{fmt::Write as _, io::Write as _, process::ExitCode};
 

@@ -629,9 +629,11 @@ fn a_keepalived_config_imports_into_a_valid_one() {
         .unwrap();
     assert!(output.status.success());
     let notes = String::from_utf8_lossy(&output.stderr);
+    assert!(notes.is_empty(), "everything translated: {notes}");
+    let text = String::from_utf8_lossy(&output.stdout);
     assert!(
-        notes.contains("line 27: SSL_GET: checked as a TCP connect"),
-        "{notes}"
+        text.contains("type = \"https\"\ntls_verify = false"),
+        "SSL_GET checks no certificate, as keepalived's: {text}"
     );
     let imported = write_config("imported", &String::from_utf8_lossy(&output.stdout));
     let checked = Command::new(XVSD)
@@ -723,5 +725,108 @@ check = {{ type = "command", command = "test -e {}", interval = 0.2 }}
         1,
         "web1's connection goes on, web2's ended: {alive:?}"
     );
+    let _ = std::fs::remove_file(config);
+}
+
+/// Runs openssl (Debian's, as the real servers' TLS) with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &str) {
+    let status = Command::new("openssl")
+        .args(args.split_whitespace())
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success(), "openssl {args}");
+}
+
+/// HTTPS checks against real TLS servers (openssl s_server): web1's certificate verifies
+/// against the CA file the check names; web2's check trusts only the system's roots, so
+/// the certificate is refused and web2 leaves; reloaded with `tls_verify = false`, it
+/// returns.
+#[test]
+fn https_checks_verify_certificates_unless_told_not_to() {
+    let mut lab = topology::nat().build().unwrap();
+    let dir = std::env::temp_dir().join(format!("xvsd-{}-tls", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    openssl(
+        &dir,
+        "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=lab-ca",
+    );
+    for (web, ip) in [("web1", "192.168.1.10"), ("web2", "192.168.1.20")] {
+        openssl(
+            &dir,
+            &format!("req -newkey rsa:2048 -nodes -keyout {web}.key -out {web}.csr -subj /CN={ip}"),
+        );
+        std::fs::write(
+            dir.join(format!("{web}.ext")),
+            format!("subjectAltName=IP:{ip}\n"),
+        )
+        .unwrap();
+        openssl(
+            &dir,
+            &format!(
+                "x509 -req -in {web}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {web}.pem -days 2 -extfile {web}.ext"
+            ),
+        );
+        let (cert, key) = (
+            dir.join(format!("{web}.pem")),
+            dir.join(format!("{web}.key")),
+        );
+        lab.spawn(
+            web,
+            &[
+                "openssl",
+                "s_server",
+                "-quiet",
+                "-www",
+                "-accept",
+                "443",
+                "-cert",
+                &cert.to_string_lossy(),
+                "-key",
+                &key.to_string_lossy(),
+            ],
+        )
+        .unwrap();
+    }
+    let text = |web2_check: &str| {
+        format!(
+            r#"
+[[service]]
+address = "1.1.1.254:443"
+scheduler = "rr"
+method = "nat"
+[[service.real_server]]
+address = "192.168.1.10:443"
+check = {{ type = "https", ca_file = "{}", interval = 0.2 }}
+[[service.real_server]]
+address = "192.168.1.20:443"
+check = {{ type = "https", interval = 0.2{web2_check} }}
+"#,
+            dir.join("ca.pem").display()
+        )
+    };
+    let config = write_config("https", &text(""));
+    let xvsd = Xvsd::start(&lab, &config, "https");
+    let table = table_until(&lab, "web1 in, web2 out", |t| {
+        t.contains("-r 192.168.1.10:443 -m -w 1") && !t.contains("192.168.1.20")
+    });
+    assert!(table.contains("-A -t 1.1.1.254:443 -s rr"), "{table}");
+    // Give web2's check time to run: it fails on the certificate, not on anything else.
+    std::thread::sleep(Duration::from_millis(600));
+    let log = xvsd.log();
+    assert!(log.contains("UnknownIssuer"), "{log}");
+    assert!(
+        !log.contains("192.168.1.10:443 of TCP 1.1.1.254:443 is down"),
+        "{log}"
+    );
+
+    std::fs::write(&config, text(", tls_verify = false")).unwrap();
+    lab.run_ok("director", &[XVSD, "reload"]).unwrap();
+    table_until(&lab, "web2 in", |t| {
+        t.contains("-r 192.168.1.20:443 -m -w 1")
+    });
+    let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_file(config);
 }
