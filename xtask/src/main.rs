@@ -13,7 +13,8 @@ Usage: cargo xtask <task>
   demo     the seed's lab, built, configured with the xvs tools, shown and cleaned up
   bench    the measurements of docs/BENCHMARKS.md, from a release build (`bench restore`:
            xvsadm's -R and -S; `bench datapath`: the per-packet part; `bench churn`: the
-           expiry sweep under a steady load, a few minutes)
+           expiry sweep under a steady load, a few minutes; `bench health`: xvsd with
+           1,000 real servers, and a real server's death to its removal)
   build    release binaries with the XDP programs embedded (target/release/)
   package  a Debian package of them, with the systemd unit, man pages and bash completion
            (target/debian/xvs_VERSION_ARCH.deb; prints its path last)";

@@ -7,6 +7,7 @@
 
 mod churn;
 mod datapath;
+mod health;
 mod restore;
 
 use std::process::ExitCode;
@@ -16,7 +17,23 @@ Usage: xvs-bench [TASK]   (run by `cargo xtask bench`, as root)
   (none)    restore, then datapath
   restore   xvsadm -R and -S -n of 10,000 services, time and peak memory
   datapath  per-packet cost of the director through BPF_PROG_TEST_RUN
-  churn     the expiry sweep under a steady load (a few minutes)";
+  churn     the expiry sweep under a steady load (a few minutes)
+  health    xvsd: 1,000 real servers checked every second (CPU, memory), and the time
+            from a real server's death to its removal (a distribution over rounds)";
+
+/// The release-built binary `name` beside this one (`cargo xtask bench` builds them).
+pub fn beside(name: &str) -> Result<std::path::PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+    let binary = me.with_file_name(name);
+    if binary.exists() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "no {} (run the benchmark with `cargo xtask bench`, which builds it)",
+            binary.display()
+        ))
+    }
+}
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1);
@@ -25,6 +42,7 @@ fn main() -> ExitCode {
         Some("restore") => restore::run(),
         Some("datapath") => datapath::run(),
         Some("churn") => churn::run(),
+        Some("health") => health::run(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -76,16 +76,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
 
 /// The xvsadm built with this binary (`cargo xtask bench` builds both in release).
 fn xvsadm_binary() -> Result<std::path::PathBuf, String> {
-    let me = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
-    let binary = me.with_file_name("xvsadm");
-    if binary.exists() {
-        Ok(binary)
-    } else {
-        Err(format!(
-            "no {} (run the benchmark with `cargo xtask bench`, which builds it)",
-            binary.display()
-        ))
-    }
+    crate::beside("xvsadm")
 }
 
 fn xvsadm(lab: &Lab, binary: &std::path::Path, args: &[&str]) -> Command {

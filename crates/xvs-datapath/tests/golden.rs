@@ -903,6 +903,31 @@ fn connections_of_a_removed_real_server_end() {
                 .filter(|e| e.client.1 == 40000 || e.client.1 == 40001)
                 .collect();
             assert!(left.is_empty(), "forgotten: {left:?}");
+            // A new connection from a port whose old connection went to the removed
+            // server is scheduled afresh (no entry is left here: a SYN_RECV one).
+            change(
+                director,
+                &[
+                    "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+                    "-e -t 1.1.1.254:80 -r 10.0.0.20 -g -w 0",
+                ],
+            );
+            let reused = tcp4(CLIENT, VIP, 40003, 80, true, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &reused).unwrap();
+            assert_eq!((out.verdict, &out.frame[..6]), (XDP_TX, &RS1_MAC[..]));
+            change(
+                director,
+                &[
+                    "-e -t 1.1.1.254:80 -r 10.0.0.20 -g -w 1",
+                    "-d -t 1.1.1.254:80 -r 10.0.0.10",
+                ],
+            );
+            let (out, _) = director.run_frame(eth0, &reused).unwrap();
+            assert_eq!(
+                (out.verdict, &out.frame[..6]),
+                (XDP_TX, &RS2_MAC[..]),
+                "the SYN of a removed server's connection is scheduled anew"
+            );
             // The client's next connection goes to the server that is there.
             let syn = tcp4(CLIENT, VIP, 40002, 80, true, CLIENT_MAC);
             let (out, _) = director.run_frame(eth0, &syn).unwrap();

@@ -218,9 +218,12 @@ mod program {
         if !server_alive(unsafe { &*entry }) {
             conn::forget(key, entry);
             count(counter::DEST_GONE, 1);
-            // A UDP flow moves on: its datagram is scheduled to a server that is there.
-            // A TCP connection cannot: the director's stack resets it.
-            if packet.protocol == IPPROTO_UDP {
+            // A UDP flow moves on: its datagram is scheduled to a server that is there,
+            // and so is a new TCP connection that reuses the client's port (IPVS
+            // reschedules such a SYN too). A TCP connection cannot move: the
+            // director's stack resets it.
+            let syn = packet.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN;
+            if packet.protocol == IPPROTO_UDP || (packet.protocol == IPPROTO_TCP && syn) {
                 return NEW_FLOW;
             }
             return xdp_action::XDP_PASS;

@@ -39,6 +39,9 @@ const CONTROL: &str = "xvsd";
 /// edits of its services.
 const TICK: Duration = Duration::from_secs(xvs_core::estimator::SAMPLE_SECONDS);
 
+/// Each checker thread's stack (TLS handshakes and DNS parsing fit well within it).
+const CHECKER_STACK: usize = 256 * 1024;
+
 enum Message {
     Checked {
         generation: u64,
@@ -247,13 +250,21 @@ impl Daemon {
             .enumerate()
             .map(|(i, w)| ((w.service, w.server, w.check_index), i))
             .collect();
+        let count = self.watches.len() as u32;
         for (i, watch) in self.watches.iter().cloned().enumerate() {
             let sender = self.sender.clone();
             let stop = self.stop.clone();
             let generation = self.generation;
+            // The first checks are spread over one interval: a thousand checks started in
+            // the same instant, every interval, would overflow the listen queues of real
+            // servers that share a host (and the director's own burst of connections).
+            let offset = watch.check.interval() * i as u32 / count.max(1);
             std::thread::Builder::new()
                 .name(format!("check {}", watch.address))
+                // A check needs little stack; thousands of checkers must stay cheap.
+                .stack_size(CHECKER_STACK)
                 .spawn(move || {
+                    std::thread::sleep(offset);
                     while !stop.load(Ordering::Relaxed) {
                         let started = Instant::now();
                         let result = check::run_with_retries(&watch);
