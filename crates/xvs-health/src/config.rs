@@ -252,6 +252,10 @@ pub struct CheckConfig {
     pub expect: Vec<u16>,
     /// HTTP: text the body must contain.
     pub body: Option<String>,
+    /// HTTP: a regular expression the body must match (keepalived's `regex`).
+    pub body_regex: Option<String>,
+    /// HTTP: the MD5 digest of the whole body, in hex (keepalived's `digest`).
+    pub digest: Option<String>,
     /// HTTP: the Host header (default: the address checked).
     pub host: Option<String>,
     /// HTTPS: verify the server's certificate (against `ca_file`, or the system's roots)
@@ -305,6 +309,8 @@ impl Default for CheckConfig {
             path: root(),
             expect: ok(),
             body: None,
+            body_regex: None,
+            digest: None,
             host: None,
             tls_verify: true,
             ca_file: None,
@@ -563,6 +569,16 @@ impl CheckConfig {
         }
         if self.dynamic && self.kind != CheckType::Command {
             problems.push("`dynamic` is for command checks".to_string());
+        }
+        if let Some(Err(e)) = self.body_regex.as_deref().map(regex::Regex::new) {
+            problems.push(format!("body_regex: {e}"));
+        }
+        if self
+            .digest
+            .as_ref()
+            .is_some_and(|d| d.len() != 32 || !d.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            problems.push("digest must be 32 hex digits (an MD5 sum)".to_string());
         }
         if self.forwarded && self.kind != CheckType::Tcp {
             problems.push("`forwarded` is for tcp checks".to_string());

@@ -351,6 +351,8 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
                     match entry.keyword.as_str() {
                         "path" => one.set("path", quoted(&entry.args.join(" "))),
                         "status_code" => expect = status_codes(&entry.args),
+                        "digest" => one.set("digest", quoted(&entry.args.join(""))),
+                        "regex" => one.set("body_regex", quoted(&entry.args.join(" "))),
                         other => notes.push(format!(
                             "line {}: url {other}: not translated (the status is still checked)",
                             entry.line
@@ -428,6 +430,7 @@ virtual_server 1.1.1.254 80 {
               path /health
               status_code 200 300-302
               digest 9b3a0c85a887a256d6939da88aabd8cd
+              regex_no_match
             }
             url {
               path /ready
@@ -481,6 +484,10 @@ virtual_server fwmark 1 {
         assert_eq!(checks[0].kind, CheckType::Http);
         assert_eq!(checks[0].path, "/health");
         assert_eq!(checks[0].expect, [200, 300, 301, 302]);
+        assert_eq!(
+            checks[0].digest.as_deref(),
+            Some("9b3a0c85a887a256d6939da88aabd8cd")
+        );
         assert_eq!(checks[1].expect, [200, 201, 202, 203, 204, 205, 206]);
         assert_eq!((checks[0].interval, checks[0].timeout), (6.0, 3.0));
         assert_eq!((checks[0].retries, checks[0].delay_before_retry), (2, 1.0));
@@ -502,9 +509,9 @@ virtual_server fwmark 1 {
         let notes = imported.notes.join("\n");
         for expected in [
             "line 7: vrrp_instance: VRRP",
-            "line 31: url digest: not translated",
-            "line 50: smtp_alert: not translated",
-            "line 54: virtual_server fwmark 1: only IP PORT services",
+            "line 32: url regex_no_match: not translated",
+            "line 51: smtp_alert: not translated",
+            "line 55: virtual_server fwmark 1: only IP PORT services",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }

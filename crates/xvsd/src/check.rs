@@ -255,9 +255,10 @@ fn http_get(
         .map_err(|e| format!("GET {} on {target}: {e}", check.path))?;
     // Without a body to look for only the status line matters; with one, read to the end
     // (the request asked the server to close), at most 1 MiB.
-    let enough = |head: &[u8]| match check.body {
-        None => head.contains(&b'\n') || head.len() >= 4096,
-        Some(_) => head.len() >= 1 << 20,
+    let whole_page = check.body.is_some() || check.body_regex.is_some() || check.digest.is_some();
+    let enough = |head: &[u8]| match whole_page {
+        false => head.contains(&b'\n') || head.len() >= 4096,
+        true => head.len() >= 1 << 20,
     };
     let mut head = Vec::with_capacity(512);
     let mut buffer = [0u8; 4096];
@@ -269,6 +270,8 @@ fn http_get(
         match stream.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&buffer[..n]),
+            // A TLS server that closes without saying so has still sent its page.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !head.is_empty() => break,
             Err(e) => return Err(format!("GET {} on {target}: {e}", check.path)),
         }
     }
@@ -282,13 +285,38 @@ fn http_get(
             check.path, check.expect
         ));
     }
-    match &check.body {
-        Some(wanted) if !String::from_utf8_lossy(&head).contains(wanted.as_str()) => Err(format!(
-            "GET {} on {target}: the page lacks {wanted:?}",
-            check.path
-        )),
-        _ => Ok(()),
+    page_checks(&head, check).map_err(|why| format!("GET {} on {target}: {why}", check.path))
+}
+
+/// The body's checks: text it contains, a regular expression, keepalived's MD5 digest.
+fn page_checks(response: &[u8], check: &CheckConfig) -> Result<(), String> {
+    let body = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&response[response.len()..], |at| &response[at + 4..]);
+    let text = String::from_utf8_lossy(body);
+    if let Some(wanted) = &check.body
+        && !text.contains(wanted.as_str())
+    {
+        return Err(format!("the page lacks {wanted:?}"));
     }
+    if let Some(pattern) = &check.body_regex {
+        let regex = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
+        if !regex.is_match(&text) {
+            return Err(format!("the page does not match /{pattern}/"));
+        }
+    }
+    if let Some(digest) = &check.digest {
+        use md5::Digest;
+        let sum: String = md5::Md5::digest(body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if !sum.eq_ignore_ascii_case(digest) {
+            return Err(format!("the page's MD5 is {sum}, expected {digest}"));
+        }
+    }
+    Ok(())
 }
 
 /// The code of an HTTP status line (`HTTP/1.1 200 OK`).
@@ -342,6 +370,31 @@ mod tests {
         let other = server(Some("HTTP/1.1 200 OK\r\n\r\nstarting\n"));
         let failed = run(&with_body, other).unwrap_err();
         assert!(failed.contains("lacks \"ready\""), "{failed}");
+        // keepalived's digest: the MD5 of the body alone (`printf 'ok\n' | md5sum`).
+        let digest = |sum: &str| CheckConfig {
+            digest: Some(sum.into()),
+            ..check(CheckType::Http)
+        };
+        let page = || server(Some("HTTP/1.1 200 OK\r\nX: y\r\n\r\nok\n"));
+        assert_eq!(
+            run(&digest("eff5bc1ef8ec9d03e640fc4370f5eacd"), page()),
+            Ok(None)
+        );
+        let wrong = run(&digest("7f7d3ef7b2e1ed4ee8ffb0e8d8a2c4d3"), page()).unwrap_err();
+        assert!(
+            wrong.contains("the page's MD5 is eff5bc1ef8ec9d03e640fc4370f5eacd"),
+            "{wrong}"
+        );
+        let regex = |pattern: &str| CheckConfig {
+            body_regex: Some(pattern.into()),
+            ..check(CheckType::Http)
+        };
+        assert_eq!(run(&regex("(?m)^o[k]$"), page()), Ok(None));
+        assert!(
+            run(&regex("^X"), page())
+                .unwrap_err()
+                .contains("does not match")
+        );
         let error = server(Some("HTTP/1.0 503 Service Unavailable\r\n\r\n"));
         let failed = run(&check(CheckType::Http), error).unwrap_err();
         assert!(failed.contains("status 503"), "{failed}");

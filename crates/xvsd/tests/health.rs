@@ -345,6 +345,13 @@ fn sorry_server_while_the_quorum_is_lost_then_reload_and_restart_under_load() {
         });
         let health = lab.run_ok("director", &[XVSD, "health"]).unwrap();
         assert!(health.contains("192.168.1.20:80 up weight 3"), "{health}");
+        // SIGHUP reloads too.
+        std::fs::write(&config, reloaded.replace("weight = 3", "weight = 4")).unwrap();
+        let pid = xvsd.child.id().to_string();
+        Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        table_until(&lab, "the SIGHUP reload applied", |t| {
+            t.contains("-r 192.168.1.20:80 -m -w 4")
+        });
         std::thread::sleep(Duration::from_millis(500));
 
         drop(xvsd);
