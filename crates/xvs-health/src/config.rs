@@ -448,10 +448,20 @@ impl Config {
     /// Parses and validates `text`; every problem with its line and column.
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let headers: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim_start().starts_with("[[service]]"))
+            .map(|(n, _)| n + 1)
+            .collect();
         let mut problems = Vec::new();
         let mut services = std::collections::HashSet::new();
         for (i, service) in config.services.iter().enumerate() {
-            let name = format!("service {} ({})", i + 1, service.address);
+            // Problems of a service are placed at its `[[service]]` header.
+            let line = headers
+                .get(i)
+                .map_or(String::new(), |l| format!("line {l}: "));
+            let name = format!("{line}service {} ({})", i + 1, service.address);
             if !services.insert((service.protocol, service.address)) {
                 problems.push(format!("{name}: defined twice"));
             }
@@ -673,9 +683,12 @@ address = "192.168.1.10:80"
             .unwrap_err();
         assert!(typo.contains("line 3"), "{typo}");
         assert!(typo.contains("schedular"), "{typo}");
-        let bad = Config::parse("[[service]]\naddress = \"1.1.1.254:80\"\nscheduler = \"xx\"\n")
+        let bad = Config::parse("\n[[service]]\naddress = \"1.1.1.254:80\"\nscheduler = \"xx\"\n")
             .unwrap_err();
-        assert!(bad.contains("no scheduler \"xx\""), "{bad}");
+        assert!(
+            bad.contains("line 2: service 1 (1.1.1.254:80): no scheduler \"xx\""),
+            "{bad}"
+        );
         let twice = Config::parse(&format!(
             "{SEED}\n[[service.real_server]]\naddress = \"192.168.1.10:80\"\n"
         ))
