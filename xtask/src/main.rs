@@ -14,7 +14,9 @@ Usage: cargo xtask <task>
   bench    the measurements of docs/BENCHMARKS.md, from a release build (`bench restore`:
            xvsadm's -R and -S; `bench datapath`: the per-packet part; `bench churn`: the
            expiry sweep under a steady load, a few minutes; `bench health`: xvsd with
-           1,000 real servers, and a real server's death to its removal)
+           1,000 real servers, and a real server's death to its removal; `bench lab
+           [--quick]`: xvs beside the direct path, nftables NAT and HAProxy, real
+           connections through a lab; no argument: datapath and lab)
   build    release binaries with the XDP programs embedded (target/release/)
   package  a Debian package of them, with the systemd unit, man pages and bash completion
            (target/debian/xvs_VERSION_ARCH.deb; prints its path last)";
@@ -25,7 +27,10 @@ fn main() -> ExitCode {
         Some("setup") => setup::ensure(),
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(),
-        Some("bench") => bench(args.get(1).map(String::as_str)),
+        Some("bench") => bench(
+            args.get(1).map(String::as_str),
+            args.get(2..).unwrap_or(&[]),
+        ),
         Some("build") => setup::ensure().and_then(|()| build_release()),
         Some("package") => setup::ensure().and_then(|()| package::build().map(drop)),
         Some("-h" | "--help" | "help") => {
@@ -113,14 +118,17 @@ const BINARIES: [&str; 8] = [
 /// The benchmarks run from a release build of their own crate, built after set-up: it
 /// links the XDP programs (which this crate must not, see setup.rs), and a debug-built
 /// harness would show up inside the per-packet timings.
-fn bench(task: Option<&str>) -> Result<(), String> {
+fn bench(task: Option<&str>, extra: &[String]) -> Result<(), String> {
     require_root("bench")?;
     setup::ensure()?;
+    if matches!(task, None | Some("lab" | "all")) {
+        setup::ensure_bench()?;
+    }
     run(cargo()
         .args(RELEASE_BUILD)
         .args(BINARIES)
         .args(["-p", "xvs-bench"]))?;
     let mut bench = std::process::Command::new(demo::release_binary("xvs-bench"));
-    bench.args(task);
+    bench.args(task).args(extra);
     run(&mut bench)
 }

@@ -26,6 +26,15 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ca-certificates", "update-ca-certificates"),
 ];
 
+/// What only `cargo xtask bench lab` uses: the contenders and the load generators.
+const BENCH_PACKAGES: &[(&str, &str)] = &[
+    ("nginx", "nginx"),
+    ("iperf3", "iperf3"),
+    ("wrk", "wrk"),
+    ("haproxy", "haproxy"),
+    ("nftables", "nft"),
+];
+
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Makes sure everything is in place; quick when it is.
@@ -46,8 +55,17 @@ fn has_command(name: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The benchmark's own packages (after [`ensure`]).
+pub fn ensure_bench() -> Result<(), String> {
+    install_packages(BENCH_PACKAGES)
+}
+
 fn debian_packages() -> Result<(), String> {
-    let missing: Vec<&str> = PACKAGES
+    install_packages(PACKAGES)
+}
+
+fn install_packages(packages: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, command)| !has_command(command))
         .map(|(package, _)| *package)

@@ -8,16 +8,19 @@
 mod churn;
 mod datapath;
 mod health;
+mod lab;
 mod restore;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "\
 Usage: xvs-bench [TASK]   (run by `cargo xtask bench`, as root)
-  (none)    restore, then datapath
+  (none)    restore, datapath, then lab
   restore   xvsadm -R and -S -n of 10,000 services, time and peak memory
   datapath  per-packet cost of the director through BPF_PROG_TEST_RUN
   churn     the expiry sweep under a steady load (a few minutes)
+  lab       real connections through a lab: direct, xvs NAT and DR, nftables DNAT,
+            HAProxy, alternating (`lab --quick`: one short round)
   health    xvsd: 1,000 real servers checked every second (CPU, memory), and the time
             from a real server's death to its removal (a distribution over rounds)";
 
@@ -37,8 +40,12 @@ pub fn beside(name: &str) -> Result<std::path::PathBuf, String> {
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1);
+    let rest: Vec<String> = std::env::args().skip(2).collect();
     let result = match task.as_deref() {
-        None | Some("all") => restore::run().and_then(|()| datapath::run()),
+        None | Some("all") => restore::run()
+            .and_then(|()| datapath::run())
+            .and_then(|()| lab::run(&rest)),
+        Some("lab") => lab::run(&rest),
         Some("restore") => restore::run(),
         Some("datapath") => datapath::run(),
         Some("churn") => churn::run(),
