@@ -527,6 +527,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     report(&samples, rounds, seconds);
+    // xvs never needs IPVS; where the kernel has it, it would be a contender.
+    if std::path::Path::new("/proc/net/ip_vs").exists() {
+        println!(
+            "kernel IPVS: present on this kernel, but not measured yet (no ipvsadm contender)"
+        );
+    } else {
+        println!(
+            "kernel IPVS: skipped, this kernel has no ip_vs (no /proc/net/ip_vs, and no module can be loaded)"
+        );
+    }
     let png = crate::beside("xvs-bench")?.with_file_name("bench-lab.png");
     plot(&labs.nat, &samples, &png)
 }
