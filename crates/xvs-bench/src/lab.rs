@@ -4,7 +4,9 @@
 //!
 //! Two labs of the seed's shape, built once: the NAT lab (client 1.1.1.1, director, web1
 //! and web2 behind it on a bridge) for the direct path, xvs NAT, nftables DNAT and HAProxy;
-//! the DR lab (all on one segment, real servers holding the VIP on `lo`) for xvs DR. The
+//! the DR lab (all on one segment, real servers holding the VIP on `lo`) for xvs DR; the
+//! tunnel lab (real servers in another subnet, decapsulating with xvs's program) for xvs
+//! tunnel. The
 //! real servers run nginx and iperf3; the client runs wrk and iperf3. Each contender is
 //! set up before its measurements and removed after them, completely (xvs's program
 //! detached from every interface, the nftables table deleted, HAProxy stopped).
@@ -22,14 +24,16 @@ enum Contender {
     Direct,
     XvsNat,
     XvsDr,
+    XvsTunnel,
     Nftables,
     Haproxy,
 }
 
-const CONTENDERS: [Contender; 5] = [
+const CONTENDERS: [Contender; 6] = [
     Contender::Direct,
     Contender::XvsNat,
     Contender::XvsDr,
+    Contender::XvsTunnel,
     Contender::Nftables,
     Contender::Haproxy,
 ];
@@ -40,6 +44,7 @@ impl Contender {
             Contender::Direct => "direct",
             Contender::XvsNat => "xvs NAT",
             Contender::XvsDr => "xvs DR",
+            Contender::XvsTunnel => "xvs tunnel",
             Contender::Nftables => "nftables DNAT",
             Contender::Haproxy => "HAProxy (TCP)",
         }
@@ -51,10 +56,6 @@ impl Contender {
             Contender::Direct => "192.168.1.10",
             _ => "1.1.1.254",
         }
-    }
-
-    fn in_dr_lab(self) -> bool {
-        self == Contender::XvsDr
     }
 }
 
@@ -141,6 +142,7 @@ type WrkResult = (f64, f64, f64, f64);
 struct Labs {
     nat: Lab,
     dr: Lab,
+    tun: Lab,
     xvsadm: std::path::PathBuf,
     xvsd: std::path::PathBuf,
     haproxy: Option<Child>,
@@ -171,7 +173,14 @@ impl Labs {
     fn build(dir: &std::path::Path) -> Result<Labs, String> {
         let mut nat = topology::nat().build().map_err(|e| e.to_string())?;
         let mut dr = topology::dr().build().map_err(|e| e.to_string())?;
-        for (lab, label) in [(&mut nat, "nat"), (&mut dr, "dr")] {
+        let mut tun = topology::tun().build().map_err(|e| e.to_string())?;
+        // The tunnel's real servers decapsulate with xvs's program (no ipip driver here).
+        for web in ["web1", "web2"] {
+            tun.within(web, || xvs_datapath::decap::attach("eth0"))
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        }
+        for (lab, label) in [(&mut nat, "nat"), (&mut dr, "dr"), (&mut tun, "tun")] {
             for web in ["web1", "web2"] {
                 let config = nginx_config(dir, &format!("{label}-{web}"))?;
                 background(lab, web, &["nginx", "-c", &config])?;
@@ -179,7 +188,7 @@ impl Labs {
             }
         }
         // The client's own limits: many ports, quick reuse of closed ones.
-        for lab in [&nat, &dr] {
+        for lab in [&nat, &dr, &tun] {
             for (key, value) in [
                 ("net.ipv4.ip_local_port_range", "1024 65000"),
                 ("net.ipv4.tcp_tw_reuse", "1"),
@@ -191,6 +200,7 @@ impl Labs {
         Ok(Labs {
             nat,
             dr,
+            tun,
             xvsadm: crate::beside("xvsadm")?,
             xvsd: crate::beside("xvsd")?,
             haproxy: None,
@@ -198,10 +208,10 @@ impl Labs {
     }
 
     fn lab(&self, contender: Contender) -> &Lab {
-        if contender.in_dr_lab() {
-            &self.dr
-        } else {
-            &self.nat
+        match contender {
+            Contender::XvsDr => &self.dr,
+            Contender::XvsTunnel => &self.tun,
+            _ => &self.nat,
         }
     }
 
@@ -235,6 +245,16 @@ impl Labs {
                     "-a -t 1.1.1.254:80 -r 1.1.1.20:80 -g",
                     "-A -t 1.1.1.254:5201 -s rr",
                     "-a -t 1.1.1.254:5201 -r 1.1.1.10:5201 -g",
+                ],
+            ),
+            Contender::XvsTunnel => self.xvsadm(
+                &self.tun,
+                &[
+                    "-A -t 1.1.1.254:80 -s rr",
+                    "-a -t 1.1.1.254:80 -r 10.0.0.10:80 -i",
+                    "-a -t 1.1.1.254:80 -r 10.0.0.20:80 -i",
+                    "-A -t 1.1.1.254:5201 -s rr",
+                    "-a -t 1.1.1.254:5201 -r 10.0.0.10:5201 -i",
                 ],
             ),
             Contender::Nftables => {
@@ -274,7 +294,7 @@ impl Labs {
         let xvsd = self.xvsd.to_string_lossy().into_owned();
         match contender {
             Contender::Direct => {}
-            Contender::XvsNat | Contender::XvsDr => {
+            Contender::XvsNat | Contender::XvsDr | Contender::XvsTunnel => {
                 let lab = self.lab(contender);
                 let _ = self.xvsadm(lab, &["-C"]);
                 let _ = lab.run("director", &[&xvsd, "destroy"]);
@@ -581,7 +601,9 @@ fn report(samples: &[Vec<Sample>], rounds: usize, seconds: u64) {
 /// page that chromium renders to `png` (inside the lab's client namespace: it reaches
 /// nothing outside).
 fn plot(lab: &Lab, samples: &[Vec<Sample>], png: &std::path::Path) -> Result<(), String> {
-    let colours = ["#718096", "#2b6cb0", "#38a169", "#d69e2e", "#c53030"];
+    let colours = [
+        "#718096", "#2b6cb0", "#38a169", "#805ad5", "#d69e2e", "#c53030",
+    ];
     let metrics: Vec<&Metric> = METRICS.iter().filter(|m| m.plotted).collect();
     let (width, height, top, bottom, left) = (1000.0, 460.0, 40.0, 90.0, 60.0);
     let group = (width - left - 20.0) / metrics.len() as f64;
@@ -622,7 +644,7 @@ fn plot(lab: &Lab, samples: &[Vec<Sample>], png: &std::path::Path) -> Result<(),
         ));
     }
     for (c, contender) in CONTENDERS.iter().enumerate() {
-        let x = left + c as f64 * 170.0;
+        let x = left + c as f64 * 150.0;
         svg.push_str(&format!(
             "<rect x='{x}' y='{}' width='12' height='12' fill='{}'/><text x='{}' y='{}'>{}</text>\n",
             height - 40.0,
