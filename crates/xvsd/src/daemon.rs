@@ -29,6 +29,7 @@ use xvs_health::{
 use crate::{
     check::{self, CheckResult},
     http::{self, Wanted},
+    vrrp::Vrrp,
 };
 
 /// The control socket's name in the abstract namespace: abstract unix sockets belong to
@@ -51,6 +52,8 @@ enum Message {
     },
     /// A report for the HTTP listener.
     Report(Wanted, mpsc::Sender<Option<String>>),
+    /// SIGTERM or SIGINT: stop cleanly (a VRRP master hands its addresses over).
+    Terminate,
     /// Reload the config; the reply, if someone waits for one.
     Reload(Option<mpsc::Sender<String>>),
     Status(mpsc::Sender<String>),
@@ -99,9 +102,9 @@ pub fn ask(request: &str) -> Result<(), String> {
 pub fn run(path: &str) -> Result<(), String> {
     let config = load(path)?;
     let (sender, messages) = mpsc::channel();
-    // SIGHUP must be blocked before any thread starts, so that every thread inherits the
+    // The signals must be blocked before any thread starts, so that every thread inherits the
     // mask and only the waiting thread receives it.
-    forward_sighup(sender.clone())?;
+    forward_signals(sender.clone())?;
     listen(sender.clone())?;
     if config.http.enabled {
         http::serve(
@@ -132,6 +135,11 @@ pub fn run(path: &str) -> Result<(), String> {
         rates_error: None,
     };
     daemon.apply();
+    // The VIPs come once the table is in place, so that the first client is served.
+    let vrrp = match &daemon.config.vrrp {
+        Some(config) => Some(Vrrp::start(config)?),
+        None => None,
+    };
     println!(
         "xvsd: {} services, {} real servers from {path}",
         daemon.config.services.len(),
@@ -172,6 +180,13 @@ pub fn run(path: &str) -> Result<(), String> {
             }
             Ok(Message::Report(wanted, reply)) => {
                 let _ = reply.send(daemon.report(wanted));
+            }
+            Ok(Message::Terminate) => {
+                if let Some(vrrp) = vrrp {
+                    vrrp.stop();
+                }
+                println!("xvsd: stopped; the table stays as it is");
+                return Ok(());
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -544,13 +559,16 @@ fn answer(mut stream: UnixStream, sender: &mpsc::Sender<Message>) -> std::io::Re
     Ok(())
 }
 
-/// Blocks SIGHUP in this (and every later) thread and turns each one into a reload.
-fn forward_sighup(sender: mpsc::Sender<Message>) -> Result<(), String> {
+/// Blocks SIGHUP, SIGTERM and SIGINT in this (and every later) thread: SIGHUP becomes a
+/// reload, the others a clean stop.
+fn forward_signals(sender: mpsc::Sender<Message>) -> Result<(), String> {
     // SAFETY: plain signal-mask calls on a zeroed, then initialised, sigset_t.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
         let error = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         if error != 0 {
             return Err(format!(
@@ -567,7 +585,11 @@ fn forward_sighup(sender: mpsc::Sender<Message>) -> Result<(), String> {
             if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
                 continue;
             }
-            if sender.send(Message::Reload(None)).is_err() {
+            let message = match signal {
+                libc::SIGHUP => Message::Reload(None),
+                _ => Message::Terminate,
+            };
+            if sender.send(message).is_err() {
                 return;
             }
         }

@@ -6,6 +6,7 @@ mod daemon;
 mod forwarded;
 mod http;
 mod tls;
+mod vrrp;
 
 use std::{fmt::Write as _, io::Write as _, process::ExitCode};
 

@@ -1,0 +1,361 @@
+//! xvsd's VRRP: the I/O around `xvs_vrrp::router` on one interface. Advertisements go to
+//! and come from 224.0.0.18 on a raw IP socket (protocol 112, TTL 255, checked on
+//! receipt); the master adds the virtual addresses to the interface and announces each
+//! with gratuitous ARP; a backup removes them. On stop, a master says priority 0 and
+//! gives the addresses up, so a backup takes over after its skew time. IPv4 only.
+
+use std::{
+    io,
+    net::{IpAddr, Ipv4Addr},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use xvs_datapath::netlink;
+use xvs_health::config::VrrpConfig;
+use xvs_vrrp::{
+    router::{Action, Config, Router, State},
+    wire::{Advertisement, PROTOCOL, V4Checksum},
+};
+
+const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+
+/// The running instance: stop it with [`Vrrp::stop`].
+pub struct Vrrp {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Vrrp {
+    /// Starts the instance on its thread.
+    pub fn start(config: &VrrpConfig) -> Result<Vrrp, String> {
+        let addresses = config.parsed_addresses()?;
+        let interface = netlink::interfaces()
+            .map_err(|e| format!("vrrp: {e}"))?
+            .into_iter()
+            .find(|i| i.name == config.interface)
+            .ok_or_else(|| format!("vrrp: no interface {}", config.interface))?;
+        let vips: Vec<IpAddr> = addresses.iter().map(|(a, _)| IpAddr::V4(*a)).collect();
+        let own = netlink::addresses(interface.index)
+            .map_err(|e| format!("vrrp: {e}"))?
+            .into_iter()
+            .find_map(|(a, _)| match a {
+                IpAddr::V4(v4) if !vips.contains(&a) => Some(v4),
+                _ => None,
+            })
+            .ok_or_else(|| format!("vrrp: {} has no IPv4 address of its own", config.interface))?;
+        let socket = group_socket(interface.index, own)?;
+        let router = Router::new(
+            Config {
+                vrid: config.vrid,
+                priority: config.priority,
+                interval: Duration::from_secs_f64(config.interval),
+                preempt: config.preempt,
+                preempt_delay: Duration::from_secs_f64(config.preempt_delay),
+                addresses: vips,
+                version: config.version,
+            },
+            IpAddr::V4(own),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let instance = Instance {
+            router,
+            socket,
+            own,
+            ifindex: interface.index,
+            addresses,
+            notify_master: config.notify_master.clone(),
+            notify_backup: config.notify_backup.clone(),
+            name: format!("VRRP {} on {}", config.vrid, config.interface),
+        };
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("vrrp".to_string())
+            .spawn(move || instance.run(&stopping))
+            .map_err(|e| format!("vrrp: {e}"))?;
+        Ok(Vrrp { stop, thread })
+    }
+
+    /// Stops the instance: a master hands over (priority 0) and gives its addresses up.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+struct Instance {
+    router: Router,
+    socket: OwnedFd,
+    own: Ipv4Addr,
+    ifindex: u32,
+    addresses: Vec<(Ipv4Addr, u8)>,
+    notify_master: Option<String>,
+    notify_backup: Option<String>,
+    name: String,
+}
+
+impl Instance {
+    fn run(mut self, stop: &AtomicBool) {
+        let started = Instant::now();
+        let actions = self.router.start(started.elapsed());
+        if self.router.state() == State::Backup {
+            // A backup holds nothing: addresses left by a director that crashed as master
+            // would answer beside the new master.
+            for &(address, prefix) in &self.addresses {
+                let _ = netlink::delete_address(self.ifindex, IpAddr::V4(address), prefix);
+            }
+        }
+        self.carry_out(actions);
+        println!("{}: {:?}", self.name, self.router.state());
+        let mut buffer = [0u8; 1500];
+        while !stop.load(Ordering::Relaxed) {
+            let now = started.elapsed();
+            let wait = self
+                .router
+                .timeout()
+                .map_or(Duration::from_millis(200), |t| t.saturating_sub(now))
+                .min(Duration::from_millis(200));
+            if let Some(n) = receive(&self.socket, &mut buffer, wait)
+                && let Some((advert, from)) = advertisement(&buffer[..n])
+            {
+                let actions = self.router.receive(started.elapsed(), &advert, from);
+                self.carry_out(actions);
+            }
+            let actions = self.router.tick(started.elapsed());
+            self.carry_out(actions);
+        }
+        let actions = self.router.shutdown();
+        self.carry_out(actions);
+    }
+
+    fn carry_out(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Send(advert) => {
+                    let bytes = advert.emit(
+                        IpAddr::V4(self.own),
+                        IpAddr::V4(GROUP),
+                        V4Checksum::PseudoHeader,
+                    );
+                    if let Err(e) = send(&self.socket, &bytes) {
+                        eprintln!("{}: cannot advertise: {e}", self.name);
+                    }
+                }
+                Action::TakeAddresses => {
+                    for &(address, prefix) in &self.addresses {
+                        let _ = netlink::add_address(self.ifindex, IpAddr::V4(address), prefix);
+                        if let Err(e) = gratuitous_arp(self.ifindex, address) {
+                            eprintln!("{}: gratuitous ARP for {address}: {e}", self.name);
+                        }
+                    }
+                    println!("{}: master, holding {}", self.name, self.listed());
+                    run_notify(self.notify_master.as_deref(), "MASTER");
+                }
+                Action::ReleaseAddresses => {
+                    for &(address, prefix) in &self.addresses {
+                        let _ = netlink::delete_address(self.ifindex, IpAddr::V4(address), prefix);
+                    }
+                    let state = match self.router.state() {
+                        State::Backup => "backup",
+                        _ => "stopped",
+                    };
+                    println!("{}: {state}, {} given up", self.name, self.listed());
+                    run_notify(self.notify_backup.as_deref(), "BACKUP");
+                }
+            }
+        }
+    }
+
+    fn listed(&self) -> String {
+        let list: Vec<String> = self
+            .addresses
+            .iter()
+            .map(|(a, p)| format!("{a}/{p}"))
+            .collect();
+        list.join(" ")
+    }
+}
+
+fn run_notify(command: Option<&str>, state: &str) {
+    let Some(command) = command else {
+        return;
+    };
+    match std::process::Command::new("sh")
+        .args(["-c", command])
+        .env("XVS_VRRP_STATE", state)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => eprintln!("xvsd: {command:?}: {e}"),
+    }
+}
+
+fn last_error(what: &str) -> String {
+    format!("vrrp: {what}: {}", io::Error::last_os_error())
+}
+
+/// A raw socket for protocol 112, in the group on interface `ifindex`, sending from `own`
+/// with TTL 255, not hearing itself.
+fn group_socket(ifindex: u32, own: Ipv4Addr) -> Result<OwnedFd, String> {
+    // SAFETY: socket(2) and setsockopt(2) with values of the sizes given.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(PROTOCOL),
+        );
+        if fd < 0 {
+            return Err(last_error("raw socket (needs CAP_NET_RAW)"));
+        }
+        let socket = OwnedFd::from_raw_fd(fd);
+        let set = |level: i32, name: i32, value: *const libc::c_void, size: usize| {
+            libc::setsockopt(fd, level, name, value, size as u32) == 0
+        };
+        let ttl: i32 = 255;
+        let off: i32 = 0;
+        let membership = libc::ip_mreqn {
+            imr_multiaddr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(GROUP.octets()),
+            },
+            imr_address: libc::in_addr {
+                s_addr: u32::from_ne_bytes(own.octets()),
+            },
+            imr_ifindex: ifindex as i32,
+        };
+        let int = std::mem::size_of::<i32>();
+        let ok = set(
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_TTL,
+            (&raw const ttl).cast(),
+            int,
+        ) && set(
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_LOOP,
+            (&raw const off).cast(),
+            int,
+        ) && set(
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            (&raw const membership).cast(),
+            std::mem::size_of::<libc::ip_mreqn>(),
+        ) && set(
+            libc::IPPROTO_IP,
+            libc::IP_ADD_MEMBERSHIP,
+            (&raw const membership).cast(),
+            std::mem::size_of::<libc::ip_mreqn>(),
+        );
+        if !ok {
+            return Err(last_error("joining 224.0.0.18"));
+        }
+        Ok(socket)
+    }
+}
+
+fn send(socket: &OwnedFd, bytes: &[u8]) -> io::Result<()> {
+    // SAFETY: a sockaddr_in for the group, and `bytes` with its length.
+    unsafe {
+        let mut to: libc::sockaddr_in = std::mem::zeroed();
+        to.sin_family = libc::AF_INET as u16;
+        to.sin_addr.s_addr = u32::from_ne_bytes(GROUP.octets());
+        let sent = libc::sendto(
+            socket.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            0,
+            (&raw const to).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// One packet (IP header included, as raw IPv4 sockets give it), waiting at most `wait`.
+fn receive(socket: &OwnedFd, buffer: &mut [u8], wait: Duration) -> Option<usize> {
+    let mut poll = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = wait.as_millis().clamp(1, 1000) as i32;
+    // SAFETY: one pollfd; then a receive into `buffer`, no more than its length.
+    unsafe {
+        if libc::poll(&mut poll, 1, millis) <= 0 {
+            return None;
+        }
+        let n = libc::recv(
+            socket.as_raw_fd(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            libc::MSG_DONTWAIT,
+        );
+        (n > 0).then_some(n as usize)
+    }
+}
+
+/// The advertisement in an IPv4 packet and its sender, if it is a valid one sent with
+/// TTL 255 to the group (RFC 5798 §7.1).
+fn advertisement(packet: &[u8]) -> Option<(Advertisement, IpAddr)> {
+    let header = usize::from(packet.first()? & 0x0f) * 4;
+    if packet.len() < header || packet[8] != 255 || packet[9] != PROTOCOL {
+        return None;
+    }
+    let source = IpAddr::from(<[u8; 4]>::try_from(&packet[12..16]).ok()?);
+    let destination = IpAddr::from(<[u8; 4]>::try_from(&packet[16..20]).ok()?);
+    let advert = Advertisement::parse(&packet[header..], source, destination).ok()?;
+    Some((advert, source))
+}
+
+/// A broadcast ARP request for `address` from the interface's MAC, sender and target the
+/// address itself: neighbours update their entries for it.
+fn gratuitous_arp(ifindex: u32, address: Ipv4Addr) -> Result<(), String> {
+    const ETH_P_ARP: u16 = 0x0806;
+    let mac = netlink::interface_mac(ifindex)
+        .ok()
+        .flatten()
+        .ok_or("no MAC")?;
+    let mut frame = Vec::with_capacity(42);
+    frame.extend_from_slice(&[0xff; 6]);
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&ETH_P_ARP.to_be_bytes());
+    frame.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&address.octets());
+    frame.extend_from_slice(&[0; 6]);
+    frame.extend_from_slice(&address.octets());
+    // SAFETY: a packet socket and a sockaddr_ll sized as given.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(last_error("packet socket"));
+        }
+        let socket = OwnedFd::from_raw_fd(fd);
+        let mut to: libc::sockaddr_ll = std::mem::zeroed();
+        to.sll_family = libc::AF_PACKET as u16;
+        to.sll_protocol = ETH_P_ARP.to_be();
+        to.sll_ifindex = ifindex as i32;
+        to.sll_halen = 6;
+        to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        for _ in 0..3 {
+            libc::sendto(
+                socket.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&raw const to).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Two directors, one VIP: xvsd's VRRP in a lab where the client, both directors and two
+//! DR real servers share a segment. The higher priority holds the VIP and serves; when
+//! it stops, the other takes the VIP (gratuitous ARP moves the client to it) and the
+//! client is served again; when the first returns it preempts.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use xvs_lab::{Lab, LabBuilder, ServerKind, end};
+
+const XVSD: &str = env!("CARGO_BIN_EXE_xvsd");
+const VIP: &str = "1.1.1.254";
+
+fn lab() -> Lab {
+    let mut builder = LabBuilder::new()
+        .host("client")
+        .host("d1")
+        .host("d2")
+        .host("web1")
+        .host("web2")
+        .host("lan")
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("client", "eth0", &["1.1.1.1/24"]),
+                end("d1", "eth0", &["1.1.1.251/24"]),
+                end("d2", "eth0", &["1.1.1.252/24"]),
+                end("web1", "eth0", &["1.1.1.10/24"]),
+                end("web2", "eth0", &["1.1.1.20/24"]),
+            ],
+        );
+    for web in ["web1", "web2"] {
+        builder = builder
+            .address(web, "lo", &format!("{VIP}/32"))
+            .sysctl(web, "net.ipv4.conf.all.arp_ignore", "1")
+            .sysctl(web, "net.ipv4.conf.all.arp_announce", "2")
+            .sysctl(web, "net.ipv4.conf.eth0.arp_ignore", "1")
+            .sysctl(web, "net.ipv4.conf.eth0.arp_announce", "2");
+    }
+    builder.build().unwrap()
+}
+
+fn config(name: &str, priority: u8) -> String {
+    let text = format!(
+        r#"
+[vrrp]
+interface = "eth0"
+vrid = 51
+priority = {priority}
+interval = 0.2
+addresses = ["{VIP}/24"]
+
+[[service]]
+address = "{VIP}:80"
+scheduler = "rr"
+method = "dr"
+[service.check]
+interval = 0.5
+[[service.real_server]]
+address = "1.1.1.10:80"
+[[service.real_server]]
+address = "1.1.1.20:80"
+"#
+    );
+    let path = std::env::temp_dir().join(format!("xvsd-{}-{name}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn start(lab: &Lab, host: &str, config: &str) -> Child {
+    lab.command(host, &[XVSD, "run", config])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn holds_vip(lab: &Lab, host: &str) -> bool {
+    lab.run_ok(host, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        .unwrap()
+        .contains(&format!("{VIP}/24"))
+}
+
+fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "never {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn served(lab: &Lab) -> bool {
+    lab.run(
+        "client",
+        &["curl", "-sf", "--max-time", "2", &format!("http://{VIP}/")],
+    )
+    .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_vip_moves_to_the_backup_director_and_back() {
+    let mut lab = lab();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let (c1, c2) = (config("d1", 200), config("d2", 100));
+    let mut d1 = start(&lab, "d1", &c1);
+    let mut d2 = start(&lab, "d2", &c2);
+    until("d1 master", || holds_vip(&lab, "d1"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!holds_vip(&lab, "d2"), "one master");
+    until("the client served through d1", || served(&lab));
+
+    // d1 stops (SIGTERM): it hands over with priority 0; d2 takes the VIP.
+    Command::new("kill")
+        .args(["-TERM", &d1.id().to_string()])
+        .status()
+        .unwrap();
+    d1.wait().unwrap();
+    until("d2 master", || holds_vip(&lab, "d2"));
+    assert!(!holds_vip(&lab, "d1"), "d1 gave the VIP up");
+    until("the client served through d2", || served(&lab));
+
+    // d1 returns with the higher priority: it preempts.
+    let mut d1 = start(&lab, "d1", &c1);
+    until("d1 master again", || {
+        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+    });
+    until("the client served through d1 again", || served(&lab));
+    let neighbour = lab.run_ok("client", &["ip", "neigh", "show", VIP]).unwrap();
+    let d1_mac = lab
+        .run_ok("d1", &["cat", "/sys/class/net/eth0/address"])
+        .unwrap();
+    assert!(
+        neighbour.contains(d1_mac.trim()),
+        "gratuitous ARP moved the client: {neighbour}"
+    );
+
+    for child in [&mut d1, &mut d2] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for path in [c1, c2] {
+        let _ = std::fs::remove_file(path);
+    }
+}
