@@ -23,6 +23,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("binutils", "strip"),
     ("chromium", "chromium"),
     ("openssl", "openssl"),
+    ("keepalived", "keepalived"),
     ("ca-certificates", "update-ca-certificates"),
 ];
 

@@ -44,13 +44,24 @@ fn lab() -> Lab {
 }
 
 fn config(name: &str, priority: u8) -> String {
+    config_version(name, priority, 3)
+}
+
+/// VRRPv2 carries whole seconds; v3 hundredths.
+fn interval(version: u8) -> &'static str {
+    if version == 2 { "1" } else { "0.2" }
+}
+
+fn config_version(name: &str, priority: u8, version: u8) -> String {
+    let interval = interval(version);
     let text = format!(
         r#"
 [vrrp]
 interface = "eth0"
 vrid = 51
 priority = {priority}
-interval = 0.2
+interval = {interval}
+version = {version}
 addresses = ["{VIP}/24"]
 
 [[service]]
@@ -145,6 +156,99 @@ fn the_vip_moves_to_the_backup_director_and_back() {
         let _ = child.wait();
     }
     for path in [c1, c2] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// keepalived's VRRP instance for d1: the same version, VRID and VIP.
+fn keepalived_config(priority: u8, version: u8) -> String {
+    let interval = interval(version);
+    let text = format!(
+        "global_defs {{\n  vrrp_version {version}\n  script_user root\n  enable_script_security\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n\
+           priority {priority}\n  advert_int {interval}\n  virtual_ipaddress {{\n    {VIP}/24 dev eth0\n  }}\n}}\n"
+    );
+    let path = std::env::temp_dir().join(format!("xvsd-{}-keepalived.conf", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn keepalived(lab: &Lab, config: &str) -> Child {
+    let pid = std::env::temp_dir().join(format!("xvsd-{}-keepalived", std::process::id()));
+    lab.command(
+        "d1",
+        &[
+            "keepalived",
+            "--dont-fork",
+            "--vrrp",
+            "--use-file",
+            config,
+            "--pid",
+            &format!("{}.pid", pid.display()),
+            "--vrrp_pid",
+            &format!("{}-vrrp.pid", pid.display()),
+            "--no-syslog",
+            "--log-console",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("keepalived (Debian package keepalived, installed by cargo xtask setup)")
+}
+
+/// An xvsd director and a keepalived one (Debian's keepalived, VRRPv3 and keepalived's
+/// default v2) elect one master and fail over both ways: xvsd with the higher priority
+/// takes the VIP from keepalived; stopped, it hands the VIP back to keepalived; started
+/// again, it preempts.
+#[test]
+fn xvsd_and_keepalived_elect_one_master_and_fail_over_both_ways() {
+    for version in [3, 2] {
+        with_keepalived(version);
+    }
+}
+
+fn with_keepalived(version: u8) {
+    let mut lab = lab();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let kconfig = keepalived_config(100, version);
+    let mut kept = keepalived(&lab, &kconfig);
+    until("keepalived master", || holds_vip(&lab, "d1"));
+
+    let config = config_version("d2-vs-keepalived", 200, version);
+    let mut d2 = start(&lab, "d2", &config);
+    until("xvsd takes the VIP from keepalived", || {
+        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
+    });
+    until("the client served through xvsd", || served(&lab));
+
+    Command::new("kill")
+        .args(["-TERM", &d2.id().to_string()])
+        .status()
+        .unwrap();
+    d2.wait().unwrap();
+    until("keepalived master again", || {
+        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+    });
+
+    let mut d2 = start(&lab, "d2", &config);
+    until("xvsd preempts keepalived", || {
+        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
+    });
+    for child in [&mut d2, &mut kept] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let pid = std::env::temp_dir().join(format!("xvsd-{}-keepalived", std::process::id()));
+    for path in [
+        config,
+        kconfig,
+        format!("{}.pid", pid.display()),
+        format!("{}-vrrp.pid", pid.display()),
+    ] {
         let _ = std::fs::remove_file(path);
     }
 }
