@@ -2,6 +2,7 @@
 //! (`run`), manages where the director's XDP program is attached and shows its state.
 
 mod check;
+mod control;
 mod daemon;
 mod forwarded;
 mod http;
@@ -42,8 +43,8 @@ fn main() -> ExitCode {
         ["run", config] => daemon::run(config),
         ["check-config" | "--check-config", config] => daemon::check_config(config),
         ["import-keepalived", file] => import_keepalived(file),
-        ["reload"] => daemon::ask("reload"),
-        ["health"] => daemon::ask("health"),
+        ["reload"] => control::ask("reload"),
+        ["health"] => control::ask("health"),
         ["status"] => status(),
         ["attach", interfaces @ ..] if !interfaces.is_empty() => attach(interfaces),
         ["detach", interfaces @ ..] if !interfaces.is_empty() => detach(interfaces),
