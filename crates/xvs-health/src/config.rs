@@ -64,6 +64,14 @@ pub struct VrrpConfig {
     /// Commands run by `sh -c` on becoming master or backup.
     pub notify_master: Option<String>,
     pub notify_backup: Option<String>,
+    /// Interfaces that must be up (keepalived's `track_interface`): while one is down the
+    /// director leaves the election (FAULT) and gives the addresses up.
+    #[serde(default)]
+    pub track_interfaces: Vec<String>,
+    /// While one of xvsd's services has lost its quorum, the director leaves the election
+    /// too, so that a director whose real servers answer takes the VIPs.
+    #[serde(default)]
+    pub track_services: bool,
 }
 
 fn hundred() -> u8 {

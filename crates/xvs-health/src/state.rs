@@ -234,6 +234,11 @@ impl State {
 }
 
 impl State {
+    /// Whether every service has its quorum.
+    pub fn all_quorate(&self) -> bool {
+        self.services.iter().all(|s| s.quorum_up)
+    }
+
     /// Servers that start down (or were down when adopted) count as down since `now`.
     pub fn down_from(&mut self, now: Duration) {
         for server in self.services.iter_mut().flat_map(|s| &mut s.servers) {

@@ -114,6 +114,11 @@ pub fn run(path: &str) -> Result<(), String> {
         Some(config) => Some(Vrrp::start(config)?),
         None => None,
     };
+    let track_services = daemon
+        .config
+        .vrrp
+        .as_ref()
+        .is_some_and(|v| v.track_services);
     println!(
         "xvsd: {} services, {} real servers from {path}",
         daemon.config.services.len(),
@@ -137,7 +142,12 @@ pub fn run(path: &str) -> Result<(), String> {
                 watch,
                 result,
                 took,
-            }) if generation == daemon.generation => daemon.checked(watch, result, took),
+            }) if generation == daemon.generation => {
+                daemon.checked(watch, result, took);
+                if let (Some(vrrp), true) = (&vrrp, track_services) {
+                    vrrp.set_healthy(daemon.state.all_quorate());
+                }
+            }
             Ok(Message::Checked { .. }) => {} // from before a reload
             Ok(Message::Reload(reply)) => {
                 let answer = daemon.reload();

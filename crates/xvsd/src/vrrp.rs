@@ -28,6 +28,8 @@ const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// The running instance: stop it with [`Vrrp::stop`].
 pub struct Vrrp {
     stop: Arc<AtomicBool>,
+    /// False while xvsd's services say this director should not hold the VIPs.
+    healthy: Arc<AtomicBool>,
     thread: JoinHandle<()>,
 }
 
@@ -63,7 +65,10 @@ impl Vrrp {
             IpAddr::V4(own),
         );
         let stop = Arc::new(AtomicBool::new(false));
+        let healthy = Arc::new(AtomicBool::new(true));
         let instance = Instance {
+            healthy: healthy.clone(),
+            track: config.track_interfaces.clone(),
             router,
             socket,
             own,
@@ -78,7 +83,16 @@ impl Vrrp {
             .name("vrrp".to_string())
             .spawn(move || instance.run(&stopping))
             .map_err(|e| format!("vrrp: {e}"))?;
-        Ok(Vrrp { stop, thread })
+        Ok(Vrrp {
+            stop,
+            healthy,
+            thread,
+        })
+    }
+
+    /// Whether the director is fit to hold the VIPs (`track_services`).
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
     }
 
     /// Stops the instance: a master hands over (priority 0) and gives its addresses up.
@@ -90,6 +104,9 @@ impl Vrrp {
 
 struct Instance {
     router: Router,
+    healthy: Arc<AtomicBool>,
+    /// Interfaces that must be up.
+    track: Vec<String>,
     socket: OwnedFd,
     own: Ipv4Addr,
     ifindex: u32,
@@ -113,7 +130,30 @@ impl Instance {
         self.carry_out(actions);
         println!("{}: {:?}", self.name, self.router.state());
         let mut buffer = [0u8; 1500];
+        let mut fault = None::<String>;
         while !stop.load(Ordering::Relaxed) {
+            // FAULT (keepalived's word): out of the election while a tracked interface is
+            // down or xvsd's services say so; back in, as a starting router, after.
+            let why = self.fault();
+            match (&fault, &why) {
+                (None, Some(reason)) => {
+                    println!("{}: fault ({reason}): leaving the election", self.name);
+                    let actions = self.router.shutdown();
+                    self.carry_out(actions);
+                }
+                (Some(_), None) => {
+                    println!("{}: fault cleared: back in the election", self.name);
+                    let actions = self.router.start(started.elapsed());
+                    self.carry_out(actions);
+                }
+                _ => {}
+            }
+            fault = why;
+            if fault.is_some() {
+                // Heard but not answered.
+                let _ = receive(&self.socket, &mut buffer, Duration::from_millis(200));
+                continue;
+            }
             let now = started.elapsed();
             let wait = self
                 .router
@@ -131,6 +171,20 @@ impl Instance {
         }
         let actions = self.router.shutdown();
         self.carry_out(actions);
+    }
+
+    /// Why this director may not take part in the election now, if it may not.
+    fn fault(&self) -> Option<String> {
+        if !self.healthy.load(Ordering::Relaxed) {
+            return Some("a service lost its quorum".to_string());
+        }
+        self.track
+            .iter()
+            .find(|name| {
+                std::fs::read_to_string(format!("/sys/class/net/{name}/operstate"))
+                    .map_or(true, |state| state.trim() == "down")
+            })
+            .map(|name| format!("{name} is down"))
     }
 
     fn carry_out(&mut self, actions: Vec<Action>) {

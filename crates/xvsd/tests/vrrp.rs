@@ -252,3 +252,54 @@ fn with_keepalived(version: u8) {
         let _ = std::fs::remove_file(path);
     }
 }
+
+/// `track_services`: a director whose real servers all fail its checks (here a command
+/// check that d1 alone runs) leaves the election and the VIP goes to the director whose
+/// checks pass; when its checks pass again it takes the VIP back (preemption).
+#[test]
+fn a_director_whose_services_lost_their_quorum_gives_the_vip_up() {
+    let mut lab = lab();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let flag = std::env::temp_dir().join(format!("xvsd-{}-d1-sees", std::process::id()));
+    std::fs::write(&flag, "").unwrap();
+    let tracked = config("d1-tracked", 200);
+    let text = std::fs::read_to_string(&tracked)
+        .unwrap()
+        .replace("addresses = [", "track_services = true\naddresses = [")
+        .replace(
+            "[service.check]\ninterval = 0.5",
+            &format!(
+                "[service.check]\ntype = \"command\"\ncommand = \"test -e {}\"\ninterval = 0.2",
+                flag.display()
+            ),
+        );
+    std::fs::write(&tracked, text).unwrap();
+    let other = config("d2-tracked", 100);
+    let mut d1 = start(&lab, "d1", &tracked);
+    let mut d2 = start(&lab, "d2", &other);
+    until("d1 master", || {
+        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+    });
+
+    std::fs::remove_file(&flag).unwrap();
+    until("d2 master once d1 lost its quorum", || {
+        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
+    });
+    until("the client served through d2", || served(&lab));
+
+    std::fs::write(&flag, "").unwrap();
+    until("d1 master again", || {
+        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+    });
+    for child in [&mut d1, &mut d2] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for path in [tracked, other] {
+        let _ = std::fs::remove_file(path);
+    }
+    let _ = std::fs::remove_file(flag);
+}
