@@ -826,6 +826,52 @@ fn hashing_schedulers_match_the_reference() {
     }
 }
 
+/// A segment of a connection this director never saw (after a failover from another
+/// director with the same table) is picked up by a service that hashes the client (mh,
+/// sh): it goes where that client's new connections go, and its connection is kept,
+/// established. A service that does not hash (rr) leaves it to the stack, as IPVS does.
+#[test]
+fn a_hashing_service_picks_up_a_connection_it_never_saw() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s mh",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+            "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+            "-A -t 1.1.1.254:81 -s rr",
+            "-a -t 1.1.1.254:81 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            // mh hashes the client's address: its SYNs all go to one server.
+            let syn = tcp4(CLIENT, VIP, 40000, 80, true, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &syn).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            let chosen = out.frame[..6].to_vec();
+            let ack = tcp4(CLIENT, VIP, 40001, 80, false, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &ack).unwrap();
+            assert_eq!(out.verdict, XDP_TX, "picked up");
+            assert_eq!(
+                out.frame[..6],
+                chosen[..],
+                "where the client's connections go"
+            );
+            let picked: Vec<_> = director
+                .connections()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.client.1 == 40001)
+                .collect();
+            assert_eq!(picked.len(), 1, "{picked:?}");
+            assert_eq!(picked[0].state, "ESTABLISHED");
+            // Not for rr, and never on a RST.
+            let ack = tcp4(CLIENT, VIP, 40002, 81, false, CLIENT_MAC);
+            assert_eq!(director.run_frame(eth0, &ack).unwrap().0.verdict, XDP_PASS);
+            let rst = tcp4_flags(CLIENT, VIP, 40003, 80, Flags::Rst);
+            assert_eq!(director.run_frame(eth0, &rst).unwrap().0.verdict, XDP_PASS);
+        },
+    );
+}
+
 /// A real server removed while its connections are open (IPVS's `expire_nodest_conn`):
 /// the next packet of such a connection goes to the director's own stack (which resets a
 /// TCP connection it does not know), the connection is forgotten and counted as

@@ -44,7 +44,8 @@ mod program {
     };
     use xvs_common::{
         Conn, ConnKey, FAMILY_V4, FRAGMENT_NS, FragmentEntry, FragmentKey, LOOPBACK_INDEX,
-        Neighbour, conn_flags, counter, dest_index, forward as method, service_flags, tcp,
+        Neighbour, conn_flags, counter, dest_index, forward as method, scheduler, service_flags,
+        tcp,
     };
 
     use crate::{
@@ -614,8 +615,16 @@ mod program {
                 }
             }
         };
-        // IPVS creates TCP connections on a SYN only; other segments go to the stack.
-        if packet.protocol == IPPROTO_TCP && packet.tcp_flags & (TCP_SYN | TCP_RST) != TCP_SYN {
+        // IPVS creates TCP connections on a SYN only; other segments go to the stack. A
+        // service that hashes the client (sh, mh) also picks up a segment of a connection
+        // it has not seen, as Katran does: its choice is the one any director with the
+        // same table made, so a connection that moves here (a VRRP failover, an ECMP
+        // change) goes on to its real server.
+        if packet.protocol == IPPROTO_TCP
+            && packet.tcp_flags & (TCP_SYN | TCP_RST) != TCP_SYN
+            && (packet.tcp_flags & (TCP_SYN | TCP_RST) != 0
+                || !matches!(found.service.scheduler, scheduler::SH | scheduler::MH))
+        {
             return refuse(xdp_action::XDP_PASS, counter::NOT_SCHEDULED, checked);
         }
         let (service, set) = (&found.service, &found.set);
@@ -687,7 +696,15 @@ mod program {
             } else {
                 &tcp::INPUT
             };
-            state_now = tcp::next(table, Some(tcp::EVENT_SYN), state_now);
+            // A SYN opens; a picked-up segment (sh, mh) finds the connection open. (The
+            // event is computed, not chosen by a branch: a branch's values spilled past
+            // the 512-byte stack.)
+            const _: () = assert!(tcp::EVENT_SYN == 0);
+            state_now = tcp::next(
+                table,
+                Some(tcp::EVENT_SYN + (packet.tcp_flags & TCP_SYN == 0) as usize * tcp::EVENT_ACK),
+                state_now,
+            );
         }
         let mut flags = if no_output { conn_flags::NO_OUTPUT } else { 0 };
         if tcp::is_active(state_now) && packet.protocol == IPPROTO_TCP {

@@ -303,3 +303,67 @@ fn a_director_whose_services_lost_their_quorum_gives_the_vip_up() {
     }
     let _ = std::fs::remove_file(flag);
 }
+
+/// With a scheduler that hashes the client (`mh`) both directors choose alike, so an
+/// established connection survives a failover without connection sync: the backup picks
+/// its segments up and sends them to the same real server. (With wlc the same test
+/// fails: the backup's stack resets the connection.)
+#[test]
+fn an_mh_connection_survives_the_failover() {
+    use std::io::{Read, Write};
+    let mut lab = lab();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Echo).unwrap();
+    }
+    let mh = |name: &str, priority: u8| {
+        let path = config(name, priority);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("scheduler = \"rr\"", "scheduler = \"mh\"");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (c1, c2) = (mh("d1-mh", 200), mh("d2-mh", 100));
+    let d1 = start(&lab, "d1", &c1);
+    let mut d2 = start(&lab, "d2", &c2);
+    until("d1 master", || {
+        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+    });
+    let vip: std::net::SocketAddr = format!("{VIP}:80").parse().unwrap();
+    let mut stream = lab
+        .within("client", || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match std::net::TcpStream::connect_timeout(&vip, Duration::from_secs(2)) {
+                    Ok(stream) => return stream,
+                    Err(e) => assert!(Instant::now() < deadline, "{e}"),
+                }
+            }
+        })
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let echo = |stream: &mut std::net::TcpStream, text: &[u8]| {
+        stream.write_all(text).unwrap();
+        let mut back = vec![0u8; text.len()];
+        stream.read_exact(&mut back).unwrap();
+        assert_eq!(back, text);
+    };
+    echo(&mut stream, b"before\n");
+
+    Command::new("kill")
+        .args(["-TERM", &d1.id().to_string()])
+        .status()
+        .unwrap();
+    until("d2 master", || {
+        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
+    });
+    // The same connection, now through d2.
+    echo(&mut stream, b"after the failover\n");
+    let _ = d2.kill();
+    let _ = d2.wait();
+    for path in [c1, c2] {
+        let _ = std::fs::remove_file(path);
+    }
+}
