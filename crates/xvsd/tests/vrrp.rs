@@ -324,7 +324,7 @@ fn an_mh_connection_survives_the_failover() {
         path
     };
     let (c1, c2) = (mh("d1-mh", 200), mh("d2-mh", 100));
-    let d1 = start(&lab, "d1", &c1);
+    let mut d1 = start(&lab, "d1", &c1);
     let mut d2 = start(&lab, "d2", &c2);
     until("d1 master", || {
         holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
@@ -356,6 +356,7 @@ fn an_mh_connection_survives_the_failover() {
         .args(["-TERM", &d1.id().to_string()])
         .status()
         .unwrap();
+    d1.wait().unwrap();
     until("d2 master", || {
         holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
     });
