@@ -73,6 +73,11 @@ struct Sample {
     /// Machine CPU (all cores, /proc/stat) per new connection and per request, µs.
     cpu_us_per_conn: f64,
     cpu_us_per_request: f64,
+    /// Of that, softirq time (where XDP, netfilter and the TCP stacks' receive run) per
+    /// new connection, µs.
+    softirq_us_per_conn: f64,
+    /// The contender's own process (HAProxy; none for the others) per new connection, µs.
+    process_us_per_conn: f64,
 }
 
 /// One line of the report.
@@ -83,7 +88,7 @@ struct Metric {
     plotted: bool,
 }
 
-const METRICS: [Metric; 10] = [
+const METRICS: [Metric; 12] = [
     Metric {
         name: "new connections/s (Connection: close, 16)",
         value: |s| s.new_conns_per_s,
@@ -130,14 +135,34 @@ const METRICS: [Metric; 10] = [
         plotted: false,
     },
     Metric {
+        name: "of which softirq, per new connection (µs)",
+        value: |s| s.softirq_us_per_conn,
+        plotted: false,
+    },
+    Metric {
+        name: "of which the contender's own process, per new connection (µs)",
+        value: |s| s.process_us_per_conn,
+        plotted: false,
+    },
+    Metric {
         name: "machine CPU per kept-alive request (µs)",
         value: |s| s.cpu_us_per_request,
         plotted: false,
     },
 ];
 
-/// wrk's requests per second, p50 and p99 latency (ms), machine CPU per request (µs).
-type WrkResult = (f64, f64, f64, f64);
+/// What one wrk run found: requests per second, p50 and p99 latency (ms), and machine CPU
+/// and its softirq part per request (µs).
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    cpu_us: f64,
+    softirq_us: f64,
+}
+
+const JIFFY_US: f64 = 10_000.0;
 
 struct Labs {
     nat: Lab,
@@ -314,7 +339,7 @@ impl Labs {
     }
 }
 
-/// Busy and total jiffies of the machine (all CPUs).
+/// Busy and softirq jiffies of the machine (all CPUs).
 fn cpu_jiffies() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let Some(line) = stat.lines().next() else {
@@ -328,17 +353,11 @@ fn cpu_jiffies() -> (u64, u64) {
     let total: u64 = values.iter().sum();
     // idle and iowait
     let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    (total - idle, total)
+    (total - idle, values.get(6).copied().unwrap_or(0))
 }
 
 /// wrk's figures: requests per second, and the p50 and p99 latencies in ms.
-fn wrk(
-    lab: &Lab,
-    url: &str,
-    connections: u32,
-    seconds: u64,
-    close: bool,
-) -> Result<(f64, f64, f64, f64), String> {
+fn wrk(lab: &Lab, url: &str, connections: u32, seconds: u64, close: bool) -> Result<Load, String> {
     let connections = connections.to_string();
     let duration = format!("{seconds}s");
     let mut argv = vec![
@@ -355,9 +374,9 @@ fn wrk(
         argv.extend(["-H", "Connection: close"]);
     }
     argv.push(url);
-    let (busy_before, _) = cpu_jiffies();
+    let (busy_before, softirq_before) = cpu_jiffies();
     let out = lab.run_ok("client", &argv).map_err(|e| e.to_string())?;
-    let (busy_after, _) = cpu_jiffies();
+    let (busy_after, softirq_after) = cpu_jiffies();
     let number = |prefix: &str| -> Option<f64> {
         out.lines()
             .find_map(|l| l.trim_start().strip_prefix(prefix).map(str::trim))
@@ -367,10 +386,14 @@ fn wrk(
         .ok_or_else(|| format!("no Requests/sec in wrk's output:\n{out}"))?;
     let p50 = number("50%").unwrap_or(0.0);
     let p99 = number("99%").unwrap_or(0.0);
-    let requests = rps * seconds as f64;
-    let jiffy_us = 10_000.0;
-    let cpu_us_per = (busy_after - busy_before) as f64 * jiffy_us / requests.max(1.0);
-    Ok((rps, p50, p99, cpu_us_per))
+    let requests = (rps * seconds as f64).max(1.0);
+    Ok(Load {
+        rps,
+        p50,
+        p99,
+        cpu_us: (busy_after - busy_before) as f64 * JIFFY_US / requests,
+        softirq_us: (softirq_after - softirq_before) as f64 * JIFFY_US / requests,
+    })
 }
 
 /// `12.34ms`, `1.20s`, `850.00us`, `12345.67` as milliseconds (latencies) or numbers.
@@ -455,14 +478,9 @@ fn use_source(lab: &Lab, address: &str) -> Result<(), String> {
 
 /// The direct path's wrk: one half of the connections to each real server at once (as a
 /// load balancer spreads them), summed; latencies the mean of the medians, the worse p99.
-fn wrk_direct(
-    lab: &Lab,
-    connections: u32,
-    seconds: u64,
-    close: bool,
-) -> Result<(f64, f64, f64, f64), String> {
-    let (busy_before, _) = cpu_jiffies();
-    let halves: Vec<Result<WrkResult, String>> = std::thread::scope(|scope| {
+fn wrk_direct(lab: &Lab, connections: u32, seconds: u64, close: bool) -> Result<Load, String> {
+    let (busy_before, softirq_before) = cpu_jiffies();
+    let halves: Vec<Result<Load, String>> = std::thread::scope(|scope| {
         let runs: Vec<_> = ["192.168.1.10", "192.168.1.20"]
             .map(|server| {
                 scope.spawn(move || {
@@ -481,11 +499,38 @@ fn wrk_direct(
             .map(|r| r.join().unwrap_or_else(|_| Err("wrk thread".into())))
             .collect()
     });
-    let (busy_after, _) = cpu_jiffies();
+    let (busy_after, softirq_after) = cpu_jiffies();
     let (a, b) = (halves[0].clone()?, halves[1].clone()?);
-    let rps = a.0 + b.0;
-    let cpu = (busy_after - busy_before) as f64 * 10_000.0 / (rps * seconds as f64).max(1.0);
-    Ok((rps, (a.1 + b.1) / 2.0, a.2.max(b.2), cpu))
+    let rps = a.rps + b.rps;
+    let requests = (rps * seconds as f64).max(1.0);
+    Ok(Load {
+        rps,
+        p50: (a.p50 + b.p50) / 2.0,
+        p99: a.p99.max(b.p99),
+        cpu_us: (busy_after - busy_before) as f64 * JIFFY_US / requests,
+        softirq_us: (softirq_after - softirq_before) as f64 * JIFFY_US / requests,
+    })
+}
+
+/// User plus system CPU time of process `pid`, in jiffies (0 if there is none).
+fn process_jiffies(pid: Option<u32>) -> u64 {
+    let Some(pid) = pid else {
+        return 0;
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's ')': state, ppid, pgrp, session, tty, tpgid, flags, four fault
+    // counts, then utime and stime.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
 }
 
 fn measure(labs: &Labs, contender: Contender, seconds: u64) -> Result<Sample, String> {
@@ -495,21 +540,27 @@ fn measure(labs: &Labs, contender: Contender, seconds: u64) -> Result<Sample, St
         Contender::Direct => wrk_direct(lab, connections, seconds, close),
         _ => wrk(lab, &url, connections, seconds, close),
     };
-    let (new_conns, _, _, cpu_conn) = load(16, true)?;
-    let (rps16, p50, p99, cpu_request) = load(16, false)?;
-    let (rps64, _, p99_64, _) = load(64, false)?;
+    let process = labs.haproxy.as_ref().map(Child::id);
+    let before = process_jiffies(process);
+    let close = load(16, true)?;
+    let process_us = (process_jiffies(process) - before) as f64 * JIFFY_US
+        / (close.rps * seconds as f64).max(1.0);
+    let kept = load(16, false)?;
+    let many = load(64, false)?;
     let (gbit, retransmits) = iperf(lab, contender.target(), seconds)?;
     Ok(Sample {
-        new_conns_per_s: new_conns,
-        requests_per_s_16: rps16,
-        p50_ms_16: p50,
-        p99_ms_16: p99,
-        requests_per_s_64: rps64,
-        p99_ms_64: p99_64,
+        new_conns_per_s: close.rps,
+        requests_per_s_16: kept.rps,
+        p50_ms_16: kept.p50,
+        p99_ms_16: kept.p99,
+        requests_per_s_64: many.rps,
+        p99_ms_64: many.p99,
         stream_gbit_s: gbit,
         retransmits,
-        cpu_us_per_conn: cpu_conn,
-        cpu_us_per_request: cpu_request,
+        cpu_us_per_conn: close.cpu_us,
+        cpu_us_per_request: kept.cpu_us,
+        softirq_us_per_conn: close.softirq_us,
+        process_us_per_conn: process_us,
     })
 }
 
