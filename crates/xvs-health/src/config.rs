@@ -728,6 +728,41 @@ check = { type = "tcp", port = 8080 }
     }
 
     #[test]
+    fn a_vrrp_section_is_checked_whole() {
+        let good = Config::parse(
+            "[vrrp]\ninterface = \"eth0\"\nvrid = 51\naddresses = [\"1.1.1.254/24\", \"1.1.1.253\"]\n",
+        )
+        .unwrap();
+        let vrrp = good.vrrp.unwrap();
+        assert_eq!((vrrp.priority, vrrp.version, vrrp.preempt), (100, 3, true));
+        assert_eq!(
+            vrrp.parsed_addresses().unwrap(),
+            [
+                ("1.1.1.254".parse().unwrap(), 24),
+                ("1.1.1.253".parse().unwrap(), 32)
+            ]
+        );
+        let bad = Config::parse(
+            "[vrrp]\ninterface = \"eth0\"\nvrid = 0\nversion = 4\ninterval = 60\naddresses = [\"fd00::1/64\"]\n",
+        )
+        .unwrap_err();
+        for problem in [
+            "vrid and priority must be 1-255",
+            "version must be 2 or 3",
+            "interval must be 0.01-40.95 s",
+            "\"fd00::1/64\" is not an IPv4 address",
+        ] {
+            assert!(bad.contains(problem), "{problem}: {bad}");
+        }
+        let typo =
+            Config::parse("[vrrp]\ninterface = \"eth0\"\nvrid = 1\nadresses = []\n").unwrap_err();
+        assert!(
+            typo.contains("line 4") && typo.contains("adresses"),
+            "{typo}"
+        );
+    }
+
+    #[test]
     fn several_checks_are_an_array_of_tables() {
         let config = Config::parse(
             r#"
