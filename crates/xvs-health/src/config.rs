@@ -27,6 +27,12 @@ use std::{net::SocketAddr, time::Duration};
 
 use serde::Deserialize;
 
+mod check;
+mod vrrp;
+
+pub use check::{CheckConfig, CheckType, Checks, QUERY_TYPES};
+pub use vrrp::VrrpConfig;
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,89 +44,6 @@ pub struct Config {
     pub vrrp: Option<VrrpConfig>,
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConfig>,
-}
-
-/// One VRRP virtual router (keepalived's `vrrp_instance`): the director that wins the
-/// election holds `addresses` on `interface`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VrrpConfig {
-    pub interface: String,
-    pub vrid: u8,
-    #[serde(default = "hundred")]
-    pub priority: u8,
-    /// Seconds between advertisements (v3: hundredths allowed).
-    #[serde(default = "second")]
-    pub interval: f64,
-    #[serde(default = "yes")]
-    pub preempt: bool,
-    #[serde(default)]
-    pub preempt_delay: f64,
-    /// `ADDRESS/PREFIX`, IPv4.
-    pub addresses: Vec<String>,
-    /// 3 (default) or 2 (keepalived's default).
-    #[serde(default = "three")]
-    pub version: u8,
-    /// Commands run by `sh -c` on becoming master or backup.
-    pub notify_master: Option<String>,
-    pub notify_backup: Option<String>,
-    /// Interfaces that must be up (keepalived's `track_interface`): while one is down the
-    /// director leaves the election (FAULT) and gives the addresses up.
-    #[serde(default)]
-    pub track_interfaces: Vec<String>,
-    /// While one of xvsd's services has lost its quorum, the director leaves the election
-    /// too, so that a director whose real servers answer takes the VIPs.
-    #[serde(default)]
-    pub track_services: bool,
-}
-
-fn hundred() -> u8 {
-    100
-}
-
-fn three() -> u8 {
-    3
-}
-
-impl VrrpConfig {
-    /// The addresses with their prefixes; why not, for the first that is wrong.
-    pub fn parsed_addresses(&self) -> Result<Vec<(std::net::Ipv4Addr, u8)>, String> {
-        self.addresses
-            .iter()
-            .map(|text| {
-                let (ip, prefix) = text.split_once('/').unwrap_or((text, "32"));
-                let ip = ip
-                    .parse()
-                    .map_err(|_| format!("vrrp: {text:?} is not an IPv4 address"))?;
-                let prefix = prefix
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|p| *p <= 32)
-                    .ok_or_else(|| format!("vrrp: {text:?}: bad prefix"))?;
-                Ok((ip, prefix))
-            })
-            .collect()
-    }
-
-    fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.vrid == 0 || self.priority == 0 {
-            problems.push("vrrp: vrid and priority must be 1-255".to_string());
-        }
-        if !(self.interval >= 0.01 && self.interval <= 40.95) {
-            problems.push("vrrp: interval must be 0.01-40.95 s".to_string());
-        }
-        if self.version != 2 && self.version != 3 {
-            problems.push("vrrp: version must be 2 or 3".to_string());
-        }
-        if self.addresses.is_empty() {
-            problems.push("vrrp: no addresses".to_string());
-        }
-        if let Err(e) = self.parsed_addresses() {
-            problems.push(e);
-        }
-        problems
-    }
 }
 
 /// xvsd's HTTP listener: `/metrics` (Prometheus), `/` (the status page), `/api/status`.
@@ -144,6 +67,10 @@ impl Default for HttpConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9180))
+}
+
+fn second() -> f64 {
+    1.0
 }
 
 fn yes() -> bool {
@@ -257,33 +184,6 @@ fn default_checks() -> Checks {
     Checks(vec![CheckConfig::default()])
 }
 
-/// A real server's checks: written as one table (`[service.check]`, `check = {...}`) or an
-/// array of them (`[[service.check]]`); a real server is up when every one passes.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Checks(pub Vec<CheckConfig>);
-
-impl<'de> Deserialize<'de> for Checks {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct OneOrMany;
-        impl<'de> serde::de::Visitor<'de> for OneOrMany {
-            type Value = Checks;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a check table or an array of check tables")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Checks, A::Error> {
-                let one =
-                    CheckConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(Checks(vec![one]))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Checks, A::Error> {
-                Vec::<CheckConfig>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
-                    .map(Checks)
-            }
-        }
-        deserializer.deserialize_any(OneOrMany)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealServerConfig {
@@ -301,172 +201,6 @@ pub struct RealServerConfig {
 
 fn one() -> u32 {
     1
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckType {
-    /// A TCP connect.
-    #[default]
-    Tcp,
-    /// An HTTP GET whose status must be one of `expect` (and body contain `body`).
-    Http,
-    /// The same over TLS (keepalived's SSL_GET), the certificate verified unless
-    /// `tls_verify = false`.
-    Https,
-    /// A UDP datagram (`payload`); fails on an ICMP error, or without a reply containing
-    /// `reply` when one is given (keepalived's UDP_CHECK).
-    Udp,
-    /// A DNS query for `name`/`query_type`: a reply with its id, no error code.
-    Dns,
-    /// `command` run by `sh -c`: exit 0 passes; with `dynamic`, exit 2..=255 passes and sets
-    /// the weight to the code minus 2 (keepalived's MISC_CHECK with `misc_dynamic`).
-    Command,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckConfig {
-    #[serde(default, rename = "type")]
-    pub kind: CheckType,
-    /// The port checked (default: the real server's).
-    pub port: Option<u16>,
-    #[serde(default = "root")]
-    pub path: String,
-    #[serde(default = "ok")]
-    pub expect: Vec<u16>,
-    /// HTTP: text the body must contain.
-    pub body: Option<String>,
-    /// HTTP: a regular expression the body must match (keepalived's `regex`).
-    pub body_regex: Option<String>,
-    /// HTTP: the MD5 digest of the whole body, in hex (keepalived's `digest`).
-    pub digest: Option<String>,
-    /// HTTP: the Host header (default: the address checked).
-    pub host: Option<String>,
-    /// HTTPS: verify the server's certificate (against `ca_file`, or the system's roots)
-    /// and its name (`host`, or the address checked).
-    #[serde(default = "yes")]
-    pub tls_verify: bool,
-    /// HTTPS: a PEM file of the certificates to trust instead of the system's.
-    pub ca_file: Option<String>,
-    /// UDP: what is sent.
-    #[serde(default)]
-    pub payload: String,
-    /// UDP: a reply is needed, containing this text.
-    pub reply: Option<String>,
-    /// DNS: the name asked for.
-    #[serde(default = "dns_root")]
-    pub name: String,
-    /// DNS: the record type (A, NS, CNAME, SOA, MX, TXT, AAAA).
-    #[serde(default = "soa")]
-    pub query_type: String,
-    /// Command: what runs; it is killed at the timeout, which fails it.
-    pub command: Option<String>,
-    /// Command: exit codes 2..=255 set the weight (code - 2).
-    #[serde(default)]
-    pub dynamic: bool,
-    /// TCP, DR and tunnel real servers: the SYN goes to the VIP the way the director
-    /// forwards clients (to the real server's MAC, or tunnelled), proving that the real
-    /// server takes the VIP.
-    #[serde(default)]
-    pub forwarded: bool,
-    #[serde(default = "second")]
-    pub interval: f64,
-    #[serde(default = "second")]
-    pub timeout: f64,
-    /// Attempts after a failed one before the check counts as failed.
-    #[serde(default)]
-    pub retries: u32,
-    /// Seconds between those attempts.
-    #[serde(default = "second")]
-    pub delay_before_retry: f64,
-    #[serde(default = "one")]
-    pub rise: u32,
-    #[serde(default = "one")]
-    pub fall: u32,
-}
-
-impl Default for CheckConfig {
-    fn default() -> Self {
-        CheckConfig {
-            kind: CheckType::Tcp,
-            port: None,
-            path: root(),
-            expect: ok(),
-            body: None,
-            body_regex: None,
-            digest: None,
-            host: None,
-            tls_verify: true,
-            ca_file: None,
-            payload: String::new(),
-            reply: None,
-            name: dns_root(),
-            query_type: soa(),
-            command: None,
-            dynamic: false,
-            forwarded: false,
-            interval: second(),
-            timeout: second(),
-            retries: 0,
-            delay_before_retry: second(),
-            rise: 1,
-            fall: 1,
-        }
-    }
-}
-
-fn root() -> String {
-    "/".to_string()
-}
-
-fn ok() -> Vec<u16> {
-    vec![200]
-}
-
-fn second() -> f64 {
-    1.0
-}
-
-fn dns_root() -> String {
-    ".".to_string()
-}
-
-fn soa() -> String {
-    "SOA".to_string()
-}
-
-/// DNS record types a check may ask for, with their codes.
-pub const QUERY_TYPES: [(&str, u16); 7] = [
-    ("A", 1),
-    ("NS", 2),
-    ("CNAME", 5),
-    ("SOA", 6),
-    ("MX", 15),
-    ("TXT", 16),
-    ("AAAA", 28),
-];
-
-impl CheckConfig {
-    pub fn interval(&self) -> Duration {
-        Duration::from_secs_f64(self.interval)
-    }
-
-    pub fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.timeout)
-    }
-
-    pub fn delay_before_retry(&self) -> Duration {
-        Duration::from_secs_f64(self.delay_before_retry)
-    }
-
-    /// The DNS record type's code.
-    pub fn query_code(&self) -> Option<u16> {
-        QUERY_TYPES
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(&self.query_type))
-            .map(|&(_, code)| code)
-    }
 }
 
 /// One check of one real server: where, how, and whose.
@@ -638,50 +372,6 @@ impl Config {
     /// How many real servers it names.
     pub fn real_servers(&self) -> usize {
         self.services.iter().map(|s| s.real_servers.len()).sum()
-    }
-}
-
-impl CheckConfig {
-    /// What is wrong with this check on its own.
-    fn problems(&self) -> impl Iterator<Item = String> {
-        let mut problems = Vec::new();
-        let positive = |v: f64| v > 0.0 && v.is_finite();
-        if !(positive(self.interval) && positive(self.timeout)) {
-            problems.push("interval and timeout must be > 0".to_string());
-        }
-        if !(self.delay_before_retry >= 0.0 && self.delay_before_retry.is_finite()) {
-            problems.push("delay_before_retry must be >= 0".to_string());
-        }
-        match self.kind {
-            CheckType::Command if self.command.as_deref().is_none_or(str::is_empty) => {
-                problems.push("a command check needs `command`".to_string());
-            }
-            CheckType::Dns if self.query_code().is_none() => problems.push(format!(
-                "no DNS query type {:?} (one of A, NS, CNAME, SOA, MX, TXT, AAAA)",
-                self.query_type
-            )),
-            CheckType::Http | CheckType::Https if !self.path.starts_with('/') => {
-                problems.push(format!("the HTTP path {:?} must start with /", self.path));
-            }
-            _ => {}
-        }
-        if self.dynamic && self.kind != CheckType::Command {
-            problems.push("`dynamic` is for command checks".to_string());
-        }
-        if let Some(Err(e)) = self.body_regex.as_deref().map(regex::Regex::new) {
-            problems.push(format!("body_regex: {e}"));
-        }
-        if self
-            .digest
-            .as_ref()
-            .is_some_and(|d| d.len() != 32 || !d.chars().all(|c| c.is_ascii_hexdigit()))
-        {
-            problems.push("digest must be 32 hex digits (an MD5 sum)".to_string());
-        }
-        if self.forwarded && self.kind != CheckType::Tcp {
-            problems.push("`forwarded` is for tcp checks".to_string());
-        }
-        problems.into_iter()
     }
 }
 

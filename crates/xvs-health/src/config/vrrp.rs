@@ -1,0 +1,89 @@
+//! The `[vrrp]` section: one VRRP virtual router that holds the VIPs on the master
+//! director.
+
+use serde::Deserialize;
+
+use super::{second, yes};
+
+/// One VRRP virtual router (keepalived's `vrrp_instance`): the director that wins the
+/// election holds `addresses` on `interface`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpConfig {
+    pub interface: String,
+    pub vrid: u8,
+    #[serde(default = "hundred")]
+    pub priority: u8,
+    /// Seconds between advertisements (v3: hundredths allowed).
+    #[serde(default = "second")]
+    pub interval: f64,
+    #[serde(default = "yes")]
+    pub preempt: bool,
+    #[serde(default)]
+    pub preempt_delay: f64,
+    /// `ADDRESS/PREFIX`, IPv4.
+    pub addresses: Vec<String>,
+    /// 3 (default) or 2 (keepalived's default).
+    #[serde(default = "three")]
+    pub version: u8,
+    /// Commands run by `sh -c` on becoming master or backup.
+    pub notify_master: Option<String>,
+    pub notify_backup: Option<String>,
+    /// Interfaces that must be up (keepalived's `track_interface`): while one is down the
+    /// director leaves the election (FAULT) and gives the addresses up.
+    #[serde(default)]
+    pub track_interfaces: Vec<String>,
+    /// While one of xvsd's services has lost its quorum, the director leaves the election
+    /// too, so that a director whose real servers answer takes the VIPs.
+    #[serde(default)]
+    pub track_services: bool,
+}
+
+fn hundred() -> u8 {
+    100
+}
+
+fn three() -> u8 {
+    3
+}
+
+impl VrrpConfig {
+    /// The addresses with their prefixes; why not, for the first that is wrong.
+    pub fn parsed_addresses(&self) -> Result<Vec<(std::net::Ipv4Addr, u8)>, String> {
+        self.addresses
+            .iter()
+            .map(|text| {
+                let (ip, prefix) = text.split_once('/').unwrap_or((text, "32"));
+                let ip = ip
+                    .parse()
+                    .map_err(|_| format!("vrrp: {text:?} is not an IPv4 address"))?;
+                let prefix = prefix
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| *p <= 32)
+                    .ok_or_else(|| format!("vrrp: {text:?}: bad prefix"))?;
+                Ok((ip, prefix))
+            })
+            .collect()
+    }
+
+    pub(super) fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.vrid == 0 || self.priority == 0 {
+            problems.push("vrrp: vrid and priority must be 1-255".to_string());
+        }
+        if !(self.interval >= 0.01 && self.interval <= 40.95) {
+            problems.push("vrrp: interval must be 0.01-40.95 s".to_string());
+        }
+        if self.version != 2 && self.version != 3 {
+            problems.push("vrrp: version must be 2 or 3".to_string());
+        }
+        if self.addresses.is_empty() {
+            problems.push("vrrp: no addresses".to_string());
+        }
+        if let Err(e) = self.parsed_addresses() {
+            problems.push(e);
+        }
+        problems
+    }
+}
