@@ -67,24 +67,6 @@ fn table(lab: &Lab) -> String {
     .unwrap_or_default()
 }
 
-/// User plus system CPU time of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
-    // The fields after the command (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let field = |n: usize| {
-        fields
-            .get(n)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the ')'.
-    Ok(field(11) + field(12))
-}
-
 fn status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -137,9 +119,9 @@ fn scale(xvsd: &std::path::Path) -> Result<(), String> {
     let tick = 100.0; // USER_HZ
     let mut cpu = Vec::new();
     for _ in 0..WINDOWS {
-        let (before, started) = (cpu_ticks(pid)?, Instant::now());
+        let (before, started) = (crate::process_ticks(pid)?, Instant::now());
         std::thread::sleep(WINDOW);
-        let used = (cpu_ticks(pid)? - before) as f64 / tick;
+        let used = (crate::process_ticks(pid)? - before) as f64 / tick;
         cpu.push(100.0 * used / started.elapsed().as_secs_f64());
     }
     let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());

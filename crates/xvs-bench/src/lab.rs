@@ -512,27 +512,6 @@ fn wrk_direct(lab: &Lab, connections: u32, seconds: u64, close: bool) -> Result<
     })
 }
 
-/// User plus system CPU time of process `pid`, in jiffies (0 if there is none).
-fn process_jiffies(pid: Option<u32>) -> u64 {
-    let Some(pid) = pid else {
-        return 0;
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // After the command's ')': state, ppid, pgrp, session, tty, tpgid, flags, four fault
-    // counts, then utime and stime.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let field = |n: usize| {
-        fields
-            .get(n)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
-}
-
 fn measure(labs: &Labs, contender: Contender, seconds: u64) -> Result<Sample, String> {
     let lab = labs.lab(contender);
     let url = format!("http://{}/", contender.target());
@@ -541,10 +520,14 @@ fn measure(labs: &Labs, contender: Contender, seconds: u64) -> Result<Sample, St
         _ => wrk(lab, &url, connections, seconds, close),
     };
     let process = labs.haproxy.as_ref().map(Child::id);
-    let before = process_jiffies(process);
+    let ticks = |pid: Option<u32>| {
+        pid.and_then(|pid| crate::process_ticks(pid).ok())
+            .unwrap_or(0)
+    };
+    let before = ticks(process);
     let close = load(16, true)?;
-    let process_us = (process_jiffies(process) - before) as f64 * JIFFY_US
-        / (close.rps * seconds as f64).max(1.0);
+    let process_us =
+        (ticks(process) - before) as f64 * JIFFY_US / (close.rps * seconds as f64).max(1.0);
     let kept = load(16, false)?;
     let many = load(64, false)?;
     let (gbit, retransmits) = iperf(lab, contender.target(), seconds)?;

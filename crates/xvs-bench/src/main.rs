@@ -38,6 +38,24 @@ pub fn beside(name: &str) -> Result<std::path::PathBuf, String> {
     }
 }
 
+/// User plus system CPU time of process `pid`, in clock ticks (USER_HZ).
+pub fn process_ticks(pid: u32) -> Result<u64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // After the command's ')' (the command may hold spaces): state, ppid, pgrp, session,
+    // tty, tpgid, flags, four fault counts, then utime and stime.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(field(11) + field(12))
+}
+
 fn main() -> ExitCode {
     let task = std::env::args().nth(1);
     let rest: Vec<String> = std::env::args().skip(2).collect();

@@ -125,7 +125,9 @@ fn tun_links(mtu: u32) -> LabBuilder {
         .mtu("lan", "br0", mtu)
 }
 
-fn real_servers_hold_vip(mut lab: LabBuilder) -> LabBuilder {
+/// web1 and web2 of `lab` hold the VIP on `lo` and neither answer nor announce ARP for
+/// it (`arp_ignore=1`, `arp_announce=2`), as DR and tunnel real servers do.
+pub fn real_servers_hold_vip(mut lab: LabBuilder) -> LabBuilder {
     for web in ["web1", "web2"] {
         lab = lab
             .address(web, "lo", &format!("{VIP}/32"))

@@ -8,13 +8,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xvs_lab::{Lab, LabBuilder, ServerKind, end};
+use xvs_lab::{Lab, LabBuilder, ServerKind, end, topology};
 
 const XVSD: &str = env!("CARGO_BIN_EXE_xvsd");
-const VIP: &str = "1.1.1.254";
+use topology::VIP;
 
 fn lab() -> Lab {
-    let mut builder = LabBuilder::new()
+    let builder = LabBuilder::new()
         .host("client")
         .host("d1")
         .host("d2")
@@ -32,15 +32,7 @@ fn lab() -> Lab {
                 end("web2", "eth0", &["1.1.1.20/24"]),
             ],
         );
-    for web in ["web1", "web2"] {
-        builder = builder
-            .address(web, "lo", &format!("{VIP}/32"))
-            .sysctl(web, "net.ipv4.conf.all.arp_ignore", "1")
-            .sysctl(web, "net.ipv4.conf.all.arp_announce", "2")
-            .sysctl(web, "net.ipv4.conf.eth0.arp_ignore", "1")
-            .sysctl(web, "net.ipv4.conf.eth0.arp_announce", "2");
-    }
-    builder.build().unwrap()
+    topology::real_servers_hold_vip(builder).build().unwrap()
 }
 
 fn config(name: &str, priority: u8) -> String {
