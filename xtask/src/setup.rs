@@ -25,6 +25,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("openssl", "openssl"),
     ("keepalived", "keepalived"),
     ("ca-certificates", "update-ca-certificates"),
+    // The fwmark labs mark packets as operators do, with both.
+    ("iptables", "iptables"),
+    ("nftables", "nft"),
 ];
 
 /// What only `cargo xtask bench lab` uses: the contenders and the load generators.
@@ -33,7 +36,6 @@ const BENCH_PACKAGES: &[(&str, &str)] = &[
     ("iperf3", "iperf3"),
     ("wrk", "wrk"),
     ("haproxy", "haproxy"),
-    ("nftables", "nft"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -23,15 +23,17 @@ use xvs_lab::{Lab, topology};
 enum Contender {
     Direct,
     XvsNat,
+    XvsNatFwmark,
     XvsDr,
     XvsTunnel,
     Nftables,
     Haproxy,
 }
 
-const CONTENDERS: [Contender; 6] = [
+const CONTENDERS: [Contender; 7] = [
     Contender::Direct,
     Contender::XvsNat,
+    Contender::XvsNatFwmark,
     Contender::XvsDr,
     Contender::XvsTunnel,
     Contender::Nftables,
@@ -43,6 +45,7 @@ impl Contender {
         match self {
             Contender::Direct => "direct",
             Contender::XvsNat => "xvs NAT",
+            Contender::XvsNatFwmark => "xvs NAT fwmark",
             Contender::XvsDr => "xvs DR",
             Contender::XvsTunnel => "xvs tunnel",
             Contender::Nftables => "nftables DNAT",
@@ -262,6 +265,26 @@ impl Labs {
                     "-a -t 1.1.1.254:5201 -r 192.168.1.10:5201 -m",
                 ],
             ),
+            // The same, by marks nftables sets: every connection's first packet takes
+            // the fwmark loop (docs/DECISIONS.md).
+            Contender::XvsNatFwmark => {
+                let rules = "table ip xvsmark {\n chain pre {\n  type filter hook prerouting priority mangle;\n  ip daddr 1.1.1.254 tcp dport 80 meta mark set 1\n  ip daddr 1.1.1.254 tcp dport 5201 meta mark set 2\n }\n}\n";
+                let path = dir.join("mark.rules");
+                std::fs::write(&path, rules).map_err(|e| e.to_string())?;
+                self.nat
+                    .run_ok("director", &["nft", "-f", &path.to_string_lossy()])
+                    .map_err(|e| e.to_string())?;
+                self.xvsadm(
+                    &self.nat,
+                    &[
+                        "-A -f 1 -s rr",
+                        "-a -f 1 -r 192.168.1.10:80 -m",
+                        "-a -f 1 -r 192.168.1.20:80 -m",
+                        "-A -f 2 -s rr",
+                        "-a -f 2 -r 192.168.1.10:5201 -m",
+                    ],
+                )
+            }
             Contender::XvsDr => self.xvsadm(
                 &self.dr,
                 &[
@@ -319,10 +342,16 @@ impl Labs {
         let xvsd = self.xvsd.to_string_lossy().into_owned();
         match contender {
             Contender::Direct => {}
-            Contender::XvsNat | Contender::XvsDr | Contender::XvsTunnel => {
+            Contender::XvsNat
+            | Contender::XvsNatFwmark
+            | Contender::XvsDr
+            | Contender::XvsTunnel => {
                 let lab = self.lab(contender);
                 let _ = self.xvsadm(lab, &["-C"]);
                 let _ = lab.run("director", &[&xvsd, "destroy"]);
+                if contender == Contender::XvsNatFwmark {
+                    let _ = lab.run("director", &["nft", "delete", "table", "ip", "xvsmark"]);
+                }
             }
             Contender::Nftables => {
                 let _ = self

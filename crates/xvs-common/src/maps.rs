@@ -149,12 +149,16 @@ pub mod meta {
     pub const STATS_USED: u32 = 6;
     /// When xvsd last sampled the rates (CLOCK_MONOTONIC, ns): older rates are not shown.
     pub const RATES_SAMPLED: u32 = 7;
-    /// Number of slots in the array.
-    pub const COUNT: u32 = 8;
+    /// The interface index of the fwmark loop's inner end (`xvsfw1`), 0 while there is
+    /// none: frames that arrive there carry their firewall mark in their destination MAC
+    /// (see [`crate::FWMARK_MAC_PREFIX`]).
+    pub const FWMARK_LOOP: u32 = 8;
+    /// Number of slots in the array (room left for settings to come).
+    pub const COUNT: u32 = 16;
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 23;
+pub const LAYOUT_VERSION: u64 = 24;
 
 /// Default capacity of the connection table (each connection takes two entries under NAT).
 pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;

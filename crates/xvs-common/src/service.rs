@@ -17,6 +17,12 @@ pub struct ServiceKey {
     pub protocol: u8,
 }
 
+/// The first two bytes of the destination MAC of a frame in the fwmark loop: the loop's
+/// egress program writes them, then the packet's firewall mark (big-endian), so that the
+/// director, which runs before netfilter and sees no mark, reads it there (a locally
+/// administered unicast address no NIC has).
+pub const FWMARK_MAC_PREFIX: [u8; 2] = [0x02, 0x78];
+
 /// A virtual service's parameters and where its real servers are.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -73,11 +73,27 @@ impl Director {
                 (director, snapshot)
             }
         };
+        // The fwmark loop is made ready before a table that needs it is stored (so that a
+        // loop that cannot be made leaves the table as it was), and taken down after the
+        // last fwmark service has gone.
+        let marks = crate::fwmark::marks_of(&table);
+        if options.attach && !marks.is_empty() {
+            director
+                .sync_fwmark_loop(&marks)
+                .map_err(ChangeError::Store)?;
+        }
         director
             .store(&snapshot, &table)
             .map_err(ChangeError::Store)?;
-        if options.attach && !table.services.is_empty() {
-            director.attach_everywhere().map_err(reach)?;
+        if options.attach {
+            if marks.is_empty() {
+                director
+                    .sync_fwmark_loop(&marks)
+                    .map_err(ChangeError::Store)?;
+            }
+            if !table.services.is_empty() {
+                director.attach_everywhere().map_err(reach)?;
+            }
         }
         Ok(output)
     }

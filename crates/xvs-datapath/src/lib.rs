@@ -14,6 +14,7 @@
 pub mod decap;
 mod edit;
 mod error;
+pub mod fwmark;
 pub mod lock;
 mod neighbours;
 pub mod netlink;
@@ -125,9 +126,10 @@ impl Director {
 
     /// Removes this namespace's director from every interface: its maps and all its state go.
     pub fn destroy() -> Result<()> {
-        let Some(director) = Director::find()? else {
+        let Some(mut director) = Director::find()? else {
             return Ok(());
         };
+        director.sync_fwmark_loop(&fwmark::Marks::new())?;
         for interface in director.attached_interfaces()? {
             for mode in [XdpMode::Driver, XdpMode::Generic] {
                 if interface.program(mode) == Some(director.program_id) {

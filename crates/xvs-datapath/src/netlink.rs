@@ -592,6 +592,163 @@ fn change_address(
     socket.receive(seq, |_, _| {})
 }
 
+const RTM_DELLINK: u16 = 17;
+const RTM_NEWRULE: u16 = 32;
+const RTM_DELRULE: u16 = 33;
+const RTM_GETRULE: u16 = 34;
+const IFLA_MTU: u16 = 4;
+const IFLA_INFO_DATA: u16 = 2;
+const VETH_INFO_PEER: u16 = 1;
+const FRA_PRIORITY: u16 = 6;
+const FRA_FWMARK: u16 = 10;
+const FRA_TABLE: u16 = 15;
+const FRA_FWMASK: u16 = 16;
+const FRA_SUPPRESS_IFGROUP: u16 = 13;
+const FRA_SUPPRESS_PREFIXLEN: u16 = 14;
+const FRA_PROTOCOL: u16 = 21;
+const FR_ACT_TO_TBL: u8 = 1;
+const RTA_TABLE: u16 = 15;
+const RTPROT_STATIC: u8 = 4;
+const RT_SCOPE_LINK: u8 = 253;
+const RTN_UNICAST: u8 = 1;
+/// The kernel's `local` routing table.
+pub const TABLE_LOCAL: u32 = 255;
+
+/// One request that wants nothing back but the kernel's acknowledgement.
+fn request(msg_type: u16, flags: u16, body: &[u8]) -> io::Result<()> {
+    let mut socket = Socket::open()?;
+    let seq = socket.send(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, body)?;
+    socket.receive(seq, |_, _| {})
+}
+
+/// `ip link add NAME mtu MTU type veth peer name PEER mtu MTU`.
+pub fn add_veth(name: &str, peer: &str, mtu: u32) -> io::Result<()> {
+    let name_attribute = |buf: &mut Vec<u8>, name: &str| {
+        let mut bytes = name.as_bytes().to_vec();
+        bytes.push(0);
+        push_attribute(buf, IFLA_IFNAME, &bytes);
+    };
+    // VETH_INFO_PEER holds an ifinfomsg followed by the peer's own attributes.
+    let mut peer_info = ifinfomsg(0);
+    name_attribute(&mut peer_info, peer);
+    push_attribute(&mut peer_info, IFLA_MTU, &mtu.to_ne_bytes());
+    let mut data = Vec::new();
+    push_attribute(&mut data, VETH_INFO_PEER, &peer_info);
+    let mut link_info = Vec::new();
+    push_attribute(&mut link_info, IFLA_INFO_KIND, b"veth\0");
+    push_attribute(&mut link_info, IFLA_INFO_DATA, &data);
+    let mut body = ifinfomsg(0);
+    name_attribute(&mut body, name);
+    push_attribute(&mut body, IFLA_MTU, &mtu.to_ne_bytes());
+    push_attribute(&mut body, IFLA_LINKINFO, &link_info);
+    request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &body)
+}
+
+/// `ip link set dev INDEX up` (and `arp off` with `no_arp`).
+pub fn set_link_up(index: u32, no_arp: bool) -> io::Result<()> {
+    let flags = libc::IFF_UP as u32 | if no_arp { libc::IFF_NOARP as u32 } else { 0 };
+    let mut body = ifinfomsg(index);
+    body[8..12].copy_from_slice(&flags.to_ne_bytes());
+    body[12..16].copy_from_slice(&flags.to_ne_bytes());
+    request(RTM_NEWLINK, 0, &body)
+}
+
+/// `ip link del dev INDEX` (a veth's peer goes with it).
+pub fn delete_link(index: u32) -> io::Result<()> {
+    request(RTM_DELLINK, 0, &ifinfomsg(index))
+}
+
+/// A routing policy rule that looks a table up, as `ip rule` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub priority: u32,
+    pub table: u32,
+    /// The firewall mark it matches (with mask all ones), if any.
+    pub fwmark: Option<u32>,
+    /// Whether it has any other selector (addresses, interfaces, ...): such rules are not
+    /// xvs's to touch.
+    pub other_selectors: bool,
+}
+
+/// The rules of `family` (`libc::AF_INET` or `AF_INET6`) that look a table up.
+pub fn rules(family: u8) -> io::Result<Vec<Rule>> {
+    let mut socket = Socket::open()?;
+    let seq = socket.send(
+        RTM_GETRULE,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        &rule_header(family),
+    )?;
+    let mut found = Vec::new();
+    socket.receive(seq, |msg_type, payload| {
+        if msg_type != RTM_NEWRULE || payload.len() < 12 || payload[7] != FR_ACT_TO_TBL {
+            return;
+        }
+        let mut rule = Rule {
+            priority: 0,
+            table: payload[4] as u32,
+            fwmark: None,
+            other_selectors: payload[1] != 0 || payload[2] != 0 || payload[3] != 0,
+        };
+        let mut mask = u32::MAX;
+        for (kind, value) in attributes(&payload[12..]) {
+            match kind {
+                FRA_PRIORITY => rule.priority = u32_attribute(value).unwrap_or(0),
+                FRA_TABLE => rule.table = u32_attribute(value).unwrap_or(rule.table),
+                FRA_FWMARK => rule.fwmark = u32_attribute(value),
+                FRA_FWMASK => mask = u32_attribute(value).unwrap_or(u32::MAX),
+                // FRA_PROTOCOL says who made it: not a selector.
+                FRA_PROTOCOL => {}
+                // The suppressors are always there; all ones means none.
+                FRA_SUPPRESS_IFGROUP | FRA_SUPPRESS_PREFIXLEN
+                    if u32_attribute(value) == Some(u32::MAX) => {}
+                _ => rule.other_selectors = true,
+            }
+        }
+        if mask != u32::MAX && rule.fwmark.is_some() {
+            rule.other_selectors = true;
+        }
+        found.push(rule);
+    })?;
+    Ok(found)
+}
+
+/// `ip rule add|del priority P [fwmark M] lookup T` for `family`.
+pub fn change_rule(add: bool, family: u8, rule: &Rule) -> io::Result<()> {
+    let mut body = rule_header(family);
+    body[7] = FR_ACT_TO_TBL;
+    push_attribute(&mut body, FRA_PRIORITY, &rule.priority.to_ne_bytes());
+    push_attribute(&mut body, FRA_TABLE, &rule.table.to_ne_bytes());
+    if let Some(mark) = rule.fwmark {
+        push_attribute(&mut body, FRA_FWMARK, &mark.to_ne_bytes());
+        push_attribute(&mut body, FRA_FWMASK, &u32::MAX.to_ne_bytes());
+    }
+    if add {
+        request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, &body)
+    } else {
+        request(RTM_DELRULE, 0, &body)
+    }
+}
+
+/// `struct fib_rule_hdr`: family, lengths, tos, table, reserved, action; flags.
+fn rule_header(family: u8) -> Vec<u8> {
+    let mut body = vec![0u8; 12];
+    body[0] = family;
+    body
+}
+
+/// `ip route replace default dev INDEX table TABLE` for `family`.
+pub fn replace_default_route(family: u8, index: u32, table: u32) -> io::Result<()> {
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type; flags.
+    let mut body = vec![0u8; 12];
+    body[0] = family;
+    body[5] = RTPROT_STATIC;
+    body[6] = RT_SCOPE_LINK;
+    body[7] = RTN_UNICAST;
+    push_attribute(&mut body, RTA_TABLE, &table.to_ne_bytes());
+    push_attribute(&mut body, RTA_OIF, &index.to_ne_bytes());
+    request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

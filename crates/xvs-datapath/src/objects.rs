@@ -15,6 +15,9 @@ pub static DIRECTOR: &[u8] =
 /// ELF object of the decapsulation program (`xvs-ebpf/src/decap.rs`).
 pub static DECAP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xvs-decap-ebpf"));
 
+/// ELF object of the fwmark loop's marker (`xvs-ebpf/src/mark.rs`, TC).
+pub static MARK: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xvs-mark-ebpf"));
+
 /// ELF object of a bare XDP_PASS program: the floor benchmarks compare against.
 pub static PASS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xvs-pass-ebpf"));
 

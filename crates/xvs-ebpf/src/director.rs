@@ -18,6 +18,9 @@ mod conn;
 #[path = "director/forward.rs"]
 mod forward;
 #[cfg(target_arch = "bpf")]
+#[path = "director/fwmark.rs"]
+mod fwmark;
+#[cfg(target_arch = "bpf")]
 #[path = "director/icmp.rs"]
 mod icmp;
 #[cfg(target_arch = "bpf")]
@@ -49,7 +52,7 @@ mod program {
     };
 
     use crate::{
-        conn, forward, icmp,
+        conn, forward, fwmark, icmp,
         maps::{
             STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_FRAGS,
             XVS_RATES, XVS_SERVICES, XVS_TUN_SRC, add_stats, count, scratch,
@@ -611,6 +614,13 @@ mod program {
                 service_key.port = 0;
                 match unsafe { XVS_SERVICES.get(&*service_key) } {
                     Some(s) => s,
+                    // A fwmark service, for a frame that came through the fwmark loop.
+                    None if fwmark::xvs_fwmark_key(ctx.ctx) != 0 => {
+                        match unsafe { XVS_SERVICES.get(&*service_key) } {
+                            Some(s) => s,
+                            None => return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked),
+                        }
+                    }
                     None => return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked),
                 }
             }
@@ -714,7 +724,13 @@ mod program {
         // fields are filled when it is created).
         let twin = unsafe { &mut (*scratch).twin as *mut Conn };
         if dest.forward == method::MASQ {
-            unsafe { (*twin).l2 = reply_hop(ctx) };
+            if service_key.fwmark == 0 {
+                unsafe { (*twin).l2 = reply_hop(ctx) };
+            } else if unsafe { (*twin).l2.ifindex } == 0 {
+                // Came through the fwmark loop, and the FIB knew no way back to the client
+                // (`fwmark::xvs_fwmark_key` asked it).
+                return refuse(xdp_action::XDP_DROP, counter::NO_ROUTE, checked);
+            }
         }
         let new = unsafe { &mut (*scratch).conn };
         new.expires = now + conn::timeout_ns(state_now);

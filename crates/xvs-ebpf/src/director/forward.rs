@@ -49,7 +49,7 @@ pub fn resolve(
         copy_hop(out, &hop.l2);
         return true;
     }
-    if let Some(l2) = fib_hop(ctx, dest, ip_len) {
+    if let Some(l2) = fib_hop(ctx, dest.family, &dest.addr, ip_len) {
         if let Some(hop) = XVS_HOPS.get_ptr_mut(slot) {
             unsafe {
                 *hop = CachedHop {
@@ -72,11 +72,9 @@ pub fn resolve(
     }
 }
 
-/// The kernel's FIB and neighbour table's answer for `dest`, if it has one.
+/// The kernel's FIB and neighbour table's answer for `dst`, if it has one.
 #[inline(never)]
-fn fib_hop(ctx: &XdpContext, dest: &DestValue, ip_len: u32) -> Option<Neighbour> {
-    let family = dest.family;
-    let dst = &dest.addr;
+pub fn fib_hop(ctx: &XdpContext, family: u8, dst: &[u8; 16], ip_len: u32) -> Option<Neighbour> {
     let params: &mut bpf_fib_lookup = unsafe { &mut (*scratch()?).fib };
     // Zeroed word by word (volatile, so it stays words and not a byte-by-byte memset call).
     let words = params as *mut bpf_fib_lookup as *mut u32;

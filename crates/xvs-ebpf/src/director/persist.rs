@@ -13,7 +13,9 @@
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
-use xvs_common::{Conn, ConnKey, FAMILY_V4, ServiceEntry, TEMPLATE_KEY, conn_flags, forward, tcp};
+use xvs_common::{
+    Conn, ConnKey, FAMILY_V4, ServiceEntry, ServiceKey, TEMPLATE_KEY, conn_flags, forward, tcp,
+};
 
 use crate::{
     conn,
@@ -43,8 +45,8 @@ pub extern "C" fn xvs_persist_find(
     };
     let key = unsafe { &mut (*scratch).template_key };
     // The key the service was found by: its port is 0 for a port-0 service.
-    let service_port = unsafe { (*scratch).service_key.port };
-    template_key(key, packet, service, service_port);
+    let found_by = unsafe { &(*scratch).service_key };
+    template_key(key, packet, service, found_by);
     let key = &*key;
     let Some(template) = XVS_CONNS.get_ptr_mut(key) else {
         return sched::NONE;
@@ -124,7 +126,7 @@ fn timeout_ns(service: &ServiceEntry) -> u64 {
 
 /// The template key of `packet`'s client for `service`.
 #[inline(always)]
-fn template_key(key: &mut ConnKey, packet: &Packet, service: &ServiceEntry, service_port: u16) {
+fn template_key(key: &mut ConnKey, packet: &Packet, service: &ServiceEntry, found_by: &ServiceKey) {
     let netmask = service.service.netmask;
     key.src = [0; 16];
     if packet.family == FAMILY_V4 {
@@ -141,11 +143,20 @@ fn template_key(key: &mut ConnKey, packet: &Packet, service: &ServiceEntry, serv
             key.src[i] = packet.src[i] & mask;
         }
     }
-    key.dst = packet.dst;
     key.sport = 0;
     // A port-0 service (every port) keeps one template for all of a client's ports.
-    key.dport = service_port;
-    key.protocol = packet.protocol;
+    key.dport = found_by.port;
+    if found_by.fwmark == 0 {
+        key.dst = packet.dst;
+        key.protocol = packet.protocol;
+    } else {
+        // As IPVS: one template per client for every address, port and protocol of the
+        // mark (its "virtual address" is the mark, its protocol IP).
+        key.dst = [0; 16];
+        let mark = found_by.fwmark.to_be_bytes();
+        key.dst[..4].copy_from_slice(&mark);
+        key.protocol = 0;
+    }
     key.family = packet.family;
     key._pad = [TEMPLATE_KEY, 0];
 }
