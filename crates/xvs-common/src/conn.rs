@@ -9,6 +9,15 @@ pub struct Neighbour {
     pub dmac: [u8; 6],
 }
 
+/// A client by address, for the way back to it (`XVS_CLIENT_HOPS`).
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    pub addr: [u8; 16],
+    pub family: u8,
+    pub _pad: [u8; 7],
+}
+
 /// A real server's next hop as the kernel's FIB gave it, kept for new connections for
 /// [`HOP_CACHE_NS`] (a FIB lookup is about a fifth of a new flow's cost).
 #[repr(C)]

@@ -52,6 +52,9 @@ pub mod map_names {
     /// Next hops written by user space, for when the kernel's FIB lookup cannot be used
     /// (forwarding disabled on a DR director): address → [`crate::Neighbour`].
     pub const NEIGHBOURS: &str = "XVS_NEIGH";
+    /// How each client that may start a fwmark connection came in, while fwmark services
+    /// exist: the way back for NAT replies of connections that came through the loop.
+    pub const CLIENT_HOPS: &str = "XVS_CLIENT_HOPS";
 }
 
 /// Capacity of the service map.

@@ -93,6 +93,28 @@ fn a_fwmark_service_balances_what_iptables_marks_through_nat() {
         )
         .unwrap();
     assert_eq!(body.trim(), "3000000");
+    // A client the director has no neighbour entry for (it never sent ARP from this
+    // address): the replies go back the way its SYN came in.
+    lab.run_ok(
+        "client",
+        &["ip", "addr", "add", "1.1.1.77/24", "dev", "eth0"],
+    )
+    .unwrap();
+    let page = lab
+        .run_ok(
+            "client",
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "5",
+                "--interface",
+                "1.1.1.77",
+                "http://1.1.1.254/",
+            ],
+        )
+        .unwrap();
+    assert!(page.starts_with("192.168.1."), "{page}");
     let connections = xvsadm(&lab, "-L -n -c");
     assert!(
         connections.contains("1.1.1.254:8080") && connections.contains("1.1.1.254:80 "),

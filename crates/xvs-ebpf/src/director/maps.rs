@@ -136,6 +136,11 @@ pub fn add_stats(slot: u32, bytes: u64, what: u32) {
     }
 }
 
+/// How clients came in, recorded only while fwmark services exist (`fwmark.rs`).
+#[map(name = "XVS_CLIENT_HOPS")]
+pub static XVS_CLIENT_HOPS: LruHashMap<xvs_common::ClientKey, xvs_common::Neighbour> =
+    LruHashMap::with_max_entries(65_536, 0);
+
 #[map(name = "XVS_NEIGH")]
 pub static XVS_NEIGH: HashMap<[u8; 16], xvs_common::Neighbour> =
     HashMap::with_max_entries(MAX_DESTS, NO_PREALLOC);
@@ -148,6 +153,8 @@ pub struct Scratch {
     pub verdict: u32,
     pub key: ConnKey,
     pub service_key: ServiceKey,
+    /// The client of a packet that may be a fwmark service's (`fwmark.rs`).
+    pub client_key: xvs_common::ClientKey,
     pub conn: Conn,
     pub twin: Conn,
     pub fib: aya_ebpf::bindings::bpf_fib_lookup,
