@@ -2,22 +2,10 @@
 //! the director configured with xvsadm exactly as an operator types it, results checked
 //! from the client's side and from `xvsadm -L -n --stats`.
 
+mod common;
+
+use common::{get, xvsadm};
 use xvs_lab::{Lab, ServerKind, topology};
-
-const XVSADM: &str = env!("CARGO_BIN_EXE_xvsadm");
-
-#[track_caller]
-fn xvsadm(lab: &Lab, line: &str) -> String {
-    let mut argv = vec![XVSADM];
-    argv.extend(line.split_whitespace());
-    lab.run_ok("director", &argv)
-        .unwrap_or_else(|e| panic!("xvsadm {line}: {e}"))
-}
-
-fn get(lab: &Lab, url: &str) -> String {
-    lab.run_ok("client", &["curl", "-s", "--max-time", "5", url])
-        .unwrap_or_else(|e| panic!("curl {url}: {e}"))
-}
 
 fn serve_names(lab: &mut Lab) {
     lab.serve("web1", 80, ServerKind::Http("web1".into()))

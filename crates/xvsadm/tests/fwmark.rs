@@ -2,28 +2,16 @@
 //! mangle rules in prerouting, as ipvsadm's man page shows. Real namespaces, real servers,
 //! real clients; the director configured as an operator types it.
 
+mod common;
+
+use common::{get, xvsadm};
 use xvs_lab::{Lab, ServerKind, topology};
-
-const XVSADM: &str = env!("CARGO_BIN_EXE_xvsadm");
-
-#[track_caller]
-fn xvsadm(lab: &Lab, line: &str) -> String {
-    let mut argv = vec![XVSADM];
-    argv.extend(line.split_whitespace());
-    lab.run_ok("director", &argv)
-        .unwrap_or_else(|e| panic!("xvsadm {line}: {e}"))
-}
 
 #[track_caller]
 fn director(lab: &Lab, line: &str) -> String {
     let argv: Vec<&str> = line.split_whitespace().collect();
     lab.run_ok("director", &argv)
         .unwrap_or_else(|e| panic!("{line}: {e}"))
-}
-
-fn get(lab: &Lab, url: &str) -> String {
-    lab.run_ok("client", &["curl", "-s", "--max-time", "5", url])
-        .unwrap_or_else(|e| panic!("curl {url}: {e}"))
 }
 
 /// Every real server answers on ports 80 and 8080 with its own name.
