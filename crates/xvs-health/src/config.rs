@@ -22,10 +22,14 @@
 //! address = "192.168.1.10:80"
 //! weight = 1
 //! ```
+//!
+//! A fwmark service (`-A -f 1`) names `fwmark = 1` instead of `protocol` and `address`;
+//! its family is its real servers' (or `family = "inet6"`).
 
 use std::{net::SocketAddr, time::Duration};
 
 use serde::Deserialize;
+use xvs_core::model::{self, ServiceKey};
 
 mod check;
 mod vrrp;
@@ -127,12 +131,25 @@ impl Method {
     }
 }
 
+/// The address family of a fwmark service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Inet,
+    Inet6,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
-    #[serde(default)]
-    pub protocol: Protocol,
-    pub address: SocketAddr,
+    /// tcp (default) or udp; an address service's only.
+    pub protocol: Option<Protocol>,
+    /// The virtual address and port (`-t`/`-u`), or
+    pub address: Option<SocketAddr>,
+    /// the firewall mark (`-f`) netfilter rules set on the service's packets.
+    pub fwmark: Option<u32>,
+    /// A fwmark service's family (default: its real servers').
+    pub family: Option<Family>,
     #[serde(default = "default_scheduler")]
     pub scheduler: String,
     /// Persistence timeout, seconds (`-p`).
@@ -214,8 +231,8 @@ pub struct Watch {
     pub check_index: usize,
     pub address: SocketAddr,
     pub check: CheckConfig,
-    /// The service's address (what a forwarded check asks for).
-    pub vip: SocketAddr,
+    /// The service's address (what a forwarded check asks for); none for fwmark services.
+    pub vip: Option<SocketAddr>,
     /// How the director reaches the real server.
     pub method: Method,
 }
@@ -231,14 +248,64 @@ impl ServiceConfig {
         self.drain.map(Duration::from_secs_f64)
     }
 
-    /// ipvsadm's protocol switch and the service, as in `-t 1.1.1.254:80`.
-    pub fn key(&self) -> String {
-        format!("{} {}", self.protocol.switch(), self.address)
+    /// The table's key of the service. A config that parsed names an address or a mark;
+    /// a fwmark service's family is `family`, or its real servers' (IPv4 if it has none).
+    pub fn service_key(&self) -> ServiceKey {
+        match (self.fwmark, self.address) {
+            (Some(mark), _) => {
+                let v6 = match self.family {
+                    Some(family) => family == Family::Inet6,
+                    None => self
+                        .real_servers
+                        .first()
+                        .is_some_and(|rs| rs.address.is_ipv6()),
+                };
+                ServiceKey::Fwmark {
+                    mark,
+                    family: if v6 {
+                        model::Family::V6
+                    } else {
+                        model::Family::V4
+                    },
+                }
+            }
+            (None, address) => {
+                let address = address.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                ServiceKey::Inet {
+                    protocol: match self.protocol.unwrap_or_default() {
+                        Protocol::Tcp => model::Protocol::Tcp,
+                        Protocol::Udp => model::Protocol::Udp,
+                    },
+                    addr: address.ip(),
+                    port: address.port(),
+                }
+            }
+        }
     }
 
-    /// As logs and listings name it: `TCP 1.1.1.254:80`.
+    /// ipvsadm's switch and the service, as in `-t 1.1.1.254:80` or `-f 1 -6`.
+    pub fn key(&self) -> String {
+        match self.service_key() {
+            ServiceKey::Fwmark { mark, family } => match family {
+                model::Family::V4 => format!("-f {mark}"),
+                model::Family::V6 => format!("-f {mark} -6"),
+            },
+            ServiceKey::Inet { addr, port, .. } => {
+                let protocol = self.protocol.unwrap_or_default();
+                format!("{} {}", protocol.switch(), SocketAddr::new(addr, port))
+            }
+        }
+    }
+
+    /// As logs and listings name it: `TCP 1.1.1.254:80`, `FWM 1`.
     pub fn name(&self) -> String {
-        format!("{} {}", self.protocol.name(), self.address)
+        match self.service_key() {
+            ServiceKey::Fwmark { mark, .. } => format!("FWM {mark}"),
+            ServiceKey::Inet { addr, port, .. } => {
+                let protocol = self.protocol.unwrap_or_default();
+                format!("{} {}", protocol.name(), SocketAddr::new(addr, port))
+            }
+        }
     }
 
     /// The checks of its real server `rs`.
@@ -283,8 +350,46 @@ impl Config {
             let line = headers
                 .get(i)
                 .map_or(String::new(), |l| format!("line {l}: "));
-            let name = format!("{line}service {} ({})", i + 1, service.address);
-            if !services.insert((service.protocol, service.address)) {
+            let (name, what) = match (service.address, service.fwmark) {
+                (Some(address), None) => (format!("{line}service {} ({address})", i + 1), None),
+                (None, Some(0)) => (
+                    format!("{line}service {}", i + 1),
+                    Some("fwmark must be 1-4294967295"),
+                ),
+                (None, Some(mark)) => {
+                    let problem = if service.protocol.is_some() {
+                        Some("a fwmark service has no protocol (its mark picks the packets)")
+                    } else if !service.real_servers.is_empty()
+                        && service.real_servers.iter().any(|rs| {
+                            rs.address.is_ipv6()
+                                != (service.service_key().family() == model::Family::V6)
+                        })
+                    {
+                        Some("its real servers are not all of the service's family")
+                    } else {
+                        None
+                    };
+                    (format!("{line}service {} (fwmark {mark})", i + 1), problem)
+                }
+                (Some(_), Some(_)) => (
+                    format!("{line}service {}", i + 1),
+                    Some("either address or fwmark, not both"),
+                ),
+                (None, None) => (
+                    format!("{line}service {}", i + 1),
+                    Some("needs address (or fwmark)"),
+                ),
+            };
+            if let Some(problem) = what {
+                problems.push(format!("{name}: {problem}"));
+                continue;
+            }
+            if service.family.is_some() && service.fwmark.is_none() {
+                problems.push(format!(
+                    "{name}: family is a fwmark service's (an address says its own)"
+                ));
+            }
+            if !services.insert(service.service_key()) {
                 problems.push(format!("{name}: defined twice"));
             }
             let mut servers = std::collections::HashSet::new();
@@ -303,7 +408,7 @@ impl Config {
                     "{name}: drain needs on_failure = \"keep\" and seconds >= 0"
                 ));
             }
-            if service.address.port() == 0 && service.persistence.is_none() {
+            if service.address.is_some_and(|a| a.port() == 0) && service.persistence.is_none() {
                 problems.push(format!("{name}: port 0 needs persistence, as in ipvsadm"));
             }
             let mut checks = vec![("its check".to_string(), &service.checks)];
@@ -323,11 +428,23 @@ impl Config {
             }
             for rs in &service.real_servers {
                 let method = rs.method.unwrap_or(service.method);
-                let forwarded = service.checks_of(rs).iter().any(|c| c.forwarded);
-                let ipv4 = service.address.is_ipv4() && rs.address.is_ipv4();
+                let checks = service.checks_of(rs);
+                let forwarded = checks.iter().any(|c| c.forwarded);
+                let ipv4 = service.address.is_some_and(|a| a.is_ipv4()) && rs.address.is_ipv4();
                 if forwarded && (method == Method::Nat || !ipv4) {
                     problems.push(format!(
-                        "{name}: {}: a forwarded check needs an IPv4 DR or tunnel real server",
+                        "{name}: {}: a forwarded check needs an IPv4 address service and a DR or tunnel real server",
+                        rs.address
+                    ));
+                }
+                // A fwmark service's real server may keep each packet's port (port 0);
+                // its checks must then say which port to try.
+                let portless = checks
+                    .iter()
+                    .any(|c| c.port.is_none() && c.kind != CheckType::Command);
+                if rs.address.port() == 0 && portless {
+                    problems.push(format!(
+                        "{name}: {}: port 0, so its check needs `port`",
                         rs.address
                     ));
                 }
@@ -403,7 +520,7 @@ check = { type = "tcp", port = 8080 }
     fn the_seed_config_parses_with_its_defaults() {
         let config = Config::parse(SEED).unwrap();
         let service = &config.services[0];
-        assert_eq!(service.protocol, Protocol::Tcp);
+        assert_eq!(service.key(), "-t 1.1.1.254:80");
         assert_eq!(service.method, Method::Nat);
         assert_eq!(service.real_servers[0].weight, 1);
         let watches = config.watches();
@@ -488,6 +605,63 @@ address = "192.168.1.10:80"
         )
         .unwrap_err();
         assert!(missing.contains("needs `command`"), "{missing}");
+    }
+
+    #[test]
+    fn a_fwmark_service_is_keyed_by_its_mark_and_its_real_servers_family() {
+        let config = Config::parse(
+            r#"
+[[service]]
+fwmark = 1
+persistence = 600
+[service.check]
+port = 443
+[[service.real_server]]
+address = "192.168.1.10:0"
+
+[[service]]
+fwmark = 1
+[[service.real_server]]
+address = "[fd00::10]:80"
+
+[[service]]
+fwmark = 2
+family = "inet6"
+"#,
+        )
+        .unwrap();
+        let keys: Vec<String> = config.services.iter().map(ServiceConfig::key).collect();
+        assert_eq!(keys, ["-f 1", "-f 1 -6", "-f 2 -6"]);
+        assert_eq!(config.services[0].name(), "FWM 1");
+        assert_eq!(config.watches()[0].vip, None);
+
+        for (text, problem) in [
+            ("fwmark = 0", "fwmark must be 1-4294967295"),
+            (
+                "fwmark = 1\nprotocol = \"udp\"",
+                "a fwmark service has no protocol",
+            ),
+            (
+                "fwmark = 1\naddress = \"1.1.1.254:80\"",
+                "either address or fwmark",
+            ),
+            ("scheduler = \"rr\"", "needs address (or fwmark)"),
+            (
+                "address = \"1.1.1.254:80\"\nfamily = \"inet6\"",
+                "family is a fwmark",
+            ),
+            (
+                "fwmark = 1\n[[service.real_server]]\naddress = \"192.168.1.10:0\"",
+                "192.168.1.10:0: port 0, so its check needs `port`",
+            ),
+            (
+                "fwmark = 1\nfamily = \"inet6\"\n[[service.real_server]]\naddress = \"192.168.1.10:80\"",
+                "not all of the service's family",
+            ),
+        ] {
+            let wrong = Config::parse(&format!("[[service]]\n{text}\n")).unwrap_err();
+            assert!(wrong.contains(problem), "{text}: {wrong}");
+        }
     }
 
     #[test]

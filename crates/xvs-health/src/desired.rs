@@ -27,7 +27,7 @@ pub fn rules(
         config
             .services
             .iter()
-            .any(|c| c.protocol == s.protocol && c.address == s.address)
+            .any(|c| c.service_key() == s.service_key())
     };
     for gone in previous.iter().flat_map(|p| &p.services) {
         if !named(gone) && find(table, gone).is_some() {

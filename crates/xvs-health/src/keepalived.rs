@@ -168,15 +168,22 @@ struct Defaults {
 }
 
 fn virtual_server(item: &Item, out: &mut String, notes: &mut Vec<String>) {
-    let Some(vip) = address(&item.args) else {
-        notes.push(format!(
-            "line {}: virtual_server {}: only IP PORT services are translated (fwmark and groups are not)",
-            item.line,
-            item.args.join(" ")
-        ));
-        return;
+    let mark = match item.args.as_slice() {
+        [fwmark, mark] if fwmark == "fwmark" => mark.parse::<u32>().ok().filter(|&m| m != 0),
+        _ => None,
     };
-    let mut service = vec![format!("address = {}", quoted(&vip))];
+    let mut service = match (mark, address(&item.args)) {
+        (Some(mark), _) => vec![format!("fwmark = {mark}")],
+        (None, Some(vip)) => vec![format!("address = {}", quoted(&vip))],
+        (None, None) => {
+            notes.push(format!(
+                "line {}: virtual_server {}: only IP PORT and fwmark services are translated (groups are not)",
+                item.line,
+                item.args.join(" ")
+            ));
+            return;
+        }
+    };
     let mut defaults = Defaults {
         interval: None,
         host: None,
@@ -187,6 +194,11 @@ fn virtual_server(item: &Item, out: &mut String, notes: &mut Vec<String>) {
         let arg = entry.args.first().cloned().unwrap_or_default();
         let number = || arg.parse::<f64>().is_ok();
         match entry.keyword.as_str() {
+            // A fwmark service has no protocol in IPVS: its mark picks the packets.
+            "protocol" if mark.is_some() => {}
+            "ip_family" if mark.is_some() && arg == "inet6" => {
+                service.push("family = \"inet6\"".into())
+            }
             "protocol" => match arg.to_ascii_uppercase().as_str() {
                 "TCP" => service.push("protocol = \"tcp\"".into()),
                 "UDP" => service.push("protocol = \"udp\"".into()),
@@ -454,6 +466,19 @@ virtual_server 1.1.1.254 80 {
 }
 
 virtual_server fwmark 1 {
+    delay_loop 3
+    lb_algo rr
+    lb_kind DR
+    persistence_timeout 600
+    protocol TCP
+    real_server 192.168.1.10 0 {
+        TCP_CHECK {
+            connect_port 443
+        }
+    }
+}
+
+virtual_server group WEB {
     lb_algo rr
 }
 "#;
@@ -463,10 +488,10 @@ virtual_server fwmark 1 {
         let imported = import(KEEPALIVED, "keepalived.conf");
         let config =
             Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
-        assert_eq!(config.services.len(), 1);
+        assert_eq!(config.services.len(), 2);
         let service = &config.services[0];
-        assert_eq!(service.address.to_string(), "1.1.1.254:80");
-        assert_eq!(service.protocol, Protocol::Tcp);
+        assert_eq!(service.key(), "-t 1.1.1.254:80");
+        assert_eq!(service.protocol, Some(Protocol::Tcp));
         assert_eq!(service.scheduler, "wrr");
         assert_eq!(service.method, Method::Nat);
         assert_eq!(service.persistence, Some(50));
@@ -511,9 +536,22 @@ virtual_server fwmark 1 {
             "line 7: vrrp_instance: VRRP",
             "line 32: url regex_no_match: not translated",
             "line 51: smtp_alert: not translated",
-            "line 55: virtual_server fwmark 1: only IP PORT services",
+            "line 68: virtual_server group WEB: only IP PORT and fwmark services",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }
+
+        let marked = &config.services[1];
+        assert_eq!(marked.key(), "-f 1");
+        assert_eq!(
+            (marked.method, marked.persistence, marked.protocol),
+            (Method::Dr, Some(600), None)
+        );
+        let checks = marked.checks_of(&marked.real_servers[0]);
+        assert_eq!(marked.real_servers[0].address.port(), 0);
+        assert_eq!(
+            (checks[0].kind, checks[0].port),
+            (CheckType::Tcp, Some(443))
+        );
     }
 }

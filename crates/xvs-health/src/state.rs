@@ -5,13 +5,10 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use xvs_core::{
-    model::{Protocol as Proto, ServiceKey},
-    table::Table,
-};
+use xvs_core::table::Table;
 
 use crate::{
-    config::{Config, Protocol, ServiceConfig},
+    config::{Config, ServiceConfig},
     health::{Health, Outcome},
 };
 
@@ -71,18 +68,8 @@ pub struct State {
 
 /// The table's service for `service`, if there is one.
 pub fn find<'t>(table: &'t Table, service: &ServiceConfig) -> Option<&'t xvs_core::model::Service> {
-    let protocol = match service.protocol {
-        Protocol::Tcp => Proto::Tcp,
-        Protocol::Udp => Proto::Udp,
-    };
-    table.services.iter().find(|s| {
-        s.key
-            == ServiceKey::Inet {
-                protocol,
-                addr: service.address.ip(),
-                port: service.address.port(),
-            }
-    })
+    let key = service.service_key();
+    table.services.iter().find(|s| s.key == key)
 }
 
 impl State {
@@ -107,9 +94,8 @@ impl State {
             .iter()
             .map(|service| {
                 let before = old.and_then(|(old, state)| {
-                    let i = old.services.iter().position(|s| {
-                        s.protocol == service.protocol && s.address == service.address
-                    })?;
+                    let key = service.service_key();
+                    let i = old.services.iter().position(|s| s.service_key() == key)?;
                     Some((&old.services[i], &state.services[i]))
                 });
                 let present = find(table, service);

@@ -25,20 +25,14 @@ pub type CheckResult = Result<Option<u32>, String>;
 pub fn run_with_retries(watch: &Watch) -> CheckResult {
     let check = &watch.check;
     let once = || {
-        if check.forwarded {
+        if let (true, Some(vip)) = (check.forwarded, watch.vip) {
             let path = match watch.method {
                 Method::Tunnel => forwarded::Path::Tunnel,
                 _ => forwarded::Path::Direct,
             };
-            let port = check.port.unwrap_or(watch.vip.port());
-            forwarded::check(
-                watch.vip.ip(),
-                port,
-                watch.address.ip(),
-                path,
-                check.timeout(),
-            )
-            .map(|()| None)
+            let port = check.port.unwrap_or(vip.port());
+            forwarded::check(vip.ip(), port, watch.address.ip(), path, check.timeout())
+                .map(|()| None)
         } else {
             run(check, watch.address)
         }

@@ -66,13 +66,16 @@ fn table_until(lab: &Lab, what: &str, wanted: impl Fn(&str) -> bool) -> String {
 
 /// The pages of `n` new connections to the VIP.
 fn pages(lab: &Lab, n: usize) -> BTreeSet<String> {
+    pages_of(lab, 80, n)
+}
+
+/// The pages of `n` new connections to the VIP's `port`.
+fn pages_of(lab: &Lab, port: u16, n: usize) -> BTreeSet<String> {
+    let url = format!("http://1.1.1.254:{port}/");
     (0..n)
         .map(|_| {
-            lab.run_ok(
-                "client",
-                &["curl", "-s", "--max-time", "5", "http://1.1.1.254/"],
-            )
-            .unwrap()
+            lab.run_ok("client", &["curl", "-s", "--max-time", "5", &url])
+                .unwrap()
         })
         .collect()
 }
@@ -122,6 +125,63 @@ fn a_stopped_real_server_leaves_the_service_and_comes_back_when_it_answers() {
         pages(&lab, 4),
         ["web1\n", "web2\n"].map(String::from).into()
     );
+    let _ = std::fs::remove_file(config);
+}
+
+/// A fwmark service from the config: iptables marks two ports of the VIP, the real
+/// servers keep each packet's port (port 0) and are checked on port 80.
+#[test]
+fn a_fwmark_service_of_the_config_is_checked_and_balanced() {
+    let mut lab = topology::nat().build().unwrap();
+    for host in ["web1", "web2"] {
+        for port in [80, 8080] {
+            lab.serve(host, port, ServerKind::Http(host.into()))
+                .unwrap();
+        }
+    }
+    let mark = "iptables -t mangle -A PREROUTING -d 1.1.1.254/32 -p tcp -m multiport --dports 80,8080 -j MARK --set-mark 1";
+    lab.run_ok("director", &mark.split(' ').collect::<Vec<_>>())
+        .unwrap();
+    let config = write_config(
+        "fwmark",
+        r#"
+[[service]]
+fwmark = 1
+scheduler = "rr"
+method = "nat"
+[service.check]
+port = 80
+interval = 0.2
+timeout = 0.5
+fall = 2
+[[service.real_server]]
+address = "192.168.1.10:0"
+[[service.real_server]]
+address = "192.168.1.20:0"
+"#,
+    );
+    lab.spawn("director", &[XVSD, "run", &config]).unwrap();
+    let both = table_until(&lab, "both real servers in", |t| {
+        t.contains("-a -f 1 -r 192.168.1.10:0 -m -w 1")
+            && t.contains("-a -f 1 -r 192.168.1.20:0 -m -w 1")
+    });
+    assert!(both.contains("-A -f 1 -s rr"), "{both}");
+    let both_pages: BTreeSet<String> = ["web1\n", "web2\n"].map(String::from).into();
+    assert_eq!(pages_of(&lab, 80, 4), both_pages);
+    assert_eq!(pages_of(&lab, 8080, 4), both_pages);
+
+    lab.stop_servers("web2");
+    table_until(&lab, "web2 taken out", |t| !t.contains("192.168.1.20"));
+    assert_eq!(pages_of(&lab, 8080, 4), ["web1\n"].map(String::from).into());
+    let health = lab.run_ok("director", &[XVSD, "health"]).unwrap();
+    assert!(health.contains("FWM 1"), "{health}");
+
+    for port in [80, 8080] {
+        lab.serve("web2", port, ServerKind::Http("web2".into()))
+            .unwrap();
+    }
+    table_until(&lab, "web2 back", |t| t.contains("192.168.1.20:0"));
+    assert_eq!(pages_of(&lab, 8080, 4), both_pages);
     let _ = std::fs::remove_file(config);
 }
 
@@ -653,7 +713,7 @@ fn a_keepalived_config_imports_into_a_valid_one() {
         String::from_utf8_lossy(&checked.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&checked.stdout).ends_with("ok (1 services, 2 real servers)\n")
+        String::from_utf8_lossy(&checked.stdout).ends_with("ok (2 services, 3 real servers)\n")
     );
     let _ = std::fs::remove_file(imported);
 }
