@@ -156,6 +156,16 @@ pub mod meta {
     /// none: frames that arrive there carry their firewall mark in their destination MAC
     /// (see [`crate::FWMARK_MAC_PREFIX`]).
     pub const FWMARK_LOOP: u32 = 8;
+    /// Nonzero: a client packet of a connection whose real server was deleted is dropped
+    /// and the entry left to time out (IPVS's `expire_nodest_conn = 0`). 0 — the default,
+    /// and what a director made before the setting existed reads — forgets the entry at
+    /// that packet (`expire_nodest_conn = 1`). Stored inverted so that 0 keeps the
+    /// behaviour xvs always had.
+    pub const KEEP_NODEST_CONN: u32 = 9;
+    /// Nonzero: a persistence template whose real server has weight 0 is dropped when a
+    /// client's new connection finds it, so the client is scheduled anew (IPVS's
+    /// `expire_quiescent_template = 1`); 0 (the default) keeps sending it there.
+    pub const EXPIRE_QUIESCENT_TEMPLATE: u32 = 10;
     /// Number of slots in the array (room left for settings to come).
     pub const COUNT: u32 = 16;
 }

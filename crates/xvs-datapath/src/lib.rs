@@ -20,6 +20,7 @@ mod neighbours;
 pub mod netlink;
 pub mod objects;
 pub mod rates;
+pub mod sysctl;
 pub mod tables;
 pub mod test_run;
 pub mod upgrade;

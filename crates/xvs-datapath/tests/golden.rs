@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use common::*;
 use xvs_common::counter;
 use xvs_core::{restore, sched, table::Table, text::NoNames};
-use xvs_datapath::Director;
+use xvs_datapath::{Director, sysctl::Sysctl};
 
 #[test]
 fn counters_stay_with_their_entry_across_changes_and_zero() {
@@ -979,6 +979,125 @@ fn connections_of_a_removed_real_server_end() {
             let (out, _) = director.run_frame(eth0, &syn).unwrap();
             assert_eq!(out.verdict, XDP_TX);
             assert_eq!(&out.frame[..6], &RS2_MAC);
+        },
+    );
+}
+
+/// With `expire_nodest_conn = 0` (IPVS's default), a removed real server's connections
+/// are kept until they time out: their client packets are dropped and counted as
+/// `dest_gone`, a UDP flow does not move, and NAT replies are still translated back.
+/// Set back to 1, the next packet forgets the connection as before.
+#[test]
+fn expire_nodest_conn_0_keeps_a_removed_servers_connections_and_drops_their_packets() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+            "-A -t 1.1.1.254:81 -s rr",
+            "-a -t 1.1.1.254:81 -r 10.0.0.10:8080 -m",
+            "-A -u 1.1.1.254:53 -s rr",
+            "-a -u 1.1.1.254:53 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            let nodest = Sysctl::named("net.ipv4.vs.expire_nodest_conn").unwrap();
+            assert_eq!(director.sysctl(nodest).unwrap(), 1, "xvs's default");
+            director.set_sysctl(nodest, 0).unwrap();
+            assert_eq!(director.sysctl(nodest).unwrap(), 0);
+            let datagram = udp4(CLIENT, VIP, 40053, 53, b"query");
+            assert_eq!(
+                director.run_frame(eth0, &datagram).unwrap().0.verdict,
+                XDP_TX
+            );
+            for (sport, port) in [(40000, 80), (40001, 81)] {
+                let syn = tcp4(CLIENT, VIP, sport, port, true, CLIENT_MAC);
+                assert_eq!(director.run_frame(eth0, &syn).unwrap().0.verdict, XDP_TX);
+            }
+            change(
+                director,
+                &[
+                    "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+                    "-d -t 1.1.1.254:80 -r 10.0.0.10",
+                    "-d -t 1.1.1.254:81 -r 10.0.0.10:8080",
+                    "-a -u 1.1.1.254:53 -r 10.0.0.20 -g",
+                    "-d -u 1.1.1.254:53 -r 10.0.0.10",
+                ],
+            );
+            let gone_before = counters(director)[counter::DEST_GONE as usize];
+            let ack = tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC);
+            for frame in [&ack, &datagram] {
+                let (out, _) = director.run_frame(eth0, frame).unwrap();
+                assert_eq!(out.verdict, XDP_DROP, "dropped, not moved or reset");
+            }
+            let reply = tcp4(RS1, CLIENT, 8080, 40001, false, RS1_MAC);
+            let (out, _) = director.run_frame(eth0, &reply).unwrap();
+            assert_ne!(
+                out.verdict, XDP_PASS,
+                "a removed server's NAT reply goes on"
+            );
+            assert_eq!(&out.frame[26..30], &VIP, "from the VIP");
+            assert_eq!(
+                counters(director)[counter::DEST_GONE as usize] - gone_before,
+                2
+            );
+            let kept = director
+                .connections()
+                .unwrap()
+                .into_iter()
+                .filter(|e| [40000, 40001, 40053].contains(&e.client.1))
+                .count();
+            assert_eq!(kept, 3, "kept until they time out");
+
+            director.set_sysctl(nodest, 1).unwrap();
+            let (out, _) = director.run_frame(eth0, &ack).unwrap();
+            assert_eq!(out.verdict, XDP_PASS, "forgotten, to the director's stack");
+            let (out, _) = director.run_frame(eth0, &datagram).unwrap();
+            assert_eq!((out.verdict, &out.frame[..6]), (XDP_TX, &RS2_MAC[..]));
+        },
+    );
+}
+
+/// With `expire_quiescent_template = 1` a persistent client whose real server has weight
+/// 0 is scheduled anew (keepalived's advice for persistence with `inhibit_on_failure`);
+/// its open connections go on.
+#[test]
+fn expire_quiescent_template_moves_persistent_clients_off_a_weight_0_server() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr -p 300",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+            "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+        ],
+        |director, eth0| {
+            let server_of = |director: &Director, sport: u16| {
+                let syn = tcp4(CLIENT, VIP, sport, 80, true, CLIENT_MAC);
+                let (out, _) = director.run_frame(eth0, &syn).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "{sport}");
+                <[u8; 6]>::try_from(&out.frame[..6]).unwrap()
+            };
+            let quiescent = Sysctl::named("expire_quiescent_template").unwrap();
+            director.set_sysctl(quiescent, 1).unwrap();
+            let first = server_of(director, 40000);
+            assert_eq!(server_of(director, 40001), first, "persistent");
+            let (first_ip, other) = if first == RS1_MAC {
+                ("10.0.0.10", RS2_MAC)
+            } else {
+                ("10.0.0.20", RS1_MAC)
+            };
+            change(
+                director,
+                &[&format!("-e -t 1.1.1.254:80 -r {first_ip} -g -w 0")],
+            );
+            let ack = tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &ack).unwrap();
+            assert_eq!(
+                (out.verdict, &out.frame[..6]),
+                (XDP_TX, &first[..]),
+                "goes on"
+            );
+            assert_eq!(server_of(director, 40002), other, "scheduled anew");
+            assert_eq!(server_of(director, 40003), other, "by a new template");
         },
     );
 }

@@ -47,15 +47,15 @@ mod program {
     };
     use xvs_common::{
         Conn, ConnKey, FAMILY_V4, FRAGMENT_NS, FragmentEntry, FragmentKey, LOOPBACK_INDEX,
-        Neighbour, conn_flags, counter, dest_index, forward as method, scheduler, service_flags,
-        tcp,
+        Neighbour, conn_flags, counter, dest_index, forward as method, meta, scheduler,
+        service_flags, tcp,
     };
 
     use crate::{
         conn, forward, fwmark, icmp,
         maps::{
             STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_FRAGS,
-            XVS_RATES, XVS_SERVICES, XVS_TUN_SRC, add_stats, count, scratch,
+            XVS_RATES, XVS_SERVICES, XVS_TUN_SRC, add_stats, count, meta_value, scratch,
         },
         packet::{self, Packet, Skip, copy_addr},
         persist, sched,
@@ -220,8 +220,11 @@ mod program {
         now: u64,
     ) -> u32 {
         if !server_alive(unsafe { &*entry }) {
-            conn::forget(key, entry);
             count(counter::DEST_GONE, 1);
+            if keeps_nodest_conns() {
+                return xdp_action::XDP_DROP;
+            }
+            conn::forget(key, entry);
             // A UDP flow moves on: its datagram is scheduled to a server that is there,
             // and so is a new TCP connection that reuses the client's port (IPVS
             // reschedules such a SYN too). A TCP connection cannot move: the
@@ -397,6 +400,14 @@ mod program {
         }
     }
 
+    /// Whether connections of deleted real servers are kept until they time out, their
+    /// client packets dropped (IPVS's `expire_nodest_conn = 0`); read only when such a
+    /// connection is met.
+    #[inline(always)]
+    fn keeps_nodest_conns() -> bool {
+        meta_value(meta::KEEP_NODEST_CONN) != 0
+    }
+
     /// True while the connection's real server is in its service: the entry of the
     /// real-server array it was read from holds its id (see `conn_flags::DEST_HALF`; a
     /// removed server's entries are cleared, a slot taken by another server holds another
@@ -503,7 +514,8 @@ mod program {
             family: twin.peer_family,
             _pad: [0; 2],
         };
-        if !server_alive(twin) {
+        // Kept until they time out, they are translated back as IPVS translates them.
+        if !server_alive(twin) && !keeps_nodest_conns() {
             match XVS_CONNS.get_ptr_mut(&request) {
                 Some(entry) => conn::forget(&request, entry),
                 None => {

@@ -46,8 +46,60 @@ pub struct Config {
     pub http: HttpConfig,
     /// A VRRP instance that holds the VIPs on the master director.
     pub vrrp: Option<VrrpConfig>,
+    /// IPVS's sysctls, set on the director at start and at each reload.
+    #[serde(default)]
+    pub sysctl: SysctlConfig,
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConfig>,
+}
+
+/// IPVS's sysctls that xvs carries out (`net.ipv4.vs.NAME` on an IPVS director), set on
+/// the director when xvsd starts and at each reload; a key left out leaves the director's
+/// value as it is (`xvsd sysctl` shows and sets them by hand).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SysctlConfig {
+    pub expire_nodest_conn: Option<Switch>,
+    pub expire_quiescent_template: Option<Switch>,
+}
+
+impl SysctlConfig {
+    /// The settings the file names, by IPVS's name, with their values (0 or 1).
+    pub fn settings(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("expire_nodest_conn", self.expire_nodest_conn),
+            ("expire_quiescent_template", self.expire_quiescent_template),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|Switch(on)| (name, on as u64)))
+        .collect()
+    }
+}
+
+/// An on/off setting, written as sysctl.conf writes it (0 or 1) or as a TOML boolean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switch(pub bool);
+
+impl<'de> Deserialize<'de> for Switch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Switch;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("0 or 1")
+            }
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Switch, E> {
+                Ok(Switch(on))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Switch, E> {
+                match value {
+                    0 | 1 => Ok(Switch(value == 1)),
+                    _ => Err(E::custom(format!("must be 0 or 1, not {value}"))),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// xvsd's HTTP listener: `/metrics` (Prometheus), `/` (the status page), `/api/status`.
@@ -683,5 +735,23 @@ family = "inet6"
         assert!(twice.contains("192.168.1.10:80 listed twice"), "{twice}");
         let address = Config::parse("[[service]]\naddress = \"nowhere\"\n").unwrap_err();
         assert!(address.contains("line 2"), "{address}");
+    }
+
+    #[test]
+    fn the_sysctl_section_takes_ipvs_names_with_0_or_1() {
+        let config =
+            Config::parse("[sysctl]\nexpire_nodest_conn = 0\nexpire_quiescent_template = true\n")
+                .unwrap();
+        assert_eq!(
+            config.sysctl.settings(),
+            [("expire_nodest_conn", 0), ("expire_quiescent_template", 1)]
+        );
+        assert!(Config::parse("").unwrap().sysctl.settings().is_empty());
+        let two = Config::parse("[sysctl]\nexpire_nodest_conn = 2\n").unwrap_err();
+        assert!(two.contains("line 2"), "{two}");
+        assert!(two.contains("must be 0 or 1, not 2"), "{two}");
+        let unknown = Config::parse("[sysctl]\nsloppy_tcp = 1\n").unwrap_err();
+        assert!(unknown.contains("line 2"), "{unknown}");
+        assert!(unknown.contains("sloppy_tcp"), "{unknown}");
     }
 }

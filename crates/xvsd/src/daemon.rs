@@ -86,6 +86,7 @@ pub fn run(path: &str) -> Result<(), String> {
             http::through(sender.clone(), Message::Report),
         )?;
     }
+    crate::sysctl::apply(&config.sysctl)?;
     let table = read_table()?;
     let clock = Instant::now();
     let mut state = State::new(&config, &table);
@@ -347,6 +348,8 @@ impl Daemon {
     fn reload(&mut self) -> Result<String, String> {
         let config =
             load(&self.path).map_err(|e| format!("reload refused, nothing changed: {e}"))?;
+        crate::sysctl::apply(&config.sysctl)
+            .map_err(|e| format!("reload refused, nothing changed: {e}"))?;
         let table = read_table()?;
         let mut state = State::reloaded(&config, &self.config, &self.state, &table);
         state.down_from(self.clock.elapsed());

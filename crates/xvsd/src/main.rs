@@ -6,6 +6,7 @@ mod control;
 mod daemon;
 mod forwarded;
 mod http;
+mod sysctl;
 mod tls;
 mod vrrp;
 
@@ -28,6 +29,9 @@ Usage:
   xvsd health              the running `xvsd run`'s view: each service's quorum, each real
                            server's state, weight and last check
   xvsd status              show this namespace's director: program, interfaces, counters
+  xvsd sysctl [NAME[=VALUE]]...
+                           show or set IPVS's sysctls that xvs has, as sysctl(8) does
+                           (net.ipv4.vs.expire_nodest_conn, ..._quiescent_template)
   xvsd attach IFACE...     attach the director to interfaces (creates it if needed)
   xvsd detach IFACE...     detach the director from interfaces
   xvsd destroy             remove the director from this namespace, with all its state
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         ["reload"] => control::ask("reload"),
         ["health"] => control::ask("health"),
         ["status"] => status(),
+        ["sysctl", words @ ..] => sysctl::run(words),
         ["attach", interfaces @ ..] if !interfaces.is_empty() => attach(interfaces),
         ["detach", interfaces @ ..] if !interfaces.is_empty() => detach(interfaces),
         ["destroy"] => Director::destroy().map_err(|e| e.to_string()),

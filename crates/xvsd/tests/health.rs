@@ -390,13 +390,15 @@ fn sorry_server_while_the_quorum_is_lost_then_reload_and_restart_under_load() {
             "{why}"
         );
 
-        // web2's weight changes, and the sorry instance joins as a real server.
+        // web2's weight changes, the sorry instance joins as a real server, and a
+        // sysctl is set.
         let reloaded = text
             .replace("sorry_server = \"192.168.1.10:8080\"\n", "")
             .replace(
                 "address = \"192.168.1.20:80\"\n",
                 "address = \"192.168.1.20:80\"\nweight = 3\n[[service.real_server]]\naddress = \"192.168.1.10:8080\"\n",
-            );
+            )
+            + "\n[sysctl]\nexpire_quiescent_template = 1\n";
         std::fs::write(&config, &reloaded).unwrap();
         let said = lab.run_ok("director", &[XVSD, "reload"]).unwrap();
         assert!(said.starts_with("reloaded "), "{said}");
@@ -405,6 +407,10 @@ fn sorry_server_while_the_quorum_is_lost_then_reload_and_restart_under_load() {
         });
         let health = lab.run_ok("director", &[XVSD, "health"]).unwrap();
         assert!(health.contains("192.168.1.20:80 up weight 3"), "{health}");
+        let sysctl = lab
+            .run_ok("director", &[XVSD, "sysctl", "expire_quiescent_template"])
+            .unwrap();
+        assert_eq!(sysctl, "net.ipv4.vs.expire_quiescent_template = 1\n");
         // SIGHUP reloads too.
         std::fs::write(&config, reloaded.replace("weight = 3", "weight = 4")).unwrap();
         let pid = xvsd.child.id().to_string();

@@ -118,3 +118,112 @@ fn an_upgrade_keeps_open_connections_the_table_and_the_counters() {
         xvs_core::listing::save(&before_table, true, &xvs_core::text::NoNames)
     );
 }
+
+/// IPVS's `expire_nodest_conn` set by `xvsd sysctl`, with real TCP in the seed's NAT lab:
+/// at 0 a removed real server's open connection is kept and its client's segments are
+/// dropped (counted as `dest_gone`), so the client sees no reset and the entry stays;
+/// set back to 1, the client's next segment ends it with a reset from the director's
+/// stack. A command line with one bad word sets nothing.
+#[test]
+fn expire_nodest_conn_set_by_xvsd_sysctl_keeps_or_ends_a_removed_servers_connection() {
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 7, ServerKind::Echo).unwrap();
+    let lab = lab;
+    let sysctl = |words: &[&str]| {
+        let argv: Vec<&str> = [XVSD, "sysctl"].iter().chain(words).copied().collect();
+        lab.run_ok("director", &argv).unwrap()
+    };
+    assert_eq!(
+        sysctl(&[]),
+        "net.ipv4.vs.expire_nodest_conn = 1\nnet.ipv4.vs.expire_quiescent_template = 0\n",
+        "a director's defaults, shown before there is one"
+    );
+    let change = |rules: &str| {
+        lab.within("director", || {
+            xvs_datapath::Director::change(xvs_datapath::ChangeOptions::default(), |t| {
+                xvs_core::restore::restore(rules, t, &xvs_core::text::NoNames, "xvsadm")
+            })
+            .unwrap()
+        })
+        .unwrap()
+    };
+    change("-A -t 1.1.1.254:7 -s rr\n-a -t 1.1.1.254:7 -r 192.168.1.10:7 -m");
+    assert_eq!(
+        sysctl(&["-w", "net.ipv4.vs.expire_nodest_conn=0"]),
+        "net.ipv4.vs.expire_nodest_conn = 0\n"
+    );
+    let bad = lab
+        .run(
+            "director",
+            &[
+                XVSD,
+                "sysctl",
+                "expire_quiescent_template=1",
+                "sloppy_tcp=1",
+            ],
+        )
+        .unwrap();
+    assert!(!bad.status.success());
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("unknown setting \"sloppy_tcp\""), "{said}");
+    assert_eq!(
+        sysctl(&["expire_quiescent_template"]),
+        "net.ipv4.vs.expire_quiescent_template = 0\n",
+        "nothing set"
+    );
+
+    // A client that writes a byte every 200 ms on one connection until a write fails.
+    let mut client = lab
+        .command(
+            "client",
+            &[
+                "bash",
+                "-c",
+                "trap '' PIPE; exec 3<>/dev/tcp/1.1.1.254/7 || exit 1; \
+                 while printf x >&3 2>/dev/null; do sleep 0.2; done; echo ended",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let open = || {
+        lab.within("director", || {
+            let director = xvs_datapath::Director::find().unwrap().unwrap();
+            director
+                .connections()
+                .unwrap()
+                .iter()
+                .filter(|c| c.virtual_.1 == 7 && c.state == "ESTABLISHED")
+                .count()
+        })
+        .unwrap()
+    };
+    // Bounds on a hang, not speed goals.
+    let until = |what: &str, seconds: u64, done: &mut dyn FnMut() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "waited for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    until("the connection", 10, &mut || open() == 1);
+    let gone = counter(&status(&lab, "director"), "dest_gone");
+    change("-d -t 1.1.1.254:7 -r 192.168.1.10:7");
+    until("dropped segments", 30, &mut || {
+        counter(&status(&lab, "director"), "dest_gone") >= gone + 2
+    });
+    assert!(client.try_wait().unwrap().is_none(), "no reset reached it");
+    assert_eq!(open(), 1, "the entry is kept");
+
+    sysctl(&["expire_nodest_conn=1"]);
+    until("the reset", 60, &mut || {
+        client.try_wait().unwrap().is_some()
+    });
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut client.stdout.take().unwrap(), &mut said).unwrap();
+    assert_eq!(
+        said, "ended\n",
+        "its write failed: the connection was reset"
+    );
+    assert_eq!(open(), 0, "forgotten");
+}

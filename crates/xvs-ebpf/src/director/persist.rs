@@ -7,19 +7,21 @@
 //!
 //! Templates are entries of the connection table under keys no packet has (the marker
 //! [`TEMPLATE_KEY`]), so they expire and are swept like connections; each counts in its
-//! real server's persistent count. As IPVS (with `expire_quiescent_template` off), a
-//! template keeps sending its clients to a quiescent (weight 0) real server; one whose real
-//! server was removed is dropped and the client scheduled anew.
+//! real server's persistent count. As IPVS, a template keeps sending its clients to a
+//! quiescent (weight 0) real server unless `expire_quiescent_template` is on (the meta
+//! map's [`meta::EXPIRE_QUIESCENT_TEMPLATE`]); one whose real server was removed is
+//! dropped and the client scheduled anew.
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use xvs_common::{
-    Conn, ConnKey, FAMILY_V4, ServiceEntry, ServiceKey, TEMPLATE_KEY, conn_flags, forward, tcp,
+    Conn, ConnKey, FAMILY_V4, MAX_SET, ServiceEntry, ServiceKey, TEMPLATE_KEY, conn_flags, forward,
+    meta, tcp,
 };
 
 use crate::{
     conn,
-    maps::{XVS_CONN_COUNTS, XVS_CONNS, scratch},
+    maps::{XVS_CONN_COUNTS, XVS_CONNS, meta_value, scratch},
     packet::{Packet, copy_addr},
     sched::{self, View},
 };
@@ -56,8 +58,9 @@ pub extern "C" fn xvs_persist_find(
         return sched::NONE;
     }
     let index = index_of(service, unsafe { &*template });
-    if index == sched::NONE {
-        // Its real server left the service: the client is scheduled anew.
+    if index == sched::NONE || expired_quiescent(service, index) {
+        // Its real server left the service (or, with `expire_quiescent_template`, has
+        // weight 0): the client is scheduled anew.
         conn::forget(key, template);
         return sched::NONE;
     }
@@ -159,6 +162,18 @@ fn template_key(key: &mut ConnKey, packet: &Packet, service: &ServiceEntry, foun
     }
     key.family = packet.family;
     key._pad = [TEMPLATE_KEY, 0];
+}
+
+/// With `expire_quiescent_template` on, whether set index `index` of `service` has
+/// weight 0 (its template is then dropped, as IPVS's `ip_vs_check_template` drops it).
+#[inline(always)]
+fn expired_quiescent(service: &ServiceEntry, index: u32) -> bool {
+    meta_value(meta::EXPIRE_QUIESCENT_TEMPLATE) != 0
+        && service
+            .set
+            .entries
+            .get(index as usize & (MAX_SET - 1))
+            .is_some_and(|entry| entry.weight == 0)
 }
 
 /// The index in `service`'s set of the template's real server, or [`sched::NONE`].
