@@ -197,7 +197,7 @@ impl Lab {
             }
             Step::Address(host, interface, cidr) => {
                 let ns = self.namespace(&host);
-                ip(&["-n", &ns, "addr", "add", &cidr, "dev", &interface])?;
+                add_address(&ns, &interface, &cidr)?;
             }
             Step::Route(host, words) => {
                 let ns = self.namespace(&host);
@@ -242,7 +242,7 @@ impl Lab {
         ])?;
         for (ns, e) in [(&ns_a, a), (&ns_b, b)] {
             for address in &e.addresses {
-                ip(&["-n", ns, "addr", "add", address, "dev", &e.interface])?;
+                add_address(ns, &e.interface, address)?;
             }
             // Local stacks would otherwise hand partial (offloaded) checksums to the
             // datapath (real NICs complete them, veths do not); and a veth takes frames
@@ -403,6 +403,16 @@ pub fn enter_namespace(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Adds `cidr` to `interface` in namespace `ns`; an IPv6 address without duplicate
+/// address detection, so that it is usable at once rather than tentative for a second.
+fn add_address(ns: &str, interface: &str, cidr: &str) -> Result<()> {
+    let mut args = vec!["-n", ns, "addr", "add", cidr, "dev", interface];
+    if cidr.contains(':') {
+        args.push("nodad");
+    }
+    ip(&args)
 }
 
 fn ip(args: &[&str]) -> Result<()> {

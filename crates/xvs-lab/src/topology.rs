@@ -40,6 +40,22 @@ pub fn nat() -> LabBuilder {
         .sysctl("director", "net.ipv4.ip_forward", "1")
 }
 
+/// [`nat`] with IPv6 beside IPv4: client fd00:1::1, the director fd00:1::fe (the VIP's
+/// side) and fd00:2::fe, web1 fd00:2::10, web2 fd00:2::20, each side routed through the
+/// director, which forwards IPv6 too.
+pub fn nat_dual_stack() -> LabBuilder {
+    nat()
+        .address("client", "eth0", "fd00:1::1/64")
+        .address("director", "eth0", "fd00:1::fe/64")
+        .address("director", "eth1", "fd00:2::fe/64")
+        .address("web1", "eth0", "fd00:2::10/64")
+        .address("web2", "eth0", "fd00:2::20/64")
+        .route("client", &["::/0", "via", "fd00:1::fe"])
+        .route("web1", &["::/0", "via", "fd00:2::fe"])
+        .route("web2", &["::/0", "via", "fd00:2::fe"])
+        .sysctl("director", "net.ipv6.conf.all.forwarding", "1")
+}
+
 /// Experiment II, LVS/DR. Client 1.1.1.1, director holding the VIP 1.1.1.254, web1
 /// 1.1.1.10 and web2 1.1.1.20 on one segment (`lan`'s bridge). Each real server holds the
 /// VIP on `lo` and neither answers nor announces ARP for it (`arp_ignore=1`,

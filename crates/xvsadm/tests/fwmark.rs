@@ -180,3 +180,73 @@ fn a_persistent_fwmark_service_keeps_a_client_on_one_server_for_every_port() {
     let listing = xvsadm(&lab, "-L -n --persistent-conn");
     assert!(listing.contains("FWM  7 rr persistent 60"), "{listing}");
 }
+
+/// An IPv6 page through the client (`curl -g`: the brackets are the address's).
+fn get6(lab: &Lab, url: &str) -> String {
+    lab.run_ok("client", &["curl", "-g", "-s", "--max-time", "5", url])
+        .unwrap_or_else(|e| panic!("curl {url}: {e}"))
+}
+
+/// IPv6 in the dual-stack NAT lab, with real curl: an address service first, then a fwmark
+/// service of ip6tables' mark (`-f 2 -6`), balanced over both real servers whatever the
+/// port, a long download whole; the IPv6 rule and the loop go with the last fwmark service.
+#[test]
+fn an_ipv6_fwmark_service_balances_what_ip6tables_marks_through_nat() {
+    let mut lab = topology::nat_dual_stack().build().unwrap();
+    serve_two_ports(&mut lab, ["web1", "web2"]);
+    xvsadm(&lab, "-A -t [fd00:1::fe]:80 -s rr");
+    xvsadm(&lab, "-a -t [fd00:1::fe]:80 -r [fd00:2::10]:80 -m");
+    xvsadm(&lab, "-a -t [fd00:1::fe]:80 -r [fd00:2::20]:80 -m");
+    let mut pages: Vec<String> = (0..2).map(|_| get6(&lab, "http://[fd00:1::fe]/")).collect();
+    pages.sort();
+    assert_eq!(pages, ["web1\n", "web2\n"], "an IPv6 address service, NAT");
+    xvsadm(&lab, "-D -t [fd00:1::fe]:80");
+
+    let rules_before = director(&lab, "ip -6 rule show");
+    director(
+        &lab,
+        "ip6tables -t mangle -A PREROUTING -d fd00:1::fe/128 -p tcp -m multiport --dports 80,8080 -j MARK --set-mark 2",
+    );
+    xvsadm(&lab, "-A -f 2 -6 -s rr");
+    xvsadm(&lab, "-a -f 2 -6 -r [fd00:2::10]:0 -m");
+    xvsadm(&lab, "-a -f 2 -6 -r [fd00:2::20]:0 -m");
+    let pages: Vec<String> = ["80", "8080", "80", "8080"]
+        .iter()
+        .map(|port| get6(&lab, &format!("http://[fd00:1::fe]:{port}/")))
+        .collect();
+    assert_ne!(pages[0], pages[1], "rr whatever the port: {pages:?}");
+    assert_eq!((&pages[0], &pages[1]), (&pages[2], &pages[3]), "{pages:?}");
+    let stats = xvsadm(&lab, "-L -n --stats");
+    let service = stats
+        .lines()
+        .find(|l| l.starts_with("FWM  2 IPv6"))
+        .unwrap_or_else(|| panic!("no FWM 2 IPv6 in\n{stats}"));
+    let numbers: Vec<u64> = service
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(numbers[1], 4, "four connections counted:\n{stats}");
+    let body = lab
+        .run_ok(
+            "client",
+            &[
+                "sh",
+                "-c",
+                "curl -g -s --max-time 20 'http://[fd00:1::fe]:8080/bytes/3000000' | wc -c",
+            ],
+        )
+        .unwrap();
+    assert_eq!(body.trim(), "3000000");
+    assert!(
+        director(&lab, "ip -6 rule show").contains("fwmark 0x2 lookup 30838"),
+        "{}",
+        director(&lab, "ip -6 rule show")
+    );
+
+    xvsadm(&lab, "-D -f 2 -6");
+    assert_eq!(director(&lab, "ip -6 rule show"), rules_before);
+    assert!(
+        lab.run_ok("director", &["ip", "link", "show", "xvsfw0"])
+            .is_err()
+    );
+}
