@@ -1445,6 +1445,156 @@ fn icmp_errors_reach_the_connections_real_server_or_client() {
     );
 }
 
+/// An ICMPv6 error frame from `src` to `dst` of `kind`/`code` (`rest`: the 4 bytes after
+/// the checksum) quoting `quoted` (an IPv6 header and what follows), checksum right.
+fn icmp6(
+    src: [u8; 16],
+    dst: [u8; 16],
+    kind: u8,
+    code: u8,
+    rest: [u8; 4],
+    quoted: &[u8],
+    src_mac: [u8; 6],
+) -> Vec<u8> {
+    let mut icmp = vec![kind, code, 0, 0];
+    icmp.extend_from_slice(&rest);
+    icmp.extend_from_slice(quoted);
+    let sum = !ones_sum(&[&icmp6_pseudo(&src, &dst, icmp.len()), &icmp]);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut ip = vec![0x60, 0, 0, 0, 0, 0, 58, 64];
+    ip[4..6].copy_from_slice(&(icmp.len() as u16).to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let mut frame = [0x02, 0, 0, 0, 0, 0xfe].to_vec();
+    frame.extend_from_slice(&src_mac);
+    frame.extend_from_slice(&[0x86, 0xdd]);
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&icmp);
+    frame
+}
+
+/// ICMPv6's pseudo header: both addresses, the length, the next header.
+fn icmp6_pseudo(src: &[u8], dst: &[u8], len: usize) -> Vec<u8> {
+    let mut pseudo = src.to_vec();
+    pseudo.extend_from_slice(dst);
+    pseudo.extend_from_slice(&(len as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo
+}
+
+/// Whether an IPv6 frame's ICMPv6 checksum is right.
+fn icmp6_sum_right(frame: &[u8]) -> bool {
+    let payload = &frame[54..];
+    ones_sum(&[
+        &icmp6_pseudo(&frame[22..38], &frame[38..54], payload.len()),
+        payload,
+    ]) == 0xffff
+}
+
+/// An IPv6 TCP segment from `src:sport` to `dst:dport` (header and 8 bytes of payload), as
+/// an ICMPv6 error quotes it.
+fn quoted_tcp6(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16) -> Vec<u8> {
+    let mut segment = tcp6(src, dst, sport, dport);
+    segment.drain(..14);
+    segment
+}
+
+/// ICMPv6 errors as IPv4's (IPVS's `ip_vs_in_icmp_v6`/`ip_vs_out_icmp_v6`): a router's
+/// "packet too big" about what a DR real server sent from the VIP goes to that real
+/// server; NAT's are translated both ways, the ICMPv6 checksum (which covers the outer
+/// addresses) kept right; an echo request, a neighbour solicitation and an error about no
+/// connection go to the stack.
+#[test]
+fn icmpv6_errors_reach_the_connections_real_server_or_client() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t [fd00:1::fe]:80 -s rr",
+            "-a -t [fd00:1::fe]:80 -r [fd00:2::10]:80 -g",
+            "-A -t [fd00:1::fe]:81 -s rr",
+            "-a -t [fd00:1::fe]:81 -r [fd00:2::10]:8080 -m",
+        ],
+        |director, eth0| {
+            for (sport, port) in [(40000, 80), (40001, 81)] {
+                let syn = tcp6(CLIENT6, VIP6, sport, port);
+                assert_eq!(director.run_frame(eth0, &syn).unwrap().0.verdict, XDP_TX);
+            }
+            let router = [0xfd, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+            // DR: to the real server, untouched but for the MACs.
+            let too_big = icmp6(
+                router,
+                VIP6,
+                2,
+                0,
+                1400u32.to_be_bytes(),
+                &quoted_tcp6(VIP6, 80, CLIENT6, 40000),
+                CLIENT_MAC,
+            );
+            let (out, _) = director.run_frame(eth0, &too_big).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &RS1_MAC);
+            assert_eq!(&out.frame[12..], &too_big[12..]);
+
+            // NAT, from the client's side: to the real server, the quote translated.
+            let unreachable = icmp6(
+                CLIENT6,
+                VIP6,
+                1,
+                4,
+                [0; 4],
+                &quoted_tcp6(VIP6, 81, CLIENT6, 40001),
+                CLIENT_MAC,
+            );
+            let (out, _) = director.run_frame(eth0, &unreachable).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &RS1_MAC);
+            assert_eq!(&out.frame[38..54], &RS6, "outer: to the real server");
+            // The quote starts at 62: its source address at 62 + 8, ports at 62 + 40.
+            assert_eq!(&out.frame[70..86], &RS6, "quoted: from the real server");
+            assert_eq!(&out.frame[102..104], &8080u16.to_be_bytes(), "quoted port");
+            assert!(icmp6_sum_right(&out.frame), "ICMPv6 sum");
+
+            // NAT, from the real server's side: to the client, back to the VIP.
+            let from_server = icmp6(
+                RS6,
+                CLIENT6,
+                1,
+                4,
+                [0; 4],
+                &quoted_tcp6(CLIENT6, 40001, RS6, 8080),
+                RS1_MAC,
+            );
+            let (out, _) = director.run_frame(eth0, &from_server).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &CLIENT_MAC);
+            assert_eq!(&out.frame[22..38], &VIP6, "outer: from the VIP");
+            assert_eq!(out.frame[21], 63, "one hop less");
+            assert_eq!(&out.frame[86..102], &VIP6, "quoted: to the VIP");
+            assert_eq!(&out.frame[104..106], &81u16.to_be_bytes(), "quoted port");
+            assert!(icmp6_sum_right(&out.frame), "ICMPv6 sum");
+
+            // Not about a connection, or not an error: the stack's.
+            let unknown = icmp6(
+                router,
+                VIP6,
+                2,
+                0,
+                1400u32.to_be_bytes(),
+                &quoted_tcp6(VIP6, 80, CLIENT6, 49999),
+                CLIENT_MAC,
+            );
+            let echo = icmp6(CLIENT6, VIP6, 128, 0, [0, 1, 0, 1], &[0u8; 48], CLIENT_MAC);
+            let solicit = icmp6(CLIENT6, VIP6, 135, 0, [0; 4], &VIP6, CLIENT_MAC);
+            for frame in [unknown, echo, solicit] {
+                let (out, _) = director.run_frame(eth0, &frame).unwrap();
+                assert_eq!(out.verdict, XDP_PASS);
+                assert_eq!(out.frame, frame);
+            }
+            assert_eq!(counters(director)[counter::ICMP_FORWARDED as usize], 3);
+        },
+    );
+}
+
 /// A SYN flood from many sources fills the connection table: established connections
 /// keep working, and new ones still get in, each taking the room of the oldest half-open
 /// one (counted `evicted`), not refused (`table_full` stays 0).

@@ -280,7 +280,7 @@ mod program {
             // NAT, toward the client: the quoted real server becomes the VIP again.
             if forward::decrement_ttl(ctx, packet).is_none()
                 || icmp::translate_quoted(ctx, packet, false, &conn.peer, conn.peer_port).is_none()
-                || forward::rewrite_address(ctx, packet, true, &packet.src, &conn.peer).is_none()
+                || icmp::rewrite_outer(ctx, packet, true, &packet.src, &conn.peer).is_none()
             {
                 return xdp_action::XDP_PASS;
             }
@@ -291,8 +291,7 @@ mod program {
             method::TUNNEL => tunnel(ctx, packet, conn),
             method::MASQ => {
                 if icmp::translate_quoted(ctx, packet, true, &conn.peer, conn.peer_port).is_none()
-                    || forward::rewrite_address(ctx, packet, false, &packet.dst, &conn.peer)
-                        .is_none()
+                    || icmp::rewrite_outer(ctx, packet, false, &packet.dst, &conn.peer).is_none()
                 {
                     return xdp_action::XDP_PASS;
                 }
@@ -375,7 +374,7 @@ mod program {
             add_stats(conn.service_stats, packet.ip_len as u64, STATS_OUT);
             add_stats(conn.dest_stats, packet.ip_len as u64, STATS_OUT);
             if forward::decrement_ttl(ctx, packet).is_none()
-                || forward::rewrite_address(ctx, packet, true, &packet.src, &conn.peer).is_none()
+                || icmp::rewrite_outer(ctx, packet, true, &packet.src, &conn.peer).is_none()
             {
                 return xdp_action::XDP_PASS;
             }

@@ -187,7 +187,21 @@ impl Lab {
             }
             Step::Bridge { host, name, ports } => {
                 let ns = self.namespace(&host);
-                ip(&["-n", &ns, "link", "add", &name, "type", "bridge"])?;
+                // Without multicast snooping, as a plain switch: IPv6 neighbour
+                // solicitations reach every port from the start (a snooping bridge
+                // delivers them by the MLD reports it has seen, and the hosts' first
+                // reports go out before their ports join it).
+                ip(&[
+                    "-n",
+                    &ns,
+                    "link",
+                    "add",
+                    &name,
+                    "type",
+                    "bridge",
+                    "mcast_snooping",
+                    "0",
+                ])?;
                 ip(&["-n", &ns, "link", "set", &name, "up"])?;
                 for port in ports {
                     let switch_end = end(&host, &port.host, &[]);

@@ -141,6 +141,44 @@ fn tun_links(mtu: u32) -> LabBuilder {
         .mtu("lan", "br0", mtu)
 }
 
+/// IPv6 direct routing behind a router whose link toward the client is smaller than the
+/// rest (1400 bytes, the client's own link 1500): the client fd00:3::1 reaches the VIP
+/// fd00:9::1 through `router` (fd00:3::fe, fd00:1::1), which routes the VIP to the
+/// director (fd00:1::fd, holding the VIP too); web1 (fd00:1::10) holds the VIP on `lo`
+/// (IPv6 answers neighbour solicitations only for addresses of the interface asked). The
+/// VIP is outside the LAN's prefix so that the director's own solicitations come from its
+/// LAN address, which web1 answers (one from the VIP web1 would take for its own). web1's
+/// full-size answers do not fit the router's way to the client: the router's "packet too
+/// big" goes to the VIP, that is to the director.
+pub fn dr6_behind_router() -> LabBuilder {
+    LabBuilder::new()
+        .host("client")
+        .host("router")
+        .host("director")
+        .host("web1")
+        .host("lan")
+        .link(
+            end("client", "eth0", &["fd00:3::1/64"]),
+            end("router", "eth0", &["fd00:3::fe/64"]),
+        )
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("router", "eth1", &["fd00:1::1/64"]),
+                end("director", "eth0", &["fd00:1::fd/64", "fd00:9::1/128"]),
+                end("web1", "eth0", &["fd00:1::10/64"]),
+            ],
+        )
+        .mtu("router", "eth0", 1400)
+        .address("web1", "lo", "fd00:9::1/128")
+        .route("client", &["::/0", "via", "fd00:3::fe"])
+        .route("router", &["fd00:9::1/128", "via", "fd00:1::fd"])
+        .route("web1", &["fd00:3::/64", "via", "fd00:1::1"])
+        .route("director", &["fd00:3::/64", "via", "fd00:1::1"])
+        .sysctl("router", "net.ipv6.conf.all.forwarding", "1")
+}
+
 /// web1 and web2 of `lab` hold the VIP on `lo` and neither answer nor announce ARP for
 /// it (`arp_ignore=1`, `arp_announce=2`), as DR and tunnel real servers do.
 pub fn real_servers_hold_vip(mut lab: LabBuilder) -> LabBuilder {

@@ -358,6 +358,50 @@ fn a_megabyte_up_a_tunnel_with_1500_byte_links() {
     assert!(too_big > 0, "the client was told");
 }
 
+/// IPv6 direct routing behind a router with a smaller link toward the client: web1's
+/// full-size segments (from the VIP) do not fit, the router's ICMPv6 "packet too big" goes
+/// to the VIP, that is to the director, which hands it to web1 by the connection it
+/// quotes (IPVS's `ip_vs_in_icmp_v6`); web1's path MTU discovery then sends smaller
+/// segments and a megabyte downloaded arrives whole. Without the relay the download stalls
+/// (a path MTU black hole).
+#[test]
+fn ipv6_packet_too_big_reaches_a_dr_real_server_and_a_megabyte_arrives() {
+    let mut lab = topology::dr6_behind_router().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    // web1 and the router are up and known before web1 is added, as running hosts are (a
+    // fresh namespace's first neighbour solicitations can go unanswered).
+    for (host, address) in [("director", "fd00:1::10"), ("client", "fd00:9::1")] {
+        let reached = (0..10).any(|_| {
+            lab.run_ok(host, &["ping", "-6", "-c", "1", "-W", "3", address])
+                .is_ok()
+        });
+        assert!(reached, "{host} never reached {address}");
+    }
+    xvsadm(&lab, "-A -t [fd00:9::1]:80 -s rr");
+    xvsadm(&lab, "-a -t [fd00:9::1]:80 -r [fd00:1::10]:80 -g");
+    // Bytes received, curl's exit code and its error, if any.
+    let got = lab
+        .run(
+            "client",
+            &[
+                "sh",
+                "-c",
+                "curl -g -s -o /dev/null -w '%{size_download} %{exitcode} %{errormsg}' \
+                 --max-time 20 'http://[fd00:9::1]/bytes/1000000'",
+            ],
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "1000000 0 ");
+    let forwarded = lab
+        .within("director", || {
+            let director = xvs_datapath::Director::find().unwrap().unwrap();
+            director.counters().unwrap()[xvs_common::counter::ICMP_FORWARDED as usize]
+        })
+        .unwrap();
+    assert!(forwarded > 0, "the router's packet too big was relayed");
+}
+
 /// The seed's NAT lab: a UDP datagram larger than the links' MTU goes out of the client
 /// in fragments; the director sends them all to one real server, which reassembles the
 /// datagram and answers.

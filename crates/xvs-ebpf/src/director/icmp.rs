@@ -16,8 +16,12 @@ use aya_ebpf::{
 use xvs_common::{FAMILY_V4, counter};
 
 use crate::{
+    forward,
     maps::count,
-    packet::{Packet, at, csum_addr_delta, csum_apply, ipv4_header_checksum, put_mac, store_u32},
+    packet::{
+        ICMP_HEADER, Packet, at, csum_addr_delta, csum_apply, ipv4_header_checksum, put_mac,
+        store_u32,
+    },
     wire::{ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, eth, ipv4, ipv6},
 };
 
@@ -28,7 +32,6 @@ const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_FRAG_NEEDED: u8 = 4;
 /// ICMPv6 packet too big.
 const ICMPV6_PACKET_TOO_BIG: u8 = 2;
-const ICMP_HEADER: usize = 8;
 /// The payload bytes quoted after the client's IP header.
 const QUOTED_PAYLOAD: usize = 8;
 
@@ -218,12 +221,102 @@ fn answer_v6(ctx: &XdpContext, packet: &Packet, mtu: u32) -> Option<()> {
     Some(())
 }
 
-/// Rewrites the packet an ICMP error quotes: its source (if `source`, else its
-/// destination) address and port become `addr` and `port`, keeping the quoted IP header's
-/// checksum, the quoted UDP checksum (TCP's is beyond the 8 quoted bytes) and the ICMP
-/// checksum right (RFC 1624 updates, every changed word counted once).
+/// Rewrites the packet an ICMP or ICMPv6 error quotes: its source (if `source`, else its
+/// destination) address and port become `addr` and `port`, keeping the checksums right
+/// (RFC 1624 updates, every changed word counted once).
 #[inline(always)]
 pub fn translate_quoted(
+    ctx: &XdpContext,
+    packet: &Packet,
+    source: bool,
+    addr: &[u8; 16],
+    port: u16,
+) -> Option<()> {
+    if packet.family == FAMILY_V4 {
+        translate_quoted_v4(ctx, packet, source, addr, port)
+    } else {
+        translate_quoted_v6(ctx, packet, source, addr, port)
+    }
+}
+
+/// Rewrites the error's outer source (if `source`) or destination address from `old` to
+/// `new`. ICMPv6's checksum covers the addresses (its pseudo header), so it changes too;
+/// ICMP's does not.
+#[inline(always)]
+pub fn rewrite_outer(
+    ctx: &XdpContext,
+    packet: &Packet,
+    source: bool,
+    old: &[u8; 16],
+    new: &[u8; 16],
+) -> Option<()> {
+    let delta = forward::rewrite_address(ctx, packet, source, old, new)?;
+    if packet.family != FAMILY_V4 {
+        let check = at::<u16>(ctx, eth::LEN + ipv6::LEN + 2)?;
+        unsafe { *check = csum_apply(*check, delta) };
+    }
+    Some(())
+}
+
+/// [`translate_quoted`] of an ICMPv6 error: every offset fixed (no extension headers).
+/// The quoted UDP checksum (which covers the quoted addresses) is kept right as IPv4's
+/// is; the quoted TCP checksum is left as it was, as IPVS leaves it.
+#[inline(always)]
+fn translate_quoted_v6(
+    ctx: &XdpContext,
+    packet: &Packet,
+    source: bool,
+    addr: &[u8; 16],
+    port: u16,
+) -> Option<()> {
+    const L4: usize = eth::LEN + ipv6::LEN;
+    const INNER: usize = L4 + ICMP_HEADER;
+    const INNER_L4: usize = INNER + ipv6::LEN;
+    // Source and destination addresses at 8 and 24 of the quoted header.
+    let (old_addr, old_port, addr_at, port_at) = if source {
+        (&packet.inner_src, packet.inner_sport, INNER + 8, INNER_L4)
+    } else {
+        (
+            &packet.inner_dst,
+            packet.inner_dport,
+            INNER + 24,
+            INNER_L4 + 2,
+        )
+    };
+    let addr_delta = csum_addr_delta(old_addr, addr, 4);
+    let port_delta = (!old_port) as u64 + port as u64;
+    let field = at::<[u8; 16]>(ctx, addr_at)?;
+    let port_field = at::<u16>(ctx, port_at)?;
+    let icmp_check = at::<u16>(ctx, L4 + 2)?;
+    let udp_check = if packet.inner_protocol == IPPROTO_UDP {
+        Some(at::<u16>(ctx, INNER_L4 + 6)?)
+    } else {
+        None
+    };
+    unsafe {
+        *field = *addr;
+        *port_field = port;
+        let mut icmp_delta = addr_delta + port_delta;
+        if let Some(udp_check) = udp_check {
+            let old = *udp_check;
+            let mut new = csum_apply(old, addr_delta + port_delta);
+            // IPv6 UDP has no "no checksum": a zero result is sent as all ones.
+            if new == 0 {
+                new = 0xffff;
+            }
+            *udp_check = new;
+            icmp_delta += (!old) as u64 + new as u64;
+        }
+        *icmp_check = csum_apply(*icmp_check, icmp_delta);
+    }
+    Some(())
+}
+
+/// [`translate_quoted`] of an IPv4 ICMP error: the quoted IP header's checksum, the
+/// quoted UDP checksum (TCP's is beyond the 8 quoted bytes) and the ICMP checksum kept
+/// right.
+#[inline(always)]
+fn translate_quoted_v4(
     ctx: &XdpContext,
     packet: &Packet,
     source: bool,

@@ -162,8 +162,8 @@ pub enum Skip {
     /// An IPv4 fragment after the first: its addresses, protocol, lengths and
     /// identification are parsed, it has no ports.
     LaterFragment,
-    /// An ICMP error (IPv4) quoting a TCP or UDP packet: the outer header and the quoted
-    /// packet's addresses and ports are parsed.
+    /// An ICMP or ICMPv6 error quoting a TCP or UDP packet: the outer header and the
+    /// quoted packet's addresses and ports are parsed.
     IcmpError,
 }
 
@@ -223,6 +223,52 @@ fn parse_icmp_error(
     out.inner_protocol = protocol;
     out.inner_l3 = inner;
     out.inner_l4 = inner_l4;
+    Err(Skip::IcmpError)
+}
+
+const IPPROTO_ICMPV6: u8 = 58;
+/// ICMPv6 errors that quote a packet: destination unreachable (1), packet too big (2),
+/// time exceeded (3), parameter problem (4). Informational messages (128 and up: echo,
+/// neighbour discovery) are the kernel's.
+const ICMPV6_LAST_ERROR: u8 = 4;
+
+/// An ICMPv6 error quoting a TCP or UDP packet (its IPv6 header without extension
+/// headers): parsed into `out` as [`parse_icmp_error`] parses IPv4's, answered with
+/// [`Skip::IcmpError`]; anything else of ICMPv6 is not the director's business. Every
+/// offset is fixed: the outer header has no extension headers either.
+#[inline(always)]
+fn parse_icmp6_error(ctx: &XdpContext, out: &mut Packet, payload: u16) -> Result<(), Skip> {
+    let outer = at::<[u8; 32]>(ctx, ipv6::SRC).ok_or(Skip::Malformed)?;
+    set_v6(&mut out.src, outer as *const u8);
+    set_v6(&mut out.dst, unsafe { (outer as *const u8).add(16) });
+    const L4: usize = eth::LEN + ipv6::LEN;
+    const INNER: usize = L4 + ICMP_HEADER;
+    const INNER_L4: usize = INNER + ipv6::LEN;
+    let icmp = at::<[u8; ICMP_HEADER]>(ctx, L4).ok_or(Skip::Malformed)?;
+    let kind = unsafe { (*icmp)[0] };
+    if kind == 0 || kind > ICMPV6_LAST_ERROR {
+        return Err(Skip::NotOurs);
+    }
+    let quoted = at::<[u8; 40]>(ctx, INNER).ok_or(Skip::Malformed)?;
+    let (first, protocol) = unsafe { ((*quoted)[0], (*quoted)[6]) };
+    if first >> 4 != 6 || (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) {
+        return Err(Skip::NotOurs);
+    }
+    let ports = at::<[u16; 2]>(ctx, INNER_L4).ok_or(Skip::Malformed)?;
+    set_v6(&mut out.inner_src, unsafe { (quoted as *const u8).add(8) });
+    set_v6(&mut out.inner_dst, unsafe { (quoted as *const u8).add(24) });
+    unsafe {
+        out.inner_sport = (*ports)[0];
+        out.inner_dport = (*ports)[1];
+    }
+    out.family = xvs_common::FAMILY_V6;
+    out.protocol = IPPROTO_ICMPV6;
+    out.l4 = L4;
+    out.ip_len = ipv6::LEN as u32 + payload as u32;
+    out.fragment = 0;
+    out.inner_protocol = protocol;
+    out.inner_l3 = INNER;
+    out.inner_l4 = INNER_L4;
     Err(Skip::IcmpError)
 }
 
@@ -287,6 +333,9 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
             let payload =
                 u16::from_be(read_be16_raw(ctx, ipv6::PAYLOAD_LEN).ok_or(Skip::Malformed)?);
             let next = read_u8(ctx, ipv6::NEXT_HEADER).ok_or(Skip::Malformed)?;
+            if next == IPPROTO_ICMPV6 {
+                return parse_icmp6_error(ctx, out, payload);
+            }
             if next != IPPROTO_TCP && next != IPPROTO_UDP {
                 // Extension headers (fragments among them) are left to the kernel.
                 return Err(if next == 0 || next == 43 || next == 44 || next == 60 {
