@@ -245,7 +245,7 @@ mod program {
         send(ctx, packet, conn)
     }
 
-    /// An ICMP error quoting a packet of a connection (IPVS's `ip_vs_in_icmp` and
+    /// An ICMP or ICMPv6 error quoting a packet of a connection (IPVS's `ip_vs_in_icmp` and
     /// `ip_vs_out_icmp`): the quoted packet, turned round, is the connection's request key
     /// or (NAT) its reply key.
     /// - About a packet that left from the VIP toward the client (DR and tunnel real
