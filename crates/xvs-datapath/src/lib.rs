@@ -16,7 +16,7 @@ mod edit;
 mod error;
 pub mod fwmark;
 pub mod lock;
-mod neighbours;
+pub mod neighbours;
 pub mod netlink;
 pub mod objects;
 pub mod rates;

@@ -471,55 +471,79 @@ pub fn keep_neighbour_resolved(ifindex: u32, addr: IpAddr) -> io::Result<()> {
     socket.receive(seq, |_, _| {})
 }
 
+/// An entry of the kernel's neighbour table (`ip neigh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighbourEntry {
+    pub ifindex: u32,
+    pub addr: IpAddr,
+    /// `NUD_*` bits.
+    pub state: u16,
+    pub mac: Option<[u8; 6]>,
+}
+
+impl NeighbourEntry {
+    /// The hardware address, if the kernel holds the entry resolved.
+    pub fn resolved_mac(&self) -> Option<[u8; 6]> {
+        if self.state & NUD_VALID != 0 {
+            self.mac
+        } else {
+            None
+        }
+    }
+
+    /// True if the entry was set by hand (permanent, or on a link without ARP): xvs leaves
+    /// such entries alone.
+    pub fn is_static(&self) -> bool {
+        const NUD_PERMANENT: u16 = 0x80;
+        const NUD_NOARP: u16 = 0x40;
+        self.state & (NUD_PERMANENT | NUD_NOARP) != 0
+    }
+}
+
 /// The hardware address of neighbour `addr` on `ifindex`, if the kernel has resolved it.
 pub fn neighbour_mac(ifindex: u32, addr: IpAddr) -> io::Result<Option<[u8; 6]>> {
-    Ok(neighbour(ifindex, addr)?.and_then(
-        |(state, mac)| {
-            if state & NUD_VALID != 0 { mac } else { None }
-        },
-    ))
+    Ok(neighbour(ifindex, addr)?.and_then(|n| n.resolved_mac()))
 }
 
-/// True if the neighbour entry of `addr` on `ifindex` was set by hand (permanent, or on a
-/// link without ARP): xvs leaves such entries alone.
-pub fn neighbour_is_static(ifindex: u32, addr: IpAddr) -> io::Result<bool> {
-    const NUD_PERMANENT: u16 = 0x80;
-    const NUD_NOARP: u16 = 0x40;
-    Ok(
-        neighbour(ifindex, addr)?
-            .is_some_and(|(state, _)| state & (NUD_PERMANENT | NUD_NOARP) != 0),
-    )
-}
-
-/// The state and hardware address of the neighbour entry of `addr` on `ifindex`.
-fn neighbour(ifindex: u32, addr: IpAddr) -> io::Result<Option<(u16, Option<[u8; 6]>)>> {
-    let body = ndmsg(family_of(&addr), 0, 0);
+/// Every entry of the kernel's neighbour tables, IPv4 and IPv6: `ip neigh show`.
+pub fn neighbours() -> io::Result<Vec<NeighbourEntry>> {
+    // AF_UNSPEC: both families in one dump.
+    let body = ndmsg(0, 0, 0);
     let mut socket = Socket::open()?;
     let seq = socket.send(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, &body)?;
-    let mut found = None;
+    let mut found = Vec::new();
     socket.receive(seq, |msg_type, payload| {
         if msg_type != RTM_NEWNEIGH || payload.len() < 12 {
             return;
         }
-        let index = i32::from_ne_bytes(payload[4..8].try_into().unwrap()) as u32;
+        let ifindex = i32::from_ne_bytes(payload[4..8].try_into().unwrap()) as u32;
         let state = u16::from_ne_bytes(payload[8..10].try_into().unwrap());
-        if index != ifindex {
-            return;
-        }
         let mut dst = None;
-        let mut lladdr = None;
+        let mut mac = None;
         for (kind, value) in attributes(&payload[12..]) {
             match kind {
                 NDA_DST => dst = parse_addr(value),
-                NDA_LLADDR if value.len() == 6 => lladdr = <[u8; 6]>::try_from(value).ok(),
+                NDA_LLADDR if value.len() == 6 => mac = <[u8; 6]>::try_from(value).ok(),
                 _ => {}
             }
         }
-        if dst == Some(addr) {
-            found = Some((state, lladdr));
+        if let Some(addr) = dst {
+            found.push(NeighbourEntry {
+                ifindex,
+                addr,
+                state,
+                mac,
+            });
         }
     })?;
     Ok(found)
+}
+
+/// The kernel's neighbour entry of `addr` on `ifindex`, if it has one.
+pub fn neighbour(ifindex: u32, addr: IpAddr) -> io::Result<Option<NeighbourEntry>> {
+    Ok(neighbours()?
+        .into_iter()
+        .find(|n| n.ifindex == ifindex && n.addr == addr))
 }
 
 const RTM_NEWADDR: u16 = 20;

@@ -18,7 +18,9 @@ use std::{
 };
 
 use xvs_core::{listing::save, table::Table, text::NoNames};
-use xvs_datapath::{ChangeError, ChangeOptions, Director, rates::RateSampler};
+use xvs_datapath::{
+    ChangeError, ChangeOptions, Director, neighbours::NextHops, rates::RateSampler,
+};
 use xvs_health::{
     config::{Config, Watch},
     desired, report,
@@ -108,6 +110,8 @@ pub fn run(path: &str) -> Result<(), String> {
         watch_of: HashMap::new(),
         rates: RateSampler::new(),
         rates_error: None,
+        next_hops: NextHops::new(),
+        next_hops_error: None,
     };
     daemon.apply();
     // The VIPs come once the table is in place, so that the first client is served.
@@ -209,10 +213,14 @@ struct Daemon {
     rates: RateSampler,
     /// The last failure to sample the rates, said once.
     rates_error: Option<String>,
+    /// Keeps the datapath's next hops as the kernel's neighbour table says.
+    next_hops: NextHops,
+    /// The last failure to refresh them, said once.
+    next_hops_error: Option<String>,
 }
 
 impl Daemon {
-    /// Every 2 seconds: a change still pending, the rates, hand edits.
+    /// Every 2 seconds: a change still pending, the rates, next hops, hand edits.
     fn tick(&mut self) {
         let now = self.clock.elapsed();
         if self.state.drain_ended(&self.config, self.last_tick, now) {
@@ -227,14 +235,18 @@ impl Daemon {
             Ok(None) => Ok(()),
             Err(e) => Err(e.to_string()),
         };
-        match sampled {
-            Ok(()) => self.rates_error = None,
-            Err(e) if self.rates_error.as_ref() != Some(&e) => {
-                eprintln!("xvsd: cannot estimate the rates: {e}");
-                self.rates_error = Some(e);
+        say_failure_once(&mut self.rates_error, "cannot estimate the rates", sampled);
+        let refreshed = self.next_hops.refresh().map_err(|e| e.to_string());
+        if let Ok(changes) = &refreshed {
+            for change in changes {
+                println!("xvsd: {change}");
             }
-            Err(_) => {}
         }
+        say_failure_once(
+            &mut self.next_hops_error,
+            "cannot refresh the next hops",
+            refreshed.map(drop),
+        );
         self.look_for_hand_edits();
     }
 
@@ -473,6 +485,18 @@ fn read_table() -> Result<Table, String> {
             .map(|s| s.table)
             .map_err(|e| e.to_string()),
         None => Ok(Table::default()),
+    }
+}
+
+/// Says a periodic task's failure once, not every time it repeats; `last` remembers it.
+fn say_failure_once(last: &mut Option<String>, what: &str, result: Result<(), String>) {
+    match result {
+        Ok(()) => *last = None,
+        Err(e) if last.as_ref() != Some(&e) => {
+            eprintln!("xvsd: {what}: {e}");
+            *last = Some(e);
+        }
+        Err(_) => {}
     }
 }
 

@@ -543,6 +543,24 @@ fn the_rates_of_a_loaded_service_are_estimated() {
         })
         .unwrap();
     assert!(served > 0);
+    // Read right after a sample: xvsd writes the slots one by one, and a listing read
+    // while it does mixes two samples (IPVS's estimator walks its slots the same way).
+    let sampled = |lab: &Lab| {
+        lab.within("director", || {
+            Director::find()
+                .unwrap()
+                .unwrap()
+                .meta(xvs_common::meta::RATES_SAMPLED)
+                .unwrap()
+        })
+        .unwrap()
+    };
+    let last = sampled(&lab);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sampled(&lab) == last {
+        assert!(Instant::now() < deadline, "xvsd stopped sampling");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let listing = rate_listing(&lab);
     let rows: Vec<Vec<u64>> = listing
         .lines()
@@ -633,6 +651,155 @@ address = "1.1.1.20:80"
         pages(&lab, 4),
         ["web1\n", "web2\n"].map(String::from).into()
     );
+    let _ = std::fs::remove_file(config);
+}
+
+/// A DR director forwards nothing itself, so the datapath takes real servers' MACs from
+/// its neighbour map, not from the kernel's FIB. When web2 is replaced by a machine with
+/// another MAC (here: its MAC changes, and it says so with a gratuitous ARP),
+/// xvsd copies the kernel's new neighbour into the map, and new connections reach web2
+/// again instead of going to a MAC nobody holds.
+#[test]
+fn a_dr_real_server_whose_mac_changes_is_reached_at_its_new_mac() {
+    let mut lab = topology::dr().build().unwrap();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Http(web.into())).unwrap();
+    }
+    let config = write_config(
+        "mac-change",
+        r#"
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "rr"
+method = "dr"
+[service.check]
+type = "tcp"
+interval = 0.2
+timeout = 0.5
+[[service.real_server]]
+address = "1.1.1.10:80"
+[[service.real_server]]
+address = "1.1.1.20:80"
+"#,
+    );
+    let xvsd = Xvsd::start(&lab, &config, "mac-change");
+    table_until(&lab, "both real servers in", |t| {
+        t.contains("1.1.1.10:80") && t.contains("1.1.1.20:80")
+    });
+    assert_eq!(
+        pages(&lab, 4),
+        ["web1\n", "web2\n"].map(String::from).into()
+    );
+
+    // The new machine announces itself (gratuitous ARP on a changed address, as a
+    // replacement with `arp_notify` or keepalived on the real servers does).
+    lab.run_ok(
+        "web2",
+        &["sysctl", "-qw", "net.ipv4.conf.eth0.arp_notify=1"],
+    )
+    .unwrap();
+    let new_mac = "02:00:00:00:20:99";
+    lab.run_ok(
+        "web2",
+        &["ip", "link", "set", "dev", "eth0", "address", new_mac],
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !xvsd.log().contains(&format!("to {new_mac}")) {
+        assert!(
+            Instant::now() < deadline,
+            "xvsd never saw web2's new MAC:\n{}",
+            xvsd.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        xvsd.log()
+            .contains("next hop of real server 1.1.1.20 moved from"),
+        "{}",
+        xvsd.log()
+    );
+    // web2 stayed in throughout (its checks, through the kernel, kept passing), and new
+    // connections reach it again.
+    assert_eq!(
+        pages(&lab, 4),
+        ["web1\n", "web2\n"].map(String::from).into()
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+/// A real server added (here by hand, beside xvsd's own service) before its address
+/// answers ARP gets no next hop at first: its connections are dropped and counted. Once it
+/// answers, the kernel's managed neighbour entry resolves, xvsd copies it into the
+/// datapath's map, and the service works without being touched again.
+#[test]
+fn a_dr_real_server_that_answers_only_after_it_was_added_is_reached() {
+    let mut lab = topology::dr().build().unwrap();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Http(web.into())).unwrap();
+    }
+    lab.serve("web2", 81, ServerKind::Http("late".into()))
+        .unwrap();
+    let config = write_config(
+        "late-neighbour",
+        r#"
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "rr"
+method = "dr"
+[service.check]
+type = "tcp"
+interval = 0.2
+timeout = 0.5
+[[service.real_server]]
+address = "1.1.1.10:80"
+[[service.real_server]]
+address = "1.1.1.20:80"
+"#,
+    );
+    let xvsd = Xvsd::start(&lab, &config, "late-neighbour");
+    table_until(&lab, "xvsd's service in", |t| t.contains("1.1.1.20:80"));
+    // 1.1.1.21 is nobody's yet.
+    lab.within("director", || {
+        Director::change(ChangeOptions::default(), |t| {
+            xvs_core::restore::restore(
+                "-A -t 1.1.1.254:81 -s rr\n-a -t 1.1.1.254:81 -r 1.1.1.21 -g",
+                t,
+                &NoNames,
+                "xvsadm",
+            )
+        })
+        .unwrap()
+    })
+    .unwrap();
+    let late = ["curl", "-s", "--max-time", "2", "http://1.1.1.254:81/"];
+    assert!(
+        lab.run_ok("client", &late).is_err(),
+        "served before it exists"
+    );
+    let no_route = lab
+        .within("director", || {
+            Director::find().unwrap().unwrap().counters().unwrap()
+                [xvs_common::counter::NO_ROUTE as usize]
+        })
+        .unwrap();
+    assert!(no_route > 0, "the dropped SYNs are not counted");
+
+    lab.run_ok("web2", &["ip", "addr", "add", "1.1.1.21/24", "dev", "eth0"])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !xvsd
+        .log()
+        .contains("next hop of real server 1.1.1.21 resolved")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "xvsd never saw 1.1.1.21 resolve:\n{}",
+            xvsd.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(lab.run_ok("client", &late).unwrap(), "late\n");
     let _ = std::fs::remove_file(config);
 }
 

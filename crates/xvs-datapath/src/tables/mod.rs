@@ -350,7 +350,8 @@ impl Director {
             if !prepared.insert((route.oif, hop)) {
                 continue;
             }
-            if !netlink::neighbour_is_static(route.oif, hop).unwrap_or(false) {
+            let entry = netlink::neighbour(route.oif, hop).ok().flatten();
+            if !entry.is_some_and(|n| n.is_static()) {
                 let _ = netlink::keep_neighbour_resolved(route.oif, hop);
             }
             if !neighbours::forwarding(route.oif, addr.is_ipv4()) {
