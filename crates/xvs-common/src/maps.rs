@@ -84,8 +84,8 @@ pub mod counter {
     pub const NOT_IP: u32 = 2;
     /// Frames too short for the headers they announce (passed to the stack).
     pub const MALFORMED: u32 = 3;
-    /// Fragments the director could not place (a later IPv4 fragment whose first did not
-    /// come through first) and IPv6 packets with extension headers (passed to the stack).
+    /// Fragments the director could not place (a later fragment whose first did not come
+    /// through first) and IPv6 packets with other extension headers (passed to the stack).
     pub const FRAGMENTS: u32 = 4;
     /// Packets forwarded for a virtual service.
     pub const FORWARDED: u32 = 5;

@@ -1305,6 +1305,158 @@ fn fragments_follow_their_first_to_the_same_real_server() {
     );
 }
 
+/// A UDP datagram of `len` payload bytes as an IPv6 packet (checksum over all of it).
+fn udp6_datagram(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, len: usize) -> Vec<u8> {
+    let payload: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    let b = etherparse::PacketBuilder::ipv6(src, dst, 64).udp(sport, dport);
+    let mut packet = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut packet, &payload).unwrap();
+    packet
+}
+
+/// The IPv6 fragments of `datagram` (an IPv6 packet without extension headers) with at
+/// most `size` bytes of its payload each (a multiple of 8), as frames from `src_mac`: each
+/// a fixed header and a fragment header (identification `id`).
+fn fragments6(datagram: &[u8], size: usize, id: u32, src_mac: [u8; 6]) -> Vec<Vec<u8>> {
+    let (header, payload) = datagram.split_at(40);
+    let next = header[6];
+    payload
+        .chunks(size)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut ip = header.to_vec();
+            ip[4..6].copy_from_slice(&((8 + chunk.len()) as u16).to_be_bytes());
+            ip[6] = 44;
+            let more = (i + 1) * size < payload.len();
+            let offset = ((i * size) as u16) | u16::from(more);
+            ip.extend_from_slice(&[next, 0]);
+            ip.extend_from_slice(&offset.to_be_bytes());
+            ip.extend_from_slice(&id.to_be_bytes());
+            let mut frame = [0x02, 0, 0, 0, 0, 0xfe].to_vec();
+            frame.extend_from_slice(&src_mac);
+            frame.extend_from_slice(&[0x86, 0xdd]);
+            frame.extend_from_slice(&ip);
+            frame.extend_from_slice(chunk);
+            frame
+        })
+        .collect()
+}
+
+/// IPv6 fragments as IPv4's: the first (fragment header, then UDP) is scheduled or matched
+/// as a whole datagram; the later ones follow it to the same real server (NAT, DR and
+/// tunnel), NAT rewriting the addresses only, so the reassembled datagram's UDP checksum is right; a NAT reply's
+/// fragments come back from the VIP. A later fragment whose first never came, and other
+/// extension headers, pass to the stack, counted.
+#[test]
+fn ipv6_fragments_follow_their_first_to_the_same_real_server() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -u [fd00:1::fe]:53 -s rr",
+            "-a -u [fd00:1::fe]:53 -r [fd00:2::10]:5353 -m",
+            "-A -u [fd00:1::fe]:54 -s rr",
+            "-a -u [fd00:1::fe]:54 -r [fd00:2::10]:54 -g",
+            "-A -u [fd00:1::fe]:55 -s rr",
+            "-a -u [fd00:1::fe]:55 -r [fd00:2::10]:55 -i",
+        ],
+        |director, eth0| {
+            let before = counters(director);
+            // NAT: three fragments in, three out, all to the real server.
+            let datagram = udp6_datagram(CLIENT6, VIP6, 5000, 53, 3000);
+            let mut out_ip = Vec::new();
+            for (i, frame) in fragments6(&datagram, 1232, 7, CLIENT_MAC)
+                .iter()
+                .enumerate()
+            {
+                let (out, _) = director.run_frame(eth0, frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "fragment {i}");
+                assert_eq!(&out.frame[..6], &RS1_MAC, "fragment {i}");
+                assert_eq!(&out.frame[38..54], &RS6, "fragment {i}: to the real server");
+                assert_eq!(&out.frame[54..62], &frame[54..62], "fragment {i}: header");
+                out_ip.push(out.frame[14..].to_vec());
+            }
+            assert_eq!(out_ip.len(), 3);
+            // Reassembled, the UDP checksum is right for the new address and port.
+            let mut udp: Vec<u8> = Vec::new();
+            for ip in &out_ip {
+                udp.extend_from_slice(&ip[48..]);
+            }
+            assert_eq!(&udp[2..4], &5353u16.to_be_bytes(), "the port, in the first");
+            let mut pseudo = out_ip[0][8..40].to_vec();
+            pseudo.extend_from_slice(&(udp.len() as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, 17]);
+            assert_eq!(ones_sum(&[&pseudo, &udp]), 0xffff, "the datagram's UDP sum");
+            // The real server's reply, in fragments too: from the VIP again.
+            let reply = udp6_datagram(RS6, CLIENT6, 5353, 5000, 2000);
+            let mut udp: Vec<u8> = Vec::new();
+            for (i, frame) in fragments6(&reply, 1232, 8, RS1_MAC).iter().enumerate() {
+                let (out, _) = director.run_frame(eth0, frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "reply fragment {i}");
+                assert_eq!(&out.frame[..6], &CLIENT_MAC);
+                assert_eq!(
+                    &out.frame[22..38],
+                    &VIP6,
+                    "reply fragment {i}: from the VIP"
+                );
+                assert_eq!(&out.frame[54..62], &frame[54..62], "reply fragment {i}");
+                udp.extend_from_slice(&out.frame[62..]);
+            }
+            assert_eq!(&udp[..2], &53u16.to_be_bytes(), "from the VIP's port");
+            let mut pseudo = VIP6.to_vec();
+            pseudo.extend_from_slice(&CLIENT6);
+            pseudo.extend_from_slice(&(udp.len() as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, 17]);
+            assert_eq!(ones_sum(&[&pseudo, &udp]), 0xffff, "the reply's UDP sum");
+
+            // DR: the fragments go out unchanged but for the MACs.
+            let datagram = udp6_datagram(CLIENT6, VIP6, 5001, 54, 3000);
+            for frame in fragments6(&datagram, 1232, 9, CLIENT_MAC) {
+                let (out, _) = director.run_frame(eth0, &frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+                assert_eq!(&out.frame[..6], &RS1_MAC);
+                assert!(out.frame[12..] == frame[12..], "DR changes only the MACs");
+            }
+            // Tunnel: each fragment wrapped whole in an outer IPv6 header.
+            let datagram = udp6_datagram(CLIENT6, VIP6, 5004, 55, 3000);
+            for frame in fragments6(&datagram, 1232, 11, CLIENT_MAC) {
+                let (out, _) = director.run_frame(eth0, &frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+                assert_eq!(&out.frame[..6], &RS1_MAC);
+                assert_eq!(out.frame[20], 41, "IPv6 in IPv6");
+                assert_eq!(&out.frame[38..54], &RS6);
+                assert!(
+                    out.frame[54..] == frame[14..],
+                    "the fragment, whole, inside"
+                );
+            }
+
+            // A later fragment alone: to the stack.
+            let orphan = udp6_datagram(CLIENT6, VIP6, 5002, 54, 3000);
+            let later = fragments6(&orphan, 1232, 10, CLIENT_MAC).pop().unwrap();
+            let (out, _) = director.run_frame(eth0, &later).unwrap();
+            assert_eq!(out.verdict, XDP_PASS);
+            // A hop-by-hop options header before UDP: to the stack.
+            let mut hop_by_hop = udp6_datagram(CLIENT6, VIP6, 5003, 54, 100);
+            let next = hop_by_hop[6];
+            hop_by_hop[6] = 0;
+            hop_by_hop.splice(40..40, [next, 0, 1, 4, 0, 0, 0, 0]);
+            let length = (hop_by_hop.len() - 40) as u16;
+            hop_by_hop[4..6].copy_from_slice(&length.to_be_bytes());
+            let mut frame = [0x02, 0, 0, 0, 0, 0xfe].to_vec();
+            frame.extend_from_slice(&CLIENT_MAC);
+            frame.extend_from_slice(&[0x86, 0xdd]);
+            frame.extend_from_slice(&hop_by_hop);
+            let (out, _) = director.run_frame(eth0, &frame).unwrap();
+            assert_eq!(out.verdict, XDP_PASS);
+
+            let after = counters(director);
+            let moved = |c: u32| after[c as usize] - before[c as usize];
+            assert_eq!(moved(counter::FRAGMENTS_FORWARDED), 2 + 1 + 2 + 2);
+            assert_eq!(moved(counter::FRAGMENTS), 2);
+        },
+    );
+}
+
 /// An ICMP error frame from `src` to `dst` of `kind`/`code` (`rest`: the 4 bytes after
 /// the checksum) quoting `quoted` (an IP header and 8 bytes), checksums right.
 fn icmp4(

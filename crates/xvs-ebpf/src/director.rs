@@ -333,7 +333,7 @@ mod program {
     fn fragment_key(key: &mut FragmentKey, packet: &Packet) {
         key.src = packet.src;
         key.dst = packet.dst;
-        key.id = packet.fragment_id as u32;
+        key.id = packet.fragment_id;
         key.protocol = packet.protocol;
         key.family = packet.family;
         key._pad = [0; 2];
@@ -374,7 +374,7 @@ mod program {
             add_stats(conn.service_stats, packet.ip_len as u64, STATS_OUT);
             add_stats(conn.dest_stats, packet.ip_len as u64, STATS_OUT);
             if forward::decrement_ttl(ctx, packet).is_none()
-                || icmp::rewrite_outer(ctx, packet, true, &packet.src, &conn.peer).is_none()
+                || forward::rewrite_address(ctx, packet, true, &packet.src, &conn.peer).is_none()
             {
                 return xdp_action::XDP_PASS;
             }

@@ -58,6 +58,15 @@ pub mod ipv6 {
     pub const DST: usize = eth::LEN + 24;
     /// The fixed header.
     pub const LEN: usize = 40;
+    /// The fragment header's next-header value, and its fields right after the fixed
+    /// header (the only extension header the director parses).
+    pub const NEXT_FRAGMENT: u8 = 44;
+    pub const FRAGMENT_NEXT: usize = eth::LEN + LEN;
+    /// Offset (13 bits, in 8-byte units) and, in the low bit, "more fragments".
+    pub const FRAGMENT_OFFSET: usize = eth::LEN + LEN + 2;
+    pub const FRAGMENT_ID: usize = eth::LEN + LEN + 4;
+    pub const FRAGMENT_OFFSET_MASK: u16 = 0xfff8;
+    pub const FRAGMENT_LEN: usize = 8;
 }
 
 pub mod tcp {

@@ -402,32 +402,17 @@ fn ipv6_packet_too_big_reaches_a_dr_real_server_and_a_megabyte_arrives() {
     assert!(forwarded > 0, "the router's packet too big was relayed");
 }
 
-/// The seed's NAT lab: a UDP datagram larger than the links' MTU goes out of the client
-/// in fragments; the director sends them all to one real server, which reassembles the
-/// datagram and answers.
-#[test]
-fn a_udp_datagram_in_fragments_reaches_its_real_server_whole() {
-    let mut lab = topology::nat().build().unwrap();
-    lab.serve("web1", 53, ServerKind::UdpName("web1".into()))
-        .unwrap();
-    lab.serve("web2", 53, ServerKind::UdpName("web2".into()))
-        .unwrap();
-    xvsadm(&lab, "-A -u 1.1.1.254:53 -s rr");
-    xvsadm(&lab, "-a -u 1.1.1.254:53 -r 192.168.1.10 -m");
-    xvsadm(&lab, "-a -u 1.1.1.254:53 -r 192.168.1.20 -m");
+/// Sends two 4,000-byte datagrams from the client to `target` (socat's address), each in
+/// fragments; each must reach a real server whole (its answer names it), rr over both,
+/// and the director must have sent later fragments on.
+fn datagrams_in_fragments_arrive_whole(lab: &Lab, target: &str) {
+    let mut answers = Vec::new();
     for _ in 0..2 {
-        let answer = lab
-            .run_ok(
-                "client",
-                &[
-                    "sh",
-                    "-c",
-                    "head -c 4000 /dev/zero | socat -t 1 - UDP:1.1.1.254:53",
-                ],
-            )
-            .unwrap();
-        assert!(answer == "web1\n" || answer == "web2\n", "{answer:?}");
+        let command = format!("head -c 4000 /dev/zero | socat -t 1 - '{target}'");
+        answers.push(lab.run_ok("client", &["sh", "-c", &command]).unwrap());
     }
+    answers.sort();
+    assert_eq!(answers, ["web1\n", "web2\n"], "rr over whole datagrams");
     let fragments = lab
         .within("director", || {
             let director = xvs_datapath::Director::find().unwrap().unwrap();
@@ -435,6 +420,97 @@ fn a_udp_datagram_in_fragments_reaches_its_real_server_whole() {
         })
         .unwrap();
     assert!(fragments >= 4, "{fragments} later fragments sent on");
+}
+
+fn serve_udp_names(lab: &mut Lab) {
+    for web in ["web1", "web2"] {
+        lab.serve(web, 53, ServerKind::UdpName(web.into())).unwrap();
+    }
+}
+
+/// UDP servers on the VIP of DR and tunnel real servers: bound to it, as a DNS server is,
+/// so that they answer from it (socat answers each datagram with the server's name).
+fn serve_udp_names_on_vip(lab: &mut Lab) {
+    for web in ["web1", "web2"] {
+        let listen = "UDP4-RECVFROM:53,bind=1.1.1.254,fork";
+        let answer = format!("SYSTEM:echo {web}");
+        lab.spawn(web, &["socat", listen, &answer]).unwrap();
+    }
+    for web in ["web1", "web2"] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !lab
+            .run_ok(web, &["ss", "-Huln", "sport", "53"])
+            .unwrap()
+            .contains("1.1.1.254:53")
+        {
+            assert!(std::time::Instant::now() < deadline, "socat never listened");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// The seed's NAT lab: a UDP datagram larger than the links' MTU goes out of the client
+/// in fragments; the director sends them all to one real server, which reassembles the
+/// datagram and answers.
+#[test]
+fn a_udp_datagram_in_fragments_reaches_its_real_server_whole() {
+    let mut lab = topology::nat().build().unwrap();
+    serve_udp_names(&mut lab);
+    xvsadm(&lab, "-A -u 1.1.1.254:53 -s rr");
+    xvsadm(&lab, "-a -u 1.1.1.254:53 -r 192.168.1.10 -m");
+    xvsadm(&lab, "-a -u 1.1.1.254:53 -r 192.168.1.20 -m");
+    datagrams_in_fragments_arrive_whole(&lab, "UDP:1.1.1.254:53");
+}
+
+/// The same in the DR lab: the fragments reach the real server unchanged but for the MACs,
+/// and it answers the client from the VIP itself.
+#[test]
+fn a_udp_datagram_in_fragments_reaches_a_dr_real_server_whole() {
+    let mut lab = topology::dr().build().unwrap();
+    serve_udp_names_on_vip(&mut lab);
+    xvsadm(&lab, "-A -u 1.1.1.254:53 -s rr");
+    xvsadm(&lab, "-a -u 1.1.1.254:53 -r 1.1.1.10 -g");
+    xvsadm(&lab, "-a -u 1.1.1.254:53 -r 1.1.1.20 -g");
+    datagrams_in_fragments_arrive_whole(&lab, "UDP:1.1.1.254:53");
+}
+
+/// The same through the tunnel: each fragment is wrapped in IP-in-IP on its own (the
+/// tunnel's links have room for the outer header), the real server decapsulates and
+/// reassembles.
+#[test]
+fn a_udp_datagram_in_fragments_reaches_a_tunnel_real_server_whole() {
+    let mut lab = topology::tun().build().unwrap();
+    serve_udp_names_on_vip(&mut lab);
+    for web in ["web1", "web2"] {
+        lab.within(web, || xvs_datapath::decap::attach("eth0").unwrap())
+            .unwrap();
+    }
+    xvsadm(&lab, "-A -u 1.1.1.254:53 -s rr");
+    xvsadm(&lab, "-a -u 1.1.1.254:53 -r 10.0.0.10 -i");
+    xvsadm(&lab, "-a -u 1.1.1.254:53 -r 10.0.0.20 -i");
+    datagrams_in_fragments_arrive_whole(&lab, "UDP:1.1.1.254:53");
+}
+
+/// The same over IPv6 (the dual-stack NAT lab): the client's kernel sends the datagram in
+/// fragments behind a fragment header; the director sends them all to one real server,
+/// which reassembles the datagram and answers through NAT.
+#[test]
+fn an_ipv6_udp_datagram_in_fragments_reaches_its_real_server_whole() {
+    let mut lab = topology::nat_dual_stack().build().unwrap();
+    serve_udp_names(&mut lab);
+    xvsadm(&lab, "-A -u [fd00:1::fe]:53 -s rr");
+    xvsadm(&lab, "-a -u [fd00:1::fe]:53 -r [fd00:2::10]:53 -m");
+    xvsadm(&lab, "-a -u [fd00:1::fe]:53 -r [fd00:2::20]:53 -m");
+    // Fresh IPv6 neighbours: the first solicitations can be lost.
+    for (host, target) in [
+        ("client", "fd00:1::fe"),
+        ("web1", "fd00:2::fe"),
+        ("web2", "fd00:2::fe"),
+    ] {
+        lab.run_ok(host, &["ping", "-6", "-c", "1", "-w", "10", target])
+            .unwrap();
+    }
+    datagrams_in_fragments_arrive_whole(&lab, "UDP6:[fd00:1::fe]:53");
 }
 
 /// Both ends of a NAT connection close at once, so the client's FIN and the server's FIN

@@ -121,11 +121,11 @@ pub struct Packet {
     pub tcp_flags: u8,
     /// IP total length (what IPVS counts as bytes).
     pub ip_len: u32,
-    /// An IPv4 fragment: [`FIRST_FRAGMENT`] (it has the ports) or [`LATER_FRAGMENT`];
-    /// 0 for a whole datagram.
+    /// A fragment: [`FIRST_FRAGMENT`] (it has the ports) or [`LATER_FRAGMENT`]; 0 for a
+    /// whole datagram.
     pub fragment: u8,
-    /// The IPv4 identification of a fragment's datagram.
-    pub fragment_id: u16,
+    /// The identification of a fragment's datagram (IPv4's 16 bits, IPv6's 32).
+    pub fragment_id: u32,
     /// An ICMP error's quoted packet (see [`Skip::IcmpError`]): its addresses, ports (network
     /// order), protocol, and where its IP and L4 headers start in the frame.
     pub inner_src: [u8; 16],
@@ -157,9 +157,9 @@ pub enum Skip {
     NotOurs,
     /// Shorter than its headers say, or inconsistent lengths.
     Malformed,
-    /// An IPv6 packet with extension headers (fragments among them).
+    /// An IPv6 packet with extension headers other than one fragment header.
     Fragment,
-    /// An IPv4 fragment after the first: its addresses, protocol, lengths and
+    /// A fragment after the first: its addresses, protocol, lengths and
     /// identification are parsed, it has no ports.
     LaterFragment,
     /// An ICMP or ICMPv6 error quoting a TCP or UDP packet: the outer header and the
@@ -303,7 +303,7 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
                     LATER_FRAGMENT
                 };
                 out.fragment_id =
-                    u16::from_be(read_be16_raw(ctx, ipv4::ID).ok_or(Skip::Malformed)?);
+                    u16::from_be(read_be16_raw(ctx, ipv4::ID).ok_or(Skip::Malformed)?) as u32;
             }
             let addrs = at::<[u8; 8]>(ctx, ipv4::SRC).ok_or(Skip::Malformed)?;
             let (src, dst) = unsafe {
@@ -332,13 +332,35 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
             }
             let payload =
                 u16::from_be(read_be16_raw(ctx, ipv6::PAYLOAD_LEN).ok_or(Skip::Malformed)?);
-            let next = read_u8(ctx, ipv6::NEXT_HEADER).ok_or(Skip::Malformed)?;
+            let mut next = read_u8(ctx, ipv6::NEXT_HEADER).ok_or(Skip::Malformed)?;
             if next == IPPROTO_ICMPV6 {
                 return parse_icmp6_error(ctx, out, payload);
             }
+            // A fragment header straight after the fixed header, before TCP or UDP: the
+            // first fragment has the ports, a later one is placed by its first (as IPv4's).
+            out.fragment = 0;
+            out.l4 = eth::LEN + ipv6::LEN;
+            if next == ipv6::NEXT_FRAGMENT {
+                next = read_u8(ctx, ipv6::FRAGMENT_NEXT).ok_or(Skip::Malformed)?;
+                let offset =
+                    u16::from_be(read_be16_raw(ctx, ipv6::FRAGMENT_OFFSET).ok_or(Skip::Malformed)?);
+                let id = at::<[u8; 4]>(ctx, ipv6::FRAGMENT_ID).ok_or(Skip::Malformed)?;
+                out.fragment_id = unsafe { u32::from_be_bytes(*id) };
+                out.fragment = if offset & ipv6::FRAGMENT_OFFSET_MASK == 0 {
+                    FIRST_FRAGMENT
+                } else {
+                    LATER_FRAGMENT
+                };
+                out.l4 += ipv6::FRAGMENT_LEN;
+                if payload < ipv6::FRAGMENT_LEN as u16 {
+                    return Err(Skip::Malformed);
+                }
+            }
             if next != IPPROTO_TCP && next != IPPROTO_UDP {
-                // Extension headers (fragments among them) are left to the kernel.
-                return Err(if next == 0 || next == 43 || next == 44 || next == 60 {
+                // Other extension headers (and fragments of other protocols, or with
+                // more extension headers) are left to the kernel.
+                let extension = next == 0 || next == 43 || next == 44 || next == 60;
+                return Err(if extension || out.fragment != 0 {
                     Skip::Fragment
                 } else {
                     Skip::NotOurs
@@ -349,9 +371,10 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
             set_v6(&mut out.dst, unsafe { (addrs as *const u8).add(16) });
             out.family = xvs_common::FAMILY_V6;
             out.protocol = next;
-            out.l4 = eth::LEN + ipv6::LEN;
             out.ip_len = ipv6::LEN as u32 + payload as u32;
-            out.fragment = 0;
+            if out.fragment == LATER_FRAGMENT {
+                return Err(Skip::LaterFragment);
+            }
         }
         _ => return Err(Skip::NotOurs),
     }
