@@ -578,10 +578,15 @@ fn the_rates_of_a_loaded_service_are_estimated() {
         assert!(row.iter().all(|&rate| rate > 0), "{listing}");
     }
     // The service's rates are its real servers' (IPVS estimates each on its own, so
-    // rounding may differ by one).
+    // rounding may differ by one; and the sampler reads the service's counters and then
+    // its servers' while traffic flows, so a sample's inputs can differ by the packets in
+    // between: a thousandth at most).
     for (column, service) in rows[0].iter().enumerate() {
         let servers = rows[1][column] + rows[2][column];
-        assert!(service.abs_diff(servers) <= 2, "column {column}: {listing}");
+        assert!(
+            service.abs_diff(servers) <= 2 + service / 1000,
+            "column {column}: {listing}"
+        );
     }
     let _ = std::fs::remove_file(config);
 }
