@@ -20,8 +20,9 @@ pub mod map_names {
     /// [`crate::HOP_CACHE_SLOTS`] → [`crate::CachedHop`].
     pub const HOPS: &str = "XVS_HOPS";
     /// What the datapath keeps per service (connection counts, scheduler state,
-    /// least-connection tree) by service id → [`crate::ServiceConns`].
-    pub const CONN_COUNTS: &str = "XVS_CONN_COUNTS";
+    /// least-connection tree) by service id → [`crate::ServiceSched`].
+    pub const SCHED: &str = "XVS_SCHED";
+    pub const DEST_COUNTS: &str = "XVS_DEST_COUNTS";
     /// Weighted round-robin cycles: [`crate::WrrKey`] → set index.
     pub const WRR: &str = "XVS_WRR";
     /// The tables of sh, dh and mh: set id → [`crate::LookupTable`].
@@ -171,7 +172,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 24;
+pub const LAYOUT_VERSION: u64 = 25;
 
 /// Default capacity of the connection table (each connection takes two entries under NAT).
 pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;

@@ -11,7 +11,8 @@ unsafe impl aya::Pod for crate::SetEntry {}
 unsafe impl aya::Pod for crate::DestSet {}
 unsafe impl aya::Pod for crate::ServiceEntry {}
 unsafe impl aya::Pod for crate::SlotConns {}
-unsafe impl aya::Pod for crate::ServiceConns {}
+unsafe impl aya::Pod for crate::DestCounts {}
+unsafe impl aya::Pod for crate::ServiceSched {}
 unsafe impl aya::Pod for crate::SchedState {}
 unsafe impl aya::Pod for crate::WrrKey {}
 unsafe impl aya::Pod for crate::ConnKey {}

@@ -6,7 +6,10 @@ use crate::{MAX_SET, ServiceKey, tree_rule};
 /// Longest weighted round-robin cycle stored per real-server set.
 pub const MAX_WRR_CYCLE: u32 = 65_536;
 
-/// Connection counts of one real server, as IPVS keeps them (written by the datapath).
+/// Connection counts of one real server, as IPVS keeps them (written by the datapath), by
+/// the server's counter slot in `XVS_DEST_COUNTS`: they stay with the server whatever
+/// happens to its service's entry, and a removed server's keep falling as its connections
+/// end (its counter slot is not handed out again until they are zero).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlotConns {
@@ -15,25 +18,37 @@ pub struct SlotConns {
     pub persistent: u32,
 }
 
-/// A service's state the datapath writes: connection counts of every real server by slot,
-/// the scheduler's state, and the least-connection tree (one map value, so a new
-/// connection finds them all with one lookup; kept under 8 KiB, a kernel allocation size).
+/// Every real server's connection counts, by counter slot (the one value of
+/// `XVS_DEST_COUNTS`: 1.5 MiB).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct ServiceConns {
-    pub slots: [SlotConns; MAX_SET],
-    pub sched: SchedState,
-    pub tree: SchedTree,
+pub struct DestCounts {
+    pub slots: [SlotConns; crate::MAX_STATS as usize],
 }
 
-impl Default for ServiceConns {
-    fn default() -> Self {
-        ServiceConns {
-            slots: [SlotConns::default(); MAX_SET],
-            sched: SchedState::default(),
-            tree: SchedTree::default(),
-        }
+impl DestCounts {
+    /// The counts of counter slot `slot` (masked into the array: `MAX_STATS` is a power
+    /// of two, and the mask is what lets the verifier see the access in bounds).
+    #[inline(always)]
+    pub fn of(&self, slot: u32) -> &SlotConns {
+        &self.slots[slot as usize & (crate::MAX_STATS as usize - 1)]
     }
+
+    #[inline(always)]
+    pub fn of_mut(&mut self, slot: u32) -> &mut SlotConns {
+        &mut self.slots[slot as usize & (crate::MAX_STATS as usize - 1)]
+    }
+}
+
+const _: () = assert!(crate::MAX_STATS.is_power_of_two());
+
+/// A service's scheduling state the datapath writes: the scheduler's state and the
+/// least-connection tree (one map value, so a new connection finds both with one lookup).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServiceSched {
+    pub sched: SchedState,
+    pub tree: SchedTree,
 }
 
 /// No index: a tree node or slot with no available real server.

@@ -74,7 +74,7 @@ pub struct DestValue {
     pub tun_type: u8,
     /// Tunnel checksum option ([`crate::tunnel_checksum`]).
     pub tun_csum: u8,
-    /// Where the server's connection counts are kept in its service's [`ServiceConns`].
+    /// Where the server's connection counts are kept in its service's [`ServiceSched`].
     pub slot: u16,
     /// Which of its two entries in the real-server array holds this value.
     pub half: u16,
@@ -150,7 +150,7 @@ pub struct SetEntry {
     pub weight: u32,
     pub u_threshold: u32,
     pub l_threshold: u32,
-    /// Where the server's connection counts are kept in its service's [`ServiceConns`].
+    /// Where the server's connection counts are kept in its service's [`ServiceSched`].
     pub slot: u16,
     /// Which half of the real-server array holds the server's [`DestValue`].
     pub half: u16,

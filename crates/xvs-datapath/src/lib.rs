@@ -38,7 +38,7 @@ use aya::{
 use netlink::XdpMode;
 use xvs_common::{
     Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, LAYOUT_VERSION, LOOPBACK_INDEX,
-    LookupTable, Neighbour, RateEstimate, ServiceConns, ServiceEntry, ServiceKey, TunnelSource,
+    LookupTable, Neighbour, RateEstimate, ServiceEntry, ServiceKey, ServiceSched, TunnelSource,
     WrrKey, counter, map_names, meta,
 };
 
@@ -56,10 +56,13 @@ pub struct Director {
     stats_slots: u32,
     /// Possible CPUs: how many values a per-CPU map entry holds.
     cpus: usize,
-    conn_counts: BpfHashMap<MapData, u32, ServiceConns>,
+    sched_states: BpfHashMap<MapData, u32, ServiceSched>,
     wrr: BpfHashMap<MapData, WrrKey, u32>,
     /// sh, dh and mh tables by set id.
     lookup: BpfHashMap<MapData, u32, LookupTable>,
+    /// Connection counts of real servers, by their counter slot (one 1.5 MiB value: read
+    /// with [`Director::dest_counts`]).
+    dest_counts: MapData,
     /// Tunnel source addresses of real servers, by their counter slot.
     tunnel_sources: Array<MapData, TunnelSource>,
     /// Rate estimates by counter slot (`rates.rs`).
@@ -221,9 +224,10 @@ impl Director {
             .map_err(|(what, e)| Error::new(format!("cannot count CPUs ({what})"), e))?;
         let tunnel_sources = Array::try_from(Map::Array(take(map_names::TUNNEL_SOURCES)?))
             .map_err(wrong(map_names::TUNNEL_SOURCES))?;
+        let dest_counts = take(map_names::DEST_COUNTS)?;
         let mut hash = |name: &'static str| -> Result<Map> { Ok(Map::HashMap(take(name)?)) };
-        let conn_counts = BpfHashMap::try_from(hash(map_names::CONN_COUNTS)?)
-            .map_err(wrong(map_names::CONN_COUNTS))?;
+        let sched_states =
+            BpfHashMap::try_from(hash(map_names::SCHED)?).map_err(wrong(map_names::SCHED))?;
         let wrr = BpfHashMap::try_from(hash(map_names::WRR)?).map_err(wrong(map_names::WRR))?;
         let lookup =
             BpfHashMap::try_from(hash(map_names::LOOKUP)?).map_err(wrong(map_names::LOOKUP))?;
@@ -255,10 +259,11 @@ impl Director {
             stats,
             stats_slots,
             cpus,
-            conn_counts,
+            sched_states,
             wrr,
             lookup,
             tunnel_sources,
+            dest_counts,
             rates,
             neighbours,
             conns,

@@ -54,8 +54,8 @@ mod program {
     use crate::{
         conn, forward, fwmark, icmp,
         maps::{
-            STATS_IN, STATS_NEW, STATS_OUT, XVS_CONN_COUNTS, XVS_CONNS, XVS_DESTS, XVS_FRAGS,
-            XVS_RATES, XVS_SERVICES, XVS_TUN_SRC, add_stats, count, meta_value, scratch,
+            STATS_IN, STATS_NEW, STATS_OUT, XVS_CONNS, XVS_DESTS, XVS_FRAGS, XVS_RATES, XVS_SCHED,
+            XVS_SERVICES, XVS_TUN_SRC, add_stats, count, dest_counts, meta_value, scratch,
         },
         packet::{self, Packet, Skip, copy_addr},
         persist, sched,
@@ -649,12 +649,16 @@ mod program {
             return refuse(xdp_action::XDP_PASS, counter::NOT_SCHEDULED, checked);
         }
         let (service, set) = (&found.service, &found.set);
-        let Some(conns) = XVS_CONN_COUNTS.get_ptr_mut(&service.id) else {
+        let Some(conns) = XVS_SCHED.get_ptr_mut(&service.id) else {
             return refuse(xdp_action::XDP_PASS, counter::NO_DESTINATION, checked);
+        };
+        let Some(counts) = dest_counts() else {
+            return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked);
         };
         let view = sched::View {
             set: set as *const _,
             conns,
+            counts,
         };
         // The scheduler's state (round-robin cursors) is kept only once the connection is
         // made: a SYN that meets its connection already there schedules nothing.
@@ -672,7 +676,7 @@ mod program {
                 fallback: false,
             }
         } else {
-            let picked = sched::xvs_schedule(found, conns);
+            let picked = sched::xvs_schedule(found, conns, counts);
             sched::Choice {
                 index: if picked == sched::NONE {
                     sched::NONE
@@ -799,7 +803,7 @@ mod program {
         if choice.fallback {
             count(counter::SCHED_FALLBACK, 1);
         }
-        conn::add_count(conns, slot, flags & conn_flags::ACTIVE != 0, 1);
+        conn::add_count(counts, dest.stats, flags & conn_flags::ACTIVE != 0, 1);
         sched::count_changed(&view, slot, service.dest_set);
         count(counter::NEW_CONNECTIONS, 1);
         add_stats(service.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);

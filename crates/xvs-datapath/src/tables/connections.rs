@@ -21,9 +21,9 @@ pub(super) struct Gone {
 impl Director {
     /// Expired, not yet swept connections and persistence templates by (service id,
     /// slot).
-    pub(super) fn expired_counts(&self) -> Result<HashMap<(u32, u16), Gone>> {
+    pub(super) fn expired_counts(&self) -> Result<HashMap<u32, Gone>> {
         let now = monotonic_ns();
-        let mut gone: HashMap<(u32, u16), Gone> = HashMap::new();
+        let mut gone: HashMap<u32, Gone> = HashMap::new();
         for item in self.conns.iter() {
             let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
             // The reply entry is read only for a request entry past its own expiry.
@@ -33,7 +33,7 @@ impl Director {
             {
                 continue;
             }
-            let counts = gone.entry((conn.service_id, conn.slot)).or_default();
+            let counts = gone.entry(conn.dest_stats).or_default();
             if conn.flags & conn_flags::TEMPLATE != 0 {
                 counts.persistent += 1;
             } else if conn.flags & conn_flags::ACTIVE != 0 {

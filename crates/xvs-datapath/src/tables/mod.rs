@@ -18,8 +18,8 @@ use std::{
 
 use aya::maps::{MapError, PerCpuValues};
 use xvs_common::{
-    Counters, DestValue, MAX_SET, ServiceConns, ServiceKey as MapKey, ServiceValue, TunnelSource,
-    WrrKey, dest_index, meta,
+    Counters, DestCounts, DestValue, MAX_SET, ServiceKey as MapKey, ServiceSched, ServiceValue,
+    SlotConns, TunnelSource, WrrKey, dest_index, meta,
 };
 use xvs_core::{
     model::{ConnCounts, PersistenceEngine, Service, Stats, Timeouts},
@@ -119,6 +119,49 @@ impl Snapshot {
 }
 
 impl Director {
+    /// Every real server's connection counts, by counter slot (a copy of the datapath's).
+    pub(crate) fn dest_counts(&self) -> Result<Box<DestCounts>> {
+        use std::os::fd::{AsFd, AsRawFd};
+        const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+        /// `union bpf_attr` as BPF_MAP_LOOKUP_ELEM reads it.
+        #[repr(C)]
+        struct LookupAttr {
+            map_fd: u32,
+            _pad: u32,
+            key: u64,
+            value: u64,
+            flags: u64,
+        }
+        // Made on the heap: 1.5 MiB would not fit every thread's stack.
+        // SAFETY: DestCounts is plain integers, for which all zeros is a valid value.
+        let mut counts: Box<DestCounts> = unsafe { Box::new_zeroed().assume_init() };
+        let key = 0u32;
+        let mut attr = LookupAttr {
+            map_fd: self.dest_counts.fd().as_fd().as_raw_fd() as u32,
+            _pad: 0,
+            key: &key as *const u32 as u64,
+            value: &mut *counts as *mut DestCounts as u64,
+            flags: 0,
+        };
+        // SAFETY: attr points at a key and a value buffer of the map's sizes, both alive
+        // for the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_ELEM,
+                &mut attr as *mut LookupAttr,
+                std::mem::size_of::<LookupAttr>(),
+            )
+        };
+        if rc < 0 {
+            return Err(Error::new(
+                "cannot read the connection counts",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(counts)
+    }
+
     /// The counters in a slot, summed over CPUs, with the rates xvsd estimated for it if
     /// `rates`.
     fn counters_of(&self, slot: u32, rates: bool) -> Result<Stats> {
@@ -211,27 +254,22 @@ impl Director {
         // Connections past their expiry that the datapath has not swept yet still sit in
         // the counts: a listing leaves them out, as IPVS's timers would have.
         let expired = self.expired_counts()?;
+        let counts = self.dest_counts()?;
         let rates = crate::rates::fresh(self)?;
         for service in &mut snapshot.table.services {
             let Some(stored) = snapshot.stored.get(&encode_key(&service.key)) else {
                 continue;
             };
             service.stats = self.counters_of(stored.value.stats, rates)?;
-            let counts = self.conn_counts.get(&stored.value.id, 0).ok();
             for (dest, encoded) in service.dests.iter_mut().zip(&stored.dests) {
                 dest.stats = self.counters_of(encoded.stats, rates)?;
-                if let Some(counts) = &counts {
-                    let slot = counts.slots[encoded.slot as usize % MAX_SET];
-                    let gone = expired
-                        .get(&(stored.value.id, encoded.slot))
-                        .copied()
-                        .unwrap_or_default();
-                    dest.conns = ConnCounts {
-                        active: slot.active.saturating_sub(gone.active),
-                        inactive: slot.inactive.saturating_sub(gone.inactive),
-                        persistent: slot.persistent.saturating_sub(gone.persistent),
-                    };
-                }
+                let counts = counts.of(encoded.stats);
+                let gone = expired.get(&encoded.stats).copied().unwrap_or_default();
+                dest.conns = ConnCounts {
+                    active: counts.active.saturating_sub(gone.active),
+                    inactive: counts.inactive.saturating_sub(gone.inactive),
+                    persistent: counts.persistent.saturating_sub(gone.persistent),
+                };
             }
         }
         Ok(())
@@ -242,8 +280,9 @@ impl Director {
     /// with the namespace's [`crate::lock::TableLock`] held since `before` was loaded (or
     /// use [`Director::change`], which does all of it).
     pub fn store(&mut self, before: &Snapshot, after: &Table) -> Result<()> {
-        let counts = |id: u32| self.conn_counts.get(&id, 0).ok();
-        let ops = plan::plan(before, after, self.stats_slots, &counts)?;
+        let counts = self.dest_counts()?;
+        let busy = |slot: u32| *counts.of(slot) != SlotConns::default();
+        let ops = plan::plan(before, after, self.stats_slots, &busy)?;
         self.apply(&ops)
     }
 
@@ -269,8 +308,8 @@ impl Director {
                     .map_err(map_error("cannot write the wrr cycle"))?,
                 // The datapath builds the least-connection tree when it first schedules.
                 Op::StartService(id) => self
-                    .conn_counts
-                    .insert(id, ServiceConns::default(), 0)
+                    .sched_states
+                    .insert(id, ServiceSched::default(), 0)
                     .map_err(map_error("cannot create connection counts"))?,
                 Op::TunnelSource(dest) => self.set_tunnel_source(dest)?,
                 Op::WriteService {
@@ -301,9 +340,10 @@ impl Director {
                 Op::RemoveService(key) => {
                     removed(self.services.remove(key), "cannot remove a service")?
                 }
-                Op::DropConnCounts(id) => {
-                    removed(self.conn_counts.remove(id), "cannot drop connection counts")?
-                }
+                Op::DropSched(id) => removed(
+                    self.sched_states.remove(id),
+                    "cannot drop connection counts",
+                )?,
                 Op::SetMeta(slot, value) => self.set_meta(*slot, *value)?,
                 Op::PrepareNextHops(servers) => self.prepare_next_hops(servers)?,
             }

@@ -16,8 +16,8 @@ use std::{
 
 use xvs_common::{
     DestSet, DestValue, LOOKUP_NONE, LOOKUP_SLOTS, LookupTable, MAX_SERVICES, MAX_SET,
-    MAX_WRR_CYCLE, ServiceConns, ServiceEntry, ServiceKey as MapKey, ServiceValue, SetEntry,
-    WrrKey, forward, meta,
+    MAX_WRR_CYCLE, ServiceEntry, ServiceKey as MapKey, ServiceValue, SetEntry, WrrKey, forward,
+    meta,
 };
 use xvs_core::{
     model::{Service, Stats},
@@ -64,7 +64,7 @@ pub enum Op {
     /// Remove a service's entry.
     RemoveService(MapKey),
     /// Drop a removed service's connection counts (by service id).
-    DropConnCounts(u32),
+    DropSched(u32),
     /// Write a slot of the control array.
     SetMeta(u32, u64),
     /// Have the kernel resolve the next hops of these new real servers.
@@ -72,14 +72,14 @@ pub enum Op {
 }
 
 /// The operations that turn the maps from `before` into `after`. `counter_slots` is the
-/// director's counter capacity; `counts(service id)` reads a service's connection counts
-/// (asked only for services that gain real servers, whose new servers need a drained
-/// connection-count slot).
+/// director's counter capacity; `busy(slot)` says whether a counter slot handed out
+/// before still counts connections (asked only of slots a new service or real server
+/// might take).
 pub fn plan(
     before: &Snapshot,
     after: &Table,
     counter_slots: u32,
-    counts: &dyn Fn(u32) -> Option<ServiceConns>,
+    busy: &dyn Fn(u32) -> bool,
 ) -> Result<Vec<Op>> {
     check_capacity(after, counter_slots)?;
     let mut ops = Vec::new();
@@ -98,7 +98,7 @@ pub fn plan(
             before.stored.get(&key).map(|stored| (key, (s, stored)))
         })
         .collect();
-    let mut slots = StatsSlots::for_change(before, after, counter_slots);
+    let mut slots = StatsSlots::for_change(before, after, counter_slots, busy);
     let mut kept = HashSet::with_capacity(after.services.len());
     let mut new_hops = Vec::new();
     // The counter slots real servers hold after the change.
@@ -120,7 +120,7 @@ pub fn plan(
                 value.stats = slots.take()?;
             }
         }
-        let dests = place_dests(service, old, &mut take_id, &mut slots, counts)?;
+        let dests = place_dests(service, old, &mut take_id, &mut slots)?;
         held.extend(dests.iter().map(|d| d.stats));
         ops.extend(slots.to_zero.drain(..).map(Op::ZeroCounters));
         let unchanged = old.is_some_and(|s| same_parameters(&s.value, &value) && s.dests == dests);
@@ -175,7 +175,7 @@ pub fn plan(
         }
         ops.push(Op::RemoveService(*key));
         drop_set(&mut ops, stored);
-        ops.push(Op::DropConnCounts(stored.value.id));
+        ops.push(Op::DropSched(stored.value.id));
     }
     // A removed real server's entries are cleared (unless a new server took its slot):
     // the datapath then sees its connections' server gone (IPVS's expire_nodest_conn).
@@ -238,15 +238,14 @@ fn same_parameters(a: &ServiceValue, b: &ServiceValue) -> bool {
     }
 }
 
-/// Encodes a service's real servers, keeping the ids and count slots of those it had;
-/// new ones get a fresh id and a free slot (one no server holds and whose counts have
-/// drained, so connections of a removed server never count against a new one).
+/// Encodes a service's real servers, keeping the ids, counter slots and tree slots of
+/// those it had; new ones get a fresh id, a free counter slot (whose connection counts
+/// have drained: see `slots.rs`) and a tree slot no other server of the set holds.
 fn place_dests(
     service: &Service,
     old: Option<&StoredService>,
     take_id: &mut impl FnMut() -> u32,
     slots: &mut StatsSlots,
-    counts: &dyn Fn(u32) -> Option<ServiceConns>,
 ) -> Result<Vec<DestValue>> {
     if service.dests.len() > MAX_SET {
         return Err(Error::of(
@@ -280,25 +279,10 @@ fn place_dests(
         }
         placed.push(encoded);
     }
-    if placed.iter().any(|d| d.slot == u16::MAX) {
-        let counts = old.and_then(|s| counts(s.value.id));
-        for encoded in placed.iter_mut().filter(|d| d.slot == u16::MAX) {
-            let free = (0..MAX_SET).find(|&slot| {
-                !used[slot]
-                    && counts.as_ref().is_none_or(|c| {
-                        let s = c.slots[slot];
-                        s.active == 0 && s.inactive == 0
-                    })
-            });
-            let Some(slot) = free else {
-                return Err(Error::of(
-                    ErrorKind::Refused,
-                    "no free connection-count slot: removed real servers still have connections",
-                ));
-            };
-            used[slot] = true;
-            encoded.slot = slot as u16;
-        }
+    let mut free = (0..MAX_SET).filter(|&slot| !used[slot]);
+    for encoded in placed.iter_mut().filter(|d| d.slot == u16::MAX) {
+        // As many slots as servers, and no more servers than slots: one is free.
+        encoded.slot = free.next().unwrap_or_default() as u16;
     }
     Ok(placed)
 }
@@ -437,7 +421,7 @@ mod tests {
         dests: HashMap<u32, DestValue>,
         wrr: HashMap<WrrKey, u32>,
         lookups: HashMap<u32, Vec<u16>>,
-        conn_counts: HashSet<u32>,
+        sched_states: HashSet<u32>,
         meta: HashMap<u32, u64>,
     }
 
@@ -467,7 +451,7 @@ mod tests {
                         }
                     }
                     Op::WriteWrr(key, index) => drop(self.wrr.insert(*key, *index)),
-                    Op::StartService(id) => drop(self.conn_counts.insert(*id)),
+                    Op::StartService(id) => drop(self.sched_states.insert(*id)),
                     Op::WriteService {
                         key,
                         service,
@@ -490,7 +474,7 @@ mod tests {
                     }
                     Op::DropLookup(set) => drop(self.lookups.remove(set)),
                     Op::RemoveService(key) => drop(self.services.remove(key)),
-                    Op::DropConnCounts(id) => drop(self.conn_counts.remove(id)),
+                    Op::DropSched(id) => drop(self.sched_states.remove(id)),
                     Op::SetMeta(slot, value) => drop(self.meta.insert(*slot, *value)),
                 }
             }
@@ -529,7 +513,7 @@ mod tests {
             let before = self.snapshot();
             let mut after = before.table.clone();
             restore(rules, &mut after, &NoNames, "test").expect("rules");
-            let ops = plan(&before, &after, 1024, &|_| None)?;
+            let ops = plan(&before, &after, 1024, &|_| false)?;
             self.apply(&ops);
             Ok((ops, after))
         }
@@ -649,7 +633,7 @@ mod tests {
             [
                 Op::RemoveService(_),
                 Op::DropWrr { len: 3, .. },
-                Op::DropConnCounts(_),
+                Op::DropSched(_),
                 Op::ClearDest(_),
                 Op::ClearDest(_),
             ]
@@ -686,9 +670,9 @@ mod tests {
             "test",
         )
         .unwrap();
-        let refused = plan(&before, &too_many, 1024, &|_| None).unwrap_err();
+        let refused = plan(&before, &too_many, 1024, &|_| false).unwrap_err();
         assert_eq!(refused.kind(), ErrorKind::Refused);
-        let full = plan(&before, &too_many, 8, &|_| None).unwrap_err();
+        let full = plan(&before, &too_many, 8, &|_| false).unwrap_err();
         assert_eq!(full.kind(), ErrorKind::Full);
     }
 }

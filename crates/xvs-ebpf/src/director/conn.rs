@@ -28,13 +28,13 @@ use aya_ebpf::{
 };
 use core::intrinsics::{AtomicOrdering, atomic_and, atomic_or, atomic_xadd};
 use xvs_common::{
-    Conn, ConnKey, SWEEP_CHECK_NS, ServiceConns, SweepRecord, conn_flags, counter, forward, meta,
+    Conn, ConnKey, DestCounts, SWEEP_CHECK_NS, SweepRecord, conn_flags, counter, forward, meta,
     sweep as queue, sweep_fallback, sweep_queue, tcp,
 };
 
 use crate::maps::{
-    XVS_CONN_COUNTS, XVS_CONNS, XVS_SWEEP, XVS_SWEEP_60, XVS_SWEEP_300, XVS_SWEEP_DUE,
-    XVS_SWEEP_SOON, count, meta_value, scratch,
+    XVS_CONNS, XVS_SCHED, XVS_SWEEP, XVS_SWEEP_60, XVS_SWEEP_300, XVS_SWEEP_DUE, XVS_SWEEP_SOON,
+    count, dest_counts, meta_value, scratch,
 };
 use crate::sched;
 
@@ -65,35 +65,60 @@ pub fn timeout_ns(state: u8) -> u64 {
     seconds * NS_PER_SEC
 }
 
-/// Adds `delta` (±1) to a real server's active or inactive count in its service's
-/// `counts`. (Several CPUs count at once: an atomic add. The BPF target has no CAS, so no
-/// AtomicU32; the add itself is one BPF_ATOMIC instruction.) The caller then tells the
-/// scheduler ([`sched::count_changed`]).
+/// Adds `delta` (±1) to the active or inactive count of the real server with counter slot
+/// `dest_stats`. (Several CPUs count at once: an atomic add. The BPF target has no CAS,
+/// so no AtomicU32; the add itself is one BPF_ATOMIC instruction.) The caller then tells
+/// the scheduler ([`sched::count_changed`]).
 #[inline(always)]
-pub fn add_count(counts: *mut ServiceConns, slot: u16, active: bool, delta: i32) {
-    let Some(slot) = (unsafe { (*counts).slots.get_mut(slot as usize) }) else {
-        return;
-    };
+pub fn add_count(counts: *mut DestCounts, dest_stats: u32, active: bool, delta: i32) {
+    let counts = unsafe { (*counts).of_mut(dest_stats) };
     let field = if active {
-        &mut slot.active as *mut u32
+        &mut counts.active as *mut u32
     } else {
-        &mut slot.inactive as *mut u32
+        &mut counts.inactive as *mut u32
     };
     unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(field, delta as u32) };
 }
 
+/// The fields of a connection its counting needs (copied where the entry goes: the
+/// whole entry would not fit the call chain's stack).
+#[derive(Clone, Copy)]
+struct Counted {
+    flags: u8,
+    service_id: u32,
+    slot: u16,
+    dest_stats: u32,
+}
+
+impl Counted {
+    #[inline(always)]
+    fn of(conn: *const Conn) -> Counted {
+        unsafe {
+            Counted {
+                flags: (*conn).flags,
+                service_id: (*conn).service_id,
+                slot: (*conn).slot,
+                dest_stats: (*conn).dest_stats,
+            }
+        }
+    }
+}
+
 /// Moves `delta` connections of a real server into (or out of) its active or inactive
-/// count, and, if `moved`, one from the other count.
+/// count, and, if `moved`, one from the other count; then tells its service's tree (by
+/// the server's tree slot), if the service is still there.
 #[inline(always)]
-fn adjust(service_id: u32, slot: u16, active: bool, delta: i32, moved: bool) {
-    let Some(counts) = XVS_CONN_COUNTS.get_ptr_mut(&service_id) else {
+fn adjust(conn: Counted, active: bool, delta: i32, moved: bool) {
+    let Some(counts) = dest_counts() else {
         return;
     };
-    add_count(counts, slot, active, delta);
+    add_count(counts, conn.dest_stats, active, delta);
     if moved {
-        add_count(counts, slot, !active, -delta);
+        add_count(counts, conn.dest_stats, !active, -delta);
     }
-    sched::count_changed_in(counts, slot);
+    if let Some(sched) = XVS_SCHED.get_ptr_mut(&conn.service_id) {
+        sched::count_changed_in(sched, counts, conn.slot);
+    }
 }
 
 /// The aligned 64-bit word of `conn` that holds its flags, and where `flag` sits in it.
@@ -142,7 +167,7 @@ pub fn recount(conn: *mut Conn) {
             clear_flag(conn, conn_flags::ACTIVE)
         };
         if flipped {
-            adjust((*conn).service_id, (*conn).slot, is_active, 1, true);
+            adjust(Counted::of(conn), is_active, 1, true);
         }
     }
 }
@@ -151,7 +176,7 @@ pub fn recount(conn: *mut Conn) {
 /// at once (both met it expired): only the one whose removal takes effect uncounts it.
 #[inline(always)]
 pub fn forget(key: &ConnKey, conn: *mut Conn) {
-    let (flags, service_id, slot) = unsafe { ((*conn).flags, (*conn).service_id, (*conn).slot) };
+    let gone = Counted::of(conn);
     unsafe {
         if (*conn).forward == forward::MASQ {
             let _ = XVS_CONNS.remove(&key.reply(&*conn));
@@ -160,10 +185,10 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
     if XVS_CONNS.remove(key).is_err() {
         return;
     }
-    if flags & conn_flags::TEMPLATE != 0 {
-        crate::persist::count_template(service_id, slot, -1);
+    if gone.flags & conn_flags::TEMPLATE != 0 {
+        crate::persist::count_template(gone.dest_stats, -1);
     } else {
-        adjust(service_id, slot, flags & conn_flags::ACTIVE != 0, -1, false);
+        adjust(gone, gone.flags & conn_flags::ACTIVE != 0, -1, false);
     }
 }
 

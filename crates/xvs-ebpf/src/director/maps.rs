@@ -7,10 +7,10 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue},
 };
 use xvs_common::{
-    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestValue, FragmentEntry, FragmentKey,
-    HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalityEntry, LocalityKey, LookupTable, MAX_DESTS,
-    MAX_SERVICES, MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE,
-    SWEEP_SOON_SHARE, SchedState, ServiceConns, ServiceEntry, ServiceKey, SweepRecord,
+    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestCounts, DestValue, FragmentEntry,
+    FragmentKey, HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalityEntry, LocalityKey, LookupTable,
+    MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE,
+    SWEEP_SOON_SHARE, SchedState, ServiceEntry, ServiceKey, ServiceSched, SweepRecord,
     TunnelSource, WrrKey, counter, meta, sweep,
 };
 
@@ -31,11 +31,24 @@ pub static XVS_DESTS: Array<DestValue> = Array::with_max_entries(2 * MAX_STATS, 
 #[map(name = "XVS_STATS")]
 pub static XVS_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_STATS, 0);
 
+/// Connection counts of real servers by counter slot: one value holding them all, so
+/// that the datapath looks it up once and reaches any server's counts by an offset (a
+/// lookup per server would cost a helper call each, and stack the deepest call chains
+/// cannot spare).
+#[map(name = "XVS_DEST_COUNTS")]
+pub static XVS_DEST_COUNTS: Array<DestCounts> = Array::with_max_entries(1, 0);
+
+/// All real servers' connection counts (see [`XVS_DEST_COUNTS`]).
+#[inline(always)]
+pub fn dest_counts() -> Option<*mut DestCounts> {
+    XVS_DEST_COUNTS.get_ptr_mut(0)
+}
+
 #[map(name = "XVS_HOPS")]
 pub static XVS_HOPS: PerCpuArray<CachedHop> = PerCpuArray::with_max_entries(HOP_CACHE_SLOTS, 0);
 
-#[map(name = "XVS_CONN_COUNTS")]
-pub static XVS_CONN_COUNTS: HashMap<u32, ServiceConns> =
+#[map(name = "XVS_SCHED")]
+pub static XVS_SCHED: HashMap<u32, ServiceSched> =
     HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
 
 #[map(name = "XVS_WRR")]

@@ -21,7 +21,7 @@ use xvs_common::{
 
 use crate::{
     conn,
-    maps::{XVS_CONN_COUNTS, XVS_CONNS, meta_value, scratch},
+    maps::{XVS_CONNS, dest_counts, meta_value, scratch},
     packet::{Packet, copy_addr},
     sched::{self, View},
 };
@@ -104,20 +104,17 @@ pub extern "C" fn xvs_persist_create(
         .insert(key, &*template, BPF_NOEXIST as u64)
         .is_ok()
     {
-        count_template(new.service_id, new.slot, 1);
+        count_template(new.dest_stats, 1);
         conn::xvs_queue_sweep(key, template.expires, now);
     }
     0
 }
 
-/// Adds `delta` to a real server's persistent count.
+/// Adds `delta` to the persistent count of the real server with counter slot `dest_stats`.
 #[inline(always)]
-pub fn count_template(service_id: u32, slot: u16, delta: i32) {
-    let Some(counts) = XVS_CONN_COUNTS.get_ptr_mut(&service_id) else {
-        return;
-    };
-    if let Some(slot) = unsafe { (*counts).slots.get_mut(slot as usize) } {
-        let field = &mut slot.persistent as *mut u32;
+pub fn count_template(dest_stats: u32, delta: i32) {
+    if let Some(counts) = dest_counts() {
+        let field = unsafe { &mut (*counts).of_mut(dest_stats).persistent as *mut u32 };
         unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(field, delta as u32) };
     }
 }
@@ -179,9 +176,11 @@ fn expired_quiescent(service: &ServiceEntry, index: u32) -> bool {
 /// The index in `service`'s set of the template's real server, or [`sched::NONE`].
 #[inline(always)]
 fn index_of(service: &ServiceEntry, template: &Conn) -> u32 {
+    // Only the set is read.
     let view = View {
         set: &service.set,
         conns: core::ptr::null_mut(),
+        counts: core::ptr::null(),
     };
     view.index_of(template.dest_stats, template.dest_id)
 }

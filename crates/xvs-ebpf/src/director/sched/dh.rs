@@ -10,7 +10,7 @@ use super::{
 // than one frame holding them all (the call chain's stack is 512 bytes in all).
 #[inline(never)]
 pub fn schedule(request: &Request) -> u32 {
-    let view = request.view;
+    let view = &request.view;
     let Some(packet) = super::packet() else {
         return NONE;
     };

@@ -1,9 +1,9 @@
 //! Weighted failover: the available server with the highest weight (first on ties).
 
-use super::{CONTINUE, STOP, View, walk};
+use super::{CONTINUE, STOP, View, ViewRef, walk};
 
 struct Walk {
-    view: View,
+    view: ViewRef,
     best: Option<u32>,
     best_weight: u32,
 }
@@ -21,9 +21,9 @@ extern "C" fn step(i: u32, w: *mut Walk) -> i64 {
 }
 
 #[inline(always)]
-pub fn schedule(view: View) -> Option<u32> {
+pub fn schedule(view: &View) -> Option<u32> {
     let mut w = Walk {
-        view,
+        view: ViewRef::of(view),
         best: None,
         best_weight: 0,
     };

@@ -4,7 +4,7 @@
 
 use xvs_common::{FAMILY_V4, LOOKUP_NONE, LOOKUP_SLOTS, LookupTable};
 
-use super::{CONTINUE, STOP, View, mh, sh, walk};
+use super::{CONTINUE, STOP, View, ViewRef, mh, sh, walk};
 use crate::maps::XVS_LOOKUP;
 
 /// An address as IPVS folds it (IPv6: the XOR of its four words), host order.
@@ -52,7 +52,7 @@ fn within_table(mut slot: u64) -> u64 {
 /// the probe's hash, an empty slot ending the search (xvs-core's `table_choice`).
 #[inline(always)]
 pub fn choose(
-    view: View,
+    view: &View,
     table: &'static LookupTable,
     home: u32,
     size: u32,
@@ -67,7 +67,7 @@ pub fn choose(
         return None;
     }
     let mut search = Search {
-        view,
+        view: ViewRef::of(view),
         table,
         home,
         size,
@@ -101,7 +101,7 @@ impl Probe {
 }
 
 struct Search {
-    view: View,
+    view: ViewRef,
     table: &'static LookupTable,
     home: u32,
     size: u32,

@@ -14,7 +14,7 @@ pub fn schedule(request: &Request) -> u32 {
 
 #[inline(always)]
 fn kept(request: &Request) -> Option<u32> {
-    let view = request.view;
+    let view = &request.view;
     let packet = super::packet()?;
     let now = crate::conn::now();
     let entry = locality::find(request.service_id, packet, now)?;

@@ -61,25 +61,22 @@ pub fn overloaded(view: &View, entry: &SetEntry) -> bool {
     if view.active(entry) <= entry.weight as u64 {
         return false;
     }
-    let mut search = Search {
-        view: *view,
-        found: false,
-    };
+    let mut search = Search { view, found: false };
     walk(view.count(), &mut search, step);
     search.found
 }
 
 struct Search {
-    view: View,
+    view: *const View,
     found: bool,
 }
 
 extern "C" fn step(i: u32, s: *mut Search) -> i64 {
     let s = unsafe { &mut *s };
-    let Some(entry) = s.view.entry(i) else {
+    let Some(entry) = (unsafe { (*s.view).entry(i) }) else {
         return STOP;
     };
-    if s.view.active(entry) * 2 < entry.weight as u64 {
+    if unsafe { (*s.view).active(entry) } * 2 < entry.weight as u64 {
         s.found = true;
         return STOP;
     }

@@ -61,7 +61,7 @@ pub fn slot(offset: u32, probe: &Probe) -> u32 {
 // than one frame holding them all (the call chain's stack is 512 bytes in all).
 #[inline(never)]
 pub fn schedule(request: &Request) -> u32 {
-    let (view, flags) = (request.view, request.flags);
+    let (view, flags) = (&request.view, request.flags);
     let Some(packet) = super::packet() else {
         return NONE;
     };

@@ -26,18 +26,41 @@ mod wrr;
 
 use aya_ebpf::helpers::generated::bpf_loop;
 use xvs_common::{
-    DestSet, MAX_SET, SchedState, ServiceConns, SetEntry, SlotConns, dest_index, scheduler,
-    tree_rule,
+    DestCounts, DestSet, MAX_SET, SchedState, ServiceSched, SetEntry, SlotConns, dest_index,
+    scheduler, tree_rule,
 };
 
 use crate::maps::{XVS_DESTS, XVS_SERVICES};
+
+/// A view held by a walk's state: by pointer, since a copy would take stack in every
+/// frame the walk runs under.
+#[derive(Clone, Copy)]
+pub struct ViewRef(*const View);
+
+impl ViewRef {
+    #[inline(always)]
+    pub fn of(view: &View) -> ViewRef {
+        ViewRef(view)
+    }
+}
+
+impl core::ops::Deref for ViewRef {
+    type Target = View;
+
+    #[inline(always)]
+    fn deref(&self) -> &View {
+        unsafe { &*self.0 }
+    }
+}
 
 /// What the schedulers read: a service's set and its connection counts (map values; the
 /// counts value also holds the scheduler's state and tree).
 #[derive(Clone, Copy)]
 pub struct View {
     pub set: *const DestSet,
-    pub conns: *mut ServiceConns,
+    pub conns: *mut ServiceSched,
+    /// Every real server's connection counts.
+    pub counts: *const DestCounts,
 }
 
 impl View {
@@ -59,7 +82,7 @@ impl View {
 
     #[inline(always)]
     fn conns_of(&self, entry: &SetEntry) -> Option<&SlotConns> {
-        unsafe { (*self.conns).slots.get(entry.slot as usize & (MAX_SET - 1)) }
+        Some(unsafe { (*self.counts).of(entry.stats) })
     }
 
     /// IPVS's OVERLOAD: the upper threshold is set and reached.
@@ -96,7 +119,7 @@ impl View {
     #[inline(always)]
     pub fn index_of(&self, dest_stats: u32, dest_id: u32) -> u32 {
         let mut find = Find {
-            view: *self,
+            view: self,
             dest_stats,
             found: NONE,
         };
@@ -122,15 +145,16 @@ pub fn dest_id(entry: &SetEntry) -> Option<u32> {
         .map(|dest| dest.id)
 }
 
+/// A walk's state holds the view by pointer: a copy would take the caller's stack.
 struct Find {
-    view: View,
+    view: *const View,
     dest_stats: u32,
     found: u32,
 }
 
 extern "C" fn find_step(i: u32, f: *mut Find) -> i64 {
     let f = unsafe { &mut *f };
-    let Some(entry) = f.view.entry(i) else {
+    let Some(entry) = (unsafe { (*f.view).entry(i) }) else {
         return STOP;
     };
     if entry.stats == f.dest_stats {
@@ -193,9 +217,10 @@ pub const FALLBACK_MARK: u32 = 1 << 31;
 #[inline(never)]
 pub extern "C" fn xvs_schedule(
     found: *const xvs_common::ServiceEntry,
-    conns: *mut ServiceConns,
+    conns: *mut ServiceSched,
+    counts: *const DestCounts,
 ) -> u32 {
-    if found.is_null() || conns.is_null() {
+    if found.is_null() || conns.is_null() || counts.is_null() {
         return NONE;
     }
     let Some(scratch) = crate::maps::scratch() else {
@@ -209,6 +234,7 @@ pub extern "C" fn xvs_schedule(
         view: View {
             set: &found.set,
             conns,
+            counts,
         },
         set_id: found.service.dest_set,
     };
@@ -239,7 +265,7 @@ fn found(index: u32) -> Option<u32> {
 /// datapath as one file and one arm here.
 #[inline(always)]
 pub fn schedule(request: &Request, state: &mut SchedState) -> Choice {
-    let view = request.view;
+    let view = &request.view;
     let (picked, fallback) = match request.scheduler {
         scheduler::RR => (rr::schedule(view, state), false),
         scheduler::WRR => (wrr::schedule(view, state, request.set_id), false),
@@ -298,7 +324,7 @@ pub fn count_changed(view: &View, slot: u16, set_id: u32) {
 /// found by the service key the tree keeps, and only if it is still the one the tree was
 /// built for (else the next new connection rebuilds the tree anyway).
 #[inline(always)]
-pub fn count_changed_in(conns: *mut ServiceConns, slot: u16) {
+pub fn count_changed_in(conns: *mut ServiceSched, counts: *const DestCounts, slot: u16) {
     let tree = unsafe { &(*conns).tree };
     if tree.kind == tree_rule::NONE {
         return;
@@ -310,6 +336,7 @@ pub fn count_changed_in(conns: *mut ServiceConns, slot: u16) {
             &View {
                 set: &found.set,
                 conns,
+                counts,
             },
             slot,
         );

@@ -1,9 +1,9 @@
 //! Weighted overflow: the highest weight whose active connections do not exceed it.
 
-use super::{CONTINUE, STOP, View, walk};
+use super::{CONTINUE, STOP, View, ViewRef, walk};
 
 struct Walk {
-    view: View,
+    view: ViewRef,
     best: Option<u32>,
     best_weight: u32,
 }
@@ -24,9 +24,9 @@ extern "C" fn step(i: u32, w: *mut Walk) -> i64 {
 }
 
 #[inline(always)]
-pub fn schedule(view: View) -> Option<u32> {
+pub fn schedule(view: &View) -> Option<u32> {
     let mut w = Walk {
-        view,
+        view: ViewRef::of(view),
         best: None,
         best_weight: 0,
     };

@@ -2,10 +2,10 @@
 
 use xvs_common::SchedState;
 
-use super::{CONTINUE, STOP, View, walk};
+use super::{CONTINUE, STOP, View, ViewRef, walk};
 
 struct Walk {
-    view: View,
+    view: ViewRef,
     start: u32,
     count: u32,
     chosen: Option<u32>,
@@ -28,7 +28,7 @@ extern "C" fn step(k: u32, w: *mut Walk) -> i64 {
 }
 
 #[inline(always)]
-pub fn schedule(view: View, state: &mut SchedState) -> Option<u32> {
+pub fn schedule(view: &View, state: &mut SchedState) -> Option<u32> {
     let count = view.count();
     // cursor = index of the last choice + 1: the walk starts right after it. Racing CPUs
     // may read the same cursor (IPVS takes a lock); the next choice carries on from theirs.
@@ -46,7 +46,7 @@ pub fn schedule(view: View, state: &mut SchedState) -> Option<u32> {
         return Some(start);
     }
     let mut w = Walk {
-        view,
+        view: ViewRef::of(view),
         start,
         count,
         chosen: None,

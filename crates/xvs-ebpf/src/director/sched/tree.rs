@@ -21,10 +21,11 @@
 //! is used, and the tree rebuilt if not.
 
 use xvs_common::{
-    DestSet, MAX_SET, SchedTree, ServiceConns, TREE_EMPTY, TREE_NONE, tree_node, tree_rule,
+    DestCounts, DestSet, MAX_SET, SchedTree, ServiceSched, TREE_EMPTY, TREE_NONE, tree_node,
+    tree_rule,
 };
 
-use super::{CONTINUE, Request, View, lc, nq, sed, walk, wlc};
+use super::{CONTINUE, Request, View, ViewRef, lc, nq, sed, walk, wlc};
 
 /// Leaves: one per possible set index.
 const LEAVES: u32 = MAX_SET as u32;
@@ -32,7 +33,7 @@ const LEAVES: u32 = MAX_SET as u32;
 /// The best available index of the set by rule `kind`, from the tree (built first if it
 /// was built for another set or rule, or if a racing count left its root unavailable).
 #[inline(always)]
-pub fn pick(view: View, kind: u32, request: &Request) -> Option<u32> {
+pub fn pick(view: &View, kind: u32, request: &Request) -> Option<u32> {
     let tree = unsafe { &mut (*view.conns).tree };
     let root = index_in(tree.nodes[1]);
     let set_id = request.set_id;
@@ -53,18 +54,23 @@ pub fn pick(view: View, kind: u32, request: &Request) -> Option<u32> {
 /// above it.
 #[inline(always)]
 pub fn update(view: &View, slot: u16) {
-    xvs_tree_update(view.conns, view.set, slot as u32);
+    xvs_tree_update(view.conns, view.set, view.counts, slot as u32);
 }
 
 /// [`update`] as a global BPF function: the verifier checks it once, on its own, instead
 /// of at every place a count changes with the caller's state.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn xvs_tree_update(conns: *mut ServiceConns, set: *const DestSet, slot: u32) -> u32 {
-    if conns.is_null() || set.is_null() {
+pub extern "C" fn xvs_tree_update(
+    conns: *mut ServiceSched,
+    set: *const DestSet,
+    counts: *const DestCounts,
+    slot: u32,
+) -> u32 {
+    if conns.is_null() || set.is_null() || counts.is_null() {
         return 0;
     }
-    refresh_above(&View { set, conns }, slot as u16);
+    refresh_above(&View { set, conns, counts }, slot as u16);
     0
 }
 
@@ -105,7 +111,7 @@ pub fn refresh_above(view: &View, slot: u16) {
 }
 
 struct Build {
-    view: View,
+    view: ViewRef,
     tree: *mut SchedTree,
     kind: u32,
     leaves: usize,
@@ -150,7 +156,7 @@ extern "C" fn node_step(k: u32, b: *mut Build) -> i64 {
 fn build(view: &View, tree: *mut SchedTree, kind: u32, set_id: u32) {
     let leaves = view.count().max(1).next_power_of_two().min(LEAVES);
     let mut b = Build {
-        view: *view,
+        view: ViewRef::of(view),
         tree,
         kind,
         leaves: leaves as usize,

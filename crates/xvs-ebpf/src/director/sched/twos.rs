@@ -2,10 +2,10 @@
 
 use aya_ebpf::helpers::bpf_get_prandom_u32;
 
-use super::{CONTINUE, STOP, View, walk};
+use super::{CONTINUE, STOP, View, ViewRef, walk};
 
 struct Total {
-    view: View,
+    view: ViewRef,
     total: u64,
 }
 
@@ -21,7 +21,7 @@ extern "C" fn add(i: u32, w: *mut Total) -> i64 {
 }
 
 struct Draw {
-    view: View,
+    view: ViewRef,
     r1: i64,
     r2: i64,
     first: Option<u32>,
@@ -50,8 +50,11 @@ extern "C" fn draw(i: u32, w: *mut Draw) -> i64 {
 }
 
 #[inline(always)]
-pub fn schedule(view: View) -> Option<u32> {
-    let mut t = Total { view, total: 0 };
+pub fn schedule(view: &View) -> Option<u32> {
+    let mut t = Total {
+        view: ViewRef::of(view),
+        total: 0,
+    };
     walk(view.count(), &mut t, add);
     // At most 256 weights of at most 65535: the bound never wraps to zero.
     let bound = t.total.wrapping_add(1);
@@ -59,7 +62,7 @@ pub fn schedule(view: View) -> Option<u32> {
         return None;
     }
     let mut d = Draw {
-        view,
+        view: ViewRef::of(view),
         r1: (unsafe { bpf_get_prandom_u32() } as u64 % bound) as i64,
         r2: (unsafe { bpf_get_prandom_u32() } as u64 % bound) as i64,
         first: None,

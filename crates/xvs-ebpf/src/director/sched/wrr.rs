@@ -3,14 +3,14 @@
 
 use xvs_common::{SchedState, WrrKey};
 
-use super::{CONTINUE, STOP, View, walk};
+use super::{CONTINUE, STOP, View, ViewRef, walk};
 use crate::maps::XVS_WRR;
 
 /// How many cycle positions one choice may pass over.
 const MAX_SKIPS: u32 = 64;
 
 struct Walk {
-    view: View,
+    view: ViewRef,
     set: u32,
     start: u32,
     len: u32,
@@ -38,7 +38,7 @@ extern "C" fn step(k: u32, w: *mut Walk) -> i64 {
 }
 
 #[inline(always)]
-pub fn schedule(view: View, state: &mut SchedState, set: u32) -> Option<u32> {
+pub fn schedule(view: &View, state: &mut SchedState, set: u32) -> Option<u32> {
     let len = unsafe { (*view.set).wrr_len };
     if len == 0 {
         return None;
@@ -48,7 +48,7 @@ pub fn schedule(view: View, state: &mut SchedState, set: u32) -> Option<u32> {
         start = 0;
     }
     let mut w = Walk {
-        view,
+        view: ViewRef::of(view),
         set,
         start,
         len,
