@@ -159,6 +159,21 @@ pub fn run() -> Result<(), String> {
         .collect();
     neighbours.push(("fd00:2::10".into(), [2, 0, 0, 0, 2, 0x10]));
     neighbours.push(("1.1.1.1".into(), CLIENT_MAC));
+    // A thousand more real servers, 10.0.1.1 to 10.0.4.250, on the same link.
+    let thousand: Vec<String> = (1..=4u8)
+        .flat_map(|net| (1..=250u8).map(move |host| format!("10.0.{net}.{host}")))
+        .collect();
+    neighbours.extend(
+        thousand
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| (addr.clone(), [2, 0, 0, 1, (i >> 8) as u8, i as u8])),
+    );
+    lab.run_ok(
+        "director",
+        &["ip", "route", "add", "10.0.0.0/21", "dev", "eth0"],
+    )
+    .map_err(|e| e.to_string())?;
     lab.static_neighbours("director", "eth0", &neighbours)
         .map_err(|e| e.to_string())?;
 
@@ -189,6 +204,21 @@ pub fn run() -> Result<(), String> {
             lines.push(format!("-a -t 1.1.1.254:{port} -r 10.0.0.{i} -g"));
         }
         lines.push(format!("-a -u 1.1.1.254:85 -r 10.0.0.{i} -g"));
+    }
+    // rr and wlc over 10 and over 1,000 real servers (the second: the large services map).
+    lines.push("-A -t 1.1.1.254:91 -s rr".to_string());
+    lines.push("-A -t 1.1.1.254:92 -s wlc".to_string());
+    lines.push("-A -t 1.1.1.254:93 -s rr".to_string());
+    lines.push("-A -t 1.1.1.254:94 -s wlc".to_string());
+    for i in 1..=10 {
+        for port in [91, 92] {
+            lines.push(format!("-a -t 1.1.1.254:{port} -r 10.0.0.{i} -g"));
+        }
+    }
+    for addr in &thousand {
+        for port in [93, 94] {
+            lines.push(format!("-a -t 1.1.1.254:{port} -r {addr} -g"));
+        }
     }
 
     let results = lab
@@ -290,6 +320,10 @@ pub fn run() -> Result<(), String> {
                 for (name, port) in [
                     ("new DR flow, rr over 100 real servers", 81),
                     ("new DR flow, wlc over 100 real servers", 82),
+                    ("new DR flow, rr over 10 real servers", 91),
+                    ("new DR flow, wlc over 10 real servers", 92),
+                    ("new DR flow, rr over 1,000 real servers", 93),
+                    ("new DR flow, wlc over 1,000 real servers", 94),
                 ] {
                     renew(&director, &lines)?;
                     case(name, &director_run, &fresh(port, 0))?;

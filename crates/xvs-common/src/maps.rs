@@ -10,6 +10,9 @@ pub mod map_names {
     /// Virtual services: [`crate::ServiceKey`] → [`crate::ServiceEntry`] (the service
     /// and its real-server set).
     pub const SERVICES: &str = "XVS_SERVICES";
+    /// Services of more than [`crate::MAX_SET`] real servers: [`crate::ServiceKey`] →
+    /// `ServiceEntry<MAX_SET_LARGE>` (their entry in [`SERVICES`] says `large`).
+    pub const SERVICES_LARGE: &str = "XVS_SVC_LARGE";
     /// Real servers: array, two entries per counter slot (`stats * 2 + half`, see
     /// [`crate::SetEntry::half`]) → [`crate::DestValue`].
     pub const DESTS: &str = "XVS_DESTS";
@@ -19,9 +22,13 @@ pub mod map_names {
     /// Per-CPU cache of real servers' next hops: the server's counter slot modulo
     /// [`crate::HOP_CACHE_SLOTS`] → [`crate::CachedHop`].
     pub const HOPS: &str = "XVS_HOPS";
-    /// What the datapath keeps per service (connection counts, scheduler state,
-    /// least-connection tree) by service id → [`crate::ServiceSched`].
+    /// What the datapath keeps per service (scheduler state, least-connection tree) by
+    /// service id → [`crate::ServiceSched`].
     pub const SCHED: &str = "XVS_SCHED";
+    /// The same for the services of [`SERVICES_LARGE`] → `ServiceSched<MAX_SET_LARGE>`.
+    pub const SCHED_LARGE: &str = "XVS_SCHED_LARGE";
+    /// Every real server's connection counts by counter slot: one value,
+    /// [`crate::DestCounts`].
     pub const DEST_COUNTS: &str = "XVS_DEST_COUNTS";
     /// Weighted round-robin cycles: [`crate::WrrKey`] → set index.
     pub const WRR: &str = "XVS_WRR";
@@ -60,6 +67,10 @@ pub mod map_names {
 
 /// Capacity of the service map.
 pub const MAX_SERVICES: u32 = 65_536;
+
+/// Capacity of the large services map (services of more than [`crate::MAX_SET`] real
+/// servers).
+pub const MAX_LARGE_SERVICES: u32 = 4_096;
 
 /// Capacity of the real-server map. A change rewrites a service's real servers under a new
 /// set before dropping the old one, so the map needs room for one service twice over.

@@ -8,11 +8,11 @@ unsafe impl aya::Pod for crate::Counters {}
 unsafe impl aya::Pod for crate::RateEstimate {}
 unsafe impl aya::Pod for crate::TunnelSource {}
 unsafe impl aya::Pod for crate::SetEntry {}
-unsafe impl aya::Pod for crate::DestSet {}
-unsafe impl aya::Pod for crate::ServiceEntry {}
+unsafe impl<const N: usize> aya::Pod for crate::DestSet<N> {}
+unsafe impl<const N: usize> aya::Pod for crate::ServiceEntry<N> {}
 unsafe impl aya::Pod for crate::SlotConns {}
 unsafe impl aya::Pod for crate::DestCounts {}
-unsafe impl aya::Pod for crate::ServiceSched {}
+unsafe impl<const N: usize> aya::Pod for crate::ServiceSched<N> {}
 unsafe impl aya::Pod for crate::SchedState {}
 unsafe impl aya::Pod for crate::WrrKey {}
 unsafe impl aya::Pod for crate::ConnKey {}

@@ -46,9 +46,9 @@ const _: () = assert!(crate::MAX_STATS.is_power_of_two());
 /// least-connection tree (one map value, so a new connection finds both with one lookup).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ServiceSched {
+pub struct ServiceSched<const N: usize = MAX_SET> {
     pub sched: SchedState,
-    pub tree: SchedTree,
+    pub tree: SchedTree<N>,
 }
 
 /// No index: a tree node or slot with no available real server.
@@ -60,7 +60,7 @@ pub const TREE_NONE: u16 = u16::MAX;
 /// datapath builds it for a set and keeps it as counts change; user space only zeroes it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct SchedTree {
+pub struct SchedTree<const N: usize = MAX_SET> {
     /// The set the tree was built for (0: none yet; set ids start at 1).
     pub set: u32,
     /// The rule it orders by ([`crate::tree_rule`]; `NONE` when none is built).
@@ -71,15 +71,31 @@ pub struct SchedTree {
     pub _pad: u32,
     /// The service it was built for, by which a connection's end finds the set.
     pub service: ServiceKey,
-    /// The set index of each connection-count slot ([`TREE_NONE`] if not in the set).
-    pub index_of: [u16; MAX_SET],
+    /// The set index of each tree slot ([`TREE_NONE`] if not in the set).
+    pub index_of: [u16; N],
     /// `nodes[n]` for n in 1..leaves: the best of the leaves below (node n's children are
     /// 2n and 2n+1); `nodes[leaves + i]`: leaf i, the set's index i if that server is
     /// available. Each node is packed as [`tree_node`] makes it: the index with its load
     /// and weight by the tree's rule, so two nodes compare as
     /// `load(a) * weight(b) > load(b) * weight(a)` from their own eight bytes, whatever
     /// the rule (see the datapath's tree.rs).
-    pub nodes: [u64; 2 * MAX_SET],
+    /// (2 × N nodes, as two halves: array lengths cannot be computed from `N`; read
+    /// through [`SchedTree::node`].)
+    pub nodes: [[u64; N]; 2],
+}
+
+impl<const N: usize> SchedTree<N> {
+    /// Node `n`, masked into the 2 × N nodes (`N` is a power of two; the mask lets the
+    /// verifier see the access in bounds).
+    #[inline(always)]
+    pub fn node(&self, n: usize) -> u64 {
+        self.nodes.as_flattened()[n & (2 * N - 1)]
+    }
+
+    #[inline(always)]
+    pub fn node_mut(&mut self, n: usize) -> &mut u64 {
+        &mut self.nodes.as_flattened_mut()[n & (2 * N - 1)]
+    }
 }
 
 /// A tree node: `load` (saturated at `u32::MAX`: past 16 million active connections on
@@ -103,7 +119,7 @@ pub const fn tree_node(load: u64, weight: u32, index: u16) -> u64 {
 /// that every real node (weight ≥ 1) beats it and it beats none.
 pub const TREE_EMPTY: u64 = tree_node(u32::MAX as u64, 0, TREE_NONE);
 
-impl Default for SchedTree {
+impl<const N: usize> Default for SchedTree<N> {
     fn default() -> Self {
         SchedTree {
             set: 0,
@@ -111,8 +127,8 @@ impl Default for SchedTree {
             leaves: 0,
             _pad: 0,
             service: ServiceKey::default(),
-            index_of: [TREE_NONE; MAX_SET],
-            nodes: [TREE_EMPTY; 2 * MAX_SET],
+            index_of: [TREE_NONE; N],
+            nodes: [[TREE_EMPTY; N]; 2],
         }
     }
 }

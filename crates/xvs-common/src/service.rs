@@ -46,7 +46,10 @@ pub struct ServiceValue {
     pub scheduler: u8,
     /// Persistence engine: 0 none, 1 sip.
     pub pe: u8,
-    pub _pad: [u8; 2],
+    /// In the services map: nonzero when the real-server set is too big for this entry
+    /// and lives in the large services map (its entry there says 0).
+    pub large: u8,
+    pub _pad: u8,
     /// The service's slot in the counter array.
     pub stats: u32,
 }
@@ -139,9 +142,14 @@ pub struct RateEstimate {
     pub outbps: u64,
 }
 
-/// Most real servers of one service the datapath schedules among (and keeps connection
-/// counts for): the size of a [`DestSet`].
+/// Real servers a service's entry in the services map holds: the size of a [`DestSet`]
+/// there. A service with more has its set in the large services map.
 pub const MAX_SET: usize = 256;
+
+/// Most real servers of one service: the size of a [`DestSet`] in the large services map
+/// (IPVS has no limit; a service this large costs 4 times the memory of one in the
+/// services map: see docs/BENCHMARKS.md).
+pub const MAX_SET_LARGE: usize = 1024;
 
 /// One real server of a set as the schedulers read it.
 #[repr(C)]
@@ -158,14 +166,15 @@ pub struct SetEntry {
     pub stats: u32,
 }
 
-/// A service's real servers for scheduling, in IPVS's list order.
+/// A service's real servers for scheduling, in IPVS's list order: room for `N` of them
+/// ([`MAX_SET`] in the services map, [`MAX_SET_LARGE`] in the large one).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DestSet {
+pub struct DestSet<const N: usize = MAX_SET> {
     pub count: u32,
     /// Length of the set's weighted round-robin cycle in the wrr map.
     pub wrr_len: u32,
-    pub entries: [SetEntry; MAX_SET],
+    pub entries: [SetEntry; N],
 }
 
 /// What the services map holds for a service: its parameters and its real-server set, in
@@ -174,7 +183,7 @@ pub struct DestSet {
 /// the datapath sees the old or the new list, never half of one.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ServiceEntry {
+pub struct ServiceEntry<const N: usize = MAX_SET> {
     pub service: ServiceValue,
-    pub set: DestSet,
+    pub set: DestSet<N>,
 }

@@ -38,8 +38,8 @@ use aya::{
 use netlink::XdpMode;
 use xvs_common::{
     Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, LAYOUT_VERSION, LOOPBACK_INDEX,
-    LookupTable, Neighbour, RateEstimate, ServiceEntry, ServiceKey, ServiceSched, TunnelSource,
-    WrrKey, counter, map_names, meta,
+    LookupTable, MAX_SET_LARGE, Neighbour, RateEstimate, ServiceEntry, ServiceKey, ServiceSched,
+    TunnelSource, WrrKey, counter, map_names, meta,
 };
 
 /// The director of the current network namespace: its program and its maps.
@@ -49,6 +49,8 @@ pub struct Director {
     counters: PerCpuArray<MapData, u64>,
     meta: Array<MapData, u64>,
     services: BpfHashMap<MapData, ServiceKey, ServiceEntry>,
+    /// Services of more than `MAX_SET` real servers.
+    services_large: BpfHashMap<MapData, ServiceKey, ServiceEntry<MAX_SET_LARGE>>,
     dests: Array<MapData, DestValue>,
     /// Counters of services and real servers, by counter slot.
     stats: PerCpuArray<MapData, Counters>,
@@ -57,6 +59,7 @@ pub struct Director {
     /// Possible CPUs: how many values a per-CPU map entry holds.
     cpus: usize,
     sched_states: BpfHashMap<MapData, u32, ServiceSched>,
+    sched_large: BpfHashMap<MapData, u32, ServiceSched<MAX_SET_LARGE>>,
     wrr: BpfHashMap<MapData, WrrKey, u32>,
     /// sh, dh and mh tables by set id.
     lookup: BpfHashMap<MapData, u32, LookupTable>,
@@ -211,6 +214,8 @@ impl Director {
             Array::try_from(Map::Array(take(map_names::META)?)).map_err(wrong(map_names::META))?;
         let services = BpfHashMap::try_from(Map::HashMap(take(map_names::SERVICES)?))
             .map_err(wrong(map_names::SERVICES))?;
+        let services_large = BpfHashMap::try_from(Map::HashMap(take(map_names::SERVICES_LARGE)?))
+            .map_err(wrong(map_names::SERVICES_LARGE))?;
         let dests = Array::try_from(Map::Array(take(map_names::DESTS)?))
             .map_err(wrong(map_names::DESTS))?;
         let stats_data = take(map_names::STATS)?;
@@ -229,6 +234,8 @@ impl Director {
         let sched_states =
             BpfHashMap::try_from(hash(map_names::SCHED)?).map_err(wrong(map_names::SCHED))?;
         let wrr = BpfHashMap::try_from(hash(map_names::WRR)?).map_err(wrong(map_names::WRR))?;
+        let sched_large = BpfHashMap::try_from(hash(map_names::SCHED_LARGE)?)
+            .map_err(wrong(map_names::SCHED_LARGE))?;
         let lookup =
             BpfHashMap::try_from(hash(map_names::LOOKUP)?).map_err(wrong(map_names::LOOKUP))?;
         let rates =
@@ -255,11 +262,13 @@ impl Director {
             counters,
             meta,
             services,
+            services_large,
             dests,
             stats,
             stats_slots,
             cpus,
             sched_states,
+            sched_large,
             wrr,
             lookup,
             tunnel_sources,

@@ -324,6 +324,143 @@ fn kernel_schedulers_match_the_reference() {
     }
 }
 
+/// A service of a thousand real servers (the large services map: more than 256) schedules
+/// as the reference does, for the rotating, weighted, least-connection and hashing
+/// schedulers; then it shrinks to 200 (back to the services map) and grows again, and a
+/// connection made before each move keeps its real server and its count.
+#[test]
+fn a_service_of_a_thousand_real_servers_schedules_as_the_reference() {
+    let rig = Rig::new();
+    // NAT real servers on one address, told apart by port: every one has the same next
+    // hop, and the port of a forwarded frame says which was chosen.
+    let server = |i: u16| format!("10.0.0.10:{}", 10_000 + i);
+    for (round, scheduler) in ["rr", "wrr", "wlc", "nq", "mh -b mh-port"]
+        .into_iter()
+        .enumerate()
+    {
+        let port = 9200 + round as u16;
+        let vip = format!("1.1.1.254:{port}");
+        let mut lines = vec![format!("-A -t {vip} -s {scheduler}")];
+        for i in 0..1000u16 {
+            let weight = 1 + i % 3;
+            lines.push(format!("-a -t {vip} -r {} -m -w {weight}", server(i)));
+        }
+        let line_refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let chosen: Vec<u16> = rig.with(&line_refs, |director, eth0| {
+            let table = director.load().unwrap().table;
+            assert_eq!(service_on(&table, port).dests.len(), 1000);
+            (0..300u16)
+                .map(|i| {
+                    let syn = tcp4(CLIENT, VIP, 20000 + i, port, true, CLIENT_MAC);
+                    let (out, _) = director.run_frame(eth0, &syn).unwrap();
+                    assert_eq!(out.verdict, XDP_TX, "{scheduler}: SYN {i}");
+                    u16::from_be_bytes([out.frame[36], out.frame[37]])
+                })
+                .collect()
+        });
+        let mut table = Table::default();
+        restore::restore(&lines.join("\n"), &mut table, &NoNames, "xvsadm").unwrap();
+        let service = table.services.last().unwrap();
+        let mut dests: Vec<sched::Candidate> = service
+            .dests
+            .iter()
+            .map(|d| sched::Candidate::of(d, false))
+            .collect();
+        let mut reference = sched::new_scheduler(service.scheduler, service.flags, &dests, 1);
+        let expected: Vec<u16> = (0..300u16)
+            .map(|i| {
+                let flow = sched::Flow {
+                    src: IpAddr::from(CLIENT),
+                    src_port: 20000 + i,
+                    dst: IpAddr::from(VIP),
+                    dst_port: port,
+                    now: 0,
+                };
+                let index = reference.schedule(&dests, &flow).unwrap();
+                dests[index].active += 1;
+                service.dests[index].port
+            })
+            .collect();
+        assert_eq!(chosen, expected, "{scheduler}");
+    }
+
+    // Moves between the maps keep a connection's server and counts.
+    let vip = "1.1.1.254:9300";
+    let mut lines = vec![format!("-A -t {vip} -s wlc")];
+    lines.extend((0..1000u16).map(|i| format!("-a -t {vip} -r {} -m", server(i))));
+    let line_refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    rig.with(&line_refs, |director, eth0| {
+        let syn = tcp4(CLIENT, VIP, 21000, 9300, true, CLIENT_MAC);
+        let (out, _) = director.run_frame(eth0, &syn).unwrap();
+        let first = u16::from_be_bytes([out.frame[36], out.frame[37]]);
+        let first_server = format!("10.0.0.10:{first}");
+        let active_of = |director: &Director| {
+            let table = director.load().unwrap().table;
+            let service = service_on(&table, 9300);
+            let dest = service
+                .dests
+                .iter()
+                .find(|d| format!("{}:{}", d.addr, d.port) == first_server)
+                .unwrap();
+            (service.dests.len(), dest.conns.active + dest.conns.inactive)
+        };
+        assert_eq!(active_of(director), (1000, 1));
+        // Shrink to 200, keeping the server the connection went to.
+        let removed: Vec<String> = (0..1000u16)
+            .map(|i| 10_000 + i)
+            .filter(|&p| p != first)
+            .skip(199)
+            .map(|p| format!("-d -t {vip} -r 10.0.0.10:{p}"))
+            .collect();
+        change(
+            director,
+            &removed.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(active_of(director), (200, 1));
+        let ack = tcp4(CLIENT, VIP, 21000, 9300, false, CLIENT_MAC);
+        let (out, _) = director.run_frame(eth0, &ack).unwrap();
+        assert_eq!(out.verdict, XDP_TX);
+        assert_eq!(u16::from_be_bytes([out.frame[36], out.frame[37]]), first);
+        // And back past 256.
+        let added: Vec<String> = (2000..2100u16)
+            .map(|p| format!("-a -t {vip} -r 10.0.0.10:{p} -m"))
+            .chain((3000..3100u16).map(|p| format!("-a -t {vip} -r 10.0.0.10:{p} -m")))
+            .collect();
+        change(
+            director,
+            &added.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(active_of(director), (400, 1));
+        let (out, _) = director.run_frame(eth0, &ack).unwrap();
+        assert_eq!(u16::from_be_bytes([out.frame[36], out.frame[37]]), first);
+        // The connection ends: its server's count falls to zero whichever map it is in.
+        let rst = tcp4_flags(CLIENT, VIP, 21000, 9300, Flags::Rst);
+        let _ = director.run_frame(eth0, &rst).unwrap();
+        let (_, count) = active_of(director);
+        assert_eq!(count, 1, "a reset connection is inactive until it expires");
+        // wlc over the 400 goes to an idle server, never the one with a connection.
+        let syn = tcp4(CLIENT, VIP, 21001, 9300, true, CLIENT_MAC);
+        let (out, _) = director.run_frame(eth0, &syn).unwrap();
+        assert_ne!(u16::from_be_bytes([out.frame[36], out.frame[37]]), first);
+    });
+
+    // Persistence over a large set: one client's connections stay on one server.
+    let vip = "1.1.1.254:9301";
+    let mut lines = vec![format!("-A -t {vip} -s rr -p 300")];
+    lines.extend((0..300u16).map(|i| format!("-a -t {vip} -r {} -m", server(i))));
+    let line_refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let ports: Vec<u16> = rig.with(&line_refs, |director, eth0| {
+        (0..5u16)
+            .map(|i| {
+                let syn = tcp4(CLIENT, VIP, 22000 + i, 9301, true, CLIENT_MAC);
+                let (out, _) = director.run_frame(eth0, &syn).unwrap();
+                u16::from_be_bytes([out.frame[36], out.frame[37]])
+            })
+            .collect()
+    });
+    assert!(ports.iter().all(|&p| p == ports[0]), "{ports:?}");
+}
+
 /// The least-connection tree chooses as the reference's walk does while counts rise (new
 /// connections) and fall (connections reset move from active to inactive), over a dozen
 /// servers with assorted weights, one quiescent and one with an upper threshold; halfway,

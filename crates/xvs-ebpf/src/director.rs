@@ -46,16 +46,17 @@ mod program {
         programs::XdpContext,
     };
     use xvs_common::{
-        Conn, ConnKey, FAMILY_V4, FRAGMENT_NS, FragmentEntry, FragmentKey, LOOPBACK_INDEX,
-        Neighbour, conn_flags, counter, dest_index, forward as method, meta, scheduler,
-        service_flags, tcp,
+        Conn, ConnKey, DestCounts, FAMILY_V4, FRAGMENT_NS, FragmentEntry, FragmentKey,
+        LOOPBACK_INDEX, MAX_SET, MAX_SET_LARGE, Neighbour, ServiceEntry, ServiceSched, conn_flags,
+        counter, dest_index, forward as method, meta, scheduler, service_flags, tcp,
     };
 
     use crate::{
         conn, forward, fwmark, icmp,
         maps::{
             STATS_IN, STATS_NEW, STATS_OUT, XVS_CONNS, XVS_DESTS, XVS_FRAGS, XVS_RATES, XVS_SCHED,
-            XVS_SERVICES, XVS_TUN_SRC, add_stats, count, dest_counts, meta_value, scratch,
+            XVS_SCHED_LARGE, XVS_SERVICES, XVS_SERVICES_LARGE, XVS_TUN_SRC, add_stats, count,
+            dest_counts, meta_value, scratch,
         },
         packet::{self, Packet, Skip, copy_addr},
         persist, sched,
@@ -100,7 +101,7 @@ mod program {
                     && packet.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN
                 {
                     conn::sweep(now);
-                    let verdict = xvs_new_flow(ctx.ctx, packet, key, now, UNCHECKED);
+                    let verdict = new_flow(ctx.ctx, packet, key, now, UNCHECKED);
                     if verdict != RETRY_CHECKED {
                         return verdict;
                     }
@@ -108,7 +109,7 @@ mod program {
                 // A packet that may start a connection is scheduled from here, out of
                 // director's frame (the call chain's stack is 512 bytes in all).
                 match director(&mut ctx, packet, key, now) {
-                    NEW_FLOW => xvs_new_flow(ctx.ctx, packet, key, now, CHECKED),
+                    NEW_FLOW => new_flow(ctx.ctx, packet, key, now, CHECKED),
                     verdict => verdict,
                 }
             }
@@ -177,6 +178,26 @@ mod program {
     /// way but a new entry ends in [`RETRY_CHECKED`], uncounted).
     const UNCHECKED: u32 = 0;
     const CHECKED: u32 = 1;
+    /// What [`xvs_new_flow`] answers for a service whose set is in the large services map:
+    /// [`xvs_new_flow_large`] takes the packet on.
+    const LARGE_SERVICE: u32 = u32::MAX - 2;
+
+    /// A packet that may start a connection, through the new-connection function of its
+    /// service's class: each is a global function of its own, called from here so that
+    /// their stack frames never stack up.
+    #[inline(always)]
+    fn new_flow(
+        ctx: *mut xdp_md,
+        packet: *const Packet,
+        key: *const ConnKey,
+        now: u64,
+        checked: u32,
+    ) -> u32 {
+        match xvs_new_flow(ctx, packet, key, now, checked) {
+            LARGE_SERVICE => xvs_new_flow_large(ctx, packet, key, now, checked),
+            verdict => verdict,
+        }
+    }
 
     /// A packet that may start a connection: schedules it and sends it on. A global BPF
     /// function, so the verifier checks the new-connection path once, on its own, rather
@@ -196,13 +217,64 @@ mod program {
         }
         let ctx = &mut XdpContext::new(ctx);
         let (packet, key) = unsafe { (&*packet, &*key) };
+        let checked = checked == CHECKED;
+        let found = match find_service(ctx, packet, checked) {
+            Ok(found) if found.service.large != 0 => return LARGE_SERVICE,
+            Ok(found) => found,
+            Err(_) => return verdict_left(),
+        };
         // Scheduling and sending are sibling calls, so their stack frames never stack up.
-        let created = new_connection(ctx, packet, key, now, checked == CHECKED);
+        let created = new_connection::<MAX_SET, Small>(ctx, packet, key, now, checked, found);
+        new_flow_sent(ctx, packet, key, now, created)
+    }
+
+    /// [`xvs_new_flow`] for a service whose set is in the large services map (the key it
+    /// was found by is in the scratch space).
+    #[unsafe(no_mangle)]
+    #[inline(never)]
+    pub extern "C" fn xvs_new_flow_large(
+        ctx: *mut xdp_md,
+        packet: *const Packet,
+        key: *const ConnKey,
+        now: u64,
+        checked: u32,
+    ) -> u32 {
+        let (Some(scratch), false, false) = (scratch(), packet.is_null(), key.is_null()) else {
+            return xdp_action::XDP_PASS;
+        };
+        let ctx = &mut XdpContext::new(ctx);
+        let (packet, key) = unsafe { (&*packet, &*key) };
+        let checked = checked == CHECKED;
+        let Some(found) = (unsafe { XVS_SERVICES_LARGE.get(&(*scratch).service_key) }) else {
+            // Changed between the two lookups: the ordinary way finds it again.
+            refuse(xdp_action::XDP_PASS, UNCOUNTED, checked);
+            return verdict_left();
+        };
+        let created = new_connection::<MAX_SET_LARGE, Large>(ctx, packet, key, now, checked, found);
+        new_flow_sent(ctx, packet, key, now, created)
+    }
+
+    /// The verdict [`refuse`] left in the scratch space.
+    #[inline(always)]
+    fn verdict_left() -> u32 {
+        match scratch() {
+            Some(scratch) => unsafe { (*scratch).verdict },
+            None => xdp_action::XDP_PASS,
+        }
+    }
+
+    /// Sends a new connection's packet on by the connection `created` made, or answers the
+    /// verdict left if it made none.
+    #[inline(always)]
+    fn new_flow_sent(
+        ctx: &mut XdpContext,
+        packet: &Packet,
+        key: &ConnKey,
+        now: u64,
+        created: u64,
+    ) -> u32 {
         if created == NOT_CREATED {
-            return match scratch() {
-                Some(scratch) => unsafe { (*scratch).verdict },
-                None => xdp_action::XDP_PASS,
-            };
+            return verdict_left();
         }
         if packet.fragment == packet::FIRST_FRAGMENT {
             xvs_remember_fragment(packet, key, now);
@@ -596,20 +668,16 @@ mod program {
         NOT_CREATED
     }
 
-    /// Finds the service, schedules a real server and creates the entry. Returns the address
-    /// of the connection to forward by (the new entry's template in the scratch space, or
-    /// the entry another CPU made first), or [`NOT_CREATED`] with the verdict left in the
-    /// scratch space.
+    /// The service of a packet that may start a connection, in the services map (the key
+    /// it was found by left in the scratch space); `Err` with the verdict left if none.
     #[inline(always)]
-    fn new_connection(
+    fn find_service(
         ctx: &mut XdpContext,
         packet: &Packet,
-        key: &ConnKey,
-        now: u64,
         checked: bool,
-    ) -> u64 {
+    ) -> Result<&'static ServiceEntry, u64> {
         let Some(scratch) = scratch() else {
-            return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked);
+            return Err(refuse(xdp_action::XDP_PASS, UNCOUNTED, checked));
         };
         let service_key = unsafe { &mut (*scratch).service_key };
         copy_addr(&mut service_key.addr, &packet.dst);
@@ -618,24 +686,89 @@ mod program {
         service_key.family = packet.family;
         service_key.protocol = packet.protocol;
         // The service and its real-server set, in one value.
-        let found = match unsafe { XVS_SERVICES.get(&*service_key) } {
-            Some(s) => s,
-            None => {
-                // A port-0 service (persistent, every port) of the same address.
-                service_key.port = 0;
-                match unsafe { XVS_SERVICES.get(&*service_key) } {
-                    Some(s) => s,
-                    // A fwmark service, for a frame that came through the fwmark loop.
-                    None if fwmark::xvs_fwmark_key(ctx.ctx) != 0 => {
-                        match unsafe { XVS_SERVICES.get(&*service_key) } {
-                            Some(s) => s,
-                            None => return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked),
-                        }
-                    }
-                    None => return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked),
-                }
-            }
+        if let Some(found) = unsafe { XVS_SERVICES.get(&*service_key) } {
+            return Ok(found);
+        }
+        // A port-0 service (persistent, every port) of the same address.
+        service_key.port = 0;
+        if let Some(found) = unsafe { XVS_SERVICES.get(&*service_key) } {
+            return Ok(found);
+        }
+        // A fwmark service, for a frame that came through the fwmark loop.
+        if fwmark::xvs_fwmark_key(ctx.ctx) != 0
+            && let Some(found) = unsafe { XVS_SERVICES.get(&*service_key) }
+        {
+            return Ok(found);
+        }
+        Err(refuse(xdp_action::XDP_PASS, UNCOUNTED, checked))
+    }
+
+    /// Where the services of a set class keep their scheduler state, and their scheduler's
+    /// global function (see `sched::View`).
+    trait Class<const N: usize> {
+        fn sched(service_id: &u32) -> Option<*mut ServiceSched<N>>;
+        fn schedule(
+            found: &ServiceEntry<N>,
+            conns: *mut ServiceSched<N>,
+            counts: *const DestCounts,
+        ) -> u32;
+    }
+
+    /// Services whose set is in their entry of the services map.
+    struct Small;
+
+    impl Class<MAX_SET> for Small {
+        #[inline(always)]
+        fn sched(service_id: &u32) -> Option<*mut ServiceSched<MAX_SET>> {
+            XVS_SCHED.get_ptr_mut(service_id)
+        }
+
+        #[inline(always)]
+        fn schedule(
+            found: &ServiceEntry<MAX_SET>,
+            conns: *mut ServiceSched<MAX_SET>,
+            counts: *const DestCounts,
+        ) -> u32 {
+            sched::xvs_schedule(found, conns, counts)
+        }
+    }
+
+    /// Services of the large services map.
+    struct Large;
+
+    impl Class<MAX_SET_LARGE> for Large {
+        #[inline(always)]
+        fn sched(service_id: &u32) -> Option<*mut ServiceSched<MAX_SET_LARGE>> {
+            XVS_SCHED_LARGE.get_ptr_mut(service_id)
+        }
+
+        #[inline(always)]
+        fn schedule(
+            found: &ServiceEntry<MAX_SET_LARGE>,
+            conns: *mut ServiceSched<MAX_SET_LARGE>,
+            counts: *const DestCounts,
+        ) -> u32 {
+            sched::xvs_schedule_large(found, conns, counts)
+        }
+    }
+
+    /// Schedules a real server of service `found` (of set class `N`) and creates the entry.
+    /// Returns the address of the connection to forward by (the new entry's template in the
+    /// scratch space, or the entry another CPU made first), or [`NOT_CREATED`] with the
+    /// verdict left in the scratch space.
+    #[inline(always)]
+    fn new_connection<const N: usize, C: Class<N>>(
+        ctx: &mut XdpContext,
+        packet: &Packet,
+        key: &ConnKey,
+        now: u64,
+        checked: bool,
+        found: &ServiceEntry<N>,
+    ) -> u64 {
+        let Some(scratch) = scratch() else {
+            return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked);
         };
+        let service_key = unsafe { &(*scratch).service_key };
         // IPVS creates TCP connections on a SYN only; other segments go to the stack. A
         // service that hashes the client (sh, mh) also picks up a segment of a connection
         // it has not seen, as Katran does: its choice is the one any director with the
@@ -649,7 +782,7 @@ mod program {
             return refuse(xdp_action::XDP_PASS, counter::NOT_SCHEDULED, checked);
         }
         let (service, set) = (&found.service, &found.set);
-        let Some(conns) = XVS_SCHED.get_ptr_mut(&service.id) else {
+        let Some(conns) = C::sched(&service.id) else {
             return refuse(xdp_action::XDP_PASS, counter::NO_DESTINATION, checked);
         };
         let Some(counts) = dest_counts() else {
@@ -666,7 +799,7 @@ mod program {
         // A persistent service sends a client with a live template where it went before.
         let persistent = service.flags & service_flags::PERSISTENT != 0;
         let remembered = if persistent {
-            persist::xvs_persist_find(packet, found, now)
+            persist::remembered(&view, packet, service, now)
         } else {
             sched::NONE
         };
@@ -676,7 +809,7 @@ mod program {
                 fallback: false,
             }
         } else {
-            let picked = sched::xvs_schedule(found, conns, counts);
+            let picked = C::schedule(found, conns, counts);
             sched::Choice {
                 index: if picked == sched::NONE {
                     sched::NONE
@@ -769,7 +902,7 @@ mod program {
         if service.flags & service_flags::ONE_PACKET != 0 && packet.protocol == IPPROTO_UDP {
             unsafe { (*conns).sched = (*scratch).sched_state };
             if persistent && remembered == sched::NONE {
-                persist::xvs_persist_create(new, found, now);
+                persist::xvs_persist_create(new, service, now);
             }
             count(counter::NEW_CONNECTIONS, 1);
             add_stats(service.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);
@@ -798,7 +931,7 @@ mod program {
         }
         unsafe { (*conns).sched = (*scratch).sched_state };
         if persistent && remembered == sched::NONE {
-            persist::xvs_persist_create(new, found, now);
+            persist::xvs_persist_create(new, service, now);
         }
         if choice.fallback {
             count(counter::SCHED_FALLBACK, 1);

@@ -402,6 +402,73 @@ fn ipv6_packet_too_big_reaches_a_dr_real_server_and_a_megabyte_arrives() {
     assert!(forwarded > 0, "the router's packet too big was relayed");
 }
 
+/// A service of 300 real servers (more than a service's entry holds: its set lives in
+/// the large services map) forwards real connections: web1 and web2 with weight 1 among
+/// 298 quiescent ones, round robin between the two; the listing shows all 300. Deleting
+/// the quiescent ones moves the set back, and nothing changes for clients.
+#[test]
+fn a_service_of_300_real_servers_forwards_and_lists_them_all() {
+    let mut lab = topology::nat().build().unwrap();
+    serve_names(&mut lab);
+    let mut rules = String::from("-A -t 1.1.1.254:80 -s rr\n");
+    for i in 0..298 {
+        rules.push_str(&format!(
+            "-a -t 1.1.1.254:80 -r 192.168.2.{}:{} -m -w 0\n",
+            i % 250 + 1,
+            8000 + i
+        ));
+    }
+    rules.push_str("-a -t 1.1.1.254:80 -r 192.168.1.10:80 -m\n");
+    rules.push_str("-a -t 1.1.1.254:80 -r 192.168.1.20:80 -m\n");
+    let restored = lab
+        .command("director", &[env!("CARGO_BIN_EXE_xvsadm"), "-R"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(rules.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let listing = xvsadm(&lab, "-L -n");
+    assert_eq!(
+        listing.matches("  -> ").count(),
+        301,
+        "a header and 300:\n{listing}"
+    );
+    let pages: Vec<String> = (0..4).map(|_| get(&lab, "http://1.1.1.254/")).collect();
+    assert_eq!(pages, ["web2\n", "web1\n", "web2\n", "web1\n"]);
+    let stats = xvsadm(&lab, "-L -n --stats");
+    assert_eq!(stats_of(&stats, "192.168.1.10:80")[0], 2);
+    assert_eq!(stats_of(&stats, "192.168.1.20:80")[0], 2);
+
+    for i in 0..298 {
+        xvsadm(
+            &lab,
+            &format!(
+                "-d -t 1.1.1.254:80 -r 192.168.2.{}:{}",
+                i % 250 + 1,
+                8000 + i
+            ),
+        );
+    }
+    let pages: Vec<String> = (0..4).map(|_| get(&lab, "http://1.1.1.254/")).collect();
+    assert_eq!(pages, ["web2\n", "web1\n", "web2\n", "web1\n"]);
+    let stats = xvsadm(&lab, "-L -n --stats");
+    assert_eq!(
+        stats_of(&stats, "192.168.1.10:80")[0],
+        4,
+        "counters kept across"
+    );
+}
+
 /// Sends two 4,000-byte datagrams from the client to `target` (socat's address), each in
 /// fragments; each must reach a real server whole (its answer names it), rr over both,
 /// and the director must have sent later fragments on.

@@ -18,8 +18,8 @@ use std::{
 
 use aya::maps::{MapError, PerCpuValues};
 use xvs_common::{
-    Counters, DestCounts, DestValue, MAX_SET, ServiceKey as MapKey, ServiceSched, ServiceValue,
-    SlotConns, TunnelSource, WrrKey, dest_index, meta,
+    Counters, DestCounts, DestValue, MAX_SET, MAX_SET_LARGE, ServiceKey as MapKey, ServiceSched,
+    ServiceValue, SlotConns, TunnelSource, WrrKey, dest_index, meta,
 };
 use xvs_core::{
     model::{ConnCounts, PersistenceEngine, Service, Stats, Timeouts},
@@ -221,17 +221,30 @@ impl Director {
         let mut entries = Vec::new();
         for entry in self.services.iter() {
             let (key, entry) = entry.map_err(map_error("cannot read the services"))?;
-            // Only the set's used entries are read: a whole set is 5 KiB.
-            let used = (entry.service.dest_count as usize).min(MAX_SET);
+            // Only the set's used entries are read: a whole set is 5 KiB (20 KiB large).
+            let used = entry.service.dest_count as usize;
+            let large;
+            let (members, wrr_len) = if entry.service.large != 0 {
+                large = self
+                    .services_large
+                    .get(&key, 0)
+                    .map_err(map_error("cannot read a large service"))?;
+                (
+                    &large.set.entries[..used.min(MAX_SET_LARGE)],
+                    large.set.wrr_len,
+                )
+            } else {
+                (&entry.set.entries[..used.min(MAX_SET)], entry.set.wrr_len)
+            };
             let mut dests = Vec::with_capacity(used);
-            for member in &entry.set.entries[..used] {
+            for member in members {
                 dests.push(
                     self.dests
                         .get(&dest_index(member.stats, member.half), 0)
                         .map_err(map_error("cannot read a real server"))?,
                 );
             }
-            entries.push((key, entry.service, dests, entry.set.wrr_len));
+            entries.push((key, entry.service, dests, wrr_len));
         }
         let mut snapshot = Snapshot::assemble(
             timeouts,
@@ -307,11 +320,36 @@ impl Director {
                     .insert(key, index, 0)
                     .map_err(map_error("cannot write the wrr cycle"))?,
                 // The datapath builds the least-connection tree when it first schedules.
-                Op::StartService(id) => self
+                Op::StartService { id, large: false } => self
                     .sched_states
                     .insert(id, ServiceSched::default(), 0)
-                    .map_err(map_error("cannot create connection counts"))?,
+                    .map_err(map_error("cannot create a service's scheduler state"))?,
+                Op::StartService { id, large: true } => {
+                    // SAFETY: plain integers, for which all zeros is a valid value.
+                    let mut sched: Box<ServiceSched<MAX_SET_LARGE>> =
+                        unsafe { Box::new_zeroed().assume_init() };
+                    sched.tree = Default::default();
+                    self.sched_large
+                        .insert(id, sched, 0)
+                        .map_err(map_error("cannot create a service's scheduler state"))?
+                }
                 Op::TunnelSource(dest) => self.set_tunnel_source(dest)?,
+                Op::WriteService {
+                    key,
+                    service,
+                    set,
+                    wrr_len,
+                } if service.large != 0 => {
+                    let large = plan::service_entry::<MAX_SET_LARGE>(*service, set, *wrr_len);
+                    self.services_large
+                        .insert(key, large, 0)
+                        .map_err(map_error("cannot write a service"))?;
+                    // The switch: the entry in the services map says where the set is.
+                    let entry = plan::service_entry::<MAX_SET>(*service, &[], *wrr_len);
+                    self.services
+                        .insert(key, entry, 0)
+                        .map_err(map_error("cannot write a service"))?
+                }
                 Op::WriteService {
                     key,
                     service,
@@ -319,7 +357,7 @@ impl Director {
                     wrr_len,
                 } => self
                     .services
-                    .insert(key, *plan::service_entry(*service, set, *wrr_len), 0)
+                    .insert(key, plan::service_entry(*service, set, *wrr_len), 0)
                     .map_err(map_error("cannot write a service"))?,
                 Op::DropWrr { set, len } => {
                     for position in 0..*len {
@@ -340,9 +378,16 @@ impl Director {
                 Op::RemoveService(key) => {
                     removed(self.services.remove(key), "cannot remove a service")?
                 }
-                Op::DropSched(id) => removed(
+                Op::RemoveLargeService(key) => {
+                    removed(self.services_large.remove(key), "cannot remove a service")?
+                }
+                Op::DropSched { id, large: false } => removed(
                     self.sched_states.remove(id),
-                    "cannot drop connection counts",
+                    "cannot drop a service's scheduler state",
+                )?,
+                Op::DropSched { id, large: true } => removed(
+                    self.sched_large.remove(id),
+                    "cannot drop a service's scheduler state",
                 )?,
                 Op::SetMeta(slot, value) => self.set_meta(*slot, *value)?,
                 Op::PrepareNextHops(servers) => self.prepare_next_hops(servers)?,

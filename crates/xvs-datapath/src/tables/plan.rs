@@ -15,7 +15,7 @@ use std::{
 };
 
 use xvs_common::{
-    DestSet, DestValue, LOOKUP_NONE, LOOKUP_SLOTS, LookupTable, MAX_SERVICES, MAX_SET,
+    DestValue, LOOKUP_NONE, LOOKUP_SLOTS, LookupTable, MAX_SERVICES, MAX_SET, MAX_SET_LARGE,
     MAX_WRR_CYCLE, ServiceEntry, ServiceKey as MapKey, ServiceValue, SetEntry, WrrKey, forward,
     meta,
 };
@@ -43,12 +43,15 @@ pub enum Op {
     ClearDest(u32),
     /// Write one position of a set's wrr cycle: the set index it chooses.
     WriteWrr(WrrKey, u32),
-    /// Create a new service's connection counts (by service id).
-    StartService(u32),
+    /// Create a service's scheduler state (by service id) in its set's class: a new
+    /// service's, or one whose set moves to the other class.
+    StartService { id: u32, large: bool },
     /// Find the source address tunnelled packets to this real server leave from.
     TunnelSource(DestValue),
     /// Write a service's entry: its parameters and real-server set (the used part; see
-    /// [`service_entry`]), switched whole.
+    /// [`service_entry`]), switched whole. A service whose value says `large` has its set
+    /// written to the large services map first, then its entry in the services map,
+    /// which switches the datapath to it.
     WriteService {
         key: MapKey,
         service: ServiceValue,
@@ -63,8 +66,12 @@ pub enum Op {
     DropLookup(u32),
     /// Remove a service's entry.
     RemoveService(MapKey),
-    /// Drop a removed service's connection counts (by service id).
-    DropSched(u32),
+    /// Remove a service's entry in the large services map (removed, or its set moved
+    /// back into its entry in the services map).
+    RemoveLargeService(MapKey),
+    /// Drop a service's scheduler state (by service id) in a class: the service was
+    /// removed, or its set moved to the other class.
+    DropSched { id: u32, large: bool },
     /// Write a slot of the control array.
     SetMeta(u32, u64),
     /// Have the kernel resolve the next hops of these new real servers.
@@ -123,13 +130,20 @@ pub fn plan(
         let dests = place_dests(service, old, &mut take_id, &mut slots)?;
         held.extend(dests.iter().map(|d| d.stats));
         ops.extend(slots.to_zero.drain(..).map(Op::ZeroCounters));
+        let large = dests.len() > MAX_SET;
+        value.large = large as u8;
         let unchanged = old.is_some_and(|s| same_parameters(&s.value, &value) && s.dests == dests);
+        // The class the service's set was in, if it had one.
+        let was_large = old.map(|s| s.value.large != 0);
         if !unchanged {
             value.dest_set = take_id();
             value.dest_count = dests.len() as u32;
             let wrr_len = write_set(&mut ops, service, &value, &dests);
-            if old.is_none() {
-                ops.push(Op::StartService(value.id));
+            if was_large != Some(large) {
+                ops.push(Op::StartService {
+                    id: value.id,
+                    large,
+                });
             }
             for dest in &dests {
                 let was = old.and_then(|s| s.dests.iter().find(|d| d.id == dest.id));
@@ -153,6 +167,18 @@ pub fn plan(
             if let Some(stored) = old {
                 drop_set(&mut ops, stored);
             }
+            // A set that moved between classes leaves the other class's entries behind.
+            if let Some(was_large) = was_large
+                && was_large != large
+            {
+                if was_large {
+                    ops.push(Op::RemoveLargeService(key));
+                }
+                ops.push(Op::DropSched {
+                    id: value.id,
+                    large: was_large,
+                });
+            }
         }
         // -Z: counters that were read as non-zero and now are zero.
         if let Some((old_service, _)) = before_services.get(&key) {
@@ -174,8 +200,15 @@ pub fn plan(
             continue;
         }
         ops.push(Op::RemoveService(*key));
+        let large = stored.value.large != 0;
+        if large {
+            ops.push(Op::RemoveLargeService(*key));
+        }
         drop_set(&mut ops, stored);
-        ops.push(Op::DropSched(stored.value.id));
+        ops.push(Op::DropSched {
+            id: stored.value.id,
+            large,
+        });
     }
     // A removed real server's entries are cleared (unless a new server took its slot):
     // the datapath then sees its connections' server gone (IPVS's expire_nodest_conn).
@@ -247,13 +280,19 @@ fn place_dests(
     take_id: &mut impl FnMut() -> u32,
     slots: &mut StatsSlots,
 ) -> Result<Vec<DestValue>> {
-    if service.dests.len() > MAX_SET {
+    if service.dests.len() > MAX_SET_LARGE {
         return Err(Error::of(
             ErrorKind::Refused,
-            format!("a service can have at most {MAX_SET} real servers in xvs"),
+            format!("a service can have at most {MAX_SET_LARGE} real servers in xvs"),
         ));
     }
-    let mut used = [false; MAX_SET];
+    // Tree slots: as many as the set's class has room for.
+    let room = if service.dests.len() > MAX_SET {
+        MAX_SET_LARGE
+    } else {
+        MAX_SET
+    };
+    let mut used = vec![false; room];
     let mut placed: Vec<DestValue> = Vec::with_capacity(service.dests.len());
     for dest in &service.dests {
         let mut encoded = encode_dest(dest);
@@ -268,10 +307,15 @@ fn place_dests(
             // Unchanged, it stays where the live set reads it; changed, it goes to its
             // other entry, which the new set switches to.
             encoded.half = kept.half;
+            if (kept.slot as usize) < room {
+                used[kept.slot as usize] = true;
+            } else {
+                // Its set moved to the smaller class: it takes a tree slot there.
+                encoded.slot = u16::MAX;
+            }
             if encoded != *kept {
                 encoded.half ^= 1;
             }
-            used[kept.slot as usize % MAX_SET] = true;
         } else {
             encoded.id = take_id();
             encoded.slot = u16::MAX;
@@ -279,7 +323,7 @@ fn place_dests(
         }
         placed.push(encoded);
     }
-    let mut free = (0..MAX_SET).filter(|&slot| !used[slot]);
+    let mut free = (0..room).filter(|&slot| !used[slot]);
     for encoded in placed.iter_mut().filter(|d| d.slot == u16::MAX) {
         // As many slots as servers, and no more servers than slots: one is free.
         encoded.slot = free.next().unwrap_or_default() as u16;
@@ -348,18 +392,20 @@ pub fn lookup_entry(slots: &[u16]) -> Box<LookupTable> {
     table
 }
 
-/// The services map's value for a service and the used part of its set. (A plan keeps
-/// only the used part: a whole set is 5 KiB, and a restore of 10,000 services would hold
-/// 50 MB of them.)
-pub fn service_entry(service: ServiceValue, set: &[SetEntry], wrr_len: u32) -> Box<ServiceEntry> {
-    let mut entry = Box::new(ServiceEntry {
-        service,
-        set: DestSet {
-            count: set.len() as u32,
-            wrr_len,
-            entries: [SetEntry::default(); MAX_SET],
-        },
-    });
+/// The value of a services map (of set class `N`) for a service and the used part of its
+/// set. (A plan keeps only the used part: a whole set is 5 KiB, and a restore of 10,000
+/// services would hold 50 MB of them.)
+pub fn service_entry<const N: usize>(
+    service: ServiceValue,
+    set: &[SetEntry],
+    wrr_len: u32,
+) -> Box<ServiceEntry<N>> {
+    // Made on the heap (a large entry is 20 KiB).
+    // SAFETY: a ServiceEntry is plain integers, for which all zeros is a valid value.
+    let mut entry: Box<ServiceEntry<N>> = unsafe { Box::new_zeroed().assume_init() };
+    entry.service = service;
+    entry.set.count = set.len().min(N) as u32;
+    entry.set.wrr_len = wrr_len;
     for (slot, member) in entry.set.entries.iter_mut().zip(set) {
         *slot = *member;
     }
@@ -417,11 +463,15 @@ mod tests {
     /// The director's maps, as plain collections, changed by [`Op`]s as the kernel's are.
     #[derive(Default)]
     struct Maps {
-        services: HashMap<MapKey, ServiceEntry>,
+        /// Services: value, set, wrr cycle length (an empty set for a large one).
+        services: HashMap<MapKey, (ServiceValue, Vec<SetEntry>, u32)>,
+        /// The large services map's sets.
+        large: HashMap<MapKey, (ServiceValue, Vec<SetEntry>, u32)>,
         dests: HashMap<u32, DestValue>,
         wrr: HashMap<WrrKey, u32>,
         lookups: HashMap<u32, Vec<u16>>,
-        sched_states: HashSet<u32>,
+        /// Scheduler states: (service id, large).
+        sched_states: HashSet<(u32, bool)>,
         meta: HashMap<u32, u64>,
     }
 
@@ -451,15 +501,22 @@ mod tests {
                         }
                     }
                     Op::WriteWrr(key, index) => drop(self.wrr.insert(*key, *index)),
-                    Op::StartService(id) => drop(self.sched_states.insert(*id)),
+                    Op::StartService { id, large } => {
+                        self.sched_states.insert((*id, *large));
+                    }
                     Op::WriteService {
                         key,
                         service,
                         set,
                         wrr_len,
                     } => {
-                        let entry = service_entry(*service, set, *wrr_len);
-                        self.services.insert(*key, *entry);
+                        let entry = (*service, set.clone(), *wrr_len);
+                        if service.large != 0 {
+                            self.large.insert(*key, entry);
+                            self.services.insert(*key, (*service, Vec::new(), *wrr_len));
+                        } else {
+                            self.services.insert(*key, entry);
+                        }
                     }
                     Op::DropWrr { set, len } => {
                         for position in 0..*len {
@@ -474,7 +531,8 @@ mod tests {
                     }
                     Op::DropLookup(set) => drop(self.lookups.remove(set)),
                     Op::RemoveService(key) => drop(self.services.remove(key)),
-                    Op::DropSched(id) => drop(self.sched_states.remove(id)),
+                    Op::RemoveLargeService(key) => drop(self.large.remove(key)),
+                    Op::DropSched { id, large } => drop(self.sched_states.remove(&(*id, *large))),
                     Op::SetMeta(slot, value) => drop(self.meta.insert(*slot, *value)),
                 }
             }
@@ -486,13 +544,18 @@ mod tests {
             let entries = self
                 .services
                 .iter()
-                .map(|(key, entry)| {
-                    let used = entry.service.dest_count as usize;
-                    let dests = entry.set.entries[..used]
+                .map(|(key, (value, set, wrr_len))| {
+                    let set = if value.large != 0 {
+                        &self.large[key].1
+                    } else {
+                        set
+                    };
+                    assert_eq!(set.len(), value.dest_count as usize);
+                    let dests = set
                         .iter()
                         .map(|m| self.dests[&xvs_common::dest_index(m.stats, m.half)])
                         .collect();
-                    (*key, entry.service, dests, entry.set.wrr_len)
+                    (*key, *value, dests, *wrr_len)
                 })
                 .collect();
             let timeouts = Timeouts {
@@ -513,7 +576,7 @@ mod tests {
             let before = self.snapshot();
             let mut after = before.table.clone();
             restore(rules, &mut after, &NoNames, "test").expect("rules");
-            let ops = plan(&before, &after, 1024, &|_| false)?;
+            let ops = plan(&before, &after, 4096, &|_| false)?;
             self.apply(&ops);
             Ok((ops, after))
         }
@@ -561,7 +624,7 @@ mod tests {
             .iter()
             .map(|op| match op {
                 Op::WriteDest(_) => "dest",
-                Op::StartService(_) => "counts",
+                Op::StartService { .. } => "counts",
                 Op::WriteService { .. } => "service",
                 Op::SetMeta(..) => "meta",
                 Op::PrepareNextHops(_) => "hops",
@@ -607,7 +670,7 @@ mod tests {
         assert_ne!(new.half, was.half);
         assert_eq!(count(&ops, |op| matches!(op, Op::WriteService { .. })), 1);
         assert_eq!(count(&ops, |op| matches!(op, Op::DropWrr { .. })), 1);
-        assert_eq!(count(&ops, |op| matches!(op, Op::StartService(_))), 0);
+        assert_eq!(count(&ops, |op| matches!(op, Op::StartService { .. })), 0);
         assert_eq!(count(&ops, |op| matches!(op, Op::PrepareNextHops(_))), 0);
     }
 
@@ -633,7 +696,7 @@ mod tests {
             [
                 Op::RemoveService(_),
                 Op::DropWrr { len: 3, .. },
-                Op::DropSched(_),
+                Op::DropSched { large: false, .. },
                 Op::ClearDest(_),
                 Op::ClearDest(_),
             ]
@@ -656,23 +719,86 @@ mod tests {
         let before = maps.snapshot();
         let mut too_many = before.table.clone();
         restore(
-            &(1..=300)
-                .map(|i| {
-                    format!(
-                        "-a -u 1.1.1.254:53 -r 10.0.{}.{}:53\n",
-                        i / 200,
-                        i % 200 + 1
-                    )
-                })
-                .collect::<String>(),
+            &servers(1..=MAX_SET_LARGE as u32 + 1),
             &mut too_many,
             &NoNames,
             "test",
         )
         .unwrap();
-        let refused = plan(&before, &too_many, 1024, &|_| false).unwrap_err();
+        let refused = plan(&before, &too_many, 4096, &|_| false).err().unwrap();
         assert_eq!(refused.kind(), ErrorKind::Refused);
-        let full = plan(&before, &too_many, 8, &|_| false).unwrap_err();
+        assert!(refused.to_string().contains("at most 1024 real servers"));
+        let full = plan(&before, &too_many, 8, &|_| false).err().unwrap();
         assert_eq!(full.kind(), ErrorKind::Full);
+    }
+
+    /// `-a` lines adding real servers `numbers` to the UDP service of [`SEED`].
+    fn servers(numbers: std::ops::RangeInclusive<u32>) -> String {
+        numbers
+            .map(|i| {
+                format!(
+                    "-a -u 1.1.1.254:53 -r 10.0.{}.{}:53\n",
+                    i / 200,
+                    i % 200 + 1
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_set_that_outgrows_the_services_map_moves_to_the_large_one_and_back() {
+        let mut maps = seeded();
+        // 256 real servers: still in the services map.
+        let (ops, _) = maps.change(&servers(2..=MAX_SET as u32)).unwrap();
+        assert!(!ops.iter().any(|op| matches!(op, Op::StartService { .. })));
+        assert!(maps.large.is_empty());
+        // One more: the set moves, with a scheduler state of its class, and the old one
+        // goes after the switch.
+        let (ops, wanted) = maps.change(&servers(257..=257)).unwrap();
+        let at = |which: &dyn Fn(&Op) -> bool| ops.iter().position(which).unwrap();
+        let start = at(&|op| matches!(op, Op::StartService { large: true, .. }));
+        let switch = at(&|op| matches!(op, Op::WriteService { service, .. } if service.large != 0));
+        let drop = at(&|op| matches!(op, Op::DropSched { large: false, .. }));
+        assert!(start < switch && switch < drop, "{start} {switch} {drop}");
+        assert_eq!(maps.large.len(), 1);
+        assert_eq!(maps.snapshot().table, wanted);
+        assert!(maps.sched_states.iter().any(|&(_, large)| large));
+        // Tree slots use the large class's room.
+        let set = &maps.large.values().next().unwrap().1;
+        assert_eq!(set.len(), MAX_SET + 1);
+        assert!(set.iter().all(|e| (e.slot as usize) < MAX_SET_LARGE));
+        // Back under: the large entry and its state go, and every tree slot fits again.
+        let (ops, wanted) = maps
+            .change("-d -u 1.1.1.254:53 -r 10.0.0.3:53\n-d -u 1.1.1.254:53 -r 10.0.0.4:53")
+            .unwrap();
+        assert_eq!(count(&ops, |op| matches!(op, Op::RemoveLargeService(_))), 1);
+        assert_eq!(
+            count(&ops, |op| matches!(op, Op::DropSched { large: true, .. })),
+            1
+        );
+        assert!(maps.large.is_empty());
+        assert_eq!(maps.snapshot().table, wanted);
+        let (value, set, _) = maps
+            .services
+            .values()
+            .find(|(_, set, _)| set.len() > 2)
+            .unwrap();
+        assert_eq!((value.large, set.len()), (0, MAX_SET - 1));
+        let mut slots: Vec<u16> = set.iter().map(|e| e.slot).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), set.len(), "tree slots stay distinct");
+        assert!(slots.iter().all(|&slot| (slot as usize) < MAX_SET));
+    }
+
+    #[test]
+    fn a_large_service_deleted_takes_its_entries_in_both_maps() {
+        let mut maps = seeded();
+        maps.change(&servers(2..=300)).unwrap();
+        let (ops, _) = maps.change("-D -u 1.1.1.254:53").unwrap();
+        assert_eq!(count(&ops, |op| matches!(op, Op::RemoveService(_))), 1);
+        assert_eq!(count(&ops, |op| matches!(op, Op::RemoveLargeService(_))), 1);
+        assert!(maps.large.is_empty());
+        assert!(!maps.sched_states.iter().any(|&(_, large)| large));
     }
 }

@@ -33,8 +33,8 @@ use xvs_common::{
 };
 
 use crate::maps::{
-    XVS_CONNS, XVS_SCHED, XVS_SWEEP, XVS_SWEEP_60, XVS_SWEEP_300, XVS_SWEEP_DUE, XVS_SWEEP_SOON,
-    count, dest_counts, meta_value, scratch,
+    XVS_CONNS, XVS_SWEEP, XVS_SWEEP_60, XVS_SWEEP_300, XVS_SWEEP_DUE, XVS_SWEEP_SOON, count,
+    dest_counts, meta_value, scratch,
 };
 use crate::sched;
 
@@ -116,9 +116,7 @@ fn adjust(conn: Counted, active: bool, delta: i32, moved: bool) {
     if moved {
         add_count(counts, conn.dest_stats, !active, -delta);
     }
-    if let Some(sched) = XVS_SCHED.get_ptr_mut(&conn.service_id) {
-        sched::count_changed_in(sched, counts, conn.slot);
-    }
+    sched::service_count_changed(&conn.service_id, counts, conn.slot);
 }
 
 /// The aligned 64-bit word of `conn` that holds its flags, and where `flag` sits in it.

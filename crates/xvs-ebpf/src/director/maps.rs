@@ -9,9 +9,9 @@ use aya_ebpf::{
 use xvs_common::{
     CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestCounts, DestValue, FragmentEntry,
     FragmentKey, HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalityEntry, LocalityKey, LookupTable,
-    MAX_DESTS, MAX_SERVICES, MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE,
-    SWEEP_SOON_SHARE, SchedState, ServiceEntry, ServiceKey, ServiceSched, SweepRecord,
-    TunnelSource, WrrKey, counter, meta, sweep,
+    MAX_DESTS, MAX_LARGE_SERVICES, MAX_SERVICES, MAX_SET_LARGE, MAX_STATS, NO_PREALLOC,
+    RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE, SchedState, ServiceEntry,
+    ServiceKey, ServiceSched, SweepRecord, TunnelSource, WrrKey, counter, meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -23,6 +23,12 @@ pub static XVS_META: Array<u64> = Array::with_max_entries(meta::COUNT, 0);
 #[map(name = "XVS_SERVICES")]
 pub static XVS_SERVICES: HashMap<ServiceKey, ServiceEntry> =
     HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
+
+/// Services of more than `MAX_SET` real servers (their entry in `XVS_SERVICES` says
+/// `large`).
+#[map(name = "XVS_SVC_LARGE")]
+pub static XVS_SERVICES_LARGE: HashMap<ServiceKey, ServiceEntry<MAX_SET_LARGE>> =
+    HashMap::with_max_entries(MAX_LARGE_SERVICES, NO_PREALLOC);
 
 /// Real servers, two entries per counter slot (user space sizes it with the counters).
 #[map(name = "XVS_DESTS")]
@@ -50,6 +56,10 @@ pub static XVS_HOPS: PerCpuArray<CachedHop> = PerCpuArray::with_max_entries(HOP_
 #[map(name = "XVS_SCHED")]
 pub static XVS_SCHED: HashMap<u32, ServiceSched> =
     HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
+
+#[map(name = "XVS_SCHED_LARGE")]
+pub static XVS_SCHED_LARGE: HashMap<u32, ServiceSched<MAX_SET_LARGE>> =
+    HashMap::with_max_entries(MAX_LARGE_SERVICES, NO_PREALLOC);
 
 #[map(name = "XVS_WRR")]
 pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
@@ -177,6 +187,10 @@ pub struct Scratch {
     pub reply_key: ConnKey,
     /// The persistence template's key of the new connection being made.
     pub template_key: ConnKey,
+    /// The real server (counter slot, id) of the persistence template a new connection
+    /// found.
+    pub remembered_stats: u32,
+    pub remembered_id: u32,
     /// The lblc/lblcr entry's key of the new connection being scheduled.
     pub locality_key: LocalityKey,
     /// The set indices of an lblcr entry's members (off the small stack).

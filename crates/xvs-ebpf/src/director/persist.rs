@@ -15,8 +15,8 @@
 use aya_ebpf::bindings::BPF_NOEXIST;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use xvs_common::{
-    Conn, ConnKey, FAMILY_V4, MAX_SET, ServiceEntry, ServiceKey, TEMPLATE_KEY, conn_flags, forward,
-    meta, tcp,
+    Conn, ConnKey, FAMILY_V4, ServiceKey, ServiceValue, TEMPLATE_KEY, conn_flags, forward, meta,
+    tcp,
 };
 
 use crate::{
@@ -28,22 +28,50 @@ use crate::{
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 
-/// The real server (an index into the service's set) of the live template for this
-/// packet's client, or [`sched::NONE`]; the template's key is left in the scratch space for
-/// [`xvs_persist_create`]. A global BPF function: verified once, on its own.
+/// The set index of the real server the live template for this packet's client names in
+/// `view` (the service's set, of either class), or [`sched::NONE`]: no template, or its
+/// server left the service (or, with `expire_quiescent_template`, has weight 0), when the
+/// template is dropped and the client is scheduled anew. The template's key is left in the
+/// scratch space for [`xvs_persist_create`].
+#[inline(always)]
+pub fn remembered<const N: usize>(
+    view: &View<N>,
+    packet: &Packet,
+    service: &ServiceValue,
+    now: u64,
+) -> u32 {
+    if xvs_persist_find(packet, service, now) == 0 {
+        return sched::NONE;
+    }
+    let Some(scratch) = scratch() else {
+        return sched::NONE;
+    };
+    let (dest_stats, dest_id) = unsafe { ((*scratch).remembered_stats, (*scratch).remembered_id) };
+    let index = view.index_of(dest_stats, dest_id);
+    if index == sched::NONE || expired_quiescent(view, index) {
+        xvs_persist_forget();
+        return sched::NONE;
+    }
+    index
+}
+
+/// Finds the live template for this packet's client (its key left in the scratch space)
+/// and keeps it alive for the persistence timeout: 1, with its real server's counter slot
+/// and id in the scratch space, or 0. An expired one is dropped. A global BPF function:
+/// verified once, on its own, whatever the class of the service's set.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn xvs_persist_find(
     packet: *const Packet,
-    service: *const ServiceEntry,
+    service: *const ServiceValue,
     now: u64,
 ) -> u32 {
     if packet.is_null() || service.is_null() {
-        return sched::NONE;
+        return 0;
     }
     let (packet, service) = unsafe { (&*packet, &*service) };
     let Some(scratch) = scratch() else {
-        return sched::NONE;
+        return 0;
     };
     let key = unsafe { &mut (*scratch).template_key };
     // The key the service was found by: its port is 0 for a port-0 service.
@@ -51,21 +79,32 @@ pub extern "C" fn xvs_persist_find(
     template_key(key, packet, service, found_by);
     let key = &*key;
     let Some(template) = XVS_CONNS.get_ptr_mut(key) else {
-        return sched::NONE;
+        return 0;
     };
     if conn::expired(template, now) {
         conn::forget(key, template);
-        return sched::NONE;
+        return 0;
     }
-    let index = index_of(service, unsafe { &*template });
-    if index == sched::NONE || expired_quiescent(service, index) {
-        // Its real server left the service (or, with `expire_quiescent_template`, has
-        // weight 0): the client is scheduled anew.
+    unsafe {
+        (*template).expires = now + timeout_ns(service);
+        (*scratch).remembered_stats = (*template).dest_stats;
+        (*scratch).remembered_id = (*template).dest_id;
+    }
+    1
+}
+
+/// Drops the template [`xvs_persist_find`] found (its key in the scratch space).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_persist_forget() -> u32 {
+    let Some(scratch) = scratch() else {
+        return 0;
+    };
+    let key = unsafe { &(*scratch).template_key };
+    if let Some(template) = XVS_CONNS.get_ptr_mut(key) {
         conn::forget(key, template);
-        return sched::NONE;
     }
-    unsafe { (*template).expires = now + timeout_ns(service) };
-    index
+    0
 }
 
 /// Makes the template for connection `new` (just created) under the key
@@ -74,7 +113,7 @@ pub extern "C" fn xvs_persist_find(
 #[inline(never)]
 pub extern "C" fn xvs_persist_create(
     new: *const Conn,
-    service: *const ServiceEntry,
+    service: *const ServiceValue,
     now: u64,
 ) -> u32 {
     if new.is_null() || service.is_null() {
@@ -120,14 +159,14 @@ pub fn count_template(dest_stats: u32, delta: i32) {
 }
 
 #[inline(always)]
-fn timeout_ns(service: &ServiceEntry) -> u64 {
-    service.service.timeout as u64 * NS_PER_SEC
+fn timeout_ns(service: &ServiceValue) -> u64 {
+    service.timeout as u64 * NS_PER_SEC
 }
 
 /// The template key of `packet`'s client for `service`.
 #[inline(always)]
-fn template_key(key: &mut ConnKey, packet: &Packet, service: &ServiceEntry, found_by: &ServiceKey) {
-    let netmask = service.service.netmask;
+fn template_key(key: &mut ConnKey, packet: &Packet, service: &ServiceValue, found_by: &ServiceKey) {
+    let netmask = service.netmask;
     key.src = [0; 16];
     if packet.family == FAMILY_V4 {
         let mask = netmask.to_be_bytes();
@@ -161,26 +200,10 @@ fn template_key(key: &mut ConnKey, packet: &Packet, service: &ServiceEntry, foun
     key._pad = [TEMPLATE_KEY, 0];
 }
 
-/// With `expire_quiescent_template` on, whether set index `index` of `service` has
-/// weight 0 (its template is then dropped, as IPVS's `ip_vs_check_template` drops it).
+/// With `expire_quiescent_template` on, whether set index `index` of `view` has weight 0
+/// (its template is then dropped, as IPVS's `ip_vs_check_template` drops it).
 #[inline(always)]
-fn expired_quiescent(service: &ServiceEntry, index: u32) -> bool {
+fn expired_quiescent<const N: usize>(view: &View<N>, index: u32) -> bool {
     meta_value(meta::EXPIRE_QUIESCENT_TEMPLATE) != 0
-        && service
-            .set
-            .entries
-            .get(index as usize & (MAX_SET - 1))
-            .is_some_and(|entry| entry.weight == 0)
-}
-
-/// The index in `service`'s set of the template's real server, or [`sched::NONE`].
-#[inline(always)]
-fn index_of(service: &ServiceEntry, template: &Conn) -> u32 {
-    // Only the set is read.
-    let view = View {
-        set: &service.set,
-        conns: core::ptr::null_mut(),
-        counts: core::ptr::null(),
-    };
-    view.index_of(template.dest_stats, template.dest_id)
+        && view.entry(index).is_some_and(|entry| entry.weight == 0)
 }

@@ -2,13 +2,13 @@
 
 use super::{CONTINUE, STOP, View, ViewRef, walk};
 
-struct Walk {
-    view: ViewRef,
+struct Walk<const N: usize> {
+    view: ViewRef<N>,
     best: Option<u32>,
     best_weight: u32,
 }
 
-extern "C" fn step(i: u32, w: *mut Walk) -> i64 {
+extern "C" fn step<const N: usize>(i: u32, w: *mut Walk<N>) -> i64 {
     let w = unsafe { &mut *w };
     let Some(entry) = w.view.entry(i) else {
         return STOP;
@@ -21,12 +21,12 @@ extern "C" fn step(i: u32, w: *mut Walk) -> i64 {
 }
 
 #[inline(always)]
-pub fn schedule(view: &View) -> Option<u32> {
+pub fn schedule<const N: usize>(view: &View<N>) -> Option<u32> {
     let mut w = Walk {
         view: ViewRef::of(view),
         best: None,
         best_weight: 0,
     };
-    walk(view.count(), &mut w, step);
+    walk(view.count(), &mut w, step::<N>);
     w.best
 }

@@ -51,8 +51,8 @@ fn within_table(mut slot: u64) -> u64 {
 /// available one met rehashing with offsets `home, home + 1, …` (mod `size`) through
 /// the probe's hash, an empty slot ending the search (xvs-core's `table_choice`).
 #[inline(always)]
-pub fn choose(
-    view: &View,
+pub fn choose<const N: usize>(
+    view: &View<N>,
     table: &'static LookupTable,
     home: u32,
     size: u32,
@@ -74,7 +74,7 @@ pub fn choose(
         probe,
         found: None,
     };
-    walk(size, &mut search, step);
+    walk(size, &mut search, step::<N>);
     search.found
 }
 
@@ -100,8 +100,8 @@ impl Probe {
     }
 }
 
-struct Search {
-    view: ViewRef,
+struct Search<const N: usize> {
+    view: ViewRef<N>,
     table: &'static LookupTable,
     home: u32,
     size: u32,
@@ -109,7 +109,7 @@ struct Search {
     found: Option<u32>,
 }
 
-extern "C" fn step(k: u32, s: *mut Search) -> i64 {
+extern "C" fn step<const N: usize>(k: u32, s: *mut Search<N>) -> i64 {
     let s = unsafe { &mut *s };
     // (A division by a size that may be zero would make the compiler add a panic the
     // verifier refuses; checked_rem ends the walk instead.)

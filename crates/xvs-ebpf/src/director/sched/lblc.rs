@@ -8,12 +8,12 @@ use super::{NONE, Request, locality};
 /// in its own frame: the call chain's stack is 512 bytes in all) and [`remember`] gives
 /// the address to the choice.
 #[inline(never)]
-pub fn schedule(request: &Request) -> u32 {
+pub fn schedule<const N: usize>(request: &Request<N>) -> u32 {
     kept(request).unwrap_or(NONE)
 }
 
 #[inline(always)]
-fn kept(request: &Request) -> Option<u32> {
+fn kept<const N: usize>(request: &Request<N>) -> Option<u32> {
     let view = &request.view;
     let packet = super::packet()?;
     let now = crate::conn::now();
@@ -29,7 +29,7 @@ fn kept(request: &Request) -> Option<u32> {
 
 /// The destination address now goes to set index `index` (wlc's choice).
 #[inline(never)]
-pub fn remember(request: &Request, index: u32) {
+pub fn remember<const N: usize>(request: &Request<N>, index: u32) {
     if let Some(member) = locality::member_of(&request.view, index) {
         locality::insert(member, crate::conn::now());
     }

@@ -12,12 +12,12 @@ use crate::maps::scratch;
 /// [`NONE`]: then wlc chooses (the caller, in its own frame: the call chain's stack is 512
 /// bytes in all) and [`remember`] adds the choice to the set.
 #[inline(never)]
-pub fn schedule(request: &Request) -> u32 {
+pub fn schedule<const N: usize>(request: &Request<N>) -> u32 {
     kept(request).unwrap_or(NONE)
 }
 
 #[inline(always)]
-fn kept(request: &Request) -> Option<u32> {
+fn kept<const N: usize>(request: &Request<N>) -> Option<u32> {
     let view = &request.view;
     let packet = super::packet()?;
     let now = crate::conn::now();
@@ -51,7 +51,7 @@ fn kept(request: &Request) -> Option<u32> {
 /// Set index `index` (wlc's choice) joins the destination address's set, newest first (a
 /// full set loses its oldest member); an address without a set gets one.
 #[inline(never)]
-pub fn remember(request: &Request, index: u32) {
+pub fn remember<const N: usize>(request: &Request<N>, index: u32) {
     let now = crate::conn::now();
     let (Some(member), Some(packet)) = (locality::member_of(&request.view, index), super::packet())
     else {
@@ -76,7 +76,7 @@ pub fn remember(request: &Request, index: u32) {
 
 /// The least loaded available member by wlc's rule (the first on ties), or [`NONE`].
 #[inline(always)]
-fn least(view: &View, present: &[u32; LOCALITY_MEMBERS]) -> u32 {
+fn least<const N: usize>(view: &View<N>, present: &[u32; LOCALITY_MEMBERS]) -> u32 {
     let mut least = NONE;
     for &index in present {
         let Some(dest) = view.entry(index).filter(|_| index != NONE) else {
@@ -105,7 +105,7 @@ fn least(view: &View, present: &[u32; LOCALITY_MEMBERS]) -> u32 {
 
 /// The most loaded member with weight, by wlc's rule (the first on ties).
 #[inline(always)]
-fn most(view: &View, present: &[u32; LOCALITY_MEMBERS]) -> Option<u32> {
+fn most<const N: usize>(view: &View<N>, present: &[u32; LOCALITY_MEMBERS]) -> Option<u32> {
     let mut most = NONE;
     for &index in present {
         let Some(dest) = view.entry(index).filter(|_| index != NONE) else {

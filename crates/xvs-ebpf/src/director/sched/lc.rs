@@ -7,7 +7,7 @@ use super::View;
 
 /// Load: IPVS's overhead (`active * 256 + inactive`); every weight counts as 1.
 #[inline(always)]
-pub fn load(view: &View, entry: &SetEntry) -> u64 {
+pub fn load<const N: usize>(view: &View<N>, entry: &SetEntry) -> u64 {
     view.overhead(entry)
 }
 

@@ -46,7 +46,7 @@ pub fn insert(member: LocalityMember, now: u64) {
 
 /// How the entry names set entry `entry`.
 #[inline(always)]
-pub fn member_of(view: &View, index: u32) -> Option<LocalityMember> {
+pub fn member_of<const N: usize>(view: &View<N>, index: u32) -> Option<LocalityMember> {
     let entry = view.entry(index)?;
     Some(LocalityMember {
         dest_stats: entry.stats,
@@ -57,21 +57,21 @@ pub fn member_of(view: &View, index: u32) -> Option<LocalityMember> {
 /// IPVS's `is_overloaded` of lblc and lblcr: more active connections than weight, while
 /// some server of the set has fewer than half its weight.
 #[inline(always)]
-pub fn overloaded(view: &View, entry: &SetEntry) -> bool {
+pub fn overloaded<const N: usize>(view: &View<N>, entry: &SetEntry) -> bool {
     if view.active(entry) <= entry.weight as u64 {
         return false;
     }
     let mut search = Search { view, found: false };
-    walk(view.count(), &mut search, step);
+    walk(view.count(), &mut search, step::<N>);
     search.found
 }
 
-struct Search {
-    view: *const View,
+struct Search<const N: usize> {
+    view: *const View<N>,
     found: bool,
 }
 
-extern "C" fn step(i: u32, s: *mut Search) -> i64 {
+extern "C" fn step<const N: usize>(i: u32, s: *mut Search<N>) -> i64 {
     let s = unsafe { &mut *s };
     let Some(entry) = (unsafe { (*s.view).entry(i) }) else {
         return STOP;

@@ -60,7 +60,7 @@ pub fn slot(offset: u32, probe: &Probe) -> u32 {
 // Out of line: each hashing or locality scheduler has a stack frame of its own rather
 // than one frame holding them all (the call chain's stack is 512 bytes in all).
 #[inline(never)]
-pub fn schedule(request: &Request) -> u32 {
+pub fn schedule<const N: usize>(request: &Request<N>) -> u32 {
     let (view, flags) = (&request.view, request.flags);
     let Some(packet) = super::packet() else {
         return NONE;

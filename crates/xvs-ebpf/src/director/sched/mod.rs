@@ -26,58 +26,56 @@ mod wrr;
 
 use aya_ebpf::helpers::generated::bpf_loop;
 use xvs_common::{
-    DestCounts, DestSet, MAX_SET, SchedState, ServiceSched, SetEntry, SlotConns, dest_index,
-    scheduler, tree_rule,
+    DestCounts, DestSet, MAX_SET, MAX_SET_LARGE, SchedState, ServiceEntry, ServiceKey,
+    ServiceSched, SetEntry, SlotConns, dest_index, scheduler, tree_rule,
 };
 
-use crate::maps::{XVS_DESTS, XVS_SERVICES};
+use crate::maps::{XVS_DESTS, XVS_SCHED, XVS_SCHED_LARGE, XVS_SERVICES, XVS_SERVICES_LARGE};
 
 /// A view held by a walk's state: by pointer, since a copy would take stack in every
 /// frame the walk runs under.
 #[derive(Clone, Copy)]
-pub struct ViewRef(*const View);
+pub struct ViewRef<const N: usize>(*const View<N>);
 
-impl ViewRef {
+impl<const N: usize> ViewRef<N> {
     #[inline(always)]
-    pub fn of(view: &View) -> ViewRef {
+    pub fn of(view: &View<N>) -> ViewRef<N> {
         ViewRef(view)
     }
 }
 
-impl core::ops::Deref for ViewRef {
-    type Target = View;
+impl<const N: usize> core::ops::Deref for ViewRef<N> {
+    type Target = View<N>;
 
     #[inline(always)]
-    fn deref(&self) -> &View {
+    fn deref(&self) -> &View<N> {
         unsafe { &*self.0 }
     }
 }
 
-/// What the schedulers read: a service's set and its connection counts (map values; the
-/// counts value also holds the scheduler's state and tree).
+/// What the schedulers read: a service's set of room `N` (its class: [`MAX_SET`] or
+/// [`MAX_SET_LARGE`]), its scheduler state and tree, and every real server's connection
+/// counts (map values). Every scheduler is generic over `N`: the verifier must see each
+/// access bounded by the value it reads, so each class has its own code.
 #[derive(Clone, Copy)]
-pub struct View {
-    pub set: *const DestSet,
-    pub conns: *mut ServiceSched,
+pub struct View<const N: usize = MAX_SET> {
+    pub set: *const DestSet<N>,
+    pub conns: *mut ServiceSched<N>,
     /// Every real server's connection counts.
     pub counts: *const DestCounts,
 }
 
-impl View {
+impl<const N: usize> View<N> {
     #[inline(always)]
     pub fn count(&self) -> u32 {
         let n = unsafe { (*self.set).count };
-        if n > MAX_SET as u32 {
-            MAX_SET as u32
-        } else {
-            n
-        }
+        if n > N as u32 { N as u32 } else { n }
     }
 
     #[inline(always)]
     pub fn entry(&self, i: u32) -> Option<&SetEntry> {
         // The mask keeps the index provably inside the array for the verifier.
-        unsafe { (*self.set).entries.get(i as usize & (MAX_SET - 1)) }
+        unsafe { (*self.set).entries.get(i as usize & (N - 1)) }
     }
 
     #[inline(always)]
@@ -123,7 +121,7 @@ impl View {
             dest_stats,
             found: NONE,
         };
-        walk(self.count(), &mut find, find_step);
+        walk(self.count(), &mut find, find_step::<N>);
         if find.found == NONE {
             return NONE;
         }
@@ -146,13 +144,13 @@ pub fn dest_id(entry: &SetEntry) -> Option<u32> {
 }
 
 /// A walk's state holds the view by pointer: a copy would take the caller's stack.
-struct Find {
-    view: *const View,
+struct Find<const N: usize> {
+    view: *const View<N>,
     dest_stats: u32,
     found: u32,
 }
 
-extern "C" fn find_step(i: u32, f: *mut Find) -> i64 {
+extern "C" fn find_step<const N: usize>(i: u32, f: *mut Find<N>) -> i64 {
     let f = unsafe { &mut *f };
     let Some(entry) = (unsafe { (*f.view).entry(i) }) else {
         return STOP;
@@ -182,13 +180,13 @@ pub const CONTINUE: i64 = 0;
 pub const STOP: i64 = 1;
 
 /// What [`schedule`] needs (one pointer: BPF functions take at most five arguments).
-pub struct Request {
+pub struct Request<const N: usize> {
     pub scheduler: u8,
     /// The service's flags (sh's and mh's `-b`).
     pub flags: u32,
     /// The service's id (lblc's and lblcr's entries are the service's).
     pub service_id: u32,
-    pub view: View,
+    pub view: View<N>,
     pub set_id: u32,
 }
 
@@ -207,17 +205,38 @@ pub struct Choice {
 /// The mark [`xvs_schedule`] sets in its answer when the choice was a fallback to wlc.
 pub const FALLBACK_MARK: u32 = 1 << 31;
 
-/// [`schedule`] for the service `found` (its entry) with counts `conns`, as a global BPF
-/// function: the verifier checks the fourteen schedulers once, on their own, instead of
-/// walking the rest of the new connection's path once for each state a scheduler can
-/// leave. The scheduler's state is the copy in the scratch space (`sched_state`), as are
-/// the packet and the key the service was found by. Answers the set index, with
-/// [`FALLBACK_MARK`] if wlc chose in the scheduler's stead, or [`NONE`].
+/// [`schedule`] for the service `found` (its entry) with scheduler state `conns`, as a
+/// global BPF function (one per set class: [`xvs_schedule_large`]): the verifier checks
+/// the fourteen schedulers once, on their own, instead of walking the rest of the new
+/// connection's path once for each state a scheduler can leave. The scheduler's state is
+/// the copy in the scratch space (`sched_state`), as are the packet and the key the
+/// service was found by. Answers the set index, with [`FALLBACK_MARK`] if wlc chose in the
+/// scheduler's stead, or [`NONE`].
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn xvs_schedule(
-    found: *const xvs_common::ServiceEntry,
-    conns: *mut ServiceSched,
+    found: *const ServiceEntry<MAX_SET>,
+    conns: *mut ServiceSched<MAX_SET>,
+    counts: *const DestCounts,
+) -> u32 {
+    schedule_entry(found, conns, counts)
+}
+
+/// [`xvs_schedule`] for a service of the large services map.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_schedule_large(
+    found: *const ServiceEntry<MAX_SET_LARGE>,
+    conns: *mut ServiceSched<MAX_SET_LARGE>,
+    counts: *const DestCounts,
+) -> u32 {
+    schedule_entry(found, conns, counts)
+}
+
+#[inline(always)]
+fn schedule_entry<const N: usize>(
+    found: *const ServiceEntry<N>,
+    conns: *mut ServiceSched<N>,
     counts: *const DestCounts,
 ) -> u32 {
     if found.is_null() || conns.is_null() || counts.is_null() {
@@ -264,7 +283,7 @@ fn found(index: u32) -> Option<u32> {
 /// made. This is the one place a scheduler code is dispatched on: a scheduler joins the
 /// datapath as one file and one arm here.
 #[inline(always)]
-pub fn schedule(request: &Request, state: &mut SchedState) -> Choice {
+pub fn schedule<const N: usize>(request: &Request<N>, state: &mut SchedState) -> Choice {
     let view = &request.view;
     let (picked, fallback) = match request.scheduler {
         scheduler::RR => (rr::schedule(view, state), false),
@@ -313,23 +332,29 @@ pub fn schedule(request: &Request, state: &mut SchedState) -> Choice {
 /// built for this set (a tree left from another set or scheduler is rebuilt before it is
 /// read again, so refreshing it would be wasted).
 #[inline(always)]
-pub fn count_changed(view: &View, slot: u16, set_id: u32) {
+pub fn count_changed<const N: usize>(view: &View<N>, slot: u16, set_id: u32) {
     let tree = unsafe { &(*view.conns).tree };
     if tree.kind != tree_rule::NONE && tree.set == set_id {
         tree::refresh_above(view, slot);
     }
 }
 
-/// As [`count_changed`], for a caller that has only the service's counts: the set is
-/// found by the service key the tree keeps, and only if it is still the one the tree was
-/// built for (else the next new connection rebuilds the tree anyway).
+/// As [`count_changed`], for a caller that has only the service's scheduler state: the set
+/// is found (by `find`, in the services map of its class) by the service key the tree
+/// keeps, and only if it is still the one the tree was built for (else the next new
+/// connection rebuilds the tree anyway).
 #[inline(always)]
-pub fn count_changed_in(conns: *mut ServiceSched, counts: *const DestCounts, slot: u16) {
+fn count_changed_in<const N: usize>(
+    conns: *mut ServiceSched<N>,
+    counts: *const DestCounts,
+    slot: u16,
+    find: impl Fn(&ServiceKey) -> Option<&'static ServiceEntry<N>>,
+) {
     let tree = unsafe { &(*conns).tree };
     if tree.kind == tree_rule::NONE {
         return;
     }
-    if let Some(found) = unsafe { XVS_SERVICES.get(&tree.service) }
+    if let Some(found) = find(&tree.service)
         && found.service.dest_set == tree.set
     {
         tree::update(
@@ -340,5 +365,18 @@ pub fn count_changed_in(conns: *mut ServiceSched, counts: *const DestCounts, slo
             },
             slot,
         );
+    }
+}
+
+/// A connection of service `service_id`, whose real server has tree slot `slot`, changed
+/// its server's counts: the service's tree follows, in whichever class the service is.
+#[inline(always)]
+pub fn service_count_changed(service_id: &u32, counts: *const DestCounts, slot: u16) {
+    if let Some(conns) = XVS_SCHED.get_ptr_mut(service_id) {
+        count_changed_in(conns, counts, slot, |key| unsafe { XVS_SERVICES.get(key) });
+    } else if let Some(conns) = XVS_SCHED_LARGE.get_ptr_mut(service_id) {
+        count_changed_in(conns, counts, slot, |key| unsafe {
+            XVS_SERVICES_LARGE.get(key)
+        });
     }
 }

@@ -8,7 +8,7 @@ use super::View;
 /// Load: 0 for an idle server (it beats every busy one, whose load times its weight is
 /// above 0), else sed's.
 #[inline(always)]
-pub fn load(view: &View, entry: &SetEntry) -> u64 {
+pub fn load<const N: usize>(view: &View<N>, entry: &SetEntry) -> u64 {
     match view.active(entry) {
         0 => 0,
         active => active + 1,

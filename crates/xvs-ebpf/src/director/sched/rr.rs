@@ -4,14 +4,14 @@ use xvs_common::SchedState;
 
 use super::{CONTINUE, STOP, View, ViewRef, walk};
 
-struct Walk {
-    view: ViewRef,
+struct Walk<const N: usize> {
+    view: ViewRef<N>,
     start: u32,
     count: u32,
     chosen: Option<u32>,
 }
 
-extern "C" fn step(k: u32, w: *mut Walk) -> i64 {
+extern "C" fn step<const N: usize>(k: u32, w: *mut Walk<N>) -> i64 {
     let w = unsafe { &mut *w };
     let mut i = w.start + k;
     if i >= w.count {
@@ -28,7 +28,7 @@ extern "C" fn step(k: u32, w: *mut Walk) -> i64 {
 }
 
 #[inline(always)]
-pub fn schedule(view: &View, state: &mut SchedState) -> Option<u32> {
+pub fn schedule<const N: usize>(view: &View<N>, state: &mut SchedState) -> Option<u32> {
     let count = view.count();
     // cursor = index of the last choice + 1: the walk starts right after it. Racing CPUs
     // may read the same cursor (IPVS takes a lock); the next choice carries on from theirs.
@@ -51,7 +51,7 @@ pub fn schedule(view: &View, state: &mut SchedState) -> Option<u32> {
         count,
         chosen: None,
     };
-    walk(count, &mut w, step);
+    walk(count, &mut w, step::<N>);
     let chosen = w.chosen?;
     state.cursor = chosen + 1;
     Some(chosen)

@@ -7,7 +7,7 @@ use super::View;
 
 /// Load: active connections plus the new one, against the weight.
 #[inline(always)]
-pub fn load(view: &View, entry: &SetEntry) -> u64 {
+pub fn load<const N: usize>(view: &View<N>, entry: &SetEntry) -> u64 {
     view.active(entry) + 1
 }
 

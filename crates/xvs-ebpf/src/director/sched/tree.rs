@@ -21,21 +21,18 @@
 //! is used, and the tree rebuilt if not.
 
 use xvs_common::{
-    DestCounts, DestSet, MAX_SET, SchedTree, ServiceSched, TREE_EMPTY, TREE_NONE, tree_node,
-    tree_rule,
+    DestCounts, DestSet, MAX_SET, MAX_SET_LARGE, SchedTree, ServiceSched, TREE_EMPTY, TREE_NONE,
+    tree_node, tree_rule,
 };
 
 use super::{CONTINUE, Request, View, ViewRef, lc, nq, sed, walk, wlc};
 
-/// Leaves: one per possible set index.
-const LEAVES: u32 = MAX_SET as u32;
-
 /// The best available index of the set by rule `kind`, from the tree (built first if it
 /// was built for another set or rule, or if a racing count left its root unavailable).
 #[inline(always)]
-pub fn pick(view: &View, kind: u32, request: &Request) -> Option<u32> {
+pub fn pick<const N: usize>(view: &View<N>, kind: u32, request: &Request<N>) -> Option<u32> {
     let tree = unsafe { &mut (*view.conns).tree };
-    let root = index_in(tree.nodes[1]);
+    let root = index_in::<N>(tree.node(1));
     let set_id = request.set_id;
     if tree.set != set_id
         || tree.kind != kind
@@ -47,14 +44,19 @@ pub fn pick(view: &View, kind: u32, request: &Request) -> Option<u32> {
             tree.service = unsafe { (*scratch).service_key };
         }
     }
-    index_in(tree.nodes[1])
+    index_in::<N>(tree.node(1))
 }
 
-/// The count of connection-count slot `slot` changed: refreshes its leaf and the nodes
-/// above it.
+/// The count of the real server with tree slot `slot` changed: refreshes its leaf and the
+/// nodes above it.
 #[inline(always)]
-pub fn update(view: &View, slot: u16) {
-    xvs_tree_update(view.conns, view.set, view.counts, slot as u32);
+pub fn update<const N: usize>(view: &View<N>, slot: u16) {
+    // A global function per class (a generic one cannot be global).
+    if N == MAX_SET_LARGE {
+        xvs_tree_update_large(view.conns as _, view.set as _, view.counts, slot as u32);
+    } else {
+        xvs_tree_update(view.conns as _, view.set as _, view.counts, slot as u32);
+    }
 }
 
 /// [`update`] as a global BPF function: the verifier checks it once, on its own, instead
@@ -62,8 +64,30 @@ pub fn update(view: &View, slot: u16) {
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn xvs_tree_update(
-    conns: *mut ServiceSched,
-    set: *const DestSet,
+    conns: *mut ServiceSched<MAX_SET>,
+    set: *const DestSet<MAX_SET>,
+    counts: *const DestCounts,
+    slot: u32,
+) -> u32 {
+    update_in(conns, set, counts, slot)
+}
+
+/// [`xvs_tree_update`] for a service of the large services map.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_tree_update_large(
+    conns: *mut ServiceSched<MAX_SET_LARGE>,
+    set: *const DestSet<MAX_SET_LARGE>,
+    counts: *const DestCounts,
+    slot: u32,
+) -> u32 {
+    update_in(conns, set, counts, slot)
+}
+
+#[inline(always)]
+fn update_in<const N: usize>(
+    conns: *mut ServiceSched<N>,
+    set: *const DestSet<N>,
     counts: *const DestCounts,
     slot: u32,
 ) -> u32 {
@@ -77,10 +101,10 @@ pub extern "C" fn xvs_tree_update(
 /// The body of [`xvs_tree_update`], in line where a new connection counts (a BPF call
 /// costs about 8 ns here).
 #[inline(always)]
-pub fn refresh_above(view: &View, slot: u16) {
+pub fn refresh_above<const N: usize>(view: &View<N>, slot: u16) {
     let tree = unsafe { &mut (*view.conns).tree };
     let kind = tree.kind;
-    let Some(index) = tree.index_of.get(slot as usize & (MAX_SET - 1)) else {
+    let Some(index) = tree.index_of.get(slot as usize & (N - 1)) else {
         return;
     };
     let index = *index as usize;
@@ -89,8 +113,8 @@ pub fn refresh_above(view: &View, slot: u16) {
     }
     // Node numbers are usize: 32-bit arithmetic makes LLVM zero-extend copies whose
     // bounds the verifier then loses.
-    let leaves = tree.leaves as usize & (2 * MAX_SET - 1);
-    let index = index & (MAX_SET - 1);
+    let leaves = tree.leaves as usize & (2 * N - 1);
+    let index = index & (N - 1);
     if index >= leaves {
         return;
     }
@@ -99,51 +123,48 @@ pub fn refresh_above(view: &View, slot: u16) {
     // sibling, and the siblings' reads do not wait on one another.
     let mut node = leaves + index;
     let mut best = set_leaf(view, tree, kind, index, node);
-    // (Node numbers are below 512 and halve each time: the verifier sees the loop end.)
+    // (Node numbers are below 2 × N and halve each time: the verifier sees the loop end.)
     while node > 1 {
-        let sibling = tree.nodes.get((node ^ 1) & (2 * MAX_SET - 1)).copied();
-        best = better(best, sibling.unwrap_or(TREE_EMPTY));
+        best = better(best, tree.node(node ^ 1));
         node /= 2;
-        if let Some(slot) = tree.nodes.get_mut(node & (MAX_SET - 1)) {
-            *slot = best;
-        }
+        *tree.node_mut(node & (N - 1)) = best;
     }
 }
 
-struct Build {
-    view: ViewRef,
-    tree: *mut SchedTree,
+struct Build<const N: usize> {
+    view: ViewRef<N>,
+    tree: *mut SchedTree<N>,
     kind: u32,
     leaves: usize,
 }
 
 /// Step i: slot i belongs to no index yet; leaf i (if there is one) as the set says.
-extern "C" fn leaf_step(i: u32, b: *mut Build) -> i64 {
+extern "C" fn leaf_step<const N: usize>(i: u32, b: *mut Build<N>) -> i64 {
     let b = unsafe { &mut *b };
     let tree = unsafe { &mut *b.tree };
-    let i = i as usize & (MAX_SET - 1);
+    let i = i as usize & (N - 1);
     if let Some(index) = tree.index_of.get_mut(i) {
         *index = TREE_NONE;
     }
-    let leaves = b.leaves & (2 * MAX_SET - 1);
+    let leaves = b.leaves & (2 * N - 1);
     if i < leaves {
         set_leaf(&b.view, tree, b.kind, i, leaves + i);
     }
     CONTINUE
 }
 
-extern "C" fn place_step(i: u32, b: *mut Build) -> i64 {
+extern "C" fn place_step<const N: usize>(i: u32, b: *mut Build<N>) -> i64 {
     let b = unsafe { &mut *b };
     let tree = unsafe { &mut *b.tree };
     if let Some(entry) = b.view.entry(i)
-        && let Some(index) = tree.index_of.get_mut(entry.slot as usize & (MAX_SET - 1))
+        && let Some(index) = tree.index_of.get_mut(entry.slot as usize & (N - 1))
     {
         *index = i as u16;
     }
     CONTINUE
 }
 
-extern "C" fn node_step(k: u32, b: *mut Build) -> i64 {
+extern "C" fn node_step<const N: usize>(k: u32, b: *mut Build<N>) -> i64 {
     let b = unsafe { &mut *b };
     // Bottom up: node leaves - 1 first, the root last.
     let node = b.leaves.saturating_sub(1 + k as usize);
@@ -153,17 +174,18 @@ extern "C" fn node_step(k: u32, b: *mut Build) -> i64 {
 
 /// Builds the tree for set `set_id` by rule `kind`.
 #[inline(never)]
-fn build(view: &View, tree: *mut SchedTree, kind: u32, set_id: u32) {
-    let leaves = view.count().max(1).next_power_of_two().min(LEAVES);
+fn build<const N: usize>(view: &View<N>, tree: *mut SchedTree<N>, kind: u32, set_id: u32) {
+    // Leaves: one per possible set index.
+    let leaves = view.count().max(1).next_power_of_two().min(N as u32);
     let mut b = Build {
         view: ViewRef::of(view),
         tree,
         kind,
         leaves: leaves as usize,
     };
-    walk(LEAVES, &mut b, leaf_step);
-    walk(view.count(), &mut b, place_step);
-    walk(leaves - 1, &mut b, node_step);
+    walk(N as u32, &mut b, leaf_step::<N>);
+    walk(view.count(), &mut b, place_step::<N>);
+    walk(leaves - 1, &mut b, node_step::<N>);
     unsafe {
         (*tree).leaves = leaves;
         (*tree).kind = kind;
@@ -174,8 +196,14 @@ fn build(view: &View, tree: *mut SchedTree, kind: u32, set_id: u32) {
 /// Sets leaf `node` (leaves + index) to `index` with its load and weight by rule `kind` if
 /// that server is available, else to [`TREE_EMPTY`]; returns what it set.
 #[inline(always)]
-fn set_leaf(view: &View, tree: &mut SchedTree, kind: u32, index: usize, node: usize) -> u64 {
-    let index = index & (MAX_SET - 1);
+fn set_leaf<const N: usize>(
+    view: &View<N>,
+    tree: &mut SchedTree<N>,
+    kind: u32,
+    index: usize,
+    node: usize,
+) -> u64 {
+    let index = index & (N - 1);
     let mut value = TREE_EMPTY;
     if let Some(entry) = view.entry(index as u32)
         && leaf_available(view, index as u32)
@@ -189,35 +217,31 @@ fn set_leaf(view: &View, tree: &mut SchedTree, kind: u32, index: usize, node: us
         };
         value = tree_node(load, weight, index as u16);
     }
-    if let Some(leaf) = tree.nodes.get_mut(node & (2 * MAX_SET - 1)) {
-        *leaf = value;
-    }
+    *tree.node_mut(node) = value;
     value
 }
 
-/// Sets inner node `node` (1..MAX_SET) to the better of its children.
+/// Sets inner node `node` (1..N) to the better of its children.
 #[inline(always)]
-fn refresh(tree: &mut SchedTree, node: usize) {
-    let node = node & (MAX_SET - 1);
-    let left = tree.nodes.get(2 * node).copied().unwrap_or(TREE_EMPTY);
-    let right = tree.nodes.get(2 * node + 1).copied().unwrap_or(TREE_EMPTY);
-    if let Some(slot) = tree.nodes.get_mut(node) {
-        *slot = better(left, right);
-    }
+fn refresh<const N: usize>(tree: &mut SchedTree<N>, node: usize) {
+    let node = node & (N - 1);
+    let (left, right) = (tree.node(2 * node), tree.node(2 * node + 1));
+    *tree.node_mut(node) = better(left, right);
 }
 
 /// The better of two nodes: the lower `load / weight`, compared as
 /// `load(a) * weight(b) < load(b) * weight(a)`, then the lower index (the walk's first),
 /// one total order, so which of two siblings is the left one does not matter. Without a
 /// branch, which the data would mispredict: the products are below 2^48, so
-/// `(load(b) * weight(a) - load(a) * weight(b)) * 512 + index(b) - index(a)` is negative
-/// exactly when `b` is better. ([`TREE_EMPTY`] loses to every real node, whose weight is
+/// `(load(b) * weight(a) - load(a) * weight(b)) * 2048 + index(b) - index(a)` is negative
+/// exactly when `b` is better (indices are below 1024, so 2048 keeps the two apart). ([`TREE_EMPTY`] loses to every real node, whose weight is
 /// at least 1: the products differ by 2^32 or more.)
 #[inline(always)]
 fn better(a: u64, b: u64) -> u64 {
     let (load_a, weight_a, index_a) = (a >> 32, (a >> 16) & 0xffff, a & 0xffff);
     let (load_b, weight_b, index_b) = (b >> 32, (b >> 16) & 0xffff, b & 0xffff);
-    let order = ((load_b * weight_a).wrapping_sub(load_a * weight_b) << 9)
+    const _: () = assert!(MAX_SET_LARGE < 1 << 11);
+    let order = ((load_b * weight_a).wrapping_sub(load_a * weight_b) << 11)
         .wrapping_add(index_b.wrapping_sub(index_a));
     a ^ ((a ^ b) & sign_mask(order))
 }
@@ -233,13 +257,13 @@ fn sign_mask(mut value: u64) -> u64 {
 
 /// The set index a node holds, if any.
 #[inline(always)]
-fn index_in(node: u64) -> Option<u32> {
-    // The index taken as the low byte (set indices are below 256): with the 16-bit field's
-    // mask LLVM keeps one register for both and the verifier loses the bound.
-    (node & 0xffff != TREE_NONE as u64).then_some((node & (MAX_SET as u64 - 1)) as u32)
+fn index_in<const N: usize>(node: u64) -> Option<u32> {
+    // The index taken under the set's own mask (set indices are below N): with the 16-bit
+    // field's mask LLVM keeps one register for both and the verifier loses the bound.
+    (node & 0xffff != TREE_NONE as u64).then_some((node & (N as u64 - 1)) as u32)
 }
 
 #[inline(always)]
-fn leaf_available(view: &View, index: u32) -> bool {
+fn leaf_available<const N: usize>(view: &View<N>, index: u32) -> bool {
     index < view.count() && view.entry(index).is_some_and(|e| view.available(e))
 }

@@ -4,12 +4,12 @@ use aya_ebpf::helpers::bpf_get_prandom_u32;
 
 use super::{CONTINUE, STOP, View, ViewRef, walk};
 
-struct Total {
-    view: ViewRef,
+struct Total<const N: usize> {
+    view: ViewRef<N>,
     total: u64,
 }
 
-extern "C" fn add(i: u32, w: *mut Total) -> i64 {
+extern "C" fn add<const N: usize>(i: u32, w: *mut Total<N>) -> i64 {
     let w = unsafe { &mut *w };
     let Some(entry) = w.view.entry(i) else {
         return STOP;
@@ -20,15 +20,15 @@ extern "C" fn add(i: u32, w: *mut Total) -> i64 {
     CONTINUE
 }
 
-struct Draw {
-    view: ViewRef,
+struct Draw<const N: usize> {
+    view: ViewRef<N>,
     r1: i64,
     r2: i64,
     first: Option<u32>,
     second: Option<u32>,
 }
 
-extern "C" fn draw(i: u32, w: *mut Draw) -> i64 {
+extern "C" fn draw<const N: usize>(i: u32, w: *mut Draw<N>) -> i64 {
     let w = unsafe { &mut *w };
     let Some(entry) = w.view.entry(i) else {
         return STOP;
@@ -50,12 +50,12 @@ extern "C" fn draw(i: u32, w: *mut Draw) -> i64 {
 }
 
 #[inline(always)]
-pub fn schedule(view: &View) -> Option<u32> {
+pub fn schedule<const N: usize>(view: &View<N>) -> Option<u32> {
     let mut t = Total {
         view: ViewRef::of(view),
         total: 0,
     };
-    walk(view.count(), &mut t, add);
+    walk(view.count(), &mut t, add::<N>);
     // At most 256 weights of at most 65535: the bound never wraps to zero.
     let bound = t.total.wrapping_add(1);
     if t.total == 0 || bound == 0 {
@@ -68,7 +68,7 @@ pub fn schedule(view: &View) -> Option<u32> {
         first: None,
         second: None,
     };
-    walk(view.count(), &mut d, draw);
+    walk(view.count(), &mut d, draw::<N>);
     let (a, b) = (d.first?, d.second?);
     let (ea, eb) = (view.entry(a)?, view.entry(b)?);
     if eb.weight as u64 * view.overhead(ea) > ea.weight as u64 * view.overhead(eb) {

@@ -7,7 +7,7 @@ use super::View;
 
 /// Load: IPVS's overhead (`active * 256 + inactive`), against the weight.
 #[inline(always)]
-pub fn load(view: &View, entry: &SetEntry) -> u64 {
+pub fn load<const N: usize>(view: &View<N>, entry: &SetEntry) -> u64 {
     view.overhead(entry)
 }
 

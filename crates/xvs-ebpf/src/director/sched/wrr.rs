@@ -9,15 +9,15 @@ use crate::maps::XVS_WRR;
 /// How many cycle positions one choice may pass over.
 const MAX_SKIPS: u32 = 64;
 
-struct Walk {
-    view: ViewRef,
+struct Walk<const N: usize> {
+    view: ViewRef<N>,
     set: u32,
     start: u32,
     len: u32,
     chosen: Option<(u32, u32)>,
 }
 
-extern "C" fn step(k: u32, w: *mut Walk) -> i64 {
+extern "C" fn step<const N: usize>(k: u32, w: *mut Walk<N>) -> i64 {
     let w = unsafe { &mut *w };
     let mut position = w.start + k;
     if position >= w.len {
@@ -38,7 +38,7 @@ extern "C" fn step(k: u32, w: *mut Walk) -> i64 {
 }
 
 #[inline(always)]
-pub fn schedule(view: &View, state: &mut SchedState, set: u32) -> Option<u32> {
+pub fn schedule<const N: usize>(view: &View<N>, state: &mut SchedState, set: u32) -> Option<u32> {
     let len = unsafe { (*view.set).wrr_len };
     if len == 0 {
         return None;
@@ -54,7 +54,11 @@ pub fn schedule(view: &View, state: &mut SchedState, set: u32) -> Option<u32> {
         len,
         chosen: None,
     };
-    walk(if len < MAX_SKIPS { len } else { MAX_SKIPS }, &mut w, step);
+    walk(
+        if len < MAX_SKIPS { len } else { MAX_SKIPS },
+        &mut w,
+        step::<N>,
+    );
     let (index, position) = w.chosen?;
     state.position = if position + 1 >= len { 0 } else { position + 1 };
     Some(index)
