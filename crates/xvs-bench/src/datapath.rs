@@ -15,6 +15,11 @@ use xvs_core::{restore, text::NoNames};
 use xvs_datapath::{Director, netlink, objects, test_run};
 use xvs_lab::topology;
 
+/// The schedulers of the new-flow matrix (every one IPVS has).
+const SCHEDULERS: [&str; 14] = [
+    "rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "sh", "dh", "mh", "lblc", "lblcr",
+];
+
 /// Calls per measured case.
 const CALLS: u32 = 100_000;
 const DIRECTOR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
@@ -58,6 +63,9 @@ fn v6(last: u8, net: u8) -> [u8; 16] {
     a[15] = last;
     a
 }
+
+/// A case measured on two CPUs: (alone, together) per round.
+type Parallel = (&'static str, Vec<crate::parallel::Round>);
 
 struct Case {
     name: &'static str,
@@ -199,32 +207,45 @@ pub fn run() -> Result<(), String> {
     lines.push("-A -t 1.1.1.254:88 -s sh".to_string());
     lines.push("-A -t 1.1.1.254:89 -s mh".to_string());
     lines.push("-A -t 1.1.1.254:90 -s lblc".to_string());
+    // A second rr over the same 100 (the two-CPU case's second service).
+    lines.push("-A -t 1.1.1.254:95 -s rr".to_string());
     for i in 1..=100 {
-        for port in [81, 82, 86, 87, 88, 89, 90] {
+        for port in [81, 82, 86, 87, 88, 89, 90, 95] {
             lines.push(format!("-a -t 1.1.1.254:{port} -r 10.0.0.{i} -g"));
         }
         lines.push(format!("-a -u 1.1.1.254:85 -r 10.0.0.{i} -g"));
     }
-    // rr and wlc over 10 and over 1,000 real servers (the second: the large services map).
-    lines.push("-A -t 1.1.1.254:91 -s rr".to_string());
-    lines.push("-A -t 1.1.1.254:92 -s wlc".to_string());
-    lines.push("-A -t 1.1.1.254:93 -s rr".to_string());
-    lines.push("-A -t 1.1.1.254:94 -s wlc".to_string());
-    for i in 1..=10 {
-        for port in [91, 92] {
-            lines.push(format!("-a -t 1.1.1.254:{port} -r 10.0.0.{i} -g"));
-        }
-    }
-    for addr in &thousand {
-        for port in [93, 94] {
-            lines.push(format!("-a -t 1.1.1.254:{port} -r {addr} -g"));
+    // Every scheduler over 10, 100 and 1,000 real servers (1,000: the large services map),
+    // but those measured above at 100.
+    let mut matrix = Vec::new();
+    for (si, scheduler) in SCHEDULERS.iter().enumerate() {
+        for (ni, size) in [10usize, 100, 1000].into_iter().enumerate() {
+            if size == 100 && ["rr", "wlc", "sh", "mh", "lblc"].contains(scheduler) {
+                continue;
+            }
+            let port = 100 + 3 * si as u16 + ni as u16;
+            lines.push(format!("-A -t 1.1.1.254:{port} -s {scheduler}"));
+            let servers: Vec<String> = if size == 1000 {
+                thousand.clone()
+            } else {
+                (1..=size).map(|i| format!("10.0.0.{i}")).collect()
+            };
+            for (i, addr) in servers.iter().enumerate() {
+                // Assorted weights, so that the weighted schedulers weigh.
+                let weight = 1 + i % 3;
+                lines.push(format!("-a -t 1.1.1.254:{port} -r {addr} -g -w {weight}"));
+            }
+            let name: &'static str = Box::leak(
+                format!("new DR flow, {scheduler} over {size} real servers").into_boxed_str(),
+            );
+            matrix.push((name, port));
         }
     }
 
     let results = lab
         .within(
             "director",
-            move || -> Result<(Vec<Case>, (u32, u64)), String> {
+            move || -> Result<(Vec<Case>, (u32, u64), Vec<Parallel>), String> {
                 let director = RefCell::new(configured(&lines)?);
                 let eth0 = netlink::interfaces()
                     .map_err(|e| e.to_string())?
@@ -261,6 +282,7 @@ pub fn run() -> Result<(), String> {
                 let vip = [1, 1, 1, 254];
                 let floor_frame = tcp4(client, vip, 40000, 80, false);
                 let mut cases = Vec::new();
+                let mut parallel = Vec::new();
                 // XVS_BENCH_ONLY (a part of the case names) runs only those cases beside
                 // the floor, e.g. to profile one at length.
                 let only = std::env::var("XVS_BENCH_ONLY").ok();
@@ -320,10 +342,6 @@ pub fn run() -> Result<(), String> {
                 for (name, port) in [
                     ("new DR flow, rr over 100 real servers", 81),
                     ("new DR flow, wlc over 100 real servers", 82),
-                    ("new DR flow, rr over 10 real servers", 91),
-                    ("new DR flow, wlc over 10 real servers", 92),
-                    ("new DR flow, rr over 1,000 real servers", 93),
-                    ("new DR flow, wlc over 1,000 real servers", 94),
                 ] {
                     renew(&director, &lines)?;
                     case(name, &director_run, &fresh(port, 0))?;
@@ -340,6 +358,10 @@ pub fn run() -> Result<(), String> {
                     ("new DR flow, mh over 100 real servers", 89),
                     ("new DR flow, lblc over 100 real servers", 90),
                 ] {
+                    renew(&director, &lines)?;
+                    case(name, &director_run, &fresh(port, 0))?;
+                }
+                for &(name, port) in &matrix {
                     renew(&director, &lines)?;
                     case(name, &director_run, &fresh(port, 0))?;
                 }
@@ -402,6 +424,99 @@ pub fn run() -> Result<(), String> {
                         delta(counter::SWEEP_LOOKS)
                     );
                 }
+                // Two CPUs making new flows at once (each its own clients), beside each
+                // alone; three rounds, each from fresh directors; every run beside the
+                // floor on its own CPU.
+                let pass_owned = pass_fd.as_fd().try_clone_to_owned().map_err(|e| e.to_string())?;
+                let floor = crate::parallel::Floor {
+                    program: &pass_owned,
+                    frame: &floor_frame,
+                };
+                for (name, port) in [
+                    ("new DR flow, rr over 100 real servers", 81u16),
+                    ("new DR flow, wlc over 100 real servers", 82),
+                ] {
+                    if only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
+                        continue;
+                    }
+                    let frames: [Vec<Vec<u8>>; 2] = [0u8, 1].map(|cpu| {
+                        (0..calls())
+                            .map(|i| {
+                                let src =
+                                    [10, 1 + 100 * cpu + (i >> 16) as u8, (i >> 8) as u8, i as u8];
+                                tcp4(src, vip, 1024 + (i % 60000) as u16, port, true)
+                            })
+                            .collect()
+                    });
+                    let fresh = || -> Result<std::os::fd::OwnedFd, String> {
+                        renew(&director, &lines)?;
+                        director
+                            .borrow()
+                            .program_fd()
+                            .try_clone_to_owned()
+                            .map_err(|e| e.to_string())
+                    };
+                    let mut rounds = Vec::new();
+                    for _ in 0..3 {
+                        rounds.push(crate::parallel::alone_and_together(eth0, &frames, &floor, &fresh)?);
+                    }
+                    parallel.push((name, rounds));
+                }
+                // Controls: established DR packets, each CPU its own connection (its
+                // entry, its counters: per-CPU or its own), where nothing is shared.
+                if only.as_ref().is_none_or(|only| "new DR flow, rr over 100".contains(only.as_str())) {
+                    // Each CPU's first frame opens its connection, so that its entry comes
+                    // from that CPU's free list (two entries made on one CPU lie side by
+                    // side, and would share a cache line).
+                    let acks: [Vec<Vec<u8>>; 2] = [0u8, 1].map(|cpu| {
+                        let src = [10, 250, cpu, 1];
+                        let mut frames = vec![tcp4(src, vip, 40000, 80, false); calls() as usize];
+                        frames[0] = tcp4(src, vip, 40000, 80, true);
+                        frames
+                    });
+                    let established = || -> Result<std::os::fd::OwnedFd, String> {
+                        renew(&director, &lines)?;
+                        director
+                            .borrow()
+                            .program_fd()
+                            .try_clone_to_owned()
+                            .map_err(|e| e.to_string())
+                    };
+                    let mut rounds = Vec::new();
+                    for _ in 0..3 {
+                        rounds.push(crate::parallel::alone_and_together(
+                            eth0,
+                            &acks,
+                            &floor,
+                            &established,
+                        )?);
+                    }
+                    parallel.push(("established DR (each CPU its own connection)", rounds));
+                    // New flows, each CPU to a service of its own (rr over the same 100
+                    // servers): only the connection table and the sweep queues are shared.
+                    let own: [Vec<Vec<u8>>; 2] = [(0u8, 81u16), (1, 95)].map(|(cpu, port)| {
+                        (0..calls())
+                            .map(|i| {
+                                let src =
+                                    [10, 1 + 100 * cpu + (i >> 16) as u8, (i >> 8) as u8, i as u8];
+                                tcp4(src, vip, 1024 + (i % 60000) as u16, port, true)
+                            })
+                            .collect()
+                    });
+                    let fresh = || -> Result<std::os::fd::OwnedFd, String> {
+                        renew(&director, &lines)?;
+                        director
+                            .borrow()
+                            .program_fd()
+                            .try_clone_to_owned()
+                            .map_err(|e| e.to_string())
+                    };
+                    let mut rounds = Vec::new();
+                    for _ in 0..3 {
+                        rounds.push(crate::parallel::alone_and_together(eth0, &own, &floor, &fresh)?);
+                    }
+                    parallel.push(("new DR flow, rr over 100, each CPU its own service", rounds));
+                }
                 director_run(&tcp4(client, vip, 40001, 83, true))?;
                 let nat_in = tcp4(client, vip, 40001, 83, false);
                 case(
@@ -425,11 +540,11 @@ pub fn run() -> Result<(), String> {
                     .borrow()
                     .connection_table_memory()
                     .map_err(|e| e.to_string())?;
-                Ok((cases, memory))
+                Ok((cases, memory, parallel))
             },
         )
         .map_err(|e| e.to_string())??;
-    let (cases, (entries, memlock)) = results;
+    let (cases, (entries, memlock), parallel) = results;
     println!(
         "\n== Per-packet cost through BPF_PROG_TEST_RUN ({CALLS} calls each, repeat=1, kernel-timed; \
          the floor, a bare XDP_PASS program, run in chunks of {CHUNK} calls interleaved with each case)"
@@ -443,6 +558,29 @@ pub fn run() -> Result<(), String> {
             case.floor_ns,
             case.mean_ns / case.floor_ns
         );
+    }
+    if !parallel.is_empty() {
+        println!(
+            "\n== New flows on two CPUs at once, a thread pinned to each, beside each CPU alone \
+             ({} calls per CPU, kernel-timed; mean of the two CPUs; three rounds, fresh directors)",
+            calls()
+        );
+        println!(
+            "| case | round | alone ns (× floor) | together ns (× floor) | together / alone, × floor |\n|---|---|---|---|---|"
+        );
+        for (name, rounds) in &parallel {
+            for (round, r) in rounds.iter().enumerate() {
+                println!(
+                    "| {name} | {} | {:.1} ({:.2}) | {:.1} ({:.2}) | {:.3} |",
+                    round + 1,
+                    r.alone_ns,
+                    r.alone,
+                    r.together_ns,
+                    r.together,
+                    r.together / r.alone
+                );
+            }
+        }
     }
     println!(
         "\n== Connection table: {entries} entries, memlock {memlock} bytes = {:.1} bytes per entry; {:.1} MiB per million entries",

@@ -9,6 +9,7 @@ mod churn;
 mod datapath;
 mod health;
 mod lab;
+mod parallel;
 mod restore;
 
 use std::process::ExitCode;

@@ -30,6 +30,10 @@ pub mod tree_rule {
     pub const WLC: u32 = 2;
     pub const SED: u32 = 3;
     pub const NQ: u32 = 4;
+    /// Weighted failover and overflow: the highest weight, a load of 1 for every server
+    /// (ovf's leaves also need active connections within the weight).
+    pub const FO: u32 = 5;
+    pub const OVF: u32 = 6;
 }
 
 /// Service flags the datapath reads ([`crate::ServiceValue::flags`]), as IPVS numbers

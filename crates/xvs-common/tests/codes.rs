@@ -34,9 +34,11 @@ fn tree_rules() {
             tree_rule::LC,
             tree_rule::WLC,
             tree_rule::SED,
-            tree_rule::NQ
+            tree_rule::NQ,
+            tree_rule::FO,
+            tree_rule::OVF
         ],
-        [0, 1, 2, 3, 4]
+        [0, 1, 2, 3, 4, 5, 6]
     );
 }
 

@@ -321,6 +321,11 @@ impl Director {
         Ok((info.max_entries(), memlock))
     }
 
+    /// The director program (to run frames through it from other threads).
+    pub fn program_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.program.as_fd()
+    }
+
     /// The kernel's id of the director program.
     pub fn program_id(&self) -> u32 {
         self.program_id

@@ -325,8 +325,8 @@ fn kernel_schedulers_match_the_reference() {
 }
 
 /// A service of a thousand real servers (the large services map: more than 256) schedules
-/// as the reference does, for the rotating, weighted, least-connection and hashing
-/// schedulers; then it shrinks to 200 (back to the services map) and grows again, and a
+/// as the reference does, for the rotating, weighted, least-connection, failover, overflow
+/// and hashing schedulers; then it shrinks to 200 (back to the services map) and grows again, and a
 /// connection made before each move keeps its real server and its count.
 #[test]
 fn a_service_of_a_thousand_real_servers_schedules_as_the_reference() {
@@ -334,7 +334,7 @@ fn a_service_of_a_thousand_real_servers_schedules_as_the_reference() {
     // NAT real servers on one address, told apart by port: every one has the same next
     // hop, and the port of a forwarded frame says which was chosen.
     let server = |i: u16| format!("10.0.0.10:{}", 10_000 + i);
-    for (round, scheduler) in ["rr", "wrr", "wlc", "nq", "mh -b mh-port"]
+    for (round, scheduler) in ["rr", "wrr", "wlc", "nq", "fo", "ovf", "mh -b mh-port"]
         .into_iter()
         .enumerate()
     {
@@ -461,8 +461,8 @@ fn a_service_of_a_thousand_real_servers_schedules_as_the_reference() {
     assert!(ports.iter().all(|&p| p == ports[0]), "{ports:?}");
 }
 
-/// The least-connection tree chooses as the reference's walk does while counts rise (new
-/// connections) and fall (connections reset move from active to inactive), over a dozen
+/// The least-connection tree (and fo's and ovf's) chooses as the reference's walk does
+/// while counts rise (new connections) and fall (connections reset move from active to inactive), over a dozen
 /// servers with assorted weights, one quiescent and one with an upper threshold; halfway,
 /// five more servers join (the tree is rebuilt at twice the size).
 #[test]
@@ -474,7 +474,10 @@ fn least_connection_trees_match_the_reference_as_counts_rise_and_fall() {
         .static_neighbours("director", "eth0", &neighbours)
         .unwrap();
     let weights = [3u32, 1, 0, 2, 5, 1, 4, 2, 1, 3, 2, 1];
-    for (round, scheduler) in ["lc", "wlc", "sed", "nq"].into_iter().enumerate() {
+    for (round, scheduler) in ["lc", "wlc", "sed", "nq", "fo", "ovf"]
+        .into_iter()
+        .enumerate()
+    {
         let port = 9100 + round as u16;
         let vip = format!("1.1.1.254:{port}");
         let mut lines = vec![format!("-A -t {vip} -s {scheduler}")];

@@ -1,32 +1,16 @@
-//! Weighted failover: the available server with the highest weight (first on ties).
+//! Weighted failover: the available server with the highest weight (first on ties),
+//! picked from the tree (tree.rs) with the same load for every server, so that the weight
+//! alone orders them: a new connection climbs no walk over the set.
 
-use super::{CONTINUE, STOP, View, ViewRef, walk};
+use xvs_common::SetEntry;
 
-struct Walk<const N: usize> {
-    view: ViewRef<N>,
-    best: Option<u32>,
-    best_weight: u32,
-}
-
-extern "C" fn step<const N: usize>(i: u32, w: *mut Walk<N>) -> i64 {
-    let w = unsafe { &mut *w };
-    let Some(entry) = w.view.entry(i) else {
-        return STOP;
-    };
-    if w.view.available(entry) && entry.weight > w.best_weight {
-        w.best = Some(i);
-        w.best_weight = entry.weight;
-    }
-    CONTINUE
+/// Load: the same for every server.
+#[inline(always)]
+pub fn load() -> u64 {
+    1
 }
 
 #[inline(always)]
-pub fn schedule<const N: usize>(view: &View<N>) -> Option<u32> {
-    let mut w = Walk {
-        view: ViewRef::of(view),
-        best: None,
-        best_weight: 0,
-    };
-    walk(view.count(), &mut w, step::<N>);
-    w.best
+pub fn weight(entry: &SetEntry) -> u32 {
+    entry.weight
 }

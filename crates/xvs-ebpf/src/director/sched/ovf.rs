@@ -1,35 +1,13 @@
-//! Weighted overflow: the highest weight whose active connections do not exceed it.
+//! Weighted overflow: the highest weight whose active connections do not exceed it (first
+//! on ties), picked from the tree (tree.rs) as fo's, a server whose active connections
+//! exceed its weight leaving the tree until one ends.
 
-use super::{CONTINUE, STOP, View, ViewRef, walk};
+use xvs_common::SetEntry;
 
-struct Walk<const N: usize> {
-    view: ViewRef<N>,
-    best: Option<u32>,
-    best_weight: u32,
-}
+use super::View;
 
-extern "C" fn step<const N: usize>(i: u32, w: *mut Walk<N>) -> i64 {
-    let w = unsafe { &mut *w };
-    let Some(entry) = w.view.entry(i) else {
-        return STOP;
-    };
-    if w.view.available(entry)
-        && w.view.active(entry) <= entry.weight as u64
-        && (w.best.is_none() || entry.weight > w.best_weight)
-    {
-        w.best = Some(i);
-        w.best_weight = entry.weight;
-    }
-    CONTINUE
-}
-
+/// Whether the server may take a connection besides being available.
 #[inline(always)]
-pub fn schedule<const N: usize>(view: &View<N>) -> Option<u32> {
-    let mut w = Walk {
-        view: ViewRef::of(view),
-        best: None,
-        best_weight: 0,
-    };
-    walk(view.count(), &mut w, step::<N>);
-    w.best
+pub fn within_weight<const N: usize>(view: &View<N>, entry: &SetEntry) -> bool {
+    view.active(entry) <= entry.weight as u64
 }

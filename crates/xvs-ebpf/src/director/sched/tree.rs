@@ -1,5 +1,6 @@
 //! The least-connection family (lc, wlc, sed, nq, and the schedulers that fall back to
-//! wlc) picks from a tournament tree kept with the service's connection counts
+//! wlc), and fo and ovf (the highest weight: the same load for every server), pick from a
+//! tournament tree kept with the service's connection counts
 //! ([`SchedTree`]): each node holds the best available set index below it by the
 //! scheduler's rule, the lower index on a tie, so the root is the server a walk over the
 //! whole set would choose. A new connection reads the root; a count that changes
@@ -25,7 +26,7 @@ use xvs_common::{
     tree_node, tree_rule,
 };
 
-use super::{CONTINUE, Request, View, ViewRef, lc, nq, sed, walk, wlc};
+use super::{CONTINUE, Request, View, ViewRef, fo, lc, nq, ovf, sed, walk, wlc};
 
 /// The best available index of the set by rule `kind`, from the tree (built first if it
 /// was built for another set or rule, or if a racing count left its root unavailable).
@@ -36,7 +37,7 @@ pub fn pick<const N: usize>(view: &View<N>, kind: u32, request: &Request<N>) -> 
     let set_id = request.set_id;
     if tree.set != set_id
         || tree.kind != kind
-        || root.is_some_and(|root| !leaf_available(&view, root))
+        || root.is_some_and(|root| !leaf_available(view, kind, root))
     {
         build(&view, tree, kind, set_id);
         // The key the service was found by (in the scratch space) is kept with the tree.
@@ -206,12 +207,13 @@ fn set_leaf<const N: usize>(
     let index = index & (N - 1);
     let mut value = TREE_EMPTY;
     if let Some(entry) = view.entry(index as u32)
-        && leaf_available(view, index as u32)
+        && leaf_available(view, kind, index as u32)
     {
         let (load, weight) = match kind {
             tree_rule::LC => (lc::load(view, entry), lc::weight(entry)),
             tree_rule::SED => (sed::load(view, entry), sed::weight(entry)),
             tree_rule::NQ => (nq::load(view, entry), nq::weight(entry)),
+            tree_rule::FO | tree_rule::OVF => (fo::load(), fo::weight(entry)),
             // tree_rule::WLC (a tree is only ever built for one of the four).
             _ => (wlc::load(view, entry), wlc::weight(entry)),
         };
@@ -263,7 +265,11 @@ fn index_in<const N: usize>(node: u64) -> Option<u32> {
     (node & 0xffff != TREE_NONE as u64).then_some((node & (N as u64 - 1)) as u32)
 }
 
+/// Whether set index `index` may take a connection by rule `kind`.
 #[inline(always)]
-fn leaf_available<const N: usize>(view: &View<N>, index: u32) -> bool {
-    index < view.count() && view.entry(index).is_some_and(|e| view.available(e))
+fn leaf_available<const N: usize>(view: &View<N>, kind: u32, index: u32) -> bool {
+    index < view.count()
+        && view.entry(index).is_some_and(|e| {
+            view.available(e) && (kind != tree_rule::OVF || ovf::within_weight(view, e))
+        })
 }
