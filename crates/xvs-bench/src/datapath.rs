@@ -64,8 +64,12 @@ fn v6(last: u8, net: u8) -> [u8; 16] {
     a
 }
 
-/// A case measured on two CPUs: (alone, together) per round.
+/// A case measured on two CPUs, round by round.
 type Parallel = (&'static str, Vec<crate::parallel::Round>);
+
+/// What the run measured: the cases, the connection table's (entries, memlock), the cases
+/// on two CPUs.
+type Results = (Vec<Case>, (u32, u64), Vec<Parallel>);
 
 struct Case {
     name: &'static str,
@@ -245,7 +249,7 @@ pub fn run() -> Result<(), String> {
     let results = lab
         .within(
             "director",
-            move || -> Result<(Vec<Case>, (u32, u64), Vec<Parallel>), String> {
+            move || -> Result<Results, String> {
                 let director = RefCell::new(configured(&lines)?);
                 let eth0 = netlink::interfaces()
                     .map_err(|e| e.to_string())?
