@@ -143,6 +143,60 @@ fn repeated_cost(
     Ok(total as f64 / 10.0)
 }
 
+/// Prints what one service of 256 and one of 1,000 real servers take in the maps, as the
+/// kernel charges them (`memlock`): a fresh director holding only that service, beside
+/// the same director empty.
+fn service_memory() -> Result<(), String> {
+    use xvs_common::map_names as names;
+    let maps = [
+        names::SERVICES,
+        names::SERVICES_LARGE,
+        names::SCHED,
+        names::SCHED_LARGE,
+        names::DEST_COUNTS,
+    ];
+    let charged = |lines: &[String]| -> Result<Vec<u64>, String> {
+        Director::destroy().map_err(|e| e.to_string())?;
+        let director = configured(lines)?;
+        maps.iter()
+            .map(|name| {
+                director
+                    .map_memory(name)
+                    .map(|(_, memlock)| memlock)
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    };
+    // An empty service keeps the director (an empty table would make none).
+    let empty = charged(&["-A -t 1.1.1.254:99 -s wlc".to_string()])?;
+    println!(
+        "\n== Memory of one more service, as the kernel charges it (memlock, bytes, beside a director with one empty service)"
+    );
+    println!(
+        "| real servers | {} |\n|---|---|---|---|---|---|",
+        maps.join(" | ")
+    );
+    for size in [256usize, 1000] {
+        let mut lines = vec!["-A -t 1.1.1.254:99 -s wlc".to_string()];
+        lines.push("-A -t 1.1.1.254:98 -s wlc".to_string());
+        lines.extend((0..size).map(|i| {
+            format!(
+                "-a -t 1.1.1.254:98 -r 10.0.{}.{}:80 -m",
+                1 + i / 250,
+                1 + i % 250
+            )
+        }));
+        let with = charged(&lines)?;
+        let deltas: Vec<String> = with
+            .iter()
+            .zip(&empty)
+            .map(|(with, without)| format!("{}", *with as i64 - *without as i64))
+            .collect();
+        println!("| {size} | {} |", deltas.join(" | "));
+    }
+    Director::destroy().map_err(|e| e.to_string())
+}
+
 /// Replaces `director` by a fresh one holding the services of `lines`, once the kernel has
 /// had time to free the old one's maps: freeing a table of 100,000 connections runs in a
 /// kernel worker, and measured alongside, it made the next case read up to 10 % slower.
@@ -544,6 +598,7 @@ pub fn run() -> Result<(), String> {
                     .borrow()
                     .connection_table_memory()
                     .map_err(|e| e.to_string())?;
+                service_memory()?;
                 Ok((cases, memory, parallel))
             },
         )

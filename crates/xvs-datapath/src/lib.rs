@@ -72,7 +72,8 @@ pub struct Director {
     rates: BpfHashMap<MapData, u32, RateEstimate>,
     neighbours: BpfHashMap<MapData, [u8; 16], Neighbour>,
     conns: BpfHashMap<MapData, ConnKey, Conn>,
-    conns_map_id: u32,
+    /// The kernel's ids of the director's maps, by name.
+    map_ids: HashMap<String, u32>,
 }
 
 impl Director {
@@ -188,7 +189,7 @@ impl Director {
             .map_err(|e| Error::new("cannot list the director's maps", e))?
             .unwrap_or_default();
         let mut maps: HashMap<String, MapData> = HashMap::new();
-        let mut conns_map_id = 0;
+        let mut ids_by_name = HashMap::new();
         for id in map_ids {
             let data = MapData::from_id(id).map_err(|e| Error::new("cannot open a map", e))?;
             let name = data
@@ -197,9 +198,7 @@ impl Director {
                 .name_as_str()
                 .map(str::to_owned);
             if let Some(name) = name {
-                if name == map_names::CONNS {
-                    conns_map_id = id;
-                }
+                ids_by_name.insert(name.clone(), id);
                 maps.insert(name, data);
             }
         }
@@ -276,7 +275,7 @@ impl Director {
             rates,
             neighbours,
             conns,
-            conns_map_id,
+            map_ids: ids_by_name,
         })
     }
 
@@ -305,19 +304,30 @@ impl Director {
     /// The connection table's capacity (entries) and the memory the kernel charges for it
     /// (`memlock` of the map, bytes).
     pub fn connection_table_memory(&self) -> Result<(u32, u64)> {
-        let info = aya::maps::MapInfo::from_id(self.conns_map_id)
-            .map_err(|e| Error::new("cannot read the connection table's info", e))?;
+        self.map_memory(map_names::CONNS)
+    }
+
+    /// The capacity (entries) of the director's map `name` and the memory the kernel
+    /// charges for it now (`memlock` in its fdinfo, bytes: for a hash map without
+    /// preallocation, what its entries take).
+    pub fn map_memory(&self, name: &str) -> Result<(u32, u64)> {
+        let id = *self
+            .map_ids
+            .get(name)
+            .ok_or_else(|| Error::plain(format!("the director has no map {name}")))?;
+        let info = aya::maps::MapInfo::from_id(id)
+            .map_err(|e| Error::new(format!("cannot read {name}'s info"), e))?;
         let fd = info
             .fd()
-            .map_err(|e| Error::new("cannot open the connection table", e))?;
+            .map_err(|e| Error::new(format!("cannot open {name}"), e))?;
         let raw = std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd());
         let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{raw}"))
-            .map_err(|e| Error::new("cannot read the connection table's fdinfo", e))?;
+            .map_err(|e| Error::new(format!("cannot read {name}'s fdinfo"), e))?;
         let memlock = fdinfo
             .lines()
             .find_map(|l| l.strip_prefix("memlock:"))
             .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| Error::plain("no memlock in the connection table's fdinfo"))?;
+            .ok_or_else(|| Error::plain(format!("no memlock in {name}'s fdinfo")))?;
         Ok((info.max_entries(), memlock))
     }
 
