@@ -184,13 +184,15 @@ pub struct LocalityKey {
     pub _pad: [u8; 3],
 }
 
-/// A real server as a locality entry names it: by counter slot (to find it in the set)
-/// and id (to be sure it is the same server).
+/// A real server as a locality entry names it: by tree slot (to find it in the set), and
+/// counter slot and id (to be sure it is the same server).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LocalityMember {
     pub dest_stats: u32,
     pub dest_id: u32,
+    pub slot: u16,
+    pub _pad: u16,
 }
 
 /// The server (lblc) or servers (lblcr, newest first) of a destination address.

@@ -175,6 +175,10 @@ pub struct DestSet<const N: usize = MAX_SET> {
     /// Length of the set's weighted round-robin cycle in the wrr map.
     pub wrr_len: u32,
     pub entries: [SetEntry; N],
+    /// The set index of the server with each tree slot ([`crate::TREE_NONE`]: none), so
+    /// that what remembers a server by its slot (a persistence template, a locality
+    /// entry) finds it in one step, not by a walk over the set.
+    pub index_of: [u16; N],
 }
 
 /// What the services map holds for a service: its parameters and its real-server set, in

@@ -16,8 +16,8 @@ use std::{
 
 use xvs_common::{
     DestValue, LOOKUP_NONE, LOOKUP_SLOTS, LookupTable, MAX_SERVICES, MAX_SET, MAX_SET_LARGE,
-    MAX_WRR_CYCLE, ServiceEntry, ServiceKey as MapKey, ServiceValue, SetEntry, WrrKey, forward,
-    meta,
+    MAX_WRR_CYCLE, ServiceEntry, ServiceKey as MapKey, ServiceValue, SetEntry, TREE_NONE, WrrKey,
+    forward, meta,
 };
 use xvs_core::{
     model::{Service, Stats},
@@ -406,8 +406,12 @@ pub fn service_entry<const N: usize>(
     entry.service = service;
     entry.set.count = set.len().min(N) as u32;
     entry.set.wrr_len = wrr_len;
-    for (slot, member) in entry.set.entries.iter_mut().zip(set) {
+    entry.set.index_of = [TREE_NONE; N];
+    for (index, (slot, member)) in entry.set.entries.iter_mut().zip(set).enumerate() {
         *slot = *member;
+        if let Some(of) = entry.set.index_of.get_mut(member.slot as usize) {
+            *of = index as u16;
+        }
     }
     entry
 }

@@ -187,10 +187,9 @@ pub struct Scratch {
     pub reply_key: ConnKey,
     /// The persistence template's key of the new connection being made.
     pub template_key: ConnKey,
-    /// The real server (counter slot, id) of the persistence template a new connection
-    /// found.
-    pub remembered_stats: u32,
-    pub remembered_id: u32,
+    /// The real server (tree slot, counter slot, id) of the persistence template a new
+    /// connection found.
+    pub remembered: xvs_common::LocalityMember,
     /// The lblc/lblcr entry's key of the new connection being scheduled.
     pub locality_key: LocalityKey,
     /// The set indices of an lblcr entry's members (off the small stack).

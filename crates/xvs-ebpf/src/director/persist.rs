@@ -15,8 +15,8 @@
 use aya_ebpf::bindings::BPF_NOEXIST;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use xvs_common::{
-    Conn, ConnKey, FAMILY_V4, ServiceKey, ServiceValue, TEMPLATE_KEY, conn_flags, forward, meta,
-    tcp,
+    Conn, ConnKey, FAMILY_V4, LocalityMember, ServiceKey, ServiceValue, TEMPLATE_KEY, conn_flags,
+    forward, meta, tcp,
 };
 
 use crate::{
@@ -46,8 +46,8 @@ pub fn remembered<const N: usize>(
     let Some(scratch) = scratch() else {
         return sched::NONE;
     };
-    let (dest_stats, dest_id) = unsafe { ((*scratch).remembered_stats, (*scratch).remembered_id) };
-    let index = view.index_of(dest_stats, dest_id);
+    let remembered = unsafe { &(*scratch).remembered };
+    let index = view.index_of(remembered.slot, remembered.dest_stats, remembered.dest_id);
     if index == sched::NONE || expired_quiescent(view, index) {
         xvs_persist_forget();
         return sched::NONE;
@@ -87,8 +87,12 @@ pub extern "C" fn xvs_persist_find(
     }
     unsafe {
         (*template).expires = now + timeout_ns(service);
-        (*scratch).remembered_stats = (*template).dest_stats;
-        (*scratch).remembered_id = (*template).dest_id;
+        (*scratch).remembered = LocalityMember {
+            dest_stats: (*template).dest_stats,
+            dest_id: (*template).dest_id,
+            slot: (*template).slot,
+            _pad: 0,
+        };
     }
     1
 }

@@ -22,7 +22,7 @@ fn kept<const N: usize>(request: &Request<N>) -> Option<u32> {
         (*entry).last_use = now;
         (*entry).members[0]
     };
-    let index = view.index_of(member.dest_stats, member.dest_id);
+    let index = view.index_of(member.slot, member.dest_stats, member.dest_id);
     let dest = view.entry(index).filter(|_| index != NONE)?;
     (dest.weight > 0 && !locality::overloaded(&view, dest)).then_some(index)
 }

@@ -32,7 +32,7 @@ fn kept<const N: usize>(request: &Request<N>) -> Option<u32> {
         *slot = NONE;
         if m < count {
             let member = entry.members[m];
-            *slot = view.index_of(member.dest_stats, member.dest_id);
+            *slot = view.index_of(member.slot, member.dest_stats, member.dest_id);
         }
     }
     let present = &*present;
@@ -63,7 +63,13 @@ pub fn remember<const N: usize>(request: &Request<N>, index: u32) {
     };
     let entry = unsafe { &mut *entry };
     let count = (entry.count as usize).min(LOCALITY_MEMBERS);
-    if entry.members[..count].contains(&member) {
+    // Indexed over the whole array (a slice of `count` members loses its bound for the
+    // verifier).
+    let mut known = false;
+    for m in 0..LOCALITY_MEMBERS {
+        known |= m < count && entry.members[m] == member;
+    }
+    if known {
         return;
     }
     for m in (1..LOCALITY_MEMBERS).rev() {

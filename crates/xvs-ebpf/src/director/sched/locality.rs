@@ -51,6 +51,8 @@ pub fn member_of<const N: usize>(view: &View<N>, index: u32) -> Option<LocalityM
     Some(LocalityMember {
         dest_stats: entry.stats,
         dest_id: super::dest_id(entry)?,
+        slot: entry.slot,
+        _pad: 0,
     })
 }
 

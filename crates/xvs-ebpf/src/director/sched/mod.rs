@@ -27,7 +27,7 @@ mod wrr;
 use aya_ebpf::helpers::generated::bpf_loop;
 use xvs_common::{
     DestCounts, DestSet, MAX_SET, MAX_SET_LARGE, SchedState, ServiceEntry, ServiceKey,
-    ServiceSched, SetEntry, SlotConns, dest_index, scheduler, tree_rule,
+    ServiceSched, SetEntry, SlotConns, TREE_NONE, dest_index, scheduler, tree_rule,
 };
 
 use crate::maps::{XVS_DESTS, XVS_SCHED, XVS_SCHED_LARGE, XVS_SERVICES, XVS_SERVICES_LARGE};
@@ -110,26 +110,25 @@ impl<const N: usize> View<N> {
         self.conns_of(entry).map_or(0, |c| c.active as u64)
     }
 
-    /// The set index of the real server with counter slot `dest_stats` and id `dest_id`,
-    /// or [`NONE`] if the set no longer has it (the slot is another server's now, or
-    /// nobody's). For what remembers servers across connections: persistence templates,
-    /// lblc and lblcr.
+    /// The set index of the real server with tree slot `slot`, counter slot `dest_stats`
+    /// and id `dest_id`, or [`NONE`] if the set no longer has it (the slots are another
+    /// server's now, or nobody's). For what remembers servers across connections:
+    /// persistence templates, lblc and lblcr. One step: the set maps its tree slots.
     #[inline(always)]
-    pub fn index_of(&self, dest_stats: u32, dest_id: u32) -> u32 {
-        let mut find = Find {
-            view: self,
-            dest_stats,
-            found: NONE,
+    pub fn index_of(&self, slot: u16, dest_stats: u32, dest_id: u32) -> u32 {
+        let index = unsafe { (*self.set).index_of.get(slot as usize & (N - 1)).copied() };
+        let Some(index) = index.filter(|&index| index != TREE_NONE) else {
+            return NONE;
         };
-        walk(self.count(), &mut find, find_step::<N>);
-        if find.found == NONE {
+        let index = index as u32;
+        let Some(entry) = self.entry(index).filter(|_| index < self.count()) else {
+            return NONE;
+        };
+        if entry.stats != dest_stats {
             return NONE;
         }
-        let Some(entry) = self.entry(find.found) else {
-            return NONE;
-        };
         match XVS_DESTS.get(dest_index(entry.stats, entry.half)) {
-            Some(dest) if dest.id == dest_id => find.found,
+            Some(dest) if dest.id == dest_id => index,
             _ => NONE,
         }
     }
@@ -141,25 +140,6 @@ pub fn dest_id(entry: &SetEntry) -> Option<u32> {
     XVS_DESTS
         .get(dest_index(entry.stats, entry.half))
         .map(|dest| dest.id)
-}
-
-/// A walk's state holds the view by pointer: a copy would take the caller's stack.
-struct Find<const N: usize> {
-    view: *const View<N>,
-    dest_stats: u32,
-    found: u32,
-}
-
-extern "C" fn find_step<const N: usize>(i: u32, f: *mut Find<N>) -> i64 {
-    let f = unsafe { &mut *f };
-    let Some(entry) = (unsafe { (*f.view).entry(i) }) else {
-        return STOP;
-    };
-    if entry.stats == f.dest_stats {
-        f.found = i;
-        return STOP;
-    }
-    CONTINUE
 }
 
 /// Calls `step(i, walk)` for i in 0..count until it returns 1.
