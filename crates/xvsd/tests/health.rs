@@ -808,6 +808,86 @@ address = "1.1.1.20:80"
     let _ = std::fs::remove_file(config);
 }
 
+/// The same over IPv6 (a DR director behind a router, no IPv6 forwarding on it): a real
+/// server whose address appears only after it was added is reached once the kernel's
+/// neighbour discovery finds it and xvsd copies it into the datapath.
+#[test]
+fn an_ipv6_dr_real_server_that_answers_only_after_it_was_added_is_reached() {
+    let mut lab = topology::dr6_behind_router().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web1", 81, ServerKind::Http("late".into()))
+        .unwrap();
+    for (host, address) in [("director", "fd00:1::10"), ("client", "fd00:9::1")] {
+        let reached = (0..10).any(|_| {
+            lab.run_ok(host, &["ping", "-6", "-c", "1", "-W", "3", address])
+                .is_ok()
+        });
+        assert!(reached, "{host} never reached {address}");
+    }
+    let config = write_config(
+        "late-neighbour-6",
+        r#"
+[[service]]
+address = "[fd00:9::1]:80"
+scheduler = "rr"
+method = "dr"
+[service.check]
+type = "tcp"
+interval = 0.2
+timeout = 0.5
+[[service.real_server]]
+address = "[fd00:1::10]:80"
+"#,
+    );
+    let xvsd = Xvsd::start(&lab, &config, "late-neighbour-6");
+    table_until(&lab, "xvsd's service in", |t| t.contains("[fd00:1::10]:80"));
+    lab.within("director", || {
+        Director::change(ChangeOptions::default(), |t| {
+            xvs_core::restore::restore(
+                "-A -t [fd00:9::1]:81 -s rr\n-a -t [fd00:9::1]:81 -r [fd00:1::21]:81 -g",
+                t,
+                &NoNames,
+                "xvsadm",
+            )
+        })
+        .unwrap()
+    })
+    .unwrap();
+    let late = [
+        "curl",
+        "-g",
+        "-s",
+        "--max-time",
+        "2",
+        "http://[fd00:9::1]:81/",
+    ];
+    assert!(
+        lab.run_ok("client", &late).is_err(),
+        "served before it exists"
+    );
+
+    lab.run_ok(
+        "web1",
+        &["ip", "addr", "add", "fd00:1::21/64", "dev", "eth0", "nodad"],
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !xvsd
+        .log()
+        .contains("next hop of real server fd00:1::21 resolved")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "xvsd never saw fd00:1::21 resolve:\n{}",
+            xvsd.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(lab.run_ok("client", &late).unwrap(), "late\n");
+    let _ = std::fs::remove_file(config);
+}
+
 /// The same through a tunnel: the forwarded check is an IP-in-IP packet to the real
 /// server, so it fails on one that no longer decapsulates, and passes again when it does.
 #[test]
