@@ -4,7 +4,7 @@
 
 use std::{
     cell::{Cell, RefCell},
-    os::fd::AsFd,
+    os::fd::{AsFd, OwnedFd},
     time::{Duration, Instant},
 };
 
@@ -141,6 +141,80 @@ fn repeated_cost(
         total += u64::from(run(REPEAT)?.1);
     }
     Ok(total as f64 / 10.0)
+}
+
+/// New flows on two CPUs at once (each its own clients), beside each CPU alone: three
+/// rounds, each from fresh directors (holding `lines`), every run beside the floor
+/// (`pass`, `floor_frame`) on its own CPU; the cases `wanted` says.
+fn two_cpus(
+    director: &RefCell<Director>,
+    lines: &[String],
+    eth0: u32,
+    pass: &aya::programs::ProgramFd,
+    floor_frame: &[u8],
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Parallel>, String> {
+    let vip = [1, 1, 1, 254];
+    let pass = pass
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| e.to_string())?;
+    let floor = crate::parallel::Floor {
+        program: &pass,
+        frame: floor_frame,
+    };
+    // Each CPU's new flows (its own clients) to `port`.
+    let new_flows = |cpu: u32, port: u16| -> Vec<Vec<u8>> {
+        (0..calls())
+            .map(|i| {
+                let i = ((100 * cpu) << 16) + i;
+                let src = [10, 1 + (i >> 16) as u8, (i >> 8) as u8, i as u8];
+                tcp4(src, vip, 1024 + (i % 60000) as u16, port, true)
+            })
+            .collect()
+    };
+    let fresh_program = || -> Result<OwnedFd, String> {
+        renew(director, lines)?;
+        director
+            .borrow()
+            .program_fd()
+            .try_clone_to_owned()
+            .map_err(|e| e.to_string())
+    };
+    let three_rounds = |frames: &[Vec<Vec<u8>>; 2]| {
+        (0..3)
+            .map(|_| crate::parallel::alone_and_together(eth0, frames, &floor, &fresh_program))
+            .collect::<Result<Vec<_>, String>>()
+    };
+    let mut measured = Vec::new();
+    for (name, port) in [
+        ("new DR flow, rr over 100 real servers", 81u16),
+        ("new DR flow, wlc over 100 real servers", 82),
+    ] {
+        if wanted(name) {
+            let frames = [new_flows(0, port), new_flows(1, port)];
+            measured.push((name, three_rounds(&frames)?));
+        }
+    }
+    if wanted("new DR flow, rr over 100") {
+        // A control: established DR packets, each CPU its own connection (its entry, its
+        // counters: per-CPU or its own), where nothing is shared. Each CPU's first frame
+        // opens its connection, so that its entry comes from that CPU's free list (two
+        // entries made on one CPU lie side by side, and would share a cache line).
+        let acks: [Vec<Vec<u8>>; 2] = [0u8, 1].map(|cpu| {
+            let src = [10, 250, cpu, 1];
+            let mut frames = vec![tcp4(src, vip, 40000, 80, false); calls() as usize];
+            frames[0] = tcp4(src, vip, 40000, 80, true);
+            frames
+        });
+        let name = "established DR (each CPU its own connection)";
+        measured.push((name, three_rounds(&acks)?));
+        // New flows, each CPU to a service of its own (rr over the same 100 servers): only
+        // the connection table and the sweep queues are shared.
+        let name = "new DR flow, rr over 100, each CPU its own service";
+        measured.push((name, three_rounds(&[new_flows(0, 81), new_flows(1, 95)])?));
+    }
+    Ok(measured)
 }
 
 /// Prints what one service of 256 and one of 1,000 real servers take in the maps, as the
@@ -340,7 +414,6 @@ pub fn run() -> Result<(), String> {
                 let vip = [1, 1, 1, 254];
                 let floor_frame = tcp4(client, vip, 40000, 80, false);
                 let mut cases = Vec::new();
-                let mut parallel = Vec::new();
                 // XVS_BENCH_ONLY (a part of the case names) runs only those cases beside
                 // the floor, e.g. to profile one at length.
                 let only = std::env::var("XVS_BENCH_ONLY").ok();
@@ -482,99 +555,9 @@ pub fn run() -> Result<(), String> {
                         delta(counter::SWEEP_LOOKS)
                     );
                 }
-                // Two CPUs making new flows at once (each its own clients), beside each
-                // alone; three rounds, each from fresh directors; every run beside the
-                // floor on its own CPU.
-                let pass_owned = pass_fd.as_fd().try_clone_to_owned().map_err(|e| e.to_string())?;
-                let floor = crate::parallel::Floor {
-                    program: &pass_owned,
-                    frame: &floor_frame,
-                };
-                for (name, port) in [
-                    ("new DR flow, rr over 100 real servers", 81u16),
-                    ("new DR flow, wlc over 100 real servers", 82),
-                ] {
-                    if only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
-                        continue;
-                    }
-                    let frames: [Vec<Vec<u8>>; 2] = [0u8, 1].map(|cpu| {
-                        (0..calls())
-                            .map(|i| {
-                                let src =
-                                    [10, 1 + 100 * cpu + (i >> 16) as u8, (i >> 8) as u8, i as u8];
-                                tcp4(src, vip, 1024 + (i % 60000) as u16, port, true)
-                            })
-                            .collect()
-                    });
-                    let fresh = || -> Result<std::os::fd::OwnedFd, String> {
-                        renew(&director, &lines)?;
-                        director
-                            .borrow()
-                            .program_fd()
-                            .try_clone_to_owned()
-                            .map_err(|e| e.to_string())
-                    };
-                    let mut rounds = Vec::new();
-                    for _ in 0..3 {
-                        rounds.push(crate::parallel::alone_and_together(eth0, &frames, &floor, &fresh)?);
-                    }
-                    parallel.push((name, rounds));
-                }
-                // Controls: established DR packets, each CPU its own connection (its
-                // entry, its counters: per-CPU or its own), where nothing is shared.
-                if only.as_ref().is_none_or(|only| "new DR flow, rr over 100".contains(only.as_str())) {
-                    // Each CPU's first frame opens its connection, so that its entry comes
-                    // from that CPU's free list (two entries made on one CPU lie side by
-                    // side, and would share a cache line).
-                    let acks: [Vec<Vec<u8>>; 2] = [0u8, 1].map(|cpu| {
-                        let src = [10, 250, cpu, 1];
-                        let mut frames = vec![tcp4(src, vip, 40000, 80, false); calls() as usize];
-                        frames[0] = tcp4(src, vip, 40000, 80, true);
-                        frames
-                    });
-                    let established = || -> Result<std::os::fd::OwnedFd, String> {
-                        renew(&director, &lines)?;
-                        director
-                            .borrow()
-                            .program_fd()
-                            .try_clone_to_owned()
-                            .map_err(|e| e.to_string())
-                    };
-                    let mut rounds = Vec::new();
-                    for _ in 0..3 {
-                        rounds.push(crate::parallel::alone_and_together(
-                            eth0,
-                            &acks,
-                            &floor,
-                            &established,
-                        )?);
-                    }
-                    parallel.push(("established DR (each CPU its own connection)", rounds));
-                    // New flows, each CPU to a service of its own (rr over the same 100
-                    // servers): only the connection table and the sweep queues are shared.
-                    let own: [Vec<Vec<u8>>; 2] = [(0u8, 81u16), (1, 95)].map(|(cpu, port)| {
-                        (0..calls())
-                            .map(|i| {
-                                let src =
-                                    [10, 1 + 100 * cpu + (i >> 16) as u8, (i >> 8) as u8, i as u8];
-                                tcp4(src, vip, 1024 + (i % 60000) as u16, port, true)
-                            })
-                            .collect()
-                    });
-                    let fresh = || -> Result<std::os::fd::OwnedFd, String> {
-                        renew(&director, &lines)?;
-                        director
-                            .borrow()
-                            .program_fd()
-                            .try_clone_to_owned()
-                            .map_err(|e| e.to_string())
-                    };
-                    let mut rounds = Vec::new();
-                    for _ in 0..3 {
-                        rounds.push(crate::parallel::alone_and_together(eth0, &own, &floor, &fresh)?);
-                    }
-                    parallel.push(("new DR flow, rr over 100, each CPU its own service", rounds));
-                }
+                let parallel = two_cpus(&director, &lines, eth0, &pass_fd, &floor_frame, &|name| {
+                    only.as_ref().is_none_or(|only| name.contains(only.as_str()))
+                })?;
                 director_run(&tcp4(client, vip, 40001, 83, true))?;
                 let nat_in = tcp4(client, vip, 40001, 83, false);
                 case(

@@ -350,6 +350,18 @@ impl Lab {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// Pings `address` from `host` until it answers (at most ten tries of three seconds):
+    /// in a fresh namespace the first neighbour solicitations can go unanswered, and a
+    /// test whose traffic starts before then would measure that, not what it tests.
+    pub fn reach(&self, host: &str, address: &str) -> Result<()> {
+        let ping = ["ping", "-c", "1", "-W", "3", address];
+        if (0..10).any(|_| self.run_ok(host, &ping).is_ok()) {
+            Ok(())
+        } else {
+            Err(LabError(format!("{host} never reached {address}")))
+        }
+    }
+
     /// Starts `argv` in `host` in the background; it is killed when the lab drops.
     pub fn spawn(&mut self, host: &str, argv: &[&str]) -> Result<()> {
         let child = self

@@ -372,11 +372,7 @@ fn ipv6_packet_too_big_reaches_a_dr_real_server_and_a_megabyte_arrives() {
     // web1 and the router are up and known before web1 is added, as running hosts are (a
     // fresh namespace's first neighbour solicitations can go unanswered).
     for (host, address) in [("director", "fd00:1::10"), ("client", "fd00:9::1")] {
-        let reached = (0..10).any(|_| {
-            lab.run_ok(host, &["ping", "-6", "-c", "1", "-W", "3", address])
-                .is_ok()
-        });
-        assert!(reached, "{host} never reached {address}");
+        lab.reach(host, address).unwrap();
     }
     xvsadm(&lab, "-A -t [fd00:9::1]:80 -s rr");
     xvsadm(&lab, "-a -t [fd00:9::1]:80 -r [fd00:1::10]:80 -g");
@@ -574,8 +570,7 @@ fn an_ipv6_udp_datagram_in_fragments_reaches_its_real_server_whole() {
         ("web1", "fd00:2::fe"),
         ("web2", "fd00:2::fe"),
     ] {
-        lab.run_ok(host, &["ping", "-6", "-c", "1", "-w", "10", target])
-            .unwrap();
+        lab.reach(host, target).unwrap();
     }
     datagrams_in_fragments_arrive_whole(&lab, "UDP6:[fd00:1::fe]:53");
 }

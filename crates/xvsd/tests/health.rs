@@ -88,13 +88,7 @@ fn a_stopped_real_server_leaves_the_service_and_comes_back_when_it_answers() {
     lab.serve("web2", 80, ServerKind::Http("web2".into()))
         .unwrap();
     // Someone else's service, defined before xvsd starts.
-    lab.within("director", || {
-        Director::change(ChangeOptions::default(), |t| {
-            xvs_core::restore::restore("-A -u 1.1.1.254:53 -s wrr", t, &NoNames, "xvsadm")
-        })
-        .unwrap()
-    })
-    .unwrap();
+    by_hand(&lab, "-A -u 1.1.1.254:53 -s wrr");
     let config = write_config("nat", CONFIG);
     lab.spawn("director", &[XVSD, "run", &config]).unwrap();
 
@@ -303,6 +297,31 @@ impl Xvsd {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits (at most 30 s, a bound on a hang and not a speed goal) until xvsd has logged
+    /// `wanted`.
+    fn wait_for(&self, wanted: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log().contains(wanted) {
+            assert!(
+                Instant::now() < deadline,
+                "xvsd never logged {wanted:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Changes the director's table by `rules` (`-R` lines), as an operator's xvsadm would.
+fn by_hand(lab: &Lab, rules: &str) {
+    lab.within("director", || {
+        Director::change(ChangeOptions::default(), |t| {
+            xvs_core::restore::restore(rules, t, &NoNames, "xvsadm")
+        })
+        .unwrap()
+    })
+    .unwrap();
 }
 
 impl Drop for Xvsd {
@@ -709,15 +728,7 @@ address = "1.1.1.20:80"
         &["ip", "link", "set", "dev", "eth0", "address", new_mac],
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !xvsd.log().contains(&format!("to {new_mac}")) {
-        assert!(
-            Instant::now() < deadline,
-            "xvsd never saw web2's new MAC:\n{}",
-            xvsd.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    xvsd.wait_for(&format!("to {new_mac}"));
     assert!(
         xvsd.log()
             .contains("next hop of real server 1.1.1.20 moved from"),
@@ -765,18 +776,10 @@ address = "1.1.1.20:80"
     let xvsd = Xvsd::start(&lab, &config, "late-neighbour");
     table_until(&lab, "xvsd's service in", |t| t.contains("1.1.1.20:80"));
     // 1.1.1.21 is nobody's yet.
-    lab.within("director", || {
-        Director::change(ChangeOptions::default(), |t| {
-            xvs_core::restore::restore(
-                "-A -t 1.1.1.254:81 -s rr\n-a -t 1.1.1.254:81 -r 1.1.1.21 -g",
-                t,
-                &NoNames,
-                "xvsadm",
-            )
-        })
-        .unwrap()
-    })
-    .unwrap();
+    by_hand(
+        &lab,
+        "-A -t 1.1.1.254:81 -s rr\n-a -t 1.1.1.254:81 -r 1.1.1.21 -g",
+    );
     let late = ["curl", "-s", "--max-time", "2", "http://1.1.1.254:81/"];
     assert!(
         lab.run_ok("client", &late).is_err(),
@@ -792,18 +795,7 @@ address = "1.1.1.20:80"
 
     lab.run_ok("web2", &["ip", "addr", "add", "1.1.1.21/24", "dev", "eth0"])
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !xvsd
-        .log()
-        .contains("next hop of real server 1.1.1.21 resolved")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "xvsd never saw 1.1.1.21 resolve:\n{}",
-            xvsd.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    xvsd.wait_for("next hop of real server 1.1.1.21 resolved");
     assert_eq!(lab.run_ok("client", &late).unwrap(), "late\n");
     let _ = std::fs::remove_file(config);
 }
@@ -819,11 +811,7 @@ fn an_ipv6_dr_real_server_that_answers_only_after_it_was_added_is_reached() {
     lab.serve("web1", 81, ServerKind::Http("late".into()))
         .unwrap();
     for (host, address) in [("director", "fd00:1::10"), ("client", "fd00:9::1")] {
-        let reached = (0..10).any(|_| {
-            lab.run_ok(host, &["ping", "-6", "-c", "1", "-W", "3", address])
-                .is_ok()
-        });
-        assert!(reached, "{host} never reached {address}");
+        lab.reach(host, address).unwrap();
     }
     let config = write_config(
         "late-neighbour-6",
@@ -842,18 +830,10 @@ address = "[fd00:1::10]:80"
     );
     let xvsd = Xvsd::start(&lab, &config, "late-neighbour-6");
     table_until(&lab, "xvsd's service in", |t| t.contains("[fd00:1::10]:80"));
-    lab.within("director", || {
-        Director::change(ChangeOptions::default(), |t| {
-            xvs_core::restore::restore(
-                "-A -t [fd00:9::1]:81 -s rr\n-a -t [fd00:9::1]:81 -r [fd00:1::21]:81 -g",
-                t,
-                &NoNames,
-                "xvsadm",
-            )
-        })
-        .unwrap()
-    })
-    .unwrap();
+    by_hand(
+        &lab,
+        "-A -t [fd00:9::1]:81 -s rr\n-a -t [fd00:9::1]:81 -r [fd00:1::21]:81 -g",
+    );
     let late = [
         "curl",
         "-g",
@@ -872,18 +852,7 @@ address = "[fd00:1::10]:80"
         &["ip", "addr", "add", "fd00:1::21/64", "dev", "eth0", "nodad"],
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !xvsd
-        .log()
-        .contains("next hop of real server fd00:1::21 resolved")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "xvsd never saw fd00:1::21 resolve:\n{}",
-            xvsd.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    xvsd.wait_for("next hop of real server fd00:1::21 resolved");
     assert_eq!(lab.run_ok("client", &late).unwrap(), "late\n");
     let _ = std::fs::remove_file(config);
 }
