@@ -248,6 +248,40 @@ fn a_syn_that_meets_its_connection_keeps_its_server_and_the_rotation() {
     );
 }
 
+/// What the reference scheduler chooses for the last service of `lines` (fed the same list:
+/// IPVS order, newest first) for a SYN from each of the client's ports `sports` to the
+/// VIP's `port`, each choice counted as an active connection as the datapath counts it:
+/// each chosen real server's address and port.
+fn reference_choices(
+    lines: &[String],
+    port: u16,
+    sports: std::ops::Range<u16>,
+) -> Vec<Option<(IpAddr, u16)>> {
+    let mut table = Table::default();
+    restore::restore(&lines.join("\n"), &mut table, &NoNames, "xvsadm").unwrap();
+    let service = table.services.last().unwrap();
+    let mut dests: Vec<sched::Candidate> = service
+        .dests
+        .iter()
+        .map(|d| sched::Candidate::of(d, false))
+        .collect();
+    let mut reference = sched::new_scheduler(service.scheduler, service.flags, &dests, 1);
+    sports
+        .map(|sport| {
+            let flow = sched::Flow {
+                src: IpAddr::from(CLIENT),
+                src_port: sport,
+                dst: IpAddr::from(VIP),
+                dst_port: port,
+                now: 0,
+            };
+            let index = reference.schedule(&dests, &flow)?;
+            dests[index].active += 1;
+            Some((service.dests[index].addr, service.dests[index].port))
+        })
+        .collect()
+}
+
 #[test]
 fn kernel_schedulers_match_the_reference() {
     let rig = Rig::new();
@@ -291,30 +325,9 @@ fn kernel_schedulers_match_the_reference() {
                 })
                 .collect()
         });
-        // The reference, fed the same list (IPVS order: newest first) and the same
-        // connection counts.
-        let mut table = Table::default();
-        restore::restore(&lines.join("\n"), &mut table, &NoNames, "xvsadm").unwrap();
-        let service = table.services.last().unwrap();
-        let mut dests: Vec<sched::Candidate> = service
-            .dests
-            .iter()
-            .map(|d| sched::Candidate::of(d, false))
-            .collect();
-        let mut reference = sched::new_scheduler(service.scheduler, 0, &dests, 1);
-        let expected: Vec<Option<IpAddr>> = (0..12u32)
-            .map(|i| {
-                let flow = sched::Flow {
-                    src: IpAddr::from(CLIENT),
-                    src_port: 30000 + i as u16,
-                    dst: IpAddr::from(VIP),
-                    dst_port: port,
-                    now: 0,
-                };
-                let index = reference.schedule(&dests, &flow)?;
-                dests[index].active += 1;
-                Some(dests[index].addr)
-            })
+        let expected: Vec<Option<IpAddr>> = reference_choices(&lines, port, 30000..30012)
+            .into_iter()
+            .map(|choice| choice.map(|(addr, _)| addr))
             .collect();
         assert_eq!(chosen, expected, "{scheduler} {weights:?}");
         assert!(
@@ -358,28 +371,9 @@ fn a_service_of_a_thousand_real_servers_schedules_as_the_reference() {
                 })
                 .collect()
         });
-        let mut table = Table::default();
-        restore::restore(&lines.join("\n"), &mut table, &NoNames, "xvsadm").unwrap();
-        let service = table.services.last().unwrap();
-        let mut dests: Vec<sched::Candidate> = service
-            .dests
-            .iter()
-            .map(|d| sched::Candidate::of(d, false))
-            .collect();
-        let mut reference = sched::new_scheduler(service.scheduler, service.flags, &dests, 1);
-        let expected: Vec<u16> = (0..300u16)
-            .map(|i| {
-                let flow = sched::Flow {
-                    src: IpAddr::from(CLIENT),
-                    src_port: 20000 + i,
-                    dst: IpAddr::from(VIP),
-                    dst_port: port,
-                    now: 0,
-                };
-                let index = reference.schedule(&dests, &flow).unwrap();
-                dests[index].active += 1;
-                service.dests[index].port
-            })
+        let expected: Vec<u16> = reference_choices(&lines, port, 20000..20300)
+            .into_iter()
+            .map(|choice| choice.unwrap().1)
             .collect();
         assert_eq!(chosen, expected, "{scheduler}");
     }
