@@ -128,6 +128,10 @@ pub mod conn_flags {
     /// is in its service (an edit writes the other half, the next edit this one again,
     /// with the same id), so one read tells whether it still is.
     pub const DEST_HALF: u8 = 16;
+    /// Made by user space from a peer director's connection sync, not yet used here: its
+    /// next hop (`l2`) is not resolved and it is in no count. The first packet that meets
+    /// it resolves the hop and counts it, as if it had been made here (`xvs_adopt`).
+    pub const SYNCED: u8 = 32;
 }
 
 /// An IPv4 datagram's fragments, as the kernel reassembles them: addresses, protocol and

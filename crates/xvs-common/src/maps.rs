@@ -140,6 +140,9 @@ pub mod counter {
     /// Half-open TCP connections (SYN_RECV) forgotten to make room in a full table for a
     /// new one (IPVS's drop_entry): what keeps a SYN flood from locking new clients out.
     pub const EVICTED: u32 = 20;
+    /// Connections a peer director synced here that met their first packet here: their
+    /// next hop resolved, counted from then on (see [`crate::conn_flags::SYNCED`]).
+    pub const ADOPTED: u32 = 21;
     /// Number of slots in the array.
     pub const COUNT: u32 = 24;
 }
@@ -183,7 +186,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 25;
+pub const LAYOUT_VERSION: u64 = 26;
 
 /// Default capacity of the connection table (each connection takes two entries under NAT).
 pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;

@@ -21,3 +21,4 @@ unsafe impl aya::Pod for crate::Neighbour {}
 unsafe impl aya::Pod for crate::LookupTable {}
 unsafe impl aya::Pod for crate::FragmentKey {}
 unsafe impl aya::Pod for crate::FragmentEntry {}
+unsafe impl aya::Pod for crate::SweepRecord {}

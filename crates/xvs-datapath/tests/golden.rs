@@ -1932,3 +1932,129 @@ fn a_syn_flood_keeps_established_connections_and_lets_new_clients_in() {
         },
     );
 }
+
+/// A synced connection (`xvs_sync::SyncedConn`, as a master director sends it).
+fn synced(cport: u16, vport: u16, dest: &str, dport: u16, state: u16) -> xvs_sync::SyncedConn {
+    xvs_sync::SyncedConn {
+        protocol: xvs_sync::IPPROTO_TCP,
+        client: "1.1.1.1".parse().unwrap(),
+        cport,
+        vaddr: "1.1.1.254".parse().unwrap(),
+        vport,
+        daddr: dest.parse().unwrap(),
+        dport,
+        fwmark: 0,
+        flags: xvs_sync::flags::DROUTE,
+        state,
+        timeout: 900,
+    }
+}
+
+/// Connection sync on the backup's side: a synced connection goes where the master sent
+/// it (not where this director's scheduler would), is listed at once, joins its server's
+/// counts only at its first packet here (`adopted`), and from then on is this director's
+/// own (a later record of it changes nothing; it is among what this director would tell
+/// a backup). A NAT connection whose first packet here is the real server's reply goes
+/// back to its client from the VIP; a persistence template sends its client's new
+/// connection to its server. Records of a real server this director does not have are
+/// counted as unknown, as IPVS's backup drops them.
+#[test]
+fn synced_connections_go_where_the_master_sent_them() {
+    use xvs_sync::{flags, state};
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+            "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+            "-A -t 1.1.1.254:81 -s rr",
+            "-a -t 1.1.1.254:81 -r 10.0.0.10:8080 -m",
+            "-A -t 1.1.1.254:82 -s rr -p 300",
+            "-a -t 1.1.1.254:82 -r 10.0.0.10 -g",
+            "-a -t 1.1.1.254:82 -r 10.0.0.20 -g",
+        ],
+        |director, eth0| {
+            let mut index = director.sync_index().unwrap();
+            let mut nat = synced(40001, 81, "10.0.0.10", 8080, state::ESTABLISHED);
+            nat.flags = flags::MASQ;
+            let mut template = synced(0, 82, "10.0.0.20", 82, state::NONE);
+            template.flags = flags::DROUTE | flags::TEMPLATE;
+            template.timeout = 300;
+            let records = [
+                synced(40000, 80, "10.0.0.20", 80, state::ESTABLISHED),
+                nat,
+                template,
+                synced(40002, 80, "10.0.0.99", 80, state::ESTABLISHED),
+            ];
+            let taken = director.take_synced(&mut index, &records).unwrap();
+            assert_eq!((taken.made, taken.unknown), (3, 1), "{taken:?}");
+            let listed = director.connections().unwrap();
+            assert!(
+                listed
+                    .iter()
+                    .any(|e| e.client.1 == 40000 && e.state == "ESTABLISHED"),
+                "{listed:?}"
+            );
+            // The counts of real server `dest` of the service on `port`.
+            let dest_conns = |director: &Director, port: u16, dest: &str| {
+                let table = director.load().unwrap().table;
+                let dest: IpAddr = dest.parse().unwrap();
+                service_on(&table, port)
+                    .dests
+                    .iter()
+                    .find(|d| d.addr == dest)
+                    .unwrap()
+                    .conns
+            };
+            assert_eq!(
+                dest_conns(director, 80, "10.0.0.20").active,
+                0,
+                "not counted yet"
+            );
+            // Not yet used here: not this director's to tell.
+            assert!(director.sync_records(&index).unwrap().is_empty());
+
+            // DR: rr would start with 10.0.0.10; the connection goes on to 10.0.0.20.
+            let ack = tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &ack).unwrap();
+            assert_eq!((out.verdict, &out.frame[..6]), (XDP_TX, &RS2_MAC[..]));
+            assert_eq!(counters(director)[counter::ADOPTED as usize], 1);
+            assert_eq!(dest_conns(director, 80, "10.0.0.10").active, 0);
+            assert_eq!(dest_conns(director, 80, "10.0.0.20").active, 1);
+            // From now on its own: a record of it changes nothing.
+            let mut moved = records[0];
+            moved.daddr = "10.0.0.10".parse().unwrap();
+            let again = director.take_synced(&mut index, &[moved]).unwrap();
+            assert_eq!(again.local, 1);
+            let (out, _) = director.run_frame(eth0, &ack).unwrap();
+            assert_eq!(&out.frame[..6], &RS2_MAC[..]);
+            let told = director.sync_records(&index).unwrap();
+            assert_eq!(told.len(), 1);
+            assert_eq!(
+                (told[0].cport, told[0].daddr, told[0].state),
+                (40000, "10.0.0.20".parse().unwrap(), state::ESTABLISHED)
+            );
+
+            // NAT, the real server first: back to the client, from the VIP's port.
+            let reply = tcp4(RS1, CLIENT, 8080, 40001, false, RS1_MAC);
+            let (out, _) = director.run_frame(eth0, &reply).unwrap();
+            assert_eq!((out.verdict, &out.frame[..6]), (XDP_TX, &CLIENT_MAC[..]));
+            assert_eq!(&out.frame[26..30], &VIP[..], "source rewritten to the VIP");
+            assert_eq!(&out.frame[34..36], &81u16.to_be_bytes()[..]);
+            let request = tcp4(CLIENT, VIP, 40001, 81, false, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &request).unwrap();
+            assert_eq!((out.verdict, &out.frame[..6]), (XDP_TX, &RS1_MAC[..]));
+            assert_eq!(&out.frame[30..34], &RS1[..]);
+            assert_eq!(&out.frame[36..38], &8080u16.to_be_bytes()[..]);
+            assert_eq!(dest_conns(director, 81, "10.0.0.10").active, 1);
+
+            // The template: the client's new connection goes to 10.0.0.20.
+            let syn = tcp4(CLIENT, VIP, 40003, 82, true, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &syn).unwrap();
+            assert_eq!((out.verdict, &out.frame[..6]), (XDP_TX, &RS2_MAC[..]));
+            let conns = dest_conns(director, 82, "10.0.0.20");
+            assert_eq!((conns.persistent, conns.active), (1, 1));
+            assert_eq!(counters(director)[counter::ADOPTED as usize], 3);
+        },
+    );
+}

@@ -307,6 +307,12 @@ mod program {
             }
             return xdp_action::XDP_PASS;
         }
+        if unsafe { (*entry).flags } & conn_flags::SYNCED != 0
+            && xvs_adopt(ctx.ctx, packet, key, entry, now) == 0
+        {
+            count(counter::NO_ROUTE, 1);
+            return xdp_action::XDP_DROP;
+        }
         conn::touch(key, entry, packet.protocol, packet.tcp_flags, false, now);
         let conn = unsafe { &*entry };
         add_stats(conn.service_stats, packet.ip_len as u64, STATS_IN);
@@ -347,6 +353,10 @@ mod program {
             return xdp_action::XDP_PASS;
         };
         let conn = unsafe { &*entry };
+        // A synced connection no packet has used here yet has no next hop.
+        if conn.flags & conn_flags::SYNCED != 0 {
+            return xdp_action::XDP_PASS;
+        }
         count(counter::ICMP_FORWARDED, 1);
         if conn.flags & conn_flags::REPLY != 0 {
             // NAT, toward the client: the quoted real server becomes the VIP again.
@@ -440,6 +450,10 @@ mod program {
             return xdp_action::XDP_PASS;
         };
         let conn = unsafe { &*entry };
+        if conn.flags & conn_flags::SYNCED != 0 {
+            count(counter::FRAGMENTS, 1);
+            return xdp_action::XDP_PASS;
+        }
         count(counter::FRAGMENTS_FORWARDED, 1);
         if conn.flags & conn_flags::REPLY != 0 {
             // A NAT reply's fragment: from the VIP again, one hop less.
@@ -489,6 +503,56 @@ mod program {
         XVS_DESTS
             .get(dest_index(conn.dest_stats, half))
             .is_some_and(|d| d.id == conn.dest_id)
+    }
+
+    /// The first packet on this director of connection `entry` (key `key`), which a peer
+    /// director synced here (`conn_flags::SYNCED`): its next hop is resolved as a new
+    /// connection's is, a NAT connection's reply entry gets the way back to the client,
+    /// and the connection joins its real server's counts. 0 if no next hop is known. A
+    /// global BPF function: verified once, off the established path.
+    #[unsafe(no_mangle)]
+    #[inline(never)]
+    pub extern "C" fn xvs_adopt(
+        ctx: *mut xdp_md,
+        packet: *const Packet,
+        key: *const ConnKey,
+        entry: *mut Conn,
+        now: u64,
+    ) -> u32 {
+        let (Some(scratch), false, false, false) =
+            (scratch(), packet.is_null(), key.is_null(), entry.is_null())
+        else {
+            return 0;
+        };
+        let ctx = &XdpContext::new(ctx);
+        let (packet, key) = unsafe { (&*packet, &*key) };
+        if unsafe { (*entry).flags } & conn_flags::REPLY != 0 {
+            // A NAT reply before any client packet: the FIB's way to the client.
+            let Some(l2) = forward::fib_hop(ctx, key.family, &key.dst, packet.ip_len) else {
+                return 0;
+            };
+            unsafe { (*entry).l2 = l2 };
+            conn::adopt_reply(entry);
+            return 1;
+        }
+        let half = (unsafe { (*entry).flags } & conn_flags::DEST_HALF != 0) as u16;
+        let Some(dest) = XVS_DESTS.get(dest_index(unsafe { (*entry).dest_stats }, half)) else {
+            return 0;
+        };
+        let hop = unsafe { &mut (*scratch).conn.l2 };
+        if !forward::resolve(ctx, dest, packet.ip_len, now, hop) {
+            return 0;
+        }
+        unsafe { (*entry).l2 = *hop };
+        if unsafe { (*entry).forward } == method::MASQ
+            && let Some(twin) = conn::twin_of(key, entry)
+            && unsafe { (*twin).flags } & conn_flags::SYNCED != 0
+        {
+            unsafe { (*twin).l2 = reply_hop(ctx) };
+            conn::adopt_reply(twin);
+        }
+        conn::adopt(entry);
+        1
     }
 
     /// Forwards a client packet to the connection's real server by its method. Direct
@@ -596,8 +660,23 @@ mod program {
             count(counter::DEST_GONE, 1);
             return xdp_action::XDP_PASS;
         }
+        if twin.flags & conn_flags::SYNCED != 0
+            && xvs_adopt(ctx.ctx, packet, key, twin_ptr, now) == 0
+        {
+            count(counter::NO_ROUTE, 1);
+            return xdp_action::XDP_DROP;
+        }
         if !conn::reply_only_refreshes(twin, packet.protocol, packet.tcp_flags, now) {
             match XVS_CONNS.get_ptr_mut(&request) {
+                // A synced connection whose client has sent nothing here yet: adopted
+                // before its state moves, so that it is counted once (by its flags).
+                Some(entry)
+                    if unsafe { (*entry).flags } & conn_flags::SYNCED != 0
+                        && xvs_adopt(ctx.ctx, packet, &request, entry, now) == 0 =>
+                {
+                    count(counter::NO_ROUTE, 1);
+                    return xdp_action::XDP_DROP;
+                }
                 Some(entry) if !conn::expired(entry, now) || !conn::expired(twin, now) => {
                     unsafe {
                         if (*entry).expires < twin.expires {
@@ -638,7 +717,8 @@ mod program {
         if forward::rewrite(ctx, packet, true, &twin.peer, twin.peer_port).is_none() {
             return xdp_action::XDP_ABORTED;
         }
-        let l2 = twin.l2;
+        // Through the pointer: `xvs_adopt` may have set it since `twin` was read.
+        let l2 = unsafe { (*twin_ptr).l2 };
         forward::emit(ctx, &l2)
     }
 
@@ -917,6 +997,10 @@ mod program {
             }
             // Another CPU created it first, or the table is full.
             return match XVS_CONNS.get_ptr_mut(key) {
+                // Synced from a peer director in between: the ordinary way adopts it.
+                Some(entry) if unsafe { (*entry).flags } & conn_flags::SYNCED != 0 => {
+                    refuse(xdp_action::XDP_PASS, UNCOUNTED, checked)
+                }
                 Some(entry) => {
                     // Forwarded on that connection: counted as one of its packets.
                     conn::touch(key, entry, packet.protocol, packet.tcp_flags, false, now);

@@ -140,6 +140,7 @@ fn status_text() -> Result<String, String> {
         ("fragments_forwarded", counter::FRAGMENTS_FORWARDED),
         ("icmp_forwarded", counter::ICMP_FORWARDED),
         ("evicted", counter::EVICTED),
+        ("adopted", counter::ADOPTED),
     ] {
         let _ = writeln!(out, "{name} {}", counters[index as usize]);
     }

@@ -27,7 +27,8 @@ impl Director {
         for item in self.conns.iter() {
             let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
             // The reply entry is read only for a request entry past its own expiry.
-            if conn.flags & conn_flags::REPLY != 0
+            // Synced entries not yet used here are in no count.
+            if conn.flags & (conn_flags::REPLY | conn_flags::SYNCED) != 0
                 || conn.expires > now
                 || self.expiry(&key, &conn) > now
             {
@@ -47,7 +48,7 @@ impl Director {
 
     /// When the connection of request entry `conn` expires: for NAT the later of its two
     /// entries' expiries (replies push the reply entry's).
-    fn expiry(&self, key: &ConnKey, conn: &Conn) -> u64 {
+    pub(super) fn expiry(&self, key: &ConnKey, conn: &Conn) -> u64 {
         if conn.forward != forward::MASQ {
             return conn.expires;
         }
@@ -98,7 +99,7 @@ impl Director {
 }
 
 /// CLOCK_MONOTONIC_COARSE in nanoseconds: the clock `bpf_ktime_get_coarse_ns` reads.
-fn monotonic_ns() -> u64 {
+pub(super) fn monotonic_ns() -> u64 {
     // SAFETY: timespec is plain data; clock_gettime fills it.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };

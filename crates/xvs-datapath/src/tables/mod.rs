@@ -10,6 +10,7 @@ mod connections;
 pub mod encode;
 pub mod plan;
 mod slots;
+pub mod sync;
 
 use std::{
     collections::{HashMap, HashSet},

@@ -109,6 +109,8 @@ impl Counted {
 /// the server's tree slot), if the service is still there.
 #[inline(always)]
 fn adjust(conn: Counted, active: bool, delta: i32, moved: bool) {
+    // A synced connection not yet adopted is in no count: only its flags move (it is
+    // counted by them when it is adopted).
     let Some(counts) = dest_counts() else {
         return;
     };
@@ -180,7 +182,7 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
             let _ = XVS_CONNS.remove(&key.reply(&*conn));
         }
     }
-    if XVS_CONNS.remove(key).is_err() {
+    if XVS_CONNS.remove(key).is_err() || gone.flags & conn_flags::SYNCED != 0 {
         return;
     }
     if gone.flags & conn_flags::TEMPLATE != 0 {
@@ -188,6 +190,37 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
     } else {
         adjust(gone, gone.flags & conn_flags::ACTIVE != 0, -1, false);
     }
+}
+
+/// Takes a synced connection (or template) into this director's counts: clears
+/// `SYNCED`; whether this call cleared it (and so counted it: two CPUs may adopt one
+/// entry at once, only one counts it). Its next hop the caller has set first.
+#[inline(always)]
+pub fn adopt(conn: *mut Conn) -> bool {
+    if !clear_flag(conn, conn_flags::SYNCED) {
+        return false;
+    }
+    let adopted = Counted::of(conn);
+    adjust(adopted, adopted.flags & conn_flags::ACTIVE != 0, 1, false);
+    count(counter::ADOPTED, 1);
+    true
+}
+
+/// [`adopt`] for a persistence template, which is counted in its server's persistent
+/// count (and touches no scheduler tree: this is on the deep new-connection path).
+#[inline(always)]
+pub fn adopt_template(template: *mut Conn) {
+    if clear_flag(template, conn_flags::SYNCED) {
+        crate::persist::count_template(unsafe { (*template).dest_stats }, 1);
+        count(counter::ADOPTED, 1);
+    }
+}
+
+/// Marks a synced reply entry as used (its next hop set by the caller); it is never
+/// counted, its request entry is.
+#[inline(always)]
+pub fn adopt_reply(twin: *mut Conn) {
+    clear_flag(twin, conn_flags::SYNCED);
 }
 
 /// The current time in the connection table's clock: the coarse monotonic clock (one tick
@@ -244,7 +277,7 @@ fn lent_expiry(key: &ConnKey, conn: *mut Conn, now: u64) -> bool {
 
 /// The reply entry of NAT request entry `conn` (key `key`), if it is in the table.
 #[inline(always)]
-fn twin_of(key: &ConnKey, conn: *const Conn) -> Option<*mut Conn> {
+pub fn twin_of(key: &ConnKey, conn: *const Conn) -> Option<*mut Conn> {
     // The key in scratch memory: callers' frames leave little stack.
     let scratch = scratch()?;
     unsafe {

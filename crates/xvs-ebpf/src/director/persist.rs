@@ -85,6 +85,10 @@ pub extern "C" fn xvs_persist_find(
         conn::forget(key, template);
         return 0;
     }
+    // A template a peer director synced: counted here from its first use.
+    if unsafe { (*template).flags } & conn_flags::SYNCED != 0 {
+        conn::adopt_template(template);
+    }
     unsafe {
         (*template).expires = now + timeout_ns(service);
         (*scratch).remembered = LocalityMember {

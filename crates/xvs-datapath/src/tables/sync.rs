@@ -1,0 +1,323 @@
+//! Connection sync's two ends in the maps. A master reads its live connections and
+//! persistence templates as layout-free records ([`Director::sync_records`]); a backup
+//! makes entries of the records it receives ([`Director::take_synced`]), each matched to
+//! its own service and real server by address, as IPVS's backup does. Those entries are
+//! marked `SYNCED`: the datapath resolves their next hop and counts them at their first
+//! packet (`xvs_adopt`), so a backup that never takes over pays nothing but the memory.
+
+use std::collections::HashMap;
+
+use aya::maps::{Map, MapData, Queue};
+use xvs_common::{
+    Conn, ConnKey, DestValue, ServiceKey as MapKey, ServiceValue, SweepRecord, TEMPLATE_KEY,
+    conn_flags, forward, map_names, sweep, sweep_queue, tcp,
+};
+use xvs_sync::{IPPROTO_TCP, SyncedConn, flags};
+
+use super::{connections::monotonic_ns, encode::decode_addr, encode::encode_addr, map_error};
+use crate::{Director, Error, Result};
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+/// The map update flag that makes only a new entry.
+const BPF_NOEXIST: u64 = 1;
+
+/// The director's services and real servers as sync matches records to them, and the
+/// sweep queues new entries are queued in. Made by [`Director::sync_index`]; make a new
+/// one after the table changes (xvsd does every round).
+pub struct SyncIndex {
+    services: HashMap<MapKey, Known>,
+    /// Service id → its key (a record names its service's fwmark).
+    keys: HashMap<u32, MapKey>,
+    queues: Vec<Queue<MapData, SweepRecord>>,
+}
+
+struct Known {
+    value: ServiceValue,
+    dests: Vec<DestValue>,
+}
+
+/// What [`Director::take_synced`] did with the records it was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// New entries made.
+    pub made: usize,
+    /// Entries synced before, brought up to date.
+    pub updated: usize,
+    /// Records of connections this director has made or used itself: its own entry wins.
+    pub local: usize,
+    /// Records of a service or real server this director does not have (as IPVS's
+    /// backup, it needs the same virtual and real servers configured).
+    pub unknown: usize,
+    /// Records dropped because the connection table is full.
+    pub full: usize,
+}
+
+impl Director {
+    /// The index [`Director::sync_records`] and [`Director::take_synced`] work with.
+    pub fn sync_index(&self) -> Result<SyncIndex> {
+        let snapshot = self.load_for_change()?;
+        let mut services = HashMap::with_capacity(snapshot.stored.len());
+        let mut keys = HashMap::with_capacity(snapshot.stored.len());
+        for (key, stored) in &snapshot.stored {
+            keys.insert(stored.value.id, *key);
+            services.insert(
+                *key,
+                Known {
+                    value: stored.value,
+                    dests: stored.dests.clone(),
+                },
+            );
+        }
+        let mut queues = Vec::with_capacity(sweep::COUNT as usize);
+        // In `sweep` index order.
+        for name in [
+            map_names::SWEEP_SOON,
+            map_names::SWEEP,
+            map_names::SWEEP_60,
+            map_names::SWEEP_300,
+        ] {
+            let id = self
+                .map_ids
+                .get(name)
+                .ok_or_else(|| Error::plain(format!("the director has no map {name}")))?;
+            let data = MapData::from_id(*id).map_err(|e| Error::new("cannot open a map", e))?;
+            queues.push(
+                Queue::try_from(Map::Queue(data)).map_err(|e| Error::new(name.to_string(), e))?,
+            );
+        }
+        Ok(SyncIndex {
+            services,
+            keys,
+            queues,
+        })
+    }
+
+    /// Every live connection and persistence template this director made or used, as a
+    /// master tells its backups (synced entries no packet has used here are not its to
+    /// tell).
+    pub fn sync_records(&self, index: &SyncIndex) -> Result<Vec<SyncedConn>> {
+        let now = monotonic_ns();
+        let mut records = Vec::new();
+        for item in self.conns.iter() {
+            let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
+            if conn.flags & (conn_flags::REPLY | conn_flags::SYNCED) != 0 {
+                continue;
+            }
+            let expires = self.expiry(&key, &conn);
+            if expires <= now {
+                continue;
+            }
+            let fwmark = index
+                .keys
+                .get(&conn.service_id)
+                .map_or(0, |service| service.fwmark);
+            records.push(record_of(&key, &conn, fwmark, expires - now));
+        }
+        Ok(records)
+    }
+
+    /// Makes (or brings up to date) the entries of `records`, received from a master.
+    /// Entries this director made or used itself are left as they are.
+    pub fn take_synced(&mut self, index: &mut SyncIndex, records: &[SyncedConn]) -> Result<Taken> {
+        let now = monotonic_ns();
+        let mut taken = Taken::default();
+        for record in records {
+            let Some((key, conn)) = index.entry_of(record, now) else {
+                taken.unknown += 1;
+                continue;
+            };
+            let made = match self.conns.get(&key, 0) {
+                Ok(old) if old.flags & conn_flags::SYNCED == 0 => {
+                    taken.local += 1;
+                    continue;
+                }
+                Ok(_) => false,
+                Err(_) => true,
+            };
+            let flags = if made { BPF_NOEXIST } else { 0 };
+            if let Err(e) = self.conns.insert(key, conn, flags) {
+                match e {
+                    aya::maps::MapError::SyscallError(s)
+                        if s.io_error.raw_os_error() == Some(libc::E2BIG) =>
+                    {
+                        taken.full += 1;
+                        continue;
+                    }
+                    // Made by a packet in between: its entry wins.
+                    aya::maps::MapError::SyscallError(s)
+                        if s.io_error.raw_os_error() == Some(libc::EEXIST) =>
+                    {
+                        taken.local += 1;
+                        continue;
+                    }
+                    e => return Err(Error::new("cannot write a synced connection", e)),
+                }
+            }
+            if conn.forward == forward::MASQ && conn.flags & conn_flags::TEMPLATE == 0 {
+                // Its reply entry, as the datapath's `create_twin` makes it.
+                let twin = Conn {
+                    peer: key.dst,
+                    peer_port: key.dport,
+                    flags: conn_flags::REPLY
+                        | conn_flags::SYNCED
+                        | (conn.flags & conn_flags::DEST_HALF),
+                    peer_family: key.family,
+                    ..conn
+                };
+                let _ = self.conns.insert(key.reply(&conn), twin, 0);
+            }
+            if made {
+                index.queue_sweep(&key, conn.expires, now);
+                taken.made += 1;
+            } else {
+                taken.updated += 1;
+            }
+        }
+        Ok(taken)
+    }
+}
+
+impl SyncIndex {
+    /// The entry a backup makes of `record`, if it has its service and real server.
+    fn entry_of(&self, record: &SyncedConn, now: u64) -> Option<(ConnKey, Conn)> {
+        let (vaddr, family) = encode_addr(&record.vaddr);
+        let (client, client_family) = encode_addr(&record.client);
+        if client_family != family {
+            return None;
+        }
+        let template = record.is_template();
+        let service = self.service_of(record, vaddr, family)?;
+        let dest = service.dests.iter().find(|d| {
+            decode_addr(&d.addr, d.family) == record.daddr
+                && (d.port == 0 || u16::from_be(d.port) == record.dport)
+        })?;
+        let key = ConnKey {
+            src: client,
+            dst: vaddr,
+            sport: if template { 0 } else { record.cport.to_be() },
+            dport: record.vport.to_be(),
+            protocol: record.protocol,
+            family,
+            _pad: [if template { TEMPLATE_KEY } else { 0 }, 0],
+        };
+        let state = match record.protocol {
+            _ if template => tcp::NONE,
+            IPPROTO_TCP => record.state as u8,
+            _ => tcp::UDP,
+        };
+        let mut conn_flags = conn_flags::SYNCED | ((dest.half as u8 & 1) * conn_flags::DEST_HALF);
+        if template {
+            conn_flags |= conn_flags::TEMPLATE;
+        } else {
+            if dest.forward != forward::MASQ || record.flags & flags::NOOUTPUT != 0 {
+                conn_flags |= conn_flags::NO_OUTPUT;
+            }
+            if record.protocol == IPPROTO_TCP && tcp::is_active(state) {
+                conn_flags |= conn_flags::ACTIVE;
+            }
+        }
+        let conn = Conn {
+            expires: now + u64::from(record.timeout) * NS_PER_SEC,
+            peer: dest.addr,
+            dest_id: dest.id,
+            service_id: service.value.id,
+            peer_port: if dest.port == 0 {
+                record.dport.to_be()
+            } else {
+                dest.port
+            },
+            slot: dest.slot,
+            service_stats: service.value.stats,
+            dest_stats: dest.stats,
+            state,
+            // A template forwards nothing (the datapath makes them so too).
+            forward: if template {
+                forward::ROUTE
+            } else {
+                dest.forward
+            },
+            flags: conn_flags,
+            peer_family: dest.family,
+            l2: Default::default(),
+        };
+        Some((key, conn))
+    }
+
+    /// The service of a record: by address, protocol and port; a port-0 service of the
+    /// address; or its fwmark service.
+    fn service_of(&self, record: &SyncedConn, vaddr: [u8; 16], family: u8) -> Option<&Known> {
+        let by_mark = MapKey {
+            fwmark: record.fwmark,
+            family,
+            ..MapKey::default()
+        };
+        if record.protocol == 0 {
+            return self.services.get(&by_mark);
+        }
+        let mut key = MapKey {
+            addr: vaddr,
+            fwmark: 0,
+            port: record.vport.to_be(),
+            family,
+            protocol: record.protocol,
+        };
+        if let Some(found) = self.services.get(&key) {
+            return Some(found);
+        }
+        key.port = 0;
+        self.services
+            .get(&key)
+            .or_else(|| (record.fwmark != 0).then(|| self.services.get(&by_mark))?)
+    }
+
+    /// Queues a new entry's sweep record as the datapath does (a full queue sends it to
+    /// one that waits less).
+    fn queue_sweep(&mut self, key: &ConnKey, expires: u64, now: u64) {
+        let (mut which, wait) = sweep_queue(expires.saturating_sub(now));
+        let mut record = SweepRecord {
+            key: *key,
+            due: now + wait,
+        };
+        for _ in 0..3 {
+            if self.queues[which as usize].push(record, 0).is_ok() {
+                return;
+            }
+            which = xvs_common::sweep_fallback(which);
+            record.due = now + sweep::WAITS_NS[which as usize];
+        }
+    }
+}
+
+/// The record of request entry (or template) `conn` with key `key`, which has `left` ns.
+fn record_of(key: &ConnKey, conn: &Conn, fwmark: u32, left: u64) -> SyncedConn {
+    let template = conn.flags & conn_flags::TEMPLATE != 0;
+    let mut record_flags = u32::from(conn.forward) & flags::FWD_MASK;
+    if template {
+        record_flags |= flags::TEMPLATE;
+    } else {
+        if conn.flags & conn_flags::NO_OUTPUT != 0 {
+            record_flags |= flags::NOOUTPUT;
+        }
+        if conn.flags & conn_flags::ACTIVE == 0 {
+            record_flags |= flags::INACTIVE;
+        }
+    }
+    SyncedConn {
+        protocol: key.protocol,
+        client: decode_addr(&key.src, key.family),
+        cport: u16::from_be(key.sport),
+        vaddr: decode_addr(&key.dst, key.family),
+        vport: u16::from_be(key.dport),
+        daddr: decode_addr(&conn.peer, conn.peer_family),
+        dport: u16::from_be(conn.peer_port),
+        fwmark,
+        flags: record_flags,
+        state: if key.protocol == IPPROTO_TCP && !template {
+            u16::from(conn.state)
+        } else {
+            0
+        },
+        // Rounded up: a connection with 0.5 s left is not gone.
+        timeout: left.div_ceil(NS_PER_SEC).min(u64::from(u32::MAX)) as u32,
+    }
+}

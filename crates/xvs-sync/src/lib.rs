@@ -1,0 +1,108 @@
+//! Connection synchronisation between directors, without I/O.
+//!
+//! A master director tells its backups about its connections so that a backup that takes
+//! over (VRRP moves the VIP to it) sends every established connection to the real server
+//! it already went to. The messages are IPVS's sync protocol version 1 (`ip_vs_sync.c`,
+//! see shared/reference/conn-sync-and-ecmp.md): [`wire`]. xvs adds two things the kernel
+//! lacks, both outside what a kernel receiver reads: an optional HMAC-SHA256 after the
+//! message ([`wire::Seal`]), and a bulk request, a message without connections by which a
+//! backup that starts asks for the whole table. [`Tracker`] decides what a master sends.
+
+pub mod tracker;
+pub mod wire;
+
+use std::net::IpAddr;
+
+pub use tracker::Tracker;
+
+/// One connection (or persistence template) as directors tell each other about it:
+/// layout-free, in IPVS's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SyncedConn {
+    /// IP protocol: TCP or UDP; 0 for the template of a fwmark service.
+    pub protocol: u8,
+    pub client: IpAddr,
+    pub cport: u16,
+    /// The VIP (a fwmark template's is the mark, as IPVS keeps it).
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    /// The firewall mark of the connection's service (0: an address service).
+    pub fwmark: u32,
+    /// `IP_VS_CONN_F_*`: the forwarding method in the low bits, [`flags::TEMPLATE`], ...
+    pub flags: u32,
+    /// IPVS's state: the TCP state's number (`IP_VS_TCP_S_*`), 0 for UDP and templates.
+    pub state: u16,
+    /// Seconds the connection has left.
+    pub timeout: u32,
+}
+
+impl SyncedConn {
+    /// What identifies the connection on every director (its addresses and ports as the
+    /// client sees them).
+    pub fn id(&self) -> ConnId {
+        ConnId {
+            protocol: self.protocol,
+            client: self.client,
+            cport: self.cport,
+            vaddr: self.vaddr,
+            vport: self.vport,
+            template: self.is_template(),
+        }
+    }
+
+    pub fn is_template(&self) -> bool {
+        self.flags & flags::TEMPLATE != 0
+    }
+}
+
+/// A connection's identity: see [`SyncedConn::id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub protocol: u8,
+    pub client: IpAddr,
+    pub cport: u16,
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub template: bool,
+}
+
+/// `IP_VS_CONN_F_*` (include/uapi/linux/ip_vs.h) as the sync messages carry them.
+pub mod flags {
+    /// The forwarding method: [`MASQ`], [`TUNNEL`], [`DROUTE`], ...
+    pub const FWD_MASK: u32 = 0x0007;
+    pub const MASQ: u32 = 0x0000;
+    pub const LOCALNODE: u32 = 0x0001;
+    pub const TUNNEL: u32 = 0x0002;
+    pub const DROUTE: u32 = 0x0003;
+    /// No packet from the real server seen yet.
+    pub const NOOUTPUT: u32 = 0x0080;
+    /// Counted as inactive.
+    pub const INACTIVE: u32 = 0x0100;
+    /// A persistence template.
+    pub const TEMPLATE: u32 = 0x1000;
+    /// A one-packet connection (never synced).
+    pub const ONE_PACKET: u32 = 0x2000;
+}
+
+/// IPVS's TCP states (`IP_VS_TCP_S_*`), the numbers sync messages carry.
+pub mod state {
+    pub const NONE: u16 = 0;
+    pub const ESTABLISHED: u16 = 1;
+    pub const SYN_SENT: u16 = 2;
+    pub const SYN_RECV: u16 = 3;
+    pub const FIN_WAIT: u16 = 4;
+    pub const TIME_WAIT: u16 = 5;
+    pub const CLOSE: u16 = 6;
+    pub const CLOSE_WAIT: u16 = 7;
+    pub const LAST_ACK: u16 = 8;
+    pub const LISTEN: u16 = 9;
+    pub const SYNACK: u16 = 10;
+    /// One past the last TCP state: a message with a state at or past it is refused.
+    pub const TCP_COUNT: u16 = 11;
+}
+
+/// IP protocol numbers.
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;

@@ -1,0 +1,419 @@
+//! IPVS's sync protocol version 1 (`net/netfilter/ipvs/ip_vs_sync.c`), the messages a
+//! kernel IPVS director also sends and reads, and xvs's two additions.
+//!
+//! ```text
+//! header (8 bytes): u8 reserved = 0 | u8 syncid | be16 size | u8 nr_conns | s8 version = 1 | u16 spare
+//! each connection (32-bit aligned):
+//!   u8 type (bit 0: IPv6) | u8 protocol | be16 version << 12 | size
+//!   be32 flags | be16 state | be16 cport | be16 vport | be16 dport | be32 fwmark | be32 timeout
+//!   caddr | vaddr | daddr (4 or 16 bytes each) | options (skipped)
+//! ```
+//!
+//! Additions, which a kernel receiver never sees as connections: a message without
+//! connections whose `spare` is [`BULK_REQUEST`] asks a master for its whole table; and a
+//! sealed message ([`Seal`]) carries an HMAC-SHA256 of itself after its `size` bytes (a
+//! kernel receiver drops it: its length is not `size`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ring::hmac;
+
+use crate::{IPPROTO_TCP, IPPROTO_UDP, SyncedConn, flags, state};
+
+/// IPVS's default sync group and port (`IP_VS_SYNC_GROUP`, `IP_VS_SYNC_PORT`).
+pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
+pub const DEFAULT_PORT: u16 = 8848;
+/// IPVS's largest message by default: 1500 bytes less the IPv4 and UDP headers.
+pub const DEFAULT_MAXLEN: usize = 1500 - 20 - 8;
+
+const HEADER: usize = 8;
+const VERSION: u8 = 1;
+const CONN_V4: usize = 36;
+const CONN_V6: usize = 72;
+/// The type bit of an IPv6 connection.
+const TYPE_INET6: u8 = 1;
+const SIZE_MASK: u16 = 0x0fff;
+/// `spare` of a message that asks a master for its whole table.
+pub const BULK_REQUEST: u16 = 0x4258;
+/// The length of a seal.
+pub const SEAL_LEN: usize = 32;
+
+/// A message as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub syncid: u8,
+    pub conns: Vec<SyncedConn>,
+    /// A backup asks for the whole table.
+    pub bulk_request: bool,
+}
+
+/// Why a message was dropped (each is a counted drop, never a partial message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Shorter than its header, or its `size` is not its length.
+    Length,
+    /// Version 0 (IPv4 only, no timeouts): xvs reads version 1 only.
+    Version,
+    /// A connection's size, type, protocol or state is not one IPVS sends.
+    Connection,
+    /// A seal was expected and is missing or wrong.
+    Seal,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refused::Length => "its length is not the one it gives",
+            Refused::Version => "it is not sync protocol version 1",
+            Refused::Connection => "a connection in it is malformed",
+            Refused::Seal => "its HMAC is missing or wrong",
+        })
+    }
+}
+
+/// Messages of at most `maxlen` bytes (at most 255 connections each) carrying `conns`.
+/// A connection whose three addresses are not of one family cannot be said in version 1
+/// and is left out.
+pub fn encode(syncid: u8, conns: &[SyncedConn], maxlen: usize) -> Vec<Vec<u8>> {
+    let mut messages = Vec::new();
+    let mut message = header(syncid);
+    let mut count = 0u8;
+    for conn in conns {
+        let Some(size) = conn_size(conn) else {
+            continue;
+        };
+        if count == u8::MAX || message.len() + size > maxlen {
+            if count > 0 {
+                messages.push(finish(message, count, 0));
+            }
+            message = header(syncid);
+            count = 0;
+        }
+        put_conn(&mut message, conn, size);
+        count += 1;
+    }
+    if count > 0 {
+        messages.push(finish(message, count, 0));
+    }
+    messages
+}
+
+/// The message by which a backup asks for the whole table.
+pub fn bulk_request(syncid: u8) -> Vec<u8> {
+    finish(header(syncid), 0, BULK_REQUEST)
+}
+
+fn header(syncid: u8) -> Vec<u8> {
+    vec![0, syncid, 0, 0, 0, VERSION, 0, 0]
+}
+
+fn finish(mut message: Vec<u8>, count: u8, spare: u16) -> Vec<u8> {
+    let size = message.len() as u16;
+    message[2..4].copy_from_slice(&size.to_be_bytes());
+    message[4] = count;
+    message[6..8].copy_from_slice(&spare.to_be_bytes());
+    message
+}
+
+fn conn_size(conn: &SyncedConn) -> Option<usize> {
+    match (conn.client, conn.vaddr, conn.daddr) {
+        (IpAddr::V4(_), IpAddr::V4(_), IpAddr::V4(_)) => Some(CONN_V4),
+        (IpAddr::V6(_), IpAddr::V6(_), IpAddr::V6(_)) => Some(CONN_V6),
+        _ => None,
+    }
+}
+
+fn put_conn(out: &mut Vec<u8>, conn: &SyncedConn, size: usize) {
+    out.push(if size == CONN_V6 { TYPE_INET6 } else { 0 });
+    out.push(conn.protocol);
+    out.extend_from_slice(&(size as u16).to_be_bytes());
+    out.extend_from_slice(&conn.flags.to_be_bytes());
+    out.extend_from_slice(&conn.state.to_be_bytes());
+    out.extend_from_slice(&conn.cport.to_be_bytes());
+    out.extend_from_slice(&conn.vport.to_be_bytes());
+    out.extend_from_slice(&conn.dport.to_be_bytes());
+    out.extend_from_slice(&conn.fwmark.to_be_bytes());
+    out.extend_from_slice(&conn.timeout.to_be_bytes());
+    for addr in [conn.client, conn.vaddr, conn.daddr] {
+        match addr {
+            IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+        }
+    }
+}
+
+/// Reads a message (unsealed: see [`Seal::open`]). All or nothing: one malformed
+/// connection refuses the message, as IPVS's receiver does.
+pub fn decode(bytes: &[u8]) -> Result<Message, Refused> {
+    if bytes.len() < HEADER {
+        return Err(Refused::Length);
+    }
+    if bytes[0] != 0 || bytes[5] != VERSION {
+        return Err(Refused::Version);
+    }
+    let size = u16::from_be_bytes([bytes[2], bytes[3]]) as usize;
+    if size != bytes.len() {
+        return Err(Refused::Length);
+    }
+    let count = bytes[4] as usize;
+    let spare = u16::from_be_bytes([bytes[6], bytes[7]]);
+    let mut conns = Vec::with_capacity(count);
+    let mut at = HEADER;
+    for _ in 0..count {
+        let rest = &bytes[at..];
+        if rest.len() < 4 {
+            return Err(Refused::Connection);
+        }
+        let ver_size = u16::from_be_bytes([rest[2], rest[3]]);
+        let size = (ver_size & SIZE_MASK) as usize;
+        let base = if rest[0] & TYPE_INET6 != 0 {
+            CONN_V6
+        } else {
+            CONN_V4
+        };
+        if ver_size >> 12 != 0 || rest[0] & !TYPE_INET6 != 0 || size < base || size > rest.len() {
+            return Err(Refused::Connection);
+        }
+        conns.push(read_conn(&rest[..base])?);
+        // Options (sequence data, persistence-engine data) are skipped; the next
+        // connection starts 32-bit aligned.
+        at += size.next_multiple_of(4).min(rest.len());
+    }
+    Ok(Message {
+        syncid: bytes[1],
+        conns,
+        bulk_request: count == 0 && spare == BULK_REQUEST,
+    })
+}
+
+fn read_conn(b: &[u8]) -> Result<SyncedConn, Refused> {
+    let be16 = |at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+    let be32 = |at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let addr = |index: usize| -> IpAddr {
+        if b.len() == CONN_V6 {
+            let at = 24 + 16 * index;
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&b[at..at + 16]);
+            IpAddr::V6(Ipv6Addr::from(octets))
+        } else {
+            let at = 24 + 4 * index;
+            IpAddr::V4(Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]))
+        }
+    };
+    let conn = SyncedConn {
+        protocol: b[1],
+        flags: be32(4),
+        state: be16(8),
+        cport: be16(10),
+        vport: be16(12),
+        dport: be16(14),
+        fwmark: be32(16),
+        timeout: be32(20),
+        client: addr(0),
+        vaddr: addr(1),
+        daddr: addr(2),
+    };
+    let valid = match conn.protocol {
+        IPPROTO_TCP => conn.state < state::TCP_COUNT,
+        IPPROTO_UDP => conn.state == 0,
+        // The template of a fwmark service.
+        0 => conn.flags & flags::TEMPLATE != 0,
+        _ => false,
+    };
+    if valid {
+        Ok(conn)
+    } else {
+        Err(Refused::Connection)
+    }
+}
+
+/// HMAC-SHA256 over whole messages, with a key the directors share.
+pub struct Seal {
+    key: hmac::Key,
+}
+
+impl Seal {
+    pub fn new(secret: &[u8]) -> Seal {
+        Seal {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    /// Appends the message's HMAC.
+    pub fn seal(&self, message: &mut Vec<u8>) {
+        let tag = hmac::sign(&self.key, message);
+        message.extend_from_slice(tag.as_ref());
+    }
+
+    /// The message of a sealed datagram, if its HMAC is right.
+    pub fn open<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], Refused> {
+        let Some(split) = datagram.len().checked_sub(SEAL_LEN) else {
+            return Err(Refused::Seal);
+        };
+        let (message, tag) = datagram.split_at(split);
+        hmac::verify(&self.key, message, tag).map_err(|_| Refused::Seal)?;
+        Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn conn(client: &str, cport: u16) -> SyncedConn {
+        SyncedConn {
+            protocol: IPPROTO_TCP,
+            client: client.parse().unwrap(),
+            cport,
+            vaddr: "192.168.10.100".parse().unwrap(),
+            vport: 80,
+            daddr: "192.168.10.2".parse().unwrap(),
+            dport: 80,
+            fwmark: 0,
+            flags: flags::DROUTE,
+            state: state::ESTABLISHED,
+            timeout: 900,
+        }
+    }
+
+    #[test]
+    fn an_ipv4_connection_is_laid_out_as_ip_vs_sync_v4() {
+        let messages = encode(7, &[conn("10.0.0.1", 40000)], DEFAULT_MAXLEN);
+        assert_eq!(messages.len(), 1);
+        let m = &messages[0];
+        assert_eq!(m.len(), 8 + 36);
+        // reserved, syncid, size, nr_conns, version, spare
+        assert_eq!(&m[..8], &[0, 7, 0, 44, 1, 1, 0, 0]);
+        // type, protocol, ver_size, flags, state, cport, vport, dport
+        assert_eq!(
+            &m[8..24],
+            &[0, 6, 0, 36, 0, 0, 0, 3, 0, 1, 0x9c, 0x40, 0, 80, 0, 80]
+        );
+        // fwmark, timeout, caddr, vaddr, daddr
+        assert_eq!(&m[24..32], &[0, 0, 0, 0, 0, 0, 3, 0x84]);
+        assert_eq!(
+            &m[32..44],
+            &[10, 0, 0, 1, 192, 168, 10, 100, 192, 168, 10, 2]
+        );
+    }
+
+    #[test]
+    fn messages_stay_within_maxlen_and_255_connections() {
+        let conns: Vec<_> = (0..600).map(|p| conn("10.0.0.1", p)).collect();
+        let messages = encode(0, &conns, DEFAULT_MAXLEN);
+        let mut back = Vec::new();
+        for m in &messages {
+            assert!(m.len() <= DEFAULT_MAXLEN);
+            back.extend(decode(m).unwrap().conns);
+        }
+        assert_eq!(back, conns);
+        let big = encode(0, &conns, 65_000);
+        assert!(big.iter().all(|m| m[4] as usize <= 255));
+        assert_eq!(big.len(), 3);
+    }
+
+    #[test]
+    fn mixed_families_are_left_out() {
+        let mut mixed = conn("10.0.0.1", 1);
+        mixed.daddr = "2001:db8::2".parse().unwrap();
+        assert!(encode(0, &[mixed], DEFAULT_MAXLEN).is_empty());
+    }
+
+    #[test]
+    fn malformed_messages_are_refused_whole() {
+        let mut m = encode(0, &[conn("10.0.0.1", 1), conn("10.0.0.2", 2)], 1472).remove(0);
+        assert_eq!(decode(&m[..m.len() - 1]), Err(Refused::Length));
+        let mut v0 = m.clone();
+        v0[5] = 0;
+        assert_eq!(decode(&v0), Err(Refused::Version));
+        // The second connection's state is not a TCP state.
+        let second = 8 + 36;
+        m[second + 8..second + 10].copy_from_slice(&99u16.to_be_bytes());
+        assert_eq!(decode(&m), Err(Refused::Connection));
+        assert_eq!(decode(&[0, 0, 0]), Err(Refused::Length));
+    }
+
+    #[test]
+    fn a_bulk_request_has_no_connections() {
+        let request = bulk_request(3);
+        let read = decode(&request).unwrap();
+        assert!(read.bulk_request);
+        assert!(read.conns.is_empty());
+        assert_eq!(read.syncid, 3);
+    }
+
+    #[test]
+    fn a_seal_lets_only_the_key_holders_message_through() {
+        let seal = Seal::new(b"secret");
+        let mut m = encode(0, &[conn("10.0.0.1", 1)], 1472).remove(0);
+        let plain = m.clone();
+        seal.seal(&mut m);
+        assert_eq!(seal.open(&m).unwrap(), &plain[..]);
+        assert_eq!(Seal::new(b"other").open(&m), Err(Refused::Seal));
+        let mut tampered = m.clone();
+        tampered[20] ^= 1;
+        assert_eq!(seal.open(&tampered), Err(Refused::Seal));
+        // Unsealed, a kernel receiver would drop it too: its length is not its size.
+        assert_eq!(decode(&m), Err(Refused::Length));
+    }
+
+    fn any_conn() -> impl Strategy<Value = SyncedConn> {
+        (
+            any::<bool>(),
+            any::<[u8; 16]>(),
+            any::<[u8; 16]>(),
+            any::<[u8; 16]>(),
+            any::<(u16, u16, u16, u32, u32)>(),
+            prop_oneof![Just(IPPROTO_TCP), Just(IPPROTO_UDP)],
+            0..state::TCP_COUNT,
+        )
+            .prop_map(
+                |(v6, c, v, d, (cport, vport, dport, fwmark, timeout), protocol, s)| {
+                    let addr = |b: [u8; 16]| -> IpAddr {
+                        if v6 {
+                            IpAddr::V6(Ipv6Addr::from(b))
+                        } else {
+                            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+                        }
+                    };
+                    SyncedConn {
+                        protocol,
+                        client: addr(c),
+                        cport,
+                        vaddr: addr(v),
+                        vport,
+                        daddr: addr(d),
+                        dport,
+                        fwmark,
+                        flags: flags::DROUTE,
+                        state: if protocol == IPPROTO_UDP { 0 } else { s },
+                        timeout,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn what_is_encoded_decodes_to_itself(
+            conns in proptest::collection::vec(any_conn(), 0..300),
+            maxlen in 80usize..9000,
+        ) {
+            let mut back = Vec::new();
+            for m in encode(9, &conns, maxlen) {
+                prop_assert!(m.len() <= maxlen);
+                let read = decode(&m).unwrap();
+                prop_assert_eq!(read.syncid, 9);
+                prop_assert!(!read.bulk_request);
+                back.extend(read.conns);
+            }
+            prop_assert_eq!(back, conns);
+        }
+
+        #[test]
+        fn no_datagram_makes_the_reader_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = decode(&bytes);
+        }
+    }
+}
