@@ -32,9 +32,11 @@ use serde::Deserialize;
 use xvs_core::model::{self, ServiceKey};
 
 mod check;
+mod sync;
 mod vrrp;
 
 pub use check::{CheckConfig, CheckType, Checks, QUERY_TYPES};
+pub use sync::SyncConfig;
 pub use vrrp::VrrpConfig;
 
 /// The whole file.
@@ -46,6 +48,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// A VRRP instance that holds the VIPs on the master director.
     pub vrrp: Option<VrrpConfig>,
+    /// Connection sync with the other directors.
+    pub sync: Option<SyncConfig>,
     /// IPVS's sysctls, set on the director at start and at each reload.
     #[serde(default)]
     pub sysctl: SysctlConfig,
@@ -396,6 +400,9 @@ impl Config {
         if let Some(vrrp) = &config.vrrp {
             problems.extend(vrrp.problems());
         }
+        if let Some(sync) = &config.sync {
+            problems.extend(sync.problems());
+        }
         let mut services = std::collections::HashSet::new();
         for (i, service) in config.services.iter().enumerate() {
             // Problems of a service are placed at its `[[service]]` header.
@@ -735,6 +742,23 @@ family = "inet6"
         assert!(twice.contains("192.168.1.10:80 listed twice"), "{twice}");
         let address = Config::parse("[[service]]\naddress = \"nowhere\"\n").unwrap_err();
         assert!(address.contains("line 2"), "{address}");
+    }
+
+    #[test]
+    fn a_sync_section_has_ipvs_defaults_and_is_checked() {
+        let config = Config::parse("[sync]\ninterface = \"eth1\"\n").unwrap();
+        let sync = config.sync.unwrap();
+        assert_eq!(
+            (sync.group.to_string(), sync.port, sync.maxlen, sync.syncid),
+            ("224.0.0.81".to_string(), 8848, 1472, None)
+        );
+        let bad =
+            Config::parse("[sync]\ninterface = \"eth1\"\ngroup = \"10.0.0.1\"\nkey = \"short\"\n")
+                .unwrap_err();
+        assert!(bad.contains("not a multicast address"), "{bad}");
+        assert!(bad.contains("key must be"), "{bad}");
+        let typo = Config::parse("[sync]\ninterface = \"eth1\"\nsyncid = 300\n").unwrap_err();
+        assert!(typo.contains("syncid"), "{typo}");
     }
 
     #[test]

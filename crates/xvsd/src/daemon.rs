@@ -31,6 +31,7 @@ use crate::{
     check::{self, CheckResult},
     control,
     http::{self, Wanted},
+    sync::{Role, Sync},
     vrrp::Vrrp,
 };
 
@@ -119,6 +120,19 @@ pub fn run(path: &str) -> Result<(), String> {
         Some(config) => Some(Vrrp::start(config)?),
         None => None,
     };
+    let sync = match &daemon.config.sync {
+        Some(config) => {
+            let (syncid, role) = match (&vrrp, &daemon.config.vrrp) {
+                (Some(vrrp), Some(vrrp_config)) => (
+                    config.syncid.unwrap_or(vrrp_config.vrid),
+                    Role::FollowVrrp(vrrp.master_flag()),
+                ),
+                _ => (config.syncid.unwrap_or(0), Role::Both),
+            };
+            Some(Sync::start(config, syncid, role)?)
+        }
+        None => None,
+    };
     let track_services = daemon
         .config
         .vrrp
@@ -173,6 +187,9 @@ pub fn run(path: &str) -> Result<(), String> {
             Ok(Message::Terminate) => {
                 if let Some(vrrp) = vrrp {
                     vrrp.stop();
+                }
+                if let Some(sync) = sync {
+                    sync.stop();
                 }
                 println!("xvsd: stopped; the table stays as it is");
                 return Ok(());

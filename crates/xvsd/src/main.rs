@@ -6,6 +6,7 @@ mod control;
 mod daemon;
 mod forwarded;
 mod http;
+mod sync;
 mod sysctl;
 mod tls;
 mod vrrp;

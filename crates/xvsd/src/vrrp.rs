@@ -28,6 +28,8 @@ const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// The running instance: stop it with [`Vrrp::stop`].
 pub struct Vrrp {
     stop: Arc<AtomicBool>,
+    /// True while this director is master (holds the addresses).
+    master: Arc<AtomicBool>,
     /// False while xvsd's services say this director should not hold the VIPs.
     healthy: Arc<AtomicBool>,
     thread: JoinHandle<()>,
@@ -66,8 +68,10 @@ impl Vrrp {
         );
         let stop = Arc::new(AtomicBool::new(false));
         let healthy = Arc::new(AtomicBool::new(true));
+        let master = Arc::new(AtomicBool::new(false));
         let instance = Instance {
             healthy: healthy.clone(),
+            master: master.clone(),
             track: config.track_interfaces.clone(),
             router,
             socket,
@@ -85,9 +89,16 @@ impl Vrrp {
             .map_err(|e| format!("vrrp: {e}"))?;
         Ok(Vrrp {
             stop,
+            master,
             healthy,
             thread,
         })
+    }
+
+    /// True while this director is master: connection sync sends then, and receives
+    /// while it is not.
+    pub fn master_flag(&self) -> Arc<AtomicBool> {
+        self.master.clone()
     }
 
     /// Whether the director is fit to hold the VIPs (`track_services`).
@@ -105,6 +116,7 @@ impl Vrrp {
 struct Instance {
     router: Router,
     healthy: Arc<AtomicBool>,
+    master: Arc<AtomicBool>,
     /// Interfaces that must be up.
     track: Vec<String>,
     socket: OwnedFd,
@@ -207,10 +219,12 @@ impl Instance {
                             eprintln!("{}: gratuitous ARP for {address}: {e}", self.name);
                         }
                     }
+                    self.master.store(true, Ordering::Relaxed);
                     println!("{}: master, holding {}", self.name, self.listed());
                     run_notify(self.notify_master.as_deref(), "MASTER");
                 }
                 Action::ReleaseAddresses => {
+                    self.master.store(false, Ordering::Relaxed);
                     for &(address, prefix) in &self.addresses {
                         let _ = netlink::delete_address(self.ifindex, IpAddr::V4(address), prefix);
                     }

@@ -1,0 +1,440 @@
+//! xvsd's connection sync: the I/O around `xvs_sync` and the director's maps, on a thread
+//! of its own.
+//!
+//! Every half second a master reads its connection table and sends what its backups do
+//! not hold yet (`xvs_sync::Tracker`), as IPVS sync v1 messages to the group (or to each
+//! unicast peer), paced to `max_rate`. A backup makes entries of what it hears
+//! (`Director::take_synced`); one that starts, or becomes backup, asks for the whole
+//! table (a bulk request, repeated every 10 s until a master answers). With VRRP the
+//! role follows the instance; without it the director does both.
+
+use std::{
+    collections::VecDeque,
+    io,
+    net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
+    os::fd::AsRawFd,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use xvs_datapath::{Director, netlink, tables::sync::SyncIndex};
+use xvs_health::config::SyncConfig;
+use xvs_sync::{
+    Tracker,
+    wire::{self, Seal},
+};
+
+/// How often a master reads its table.
+const ROUND: Duration = Duration::from_millis(500);
+/// How often the services and real servers records are matched to are read again.
+const INDEX_AGE: Duration = Duration::from_secs(2);
+/// How often a backup that has heard no master asks again for the whole table.
+const ASK_AGAIN: Duration = Duration::from_secs(10);
+/// How often what sync did is logged (when it did something).
+const REPORT: Duration = Duration::from_secs(10);
+
+/// Which way connections flow through this director.
+#[derive(Clone)]
+pub enum Role {
+    /// Sends while the VRRP instance is master, receives while it is not.
+    FollowVrrp(Arc<AtomicBool>),
+    /// Sends and receives (active/active).
+    Both,
+}
+
+impl Role {
+    fn sending(&self) -> bool {
+        match self {
+            Role::FollowVrrp(master) => master.load(Ordering::Relaxed),
+            Role::Both => true,
+        }
+    }
+
+    fn receiving(&self) -> bool {
+        match self {
+            Role::FollowVrrp(master) => !master.load(Ordering::Relaxed),
+            Role::Both => true,
+        }
+    }
+}
+
+/// The running sync thread: stop it with [`Sync::stop`].
+pub struct Sync {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Sync {
+    pub fn start(config: &SyncConfig, syncid: u8, role: Role) -> Result<Sync, String> {
+        let socket = sync_socket(config)?;
+        let worker = Worker {
+            socket,
+            targets: if config.peers.is_empty() {
+                vec![SocketAddr::new(IpAddr::V4(config.group), config.port)]
+            } else {
+                config
+                    .peers
+                    .iter()
+                    .map(|p| SocketAddr::new(*p, config.port))
+                    .collect()
+            },
+            peers: config.peers.clone(),
+            syncid,
+            maxlen: config.maxlen,
+            max_rate: config.max_rate,
+            seal: config.key.as_deref().map(|k| Seal::new(k.as_bytes())),
+            role,
+            tracker: Tracker::new(),
+            outbox: VecDeque::new(),
+            budget: 0.0,
+            director: None,
+            index: None,
+            heard_master: false,
+            asked: None,
+            done: Done::default(),
+            name: format!("sync on {} (syncid {syncid})", config.interface),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sync".to_string())
+            .spawn(move || worker.run(&stopping))
+            .map_err(|e| format!("sync: {e}"))?;
+        Ok(Sync { stop, thread })
+    }
+
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+/// What sync did since the last report.
+#[derive(Debug, Default)]
+struct Done {
+    sent_conns: usize,
+    sent_messages: usize,
+    made: usize,
+    updated: usize,
+    local: usize,
+    unknown: usize,
+    full: usize,
+    refused: usize,
+    last_refusal: Option<String>,
+}
+
+impl Done {
+    fn is_empty(&self) -> bool {
+        self.sent_messages == 0
+            && self.made + self.updated + self.local + self.unknown == 0
+            && self.refused + self.full == 0
+    }
+}
+
+struct Worker {
+    socket: UdpSocket,
+    targets: Vec<SocketAddr>,
+    /// Only these are heard, if any.
+    peers: Vec<IpAddr>,
+    syncid: u8,
+    maxlen: usize,
+    max_rate: u64,
+    seal: Option<Seal>,
+    role: Role,
+    tracker: Tracker,
+    /// Messages waiting for the rate to allow them.
+    outbox: VecDeque<Vec<u8>>,
+    /// Bytes that may be sent now.
+    budget: f64,
+    director: Option<Director>,
+    index: Option<(SyncIndex, Instant)>,
+    /// A master answered since this director became backup.
+    heard_master: bool,
+    /// When the whole table was last asked for.
+    asked: Option<Instant>,
+    done: Done,
+    name: String,
+}
+
+impl Worker {
+    fn run(mut self, stop: &AtomicBool) {
+        let started = Instant::now();
+        let mut was_sending = None;
+        let mut next_round = Instant::now();
+        let mut next_report = Instant::now() + REPORT;
+        let mut last_refill = Instant::now();
+        let mut buffer = vec![0u8; 65_536];
+        while !stop.load(Ordering::Relaxed) {
+            let sending = self.role.sending();
+            if was_sending != Some(sending) {
+                if sending {
+                    // New backups hold nothing this director knows of.
+                    self.tracker.resend_all();
+                    println!("{}: sending to {}", self.name, self.listed_targets());
+                } else {
+                    self.outbox.clear();
+                    self.heard_master = false;
+                    self.asked = None;
+                    println!("{}: receiving", self.name);
+                }
+                was_sending = Some(sending);
+            }
+            let now = Instant::now();
+            if self.role.receiving()
+                && !self.heard_master
+                && self.asked.is_none_or(|at| now - at >= ASK_AGAIN)
+            {
+                self.asked = Some(now);
+                let mut request = wire::bulk_request(self.syncid);
+                self.send_now(&mut request);
+            }
+            if sending && now >= next_round {
+                next_round = now + ROUND;
+                let now_ms = (now - started).as_millis() as u64;
+                if let Err(e) = self.round(now_ms) {
+                    eprintln!("{}: {e}", self.name);
+                    self.director = None;
+                }
+            }
+            // Refill the rate's budget (at most one second's worth).
+            let elapsed = last_refill.elapsed().as_secs_f64();
+            last_refill = Instant::now();
+            self.budget = (self.budget + elapsed * self.max_rate as f64).min(self.max_rate as f64);
+            while let Some(message) = self.outbox.front() {
+                if (message.len() as f64) > self.budget {
+                    break;
+                }
+                let message = self.outbox.pop_front().unwrap_or_default();
+                self.budget -= message.len() as f64;
+                self.transmit(&message);
+            }
+            let wait = if self.outbox.is_empty() {
+                next_round
+                    .saturating_duration_since(Instant::now())
+                    .clamp(Duration::from_millis(1), Duration::from_millis(100))
+            } else {
+                Duration::from_millis(5)
+            };
+            let _ = self.socket.set_read_timeout(Some(wait));
+            if let Ok((n, from)) = self.socket.recv_from(&mut buffer) {
+                let datagram = buffer[..n].to_vec();
+                self.heard(&datagram, from.ip());
+            }
+            if Instant::now() >= next_report {
+                next_report = Instant::now() + REPORT;
+                self.report();
+            }
+        }
+    }
+
+    fn listed_targets(&self) -> String {
+        let list: Vec<String> = self.targets.iter().map(|t| t.to_string()).collect();
+        list.join(", ")
+    }
+
+    /// The director and a fresh enough index of its table.
+    fn director(&mut self) -> Result<(&mut Director, &mut SyncIndex), String> {
+        if self.director.is_none() {
+            self.director = Some(
+                Director::find()
+                    .map_err(|e| e.to_string())?
+                    .ok_or("no director in this namespace")?,
+            );
+            self.index = None;
+        }
+        let director = self.director.as_mut().ok_or("no director")?;
+        if self
+            .index
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() >= INDEX_AGE)
+        {
+            self.index = Some((
+                director.sync_index().map_err(|e| e.to_string())?,
+                Instant::now(),
+            ));
+        }
+        let (index, _) = self.index.as_mut().ok_or("no index")?;
+        Ok((director, index))
+    }
+
+    /// A master's round: what the backups must be told, into the outbox.
+    fn round(&mut self, now_ms: u64) -> Result<(), String> {
+        let (director, index) = self.director()?;
+        let records = director.sync_records(index).map_err(|e| e.to_string())?;
+        let changes = self.tracker.changes(now_ms, records);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let overhead = if self.seal.is_some() {
+            wire::SEAL_LEN
+        } else {
+            0
+        };
+        for mut message in wire::encode(self.syncid, &changes, self.maxlen - overhead) {
+            if let Some(seal) = &self.seal {
+                seal.seal(&mut message);
+            }
+            self.outbox.push_back(message);
+            self.done.sent_messages += 1;
+        }
+        self.done.sent_conns += changes.len();
+        Ok(())
+    }
+
+    fn send_now(&mut self, message: &mut Vec<u8>) {
+        if let Some(seal) = &self.seal {
+            seal.seal(message);
+        }
+        self.transmit(message);
+    }
+
+    fn transmit(&self, message: &[u8]) {
+        for target in &self.targets {
+            if let Err(e) = self.socket.send_to(message, target) {
+                eprintln!("{}: cannot send to {target}: {e}", self.name);
+            }
+        }
+    }
+
+    /// A datagram from `from`: checked, then taken (backup) or answered (master).
+    fn heard(&mut self, datagram: &[u8], from: IpAddr) {
+        if !self.peers.is_empty() && !self.peers.contains(&from) {
+            return;
+        }
+        let message = match &self.seal {
+            Some(seal) => seal.open(datagram),
+            None => Ok(datagram),
+        }
+        .and_then(wire::decode);
+        let message = match message {
+            Ok(message) => message,
+            Err(why) => {
+                self.done.refused += 1;
+                self.done.last_refusal = Some(format!("from {from}: {why}"));
+                return;
+            }
+        };
+        if self.syncid != 0 && message.syncid != self.syncid {
+            return;
+        }
+        if message.bulk_request {
+            if self.role.sending() {
+                println!("{}: {from} asks for the whole table", self.name);
+                self.tracker.resend_all();
+            }
+            return;
+        }
+        if !self.role.receiving() || message.conns.is_empty() {
+            return;
+        }
+        self.heard_master = true;
+        let taken = self.director().and_then(|(director, index)| {
+            director
+                .take_synced(index, &message.conns)
+                .map_err(|e| e.to_string())
+        });
+        match taken {
+            Ok(taken) => {
+                self.done.made += taken.made;
+                self.done.updated += taken.updated;
+                self.done.local += taken.local;
+                self.done.unknown += taken.unknown;
+                self.done.full += taken.full;
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", self.name);
+                self.director = None;
+            }
+        }
+    }
+
+    fn report(&mut self) {
+        if self.done.is_empty() {
+            return;
+        }
+        let d = std::mem::take(&mut self.done);
+        let mut parts = Vec::new();
+        if d.sent_messages > 0 {
+            parts.push(format!(
+                "sent {} connections in {} messages",
+                d.sent_conns, d.sent_messages
+            ));
+        }
+        if d.made + d.updated + d.local + d.unknown + d.full > 0 {
+            parts.push(format!(
+                "received {} new, {} updated, {} in use here, {} of unknown services or real servers, {} with the table full",
+                d.made, d.updated, d.local, d.unknown, d.full
+            ));
+        }
+        if d.refused > 0 {
+            parts.push(format!(
+                "{} messages dropped (last {})",
+                d.refused,
+                d.last_refusal.unwrap_or_default()
+            ));
+        }
+        println!("{}: {}", self.name, parts.join("; "));
+    }
+}
+
+/// A UDP socket on the sync port, bound to the interface, in the group there, sending
+/// to the group from the interface with TTL 1 and without hearing itself.
+fn sync_socket(config: &SyncConfig) -> Result<UdpSocket, String> {
+    let interface = netlink::interfaces()
+        .map_err(|e| format!("sync: {e}"))?
+        .into_iter()
+        .find(|i| i.name == config.interface)
+        .ok_or_else(|| format!("sync: no interface {}", config.interface))?;
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, config.port))
+        .map_err(|e| format!("sync: cannot bind port {}: {e}", config.port))?;
+    let fd = socket.as_raw_fd();
+    let membership = libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(config.group.octets()),
+        },
+        imr_address: libc::in_addr { s_addr: 0 },
+        imr_ifindex: interface.index as i32,
+    };
+    let name = config.interface.as_bytes();
+    // SAFETY: setsockopt(2) with values of the sizes given.
+    let ok = unsafe {
+        let set = |level: i32, option: i32, value: *const libc::c_void, size: usize| {
+            libc::setsockopt(fd, level, option, value, size as u32) == 0
+        };
+        let mreqn = std::mem::size_of::<libc::ip_mreqn>();
+        set(
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            name.as_ptr().cast(),
+            name.len(),
+        ) && set(
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            (&raw const membership).cast(),
+            mreqn,
+        ) && (!config.peers.is_empty()
+            || set(
+                libc::IPPROTO_IP,
+                libc::IP_ADD_MEMBERSHIP,
+                (&raw const membership).cast(),
+                mreqn,
+            ))
+    };
+    if !ok {
+        return Err(format!(
+            "sync: cannot join {} on {}: {}",
+            config.group,
+            config.interface,
+            io::Error::last_os_error()
+        ));
+    }
+    socket
+        .set_multicast_ttl_v4(1)
+        .and_then(|()| socket.set_multicast_loop_v4(false))
+        .map_err(|e| format!("sync: {e}"))?;
+    Ok(socket)
+}
