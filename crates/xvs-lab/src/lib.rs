@@ -412,7 +412,20 @@ impl Drop for Lab {
             let _ = child.wait();
         }
         for host in self.hosts.iter().rev() {
-            let _ = ip(&["netns", "del", &format!("{}-{host}", self.tag)]);
+            let name = format!("{}-{host}", self.tag);
+            // Processes a test started that outlive it (a daemon that detached itself)
+            // would keep the namespace alive after it is deleted: they go first.
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", &name]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    if let Ok(pid) = pid.parse::<i32>()
+                        && pid != std::process::id() as i32
+                    {
+                        // SAFETY: kill(2) on a process of the lab's own namespace.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+            let _ = ip(&["netns", "del", &name]);
         }
     }
 }

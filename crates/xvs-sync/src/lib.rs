@@ -6,8 +6,10 @@
 //! see shared/reference/conn-sync-and-ecmp.md): [`wire`]. xvs adds two things the kernel
 //! lacks, both outside what a kernel receiver reads: an optional HMAC-SHA256 after the
 //! message ([`wire::Seal`]), and a bulk request, a message without connections by which a
-//! backup that starts asks for the whole table. [`Tracker`] decides what a master sends.
+//! backup that starts asks for the whole table. [`Tracker`] decides what a master sends;
+//! [`daemon`] says how a running sync daemon is reached.
 
+pub mod daemon;
 pub mod tracker;
 pub mod wire;
 

@@ -1,6 +1,7 @@
 //! xvsadm — ipvsadm's command line over xvs: the same commands, the same output, the same
 //! exit codes, acting on the XDP director's tables of the network namespace it runs in.
 
+mod daemon;
 mod resolver;
 
 use std::{
@@ -129,10 +130,12 @@ fn execute(command: Command, program: &str, resolver: &SystemResolver) -> Result
     match command {
         Command::Help => Ok(cli::usage(program)),
         Command::Version => Ok(format!("{}\n", cli::VERSION_LINE)),
-        Command::StartDaemon(_) | Command::StopDaemon(_) => Err(Failure::new(
-            "Connection sync daemons are not available in xvs yet",
-            EXIT_KERNEL_REFUSED,
-        )),
+        Command::StartDaemon(params) => daemon::start(&params),
+        Command::StopDaemon(params) => daemon::stop(&params),
+        Command::List {
+            what: ListWhat::Daemon,
+            ..
+        } => Ok(daemon::list()),
         Command::List { what, format } => {
             if what == ListWhat::Connections {
                 let entries = match Director::find().map_err(Failure::datapath)? {

@@ -33,6 +33,10 @@ Usage:
   xvsd sysctl [NAME[=VALUE]]...
                            show or set IPVS's sysctls that xvs has, as sysctl(8) does
                            (net.ipv4.vs.expire_nodest_conn, ..._quiescent_template)
+  xvsd sync-daemon master|backup [--mcast-interface IF] [--syncid N] [--sync-maxlen N]
+                  [--mcast-group ADDR] [--mcast-port N] [--mcast-ttl N] [--detach]
+                           run IPVS's connection sync daemon of that role for this
+                           namespace (what xvsadm --start-daemon starts)
   xvsd attach IFACE...     attach the director to interfaces (creates it if needed)
   xvsd detach IFACE...     detach the director from interfaces
   xvsd destroy             remove the director from this namespace, with all its state
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         ["health"] => control::ask("health"),
         ["status"] => status(),
         ["sysctl", words @ ..] => sysctl::run(words),
+        ["sync-daemon", words @ ..] => sync::run_daemon(words),
         ["attach", interfaces @ ..] if !interfaces.is_empty() => attach(interfaces),
         ["detach", interfaces @ ..] if !interfaces.is_empty() => detach(interfaces),
         ["destroy"] => Director::destroy().map_err(|e| e.to_string()),

@@ -11,7 +11,7 @@
 use std::{
     collections::VecDeque,
     io,
-    net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
+    net::{IpAddr, SocketAddr, UdpSocket},
     os::fd::AsRawFd,
     sync::{
         Arc,
@@ -44,20 +44,26 @@ pub enum Role {
     FollowVrrp(Arc<AtomicBool>),
     /// Sends and receives (active/active).
     Both,
+    /// Sends only (`xvsd sync-daemon master`, IPVS's master thread).
+    Master,
+    /// Receives only (`xvsd sync-daemon backup`).
+    Backup,
 }
 
 impl Role {
     fn sending(&self) -> bool {
         match self {
             Role::FollowVrrp(master) => master.load(Ordering::Relaxed),
-            Role::Both => true,
+            Role::Both | Role::Master => true,
+            Role::Backup => false,
         }
     }
 
     fn receiving(&self) -> bool {
         match self {
             Role::FollowVrrp(master) => !master.load(Ordering::Relaxed),
-            Role::Both => true,
+            Role::Both | Role::Backup => true,
+            Role::Master => false,
         }
     }
 }
@@ -381,6 +387,41 @@ impl Worker {
     }
 }
 
+/// A UDP socket bound to `port` on every address, with SO_REUSEADDR: a master and a
+/// backup daemon of one namespace both hear the group on the same port.
+fn bound_socket(port: u16) -> io::Result<UdpSocket> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket(2), setsockopt(2) and bind(2) with values of the sizes given; the
+    // descriptor is owned by the UdpSocket made of it (closed on every error path too).
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let socket = UdpSocket::from_raw_fd(fd);
+        let on: i32 = 1;
+        let mut address: libc::sockaddr_in = std::mem::zeroed();
+        address.sin_family = libc::AF_INET as u16;
+        address.sin_port = port.to_be();
+        if libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&raw const on).cast(),
+            std::mem::size_of::<i32>() as u32,
+        ) != 0
+            || libc::bind(
+                fd,
+                (&raw const address).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(socket)
+    }
+}
+
 /// A UDP socket on the sync port, bound to the interface, in the group there, sending
 /// to the group from the interface with TTL 1 and without hearing itself.
 fn sync_socket(config: &SyncConfig) -> Result<UdpSocket, String> {
@@ -389,7 +430,7 @@ fn sync_socket(config: &SyncConfig) -> Result<UdpSocket, String> {
         .into_iter()
         .find(|i| i.name == config.interface)
         .ok_or_else(|| format!("sync: no interface {}", config.interface))?;
-    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, config.port))
+    let socket = bound_socket(config.port)
         .map_err(|e| format!("sync: cannot bind port {}: {e}", config.port))?;
     let fd = socket.as_raw_fd();
     let membership = libc::ip_mreqn {
@@ -433,8 +474,125 @@ fn sync_socket(config: &SyncConfig) -> Result<UdpSocket, String> {
         ));
     }
     socket
-        .set_multicast_ttl_v4(1)
+        .set_multicast_ttl_v4(u32::from(config.ttl))
         .and_then(|()| socket.set_multicast_loop_v4(false))
         .map_err(|e| format!("sync: {e}"))?;
     Ok(socket)
+}
+
+/// `xvsd sync-daemon master|backup [--mcast-interface IF] [--syncid N] [--sync-maxlen N]
+/// [--mcast-group ADDR] [--mcast-port N] [--mcast-ttl N] [--detach]`: IPVS's sync thread
+/// of that role for this namespace (what `xvsadm --start-daemon` starts), until stopped
+/// through its control socket (`xvsadm --stop-daemon`) or a signal. With `--detach`, its
+/// standard streams go to /dev/null once it runs (its starter reads them until then).
+pub fn run_daemon(words: &[&str]) -> Result<(), String> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::{linux::net::SocketAddrExt, unix::net::UnixListener};
+    use xvs_sync::daemon::DaemonRole;
+
+    let (role, config, detach) = daemon_args(words)?;
+    let name = std::os::unix::net::SocketAddr::from_abstract_name(role.socket_name())
+        .map_err(|e| e.to_string())?;
+    let listener = UnixListener::bind_addr(&name).map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => "Daemon has already run".to_string(),
+        _ => format!("control socket: {e}"),
+    })?;
+    let syncid = config.syncid.unwrap_or(0);
+    let status = format!(
+        "{} sync daemon (mcast={}, syncid={syncid}, maxlen={}, group={}, port={}, ttl={})",
+        role.name(),
+        config.interface,
+        config.maxlen,
+        config.group,
+        config.port,
+        config.ttl
+    );
+    let sync = Sync::start(
+        &config,
+        syncid,
+        match role {
+            DaemonRole::Master => Role::Master,
+            DaemonRole::Backup => Role::Backup,
+        },
+    )?;
+    println!("xvsd: {status}: running");
+    if detach {
+        detach_streams();
+    }
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else {
+            continue;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut line = String::new();
+        let _ = BufReader::new(&stream).read_line(&mut line);
+        match line.trim() {
+            "status" => {
+                let _ = writeln!(stream, "{status}");
+            }
+            "stop" => {
+                sync.stop();
+                let _ = writeln!(stream, "stopped");
+                return Ok(());
+            }
+            other => {
+                let _ = writeln!(stream, "error: unknown request {other:?}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The daemon's role and settings from its command line.
+fn daemon_args(words: &[&str]) -> Result<(xvs_sync::daemon::DaemonRole, SyncConfig, bool), String> {
+    use xvs_sync::daemon::DaemonRole;
+    let (role, rest) = match words.split_first() {
+        Some((&"master", rest)) => (DaemonRole::Master, rest),
+        Some((&"backup", rest)) => (DaemonRole::Backup, rest),
+        _ => return Err("sync-daemon: master or backup?".to_string()),
+    };
+    let mut config = SyncConfig::on("eth0");
+    let mut detach = false;
+    let mut rest = rest.iter();
+    while let Some(option) = rest.next() {
+        if *option == "--detach" {
+            detach = true;
+            continue;
+        }
+        let value = rest
+            .next()
+            .ok_or_else(|| format!("sync-daemon: {option} needs a value"))?;
+        let bad = || format!("sync-daemon: bad value {value:?} for {option}");
+        match *option {
+            "--mcast-interface" => config.interface = value.to_string(),
+            "--syncid" => config.syncid = Some(value.parse().map_err(|_| bad())?),
+            "--sync-maxlen" => config.maxlen = value.parse().map_err(|_| bad())?,
+            "--mcast-group" => config.group = value.parse().map_err(|_| bad())?,
+            "--mcast-port" => config.port = value.parse().map_err(|_| bad())?,
+            "--mcast-ttl" => config.ttl = value.parse().map_err(|_| bad())?,
+            _ => return Err(format!("sync-daemon: unknown option {option}")),
+        }
+    }
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok((role, config, detach))
+}
+
+/// Points stdin, stdout and stderr at /dev/null: whoever started the daemon sees them
+/// close, and later messages cannot fail on a closed pipe.
+fn detach_streams() {
+    use std::os::fd::AsRawFd;
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, from one that stays open for
+            // the call.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
 }

@@ -22,6 +22,9 @@ pub struct SyncConfig {
     pub group: Ipv4Addr,
     #[serde(default = "port")]
     pub port: u16,
+    /// TTL of the multicast messages (IPVS's default 1: they stay on the link).
+    #[serde(default = "ttl")]
+    pub ttl: u8,
     /// Unicast peers: messages go to each of them instead of the group, and only theirs
     /// are heard.
     #[serde(default)]
@@ -48,6 +51,10 @@ fn port() -> u16 {
     8848
 }
 
+fn ttl() -> u8 {
+    1
+}
+
 fn maxlen() -> usize {
     1472
 }
@@ -57,7 +64,23 @@ fn max_rate() -> u64 {
 }
 
 impl SyncConfig {
-    pub(super) fn problems(&self) -> Vec<String> {
+    /// The settings of IPVS's sync daemon for `interface`, as `ipvsadm --start-daemon`
+    /// gives them (no peers, no key).
+    pub fn on(interface: &str) -> SyncConfig {
+        SyncConfig {
+            interface: interface.to_string(),
+            syncid: None,
+            group: group(),
+            port: port(),
+            ttl: ttl(),
+            peers: Vec::new(),
+            key: None,
+            maxlen: maxlen(),
+            max_rate: max_rate(),
+        }
+    }
+
+    pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !self.group.is_multicast() {
             problems.push(format!(
@@ -73,6 +96,9 @@ impl SyncConfig {
         }
         if self.max_rate < 10_000 {
             problems.push("sync: max_rate must be at least 10000 bytes/s".to_string());
+        }
+        if self.ttl == 0 {
+            problems.push("sync: ttl must be 1-255".to_string());
         }
         if self.key.as_ref().is_some_and(|k| k.len() < 8) {
             problems.push("sync: key must be at least 8 characters".to_string());
