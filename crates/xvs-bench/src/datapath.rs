@@ -25,7 +25,7 @@ const CALLS: u32 = 100_000;
 const DIRECTOR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
 const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
-fn tcp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, syn: bool) -> Vec<u8> {
+pub(crate) fn tcp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, syn: bool) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
         .ipv4(src, dst, 64)
         .tcp(sport, dport, 1, 64240);

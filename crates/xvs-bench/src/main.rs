@@ -11,6 +11,7 @@ mod health;
 mod lab;
 mod parallel;
 mod restore;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,8 @@ Usage: xvs-bench [TASK]   (run by `cargo xtask bench`, as root)
   restore   xvsadm -R and -S -n of 10,000 services, time and peak memory
   datapath  per-packet cost of the director through BPF_PROG_TEST_RUN
   churn     the expiry sweep under a steady load (a few minutes)
+  sync      connection sync: a master's round and a backup's intake at 100,000 and
+            1,000,000 connections
   lab       real connections through a lab: direct, xvs NAT and DR, nftables DNAT,
             HAProxy, alternating (`lab --quick`: one short round)
   health    xvsd: 1,000 real servers checked every second (CPU, memory), and the time
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Some("restore") => restore::run(),
         Some("datapath") => datapath::run(),
         Some("churn") => churn::run(),
+        Some("sync") => sync::run(),
         Some("health") => health::run(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use xvs_common::{Conn, ConnKey, conn_flags, forward, tcp};
 use xvs_core::{listing::ConnectionEntry, model::Protocol};
 
-use super::{encode::decode_addr, map_error};
-use crate::{Director, Result};
+use super::encode::decode_addr;
+use crate::{Director, Error, Result};
 
 /// What a real server's counts still hold of connections and templates that have expired
 /// but are not swept yet.
@@ -18,20 +18,55 @@ pub(super) struct Gone {
     pub persistent: u32,
 }
 
+/// The connection table as read at once ([`Director::conn_table`]).
+pub(super) struct ConnTable {
+    pub entries: Vec<(ConnKey, Conn)>,
+    /// The expiry of each NAT reply entry, by its key.
+    replies: HashMap<ConnKey, u64>,
+}
+
+impl ConnTable {
+    /// When the connection of request entry `conn` expires: for NAT the later of its two
+    /// entries' expiries (replies push the reply entry's).
+    pub fn expiry(&self, key: &ConnKey, conn: &Conn) -> u64 {
+        if conn.forward != forward::MASQ {
+            return conn.expires;
+        }
+        match self.replies.get(&key.reply(conn)) {
+            Some(twin) => conn.expires.max(*twin),
+            None => conn.expires,
+        }
+    }
+
+    /// The request entries (and persistence templates).
+    pub fn requests(&self) -> impl Iterator<Item = &(ConnKey, Conn)> {
+        self.entries
+            .iter()
+            .filter(|(_, conn)| conn.flags & conn_flags::REPLY == 0)
+    }
+}
+
 impl Director {
-    /// Expired, not yet swept connections and persistence templates by (service id,
-    /// slot).
+    /// The whole connection table, read in batches.
+    pub(super) fn conn_table(&self) -> Result<ConnTable> {
+        let entries = self.conn_entries()?;
+        let replies = entries
+            .iter()
+            .filter(|(_, conn)| conn.flags & conn_flags::REPLY != 0)
+            .map(|(key, conn)| (*key, conn.expires))
+            .collect();
+        Ok(ConnTable { entries, replies })
+    }
+
+    /// Expired, not yet swept connections and persistence templates by the real server's
+    /// counter slot.
     pub(super) fn expired_counts(&self) -> Result<HashMap<u32, Gone>> {
         let now = monotonic_ns();
+        let table = self.conn_table()?;
         let mut gone: HashMap<u32, Gone> = HashMap::new();
-        for item in self.conns.iter() {
-            let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
-            // The reply entry is read only for a request entry past its own expiry.
+        for (key, conn) in table.requests() {
             // Synced entries not yet used here are in no count.
-            if conn.flags & (conn_flags::REPLY | conn_flags::SYNCED) != 0
-                || conn.expires > now
-                || self.expiry(&key, &conn) > now
-            {
+            if conn.flags & conn_flags::SYNCED != 0 || table.expiry(key, conn) > now {
                 continue;
             }
             let counts = gone.entry(conn.dest_stats).or_default();
@@ -46,29 +81,14 @@ impl Director {
         Ok(gone)
     }
 
-    /// When the connection of request entry `conn` expires: for NAT the later of its two
-    /// entries' expiries (replies push the reply entry's).
-    pub(super) fn expiry(&self, key: &ConnKey, conn: &Conn) -> u64 {
-        if conn.forward != forward::MASQ {
-            return conn.expires;
-        }
-        match self.conns.get(&key.reply(conn), 0) {
-            Ok(twin) => conn.expires.max(twin.expires),
-            Err(_) => conn.expires,
-        }
-    }
-
     /// The connection table as `ipvsadm -L -c` lists it: live request-direction entries,
     /// with the time left before each expires.
     pub fn connections(&self) -> Result<Vec<ConnectionEntry>> {
         let now = monotonic_ns();
+        let table = self.conn_table()?;
         let mut entries = Vec::new();
-        for item in self.conns.iter() {
-            let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
-            if conn.flags & conn_flags::REPLY != 0 {
-                continue;
-            }
-            let expires = self.expiry(&key, &conn);
+        for (key, conn) in table.requests() {
+            let expires = table.expiry(key, conn);
             if expires <= now {
                 continue;
             }
@@ -95,6 +115,81 @@ impl Director {
             });
         }
         Ok(entries)
+    }
+}
+
+/// Entries read per BPF_MAP_LOOKUP_BATCH call.
+const BATCH: usize = 8192;
+
+impl Director {
+    /// Every entry of the connection table, read in batches (BPF_MAP_LOOKUP_BATCH: one
+    /// system call per few thousand entries, where walking the keys takes two per entry).
+    /// Entries that come or go during the read may be missed or seen; none is seen twice.
+    pub(crate) fn conn_entries(&self) -> Result<Vec<(ConnKey, Conn)>> {
+        use aya::maps::IterableMap;
+        use std::os::fd::{AsFd, AsRawFd};
+        const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+        /// `union bpf_attr` as the batch commands read it.
+        #[repr(C)]
+        struct BatchAttr {
+            in_batch: u64,
+            out_batch: u64,
+            keys: u64,
+            values: u64,
+            count: u32,
+            map_fd: u32,
+            elem_flags: u64,
+            flags: u64,
+        }
+        let fd = self.conns.map().fd().as_fd().as_raw_fd() as u32;
+        let mut entries = Vec::new();
+        let mut keys = vec![ConnKey::default(); BATCH];
+        let mut values = vec![Conn::default(); BATCH];
+        // The hash map's position: a bucket number.
+        let (mut position, mut next) = (0u32, 0u32);
+        let mut first = true;
+        loop {
+            let mut attr = BatchAttr {
+                in_batch: if first {
+                    0
+                } else {
+                    &position as *const u32 as u64
+                },
+                out_batch: &mut next as *mut u32 as u64,
+                keys: keys.as_mut_ptr() as u64,
+                values: values.as_mut_ptr() as u64,
+                count: BATCH as u32,
+                map_fd: fd,
+                elem_flags: 0,
+                flags: 0,
+            };
+            // SAFETY: the buffers hold BATCH keys and values of the map's sizes and the
+            // batch positions are u32s, all alive for the call.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_bpf,
+                    BPF_MAP_LOOKUP_BATCH,
+                    &mut attr as *mut BatchAttr,
+                    std::mem::size_of::<BatchAttr>(),
+                )
+            };
+            let error = (rc < 0).then(std::io::Error::last_os_error);
+            let read = attr.count as usize;
+            entries.extend(
+                keys[..read]
+                    .iter()
+                    .copied()
+                    .zip(values[..read].iter().copied()),
+            );
+            match error {
+                None => {}
+                // The end of the table.
+                Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(entries),
+                Some(e) => return Err(Error::new("cannot read the connection table", e)),
+            }
+            position = next;
+            first = false;
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use xvs_common::{
 };
 use xvs_sync::{IPPROTO_TCP, SyncedConn, flags};
 
-use super::{connections::monotonic_ns, encode::decode_addr, encode::encode_addr, map_error};
+use super::{connections::monotonic_ns, encode::decode_addr, encode::encode_addr};
 use crate::{Director, Error, Result};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -98,12 +98,12 @@ impl Director {
     pub fn sync_records(&self, index: &SyncIndex) -> Result<Vec<SyncedConn>> {
         let now = monotonic_ns();
         let mut records = Vec::new();
-        for item in self.conns.iter() {
-            let (key, conn) = item.map_err(map_error("cannot read the connection table"))?;
-            if conn.flags & (conn_flags::REPLY | conn_flags::SYNCED) != 0 {
+        let table = self.conn_table()?;
+        for (key, conn) in table.requests() {
+            if conn.flags & conn_flags::SYNCED != 0 {
                 continue;
             }
-            let expires = self.expiry(&key, &conn);
+            let expires = table.expiry(key, conn);
             if expires <= now {
                 continue;
             }
@@ -111,7 +111,7 @@ impl Director {
                 .keys
                 .get(&conn.service_id)
                 .map_or(0, |service| service.fwmark);
-            records.push(record_of(&key, &conn, fwmark, expires - now));
+            records.push(record_of(key, conn, fwmark, expires - now));
         }
         Ok(records)
     }
