@@ -13,6 +13,8 @@ struct Token {
 }
 
 /// Words, braces and quoted strings; `#` and `!` start comments.
+mod ha;
+
 fn tokens(text: &str) -> Vec<Token> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -114,15 +116,28 @@ pub fn import(text: &str, source: &str) -> Import {
         "# Imported from {source} by `xvsd import-keepalived`; check it with\n# `xvsd check-config`.\n"
     );
     let mut notes = Vec::new();
+    // The director's own sections first, then the services.
+    let globals = top
+        .iter()
+        .find(|item| item.keyword == "global_defs")
+        .map(ha::globals)
+        .unwrap_or_default();
+    let instances: Vec<&Item> = top
+        .iter()
+        .filter(|item| item.keyword == "vrrp_instance")
+        .collect();
+    out.push_str(&ha::sync(&globals, &mut notes));
+    out.push_str(&ha::vrrp(&instances, &globals, &mut notes));
     for item in &top {
         match item.keyword.as_str() {
             "virtual_server" => virtual_server(item, &mut out, &mut notes),
-            "global_defs" => {}
-            "vrrp_instance" | "vrrp_sync_group" | "vrrp_script" | "static_ipaddress"
-            | "static_routes" => notes.push(format!(
-                "line {}: {}: VRRP and addresses are not xvsd's yet (left out)",
-                item.line, item.keyword
-            )),
+            "global_defs" | "vrrp_instance" => {}
+            "vrrp_sync_group" | "vrrp_script" | "static_ipaddress" | "static_routes" => {
+                notes.push(format!(
+                    "line {}: {}: not xvsd's (left out)",
+                    item.line, item.keyword
+                ))
+            }
             other => notes.push(format!("line {}: {other}: not translated", item.line)),
         }
     }
@@ -533,7 +548,7 @@ virtual_server group WEB {
 
         let notes = imported.notes.join("\n");
         for expected in [
-            "line 7: vrrp_instance: VRRP",
+            "line 7: vrrp_instance: no IPv4 virtual_ipaddress",
             "line 32: url regex_no_match: not translated",
             "line 51: smtp_alert: not translated",
             "line 68: virtual_server group WEB: only IP PORT and fwmark services",
@@ -553,5 +568,85 @@ virtual_server group WEB {
             (checks[0].kind, checks[0].port),
             (CheckType::Tcp, Some(443))
         );
+    }
+
+    #[test]
+    fn a_vrrp_instance_and_the_sync_daemon_become_vrrp_and_sync() {
+        let text = r#"
+global_defs {
+   lvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 ttl 2
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    nopreempt
+    preempt_delay 5
+    authentication {
+        auth_type PASS
+        auth_pass 1111
+    }
+    virtual_ipaddress {
+        1.1.1.254/24
+        1.1.1.253 dev eth0 label eth0:1
+        fd00::1/64
+    }
+    track_interface {
+        eth1
+    }
+    notify_master "/usr/local/bin/master.sh"
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+}
+virtual_server 1.1.1.254 80 {
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 1.1.1.10 80 {
+    }
+}
+"#;
+        let imported = import(text, "keepalived.conf");
+        let config =
+            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
+        let vrrp = config.vrrp.unwrap();
+        assert_eq!(
+            (
+                vrrp.interface.as_str(),
+                vrrp.vrid,
+                vrrp.priority,
+                vrrp.interval
+            ),
+            ("eth0", 51, 150, 1.0)
+        );
+        assert_eq!(
+            (vrrp.preempt, vrrp.preempt_delay, vrrp.version),
+            (false, 5.0, 2)
+        );
+        assert_eq!(vrrp.addresses, ["1.1.1.254/24", "1.1.1.253"]);
+        assert_eq!(vrrp.track_interfaces, ["eth1"]);
+        assert_eq!(
+            vrrp.notify_master.as_deref(),
+            Some("/usr/local/bin/master.sh")
+        );
+        let sync = config.sync.unwrap();
+        assert_eq!(
+            (sync.interface.as_str(), sync.syncid, sync.maxlen, sync.ttl),
+            ("eth1", Some(7), 1400, 2)
+        );
+        assert_eq!(config.services.len(), 1);
+        let notes = imported.notes.join("\n");
+        for expected in [
+            "vrrp_instance authentication: not translated",
+            "fd00::1/64: xvsd's VRRP holds IPv4 addresses only",
+            "1.1.1.253 dev eth0 label eth0:1: only the address is taken",
+            "vrrp_instance VI_2: xvsd runs one VRRP instance",
+        ] {
+            assert!(notes.contains(expected), "{expected}:\n{notes}");
+        }
     }
 }

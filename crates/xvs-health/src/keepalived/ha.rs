@@ -1,0 +1,177 @@
+//! keepalived's VRRP instance and LVS sync daemon as xvsd's `[vrrp]` and `[sync]`.
+//!
+//! xvsd runs one VRRP instance (IPv4, multicast): the first `vrrp_instance` is translated,
+//! what it cannot carry is named. keepalived's VRRP version defaults to 2, xvsd's to 3: an
+//! instance without a version is imported as version 2, so that the imported director
+//! and the keepalived directors beside it speak alike.
+
+use super::{Item, quoted};
+
+/// What `global_defs` says about VRRP and connection sync.
+#[derive(Default)]
+pub(super) struct Globals<'a> {
+    vrrp_version: Option<&'a str>,
+    sync: Option<&'a Item>,
+}
+
+pub(super) fn globals(item: &Item) -> Globals<'_> {
+    let mut globals = Globals::default();
+    for setting in item.block.iter().flatten() {
+        match setting.keyword.as_str() {
+            "vrrp_version" => globals.vrrp_version = setting.args.first().map(String::as_str),
+            "lvs_sync_daemon" => globals.sync = Some(setting),
+            _ => {}
+        }
+    }
+    globals
+}
+
+/// The `[vrrp]` section of the first of `instances`, or nothing if there is none.
+pub(super) fn vrrp(instances: &[&Item], globals: &Globals, notes: &mut Vec<String>) -> String {
+    let Some(instance) = instances.first() else {
+        return String::new();
+    };
+    for extra in &instances[1..] {
+        notes.push(format!(
+            "line {}: vrrp_instance {}: xvsd runs one VRRP instance (left out)",
+            extra.line,
+            extra.args.join(" ")
+        ));
+    }
+    let mut lines = Vec::new();
+    let mut version = globals.vrrp_version;
+    let mut addresses = Vec::new();
+    for setting in instance.block.iter().flatten() {
+        let first = setting.args.first().map(String::as_str);
+        match (setting.keyword.as_str(), first) {
+            ("interface", Some(name)) => lines.push(format!("interface = {}", quoted(name))),
+            ("virtual_router_id", Some(id)) => lines.push(format!("vrid = {id}")),
+            ("priority", Some(p)) => lines.push(format!("priority = {p}")),
+            ("advert_int", Some(s)) => lines.push(format!("interval = {}", number(s))),
+            ("preempt_delay", Some(s)) => lines.push(format!("preempt_delay = {}", number(s))),
+            ("nopreempt", _) => lines.push("preempt = false".to_string()),
+            ("version", Some(v)) => version = Some(v),
+            ("notify_master", Some(c)) => lines.push(format!("notify_master = {}", quoted(c))),
+            ("notify_backup", Some(c)) => lines.push(format!("notify_backup = {}", quoted(c))),
+            ("virtual_ipaddress", _) => {
+                addresses.extend(virtual_addresses(setting, notes));
+            }
+            ("track_interface", _) => {
+                let names: Vec<String> = setting
+                    .block
+                    .iter()
+                    .flatten()
+                    .map(|i| quoted(&i.keyword))
+                    .collect();
+                lines.push(format!("track_interfaces = [{}]", names.join(", ")));
+            }
+            // The initial state: in xvsd (as in keepalived, after the first election) the
+            // priority decides.
+            ("state", _) => {}
+            (other, _) => notes.push(format!(
+                "line {}: vrrp_instance {other}: not translated",
+                setting.line
+            )),
+        }
+    }
+    if addresses.is_empty() {
+        notes.push(format!(
+            "line {}: vrrp_instance: no IPv4 virtual_ipaddress (xvsd's [vrrp] needs one; left out)",
+            instance.line
+        ));
+        return String::new();
+    }
+    lines.push(format!("addresses = [{}]", addresses.join(", ")));
+    lines.push(format!(
+        "version = {}  # keepalived's default is 2",
+        version.unwrap_or("2")
+    ));
+    format!(
+        "\n# keepalived's vrrp_instance {} (line {})\n[vrrp]\n{}\n",
+        instance.args.join(" "),
+        instance.line,
+        lines.join("\n")
+    )
+}
+
+/// `virtual_ipaddress { ADDRESS[/PREFIX] [dev IFACE] ... }`: the IPv4 addresses, quoted.
+fn virtual_addresses(setting: &Item, notes: &mut Vec<String>) -> Vec<String> {
+    let mut addresses = Vec::new();
+    for entry in setting.block.iter().flatten() {
+        let (ip, _) = entry
+            .keyword
+            .split_once('/')
+            .unwrap_or((&entry.keyword, ""));
+        if ip.parse::<std::net::Ipv4Addr>().is_err() {
+            notes.push(format!(
+                "line {}: virtual_ipaddress {}: xvsd's VRRP holds IPv4 addresses only (left out)",
+                entry.line, entry.keyword
+            ));
+            continue;
+        }
+        if !entry.args.is_empty() {
+            notes.push(format!(
+                "line {}: virtual_ipaddress {} {}: only the address is taken (on the instance's interface)",
+                entry.line,
+                entry.keyword,
+                entry.args.join(" ")
+            ));
+        }
+        addresses.push(quoted(&entry.keyword));
+    }
+    addresses
+}
+
+/// `lvs_sync_daemon IFACE [INSTANCE] [id N] [maxlen N] [port N] [ttl N] [group ADDR]` as
+/// `[sync]` (its syncid defaults to the VRRP instance's vrid in both).
+pub(super) fn sync(globals: &Globals, notes: &mut Vec<String>) -> String {
+    let Some(daemon) = globals.sync else {
+        return String::new();
+    };
+    let mut args = daemon.args.iter().map(String::as_str);
+    let Some(interface) = args.next() else {
+        notes.push(format!(
+            "line {}: lvs_sync_daemon without an interface (left out)",
+            daemon.line
+        ));
+        return String::new();
+    };
+    let mut lines = vec![format!("interface = {}", quoted(interface))];
+    while let Some(word) = args.next() {
+        let key = match word {
+            "id" => "syncid",
+            "maxlen" => "maxlen",
+            "port" => "port",
+            "ttl" => "ttl",
+            "group" => "group",
+            // The VRRP instance it follows: xvsd's sync follows its one instance.
+            _ => continue,
+        };
+        let Some(value) = args.next() else {
+            notes.push(format!(
+                "line {}: lvs_sync_daemon {word} without a value",
+                daemon.line
+            ));
+            continue;
+        };
+        lines.push(if key == "group" {
+            format!("{key} = {}", quoted(value))
+        } else {
+            format!("{key} = {value}")
+        });
+    }
+    format!(
+        "\n# keepalived's lvs_sync_daemon (line {})\n[sync]\n{}\n",
+        daemon.line,
+        lines.join("\n")
+    )
+}
+
+/// A number as TOML reads it ("1" stays an integer where a float is wanted: 1.0).
+fn number(text: &str) -> String {
+    if text.contains('.') {
+        text.to_string()
+    } else {
+        format!("{text}.0")
+    }
+}
