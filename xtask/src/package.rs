@@ -271,6 +271,7 @@ fn control(root: &Path) -> Result<String, String> {
          Maintainer: xvs developers <xvs-developers@example.org>\n\
          Installed-Size: {size}\n\
          Depends: libc6 (>= 2.34)\n\
+         Suggests: bird2\n\
          Section: net\n\
          Priority: optional\n\
          Description: Linux Virtual Server load balancer on XDP\n \

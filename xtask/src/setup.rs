@@ -24,6 +24,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("chromium", "chromium"),
     ("openssl", "openssl"),
     ("keepalived", "keepalived"),
+    // xvsd announces VIPs over BGP through BIRD (the scale-out labs run it as routers too).
+    ("bird2", "bird"),
     ("ca-certificates", "update-ca-certificates"),
     // The fwmark labs mark packets as operators do, with both.
     ("iptables", "iptables"),

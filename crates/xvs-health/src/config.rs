@@ -31,10 +31,12 @@ use std::{net::SocketAddr, time::Duration};
 use serde::Deserialize;
 use xvs_core::model::{self, ServiceKey};
 
+mod bgp;
 mod check;
 mod sync;
 mod vrrp;
 
+pub use bgp::BgpConfig;
 pub use check::{CheckConfig, CheckType, Checks, QUERY_TYPES};
 pub use sync::SyncConfig;
 pub use vrrp::VrrpConfig;
@@ -50,6 +52,8 @@ pub struct Config {
     pub vrrp: Option<VrrpConfig>,
     /// Connection sync with the other directors.
     pub sync: Option<SyncConfig>,
+    /// VIPs announced to routers over BGP.
+    pub bgp: Option<BgpConfig>,
     /// IPVS's sysctls, set on the director at start and at each reload.
     #[serde(default)]
     pub sysctl: SysctlConfig,
@@ -387,6 +391,24 @@ impl Protocol {
 }
 
 impl Config {
+    /// The VIPs BGP announces: `[bgp] addresses`, or every IPv4 address service's VIP.
+    pub fn bgp_addresses(&self) -> Vec<std::net::Ipv4Addr> {
+        if let Some(bgp) = &self.bgp
+            && !bgp.addresses.is_empty()
+        {
+            return bgp.addresses.clone();
+        }
+        let mut vips = Vec::new();
+        for service in &self.services {
+            if let Some(SocketAddr::V4(address)) = service.address
+                && !vips.contains(address.ip())
+            {
+                vips.push(*address.ip());
+            }
+        }
+        vips
+    }
+
     /// Parses and validates `text`; every problem with its line and column.
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
@@ -402,6 +424,14 @@ impl Config {
         }
         if let Some(sync) = &config.sync {
             problems.extend(sync.problems());
+        }
+        if let Some(bgp) = &config.bgp {
+            problems.extend(bgp.problems());
+            if bgp.addresses.is_empty() && config.bgp_addresses().is_empty() {
+                problems.push(
+                    "bgp: nothing to announce (no IPv4 address service, no addresses)".to_string(),
+                );
+            }
         }
         let mut services = std::collections::HashSet::new();
         for (i, service) in config.services.iter().enumerate() {

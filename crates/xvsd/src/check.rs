@@ -181,7 +181,7 @@ fn dns_query(id: u16, name: &str, code: u16) -> Vec<u8> {
 /// deadline.
 fn command(address: SocketAddr, check: &CheckConfig, deadline: Instant) -> CheckResult {
     let line = check.command.as_deref().unwrap_or("false");
-    let mut child = Command::new("sh")
+    let mut child = crate::control::with_signals(&mut Command::new("sh"))
         .args(["-c", line])
         .env("XVS_REAL_SERVER", address.to_string())
         .stdin(Stdio::null())

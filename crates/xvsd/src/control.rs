@@ -61,6 +61,8 @@ fn answer(mut stream: UnixStream, sender: &mpsc::Sender<Message>) -> std::io::Re
     let message = match line.trim() {
         "reload" => Message::Reload(Some(reply)),
         "health" => Message::Status(reply),
+        "drain" => Message::Drain(true, reply),
+        "drain off" => Message::Drain(false, reply),
         other => {
             return stream.write_all(format!("error: unknown request {other:?}\n").as_bytes());
         }
@@ -76,6 +78,22 @@ fn answer(mut stream: UnixStream, sender: &mpsc::Sender<Message>) -> std::io::Re
         stream.write_all(b"\n")?;
     }
     Ok(())
+}
+
+/// `command` with its child's signal mask cleared: xvsd blocks SIGHUP, SIGTERM and
+/// SIGINT in its threads (see [`forward_signals`]), and a blocked signal stays blocked
+/// across exec: a BIRD, a check or a notify script would not stop at SIGTERM.
+pub fn with_signals(command: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: sigprocmask(2) on an empty set only, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        })
+    }
 }
 
 /// Blocks SIGHUP, SIGTERM and SIGINT in this (and every later) thread: SIGHUP becomes a

@@ -28,6 +28,7 @@ use xvs_health::{
 };
 
 use crate::{
+    bgp::Bgp,
     check::{self, CheckResult},
     control,
     http::{self, Wanted},
@@ -56,6 +57,9 @@ pub(crate) enum Message {
     /// Reload the config; the reply, if someone waits for one.
     Reload(Option<mpsc::Sender<String>>),
     Status(mpsc::Sender<String>),
+    /// `xvsd drain` (true) or `xvsd drain off`: BGP withdraws (or announces again) the
+    /// VIPs, forwarding goes on.
+    Drain(bool, mpsc::Sender<String>),
 }
 
 /// Reads and validates the config at `path`.
@@ -133,6 +137,14 @@ pub fn run(path: &str) -> Result<(), String> {
         }
         None => None,
     };
+    let mut bgp = match &daemon.config.bgp {
+        Some(config) => Some(Bgp::start(config, &daemon.config.bgp_addresses())?),
+        None => None,
+    };
+    let mut draining = false;
+    if let Some(bgp) = &mut bgp {
+        bgp.announce(&daemon.announced(draining));
+    }
     let track_services = daemon
         .config
         .vrrp
@@ -166,10 +178,17 @@ pub fn run(path: &str) -> Result<(), String> {
                 if let (Some(vrrp), true) = (&vrrp, track_services) {
                     vrrp.set_healthy(daemon.state.all_quorate());
                 }
+                if let Some(bgp) = &mut bgp {
+                    bgp.announce(&daemon.announced(draining));
+                }
             }
             Ok(Message::Checked { .. }) => {} // from before a reload
             Ok(Message::Reload(reply)) => {
                 let answer = daemon.reload();
+                // (BIRD's VIPs are those of the config xvsd started with.)
+                if let Some(bgp) = &mut bgp {
+                    bgp.announce(&daemon.announced(draining));
+                }
                 match &answer {
                     Ok(text) => println!("xvsd: {text}"),
                     Err(text) => eprintln!("xvsd: {text}"),
@@ -181,6 +200,22 @@ pub fn run(path: &str) -> Result<(), String> {
             Ok(Message::Status(reply)) => {
                 let _ = reply.send(daemon.status());
             }
+            Ok(Message::Drain(on, reply)) => {
+                draining = on;
+                let answer = match &mut bgp {
+                    Some(bgp) => {
+                        bgp.announce(&daemon.announced(draining));
+                        if on {
+                            "draining: the VIPs are withdrawn, forwarding goes on"
+                        } else {
+                            "announcing the VIPs again"
+                        }
+                    }
+                    None => "error: no [bgp] section: nothing to withdraw",
+                };
+                println!("xvsd: {answer}");
+                let _ = reply.send(answer.to_string());
+            }
             Ok(Message::Report(wanted, reply)) => {
                 let _ = reply.send(daemon.report(wanted));
             }
@@ -190,6 +225,9 @@ pub fn run(path: &str) -> Result<(), String> {
                 }
                 if let Some(sync) = sync {
                     sync.stop();
+                }
+                if let Some(bgp) = bgp {
+                    bgp.stop();
                 }
                 println!("xvsd: stopped; the table stays as it is");
                 return Ok(());
@@ -420,6 +458,37 @@ impl Daemon {
     }
 
     /// `xvsd health`: every service's quorum and every real server's state and last check.
+    /// The VIPs BGP announces: each while a service of it has its quorum (one with no
+    /// address service of its own while every service has), none while draining.
+    fn announced(&self, draining: bool) -> std::collections::BTreeSet<std::net::Ipv4Addr> {
+        let mut announced = std::collections::BTreeSet::new();
+        if draining {
+            return announced;
+        }
+        for vip in self.config.bgp_addresses() {
+            let mut of_vip = self
+                .config
+                .services
+                .iter()
+                .zip(&self.state.services)
+                .filter(|(service, _)| {
+                    service
+                        .address
+                        .is_some_and(|a| a.ip() == std::net::IpAddr::V4(vip))
+                })
+                .peekable();
+            let up = if of_vip.peek().is_some() {
+                of_vip.any(|(_, state)| state.quorum_up)
+            } else {
+                self.state.all_quorate()
+            };
+            if up {
+                announced.insert(vip);
+            }
+        }
+        announced
+    }
+
     fn status(&self) -> String {
         let mut out = format!("config {}\n", self.path);
         for (i, (service, state)) in self
@@ -529,7 +598,7 @@ fn notify(config: &Config, event: &Event) {
         _ => "DOWN",
     };
     let mut command = std::process::Command::new("sh");
-    command
+    crate::control::with_signals(&mut command)
         .args(["-c", line])
         .env("XVS_SERVICE", service.name())
         .env("XVS_STATE", state)

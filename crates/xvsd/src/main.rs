@@ -1,6 +1,7 @@
 //! xvsd — the director daemon: runs the config's virtual services with health checks
 //! (`run`), manages where the director's XDP program is attached and shows its state.
 
+mod bgp;
 mod check;
 mod control;
 mod daemon;
@@ -29,6 +30,9 @@ Usage:
                            only the differences (as SIGHUP does); a bad file changes nothing
   xvsd health              the running `xvsd run`'s view: each service's quorum, each real
                            server's state, weight and last check
+  xvsd drain [off]         the running `xvsd run` withdraws its VIPs from its BGP routers
+                           (new flows go to the other directors; forwarding goes on), or
+                           announces them again
   xvsd status              show this namespace's director: program, interfaces, counters
   xvsd sysctl [NAME[=VALUE]]...
                            show or set IPVS's sysctls that xvs has, as sysctl(8) does
@@ -54,6 +58,8 @@ fn main() -> ExitCode {
         ["import-keepalived", file] => import_keepalived(file),
         ["reload"] => control::ask("reload"),
         ["health"] => control::ask("health"),
+        ["drain"] => control::ask("drain"),
+        ["drain", "off"] => control::ask("drain off"),
         ["status"] => status(),
         ["sysctl", words @ ..] => sysctl::run(words),
         ["sync-daemon", words @ ..] => sync::run_daemon(words),

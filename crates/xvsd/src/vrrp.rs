@@ -253,7 +253,7 @@ fn run_notify(command: Option<&str>, state: &str) {
     let Some(command) = command else {
         return;
     };
-    match std::process::Command::new("sh")
+    match crate::control::with_signals(&mut std::process::Command::new("sh"))
         .args(["-c", command])
         .env("XVS_VRRP_STATE", state)
         .stdin(std::process::Stdio::null())

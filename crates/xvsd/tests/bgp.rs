@@ -1,0 +1,291 @@
+//! Scale-out behind ECMP (#13 lab c): three xvsd directors announce the VIP over BGP
+//! (each through its own BIRD) to a router namespace running BIRD, which installs one
+//! multipath route and spreads the client's flows over the directors by a hash of
+//! addresses and ports. Every director schedules with `mh` over the same real servers, so
+//! a flow that lands on another director after the router's set changes still reaches
+//! its real server. One director is taken away cleanly (xvsd stops: BIRD closes its
+//! session), one by cutting it off the network (BFD notices): no established connection
+//! breaks either time, and `xvsd drain` withdraws a director without stopping it.
+//! How long each withdrawal took to reach the router is printed (docs/BENCHMARKS.md).
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use xvs_lab::{Lab, LabBuilder, ServerKind, end, topology};
+
+const XVSD: &str = env!("CARGO_BIN_EXE_xvsd");
+const VIP: &str = topology::VIP;
+const DIRECTORS: [&str; 3] = ["d1", "d2", "d3"];
+/// Long-lived connections kept open through every change.
+const FLOWS: usize = 24;
+
+fn lab() -> Lab {
+    let mut builder = LabBuilder::new()
+        .host("client")
+        .host("router")
+        .host("d1")
+        .host("d2")
+        .host("d3")
+        .host("web1")
+        .host("web2")
+        .host("lan")
+        .link(
+            end("client", "eth0", &["2.2.2.1/24"]),
+            end("router", "eth0", &["2.2.2.254/24"]),
+        )
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("router", "eth1", &["10.0.0.254/24"]),
+                end("d1", "eth0", &["10.0.0.1/24"]),
+                end("d2", "eth0", &["10.0.0.2/24"]),
+                end("d3", "eth0", &["10.0.0.3/24"]),
+                end("web1", "eth0", &["10.0.0.10/24"]),
+                end("web2", "eth0", &["10.0.0.20/24"]),
+            ],
+        )
+        .route("client", &["default", "via", "2.2.2.254"])
+        .route("web1", &["default", "via", "10.0.0.254"])
+        .route("web2", &["default", "via", "10.0.0.254"])
+        .sysctl("router", "net.ipv4.ip_forward", "1")
+        // A hash of addresses, protocol and ports (policy 1 would reuse the socket's own
+        // hash, which changes on a retransmission timeout: conn-sync-and-ecmp.md).
+        .sysctl("router", "net.ipv4.fib_multipath_hash_policy", "3")
+        .sysctl("router", "net.ipv4.fib_multipath_hash_fields", "0x0037");
+    for director in DIRECTORS {
+        builder = builder.sysctl(director, "net.ipv4.ip_forward", "1");
+    }
+    topology::real_servers_hold_vip(builder).build().unwrap()
+}
+
+/// The router's BIRD: eBGP with BFD to each director, routes merged into one multipath
+/// route in the kernel.
+const ROUTER_BIRD: &str = r#"
+log stderr { warning, error, fatal };
+router id 10.0.0.254;
+protocol device {}
+protocol kernel { ipv4 { export all; }; merge paths on; }
+protocol bfd { interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }
+template bgp director { local as 65000; hold time 9; bfd on; ipv4 { import all; export none; }; }
+protocol bgp d1 from director { neighbor 10.0.0.1 as 65001; }
+protocol bgp d2 from director { neighbor 10.0.0.2 as 65001; }
+protocol bgp d3 from director { neighbor 10.0.0.3 as 65001; }
+"#;
+
+fn director_config(name: &str) -> String {
+    let text = format!(
+        r#"
+[bgp]
+local_as = 65001
+peer_as = 65000
+neighbors = ["10.0.0.254"]
+bfd = true
+
+[[service]]
+address = "{VIP}:80"
+scheduler = "mh"
+method = "dr"
+[service.check]
+interval = 0.5
+[[service.real_server]]
+address = "10.0.0.10:80"
+[[service.real_server]]
+address = "10.0.0.20:80"
+"#
+    );
+    let path = std::env::temp_dir().join(format!("xvsd-{}-{name}-bgp.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn start(lab: &Lab, host: &str, config: &str) -> Child {
+    lab.command(host, &[XVSD, "run", config])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The directors the router sends the VIP to.
+fn next_hops(lab: &Lab) -> Vec<String> {
+    let routes = lab
+        .run_ok("router", &["ip", "-4", "route", "show", VIP])
+        .unwrap_or_default();
+    let mut hops: Vec<String> = routes
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "via")
+        .map(|w| w[1].to_string())
+        .collect();
+    hops.sort();
+    hops
+}
+
+/// Waits until the router's next hops are `wanted`; how long that took.
+fn until_hops(lab: &Lab, wanted: &[&str]) -> Duration {
+    let started = Instant::now();
+    while next_hops(lab) != wanted {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the router never sent the VIP to {wanted:?} (it sends it to {:?})",
+            next_hops(lab)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    started.elapsed()
+}
+
+/// Connections that still echo what they are sent (each is used, whatever the result).
+fn alive(streams: &mut [TcpStream], round: &str) -> usize {
+    let mut alive = 0;
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let text = format!("{round} {i}\n");
+        let mut back = vec![0u8; text.len()];
+        if stream.write_all(text.as_bytes()).is_ok()
+            && stream.read_exact(&mut back).is_ok()
+            && back == text.as_bytes()
+        {
+            alive += 1;
+        }
+    }
+    alive
+}
+
+/// How many of the client's connections each director holds.
+fn spread(lab: &Lab) -> Vec<usize> {
+    DIRECTORS
+        .iter()
+        .map(|d| {
+            lab.within(d, || {
+                xvs_datapath::Director::find()
+                    .ok()
+                    .flatten()
+                    .and_then(|d| d.connections().ok())
+                    .map_or(0, |c| c.iter().filter(|e| e.state == "ESTABLISHED").count())
+            })
+            .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn directors_behind_ecmp_lose_no_connection_when_one_leaves() {
+    let mut lab = lab();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Echo).unwrap();
+    }
+    let router_conf =
+        std::env::temp_dir().join(format!("xvs-{}-router-bird.conf", std::process::id()));
+    std::fs::write(&router_conf, ROUTER_BIRD).unwrap();
+    let socket = std::env::temp_dir().join(format!("xvs-{}-router-bird.ctl", std::process::id()));
+    lab.spawn(
+        "router",
+        &[
+            "bird",
+            "-f",
+            "-c",
+            router_conf.to_str().unwrap(),
+            "-s",
+            socket.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let configs: Vec<String> = DIRECTORS.iter().map(|d| director_config(d)).collect();
+    let mut daemons: Vec<Child> = DIRECTORS
+        .iter()
+        .zip(&configs)
+        .map(|(d, c)| start(&lab, d, c))
+        .collect();
+    let all = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    let took = until_hops(&lab, &all);
+    println!("all three directors announced within {took:?} of their start");
+
+    let vip: SocketAddr = format!("{VIP}:80").parse().unwrap();
+    let mut streams: Vec<TcpStream> = lab
+        .within("client", || {
+            (0..FLOWS)
+                .map(|_| {
+                    let s = TcpStream::connect_timeout(&vip, Duration::from_secs(5)).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+                    s
+                })
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(alive(&mut streams, "first"), FLOWS);
+    let before = spread(&lab);
+    println!("connections per director: {before:?}");
+    assert!(
+        before.iter().filter(|n| **n > 0).count() >= 2,
+        "the router spreads flows over the directors: {before:?}"
+    );
+
+    // d3 leaves cleanly: xvsd stops, its BIRD closes the session.
+    let stopped = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &daemons[2].id().to_string()])
+        .status()
+        .unwrap();
+    until_hops(&lab, &all[..2]);
+    println!(
+        "clean stop: the router dropped d3 after {:?}",
+        stopped.elapsed()
+    );
+    daemons[2].wait().unwrap();
+    assert_eq!(
+        alive(&mut streams, "after d3 left"),
+        FLOWS,
+        "no connection broke"
+    );
+
+    // d2 drains: withdrawn, still running; then announced again.
+    let drained = lab.run_ok("d2", &[XVSD, "drain"]).unwrap();
+    assert!(drained.contains("withdrawn"), "{drained}");
+    until_hops(&lab, &["10.0.0.1"]);
+    assert_eq!(
+        alive(&mut streams, "d2 drained"),
+        FLOWS,
+        "no connection broke"
+    );
+    lab.run_ok("d2", &[XVSD, "drain", "off"]).unwrap();
+    until_hops(&lab, &all[..2]);
+    assert_eq!(alive(&mut streams, "d2 back"), FLOWS, "no connection broke");
+
+    // d2 is cut off the network (as a frozen machine is): BFD tells the router.
+    let cut = Instant::now();
+    lab.run_ok("d2", &["ip", "link", "set", "eth0", "down"])
+        .unwrap();
+    until_hops(&lab, &["10.0.0.1"]);
+    println!("cut off: the router dropped d2 after {:?}", cut.elapsed());
+    assert_eq!(
+        alive(&mut streams, "after d2 was cut off"),
+        FLOWS,
+        "no connection broke"
+    );
+    // And new connections are served.
+    let mut fresh = lab
+        .within("client", || {
+            TcpStream::connect_timeout(&vip, Duration::from_secs(5))
+        })
+        .unwrap()
+        .unwrap();
+    fresh
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(alive(std::slice::from_mut(&mut fresh), "new"), 1);
+
+    for daemon in &mut daemons {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
+    for path in configs {
+        let _ = std::fs::remove_file(path);
+    }
+    let _ = std::fs::remove_file(router_conf);
+}
