@@ -106,7 +106,7 @@ fn fill_and_read(
                 .map_err(|e| e.to_string())?;
         }
     }
-    let index = director.sync_index().map_err(|e| e.to_string())?;
+    let mut index = director.sync_index().map_err(|e| e.to_string())?;
     let mut master = Master {
         read: Vec::new(),
         first: Vec::new(),
@@ -117,7 +117,9 @@ fn fill_and_read(
     let mut records = Vec::new();
     for _ in 0..ROUNDS {
         let started = Instant::now();
-        records = director.sync_records(&index).map_err(|e| e.to_string())?;
+        records = director
+            .sync_records(&mut index)
+            .map_err(|e| e.to_string())?;
         master.read.push(started.elapsed().as_secs_f64());
         let mut tracker = Tracker::new();
         let started = Instant::now();
@@ -127,7 +129,9 @@ fn fill_and_read(
         master.messages = messages.len();
         master.bytes = messages.iter().map(Vec::len).sum();
         let started = Instant::now();
-        let records = director.sync_records(&index).map_err(|e| e.to_string())?;
+        let records = director
+            .sync_records(&mut index)
+            .map_err(|e| e.to_string())?;
         let none = tracker.changes(1, records);
         master.idle.push(started.elapsed().as_secs_f64());
         if !none.is_empty() {

@@ -2012,7 +2012,7 @@ fn synced_connections_go_where_the_master_sent_them() {
                 "not counted yet"
             );
             // Not yet used here: not this director's to tell.
-            assert!(director.sync_records(&index).unwrap().is_empty());
+            assert!(director.sync_records(&mut index).unwrap().is_empty());
 
             // DR: rr would start with 10.0.0.10; the connection goes on to 10.0.0.20.
             let ack = tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC);
@@ -2028,7 +2028,7 @@ fn synced_connections_go_where_the_master_sent_them() {
             assert_eq!(again.local, 1);
             let (out, _) = director.run_frame(eth0, &ack).unwrap();
             assert_eq!(&out.frame[..6], &RS2_MAC[..]);
-            let told = director.sync_records(&index).unwrap();
+            let told = director.sync_records(&mut index).unwrap();
             assert_eq!(told.len(), 1);
             assert_eq!(
                 (told[0].cport, told[0].daddr, told[0].state),
@@ -2055,6 +2055,44 @@ fn synced_connections_go_where_the_master_sent_them() {
             let conns = dest_conns(director, 82, "10.0.0.20");
             assert_eq!((conns.persistent, conns.active), (1, 1));
             assert_eq!(counters(director)[counter::ADOPTED as usize], 3);
+        },
+    );
+}
+
+/// A director's own connection whose real server was removed and added again (its
+/// checks failed while it was cut off, say) is dead here; the record a master sends of it
+/// replaces it, and the connection goes on to the server as it is now.
+#[test]
+fn a_synced_connection_replaces_a_dead_one_of_this_director() {
+    use xvs_sync::state;
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            for syn in [true, false] {
+                let frame = tcp4(CLIENT, VIP, 40010, 80, syn, CLIENT_MAC);
+                assert_eq!(director.run_frame(eth0, &frame).unwrap().0.verdict, XDP_TX);
+            }
+            // Two changes: one change that removes and adds a server keeps it as it was.
+            change(director, &["-d -t 1.1.1.254:80 -r 10.0.0.10"]);
+            change(director, &["-a -t 1.1.1.254:80 -r 10.0.0.10 -g"]);
+            let mut index = director.sync_index().unwrap();
+            let record = synced(40010, 80, "10.0.0.10", 80, state::ESTABLISHED);
+            let taken = director.take_synced(&mut index, &[record]).unwrap();
+            assert_eq!((taken.made, taken.replaced), (1, 1), "{taken:?}");
+            let ack = tcp4(CLIENT, VIP, 40010, 80, false, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &ack).unwrap();
+            assert_eq!((out.verdict, &out.frame[..6]), (XDP_TX, &RS1_MAC[..]));
+            let c = counters(director);
+            assert_eq!(
+                (c[counter::ADOPTED as usize], c[counter::DEST_GONE as usize]),
+                (1, 0)
+            );
+            let table = director.load().unwrap().table;
+            assert_eq!(service_on(&table, 80).dests[0].conns.active, 1);
         },
     );
 }

@@ -6,7 +6,9 @@
 //! unicast peer), paced to `max_rate`. A backup makes entries of what it hears
 //! (`Director::take_synced`); one that starts, or becomes backup, asks for the whole
 //! table (a bulk request, repeated every 10 s until a master answers). With VRRP the
-//! role follows the instance; without it the director does both.
+//! role follows the instance (without it the director does both), and a master that
+//! hands over sends its whole table as it goes: a director that was cut off and comes
+//! back as master gets the connections made while it was away.
 
 use std::{
     collections::VecDeque,
@@ -21,7 +23,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xvs_datapath::{Director, netlink, tables::sync::SyncIndex};
+use xvs_datapath::{
+    Director, netlink,
+    tables::sync::{SyncIndex, Taken},
+};
 use xvs_health::config::SyncConfig;
 use xvs_sync::{
     Tracker,
@@ -30,8 +35,6 @@ use xvs_sync::{
 
 /// How often a master reads its table (less often when a round takes longer).
 const ROUND: Duration = Duration::from_millis(500);
-/// How often the services and real servers records are matched to are read again.
-const INDEX_AGE: Duration = Duration::from_secs(2);
 /// How often a backup that has heard no master asks again for the whole table.
 const ASK_AGAIN: Duration = Duration::from_secs(10);
 /// How often what sync did is logged (when it did something).
@@ -59,7 +62,18 @@ impl Role {
         }
     }
 
+    /// A VRRP master receives too: a director that hands the VIPs over (it was master
+    /// while this one was cut off, or before this one preempted it) sends its whole
+    /// table as it goes, and the master takes what it lacks (its own entries win).
     fn receiving(&self) -> bool {
+        match self {
+            Role::FollowVrrp(_) | Role::Both | Role::Backup => true,
+            Role::Master => false,
+        }
+    }
+
+    /// Whether a backup that has heard no master should ask for the whole table.
+    fn asking(&self) -> bool {
         match self {
             Role::FollowVrrp(master) => !master.load(Ordering::Relaxed),
             Role::Both | Role::Backup => true,
@@ -129,6 +143,7 @@ struct Done {
     local: usize,
     unknown: usize,
     full: usize,
+    replaced: usize,
     refused: usize,
     last_refusal: Option<String>,
 }
@@ -157,7 +172,8 @@ struct Worker {
     /// Bytes that may be sent now.
     budget: f64,
     director: Option<Director>,
-    index: Option<(SyncIndex, Instant)>,
+    /// The table as records are matched to it (read again when it changes).
+    index: Option<SyncIndex>,
     /// A master answered since this director became backup.
     heard_master: bool,
     /// When the whole table was last asked for.
@@ -182,7 +198,16 @@ impl Worker {
                     self.tracker.resend_all();
                     println!("{}: sending to {}", self.name, self.listed_targets());
                 } else {
-                    self.outbox.clear();
+                    if was_sending == Some(true) {
+                        // Handing over: the new master gets this director's whole table
+                        // (the connections it made while the other was away).
+                        self.tracker.resend_all();
+                        let now_ms = (Instant::now() - started).as_millis() as u64;
+                        if let Err(e) = self.round(now_ms) {
+                            eprintln!("{}: {e}", self.name);
+                        }
+                        println!("{}: handing over {} messages", self.name, self.outbox.len());
+                    }
                     self.heard_master = false;
                     self.asked = None;
                     println!("{}: receiving", self.name);
@@ -190,7 +215,7 @@ impl Worker {
                 was_sending = Some(sending);
             }
             let now = Instant::now();
-            if self.role.receiving()
+            if self.role.asking()
                 && !self.heard_master
                 && self.asked.is_none_or(|at| now - at >= ASK_AGAIN)
             {
@@ -244,7 +269,8 @@ impl Worker {
         list.join(", ")
     }
 
-    /// The director and a fresh enough index of its table.
+    /// The director and its index (which the director reads again when the table
+    /// changed).
     fn director(&mut self) -> Result<(&mut Director, &mut SyncIndex), String> {
         if self.director.is_none() {
             self.director = Some(
@@ -255,17 +281,10 @@ impl Worker {
             self.index = None;
         }
         let director = self.director.as_mut().ok_or("no director")?;
-        if self
-            .index
-            .as_ref()
-            .is_none_or(|(_, at)| at.elapsed() >= INDEX_AGE)
-        {
-            self.index = Some((
-                director.sync_index().map_err(|e| e.to_string())?,
-                Instant::now(),
-            ));
+        if self.index.is_none() {
+            self.index = Some(director.sync_index().map_err(|e| e.to_string())?);
         }
-        let (index, _) = self.index.as_mut().ok_or("no index")?;
+        let index = self.index.as_mut().ok_or("no index")?;
         Ok((director, index))
     }
 
@@ -340,11 +359,7 @@ impl Worker {
             return;
         }
         self.heard_master = true;
-        let taken = self.director().and_then(|(director, index)| {
-            director
-                .take_synced(index, &message.conns)
-                .map_err(|e| e.to_string())
-        });
+        let taken = self.take(&message.conns);
         match taken {
             Ok(taken) => {
                 self.done.made += taken.made;
@@ -352,12 +367,20 @@ impl Worker {
                 self.done.local += taken.local;
                 self.done.unknown += taken.unknown;
                 self.done.full += taken.full;
+                self.done.replaced += taken.replaced;
             }
             Err(e) => {
                 eprintln!("{}: {e}", self.name);
                 self.director = None;
             }
         }
+    }
+
+    fn take(&mut self, conns: &[xvs_sync::SyncedConn]) -> Result<Taken, String> {
+        let (director, index) = self.director()?;
+        director
+            .take_synced(index, conns)
+            .map_err(|e| e.to_string())
     }
 
     fn report(&mut self) {
@@ -374,8 +397,8 @@ impl Worker {
         }
         if d.made + d.updated + d.local + d.unknown + d.full > 0 {
             parts.push(format!(
-                "received {} new, {} updated, {} in use here, {} of unknown services or real servers, {} with the table full",
-                d.made, d.updated, d.local, d.unknown, d.full
+                "received {} new ({} replacing dead entries of this director), {} updated, {} in use here, {} of unknown services or real servers, {} with the table full",
+                d.made, d.replaced, d.updated, d.local, d.unknown, d.full
             ));
         }
         if d.refused > 0 {

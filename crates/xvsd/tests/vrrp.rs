@@ -474,3 +474,70 @@ fn connections_survive_failover_and_return_with_sync() {
         let _ = std::fs::remove_file(path);
     }
 }
+
+/// The master is cut off the network (its link down: `track_interfaces` puts it in
+/// FAULT, giving the VIP up) and comes back with no preempt delay: the backup takes
+/// over and serves the synced connections and one opened meanwhile; when the first
+/// returns it preempts at once, and the backup, handing over, sends it its whole table:
+/// every connection goes on through the returned master.
+#[test]
+fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
+    let mut lab = lab();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Echo).unwrap();
+    }
+    let synced = |name: &str, priority: u8| {
+        let path = config(name, priority);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(
+                "version = 3\n",
+                "version = 3\ntrack_interfaces = [\"eth0\"]\n",
+            )
+            .replacen("[vrrp]", "[sync]\ninterface = \"eth0\"\n\n[vrrp]", 1);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (c1, c2) = (synced("d1-cut", 200), synced("d2-cut", 100));
+    let mut d1 = start(&lab, "d1", &c1);
+    let mut d2 = start(&lab, "d2", &c2);
+    until("d1 master", || {
+        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+    });
+    let mut streams: Vec<_> = (0..4).map(|_| connect(&lab)).collect();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        echo(stream, &format!("before {i}\n"));
+    }
+    until("d2 holds d1's connections", || established(&lab, "d2") >= 4);
+
+    lab.run_ok("d1", &["ip", "link", "set", "eth0", "down"])
+        .unwrap();
+    until("d2 master", || holds_vip(&lab, "d2"));
+    for (i, stream) in streams.iter_mut().enumerate() {
+        echo(stream, &format!("through d2 {i}\n"));
+    }
+    streams.push(connect(&lab));
+    echo(streams.last_mut().unwrap(), "opened through d2\n");
+
+    lab.run_ok("d1", &["ip", "link", "set", "eth0", "up"])
+        .unwrap();
+    until("d1 master again", || {
+        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+    });
+    until("d1 holds the connection opened through d2", || {
+        established(&lab, "d1") >= 5
+    });
+    // The client's packets go by ARP: to d1 from now on.
+    lab.run_ok("client", &["ip", "neigh", "flush", "dev", "eth0"])
+        .unwrap();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        echo(stream, &format!("through d1 again {i}\n"));
+    }
+    for child in [&mut d1, &mut d2] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for path in [c1, c2] {
+        let _ = std::fs::remove_file(path);
+    }
+}

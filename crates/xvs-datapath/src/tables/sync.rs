@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use aya::maps::{Map, MapData, Queue};
 use xvs_common::{
-    Conn, ConnKey, DestValue, ServiceKey as MapKey, ServiceValue, SweepRecord, TEMPLATE_KEY,
-    conn_flags, forward, map_names, sweep, sweep_queue, tcp,
+    Conn, ConnKey, DestCounts, DestValue, ServiceKey as MapKey, ServiceValue, SweepRecord,
+    TEMPLATE_KEY, conn_flags, dest_index, forward, map_names, meta, sweep, sweep_queue, tcp,
 };
 use xvs_sync::{IPPROTO_TCP, SyncedConn, flags};
 
@@ -22,13 +22,82 @@ const NS_PER_SEC: u64 = 1_000_000_000;
 const BPF_NOEXIST: u64 = 1;
 
 /// The director's services and real servers as sync matches records to them, and the
-/// sweep queues new entries are queued in. Made by [`Director::sync_index`]; make a new
-/// one after the table changes (xvsd does every round).
+/// sweep queues new entries are queued in. Made by [`Director::sync_index`]; read again
+/// by [`Director::sync_records`] and [`Director::take_synced`] whenever the table has
+/// changed since (every change takes new ids, so the next id tells).
 pub struct SyncIndex {
+    /// The meta map's next id when the index was made.
+    next_id: u64,
     services: HashMap<MapKey, Known>,
     /// Service id → its key (a record names its service's fwmark).
     keys: HashMap<u32, MapKey>,
     queues: Vec<Queue<MapData, SweepRecord>>,
+    counts: MappedCounts,
+}
+
+/// The datapath's connection counts (`XVS_DEST_COUNTS`, a mappable array), mapped into
+/// this process, so that a count is changed by an atomic operation as the datapath
+/// changes it.
+struct MappedCounts {
+    base: *mut DestCounts,
+    len: usize,
+}
+
+impl MappedCounts {
+    fn map(fd: std::os::fd::BorrowedFd<'_>) -> Result<MappedCounts> {
+        use std::os::fd::AsRawFd;
+        let len = std::mem::size_of::<DestCounts>().next_multiple_of(4096);
+        // SAFETY: a shared mapping of the map's one value, of its (page-rounded) size.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::new(
+                "cannot map the connection counts",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(MappedCounts {
+            base: base.cast(),
+            len,
+        })
+    }
+
+    /// One connection (or template) fewer in the counts of counter slot `slot`, as the
+    /// datapath's `forget` takes it off (never below zero).
+    fn uncount(&self, slot: u32, flags: u8) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        // SAFETY: `base` maps a live DestCounts; `of_mut` masks the slot into it; the
+        // datapath changes these words with atomic operations too.
+        let counts = unsafe { (*self.base).of_mut(slot) };
+        let field = if flags & conn_flags::TEMPLATE != 0 {
+            &mut counts.persistent
+        } else if flags & conn_flags::ACTIVE != 0 {
+            &mut counts.active
+        } else {
+            &mut counts.inactive
+        };
+        let atomic = unsafe { AtomicU32::from_ptr(field) };
+        let _ = atomic.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+}
+
+// SAFETY: the mapping belongs to the process, not a thread, and its words are only
+// changed by atomic operations.
+unsafe impl Send for MappedCounts {}
+
+impl Drop for MappedCounts {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `map` mapped, once.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
 }
 
 struct Known {
@@ -50,11 +119,14 @@ pub struct Taken {
     pub unknown: usize,
     /// Records dropped because the connection table is full.
     pub full: usize,
+    /// Of `made`: entries of this director whose real server is gone here, replaced.
+    pub replaced: usize,
 }
 
 impl Director {
     /// The index [`Director::sync_records`] and [`Director::take_synced`] work with.
     pub fn sync_index(&self) -> Result<SyncIndex> {
+        let next_id = self.meta(meta::NEXT_ID)?;
         let snapshot = self.load_for_change()?;
         let mut services = HashMap::with_capacity(snapshot.stored.len());
         let mut keys = HashMap::with_capacity(snapshot.stored.len());
@@ -85,17 +157,22 @@ impl Director {
                 Queue::try_from(Map::Queue(data)).map_err(|e| Error::new(name.to_string(), e))?,
             );
         }
+        use std::os::fd::AsFd;
+        let counts = MappedCounts::map(self.dest_counts.fd().as_fd())?;
         Ok(SyncIndex {
+            next_id,
             services,
             keys,
             queues,
+            counts,
         })
     }
 
     /// Every live connection and persistence template this director made or used, as a
     /// master tells its backups (synced entries no packet has used here are not its to
     /// tell).
-    pub fn sync_records(&self, index: &SyncIndex) -> Result<Vec<SyncedConn>> {
+    pub fn sync_records(&self, index: &mut SyncIndex) -> Result<Vec<SyncedConn>> {
+        self.refresh(index)?;
         let now = monotonic_ns();
         let mut records = Vec::new();
         let table = self.conn_table()?;
@@ -119,6 +196,7 @@ impl Director {
     /// Makes (or brings up to date) the entries of `records`, received from a master.
     /// Entries this director made or used itself are left as they are.
     pub fn take_synced(&mut self, index: &mut SyncIndex, records: &[SyncedConn]) -> Result<Taken> {
+        self.refresh(index)?;
         let now = monotonic_ns();
         let mut taken = Taken::default();
         for record in records {
@@ -127,9 +205,17 @@ impl Director {
                 continue;
             };
             let made = match self.conns.get(&key, 0) {
-                Ok(old) if old.flags & conn_flags::SYNCED == 0 => {
+                Ok(old) if old.flags & conn_flags::SYNCED == 0 && self.server_alive(&old) => {
                     taken.local += 1;
                     continue;
+                }
+                // This director's own entry, whose real server is gone here (removed while
+                // the director was cut off, say): dead, where the master's is not.
+                Ok(old) if old.flags & conn_flags::SYNCED == 0 => {
+                    if self.forget_dead(&key, &old, &index.counts) {
+                        taken.replaced += 1;
+                    }
+                    true
                 }
                 Ok(_) => false,
                 Err(_) => true,
@@ -174,6 +260,39 @@ impl Director {
             }
         }
         Ok(taken)
+    }
+}
+
+impl Director {
+    /// Reads the index again if the table changed since it was made: a record must meet
+    /// the real servers as they are (one removed and added again has a new id).
+    fn refresh(&self, index: &mut SyncIndex) -> Result<()> {
+        if self.meta(meta::NEXT_ID)? != index.next_id {
+            *index = self.sync_index()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the real server of `conn` is still the one in its entry of the
+    /// real-server array (the datapath's `server_alive`).
+    fn server_alive(&self, conn: &Conn) -> bool {
+        let half = u16::from(conn.flags & conn_flags::DEST_HALF != 0);
+        self.dests
+            .get(&dest_index(conn.dest_stats, half), 0)
+            .is_ok_and(|dest| dest.id == conn.dest_id)
+    }
+
+    /// Forgets a dead entry as the datapath's `forget` does: its NAT twin, itself, and,
+    /// only if this removal took effect (a packet may have forgotten it first), its count.
+    fn forget_dead(&mut self, key: &ConnKey, conn: &Conn, counts: &MappedCounts) -> bool {
+        if conn.forward == forward::MASQ && conn.flags & conn_flags::TEMPLATE == 0 {
+            let _ = self.conns.remove(&key.reply(conn));
+        }
+        if self.conns.remove(key).is_err() {
+            return false;
+        }
+        counts.uncount(conn.dest_stats, conn.flags);
+        true
     }
 }
 

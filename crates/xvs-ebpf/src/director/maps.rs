@@ -40,9 +40,13 @@ pub static XVS_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_
 /// Connection counts of real servers by counter slot: one value holding them all, so
 /// that the datapath looks it up once and reaches any server's counts by an offset (a
 /// lookup per server would cost a helper call each, and stack the deepest call chains
-/// cannot spare).
+/// cannot spare). Mappable (`BPF_F_MMAPABLE`), so that user space can change a count
+/// with an atomic operation too (connection sync replacing a dead entry).
 #[map(name = "XVS_DEST_COUNTS")]
-pub static XVS_DEST_COUNTS: Array<DestCounts> = Array::with_max_entries(1, 0);
+pub static XVS_DEST_COUNTS: Array<DestCounts> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+/// The map flag that lets user space mmap an array.
+const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// All real servers' connection counts (see [`XVS_DEST_COUNTS`]).
 #[inline(always)]
