@@ -611,12 +611,19 @@ fn change_address(
     let mut body = ifaddrmsg(family_of(&addr), prefix, index);
     push_attribute(&mut body, IFA_LOCAL, &addr_bytes(&addr));
     push_attribute(&mut body, IFA_ADDRESS, &addr_bytes(&addr));
+    if addr.is_ipv6() && msg_type == RTM_NEWADDR {
+        // Usable at once, not tentative for duplicate address detection: a VIP a
+        // director takes over is answered for from the first packet.
+        push_attribute(&mut body, IFA_FLAGS, &IFA_F_NODAD.to_ne_bytes());
+    }
     let mut socket = Socket::open()?;
     let seq = socket.send(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, &body)?;
     socket.receive(seq, |_, _| {})
 }
 
 const RTM_DELLINK: u16 = 17;
+const IFA_FLAGS: u16 = 8;
+const IFA_F_NODAD: u32 = 0x02;
 const RTM_NEWRULE: u16 = 32;
 const RTM_DELRULE: u16 = 33;
 const RTM_GETRULE: u16 = 34;

@@ -639,17 +639,34 @@ check = { type = "tcp", port = 8080 }
             ]
         );
         let bad = Config::parse(
-            "[vrrp]\ninterface = \"eth0\"\nvrid = 0\nversion = 4\ninterval = 60\naddresses = [\"fd00::1/64\"]\n",
+            "[vrrp]\ninterface = \"eth0\"\nvrid = 0\nversion = 4\ninterval = 60\naddresses = [\"fd00::1/64\", \"1.1.1.1\", \"fd00::2/129\"]\n",
         )
         .unwrap_err();
         for problem in [
             "vrid and priority must be 1-255",
             "version must be 2 or 3",
             "interval must be 0.01-40.95 s",
-            "\"fd00::1/64\" is not an IPv4 address",
+            "\"fd00::2/129\": bad prefix",
         ] {
             assert!(bad.contains(problem), "{problem}: {bad}");
         }
+        let mixed = Config::parse(
+            "[vrrp]\ninterface = \"eth0\"\nvrid = 1\naddresses = [\"fd00::1/64\", \"1.1.1.1\"]\n",
+        )
+        .unwrap_err();
+        assert!(mixed.contains("all IPv4 or all IPv6"), "{mixed}");
+        let v6 =
+            Config::parse("[vrrp]\ninterface = \"eth0\"\nvrid = 1\naddresses = [\"fd00::1/64\"]\n")
+                .unwrap();
+        assert_eq!(
+            v6.vrrp.unwrap().parsed_addresses().unwrap(),
+            [("fd00::1".parse().unwrap(), 64)]
+        );
+        let v2 = Config::parse(
+            "[vrrp]\ninterface = \"eth0\"\nvrid = 1\nversion = 2\naddresses = [\"fd00::1\"]\n",
+        )
+        .unwrap_err();
+        assert!(v2.contains("IPv6 addresses need version 3"), "{v2}");
         let typo =
             Config::parse("[vrrp]\ninterface = \"eth0\"\nvrid = 1\nadresses = []\n").unwrap_err();
         assert!(

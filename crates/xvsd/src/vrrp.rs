@@ -1,12 +1,14 @@
 //! xvsd's VRRP: the I/O around `xvs_vrrp::router` on one interface. Advertisements go to
-//! and come from 224.0.0.18 on a raw IP socket (protocol 112, TTL 255, checked on
-//! receipt); the master adds the virtual addresses to the interface and announces each
-//! with gratuitous ARP; a backup removes them. On stop, a master says priority 0 and
-//! gives the addresses up, so a backup takes over after its skew time. IPv4 only.
+//! and come from 224.0.0.18 (IPv4) or ff02::12 (IPv6, from the interface's link-local
+//! address) on a raw socket (protocol 112, TTL / hop limit 255, checked on receipt); the
+//! master adds the virtual addresses to the interface and announces each with gratuitous
+//! ARP (IPv4) or an unsolicited neighbour advertisement (IPv6); a backup removes them. On
+//! stop, a master says priority 0 and gives the addresses up, so a backup takes over
+//! after its skew time.
 
 use std::{
     io,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::{
         Arc,
@@ -24,6 +26,7 @@ use xvs_vrrp::{
 };
 
 const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+const GROUP6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 
 /// The running instance: stop it with [`Vrrp::stop`].
 pub struct Vrrp {
@@ -44,16 +47,29 @@ impl Vrrp {
             .into_iter()
             .find(|i| i.name == config.interface)
             .ok_or_else(|| format!("vrrp: no interface {}", config.interface))?;
-        let vips: Vec<IpAddr> = addresses.iter().map(|(a, _)| IpAddr::V4(*a)).collect();
+        let vips: Vec<IpAddr> = addresses.iter().map(|(a, _)| *a).collect();
+        let v6 = vips.first().is_some_and(IpAddr::is_ipv6);
+        // IPv4: an address of the interface's own; IPv6: its link-local address.
         let own = netlink::addresses(interface.index)
             .map_err(|e| format!("vrrp: {e}"))?
             .into_iter()
             .find_map(|(a, _)| match a {
-                IpAddr::V4(v4) if !vips.contains(&a) => Some(v4),
+                IpAddr::V4(_) if !v6 && !vips.contains(&a) => Some(a),
+                IpAddr::V6(l) if v6 && l.segments()[0] & 0xffc0 == 0xfe80 => Some(a),
                 _ => None,
             })
-            .ok_or_else(|| format!("vrrp: {} has no IPv4 address of its own", config.interface))?;
-        let socket = group_socket(interface.index, own)?;
+            .ok_or_else(|| {
+                let what = if v6 {
+                    "an IPv6 link-local address"
+                } else {
+                    "an IPv4 address of its own"
+                };
+                format!("vrrp: {} has no {what}", config.interface)
+            })?;
+        let socket = match own {
+            IpAddr::V4(own) => group_socket(interface.index, own)?,
+            IpAddr::V6(_) => group_socket6(interface.index)?,
+        };
         let router = Router::new(
             Config {
                 vrid: config.vrid,
@@ -64,7 +80,7 @@ impl Vrrp {
                 addresses: vips,
                 version: config.version,
             },
-            IpAddr::V4(own),
+            own,
         );
         let stop = Arc::new(AtomicBool::new(false));
         let healthy = Arc::new(AtomicBool::new(true));
@@ -120,9 +136,9 @@ struct Instance {
     /// Interfaces that must be up.
     track: Vec<String>,
     socket: OwnedFd,
-    own: Ipv4Addr,
+    own: IpAddr,
     ifindex: u32,
-    addresses: Vec<(Ipv4Addr, u8)>,
+    addresses: Vec<(IpAddr, u8)>,
     notify_master: Option<String>,
     notify_backup: Option<String>,
     name: String,
@@ -136,7 +152,7 @@ impl Instance {
             // A backup holds nothing: addresses left by a director that crashed as master
             // would answer beside the new master.
             for &(address, prefix) in &self.addresses {
-                let _ = netlink::delete_address(self.ifindex, IpAddr::V4(address), prefix);
+                let _ = netlink::delete_address(self.ifindex, address, prefix);
             }
         }
         self.carry_out(actions);
@@ -172,9 +188,7 @@ impl Instance {
                 .timeout()
                 .map_or(Duration::from_millis(200), |t| t.saturating_sub(now))
                 .min(Duration::from_millis(200));
-            if let Some(n) = receive(&self.socket, &mut buffer, wait)
-                && let Some((advert, from)) = advertisement(&buffer[..n])
-            {
+            if let Some((advert, from)) = self.receive(&mut buffer, wait) {
                 let actions = self.router.receive(started.elapsed(), &advert, from);
                 self.carry_out(actions);
             }
@@ -203,20 +217,21 @@ impl Instance {
         for action in actions {
             match action {
                 Action::Send(advert) => {
-                    let bytes = advert.emit(
-                        IpAddr::V4(self.own),
-                        IpAddr::V4(GROUP),
-                        V4Checksum::PseudoHeader,
-                    );
-                    if let Err(e) = send(&self.socket, &bytes) {
+                    let group = self.group();
+                    let bytes = advert.emit(self.own, group, V4Checksum::PseudoHeader);
+                    if let Err(e) = send(&self.socket, &bytes, group, self.ifindex) {
                         eprintln!("{}: cannot advertise: {e}", self.name);
                     }
                 }
                 Action::TakeAddresses => {
                     for &(address, prefix) in &self.addresses {
-                        let _ = netlink::add_address(self.ifindex, IpAddr::V4(address), prefix);
-                        if let Err(e) = gratuitous_arp(self.ifindex, address) {
-                            eprintln!("{}: gratuitous ARP for {address}: {e}", self.name);
+                        let _ = netlink::add_address(self.ifindex, address, prefix);
+                        let announced = match address {
+                            IpAddr::V4(v4) => gratuitous_arp(self.ifindex, v4),
+                            IpAddr::V6(v6) => unsolicited_na(self.ifindex, v6),
+                        };
+                        if let Err(e) = announced {
+                            eprintln!("{}: announcing {address}: {e}", self.name);
                         }
                     }
                     self.master.store(true, Ordering::Relaxed);
@@ -226,7 +241,7 @@ impl Instance {
                 Action::ReleaseAddresses => {
                     self.master.store(false, Ordering::Relaxed);
                     for &(address, prefix) in &self.addresses {
-                        let _ = netlink::delete_address(self.ifindex, IpAddr::V4(address), prefix);
+                        let _ = netlink::delete_address(self.ifindex, address, prefix);
                     }
                     let state = match self.router.state() {
                         State::Backup => "backup",
@@ -235,6 +250,33 @@ impl Instance {
                     println!("{}: {state}, {} given up", self.name, self.listed());
                     run_notify(self.notify_backup.as_deref(), "BACKUP");
                 }
+            }
+        }
+    }
+
+    /// The VRRP group of the instance's family.
+    fn group(&self) -> IpAddr {
+        match self.own {
+            IpAddr::V4(_) => IpAddr::V4(GROUP),
+            IpAddr::V6(_) => IpAddr::V6(GROUP6),
+        }
+    }
+
+    /// An advertisement and its sender, if a valid one comes within `wait`.
+    fn receive(&self, buffer: &mut [u8], wait: Duration) -> Option<(Advertisement, IpAddr)> {
+        match self.own {
+            IpAddr::V4(_) => {
+                let n = receive(&self.socket, buffer, wait)?;
+                advertisement(&buffer[..n])
+            }
+            IpAddr::V6(_) => {
+                let (n, from, hop_limit) = receive6(&self.socket, buffer, wait)?;
+                // RFC 5798 §7.1: sent with hop limit 255, so from this link.
+                if hop_limit != 255 {
+                    return None;
+                }
+                let advert = Advertisement::parse(&buffer[..n], from, IpAddr::V6(GROUP6)).ok()?;
+                Some((advert, from))
             }
         }
     }
@@ -327,22 +369,184 @@ fn group_socket(ifindex: u32, own: Ipv4Addr) -> Result<OwnedFd, String> {
     }
 }
 
-fn send(socket: &OwnedFd, bytes: &[u8]) -> io::Result<()> {
-    // SAFETY: a sockaddr_in for the group, and `bytes` with its length.
+fn send(socket: &OwnedFd, bytes: &[u8], to: IpAddr, ifindex: u32) -> io::Result<()> {
+    // SAFETY: a sockaddr_in or sockaddr_in6 for `to`, given with its size, and `bytes`
+    // with its length.
+    let sent = unsafe {
+        match to {
+            IpAddr::V4(group) => {
+                let mut address: libc::sockaddr_in = std::mem::zeroed();
+                address.sin_family = libc::AF_INET as u16;
+                address.sin_addr.s_addr = u32::from_ne_bytes(group.octets());
+                libc::sendto(
+                    socket.as_raw_fd(),
+                    bytes.as_ptr().cast(),
+                    bytes.len(),
+                    0,
+                    (&raw const address).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as u32,
+                )
+            }
+            IpAddr::V6(group) => {
+                let mut address: libc::sockaddr_in6 = std::mem::zeroed();
+                address.sin6_family = libc::AF_INET6 as u16;
+                address.sin6_addr.s6_addr = group.octets();
+                address.sin6_scope_id = ifindex;
+                libc::sendto(
+                    socket.as_raw_fd(),
+                    bytes.as_ptr().cast(),
+                    bytes.len(),
+                    0,
+                    (&raw const address).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as u32,
+                )
+            }
+        }
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A raw IPv6 socket for protocol 112 in ff02::12 on interface `ifindex`, sending with
+/// hop limit 255, not hearing itself, telling each packet's hop limit.
+fn group_socket6(ifindex: u32) -> Result<OwnedFd, String> {
+    // SAFETY: socket(2) and setsockopt(2) with values of the sizes given.
     unsafe {
-        let mut to: libc::sockaddr_in = std::mem::zeroed();
-        to.sin_family = libc::AF_INET as u16;
-        to.sin_addr.s_addr = u32::from_ne_bytes(GROUP.octets());
-        let sent = libc::sendto(
-            socket.as_raw_fd(),
-            bytes.as_ptr().cast(),
-            bytes.len(),
-            0,
-            (&raw const to).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        let fd = libc::socket(
+            libc::AF_INET6,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(PROTOCOL),
         );
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
+        if fd < 0 {
+            return Err(last_error("raw IPv6 socket (needs CAP_NET_RAW)"));
+        }
+        let socket = OwnedFd::from_raw_fd(fd);
+        let set = |name: i32, value: *const libc::c_void, size: usize| {
+            libc::setsockopt(fd, libc::IPPROTO_IPV6, name, value, size as u32) == 0
+        };
+        let hops: i32 = 255;
+        let off: i32 = 0;
+        let on: i32 = 1;
+        let index = ifindex as i32;
+        let membership = libc::ipv6_mreq {
+            ipv6mr_multiaddr: libc::in6_addr {
+                s6_addr: GROUP6.octets(),
+            },
+            ipv6mr_interface: ifindex,
+        };
+        let int = std::mem::size_of::<i32>();
+        let ok = set(libc::IPV6_MULTICAST_HOPS, (&raw const hops).cast(), int)
+            && set(libc::IPV6_MULTICAST_LOOP, (&raw const off).cast(), int)
+            && set(libc::IPV6_MULTICAST_IF, (&raw const index).cast(), int)
+            && set(libc::IPV6_RECVHOPLIMIT, (&raw const on).cast(), int)
+            && set(
+                libc::IPV6_ADD_MEMBERSHIP,
+                (&raw const membership).cast(),
+                std::mem::size_of::<libc::ipv6_mreq>(),
+            );
+        if !ok {
+            return Err(last_error("joining ff02::12"));
+        }
+        Ok(socket)
+    }
+}
+
+/// One IPv6 packet's payload (raw IPv6 sockets give no header), its source and the hop
+/// limit it came with, waiting at most `wait`.
+fn receive6(socket: &OwnedFd, buffer: &mut [u8], wait: Duration) -> Option<(usize, IpAddr, i32)> {
+    let mut poll = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = wait.as_millis().clamp(1, 1000) as i32;
+    // SAFETY: one pollfd; then recvmsg into `buffer`, a sockaddr_in6 and a control buffer,
+    // each with its length; the control messages are walked with the libc macros.
+    unsafe {
+        if libc::poll(&mut poll, 1, millis) <= 0 {
+            return None;
+        }
+        let mut from: libc::sockaddr_in6 = std::mem::zeroed();
+        let mut control = [0u64; 16];
+        let mut iov = libc::iovec {
+            iov_base: buffer.as_mut_ptr().cast(),
+            iov_len: buffer.len(),
+        };
+        let mut message: libc::msghdr = std::mem::zeroed();
+        message.msg_name = (&raw mut from).cast();
+        message.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as u32;
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr().cast();
+        message.msg_controllen = std::mem::size_of_val(&control);
+        let n = libc::recvmsg(socket.as_raw_fd(), &mut message, libc::MSG_DONTWAIT);
+        if n <= 0 {
+            return None;
+        }
+        let mut hop_limit = -1;
+        let mut header = libc::CMSG_FIRSTHDR(&message);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::IPPROTO_IPV6
+                && (*header).cmsg_type == libc::IPV6_HOPLIMIT
+            {
+                hop_limit = libc::CMSG_DATA(header).cast::<i32>().read_unaligned();
+            }
+            header = libc::CMSG_NXTHDR(&message, header);
+        }
+        let source = IpAddr::V6(Ipv6Addr::from(from.sin6_addr.s6_addr));
+        Some((n as usize, source, hop_limit))
+    }
+}
+
+/// An unsolicited neighbour advertisement for `address` (override set, the interface's
+/// MAC as target link-layer address) to all nodes: neighbours update their entries for
+/// it, as gratuitous ARP does for IPv4 (RFC 4861 §7.2.6).
+fn unsolicited_na(ifindex: u32, address: Ipv6Addr) -> Result<(), String> {
+    const NEIGHBOR_ADVERT: u8 = 136;
+    const OVERRIDE: u8 = 0x20;
+    const TARGET_LINK_ADDRESS: u8 = 2;
+    let mac = netlink::interface_mac(ifindex)
+        .ok()
+        .flatten()
+        .ok_or("no MAC")?;
+    let mut message = vec![NEIGHBOR_ADVERT, 0, 0, 0, OVERRIDE, 0, 0, 0];
+    message.extend_from_slice(&address.octets());
+    message.extend_from_slice(&[TARGET_LINK_ADDRESS, 1]);
+    message.extend_from_slice(&mac);
+    // SAFETY: socket(2), setsockopt(2) with values of the sizes given; the kernel fills
+    // in an ICMPv6 socket's checksum.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET6,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ICMPV6,
+        );
+        if fd < 0 {
+            return Err(last_error("ICMPv6 socket"));
+        }
+        let socket = OwnedFd::from_raw_fd(fd);
+        let hops: i32 = 255;
+        let index = ifindex as i32;
+        let int = std::mem::size_of::<i32>() as u32;
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MULTICAST_HOPS,
+            (&raw const hops).cast(),
+            int,
+        );
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MULTICAST_IF,
+            (&raw const index).cast(),
+            int,
+        );
+        let all_nodes = IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1));
+        for _ in 0..3 {
+            send(&socket, &message, all_nodes, ifindex).map_err(|e| e.to_string())?;
         }
     }
     Ok(())

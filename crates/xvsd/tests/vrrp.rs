@@ -544,3 +544,90 @@ fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
         let _ = std::fs::remove_file(path);
     }
 }
+
+/// VRRPv3 over IPv6: advertisements from the directors' link-local addresses to
+/// ff02::12; the master holds the IPv6 VIP and announces it with unsolicited neighbour
+/// advertisements, which move the client's neighbour entry on each change of master
+/// (no cache flushed here).
+#[test]
+fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
+    const VIP6: &str = "fd00:1::fe";
+    let lab = LabBuilder::new()
+        .host("client")
+        .host("d1")
+        .host("d2")
+        .host("lan")
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("client", "eth0", &["fd00:1::1/64"]),
+                end("d1", "eth0", &["fd00:1::251/64"]),
+                end("d2", "eth0", &["fd00:1::252/64"]),
+            ],
+        )
+        .build()
+        .unwrap();
+    let config6 = |name: &str, priority: u8| {
+        let text = format!(
+            "[vrrp]\ninterface = \"eth0\"\nvrid = 61\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP6}/64\"]\n"
+        );
+        let path = std::env::temp_dir().join(format!("xvsd-{}-{name}-v6.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let holds = |host: &str| {
+        lab.run_ok(host, &["ip", "-6", "-o", "addr", "show", "dev", "eth0"])
+            .unwrap()
+            .contains(&format!("{VIP6}/64"))
+    };
+    let mac = |host: &str| {
+        lab.run_ok(host, &["cat", "/sys/class/net/eth0/address"])
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    // The client's neighbour entry for the VIP names `host`'s MAC. Read without sending
+    // anything: only the new master's advertisement can have changed it.
+    let neighbour_is = |host: &str| {
+        lab.run_ok("client", &["ip", "-6", "neigh", "show", VIP6])
+            .unwrap()
+            .contains(&mac(host))
+    };
+    let client_goes_to = |host: &str| {
+        neighbour_is(host)
+            && lab
+                .run_ok("client", &["ping", "-6", "-c", "1", "-W", "1", VIP6])
+                .is_ok()
+    };
+    let (c1, c2) = (config6("d1", 200), config6("d2", 100));
+    let mut d1 = start(&lab, "d1", &c1);
+    let mut d2 = start(&lab, "d2", &c2);
+    until("d1 master", || holds("d1") && !holds("d2"));
+    until("the client reaches the VIP", || {
+        lab.run_ok("client", &["ping", "-6", "-c", "1", "-W", "1", VIP6])
+            .is_ok()
+    });
+    until("the client reaches the VIP at d1", || client_goes_to("d1"));
+
+    Command::new("kill")
+        .args(["-TERM", &d1.id().to_string()])
+        .status()
+        .unwrap();
+    d1.wait().unwrap();
+    until("d2 master", || holds("d2") && !holds("d1"));
+    until("the client reaches the VIP at d2", || client_goes_to("d2"));
+
+    let mut d1 = start(&lab, "d1", &c1);
+    until("d1 master again", || holds("d1") && !holds("d2"));
+    until("the client reaches the VIP at d1 again", || {
+        client_goes_to("d1")
+    });
+    for child in [&mut d1, &mut d2] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for path in [c1, c2] {
+        let _ = std::fs::remove_file(path);
+    }
+}

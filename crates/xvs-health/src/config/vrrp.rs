@@ -21,7 +21,8 @@ pub struct VrrpConfig {
     pub preempt: bool,
     #[serde(default)]
     pub preempt_delay: f64,
-    /// `ADDRESS/PREFIX`, IPv4.
+    /// `ADDRESS/PREFIX`, all IPv4 or all IPv6 (VRRPv3 over IPv6 advertises from the
+    /// interface's link-local address to ff02::12).
     pub addresses: Vec<String>,
     /// 3 (default) or 2 (keepalived's default).
     #[serde(default = "three")]
@@ -48,23 +49,34 @@ fn three() -> u8 {
 }
 
 impl VrrpConfig {
-    /// The addresses with their prefixes; why not, for the first that is wrong.
-    pub fn parsed_addresses(&self) -> Result<Vec<(std::net::Ipv4Addr, u8)>, String> {
-        self.addresses
+    /// The addresses with their prefixes, all of one family (an instance is IPv4 or
+    /// IPv6, as RFC 5798 has it); why not, for the first that is wrong.
+    pub fn parsed_addresses(&self) -> Result<Vec<(std::net::IpAddr, u8)>, String> {
+        let parsed = self
+            .addresses
             .iter()
             .map(|text| {
-                let (ip, prefix) = text.split_once('/').unwrap_or((text, "32"));
-                let ip = ip
+                let ip: std::net::IpAddr = text
+                    .split_once('/')
+                    .map_or(text.as_str(), |(ip, _)| ip)
                     .parse()
-                    .map_err(|_| format!("vrrp: {text:?} is not an IPv4 address"))?;
-                let prefix = prefix
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|p| *p <= 32)
-                    .ok_or_else(|| format!("vrrp: {text:?}: bad prefix"))?;
+                    .map_err(|_| format!("vrrp: {text:?} is not an IP address"))?;
+                let longest = if ip.is_ipv4() { 32 } else { 128 };
+                let prefix = match text.split_once('/') {
+                    Some((_, prefix)) => prefix.parse::<u8>().ok().filter(|p| *p <= longest),
+                    None => Some(longest),
+                }
+                .ok_or_else(|| format!("vrrp: {text:?}: bad prefix"))?;
                 Ok((ip, prefix))
             })
-            .collect()
+            .collect::<Result<Vec<_>, String>>()?;
+        if parsed
+            .windows(2)
+            .any(|w| w[0].0.is_ipv4() != w[1].0.is_ipv4())
+        {
+            return Err("vrrp: the addresses of one instance are all IPv4 or all IPv6".to_string());
+        }
+        Ok(parsed)
     }
 
     pub(super) fn problems(&self) -> Vec<String> {
@@ -77,6 +89,9 @@ impl VrrpConfig {
         }
         if self.version != 2 && self.version != 3 {
             problems.push("vrrp: version must be 2 or 3".to_string());
+        }
+        if self.version == 2 && self.addresses.iter().any(|a| a.contains(':')) {
+            problems.push("vrrp: IPv6 addresses need version 3".to_string());
         }
         if self.addresses.is_empty() {
             problems.push("vrrp: no addresses".to_string());
