@@ -667,6 +667,14 @@ check = { type = "tcp", port = 8080 }
         )
         .unwrap_err();
         assert!(v2.contains("IPv6 addresses need version 3"), "{v2}");
+        let peers = Config::parse(
+            "[vrrp]\ninterface = \"eth0\"\nvrid = 1\naddresses = [\"1.1.1.1\"]\nunicast_peers = [\"fd00::2\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            peers.contains("unicast_peers must be of the addresses' family"),
+            "{peers}"
+        );
         let typo =
             Config::parse("[vrrp]\ninterface = \"eth0\"\nvrid = 1\nadresses = []\n").unwrap_err();
         assert!(

@@ -596,6 +596,10 @@ vrrp_instance VI_1 {
     track_interface {
         eth1
     }
+    unicast_src_ip 1.1.1.251
+    unicast_peer {
+        1.1.1.252
+    }
     notify_master "/usr/local/bin/master.sh"
 }
 vrrp_instance VI_2 {
@@ -629,6 +633,10 @@ virtual_server 1.1.1.254 80 {
         );
         assert_eq!(vrrp.addresses, ["1.1.1.254/24", "1.1.1.253"]);
         assert_eq!(vrrp.track_interfaces, ["eth1"]);
+        assert_eq!(
+            vrrp.unicast_peers,
+            ["1.1.1.252".parse::<std::net::IpAddr>().unwrap()]
+        );
         assert_eq!(
             vrrp.notify_master.as_deref(),
             Some("/usr/local/bin/master.sh")

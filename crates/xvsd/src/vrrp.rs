@@ -49,20 +49,24 @@ impl Vrrp {
             .ok_or_else(|| format!("vrrp: no interface {}", config.interface))?;
         let vips: Vec<IpAddr> = addresses.iter().map(|(a, _)| *a).collect();
         let v6 = vips.first().is_some_and(IpAddr::is_ipv6);
-        // IPv4: an address of the interface's own; IPv6: its link-local address.
+        let unicast = !config.unicast_peers.is_empty();
+        // IPv4: an address of the interface's own; IPv6: its link-local address (to the
+        // group) or one of its own that is not (to unicast peers, which may be routed).
         let own = netlink::addresses(interface.index)
             .map_err(|e| format!("vrrp: {e}"))?
             .into_iter()
             .find_map(|(a, _)| match a {
                 IpAddr::V4(_) if !v6 && !vips.contains(&a) => Some(a),
-                IpAddr::V6(l) if v6 && l.segments()[0] & 0xffc0 == 0xfe80 => Some(a),
+                IpAddr::V6(l) if v6 && (l.segments()[0] & 0xffc0 == 0xfe80) != unicast => {
+                    (!vips.contains(&a)).then_some(a)
+                }
                 _ => None,
             })
             .ok_or_else(|| {
-                let what = if v6 {
-                    "an IPv6 link-local address"
-                } else {
-                    "an IPv4 address of its own"
+                let what = match (v6, unicast) {
+                    (true, false) => "an IPv6 link-local address",
+                    (true, true) => "an IPv6 address of its own that is not link-local",
+                    _ => "an IPv4 address of its own",
                 };
                 format!("vrrp: {} has no {what}", config.interface)
             })?;
@@ -70,6 +74,9 @@ impl Vrrp {
             IpAddr::V4(own) => group_socket(interface.index, own)?,
             IpAddr::V6(_) => group_socket6(interface.index)?,
         };
+        if unicast {
+            unicast_hops(&socket, v6)?;
+        }
         let router = Router::new(
             Config {
                 vrid: config.vrid,
@@ -92,6 +99,7 @@ impl Vrrp {
             router,
             socket,
             own,
+            peers: config.unicast_peers.clone(),
             ifindex: interface.index,
             addresses,
             notify_master: config.notify_master.clone(),
@@ -137,6 +145,9 @@ struct Instance {
     track: Vec<String>,
     socket: OwnedFd,
     own: IpAddr,
+    /// Unicast peers: advertisements go to them instead of the group, and only theirs
+    /// are heard.
+    peers: Vec<IpAddr>,
     ifindex: u32,
     addresses: Vec<(IpAddr, u8)>,
     notify_master: Option<String>,
@@ -217,10 +228,17 @@ impl Instance {
         for action in actions {
             match action {
                 Action::Send(advert) => {
-                    let group = self.group();
-                    let bytes = advert.emit(self.own, group, V4Checksum::PseudoHeader);
-                    if let Err(e) = send(&self.socket, &bytes, group, self.ifindex) {
-                        eprintln!("{}: cannot advertise: {e}", self.name);
+                    let targets = if self.peers.is_empty() {
+                        vec![self.group()]
+                    } else {
+                        self.peers.clone()
+                    };
+                    for to in targets {
+                        // The checksum's pseudo-header names the packet's destination.
+                        let bytes = advert.emit(self.own, to, V4Checksum::PseudoHeader);
+                        if let Err(e) = send(&self.socket, &bytes, to, self.ifindex) {
+                            eprintln!("{}: cannot advertise to {to}: {e}", self.name);
+                        }
                     }
                 }
                 Action::TakeAddresses => {
@@ -264,10 +282,10 @@ impl Instance {
 
     /// An advertisement and its sender, if a valid one comes within `wait`.
     fn receive(&self, buffer: &mut [u8], wait: Duration) -> Option<(Advertisement, IpAddr)> {
-        match self.own {
+        let (advert, from) = match self.own {
             IpAddr::V4(_) => {
                 let n = receive(&self.socket, buffer, wait)?;
-                advertisement(&buffer[..n])
+                advertisement(&buffer[..n])?
             }
             IpAddr::V6(_) => {
                 let (n, from, hop_limit) = receive6(&self.socket, buffer, wait)?;
@@ -275,10 +293,15 @@ impl Instance {
                 if hop_limit != 255 {
                     return None;
                 }
-                let advert = Advertisement::parse(&buffer[..n], from, IpAddr::V6(GROUP6)).ok()?;
-                Some((advert, from))
+                let to = if self.peers.is_empty() {
+                    self.group()
+                } else {
+                    self.own
+                };
+                (Advertisement::parse(&buffer[..n], from, to).ok()?, from)
             }
-        }
+        };
+        (self.peers.is_empty() || self.peers.contains(&from)).then_some((advert, from))
     }
 
     fn listed(&self) -> String {
@@ -405,6 +428,30 @@ fn send(socket: &OwnedFd, bytes: &[u8], to: IpAddr, ifindex: u32) -> io::Result<
     };
     if sent < 0 {
         return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Unicast advertisements leave with TTL (hop limit) 255 too, as receivers check.
+fn unicast_hops(socket: &OwnedFd, v6: bool) -> Result<(), String> {
+    let hops: i32 = 255;
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_TTL)
+    };
+    // SAFETY: setsockopt(2) with an int of its size.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const hops).cast(),
+            std::mem::size_of::<i32>() as u32,
+        )
+    };
+    if set != 0 {
+        return Err(last_error("unicast TTL"));
     }
     Ok(())
 }

@@ -153,20 +153,35 @@ fn the_vip_moves_to_the_backup_director_and_back() {
 }
 
 /// keepalived's VRRP instance for d1: the same version, VRID and VIP.
-fn keepalived_config(priority: u8, version: u8) -> String {
+fn keepalived_config(priority: u8, version: u8, unicast: bool) -> String {
     let interval = interval(version);
+    // keepalived on d1 (1.1.1.251), its peer xvsd on d2.
+    let peers = if unicast {
+        "  unicast_src_ip 1.1.1.251\n  unicast_peer {\n    1.1.1.252\n  }\n"
+    } else {
+        ""
+    };
     let text = format!(
         "global_defs {{\n  vrrp_version {version}\n  script_user root\n  enable_script_security\n}}\n\
          vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n\
-           priority {priority}\n  advert_int {interval}\n  virtual_ipaddress {{\n    {VIP}/24 dev eth0\n  }}\n}}\n"
+           priority {priority}\n  advert_int {interval}\n{peers}  virtual_ipaddress {{\n    {VIP}/24 dev eth0\n  }}\n}}\n"
     );
-    let path = std::env::temp_dir().join(format!("xvsd-{}-keepalived.conf", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "xvsd-{}-keepalived-{version}-{unicast}.conf",
+        std::process::id()
+    ));
     std::fs::write(&path, text).unwrap();
     path.to_string_lossy().into_owned()
 }
 
+/// Where a keepalived started with `config` keeps its pid files (one pair per config:
+/// tests run at once).
+fn keepalived_pid(config: &str) -> String {
+    format!("{}-pid", config.trim_end_matches(".conf"))
+}
+
 fn keepalived(lab: &Lab, config: &str) -> Child {
-    let pid = std::env::temp_dir().join(format!("xvsd-{}-keepalived", std::process::id()));
+    let pid = keepalived_pid(config);
     lab.command(
         "d1",
         &[
@@ -176,9 +191,9 @@ fn keepalived(lab: &Lab, config: &str) -> Child {
             "--use-file",
             config,
             "--pid",
-            &format!("{}.pid", pid.display()),
+            &format!("{pid}.pid"),
             "--vrrp_pid",
-            &format!("{}-vrrp.pid", pid.display()),
+            &format!("{pid}-vrrp.pid"),
             "--no-syslog",
             "--log-console",
         ],
@@ -196,21 +211,53 @@ fn keepalived(lab: &Lab, config: &str) -> Child {
 #[test]
 fn xvsd_and_keepalived_elect_one_master_and_fail_over_both_ways() {
     for version in [3, 2] {
-        with_keepalived(version);
+        with_keepalived(version, false);
     }
 }
 
-fn with_keepalived(version: u8) {
+/// The same with unicast advertisements (keepalived's `unicast_peer`, xvsd's
+/// `unicast_peers`), multicast VRRP dropped in both directors by nftables, as on a
+/// network without multicast.
+#[test]
+fn xvsd_and_keepalived_fail_over_with_unicast_advertisements() {
+    with_keepalived(3, true);
+}
+
+fn with_keepalived(version: u8, unicast: bool) {
     let mut lab = lab();
     lab.serve("web1", 80, ServerKind::Http("web1".into()))
         .unwrap();
     lab.serve("web2", 80, ServerKind::Http("web2".into()))
         .unwrap();
-    let kconfig = keepalived_config(100, version);
+    if unicast {
+        for host in ["d1", "d2"] {
+            for rule in [
+                &["nft", "add", "table", "ip", "novrrp"][..],
+                &[
+                    "nft",
+                    "add chain ip novrrp out { type filter hook output priority 0; }",
+                ],
+                &["nft", "add rule ip novrrp out ip daddr 224.0.0.18 drop"],
+            ] {
+                lab.run_ok(host, rule).unwrap();
+            }
+        }
+    }
+    let kconfig = keepalived_config(100, version, unicast);
     let mut kept = keepalived(&lab, &kconfig);
     until("keepalived master", || holds_vip(&lab, "d1"));
 
-    let config = config_version("d2-vs-keepalived", 200, version);
+    let config = config_version(
+        &format!("d2-vs-keepalived-{version}-{unicast}"),
+        200,
+        version,
+    );
+    if unicast {
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("[vrrp]\n", "[vrrp]\nunicast_peers = [\"1.1.1.251\"]\n");
+        std::fs::write(&config, text).unwrap();
+    }
     let mut d2 = start(&lab, "d2", &config);
     until("xvsd takes the VIP from keepalived", || {
         holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
@@ -234,12 +281,12 @@ fn with_keepalived(version: u8) {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let pid = std::env::temp_dir().join(format!("xvsd-{}-keepalived", std::process::id()));
+    let pid = keepalived_pid(&kconfig);
     for path in [
         config,
         kconfig,
-        format!("{}.pid", pid.display()),
-        format!("{}-vrrp.pid", pid.display()),
+        format!("{pid}.pid"),
+        format!("{pid}-vrrp.pid"),
     ] {
         let _ = std::fs::remove_file(path);
     }

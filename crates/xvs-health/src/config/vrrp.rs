@@ -38,6 +38,11 @@ pub struct VrrpConfig {
     /// too, so that a director whose real servers answer takes the VIPs.
     #[serde(default)]
     pub track_services: bool,
+    /// The other directors' addresses (keepalived's `unicast_peer`), of the addresses'
+    /// family: advertisements go to each of them instead of the group (for networks
+    /// without multicast), and only theirs are heard.
+    #[serde(default)]
+    pub unicast_peers: Vec<std::net::IpAddr>,
 }
 
 fn hundred() -> u8 {
@@ -96,8 +101,15 @@ impl VrrpConfig {
         if self.addresses.is_empty() {
             problems.push("vrrp: no addresses".to_string());
         }
-        if let Err(e) = self.parsed_addresses() {
-            problems.push(e);
+        match self.parsed_addresses() {
+            Err(e) => problems.push(e),
+            Ok(addresses) => {
+                let v6 = addresses.first().is_some_and(|(a, _)| a.is_ipv6());
+                if self.unicast_peers.iter().any(|p| p.is_ipv6() != v6) {
+                    problems
+                        .push("vrrp: unicast_peers must be of the addresses' family".to_string());
+                }
+            }
         }
         problems
     }

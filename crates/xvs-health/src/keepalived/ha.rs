@@ -56,6 +56,17 @@ pub(super) fn vrrp(instances: &[&Item], globals: &Globals, notes: &mut Vec<Strin
             ("virtual_ipaddress", _) => {
                 addresses.extend(virtual_addresses(setting, notes));
             }
+            ("unicast_peer", _) => {
+                let peers: Vec<String> = setting
+                    .block
+                    .iter()
+                    .flatten()
+                    .map(|i| quoted(&i.keyword))
+                    .collect();
+                lines.push(format!("unicast_peers = [{}]", peers.join(", ")));
+            }
+            // xvsd sends from the interface's own address.
+            ("unicast_src_ip", _) => {}
             ("track_interface", _) => {
                 let names: Vec<String> = setting
                     .block
