@@ -48,8 +48,10 @@ pub struct Config {
     /// Where the metrics and the status page are served.
     #[serde(default)]
     pub http: HttpConfig,
-    /// A VRRP instance that holds the VIPs on the master director.
-    pub vrrp: Option<VrrpConfig>,
+    /// VRRP instances that hold the VIPs on the master director: `[vrrp]` for one,
+    /// `[[vrrp]]` for several (an IPv4 and an IPv6 one, say), each on its own.
+    #[serde(default, deserialize_with = "vrrp::one_or_many")]
+    pub vrrp: Vec<VrrpConfig>,
     /// Connection sync with the other directors.
     pub sync: Option<SyncConfig>,
     /// VIPs announced to routers over BGP.
@@ -419,8 +421,18 @@ impl Config {
             .map(|(n, _)| n + 1)
             .collect();
         let mut problems = Vec::new();
-        if let Some(vrrp) = &config.vrrp {
+        for vrrp in &config.vrrp {
             problems.extend(vrrp.problems());
+        }
+        let mut routers = std::collections::HashSet::new();
+        for vrrp in &config.vrrp {
+            let v6 = vrrp.addresses.iter().any(|a| a.contains(':'));
+            if !routers.insert((vrrp.interface.as_str(), vrrp.vrid, v6)) {
+                problems.push(format!(
+                    "vrrp: two instances with vrid {} on {}",
+                    vrrp.vrid, vrrp.interface
+                ));
+            }
         }
         if let Some(sync) = &config.sync {
             problems.extend(sync.problems());
@@ -629,7 +641,7 @@ check = { type = "tcp", port = 8080 }
             "[vrrp]\ninterface = \"eth0\"\nvrid = 51\naddresses = [\"1.1.1.254/24\", \"1.1.1.253\"]\n",
         )
         .unwrap();
-        let vrrp = good.vrrp.unwrap();
+        let vrrp = &good.vrrp[0];
         assert_eq!((vrrp.priority, vrrp.version, vrrp.preempt), (100, 3, true));
         assert_eq!(
             vrrp.parsed_addresses().unwrap(),
@@ -659,7 +671,7 @@ check = { type = "tcp", port = 8080 }
             Config::parse("[vrrp]\ninterface = \"eth0\"\nvrid = 1\naddresses = [\"fd00::1/64\"]\n")
                 .unwrap();
         assert_eq!(
-            v6.vrrp.unwrap().parsed_addresses().unwrap(),
+            v6.vrrp[0].parsed_addresses().unwrap(),
             [("fd00::1".parse().unwrap(), 64)]
         );
         let v2 = Config::parse(
@@ -675,6 +687,22 @@ check = { type = "tcp", port = 8080 }
             peers.contains("unicast_peers must be of the addresses' family"),
             "{peers}"
         );
+        let two = Config::parse(
+            "[[vrrp]]\ninterface = \"eth0\"\nvrid = 1\naddresses = [\"1.1.1.1\"]\n\
+             [[vrrp]]\ninterface = \"eth0\"\nvrid = 1\naddresses = [\"fd00::1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            two.vrrp.len(),
+            2,
+            "an IPv4 and an IPv6 instance may share a vrid"
+        );
+        let same = Config::parse(
+            "[[vrrp]]\ninterface = \"eth0\"\nvrid = 1\naddresses = [\"1.1.1.1\"]\n\
+             [[vrrp]]\ninterface = \"eth0\"\nvrid = 1\naddresses = [\"1.1.1.2\"]\n",
+        )
+        .unwrap_err();
+        assert!(same.contains("two instances with vrid 1 on eth0"), "{same}");
         let typo =
             Config::parse("[vrrp]\ninterface = \"eth0\"\nvrid = 1\nadresses = []\n").unwrap_err();
         assert!(

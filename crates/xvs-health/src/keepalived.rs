@@ -548,7 +548,7 @@ virtual_server group WEB {
 
         let notes = imported.notes.join("\n");
         for expected in [
-            "line 7: vrrp_instance: no IPv4 virtual_ipaddress",
+            "line 7: vrrp_instance: no virtual_ipaddress",
             "line 32: url regex_no_match: not translated",
             "line 51: smtp_alert: not translated",
             "line 68: virtual_server group WEB: only IP PORT and fwmark services",
@@ -605,6 +605,9 @@ vrrp_instance VI_1 {
 vrrp_instance VI_2 {
     interface eth0
     virtual_router_id 52
+    virtual_ipaddress {
+        fd00::fe/64
+    }
 }
 virtual_server 1.1.1.254 80 {
     lb_algo rr
@@ -617,7 +620,14 @@ virtual_server 1.1.1.254 80 {
         let imported = import(text, "keepalived.conf");
         let config =
             Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
-        let vrrp = config.vrrp.unwrap();
+        assert_eq!(
+            config.vrrp.len(),
+            2,
+            "both instances:\n{}\n{:?}",
+            imported.config,
+            imported.notes
+        );
+        let vrrp = &config.vrrp[0];
         assert_eq!(
             (
                 vrrp.interface.as_str(),
@@ -646,13 +656,16 @@ virtual_server 1.1.1.254 80 {
             (sync.interface.as_str(), sync.syncid, sync.maxlen, sync.ttl),
             ("eth1", Some(7), 1400, 2)
         );
+        assert_eq!(
+            config.vrrp[1].parsed_addresses().unwrap()[0].0.to_string(),
+            "fd00::fe"
+        );
         assert_eq!(config.services.len(), 1);
         let notes = imported.notes.join("\n");
         for expected in [
             "vrrp_instance authentication: not translated",
-            "fd00::1/64: xvsd's VRRP holds IPv4 addresses only",
+            "fd00::1/64: an instance's addresses are of one family",
             "1.1.1.253 dev eth0 label eth0:1: only the address is taken",
-            "vrrp_instance VI_2: xvsd runs one VRRP instance",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }

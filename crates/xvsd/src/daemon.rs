@@ -120,13 +120,17 @@ pub fn run(path: &str) -> Result<(), String> {
     };
     daemon.apply();
     // The VIPs come once the table is in place, so that the first client is served.
-    let vrrp = match &daemon.config.vrrp {
-        Some(config) => Some(Vrrp::start(config)?),
-        None => None,
-    };
+    let vrrp = daemon
+        .config
+        .vrrp
+        .iter()
+        .map(Vrrp::start)
+        .collect::<Result<Vec<_>, _>>()?;
+    // Connection sync follows the first instance (keepalived's `lvs_sync_daemon IFACE
+    // INSTANCE`).
     let sync = match &daemon.config.sync {
         Some(config) => {
-            let (syncid, role) = match (&vrrp, &daemon.config.vrrp) {
+            let (syncid, role) = match (vrrp.first(), daemon.config.vrrp.first()) {
                 (Some(vrrp), Some(vrrp_config)) => (
                     config.syncid.unwrap_or(vrrp_config.vrid),
                     Role::FollowVrrp(vrrp.master_flag()),
@@ -145,11 +149,13 @@ pub fn run(path: &str) -> Result<(), String> {
     if let Some(bgp) = &mut bgp {
         bgp.announce(&daemon.announced(draining));
     }
-    let track_services = daemon
-        .config
-        .vrrp
-        .as_ref()
-        .is_some_and(|v| v.track_services);
+    // The instances that leave the election while a service lost its quorum.
+    let tracking: Vec<&Vrrp> = vrrp
+        .iter()
+        .zip(&daemon.config.vrrp)
+        .filter(|(_, config)| config.track_services)
+        .map(|(vrrp, _)| vrrp)
+        .collect();
     println!(
         "xvsd: {} services, {} real servers from {path}",
         daemon.config.services.len(),
@@ -175,7 +181,7 @@ pub fn run(path: &str) -> Result<(), String> {
                 took,
             }) if generation == daemon.generation => {
                 daemon.checked(watch, result, took);
-                if let (Some(vrrp), true) = (&vrrp, track_services) {
+                for vrrp in &tracking {
                     vrrp.set_healthy(daemon.state.all_quorate());
                 }
                 if let Some(bgp) = &mut bgp {
@@ -220,7 +226,8 @@ pub fn run(path: &str) -> Result<(), String> {
                 let _ = reply.send(daemon.report(wanted));
             }
             Ok(Message::Terminate) => {
-                if let Some(vrrp) = vrrp {
+                drop(tracking);
+                for vrrp in vrrp {
                     vrrp.stop();
                 }
                 if let Some(sync) = sync {

@@ -592,10 +592,11 @@ fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
     }
 }
 
-/// VRRPv3 over IPv6: advertisements from the directors' link-local addresses to
-/// ff02::12; the master holds the IPv6 VIP and announces it with unsolicited neighbour
-/// advertisements, which move the client's neighbour entry on each change of master
-/// (no cache flushed here).
+/// VRRPv3 over IPv6 beside IPv4 (two instances, `[[vrrp]]`): advertisements from the
+/// directors' link-local addresses to ff02::12; the master holds the IPv6 VIP and
+/// announces it with unsolicited neighbour advertisements, which move the client's
+/// neighbour entry on each change of master (no cache flushed here); the IPv4 instance
+/// moves its VIP with it.
 #[test]
 fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
     const VIP6: &str = "fd00:1::fe";
@@ -608,26 +609,34 @@ fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
             "lan",
             "br0",
             vec![
-                end("client", "eth0", &["fd00:1::1/64"]),
-                end("d1", "eth0", &["fd00:1::251/64"]),
-                end("d2", "eth0", &["fd00:1::252/64"]),
+                end("client", "eth0", &["fd00:1::1/64", "1.1.1.1/24"]),
+                end("d1", "eth0", &["fd00:1::251/64", "1.1.1.251/24"]),
+                end("d2", "eth0", &["fd00:1::252/64", "1.1.1.252/24"]),
             ],
         )
         .build()
         .unwrap();
     let config6 = |name: &str, priority: u8| {
+        // Dual stack: an IPv6 instance and an IPv4 one, each on its own.
         let text = format!(
-            "[vrrp]\ninterface = \"eth0\"\nvrid = 61\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP6}/64\"]\n"
+            "[[vrrp]]\ninterface = \"eth0\"\nvrid = 61\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP6}/64\"]\n\
+             [[vrrp]]\ninterface = \"eth0\"\nvrid = 61\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP}/24\"]\n"
         );
         let path = std::env::temp_dir().join(format!("xvsd-{}-{name}-v6.toml", std::process::id()));
         std::fs::write(&path, text).unwrap();
         path.to_string_lossy().into_owned()
     };
-    let holds = |host: &str| {
-        lab.run_ok(host, &["ip", "-6", "-o", "addr", "show", "dev", "eth0"])
-            .unwrap()
-            .contains(&format!("{VIP6}/64"))
+    // How many of the two VIPs `host` holds (the instances move one after the other).
+    let held = |host: &str| {
+        let addresses = lab
+            .run_ok(host, &["ip", "-o", "addr", "show", "dev", "eth0"])
+            .unwrap();
+        [format!("{VIP6}/64"), format!("{VIP}/24")]
+            .iter()
+            .filter(|vip| addresses.contains(vip.as_str()))
+            .count()
     };
+    let master = |host: &str, other: &str| held(host) == 2 && held(other) == 0;
     let mac = |host: &str| {
         lab.run_ok(host, &["cat", "/sys/class/net/eth0/address"])
             .unwrap()
@@ -650,7 +659,7 @@ fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
     let (c1, c2) = (config6("d1", 200), config6("d2", 100));
     let mut d1 = start(&lab, "d1", &c1);
     let mut d2 = start(&lab, "d2", &c2);
-    until("d1 master", || holds("d1") && !holds("d2"));
+    until("d1 master", || master("d1", "d2"));
     until("the client reaches the VIP", || {
         lab.run_ok("client", &["ping", "-6", "-c", "1", "-W", "1", VIP6])
             .is_ok()
@@ -662,13 +671,17 @@ fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
         .status()
         .unwrap();
     d1.wait().unwrap();
-    until("d2 master", || holds("d2") && !holds("d1"));
+    until("d2 master", || master("d2", "d1"));
     until("the client reaches the VIP at d2", || client_goes_to("d2"));
 
     let mut d1 = start(&lab, "d1", &c1);
-    until("d1 master again", || holds("d1") && !holds("d2"));
+    until("d1 master again", || master("d1", "d2"));
     until("the client reaches the VIP at d1 again", || {
         client_goes_to("d1")
+    });
+    until("the client reaches the IPv4 VIP", || {
+        lab.run_ok("client", &["ping", "-c", "1", "-W", "1", VIP])
+            .is_ok()
     });
     for child in [&mut d1, &mut d2] {
         let _ = child.kill();

@@ -45,6 +45,31 @@ pub struct VrrpConfig {
     pub unicast_peers: Vec<std::net::IpAddr>,
 }
 
+/// `[vrrp]` (one instance) or `[[vrrp]]` (several), each read with its own errors.
+pub(super) fn one_or_many<'de, D>(deserializer: D) -> Result<Vec<VrrpConfig>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct OneOrMany;
+    impl<'de> serde::de::Visitor<'de> for OneOrMany {
+        type Value = Vec<VrrpConfig>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a [vrrp] table or [[vrrp]] tables")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            let one = VrrpConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+            Ok(vec![one])
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+        }
+    }
+    deserializer.deserialize_any(OneOrMany)
+}
+
 fn hundred() -> u8 {
     100
 }

@@ -1,9 +1,9 @@
 //! keepalived's VRRP instance and LVS sync daemon as xvsd's `[vrrp]` and `[sync]`.
 //!
-//! xvsd runs one VRRP instance (IPv4, multicast): the first `vrrp_instance` is translated,
-//! what it cannot carry is named. keepalived's VRRP version defaults to 2, xvsd's to 3: an
-//! instance without a version is imported as version 2, so that the imported director
-//! and the keepalived directors beside it speak alike.
+//! Each `vrrp_instance` becomes a VRRP section of xvsd's; what it cannot carry is named.
+//! keepalived's VRRP version defaults to 2, xvsd's to 3: an IPv4 instance without a
+//! version is imported as version 2, so that the imported director and the keepalived
+//! directors beside it speak alike (IPv6 is version 3 in both).
 
 use super::{Item, quoted};
 
@@ -26,18 +26,25 @@ pub(super) fn globals(item: &Item) -> Globals<'_> {
     globals
 }
 
-/// The `[vrrp]` section of the first of `instances`, or nothing if there is none.
+/// The VRRP sections of `instances`: `[vrrp]` for one, `[[vrrp]]` for each of several.
 pub(super) fn vrrp(instances: &[&Item], globals: &Globals, notes: &mut Vec<String>) -> String {
-    let Some(instance) = instances.first() else {
-        return String::new();
+    let header = if instances.len() == 1 {
+        "[vrrp]"
+    } else {
+        "[[vrrp]]"
     };
-    for extra in &instances[1..] {
-        notes.push(format!(
-            "line {}: vrrp_instance {}: xvsd runs one VRRP instance (left out)",
-            extra.line,
-            extra.args.join(" ")
-        ));
-    }
+    instances
+        .iter()
+        .map(|instance| one_instance(instance, header, globals, notes))
+        .collect()
+}
+
+fn one_instance(
+    instance: &Item,
+    header: &str,
+    globals: &Globals,
+    notes: &mut Vec<String>,
+) -> String {
     let mut lines = Vec::new();
     let mut version = globals.vrrp_version;
     let mut addresses = Vec::new();
@@ -87,35 +94,47 @@ pub(super) fn vrrp(instances: &[&Item], globals: &Globals, notes: &mut Vec<Strin
     }
     if addresses.is_empty() {
         notes.push(format!(
-            "line {}: vrrp_instance: no IPv4 virtual_ipaddress (xvsd's [vrrp] needs one; left out)",
+            "line {}: vrrp_instance: no virtual_ipaddress (xvsd's [vrrp] needs one; left out)",
             instance.line
         ));
         return String::new();
     }
     lines.push(format!("addresses = [{}]", addresses.join(", ")));
-    lines.push(format!(
-        "version = {}  # keepalived's default is 2",
-        version.unwrap_or("2")
-    ));
+    // keepalived speaks VRRPv3 for IPv6 whatever its default.
+    let v6 = addresses.first().is_some_and(|a| a.contains(':'));
+    lines.push(match (version, v6) {
+        (_, true) => "version = 3".to_string(),
+        (Some(v), false) => format!("version = {v}"),
+        (None, false) => "version = 2  # keepalived's default".to_string(),
+    });
     format!(
-        "\n# keepalived's vrrp_instance {} (line {})\n[vrrp]\n{}\n",
+        "\n# keepalived's vrrp_instance {} (line {})\n{header}\n{}\n",
         instance.args.join(" "),
         instance.line,
         lines.join("\n")
     )
 }
 
-/// `virtual_ipaddress { ADDRESS[/PREFIX] [dev IFACE] ... }`: the IPv4 addresses, quoted.
+/// `virtual_ipaddress { ADDRESS[/PREFIX] [dev IFACE] ... }`: the addresses of the first
+/// one's family (an instance is IPv4 or IPv6), quoted.
 fn virtual_addresses(setting: &Item, notes: &mut Vec<String>) -> Vec<String> {
     let mut addresses = Vec::new();
+    let mut family = None;
     for entry in setting.block.iter().flatten() {
         let (ip, _) = entry
             .keyword
             .split_once('/')
             .unwrap_or((&entry.keyword, ""));
-        if ip.parse::<std::net::Ipv4Addr>().is_err() {
+        let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
             notes.push(format!(
-                "line {}: virtual_ipaddress {}: xvsd's VRRP holds IPv4 addresses only (left out)",
+                "line {}: virtual_ipaddress {}: not an address (left out)",
+                entry.line, entry.keyword
+            ));
+            continue;
+        };
+        if *family.get_or_insert(ip.is_ipv4()) != ip.is_ipv4() {
+            notes.push(format!(
+                "line {}: virtual_ipaddress {}: an instance's addresses are of one family (left out)",
                 entry.line, entry.keyword
             ));
             continue;
