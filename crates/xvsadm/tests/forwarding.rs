@@ -471,7 +471,9 @@ fn a_service_of_300_real_servers_forwards_and_lists_them_all() {
 fn datagrams_in_fragments_arrive_whole(lab: &Lab, target: &str) {
     let mut answers = Vec::new();
     for _ in 0..2 {
-        let command = format!("head -c 4000 /dev/zero | socat -t 1 - '{target}'");
+        // The answer may take a while on a loaded machine (the DR and tunnel servers
+        // fork a shell per datagram): socat waits up to 3 s for it.
+        let command = format!("head -c 4000 /dev/zero | socat -t 3 - '{target}'");
         answers.push(lab.run_ok("client", &["sh", "-c", &command]).unwrap());
     }
     answers.sort();
