@@ -420,6 +420,123 @@ fn server_labels<'a>(s: &'a ServiceReport, r: &'a ServerReport) -> Vec<(&'static
     vec![("service", &s.name), ("real_server", &r.address)]
 }
 
+/// What the director's high-availability parts say, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HaView {
+    /// Each VRRP instance by name, and whether this director is its master.
+    pub vrrp: Vec<(String, bool)>,
+    /// Connection sync's totals, if `[sync]` runs.
+    pub sync: Option<SyncTotals>,
+    /// Each VIP BGP may announce, and whether it is announced now.
+    pub bgp: Vec<(String, bool)>,
+}
+
+/// Connection sync's counts since xvsd started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncTotals {
+    pub sent: u64,
+    pub messages_sent: u64,
+    pub made: u64,
+    pub updated: u64,
+    pub in_use: u64,
+    pub unknown: u64,
+    pub table_full: u64,
+    pub dropped_messages: u64,
+}
+
+impl HaView {
+    /// The families of the Prometheus text format, appended to [`Report::metrics`].
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        if !self.vrrp.is_empty() {
+            family(
+                &mut out,
+                "xvs_vrrp_master",
+                "gauge",
+                "1 while this director is master of the VRRP instance.",
+            );
+            for (instance, master) in &self.vrrp {
+                sample(
+                    &mut out,
+                    "xvs_vrrp_master",
+                    &[("instance", instance)],
+                    u64::from(*master),
+                );
+            }
+        }
+        if let Some(sync) = &self.sync {
+            family(
+                &mut out,
+                "xvs_sync_connections_sent_total",
+                "counter",
+                "Connections told to the backups.",
+            );
+            sample(&mut out, "xvs_sync_connections_sent_total", &[], sync.sent);
+            family(
+                &mut out,
+                "xvs_sync_messages_sent_total",
+                "counter",
+                "Sync messages sent.",
+            );
+            sample(
+                &mut out,
+                "xvs_sync_messages_sent_total",
+                &[],
+                sync.messages_sent,
+            );
+            family(
+                &mut out,
+                "xvs_sync_connections_received_total",
+                "counter",
+                "Connections received from a master, by what became of them.",
+            );
+            for (result, value) in [
+                ("new", sync.made),
+                ("updated", sync.updated),
+                ("in_use", sync.in_use),
+                ("unknown", sync.unknown),
+                ("table_full", sync.table_full),
+            ] {
+                sample(
+                    &mut out,
+                    "xvs_sync_connections_received_total",
+                    &[("result", result)],
+                    value,
+                );
+            }
+            family(
+                &mut out,
+                "xvs_sync_messages_dropped_total",
+                "counter",
+                "Sync messages dropped: malformed, another version, or a wrong or missing HMAC.",
+            );
+            sample(
+                &mut out,
+                "xvs_sync_messages_dropped_total",
+                &[],
+                sync.dropped_messages,
+            );
+        }
+        if !self.bgp.is_empty() {
+            family(
+                &mut out,
+                "xvs_bgp_announced",
+                "gauge",
+                "1 while the VIP is announced to the BGP routers.",
+            );
+            for (vip, announced) in &self.bgp {
+                sample(
+                    &mut out,
+                    "xvs_bgp_announced",
+                    &[("vip", vip)],
+                    u64::from(*announced),
+                );
+            }
+        }
+        out
+    }
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -428,8 +545,11 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
     let _ = writeln!(out, "{name}{} {value}", label_text(labels));
 }
 
-/// `{a="x",b="y"}`, values escaped as the text format asks.
+/// `{a="x",b="y"}`, values escaped as the text format asks; nothing without labels.
 fn label_text(labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
     let inner: Vec<String> = labels
         .iter()
         .map(|(k, v)| {
@@ -509,6 +629,28 @@ mod tests {
             );
         }
         assert!(!metrics.contains("xvs_real_server_up{service=\"UDP"));
+        let ha = HaView {
+            vrrp: vec![("VRRP 51 on eth0".to_string(), true)],
+            sync: Some(SyncTotals {
+                sent: 4,
+                made: 3,
+                dropped_messages: 1,
+                ..SyncTotals::default()
+            }),
+            bgp: vec![("1.1.1.254".to_string(), false)],
+        }
+        .metrics();
+        for line in [
+            "# TYPE xvs_vrrp_master gauge",
+            "xvs_vrrp_master{instance=\"VRRP 51 on eth0\"} 1",
+            "xvs_sync_connections_sent_total 4",
+            "xvs_sync_connections_received_total{result=\"new\"} 3",
+            "xvs_sync_messages_dropped_total 1",
+            "xvs_bgp_announced{vip=\"1.1.1.254\"} 0",
+        ] {
+            assert!(ha.lines().any(|l| l == line), "{line}:\n{ha}");
+        }
+        assert_eq!(HaView::default().metrics(), "");
         // Every sample belongs to a family declared once.
         let mut declared = std::collections::HashSet::new();
         for line in metrics.lines() {

@@ -106,6 +106,14 @@ impl Bgp {
         }
     }
 
+    /// Each VIP and whether it is announced now.
+    pub fn view(&self) -> Vec<(String, bool)> {
+        self.vips
+            .iter()
+            .map(|vip| (vip.to_string(), self.announced.contains(vip)))
+            .collect()
+    }
+
     /// Stops BIRD: its sessions close and the routers withdraw every VIP at once.
     pub fn stop(mut self) {
         self.shut_down();

@@ -23,7 +23,8 @@ use xvs_datapath::{
 };
 use xvs_health::{
     config::{Config, Watch},
-    desired, report,
+    desired,
+    report::{self, HaView},
     state::{Event, State, find},
 };
 
@@ -223,7 +224,12 @@ pub fn run(path: &str) -> Result<(), String> {
                 let _ = reply.send(answer.to_string());
             }
             Ok(Message::Report(wanted, reply)) => {
-                let _ = reply.send(daemon.report(wanted));
+                let ha = HaView {
+                    vrrp: vrrp.iter().map(Vrrp::view).collect(),
+                    sync: sync.as_ref().map(Sync::totals),
+                    bgp: bgp.as_ref().map(Bgp::view).unwrap_or_default(),
+                };
+                let _ = reply.send(daemon.report(wanted, &ha));
             }
             Ok(Message::Terminate) => {
                 drop(tracking);
@@ -533,7 +539,7 @@ impl Daemon {
 
 impl Daemon {
     /// The director's report (the table read with its counters), rendered as asked.
-    fn report(&self, wanted: Wanted) -> Option<String> {
+    fn report(&self, wanted: Wanted, ha: &HaView) -> Option<String> {
         let table = match Director::find() {
             Ok(Some(director)) => director.load().ok()?.table,
             Ok(None) => Table::default(),
@@ -541,7 +547,7 @@ impl Daemon {
         };
         let report = report::report(&self.config, &self.state, &table, self);
         Some(match wanted {
-            Wanted::Metrics => report.metrics(),
+            Wanted::Metrics => report.metrics() + &ha.metrics(),
             Wanted::Json => report.json(),
         })
     }

@@ -17,7 +17,7 @@ use std::{
     os::fd::AsRawFd,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -86,6 +86,24 @@ impl Role {
 pub struct Sync {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
+    totals: Arc<Totals>,
+}
+
+/// What sync did since it started, for `/metrics`.
+#[derive(Default)]
+struct Totals {
+    sent: AtomicU64,
+    messages_sent: AtomicU64,
+    made: AtomicU64,
+    updated: AtomicU64,
+    in_use: AtomicU64,
+    unknown: AtomicU64,
+    table_full: AtomicU64,
+    dropped_messages: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Ordering::Relaxed);
 }
 
 impl Sync {
@@ -116,15 +134,37 @@ impl Sync {
             heard_master: false,
             asked: None,
             done: Done::default(),
+            totals: Arc::new(Totals::default()),
             name: format!("sync on {} (syncid {syncid})", config.interface),
         };
+        let totals = worker.totals.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("sync".to_string())
             .spawn(move || worker.run(&stopping))
             .map_err(|e| format!("sync: {e}"))?;
-        Ok(Sync { stop, thread })
+        Ok(Sync {
+            stop,
+            thread,
+            totals,
+        })
+    }
+
+    /// What sync did since it started.
+    pub fn totals(&self) -> xvs_health::report::SyncTotals {
+        let t = &self.totals;
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        xvs_health::report::SyncTotals {
+            sent: read(&t.sent),
+            messages_sent: read(&t.messages_sent),
+            made: read(&t.made),
+            updated: read(&t.updated),
+            in_use: read(&t.in_use),
+            unknown: read(&t.unknown),
+            table_full: read(&t.table_full),
+            dropped_messages: read(&t.dropped_messages),
+        }
     }
 
     pub fn stop(self) {
@@ -179,6 +219,7 @@ struct Worker {
     /// When the whole table was last asked for.
     asked: Option<Instant>,
     done: Done,
+    totals: Arc<Totals>,
     name: String,
 }
 
@@ -307,8 +348,10 @@ impl Worker {
             }
             self.outbox.push_back(message);
             self.done.sent_messages += 1;
+            add(&self.totals.messages_sent, 1);
         }
         self.done.sent_conns += changes.len();
+        add(&self.totals.sent, changes.len());
         Ok(())
     }
 
@@ -341,6 +384,7 @@ impl Worker {
             Ok(message) => message,
             Err(why) => {
                 self.done.refused += 1;
+                add(&self.totals.dropped_messages, 1);
                 self.done.last_refusal = Some(format!("from {from}: {why}"));
                 return;
             }
@@ -368,6 +412,12 @@ impl Worker {
                 self.done.unknown += taken.unknown;
                 self.done.full += taken.full;
                 self.done.replaced += taken.replaced;
+                let t = &self.totals;
+                add(&t.made, taken.made);
+                add(&t.updated, taken.updated);
+                add(&t.in_use, taken.local);
+                add(&t.unknown, taken.unknown);
+                add(&t.table_full, taken.full);
             }
             Err(e) => {
                 eprintln!("{}: {e}", self.name);

@@ -33,6 +33,8 @@ pub struct Vrrp {
     stop: Arc<AtomicBool>,
     /// True while this director is master (holds the addresses).
     master: Arc<AtomicBool>,
+    /// `VRRP 51 on eth0`, as logs and metrics name it.
+    name: String,
     /// False while xvsd's services say this director should not hold the VIPs.
     healthy: Arc<AtomicBool>,
     thread: JoinHandle<()>,
@@ -92,6 +94,8 @@ impl Vrrp {
         let stop = Arc::new(AtomicBool::new(false));
         let healthy = Arc::new(AtomicBool::new(true));
         let master = Arc::new(AtomicBool::new(false));
+        let family = if v6 { " (IPv6)" } else { "" };
+        let instance_name = format!("VRRP {} on {}{family}", config.vrid, config.interface);
         let instance = Instance {
             healthy: healthy.clone(),
             master: master.clone(),
@@ -104,7 +108,7 @@ impl Vrrp {
             addresses,
             notify_master: config.notify_master.clone(),
             notify_backup: config.notify_backup.clone(),
-            name: format!("VRRP {} on {}", config.vrid, config.interface),
+            name: instance_name.clone(),
         };
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
@@ -113,6 +117,7 @@ impl Vrrp {
             .map_err(|e| format!("vrrp: {e}"))?;
         Ok(Vrrp {
             stop,
+            name: instance_name.clone(),
             master,
             healthy,
             thread,
@@ -123,6 +128,11 @@ impl Vrrp {
     /// while it is not.
     pub fn master_flag(&self) -> Arc<AtomicBool> {
         self.master.clone()
+    }
+
+    /// The instance's name and whether this director is its master now.
+    pub fn view(&self) -> (String, bool) {
+        (self.name.clone(), self.master.load(Ordering::Relaxed))
     }
 
     /// Whether the director is fit to hold the VIPs (`track_services`).

@@ -248,6 +248,13 @@ fn directors_behind_ecmp_lose_no_connection_when_one_leaves() {
     let drained = lab.run_ok("d2", &[XVSD, "drain"]).unwrap();
     assert!(drained.contains("withdrawn"), "{drained}");
     until_hops(&lab, &["10.0.0.1"]);
+    let metrics = lab
+        .run_ok("d2", &["curl", "-sf", "http://127.0.0.1:9180/metrics"])
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("xvs_bgp_announced{{vip=\"{VIP}\"}} 0")),
+        "{metrics}"
+    );
     assert_eq!(
         alive(&mut streams, "d2 drained"),
         FLOWS,

@@ -489,6 +489,26 @@ fn connections_survive_failover_and_return_with_sync() {
         echo(stream, &format!("before {i}\n"));
     }
     until("d2 holds d1's connections", || established(&lab, "d2") >= 4);
+    // What each says of it on /metrics.
+    let metric = |host: &str, line: &str| -> Option<u64> {
+        let text = lab
+            .run_ok(host, &["curl", "-sf", "http://127.0.0.1:9180/metrics"])
+            .ok()?;
+        let found = text.lines().find(|l| l.starts_with(line))?;
+        found.rsplit(' ').next()?.parse().ok()
+    };
+    assert_eq!(
+        metric("d1", "xvs_vrrp_master{instance=\"VRRP 51 on eth0\"}"),
+        Some(1)
+    );
+    assert_eq!(
+        metric("d2", "xvs_vrrp_master{instance=\"VRRP 51 on eth0\"}"),
+        Some(0)
+    );
+    assert!(metric("d1", "xvs_sync_connections_sent_total").is_some_and(|n| n >= 4));
+    assert!(
+        metric("d2", "xvs_sync_connections_received_total{result=\"new\"}").is_some_and(|n| n >= 4)
+    );
 
     Command::new("kill")
         .args(["-TERM", &d1.id().to_string()])
