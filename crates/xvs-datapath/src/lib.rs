@@ -11,6 +11,7 @@
 //! When the namespace goes, its `lo` goes, and with it the program and the maps.
 //! Data interfaces get the same program in driver mode (see [`Director::attach`]).
 
+mod counts;
 pub mod decap;
 mod edit;
 mod error;
@@ -103,12 +104,39 @@ impl Director {
         if let Some(director) = Director::find()? {
             return Ok(director);
         }
-        let mut ebpf = objects::load_director()?;
+        Director::anchor(objects::load_director()?, LAYOUT_VERSION)?;
+        Director::find()?.ok_or_else(|| Error::plain("the director vanished right after creation"))
+    }
+
+    /// Creates this namespace's director from `object`, an older build's director program,
+    /// with `layout` recorded in its meta map: how the tests stand up the director a live
+    /// upgrade takes over. Not for production: a director is made by this build's
+    /// [`Director::find_or_create`].
+    #[doc(hidden)]
+    pub fn create_from_object(object: &[u8], layout: u64) -> Result<()> {
+        // aya reads the ELF in place: 8-byte aligned.
+        let mut aligned = vec![0u64; object.len().div_ceil(8)];
+        // SAFETY: the u64 buffer has room for `object`'s bytes.
+        let bytes = unsafe {
+            let bytes =
+                std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), object.len());
+            bytes.copy_from_slice(object);
+            &*bytes
+        };
+        let ebpf = objects::sized(&mut aya::EbpfLoader::new())?
+            .load(bytes)
+            .map_err(|e| Error::new("cannot load the director object", e))?;
+        Director::anchor(ebpf, layout)
+    }
+
+    /// Initialises a loaded director object's meta map (with `layout`) and anchors its
+    /// program on `lo`; another process's director, if it came first, is left as it is.
+    fn anchor(mut ebpf: Ebpf, layout: u64) -> Result<()> {
         {
             let mut meta: Array<&mut MapData, u64> = map_mut(&mut ebpf, map_names::META)?;
             let defaults = xvs_core::model::Timeouts::default();
             for (slot, value) in [
-                (meta::LAYOUT_VERSION, LAYOUT_VERSION),
+                (meta::LAYOUT_VERSION, layout),
                 (meta::NEXT_ID, 1),
                 (meta::TIMEOUT_TCP, u64::from(defaults.tcp)),
                 (meta::TIMEOUT_TCP_FIN, u64::from(defaults.tcp_fin)),
@@ -128,8 +156,7 @@ impl Director {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
             Err(e) => return Err(Error::new("cannot anchor the director on lo", e)),
         }
-        drop(ebpf);
-        Director::find()?.ok_or_else(|| Error::plain("the director vanished right after creation"))
+        Ok(())
     }
 
     /// Removes this namespace's director from every interface: its maps and all its state go.

@@ -35,11 +35,18 @@ const COUNTER_BUDGET: usize = 32 << 20;
 /// Loads the director object: creates its maps (fresh, empty) and relocates its programs.
 /// The programs themselves are not yet loaded into the kernel.
 pub fn load_director() -> Result<Ebpf> {
+    sized(&mut EbpfLoader::new())?
+        .load(DIRECTOR)
+        .map_err(|e| Error::new("cannot load the director object", e))
+}
+
+/// `loader` with the director's maps sized as this machine and the environment ask.
+pub fn sized<'a, 'b>(loader: &'a mut EbpfLoader<'b>) -> Result<&'a mut EbpfLoader<'b>> {
     let connections = positive_setting(CONNECTIONS_ENV)?.unwrap_or(DEFAULT_CONNECTIONS);
     let counter_slots = positive_setting(COUNTER_SLOTS_ENV)?
         .unwrap_or_else(default_counter_slots)
         .min(MAX_STATS);
-    EbpfLoader::new()
+    Ok(loader
         .map_max_entries(map_names::CONNS, connections)
         .map_max_entries(map_names::SWEEP, connections)
         .map_max_entries(map_names::SWEEP_60, (connections / SWEEP_60_SHARE).max(1))
@@ -50,9 +57,7 @@ pub fn load_director() -> Result<Ebpf> {
         )
         .map_max_entries(map_names::STATS, counter_slots)
         .map_max_entries(map_names::TUNNEL_SOURCES, counter_slots)
-        .map_max_entries(map_names::DESTS, 2 * counter_slots)
-        .load(DIRECTOR)
-        .map_err(|e| Error::new("cannot load the director object", e))
+        .map_max_entries(map_names::DESTS, 2 * counter_slots))
 }
 
 fn positive_setting(name: &str) -> Result<Option<u32>> {

@@ -1,12 +1,14 @@
 //! Live upgrade: this build's director program takes over a running director of the same
-//! map layout, keeping its maps (so its table, connections and counters) and replacing
-//! the program on every interface at once, without a moment with no program.
+//! map layout or of an older one it knows ([`MIGRATIONS`]), keeping its maps (so its
+//! table, connections and counters) and replacing the program on every interface at
+//! once, without a moment with no program.
 //!
 //! The maps of the running program are pinned in a bpffs mounted for the purpose (a
 //! mount of our own, gone when done), the new object is loaded reusing them by those
 //! pins, and the new program replaces the old one interface by interface through netlink.
-//! A director of another layout is refused before anything changes (the maps' meaning
-//! differs: taking them over would misread them).
+//! From an older layout, the maps whose format changed are made anew and their content
+//! carried over. A director of a layout this build does not know is refused before
+//! anything changes (the maps' meaning differs: taking them over would misread them).
 
 use std::{
     ffi::CString,
@@ -14,15 +16,31 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::{EbpfLoader, maps::MapData, programs::loaded_programs};
+use aya::{
+    EbpfLoader,
+    maps::{Array, Map, MapData},
+    programs::loaded_programs,
+};
+use xvs_common::{DIRECTOR_PROGRAM, DestCounts, LAYOUT_VERSION, LOOPBACK_INDEX, map_names, meta};
 
-use crate::{Director, Error, ErrorKind, Result, director_program, netlink, objects};
+use crate::{Director, Error, ErrorKind, Result, counts, director_program, netlink, objects};
+
+/// The older layouts this build takes over, each with the maps it makes anew (their
+/// content carried over); every other map is kept as it is.
+pub const MIGRATIONS: &[(u64, &[&str])] = &[
+    // 25 → 26: every map's format is the same; 26 adds a flag for synced connections
+    // (which a 25 program never meets) and makes the counts map mappable, so that map is
+    // made anew and the counts copied.
+    (25, &[map_names::DEST_COUNTS]),
+];
 
 /// What an upgrade did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upgrade {
     pub old_program: u32,
     pub new_program: u32,
+    /// The layout of the director taken over (this build's, or an older one).
+    pub from_layout: u64,
     /// The interfaces whose program was replaced (`lo` first).
     pub interfaces: Vec<String>,
 }
@@ -74,22 +92,30 @@ impl Drop for PinFolder {
 }
 
 /// Replaces the running director of this namespace by this build's program, keeping its
-/// maps. Fails, changing nothing, if there is no director or it has another map layout.
+/// maps. Fails, changing nothing, if there is no director or its layout is neither this
+/// build's nor one of [`MIGRATIONS`].
 pub fn upgrade() -> Result<Upgrade> {
-    // `find` opens the maps only if their layout is this build's.
-    let old = Director::find()?
+    let old_id = netlink::interfaces()
+        .map_err(|e| Error::new("cannot list interfaces", e))?
+        .iter()
+        .find(|i| i.index == LOOPBACK_INDEX)
+        .and_then(|lo| lo.generic_program)
         .ok_or_else(|| Error::of(ErrorKind::NoDirector, "no director in this namespace"))?;
-    let old_id = old.program_id();
     let info = loaded_programs()
         .filter_map(|info| info.ok())
         .find(|info| info.id() == old_id)
         .ok_or_else(|| Error::plain(format!("program {old_id} has vanished")))?;
+    if info.name_as_str() != Some(DIRECTOR_PROGRAM) {
+        return Err(Error::of(
+            ErrorKind::Layout,
+            format!("lo carries XDP program {old_id}, not the xvs director"),
+        ));
+    }
     let map_ids = info
         .map_ids()
         .map_err(|e| Error::new("cannot list the director's maps", e))?
         .unwrap_or_default();
-    let pins = PinFolder::mount()?;
-    let mut names = Vec::new();
+    let mut maps = Vec::new();
     for id in map_ids {
         let map = MapData::from_id(id).map_err(|e| Error::new("cannot open a map", e))?;
         let Some(name) = map
@@ -101,18 +127,47 @@ pub fn upgrade() -> Result<Upgrade> {
             continue;
         };
         // The program's own constants (.rodata, .bss) come with the new object.
-        if name.starts_with('.') {
+        if !name.starts_with('.') {
+            maps.push((name, map));
+        }
+    }
+    let layout = layout_of(&maps)?;
+    let renewed: &[&str] = if layout == LAYOUT_VERSION {
+        &[]
+    } else {
+        MIGRATIONS
+            .iter()
+            .find(|(from, _)| *from == layout)
+            .map(|(_, renewed)| *renewed)
+            .ok_or_else(|| {
+                Error::of(
+                    ErrorKind::Layout,
+                    format!(
+                        "this namespace's director has map layout {layout}; this build takes over \
+                         layout {LAYOUT_VERSION} and {}, not {layout}: save the table \
+                         (`xvsadm -S -n`), `xvsd destroy`, and restore it (open connections are lost)",
+                        MIGRATIONS
+                            .iter()
+                            .map(|(from, _)| from.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?
+    };
+    let pins = PinFolder::mount()?;
+    let mut paths = Vec::new();
+    for (name, map) in &maps {
+        if renewed.contains(&name.as_str()) {
             continue;
         }
-        map.pin(pins.path(&name))
+        let path = pins.path(name);
+        map.pin(&path)
             .map_err(|e| Error::new(format!("cannot pin {name}"), e))?;
-        names.push(name);
+        paths.push((name.clone(), path));
     }
     let mut loader = EbpfLoader::new();
-    let paths: Vec<(String, PathBuf)> = names
-        .iter()
-        .map(|name| (name.clone(), pins.path(name)))
-        .collect();
+    objects::sized(&mut loader)?;
     for (name, path) in &paths {
         loader.map_pin_path(name.as_str(), path.as_path());
     }
@@ -122,14 +177,32 @@ pub fn upgrade() -> Result<Upgrade> {
             e,
         )
     })?;
+    // The counts, copied before the switch; what the old program counts until it stops
+    // is added after it.
+    let old_counts = maps
+        .iter()
+        .find(|(name, _)| name == map_names::DEST_COUNTS)
+        .map(|(_, map)| map);
+    let carried = match (renewed.contains(&map_names::DEST_COUNTS), old_counts) {
+        (true, Some(old)) => {
+            let mut copy = counts::read(old.fd().as_fd())?;
+            counts::write(new_map_fd(&mut ebpf, map_names::DEST_COUNTS)?, &mut copy)?;
+            Some(copy)
+        }
+        _ => None,
+    };
     let program = director_program(&mut ebpf)?;
     let fd = program
         .fd()
         .map_err(|e| Error::new("the new director program has no descriptor", e))?;
     // lo first: it anchors the state; then every interface that carried the old program,
     // in the mode it had there.
-    let mut interfaces = old.attached_interfaces()?;
-    interfaces.sort_by_key(|i| i.index != crate::LOOPBACK_INDEX);
+    let mut interfaces: Vec<netlink::Interface> = netlink::interfaces()
+        .map_err(|e| Error::new("cannot list interfaces", e))?
+        .into_iter()
+        .filter(|i| i.driver_program == Some(old_id) || i.generic_program == Some(old_id))
+        .collect();
+    interfaces.sort_by_key(|i| i.index != LOOPBACK_INDEX);
     let mut replaced = Vec::new();
     for interface in &interfaces {
         for mode in [netlink::XdpMode::Generic, netlink::XdpMode::Driver] {
@@ -144,6 +217,17 @@ pub fn upgrade() -> Result<Upgrade> {
         }
         replaced.push(interface.name.clone());
     }
+    if let (Some(copied), Some(old)) = (carried, old_counts) {
+        // Runs of the old program that began before the switch end within a moment.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let last = counts::read(old.fd().as_fd())?;
+        let delta = counts_delta(&copied, &last);
+        let mapped = counts::MappedCounts::map(new_map_fd(&mut ebpf, map_names::DEST_COUNTS)?)?;
+        mapped.add(&delta);
+    }
+    if layout != LAYOUT_VERSION {
+        set_layout(&maps)?;
+    }
     drop(ebpf);
     let new = Director::find()?
         .ok_or_else(|| Error::plain("the director vanished during the upgrade"))?;
@@ -151,8 +235,61 @@ pub fn upgrade() -> Result<Upgrade> {
     Ok(Upgrade {
         old_program: old_id,
         new_program: new.program_id(),
+        from_layout: layout,
         interfaces: replaced,
     })
+}
+
+/// The layout the running director's meta map records.
+fn layout_of(maps: &[(String, MapData)]) -> Result<u64> {
+    let meta = meta_array(maps)?;
+    meta.get(&meta::LAYOUT_VERSION, 0)
+        .map_err(|e| Error::new("cannot read the maps' layout", e))
+}
+
+/// Records this build's layout in the (kept) meta map.
+fn set_layout(maps: &[(String, MapData)]) -> Result<()> {
+    let mut meta = meta_array(maps)?;
+    meta.set(meta::LAYOUT_VERSION, LAYOUT_VERSION, 0)
+        .map_err(|e| Error::new("cannot record the new layout", e))
+}
+
+fn meta_array(maps: &[(String, MapData)]) -> Result<Array<MapData, u64>> {
+    let (_, meta) = maps
+        .iter()
+        .find(|(name, _)| name == map_names::META)
+        .ok_or_else(|| Error::plain("the director has no meta map"))?;
+    let id = meta
+        .info()
+        .map_err(|e| Error::new("cannot read the meta map", e))?
+        .id();
+    let data = MapData::from_id(id).map_err(|e| Error::new("cannot open the meta map", e))?;
+    Array::try_from(Map::Array(data)).map_err(|e| Error::new("the meta map", e))
+}
+
+/// The descriptor of map `name` of the new object.
+fn new_map_fd<'a>(ebpf: &'a mut aya::Ebpf, name: &str) -> Result<std::os::fd::BorrowedFd<'a>> {
+    let map = ebpf
+        .map(name)
+        .ok_or_else(|| Error::plain(format!("the new director has no map {name}")))?;
+    let data = match map {
+        Map::Array(data) => data,
+        _ => return Err(Error::plain(format!("{name} is not an array"))),
+    };
+    Ok(data.fd().as_fd())
+}
+
+/// What the old program counted between `before` and `after` (wrapping: a count may
+/// have gone down).
+fn counts_delta(before: &DestCounts, after: &DestCounts) -> Box<DestCounts> {
+    // SAFETY: DestCounts is plain integers, for which all zeros is a valid value.
+    let mut delta: Box<DestCounts> = unsafe { Box::new_zeroed().assume_init() };
+    for ((d, b), a) in delta.slots.iter_mut().zip(&before.slots).zip(&after.slots) {
+        d.active = a.active.wrapping_sub(b.active);
+        d.inactive = a.inactive.wrapping_sub(b.inactive);
+        d.persistent = a.persistent.wrapping_sub(b.persistent);
+    }
+    delta
 }
 
 fn remove_pins(paths: &[(String, PathBuf)]) {

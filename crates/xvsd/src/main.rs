@@ -68,8 +68,17 @@ fn main() -> ExitCode {
         ["destroy"] => Director::destroy().map_err(|e| e.to_string()),
         ["upgrade"] => xvs_datapath::upgrade::upgrade()
             .map(|done| {
+                let layouts = if done.from_layout == xvs_common::LAYOUT_VERSION {
+                    String::new()
+                } else {
+                    format!(
+                        " (layout {} → {})",
+                        done.from_layout,
+                        xvs_common::LAYOUT_VERSION
+                    )
+                };
                 println!(
-                    "director program {} replaced by {} on {}; maps kept",
+                    "director program {} replaced by {} on {}; maps kept{layouts}",
                     done.old_program,
                     done.new_program,
                     done.interfaces.join(" ")

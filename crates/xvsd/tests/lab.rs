@@ -119,6 +119,80 @@ fn an_upgrade_keeps_open_connections_the_table_and_the_counters() {
     );
 }
 
+/// The director program of the build before connection sync (map layout 25), its debug
+/// sections stripped: what a director running that build has on its interfaces.
+static LAYOUT_25: &[u8] = include_bytes!("fixtures/director-layout-25.o");
+
+/// `xvsd upgrade` from the previous layout (25 → 26), in the seed's NAT lab under
+/// traffic: a TCP connection open across the upgrade carries on, the table and counters
+/// are kept, the connection counts too (26 makes the counts map anew: its content is
+/// copied, and what the old program counted meanwhile added), and this build's tools read
+/// the director afterwards.
+#[test]
+fn an_upgrade_from_the_previous_layout_keeps_connections_table_counters_and_counts() {
+    use xvs_datapath::Director;
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 7, ServerKind::Echo).unwrap();
+    lab.within("director", || {
+        // The older director, its table written as its xvsadm wrote it: the maps of 25
+        // have the formats of 26, so this build's writer writes the same bytes (it is
+        // given the director as layout 26, then the layout is set back to 25).
+        Director::create_from_object(LAYOUT_25, xvs_common::LAYOUT_VERSION).unwrap();
+        Director::change(xvs_datapath::ChangeOptions::default(), |t| {
+            xvs_core::restore::restore(
+                "-A -t 1.1.1.254:7 -s rr\n-a -t 1.1.1.254:7 -r 192.168.1.10:7 -m",
+                t,
+                &xvs_core::text::NoNames,
+                "xvsadm",
+            )
+        })
+        .unwrap();
+        let mut director = Director::find().unwrap().unwrap();
+        director
+            .set_meta(xvs_common::meta::LAYOUT_VERSION, 25)
+            .unwrap();
+    })
+    .unwrap();
+    let refused = lab.run("director", &[XVSD, "status"]).unwrap();
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("layout 25"),
+        "this build does not drive a layout-25 director"
+    );
+    let client = lab
+        .command(
+            "client",
+            &[
+                "sh",
+                "-c",
+                "(printf first; sleep 2; printf second) | socat -t 3 - TCP:1.1.1.254:7",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let report = lab.run_ok("director", &[XVSD, "upgrade"]).unwrap();
+    assert!(report.contains("(layout 25 → 26)"), "{report}");
+    let echoed = client.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&echoed.stdout), "firstsecond");
+    let after = status(&lab, "director");
+    assert!(after.contains("attached to lo eth0 eth1"), "{after}");
+    assert_eq!(
+        counter(&after, "new_connections"),
+        1,
+        "the counters were kept"
+    );
+    let conns = lab
+        .within("director", || {
+            let table = Director::find().unwrap().unwrap().load().unwrap().table;
+            table.services[0].dests[0].conns
+        })
+        .unwrap();
+    // The connection, made under 25 and closed under 26, is counted once: as inactive
+    // (closing), not active. Counts not carried over would have gone below zero.
+    assert_eq!((conns.active, conns.inactive), (0, 1), "{conns:?}");
+}
+
 /// IPVS's `expire_nodest_conn` set by `xvsd sysctl`, with real TCP in the seed's NAT lab:
 /// at 0 a removed real server's open connection is kept and its client's segments are
 /// dropped (counted as `dest_gone`), so the client sees no reset and the entry stays;

@@ -122,45 +122,8 @@ impl Snapshot {
 impl Director {
     /// Every real server's connection counts, by counter slot (a copy of the datapath's).
     pub(crate) fn dest_counts(&self) -> Result<Box<DestCounts>> {
-        use std::os::fd::{AsFd, AsRawFd};
-        const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-        /// `union bpf_attr` as BPF_MAP_LOOKUP_ELEM reads it.
-        #[repr(C)]
-        struct LookupAttr {
-            map_fd: u32,
-            _pad: u32,
-            key: u64,
-            value: u64,
-            flags: u64,
-        }
-        // Made on the heap: 1.5 MiB would not fit every thread's stack.
-        // SAFETY: DestCounts is plain integers, for which all zeros is a valid value.
-        let mut counts: Box<DestCounts> = unsafe { Box::new_zeroed().assume_init() };
-        let key = 0u32;
-        let mut attr = LookupAttr {
-            map_fd: self.dest_counts.fd().as_fd().as_raw_fd() as u32,
-            _pad: 0,
-            key: &key as *const u32 as u64,
-            value: &mut *counts as *mut DestCounts as u64,
-            flags: 0,
-        };
-        // SAFETY: attr points at a key and a value buffer of the map's sizes, both alive
-        // for the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_ELEM,
-                &mut attr as *mut LookupAttr,
-                std::mem::size_of::<LookupAttr>(),
-            )
-        };
-        if rc < 0 {
-            return Err(Error::new(
-                "cannot read the connection counts",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(counts)
+        use std::os::fd::AsFd;
+        crate::counts::read(self.dest_counts.fd().as_fd())
     }
 
     /// The counters in a slot, summed over CPUs, with the rates xvsd estimated for it if

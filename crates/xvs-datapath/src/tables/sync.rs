@@ -9,13 +9,13 @@ use std::collections::HashMap;
 
 use aya::maps::{Map, MapData, Queue};
 use xvs_common::{
-    Conn, ConnKey, DestCounts, DestValue, ServiceKey as MapKey, ServiceValue, SweepRecord,
-    TEMPLATE_KEY, conn_flags, dest_index, forward, map_names, meta, sweep, sweep_queue, tcp,
+    Conn, ConnKey, DestValue, ServiceKey as MapKey, ServiceValue, SweepRecord, TEMPLATE_KEY,
+    conn_flags, dest_index, forward, map_names, meta, sweep, sweep_queue, tcp,
 };
 use xvs_sync::{IPPROTO_TCP, SyncedConn, flags};
 
 use super::{connections::monotonic_ns, encode::decode_addr, encode::encode_addr};
-use crate::{Director, Error, Result};
+use crate::{Director, Error, Result, counts::MappedCounts};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// The map update flag that makes only a new entry.
@@ -33,71 +33,6 @@ pub struct SyncIndex {
     keys: HashMap<u32, MapKey>,
     queues: Vec<Queue<MapData, SweepRecord>>,
     counts: MappedCounts,
-}
-
-/// The datapath's connection counts (`XVS_DEST_COUNTS`, a mappable array), mapped into
-/// this process, so that a count is changed by an atomic operation as the datapath
-/// changes it.
-struct MappedCounts {
-    base: *mut DestCounts,
-    len: usize,
-}
-
-impl MappedCounts {
-    fn map(fd: std::os::fd::BorrowedFd<'_>) -> Result<MappedCounts> {
-        use std::os::fd::AsRawFd;
-        let len = std::mem::size_of::<DestCounts>().next_multiple_of(4096);
-        // SAFETY: a shared mapping of the map's one value, of its (page-rounded) size.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(Error::new(
-                "cannot map the connection counts",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(MappedCounts {
-            base: base.cast(),
-            len,
-        })
-    }
-
-    /// One connection (or template) fewer in the counts of counter slot `slot`, as the
-    /// datapath's `forget` takes it off (never below zero).
-    fn uncount(&self, slot: u32, flags: u8) {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        // SAFETY: `base` maps a live DestCounts; `of_mut` masks the slot into it; the
-        // datapath changes these words with atomic operations too.
-        let counts = unsafe { (*self.base).of_mut(slot) };
-        let field = if flags & conn_flags::TEMPLATE != 0 {
-            &mut counts.persistent
-        } else if flags & conn_flags::ACTIVE != 0 {
-            &mut counts.active
-        } else {
-            &mut counts.inactive
-        };
-        let atomic = unsafe { AtomicU32::from_ptr(field) };
-        let _ = atomic.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-    }
-}
-
-// SAFETY: the mapping belongs to the process, not a thread, and its words are only
-// changed by atomic operations.
-unsafe impl Send for MappedCounts {}
-
-impl Drop for MappedCounts {
-    fn drop(&mut self) {
-        // SAFETY: unmapping what `map` mapped, once.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
-    }
 }
 
 struct Known {
