@@ -393,19 +393,25 @@ impl Protocol {
 }
 
 impl Config {
-    /// The VIPs BGP announces: `[bgp] addresses`, or every IPv4 address service's VIP.
-    pub fn bgp_addresses(&self) -> Vec<std::net::Ipv4Addr> {
-        if let Some(bgp) = &self.bgp
-            && !bgp.addresses.is_empty()
-        {
+    /// The VIPs BGP announces: `[bgp] addresses`, or every address service's VIP of a
+    /// family some neighbor has.
+    pub fn bgp_addresses(&self) -> Vec<std::net::IpAddr> {
+        let Some(bgp) = &self.bgp else {
+            return Vec::new();
+        };
+        if !bgp.addresses.is_empty() {
             return bgp.addresses.clone();
         }
         let mut vips = Vec::new();
         for service in &self.services {
-            if let Some(SocketAddr::V4(address)) = service.address
-                && !vips.contains(address.ip())
+            if let Some(address) = service.address
+                && bgp
+                    .neighbors
+                    .iter()
+                    .any(|n| n.is_ipv4() == address.is_ipv4())
+                && !vips.contains(&address.ip())
             {
-                vips.push(*address.ip());
+                vips.push(address.ip());
             }
         }
         vips
@@ -441,7 +447,7 @@ impl Config {
             problems.extend(bgp.problems());
             if bgp.addresses.is_empty() && config.bgp_addresses().is_empty() {
                 problems.push(
-                    "bgp: nothing to announce (no IPv4 address service, no addresses)".to_string(),
+                    "bgp: nothing to announce (no address service of a neighbor's family, no addresses)".to_string(),
                 );
             }
         }

@@ -10,7 +10,7 @@
 
 use std::{
     collections::BTreeSet,
-    net::Ipv4Addr,
+    net::IpAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -24,14 +24,14 @@ pub struct Bgp {
     birdc: PathBuf,
     socket: PathBuf,
     folder: PathBuf,
-    vips: Vec<Ipv4Addr>,
+    vips: Vec<IpAddr>,
     /// The VIPs announced now.
-    announced: BTreeSet<Ipv4Addr>,
+    announced: BTreeSet<IpAddr>,
 }
 
 impl Bgp {
     /// Starts BIRD announcing nothing yet; [`Bgp::announce`] says what.
-    pub fn start(config: &BgpConfig, vips: &[Ipv4Addr]) -> Result<Bgp, String> {
+    pub fn start(config: &BgpConfig, vips: &[IpAddr]) -> Result<Bgp, String> {
         let folder = runtime_folder()?;
         let conf = folder.join("bird.conf");
         let socket = folder.join("bird.ctl");
@@ -83,7 +83,7 @@ impl Bgp {
     }
 
     /// Announces exactly `wanted` (of the configured VIPs), withdrawing the others.
-    pub fn announce(&mut self, wanted: &BTreeSet<Ipv4Addr>) {
+    pub fn announce(&mut self, wanted: &BTreeSet<IpAddr>) {
         for (i, vip) in self.vips.clone().iter().enumerate() {
             let (now, want) = (self.announced.contains(vip), wanted.contains(vip));
             if now == want {
@@ -181,10 +181,10 @@ fn protocol_name(i: usize) -> String {
     format!("vip{}", i + 1)
 }
 
-/// BIRD's config: a disabled static protocol per VIP (a /32 blackhole, exported by BGP
-/// only), BFD if asked, and an eBGP session with each router that exports the VIPs
-/// and imports nothing.
-pub fn render(config: &BgpConfig, vips: &[Ipv4Addr]) -> String {
+/// BIRD's config: a disabled static protocol per VIP (a /32 or /128 blackhole, exported by
+/// BGP only), BFD if asked, and an eBGP session with each router that exports the VIPs of
+/// its family and imports nothing.
+pub fn render(config: &BgpConfig, vips: &[IpAddr]) -> String {
     let mut text = String::from(
         "# Written by xvsd: announces this director's VIPs to its routers.\n\
          log stderr { warning, error, fatal };\n",
@@ -194,8 +194,13 @@ pub fn render(config: &BgpConfig, vips: &[Ipv4Addr]) -> String {
     }
     text.push_str("protocol device {}\n");
     for (i, vip) in vips.iter().enumerate() {
+        let (channel, length) = if vip.is_ipv4() {
+            ("ipv4", 32)
+        } else {
+            ("ipv6", 128)
+        };
         text.push_str(&format!(
-            "protocol static {} {{ disabled; ipv4; route {vip}/32 blackhole; }}\n",
+            "protocol static {} {{ disabled; {channel}; route {vip}/{length} blackhole; }}\n",
             protocol_name(i)
         ));
     }
@@ -204,15 +209,19 @@ pub fn render(config: &BgpConfig, vips: &[Ipv4Addr]) -> String {
             "protocol bfd { interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n",
         );
     }
-    text.push_str(&format!(
-        "template bgp routers {{\n  local as {};\n  hold time {};\n{}  ipv4 {{ import none; export where source = RTS_STATIC; }};\n}}\n",
-        config.local_as,
-        config.hold_time,
-        if config.bfd { "  bfd on;\n" } else { "" }
-    ));
-    for (i, neighbor) in config.neighbors.iter().enumerate() {
+    // One template per family: a session carries the VIPs of its neighbor's family.
+    for channel in ["ipv4", "ipv6"] {
         text.push_str(&format!(
-            "protocol bgp router{} from routers {{ neighbor {neighbor} as {}; }}\n",
+            "template bgp routers_{channel} {{\n  local as {};\n  hold time {};\n{}  {channel} {{ import none; export where source = RTS_STATIC; }};\n}}\n",
+            config.local_as,
+            config.hold_time,
+            if config.bfd { "  bfd on;\n" } else { "" }
+        ));
+    }
+    for (i, neighbor) in config.neighbors.iter().enumerate() {
+        let channel = if neighbor.is_ipv4() { "ipv4" } else { "ipv6" };
+        text.push_str(&format!(
+            "protocol bgp router{} from routers_{channel} {{ neighbor {neighbor} as {}; }}\n",
             i + 1,
             config.peer_as
         ));
@@ -229,7 +238,7 @@ mod tests {
         let config = BgpConfig {
             local_as: 65001,
             peer_as: 65000,
-            neighbors: vec!["10.0.0.254".parse().unwrap(), "10.0.1.254".parse().unwrap()],
+            neighbors: vec!["10.0.0.254".parse().unwrap(), "fd00::fe".parse().unwrap()],
             router_id: Some("10.0.0.1".parse().unwrap()),
             bfd: true,
             hold_time: 9,
@@ -238,18 +247,19 @@ mod tests {
         };
         let text = render(
             &config,
-            &["1.1.1.254".parse().unwrap(), "1.1.1.253".parse().unwrap()],
+            &["1.1.1.254".parse().unwrap(), "fd00:1::fe".parse().unwrap()],
         );
         for line in [
             "router id 10.0.0.1;",
             "protocol static vip1 { disabled; ipv4; route 1.1.1.254/32 blackhole; }",
-            "protocol static vip2 { disabled; ipv4; route 1.1.1.253/32 blackhole; }",
+            "protocol static vip2 { disabled; ipv6; route fd00:1::fe/128 blackhole; }",
             "  local as 65001;",
             "  hold time 9;",
             "  bfd on;",
             "  ipv4 { import none; export where source = RTS_STATIC; };",
-            "protocol bgp router1 from routers { neighbor 10.0.0.254 as 65000; }",
-            "protocol bgp router2 from routers { neighbor 10.0.1.254 as 65000; }",
+            "  ipv6 { import none; export where source = RTS_STATIC; };",
+            "protocol bgp router1 from routers_ipv4 { neighbor 10.0.0.254 as 65000; }",
+            "protocol bgp router2 from routers_ipv6 { neighbor fd00::fe as 65000; }",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
         }

@@ -473,7 +473,7 @@ impl Daemon {
     /// `xvsd health`: every service's quorum and every real server's state and last check.
     /// The VIPs BGP announces: each while a service of it has its quorum (one with no
     /// address service of its own while every service has), none while draining.
-    fn announced(&self, draining: bool) -> std::collections::BTreeSet<std::net::Ipv4Addr> {
+    fn announced(&self, draining: bool) -> std::collections::BTreeSet<std::net::IpAddr> {
         let mut announced = std::collections::BTreeSet::new();
         if draining {
             return announced;
@@ -484,11 +484,7 @@ impl Daemon {
                 .services
                 .iter()
                 .zip(&self.state.services)
-                .filter(|(service, _)| {
-                    service
-                        .address
-                        .is_some_and(|a| a.ip() == std::net::IpAddr::V4(vip))
-                })
+                .filter(|(service, _)| service.address.is_some_and(|a| a.ip() == vip))
                 .peekable();
             let up = if of_vip.peek().is_some() {
                 of_vip.any(|(_, state)| state.quorum_up)

@@ -296,3 +296,204 @@ fn directors_behind_ecmp_lose_no_connection_when_one_leaves() {
     }
     let _ = std::fs::remove_file(router_conf);
 }
+
+/// The same fleet over IPv6: BGP sessions between IPv6 addresses carry the IPv6 VIP (a
+/// /128), the router spreads flows by a hash of IPv6 addresses and ports, the real
+/// servers hold the VIP for DR; one director stops, one is cut off: no connection breaks.
+#[test]
+fn an_ipv6_fleet_loses_no_connection_when_directors_leave() {
+    const VIP6: &str = "fd00:1::fe";
+    let mut builder = LabBuilder::new()
+        .host("client")
+        .host("router")
+        .host("d1")
+        .host("d2")
+        .host("web1")
+        .host("web2")
+        .host("lan")
+        .link(
+            end("client", "eth0", &["fd00:2::1/64"]),
+            end("router", "eth0", &["fd00:2::fe/64"]),
+        )
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("router", "eth1", &["fd00:10::fe/64"]),
+                end("d1", "eth0", &["fd00:10::1/64"]),
+                end("d2", "eth0", &["fd00:10::2/64"]),
+                end("web1", "eth0", &["fd00:10::10/64"]),
+                end("web2", "eth0", &["fd00:10::20/64"]),
+            ],
+        )
+        .route("client", &["default", "via", "fd00:2::fe"])
+        .route("web1", &["default", "via", "fd00:10::fe"])
+        .route("web2", &["default", "via", "fd00:10::fe"])
+        .sysctl("router", "net.ipv6.conf.all.forwarding", "1")
+        .sysctl("router", "net.ipv6.fib_multipath_hash_policy", "3")
+        .sysctl("router", "net.ipv6.fib_multipath_hash_fields", "0x0037");
+    for director in ["d1", "d2"] {
+        builder = builder.sysctl(director, "net.ipv6.conf.all.forwarding", "1");
+    }
+    for web in ["web1", "web2"] {
+        builder = builder.address(web, "lo", &format!("{VIP6}/128"));
+    }
+    let mut lab = builder.build().unwrap();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Echo).unwrap();
+    }
+    let router_conf =
+        std::env::temp_dir().join(format!("xvs-{}-router6-bird.conf", std::process::id()));
+    std::fs::write(
+        &router_conf,
+        r#"
+log stderr { warning, error, fatal };
+router id 10.0.0.254;
+protocol device {}
+protocol kernel { ipv6 { export all; }; merge paths on; }
+protocol bfd { interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }
+template bgp director { local as 65000; hold time 9; bfd on; ipv6 { import all; export none; }; }
+protocol bgp d1 from director { neighbor fd00:10::1 as 65001; }
+protocol bgp d2 from director { neighbor fd00:10::2 as 65001; }
+"#,
+    )
+    .unwrap();
+    let socket = std::env::temp_dir().join(format!("xvs-{}-router6-bird.ctl", std::process::id()));
+    lab.spawn(
+        "router",
+        &[
+            "bird",
+            "-f",
+            "-c",
+            router_conf.to_str().unwrap(),
+            "-s",
+            socket.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let configs: Vec<String> = ["d1", "d2"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let text = format!(
+                r#"
+[bgp]
+local_as = 65001
+peer_as = 65000
+neighbors = ["fd00:10::fe"]
+router_id = "10.0.0.{}"
+bfd = true
+
+[[service]]
+address = "[{VIP6}]:80"
+scheduler = "mh"
+method = "dr"
+[service.check]
+interval = 0.5
+[[service.real_server]]
+address = "[fd00:10::10]:80"
+[[service.real_server]]
+address = "[fd00:10::20]:80"
+"#,
+                i + 1
+            );
+            let path =
+                std::env::temp_dir().join(format!("xvsd-{}-{name}-bgp6.toml", std::process::id()));
+            std::fs::write(&path, text).unwrap();
+            path.to_string_lossy().into_owned()
+        })
+        .collect();
+    let mut daemons: Vec<Child> = ["d1", "d2"]
+        .iter()
+        .zip(&configs)
+        .map(|(d, c)| start(&lab, d, c))
+        .collect();
+    let hops6 = |lab: &Lab| {
+        let routes = lab
+            .run_ok("router", &["ip", "-6", "route", "show", VIP6])
+            .unwrap_or_default();
+        let mut hops: Vec<String> = routes
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[0] == "via")
+            .map(|w| w[1].to_string())
+            .collect();
+        hops.sort();
+        hops
+    };
+    let until6 = |wanted: &[&str]| {
+        let started = Instant::now();
+        while hops6(&lab) != wanted {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the router never sent the VIP to {wanted:?} (it sends it to {:?})",
+                hops6(&lab)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        started.elapsed()
+    };
+    until6(&["fd00:10::1", "fd00:10::2"]);
+    let vip: SocketAddr = format!("[{VIP6}]:80").parse().unwrap();
+    let mut streams: Vec<TcpStream> = lab
+        .within("client", || {
+            (0..12)
+                .map(|_| {
+                    let s = TcpStream::connect_timeout(&vip, Duration::from_secs(5)).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+                    s
+                })
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(alive(&mut streams, "first"), 12);
+    let on_d2 = lab
+        .within("d2", || {
+            xvs_datapath::Director::find()
+                .ok()
+                .flatten()
+                .and_then(|d| d.connections().ok())
+                .map_or(0, |c| c.len())
+        })
+        .unwrap();
+    assert!(
+        (1..12).contains(&on_d2),
+        "the router spreads the flows over both directors: {on_d2} on d2"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &daemons[1].id().to_string()])
+        .status()
+        .unwrap();
+    let took = until6(&["fd00:10::1"]);
+    println!("IPv6, clean stop: the router dropped d2 after {took:?}");
+    daemons[1].wait().unwrap();
+    assert_eq!(
+        alive(&mut streams, "after d2 left"),
+        12,
+        "no connection broke"
+    );
+
+    // d2 back, then d1 cut off.
+    daemons[1] = start(&lab, "d2", &configs[1]);
+    until6(&["fd00:10::1", "fd00:10::2"]);
+    assert_eq!(alive(&mut streams, "d2 back"), 12, "no connection broke");
+    lab.run_ok("d1", &["ip", "link", "set", "eth0", "down"])
+        .unwrap();
+    let took = until6(&["fd00:10::2"]);
+    println!("IPv6, cut off: the router dropped d1 after {took:?}");
+    assert_eq!(
+        alive(&mut streams, "after d1 was cut off"),
+        12,
+        "no connection broke"
+    );
+    for daemon in &mut daemons {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
+    for path in configs {
+        let _ = std::fs::remove_file(path);
+    }
+    let _ = std::fs::remove_file(router_conf);
+}

@@ -14,7 +14,8 @@ pub struct BgpConfig {
     pub local_as: u32,
     /// The routers' AS number.
     pub peer_as: u32,
-    /// The routers' addresses (IPv4).
+    /// The routers' addresses: IPv4 VIPs are announced over the sessions with IPv4
+    /// neighbors, IPv6 VIPs over those with IPv6 neighbors.
     pub neighbors: Vec<IpAddr>,
     /// BIRD's router id (default: BIRD's choice, the lowest IPv4 address).
     pub router_id: Option<Ipv4Addr>,
@@ -25,9 +26,9 @@ pub struct BgpConfig {
     /// Seconds without a word before a session is dropped (BGP's hold time; 3-65535).
     #[serde(default = "hold_time")]
     pub hold_time: u16,
-    /// The VIPs (IPv4) to announce, each as a /32. Default: every address service's VIP.
+    /// The VIPs to announce, each as a /32 or /128. Default: every address service's VIP.
     #[serde(default)]
-    pub addresses: Vec<Ipv4Addr>,
+    pub addresses: Vec<IpAddr>,
     /// The BIRD 2 daemon (`birdc` is looked for beside it).
     #[serde(default = "bird")]
     pub bird: String,
@@ -50,8 +51,12 @@ impl BgpConfig {
         if self.neighbors.is_empty() {
             problems.push("bgp: no neighbors".to_string());
         }
-        if self.neighbors.iter().any(|n| !n.is_ipv4()) {
-            problems.push("bgp: neighbors must be IPv4 addresses".to_string());
+        for vip in &self.addresses {
+            if !self.neighbors.iter().any(|n| n.is_ipv4() == vip.is_ipv4()) {
+                problems.push(format!(
+                    "bgp: no neighbor of {vip}'s family to announce it to"
+                ));
+            }
         }
         if self.hold_time < 3 {
             problems.push("bgp: hold_time must be 3-65535 seconds".to_string());
