@@ -72,6 +72,55 @@ pub fn load(path: &str) -> Result<Config, String> {
 /// `xvsd check-config FILE`: the verdict on a config without touching anything.
 pub fn check_config(path: &str) -> Result<(), String> {
     let config = load(path)?;
+    for vrrp in &config.vrrp {
+        let peers = if vrrp.unicast_peers.is_empty() {
+            "multicast".to_string()
+        } else {
+            let peers: Vec<String> = vrrp.unicast_peers.iter().map(|p| p.to_string()).collect();
+            format!("unicast to {}", peers.join(", "))
+        };
+        println!(
+            "vrrp: {} on {}, priority {}, {} (version {}, {peers})",
+            vrrp.vrid,
+            vrrp.interface,
+            vrrp.priority,
+            vrrp.addresses.join(" "),
+            vrrp.version
+        );
+    }
+    if let Some(sync) = &config.sync {
+        let to = if sync.peers.is_empty() {
+            format!("{}:{}", sync.group, sync.port)
+        } else {
+            let peers: Vec<String> = sync.peers.iter().map(|p| p.to_string()).collect();
+            peers.join(", ")
+        };
+        let syncid = sync
+            .syncid
+            .or(config.vrrp.first().map(|v| v.vrid))
+            .unwrap_or(0);
+        let signed = if sync.key.is_some() { ", signed" } else { "" };
+        println!(
+            "sync: on {} to {to}, syncid {syncid}{signed}",
+            sync.interface
+        );
+    }
+    if let Some(bgp) = &config.bgp {
+        let routers: Vec<String> = bgp.neighbors.iter().map(|n| n.to_string()).collect();
+        let vips: Vec<String> = config
+            .bgp_addresses()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        println!(
+            "bgp: AS {} to {} (AS {}), announcing {}{}",
+            bgp.local_as,
+            routers.join(", "),
+            bgp.peer_as,
+            vips.join(" "),
+            if bgp.bfd { ", with BFD" } else { "" }
+        );
+    }
     println!(
         "{path}: ok ({} services, {} real servers)",
         config.services.len(),

@@ -478,6 +478,17 @@ fn connections_survive_failover_and_return_with_sync() {
         path
     };
     let (c1, c2) = (synced("d1-sync", 200), synced("d2-sync", 100));
+    let checked = Command::new(XVSD)
+        .args(["check-config", &c1])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout);
+    for line in [
+        "vrrp: 51 on eth0, priority 200, 1.1.1.254/24 (version 3, multicast)",
+        "sync: on eth0 to 224.0.0.81:8848, syncid 51, signed",
+    ] {
+        assert!(said.lines().any(|l| l == line), "{line}:\n{said}");
+    }
     let mut d1 = start(&lab, "d1", &c1);
     let mut d2 = start(&lab, "d2", &c2);
     until("d1 master", || {
