@@ -35,7 +35,7 @@ impl Bgp {
         let folder = runtime_folder()?;
         let conf = folder.join("bird.conf");
         let socket = folder.join("bird.ctl");
-        std::fs::write(&conf, render(config, vips))
+        std::fs::write(&conf, render(config, vips, &BTreeSet::new()))
             .map_err(|e| format!("bgp: cannot write {}: {e}", conf.display()))?;
         let child = crate::control::with_signals(&mut Command::new(&config.bird))
             .arg("-f")
@@ -84,12 +84,12 @@ impl Bgp {
 
     /// Announces exactly `wanted` (of the configured VIPs), withdrawing the others.
     pub fn announce(&mut self, wanted: &BTreeSet<IpAddr>) {
-        for (i, vip) in self.vips.clone().iter().enumerate() {
+        for vip in self.vips.clone().iter() {
             let (now, want) = (self.announced.contains(vip), wanted.contains(vip));
             if now == want {
                 continue;
             }
-            let protocol = protocol_name(i);
+            let protocol = protocol_name(vip);
             let verb = if want { "enable" } else { "disable" };
             match self.birdc(&[verb, &protocol]) {
                 Ok(_) => {
@@ -104,6 +104,23 @@ impl Bgp {
                 Err(e) => eprintln!("bgp: cannot {verb} {vip}: {e}"),
             }
         }
+    }
+
+    /// Takes a changed `[bgp]` section or VIP list without dropping the sessions: BIRD
+    /// reads its config again (`birdc configure`) and restarts only what changed; the
+    /// VIPs announced stay announced.
+    pub fn reconfigure(&mut self, config: &BgpConfig, vips: &[IpAddr]) -> Result<(), String> {
+        self.announced.retain(|vip| vips.contains(vip));
+        let conf = self.folder.join("bird.conf");
+        std::fs::write(&conf, render(config, vips, &self.announced))
+            .map_err(|e| format!("bgp: cannot write {}: {e}", conf.display()))?;
+        let said = self.birdc(&["configure"])?;
+        if !said.contains("Reconfigured") && !said.contains("Reconfiguration in progress") {
+            return Err(format!("bgp: BIRD refused the new config: {}", said.trim()));
+        }
+        self.vips = vips.to_vec();
+        println!("bgp: BIRD reconfigured");
+        Ok(())
     }
 
     /// Each VIP and whether it is announced now.
@@ -176,15 +193,21 @@ fn runtime_folder() -> Result<PathBuf, String> {
     Err("bgp: cannot make a folder for BIRD".to_string())
 }
 
-/// The static protocol of the `i`th VIP.
-fn protocol_name(i: usize) -> String {
-    format!("vip{}", i + 1)
+/// The static protocol of a VIP, named after it (so that a reconfiguration that adds or
+/// drops VIPs leaves the others' protocols as they are).
+fn protocol_name(vip: &IpAddr) -> String {
+    let name: String = vip
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("vip_{name}")
 }
 
 /// BIRD's config: a disabled static protocol per VIP (a /32 or /128 blackhole, exported by
 /// BGP only), BFD if asked, and an eBGP session with each router that exports the VIPs of
 /// its family and imports nothing.
-pub fn render(config: &BgpConfig, vips: &[IpAddr]) -> String {
+pub fn render(config: &BgpConfig, vips: &[IpAddr], announced: &BTreeSet<IpAddr>) -> String {
     let mut text = String::from(
         "# Written by xvsd: announces this director's VIPs to its routers.\n\
          log stderr { warning, error, fatal };\n",
@@ -193,15 +216,21 @@ pub fn render(config: &BgpConfig, vips: &[IpAddr]) -> String {
         text.push_str(&format!("router id {id};\n"));
     }
     text.push_str("protocol device {}\n");
-    for (i, vip) in vips.iter().enumerate() {
+    for vip in vips {
         let (channel, length) = if vip.is_ipv4() {
             ("ipv4", 32)
         } else {
             ("ipv6", 128)
         };
+        // Written as it is now, so that a reconfiguration changes no announcement.
+        let disabled = if announced.contains(vip) {
+            ""
+        } else {
+            " disabled;"
+        };
         text.push_str(&format!(
-            "protocol static {} {{ disabled; {channel}; route {vip}/{length} blackhole; }}\n",
-            protocol_name(i)
+            "protocol static {} {{{disabled} {channel}; route {vip}/{length} blackhole; }}\n",
+            protocol_name(vip)
         ));
     }
     if config.bfd {
@@ -245,14 +274,16 @@ mod tests {
             addresses: Vec::new(),
             bird: "bird".to_string(),
         };
+        let announced = BTreeSet::from(["1.1.1.254".parse().unwrap()]);
         let text = render(
             &config,
             &["1.1.1.254".parse().unwrap(), "fd00:1::fe".parse().unwrap()],
+            &announced,
         );
         for line in [
             "router id 10.0.0.1;",
-            "protocol static vip1 { disabled; ipv4; route 1.1.1.254/32 blackhole; }",
-            "protocol static vip2 { disabled; ipv6; route fd00:1::fe/128 blackhole; }",
+            "protocol static vip_1_1_1_254 { ipv4; route 1.1.1.254/32 blackhole; }",
+            "protocol static vip_fd00_1__fe { disabled; ipv6; route fd00:1::fe/128 blackhole; }",
             "  local as 65001;",
             "  hold time 9;",
             "  bfd on;",

@@ -176,25 +176,8 @@ pub fn run(path: &str) -> Result<(), String> {
         .iter()
         .map(Vrrp::start)
         .collect::<Result<Vec<_>, _>>()?;
-    // Connection sync follows the first instance (keepalived's `lvs_sync_daemon IFACE
-    // INSTANCE`).
-    let sync = match &daemon.config.sync {
-        Some(config) => {
-            let (syncid, role) = match (vrrp.first(), daemon.config.vrrp.first()) {
-                (Some(vrrp), Some(vrrp_config)) => (
-                    config.syncid.unwrap_or(vrrp_config.vrid),
-                    Role::FollowVrrp(vrrp.master_flag()),
-                ),
-                _ => (config.syncid.unwrap_or(0), Role::Both),
-            };
-            Some(Sync::start(config, syncid, role)?)
-        }
-        None => None,
-    };
-    let mut bgp = match &daemon.config.bgp {
-        Some(config) => Some(Bgp::start(config, &daemon.config.bgp_addresses())?),
-        None => None,
-    };
+    let mut sync = start_sync(&daemon.config, &vrrp)?;
+    let mut bgp = start_bgp(&daemon.config)?;
     let mut draining = false;
     if let Some(bgp) = &mut bgp {
         bgp.announce(&daemon.announced(draining));
@@ -240,8 +223,60 @@ pub fn run(path: &str) -> Result<(), String> {
             }
             Ok(Message::Checked { .. }) => {} // from before a reload
             Ok(Message::Reload(reply)) => {
-                let answer = daemon.reload();
-                // (BIRD's VIPs are those of the config xvsd started with.)
+                let before = daemon.config.clone();
+                let mut answer = daemon.reload();
+                if answer.is_ok() {
+                    // [sync] and [bgp] start anew if they changed (a backup asks for the
+                    // whole table again; BIRD's sessions close and open: with mh over the
+                    // same servers on every director, no connection minds). [vrrp] is
+                    // kept: restarting a master's instance would hand its VIPs over.
+                    let config = &daemon.config;
+                    let mut notes = Vec::new();
+                    if config.sync != before.sync {
+                        if let Some(old) = sync.take() {
+                            old.stop();
+                        }
+                        match start_sync(config, &vrrp) {
+                            Ok(started) => sync = started,
+                            Err(e) => notes.push(e),
+                        }
+                        notes.push("[sync] restarted".to_string());
+                    }
+                    if config.bgp != before.bgp || config.bgp_addresses() != before.bgp_addresses()
+                    {
+                        // BIRD reads its new config in place (its sessions stay up);
+                        // started or stopped if the section came or went.
+                        match (&mut bgp, &config.bgp) {
+                            (Some(running), Some(new)) => {
+                                match running.reconfigure(new, &config.bgp_addresses()) {
+                                    Ok(()) => notes.push("[bgp] reconfigured".to_string()),
+                                    Err(e) => notes.push(e),
+                                }
+                            }
+                            _ => {
+                                if let Some(old) = bgp.take() {
+                                    old.stop();
+                                }
+                                match start_bgp(config) {
+                                    Ok(started) => bgp = started,
+                                    Err(e) => notes.push(e),
+                                }
+                                notes.push("[bgp] restarted".to_string());
+                            }
+                        }
+                    }
+                    if config.vrrp != before.vrrp {
+                        notes.push(
+                            "the VRRP sections changed: they take effect when xvsd restarts"
+                                .to_string(),
+                        );
+                    }
+                    if let Ok(text) = &mut answer
+                        && !notes.is_empty()
+                    {
+                        text.push_str(&format!("; {}", notes.join("; ")));
+                    }
+                }
                 if let Some(bgp) = &mut bgp {
                     bgp.announce(&daemon.announced(draining));
                 }
@@ -299,6 +334,30 @@ pub fn run(path: &str) -> Result<(), String> {
                 return Err("every checker stopped".to_string());
             }
         }
+    }
+}
+
+/// Connection sync as `config` asks, following the first VRRP instance (keepalived's
+/// `lvs_sync_daemon IFACE INSTANCE`), or both ways without one.
+fn start_sync(config: &Config, vrrp: &[Vrrp]) -> Result<Option<Sync>, String> {
+    let Some(sync) = &config.sync else {
+        return Ok(None);
+    };
+    let (syncid, role) = match (vrrp.first(), config.vrrp.first()) {
+        (Some(vrrp), Some(vrrp_config)) => (
+            sync.syncid.unwrap_or(vrrp_config.vrid),
+            Role::FollowVrrp(vrrp.master_flag()),
+        ),
+        _ => (sync.syncid.unwrap_or(0), Role::Both),
+    };
+    Sync::start(sync, syncid, role).map(Some)
+}
+
+/// BGP as `config` asks.
+fn start_bgp(config: &Config) -> Result<Option<Bgp>, String> {
+    match &config.bgp {
+        Some(bgp) => Bgp::start(bgp, &config.bgp_addresses()).map(Some),
+        None => Ok(None),
     }
 }
 

@@ -287,6 +287,54 @@ fn directors_behind_ecmp_lose_no_connection_when_one_leaves() {
         .unwrap();
     assert_eq!(alive(std::slice::from_mut(&mut fresh), "new"), 1);
 
+    // A reload that names one more VIP: BIRD reads its new config in place, its session
+    // and the first VIP stay up (the director's services have their quorum, so a VIP of
+    // no service of its own is announced).
+    let session = || {
+        lab.run_ok(
+            "router",
+            &[
+                "birdc",
+                "-s",
+                socket.to_str().unwrap(),
+                "show",
+                "protocols",
+                "d1",
+            ],
+        )
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("d1 "))
+        .unwrap_or_default()
+        .to_string()
+    };
+    let session_before = session();
+    let text = std::fs::read_to_string(&configs[0]).unwrap().replace(
+        "bfd = true\n",
+        "bfd = true\naddresses = [\"1.1.1.254\", \"1.1.1.253\"]\n",
+    );
+    std::fs::write(&configs[0], text).unwrap();
+    let reloaded = lab.run_ok("d1", &[XVSD, "reload"]).unwrap();
+    assert!(reloaded.contains("[bgp] reconfigured"), "{reloaded}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lab
+        .run_ok("router", &["ip", "-4", "route", "show", "1.1.1.253"])
+        .unwrap_or_default()
+        .contains("10.0.0.1")
+    {
+        assert!(Instant::now() < deadline, "never announced 1.1.1.253");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        alive(&mut streams, "after d1's reload"),
+        FLOWS,
+        "no connection broke"
+    );
+    // The session stayed up: the router's BIRD shows it in the same state since the
+    // same moment as before the reload.
+    assert!(session_before.contains("Established"), "{session_before}");
+    assert_eq!(session(), session_before, "the session was not restarted");
+
     for daemon in &mut daemons {
         let _ = daemon.kill();
         let _ = daemon.wait();
