@@ -127,17 +127,19 @@ pub fn import(text: &str, source: &str) -> Import {
         .filter(|item| item.keyword == "vrrp_instance")
         .collect();
     out.push_str(&ha::sync(&globals, &mut notes));
-    out.push_str(&ha::vrrp(&instances, &globals, &mut notes));
+    let groups: Vec<&Item> = top
+        .iter()
+        .filter(|item| item.keyword == "vrrp_sync_group")
+        .collect();
+    out.push_str(&ha::vrrp(&instances, &groups, &globals, &mut notes));
     for item in &top {
         match item.keyword.as_str() {
             "virtual_server" => virtual_server(item, &mut out, &mut notes),
-            "global_defs" | "vrrp_instance" => {}
-            "vrrp_sync_group" | "vrrp_script" | "static_ipaddress" | "static_routes" => {
-                notes.push(format!(
-                    "line {}: {}: not xvsd's (left out)",
-                    item.line, item.keyword
-                ))
-            }
+            "global_defs" | "vrrp_instance" | "vrrp_sync_group" => {}
+            "vrrp_script" | "static_ipaddress" | "static_routes" => notes.push(format!(
+                "line {}: {}: not xvsd's (left out)",
+                item.line, item.keyword
+            )),
             other => notes.push(format!("line {}: {other}: not translated", item.line)),
         }
     }
@@ -602,6 +604,12 @@ vrrp_instance VI_1 {
     }
     notify_master "/usr/local/bin/master.sh"
 }
+vrrp_sync_group DUAL {
+    group {
+        VI_1
+        VI_2
+    }
+}
 vrrp_instance VI_2 {
     interface eth0
     virtual_router_id 52
@@ -659,6 +667,13 @@ virtual_server 1.1.1.254 80 {
         assert_eq!(
             config.vrrp[1].parsed_addresses().unwrap()[0].0.to_string(),
             "fd00::fe"
+        );
+        assert_eq!(
+            (
+                config.vrrp[0].group.as_deref(),
+                config.vrrp[1].group.as_deref()
+            ),
+            (Some("DUAL"), Some("DUAL"))
         );
         assert_eq!(config.services.len(), 1);
         let notes = imported.notes.join("\n");

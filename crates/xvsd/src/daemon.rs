@@ -34,7 +34,7 @@ use crate::{
     control,
     http::{self, Wanted},
     sync::{Role, Sync},
-    vrrp::Vrrp,
+    vrrp::{GroupFaults, Vrrp},
 };
 
 /// How often the daemon samples the rates (IPVS's estimator interval) and looks for hand
@@ -170,11 +170,13 @@ pub fn run(path: &str) -> Result<(), String> {
     };
     daemon.apply();
     // The VIPs come once the table is in place, so that the first client is served.
+    let groups: Vec<Option<String>> = daemon.config.vrrp.iter().map(|v| v.group.clone()).collect();
     let vrrp = daemon
         .config
         .vrrp
         .iter()
-        .map(Vrrp::start)
+        .zip(GroupFaults::of(&groups))
+        .map(|(config, group)| Vrrp::start(config, group))
         .collect::<Result<Vec<_>, _>>()?;
     let mut sync = start_sync(&daemon.config, &vrrp)?;
     let mut bgp = start_bgp(&daemon.config)?;

@@ -41,8 +41,9 @@ pub struct Vrrp {
 }
 
 impl Vrrp {
-    /// Starts the instance on its thread.
-    pub fn start(config: &VrrpConfig) -> Result<Vrrp, String> {
+    /// Starts the instance on its thread; `group` is how it shares faults with the other
+    /// instances of its group.
+    pub fn start(config: &VrrpConfig, group: GroupFaults) -> Result<Vrrp, String> {
         let addresses = config.parsed_addresses()?;
         let interface = netlink::interfaces()
             .map_err(|e| format!("vrrp: {e}"))?
@@ -99,6 +100,7 @@ impl Vrrp {
         let instance = Instance {
             healthy: healthy.clone(),
             master: master.clone(),
+            group,
             track: config.track_interfaces.clone(),
             router,
             socket,
@@ -147,10 +149,44 @@ impl Vrrp {
     }
 }
 
+/// An instance's fault as its group sees it: its own flag, which it sets while it is in
+/// fault of its own accord, and the others' flags (none outside a group).
+#[derive(Default)]
+pub struct GroupFaults {
+    pub name: Option<String>,
+    pub own: Arc<AtomicBool>,
+    pub others: Vec<Arc<AtomicBool>>,
+}
+
+impl GroupFaults {
+    /// The fault flags of `groups` (each instance's group name, if any), one per instance.
+    pub fn of(groups: &[Option<String>]) -> Vec<GroupFaults> {
+        let flags: Vec<Arc<AtomicBool>> = groups.iter().map(|_| Arc::default()).collect();
+        groups
+            .iter()
+            .enumerate()
+            .map(|(i, group)| GroupFaults {
+                name: group.clone(),
+                own: flags[i].clone(),
+                others: match group {
+                    Some(name) => groups
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, other)| *j != i && other.as_deref() == Some(name))
+                        .map(|(j, _)| flags[j].clone())
+                        .collect(),
+                    None => Vec::new(),
+                },
+            })
+            .collect()
+    }
+}
+
 struct Instance {
     router: Router,
     healthy: Arc<AtomicBool>,
     master: Arc<AtomicBool>,
+    group: GroupFaults,
     /// Interfaces that must be up.
     track: Vec<String>,
     socket: OwnedFd,
@@ -222,16 +258,28 @@ impl Instance {
 
     /// Why this director may not take part in the election now, if it may not.
     fn fault(&self) -> Option<String> {
-        if !self.healthy.load(Ordering::Relaxed) {
-            return Some("a service lost its quorum".to_string());
-        }
-        self.track
-            .iter()
-            .find(|name| {
-                std::fs::read_to_string(format!("/sys/class/net/{name}/operstate"))
-                    .map_or(true, |state| state.trim() == "down")
-            })
-            .map(|name| format!("{name} is down"))
+        let own = if !self.healthy.load(Ordering::Relaxed) {
+            Some("a service lost its quorum".to_string())
+        } else {
+            self.track
+                .iter()
+                .find(|name| {
+                    std::fs::read_to_string(format!("/sys/class/net/{name}/operstate"))
+                        .map_or(true, |state| state.trim() == "down")
+                })
+                .map(|name| format!("{name} is down"))
+        };
+        // Only a fault of its own is told to the group: two instances cannot hold each
+        // other in fault.
+        self.group.own.store(own.is_some(), Ordering::Relaxed);
+        own.or_else(|| {
+            let name = self.group.name.as_deref()?;
+            self.group
+                .others
+                .iter()
+                .any(|other| other.load(Ordering::Relaxed))
+                .then(|| format!("another instance of group {name} is in fault"))
+        })
     }
 
     fn carry_out(&mut self, actions: Vec<Action>) {

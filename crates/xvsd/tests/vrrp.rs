@@ -722,3 +722,78 @@ fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
         let _ = std::fs::remove_file(path);
     }
 }
+
+/// A VRRP group (keepalived's `vrrp_sync_group`): the IPv4 instance tracks an interface of
+/// d1's that the IPv6 one does not; when it goes down the IPv4 instance is in fault, and
+/// so, by the group, is the IPv6 one: both VIPs move to d2, and come back together.
+#[test]
+fn a_group_moves_both_families_when_one_instance_faults() {
+    const VIP6: &str = "fd00:1::fe";
+    let lab = LabBuilder::new()
+        .host("client")
+        .host("d1")
+        .host("d2")
+        .host("lan")
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("client", "eth0", &["fd00:1::1/64", "1.1.1.1/24"]),
+                end("d1", "eth0", &["fd00:1::251/64", "1.1.1.251/24"]),
+                end("d2", "eth0", &["fd00:1::252/64", "1.1.1.252/24"]),
+            ],
+        )
+        .build()
+        .unwrap();
+    // An interface of d1's own to track (no dummy driver here: a veth pair).
+    lab.run_ok(
+        "d1",
+        &[
+            "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1",
+        ],
+    )
+    .unwrap();
+    for link in ["up0", "up1"] {
+        lab.run_ok("d1", &["ip", "link", "set", link, "up"])
+            .unwrap();
+    }
+    let config = |name: &str, priority: u8| {
+        let text = format!(
+            "[[vrrp]]\ninterface = \"eth0\"\nvrid = 71\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP6}/64\"]\ngroup = \"web\"\n\
+             [[vrrp]]\ninterface = \"eth0\"\nvrid = 71\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP}/24\"]\ngroup = \"web\"\ntrack_interfaces = [\"{}\"]\n",
+            if name == "d1" { "up0" } else { "eth0" }
+        );
+        let path =
+            std::env::temp_dir().join(format!("xvsd-{}-{name}-group.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let held = |host: &str| {
+        let addresses = lab
+            .run_ok(host, &["ip", "-o", "addr", "show", "dev", "eth0"])
+            .unwrap();
+        [format!("{VIP6}/64"), format!("{VIP}/24")]
+            .iter()
+            .filter(|vip| addresses.contains(vip.as_str()))
+            .count()
+    };
+    let (c1, c2) = (config("d1", 200), config("d2", 100));
+    let mut d1 = start(&lab, "d1", &c1);
+    let mut d2 = start(&lab, "d2", &c2);
+    until("d1 master of both", || held("d1") == 2 && held("d2") == 0);
+    lab.run_ok("d1", &["ip", "link", "set", "up0", "down"])
+        .unwrap();
+    until("both VIPs at d2", || held("d2") == 2 && held("d1") == 0);
+    lab.run_ok("d1", &["ip", "link", "set", "up0", "up"])
+        .unwrap();
+    until("both VIPs back at d1", || {
+        held("d1") == 2 && held("d2") == 0
+    });
+    for child in [&mut d1, &mut d2] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for path in [c1, c2] {
+        let _ = std::fs::remove_file(path);
+    }
+}

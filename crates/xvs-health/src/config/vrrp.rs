@@ -43,6 +43,11 @@ pub struct VrrpConfig {
     /// without multicast), and only theirs are heard.
     #[serde(default)]
     pub unicast_peers: Vec<std::net::IpAddr>,
+    /// Instances of one group (keepalived's `vrrp_sync_group`) leave the election
+    /// together: while one is in fault (a tracked interface down, a service without its
+    /// quorum), the others of its group are too, so the VIPs of a dual-stack or
+    /// two-sided director move as one.
+    pub group: Option<String>,
 }
 
 /// `[vrrp]` (one instance) or `[[vrrp]]` (several), each read with its own errors.

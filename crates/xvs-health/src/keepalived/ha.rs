@@ -26,8 +26,14 @@ pub(super) fn globals(item: &Item) -> Globals<'_> {
     globals
 }
 
-/// The VRRP sections of `instances`: `[vrrp]` for one, `[[vrrp]]` for each of several.
-pub(super) fn vrrp(instances: &[&Item], globals: &Globals, notes: &mut Vec<String>) -> String {
+/// The VRRP sections of `instances`: `[vrrp]` for one, `[[vrrp]]` for each of several;
+/// `groups` are keepalived's `vrrp_sync_group` blocks (`group { VI_1 VI_2 }`).
+pub(super) fn vrrp(
+    instances: &[&Item],
+    groups: &[&Item],
+    globals: &Globals,
+    notes: &mut Vec<String>,
+) -> String {
     let header = if instances.len() == 1 {
         "[vrrp]"
     } else {
@@ -35,17 +41,42 @@ pub(super) fn vrrp(instances: &[&Item], globals: &Globals, notes: &mut Vec<Strin
     };
     instances
         .iter()
-        .map(|instance| one_instance(instance, header, globals, notes))
+        .map(|instance| {
+            let group = group_of(instance, groups);
+            one_instance(instance, header, group, globals, notes)
+        })
         .collect()
+}
+
+/// The name of the `vrrp_sync_group` whose `group` block names `instance`.
+fn group_of<'a>(instance: &Item, groups: &[&'a Item]) -> Option<&'a str> {
+    let name = instance.args.first()?;
+    groups.iter().find_map(|group| {
+        let members = group
+            .block
+            .iter()
+            .flatten()
+            .find(|item| item.keyword == "group")?;
+        members
+            .block
+            .iter()
+            .flatten()
+            .any(|member| &member.keyword == name)
+            .then(|| group.args.first().map(String::as_str))?
+    })
 }
 
 fn one_instance(
     instance: &Item,
     header: &str,
+    group: Option<&str>,
     globals: &Globals,
     notes: &mut Vec<String>,
 ) -> String {
     let mut lines = Vec::new();
+    if let Some(group) = group {
+        lines.push(format!("group = {}", quoted(group)));
+    }
     let mut version = globals.vrrp_version;
     let mut addresses = Vec::new();
     for setting in instance.block.iter().flatten() {
