@@ -86,7 +86,12 @@ pub fn build() -> Result<PathBuf, String> {
             0o644,
         )?;
     }
-    for example in ["xvsd.toml", "xvsd-dr.toml"] {
+    for example in [
+        "xvsd.toml",
+        "xvsd-dr.toml",
+        "xvsd-pair.toml",
+        "xvsd-fleet.toml",
+    ] {
         install(
             &workspace.join("dist").join(example),
             &root.join("usr/share/doc/xvs/examples").join(example),

@@ -213,7 +213,12 @@ fn dist() -> std::path::PathBuf {
 
 #[test]
 fn the_shipped_example_configs_are_valid() {
-    for example in ["xvsd.toml", "xvsd-dr.toml"] {
+    for example in [
+        "xvsd.toml",
+        "xvsd-dr.toml",
+        "xvsd-pair.toml",
+        "xvsd-fleet.toml",
+    ] {
         let output = Command::new(XVSD)
             .arg("--check-config")
             .arg(dist().join(example))
