@@ -588,12 +588,49 @@ fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
     }
     until("d2 holds d1's connections", || established(&lab, "d2") >= 4);
 
+    // Short connections meanwhile: one every 20 ms from the client, each connect, echo,
+    // close, until a second after the takeover; how many fail, how long the slowest took.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let short = {
+        let stop = stop.clone();
+        let ns = lab.namespace("client");
+        std::thread::spawn(move || {
+            xvs_lab::enter_namespace(&ns).unwrap();
+            let vip: std::net::SocketAddr = format!("{VIP}:80").parse().unwrap();
+            let (mut made, mut failed, mut slowest) = (0, 0, Duration::ZERO);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                let ok = std::net::TcpStream::connect_timeout(&vip, Duration::from_secs(5))
+                    .and_then(|mut s| {
+                        use std::io::{Read, Write};
+                        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                        s.write_all(b"short\n")?;
+                        let mut back = [0u8; 6];
+                        s.read_exact(&mut back)
+                    })
+                    .is_ok();
+                made += 1;
+                failed += usize::from(!ok);
+                slowest = slowest.max(started.elapsed());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (made, failed, slowest)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
     let cut = Instant::now();
     lab.run_ok("d1", &["ip", "link", "set", "eth0", "down"])
         .unwrap();
     until("d2 master", || holds_vip(&lab, "d2"));
     // 3 × 0.2 s + skew ((256 - 100) / 256 × 0.2 s) = 0.72 s by RFC 5798.
     println!("d2 held the VIP {:?} after d1 was cut off", cut.elapsed());
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (made, failed, slowest) = short.join().unwrap();
+    println!(
+        "short connections across the takeover: {made} made, {failed} failed, slowest {slowest:?}"
+    );
+    assert_eq!(failed, 0, "a short connection failed across the takeover");
     for (i, stream) in streams.iter_mut().enumerate() {
         echo(stream, &format!("through d2 {i}\n"));
     }
