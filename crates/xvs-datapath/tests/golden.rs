@@ -1972,6 +1972,8 @@ fn synced_connections_go_where_the_master_sent_them() {
             "-A -t 1.1.1.254:82 -s rr -p 300",
             "-a -t 1.1.1.254:82 -r 10.0.0.10 -g",
             "-a -t 1.1.1.254:82 -r 10.0.0.20 -g",
+            "-A -t [fd00:1::fe]:80 -s rr",
+            "-a -t [fd00:1::fe]:80 -r [fd00:2::10]:80 -g",
         ],
         |director, eth0| {
             let mut index = director.sync_index().unwrap();
@@ -2055,6 +2057,18 @@ fn synced_connections_go_where_the_master_sent_them() {
             let conns = dest_conns(director, 82, "10.0.0.20");
             assert_eq!((conns.persistent, conns.active), (1, 1));
             assert_eq!(counters(director)[counter::ADOPTED as usize], 3);
+
+            // IPv6 records: the same.
+            let mut v6 = synced(40004, 80, "fd00:2::10", 80, state::ESTABLISHED);
+            v6.client = IpAddr::from(CLIENT6);
+            v6.vaddr = IpAddr::from(VIP6);
+            let taken = director.take_synced(&mut index, &[v6]).unwrap();
+            assert_eq!(taken.made, 1, "{taken:?}");
+            let (out, _) = director
+                .run_frame(eth0, &tcp6(CLIENT6, VIP6, 40004, 80))
+                .unwrap();
+            assert_eq!((out.verdict, &out.frame[..6]), (XDP_TX, &RS1_MAC[..]));
+            assert_eq!(counters(director)[counter::ADOPTED as usize], 4);
         },
     );
 }
