@@ -193,6 +193,32 @@ pub fn real_servers_hold_vip(mut lab: LabBuilder) -> LabBuilder {
     lab
 }
 
+/// Two directors for failover labs: `client` (1.1.1.1), `d1` (1.1.1.251), `d2`
+/// (1.1.1.252), and DR real servers `web1` (1.1.1.10) and `web2` (1.1.1.20) holding the
+/// VIP on `lo`, all on the `lan` bridge. Neither director holds the VIP: VRRP, or the
+/// test, gives it to one. (This topology has no `director` host.)
+pub fn two_directors() -> LabBuilder {
+    let builder = LabBuilder::new()
+        .host("client")
+        .host("d1")
+        .host("d2")
+        .host("web1")
+        .host("web2")
+        .host("lan")
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("client", "eth0", &["1.1.1.1/24"]),
+                end("d1", "eth0", &["1.1.1.251/24"]),
+                end("d2", "eth0", &["1.1.1.252/24"]),
+                end("web1", "eth0", &["1.1.1.10/24"]),
+                end("web2", "eth0", &["1.1.1.20/24"]),
+            ],
+        );
+    real_servers_hold_vip(builder)
+}
+
 /// A director with one interface (eth0: 10.0.0.254/24, 1.1.1.254/24, fd00:2::fe/64,
 /// fd00:1::fe/64) toward a `peer` host, forwarding on: a rig for running frames through
 /// the director's program, with neighbours set by [`crate::Lab::static_neighbours`].

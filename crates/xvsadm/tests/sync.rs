@@ -9,31 +9,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xvs_lab::{Lab, LabBuilder, ServerKind, end, topology};
+use xvs_lab::{Lab, ServerKind, topology};
 
 const XVSADM: &str = env!("CARGO_BIN_EXE_xvsadm");
 const VIP: &str = topology::VIP;
 
 fn lab() -> Lab {
-    let builder = LabBuilder::new()
-        .host("client")
-        .host("d1")
-        .host("d2")
-        .host("web1")
-        .host("web2")
-        .host("lan")
-        .bridge(
-            "lan",
-            "br0",
-            vec![
-                end("client", "eth0", &["1.1.1.1/24"]),
-                end("d1", "eth0", &["1.1.1.251/24"]),
-                end("d2", "eth0", &["1.1.1.252/24"]),
-                end("web1", "eth0", &["1.1.1.10/24"]),
-                end("web2", "eth0", &["1.1.1.20/24"]),
-            ],
-        );
-    topology::real_servers_hold_vip(builder).build().unwrap()
+    topology::two_directors().build().unwrap()
 }
 
 /// xvsadm in `host`: its exit code, stdout and stderr.

@@ -561,18 +561,12 @@ fn group_socket6(ifindex: u32) -> Result<OwnedFd, String> {
 /// One IPv6 packet's payload (raw IPv6 sockets give no header), its source and the hop
 /// limit it came with, waiting at most `wait`.
 fn receive6(socket: &OwnedFd, buffer: &mut [u8], wait: Duration) -> Option<(usize, IpAddr, i32)> {
-    let mut poll = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let millis = wait.as_millis().clamp(1, 1000) as i32;
-    // SAFETY: one pollfd; then recvmsg into `buffer`, a sockaddr_in6 and a control buffer,
-    // each with its length; the control messages are walked with the libc macros.
+    if !readable(socket, wait) {
+        return None;
+    }
+    // SAFETY: recvmsg into `buffer`, a sockaddr_in6 and a control buffer, each with its
+    // length; the control messages are walked with the libc macros.
     unsafe {
-        if libc::poll(&mut poll, 1, millis) <= 0 {
-            return None;
-        }
         let mut from: libc::sockaddr_in6 = std::mem::zeroed();
         let mut control = [0u64; 16];
         let mut iov = libc::iovec {
@@ -657,19 +651,25 @@ fn unsolicited_na(ifindex: u32, address: Ipv6Addr) -> Result<(), String> {
     Ok(())
 }
 
-/// One packet (IP header included, as raw IPv4 sockets give it), waiting at most `wait`.
-fn receive(socket: &OwnedFd, buffer: &mut [u8], wait: Duration) -> Option<usize> {
+/// Whether `socket` has a packet to read within `wait` (at most a second).
+fn readable(socket: &OwnedFd, wait: Duration) -> bool {
     let mut poll = libc::pollfd {
         fd: socket.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
     let millis = wait.as_millis().clamp(1, 1000) as i32;
-    // SAFETY: one pollfd; then a receive into `buffer`, no more than its length.
+    // SAFETY: one pollfd, alive for the call.
+    unsafe { libc::poll(&mut poll, 1, millis) > 0 }
+}
+
+/// One packet (IP header included, as raw IPv4 sockets give it), waiting at most `wait`.
+fn receive(socket: &OwnedFd, buffer: &mut [u8], wait: Duration) -> Option<usize> {
+    if !readable(socket, wait) {
+        return None;
+    }
+    // SAFETY: a receive into `buffer`, no more than its length.
     unsafe {
-        if libc::poll(&mut poll, 1, millis) <= 0 {
-            return None;
-        }
         let n = libc::recv(
             socket.as_raw_fd(),
             buffer.as_mut_ptr().cast(),

@@ -112,9 +112,10 @@ fn start(lab: &Lab, host: &str, config: &str) -> Child {
 }
 
 /// The directors the router sends the VIP to.
-fn next_hops(lab: &Lab) -> Vec<String> {
+fn next_hops(lab: &Lab, vip: &str) -> Vec<String> {
+    let family = if vip.contains(':') { "-6" } else { "-4" };
     let routes = lab
-        .run_ok("router", &["ip", "-4", "route", "show", VIP])
+        .run_ok("router", &["ip", family, "route", "show", vip])
         .unwrap_or_default();
     let mut hops: Vec<String> = routes
         .split_whitespace()
@@ -127,18 +128,23 @@ fn next_hops(lab: &Lab) -> Vec<String> {
     hops
 }
 
-/// Waits until the router's next hops are `wanted`; how long that took.
-fn until_hops(lab: &Lab, wanted: &[&str]) -> Duration {
+/// Waits until the router's next hops for `vip` are `wanted`; how long that took.
+fn until_hops_of(lab: &Lab, vip: &str, wanted: &[&str]) -> Duration {
     let started = Instant::now();
-    while next_hops(lab) != wanted {
+    while next_hops(lab, vip) != wanted {
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "the router never sent the VIP to {wanted:?} (it sends it to {:?})",
-            next_hops(lab)
+            "the router never sent {vip} to {wanted:?} (it sends it to {:?})",
+            next_hops(lab, vip)
         );
         std::thread::sleep(Duration::from_millis(5));
     }
     started.elapsed()
+}
+
+/// [`until_hops_of`] the IPv4 VIP.
+fn until_hops(lab: &Lab, wanted: &[&str]) -> Duration {
+    until_hops_of(lab, VIP, wanted)
 }
 
 /// Connections that still echo what they are sent (each is used, whatever the result).
@@ -456,32 +462,7 @@ address = "[fd00:10::20]:80"
         .zip(&configs)
         .map(|(d, c)| start(&lab, d, c))
         .collect();
-    let hops6 = |lab: &Lab| {
-        let routes = lab
-            .run_ok("router", &["ip", "-6", "route", "show", VIP6])
-            .unwrap_or_default();
-        let mut hops: Vec<String> = routes
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .filter(|w| w[0] == "via")
-            .map(|w| w[1].to_string())
-            .collect();
-        hops.sort();
-        hops
-    };
-    let until6 = |wanted: &[&str]| {
-        let started = Instant::now();
-        while hops6(&lab) != wanted {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the router never sent the VIP to {wanted:?} (it sends it to {:?})",
-                hops6(&lab)
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        started.elapsed()
-    };
+    let until6 = |wanted: &[&str]| until_hops_of(&lab, VIP6, wanted);
     until6(&["fd00:10::1", "fd00:10::2"]);
     let vip: SocketAddr = format!("[{VIP6}]:80").parse().unwrap();
     let mut streams: Vec<TcpStream> = lab

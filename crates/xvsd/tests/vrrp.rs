@@ -14,25 +14,7 @@ const XVSD: &str = env!("CARGO_BIN_EXE_xvsd");
 use topology::VIP;
 
 fn lab() -> Lab {
-    let builder = LabBuilder::new()
-        .host("client")
-        .host("d1")
-        .host("d2")
-        .host("web1")
-        .host("web2")
-        .host("lan")
-        .bridge(
-            "lan",
-            "br0",
-            vec![
-                end("client", "eth0", &["1.1.1.1/24"]),
-                end("d1", "eth0", &["1.1.1.251/24"]),
-                end("d2", "eth0", &["1.1.1.252/24"]),
-                end("web1", "eth0", &["1.1.1.10/24"]),
-                end("web2", "eth0", &["1.1.1.20/24"]),
-            ],
-        );
-    topology::real_servers_hold_vip(builder).build().unwrap()
+    topology::two_directors().build().unwrap()
 }
 
 fn config(name: &str, priority: u8) -> String {
@@ -660,15 +642,12 @@ fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
     }
 }
 
-/// VRRPv3 over IPv6 beside IPv4 (two instances, `[[vrrp]]`): advertisements from the
-/// directors' link-local addresses to ff02::12; the master holds the IPv6 VIP and
-/// announces it with unsolicited neighbour advertisements, which move the client's
-/// neighbour entry on each change of master (no cache flushed here); the IPv4 instance
-/// moves its VIP with it.
-#[test]
-fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
-    const VIP6: &str = "fd00:1::fe";
-    let lab = LabBuilder::new()
+/// The dual-stack VIP of the labs below (the IPv4 one is `VIP`).
+const VIP6: &str = "fd00:1::fe";
+
+/// `client`, `d1` and `d2` on one bridge, each with an IPv6 and an IPv4 address.
+fn dual_stack_lab() -> Lab {
+    LabBuilder::new()
         .host("client")
         .host("d1")
         .host("d2")
@@ -683,7 +662,28 @@ fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
             ],
         )
         .build()
+        .unwrap()
+}
+
+/// How many of the two VIPs `host` holds (the instances move one after the other).
+fn vips_held(lab: &Lab, host: &str) -> usize {
+    let addresses = lab
+        .run_ok(host, &["ip", "-o", "addr", "show", "dev", "eth0"])
         .unwrap();
+    [format!("{VIP6}/64"), format!("{VIP}/24")]
+        .iter()
+        .filter(|vip| addresses.contains(vip.as_str()))
+        .count()
+}
+
+/// VRRPv3 over IPv6 beside IPv4 (two instances, `[[vrrp]]`): advertisements from the
+/// directors' link-local addresses to ff02::12; the master holds the IPv6 VIP and
+/// announces it with unsolicited neighbour advertisements, which move the client's
+/// neighbour entry on each change of master (no cache flushed here); the IPv4 instance
+/// moves its VIP with it.
+#[test]
+fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
+    let lab = dual_stack_lab();
     let config6 = |name: &str, priority: u8| {
         // Dual stack: an IPv6 instance and an IPv4 one, each on its own.
         let text = format!(
@@ -694,16 +694,7 @@ fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
         std::fs::write(&path, text).unwrap();
         path.to_string_lossy().into_owned()
     };
-    // How many of the two VIPs `host` holds (the instances move one after the other).
-    let held = |host: &str| {
-        let addresses = lab
-            .run_ok(host, &["ip", "-o", "addr", "show", "dev", "eth0"])
-            .unwrap();
-        [format!("{VIP6}/64"), format!("{VIP}/24")]
-            .iter()
-            .filter(|vip| addresses.contains(vip.as_str()))
-            .count()
-    };
+    let held = |host: &str| vips_held(&lab, host);
     let master = |host: &str, other: &str| held(host) == 2 && held(other) == 0;
     let mac = |host: &str| {
         lab.run_ok(host, &["cat", "/sys/class/net/eth0/address"])
@@ -765,23 +756,7 @@ fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
 /// so, by the group, is the IPv6 one: both VIPs move to d2, and come back together.
 #[test]
 fn a_group_moves_both_families_when_one_instance_faults() {
-    const VIP6: &str = "fd00:1::fe";
-    let lab = LabBuilder::new()
-        .host("client")
-        .host("d1")
-        .host("d2")
-        .host("lan")
-        .bridge(
-            "lan",
-            "br0",
-            vec![
-                end("client", "eth0", &["fd00:1::1/64", "1.1.1.1/24"]),
-                end("d1", "eth0", &["fd00:1::251/64", "1.1.1.251/24"]),
-                end("d2", "eth0", &["fd00:1::252/64", "1.1.1.252/24"]),
-            ],
-        )
-        .build()
-        .unwrap();
+    let lab = dual_stack_lab();
     // An interface of d1's own to track (no dummy driver here: a veth pair).
     lab.run_ok(
         "d1",
@@ -805,15 +780,7 @@ fn a_group_moves_both_families_when_one_instance_faults() {
         std::fs::write(&path, text).unwrap();
         path.to_string_lossy().into_owned()
     };
-    let held = |host: &str| {
-        let addresses = lab
-            .run_ok(host, &["ip", "-o", "addr", "show", "dev", "eth0"])
-            .unwrap();
-        [format!("{VIP6}/64"), format!("{VIP}/24")]
-            .iter()
-            .filter(|vip| addresses.contains(vip.as_str()))
-            .count()
-    };
+    let held = |host: &str| vips_held(&lab, host);
     let (c1, c2) = (config("d1", 200), config("d2", 100));
     let mut d1 = start(&lab, "d1", &c1);
     let mut d2 = start(&lab, "d2", &c2);
