@@ -57,6 +57,16 @@ pub mod forward {
     pub const LOCAL: u8 = 1;
     pub const TUNNEL: u8 = 2;
     pub const ROUTE: u8 = 3;
+    /// Full NAT (DPVS's `IP_VS_CONN_F_FULLNAT`): both addresses rewritten, the client's
+    /// to one of the service's local addresses, so replies come back from anywhere.
+    pub const FULLNAT: u8 = 5;
+
+    /// True for the methods whose replies come back through the director (NAT and
+    /// FULLNAT): their connections have a reply entry beside the request entry.
+    #[inline(always)]
+    pub const fn has_reply_entry(forward: u8) -> bool {
+        forward == MASQ || forward == FULLNAT
+    }
 }
 
 /// Tunnel encapsulations ([`crate::DestValue::tun_type`]).

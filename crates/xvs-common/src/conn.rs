@@ -134,6 +134,78 @@ pub mod conn_flags {
     pub const SYNCED: u8 = 32;
 }
 
+/// The other side of a FULLNAT entry (`XVS_FULLNAT`, by the entry's key): for a request
+/// entry the local address and port its packets leave from toward the real server; for a
+/// reply entry the client's address and port its packets go back to.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FullnatPeer {
+    pub addr: [u8; 16],
+    /// Network byte order.
+    pub port: u16,
+    pub family: u8,
+    pub _pad: [u8; 5],
+}
+
+/// Local addresses a FULLNAT service may take, at most (`--add-laddr`).
+pub const MAX_LOCAL_ADDRESSES: usize = 16;
+
+/// Local ports FULLNAT connections take: below Linux's default ephemeral range
+/// (32768–60999), so that the director's own connections from the same address (health
+/// checks) do not meet them.
+pub const FULLNAT_PORT_FIRST: u16 = 1024;
+pub const FULLNAT_PORTS: u32 = 32768 - 1024;
+
+/// How many local ports a new FULLNAT connection tries before it is refused: each try is
+/// an insert that finds the reply tuple taken.
+pub const FULLNAT_PORT_TRIES: u32 = 16;
+
+/// A FULLNAT service's local addresses (`XVS_LADDRS`, by service id), with what each has
+/// met: the ports it found taken.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalAddresses {
+    pub count: u32,
+    pub family: u8,
+    pub _pad: [u8; 3],
+    pub addrs: [[u8; 16]; MAX_LOCAL_ADDRESSES],
+    /// Ports found taken, by address (added to atomically by the datapath).
+    pub conflicts: [u64; MAX_LOCAL_ADDRESSES],
+    /// The interface each was given with (`-F`; 0: none), for listings only.
+    pub ifindexes: [u32; MAX_LOCAL_ADDRESSES],
+}
+
+impl Default for LocalAddresses {
+    fn default() -> LocalAddresses {
+        LocalAddresses {
+            count: 0,
+            family: 0,
+            _pad: [0; 3],
+            addrs: [[0; 16]; MAX_LOCAL_ADDRESSES],
+            conflicts: [0; MAX_LOCAL_ADDRESSES],
+            ifindexes: [0; MAX_LOCAL_ADDRESSES],
+        }
+    }
+}
+
+impl ConnKey {
+    /// The key of a FULLNAT connection's reply direction (real server → local address),
+    /// `self` being its request direction, `conn` that entry and `local` its
+    /// [`FullnatPeer`].
+    #[inline(always)]
+    pub fn fullnat_reply(&self, conn: &Conn, local: &FullnatPeer) -> ConnKey {
+        ConnKey {
+            src: conn.peer,
+            dst: local.addr,
+            sport: conn.peer_port,
+            dport: local.port,
+            protocol: self.protocol,
+            family: conn.peer_family,
+            _pad: [0; 2],
+        }
+    }
+}
+
 /// An IPv4 datagram's fragments, as the kernel reassembles them: addresses, protocol and
 /// identification.
 #[repr(C, align(8))]

@@ -63,6 +63,12 @@ pub mod map_names {
     /// How each client that may start a fwmark connection came in, while fwmark services
     /// exist: the way back for NAT replies of connections that came through the loop.
     pub const CLIENT_HOPS: &str = "XVS_CLIENT_HOPS";
+    /// The director's per-CPU scratch space (no content to keep).
+    pub const SCRATCH: &str = "XVS_SCRATCH";
+    /// FULLNAT entries' other side (`FullnatPeer`), by connection key.
+    pub const FULLNAT: &str = "XVS_FULLNAT";
+    /// FULLNAT services' local addresses (`LocalAddresses`), by service id.
+    pub const LOCAL_ADDRESSES: &str = "XVS_LADDRS";
 }
 
 /// Capacity of the service map.
@@ -143,6 +149,9 @@ pub mod counter {
     /// Connections a peer director synced here that met their first packet here: their
     /// next hop resolved, counted from then on (see [`crate::conn_flags::SYNCED`]).
     pub const ADOPTED: u32 = 21;
+    /// New FULLNAT connections refused: the service has no local address, or no free
+    /// local port was found for the real server (the pool is exhausted).
+    pub const NO_LOCAL_PORT: u32 = 22;
     /// Number of slots in the array.
     pub const COUNT: u32 = 24;
 }
@@ -186,7 +195,7 @@ pub mod meta {
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 26;
+pub const LAYOUT_VERSION: u64 = 27;
 
 /// Default capacity of the connection table (each connection takes two entries under NAT).
 pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;

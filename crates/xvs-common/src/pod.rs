@@ -22,3 +22,5 @@ unsafe impl aya::Pod for crate::LookupTable {}
 unsafe impl aya::Pod for crate::FragmentKey {}
 unsafe impl aya::Pod for crate::FragmentEntry {}
 unsafe impl aya::Pod for crate::SweepRecord {}
+unsafe impl aya::Pod for crate::FullnatPeer {}
+unsafe impl aya::Pod for crate::LocalAddresses {}

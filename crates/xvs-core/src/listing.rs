@@ -386,6 +386,50 @@ fn rule_entry(out: &mut String, service: &Service, format: Format, resolver: &dy
         }
         out.push('\n');
     }
+    // DPVS's local addresses, as the command that adds them (its own -S leaves them out,
+    // so a restore loses them; ours keeps them).
+    for laddr in &service.laddrs {
+        let _ = write!(out, "-P {name} -z {}", laddr.addr);
+        if let Some(ifname) = &laddr.ifname {
+            let _ = write!(out, " -F {ifname}");
+        }
+        out.push('\n');
+    }
+}
+
+/// DPVS's `--get-laddr`: each service (of `services`) with its number of local addresses,
+/// then one line per address with the ports it found taken and its connections. Numeric,
+/// as DPVS prints it.
+pub fn list_local_addresses(out: &mut String, services: &[&Service]) {
+    let _ = writeln!(
+        out,
+        "{:<20} {:<8} {:<20} {:<10} {:<10}",
+        "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS"
+    );
+    for service in services {
+        let vip = match service.key {
+            ServiceKey::Inet { addr, port, .. } => addr_port(
+                &addr,
+                port,
+                service.key.protocol(),
+                true,
+                &crate::text::NoNames,
+            ),
+            ServiceKey::Fwmark { mark, .. } => format!("FWM {mark}"),
+        };
+        let _ = writeln!(out, "{vip:<20} {:<8} ", service.laddrs.len());
+        for laddr in &service.laddrs {
+            let _ = writeln!(
+                out,
+                "{:<20} {:<8} {:<20} {:<10} {:<10}",
+                "",
+                "",
+                laddr.addr.to_string(),
+                laddr.conflicts,
+                laddr.conns
+            );
+        }
+    }
 }
 
 fn ordered_dests(service: &Service, nosort: bool) -> Vec<&Dest> {
@@ -495,6 +539,8 @@ pub struct ConnectionEntry {
     pub client: (IpAddr, u16),
     pub virtual_: (IpAddr, u16),
     pub dest: (IpAddr, u16),
+    /// FULLNAT: the local address and port the connection leaves from toward `dest`.
+    pub local: Option<(IpAddr, u16)>,
     /// IPVS's state name (`ESTABLISHED`, `FIN_WAIT`, `UDP`, `NONE`, …).
     pub state: &'static str,
     pub expires_seconds: u32,
@@ -510,11 +556,21 @@ pub fn list_connections(
     resolver: &dyn Resolver,
 ) {
     out.push_str("IPVS connection entries\n");
+    // With FULLNAT connections in the table a column for their local address and port
+    // comes in (DPVS's order: source, virtual, local, destination); without, the listing
+    // is ipvsadm's to the byte.
+    let fullnat = !format.persistent_conn && entries.iter().any(|e| e.local.is_some());
     if format.persistent_conn {
         let _ = writeln!(
             out,
             "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
             "state", "source", "virtual", "destination", "pe name"
+        );
+    } else if fullnat {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} destination",
+            "state", "source", "virtual", "local"
         );
     } else {
         let _ = writeln!(
@@ -544,6 +600,14 @@ pub fn list_connections(
                 let _ = writeln!(
                     out,
                     "{:<3} {expire:<6} {:<11} {c:<18} {v:<18} {d:<16} {pe_name:<18} {pe_data}",
+                    entry.protocol, entry.state
+                );
+            }
+            _ if fullnat => {
+                let l = entry.local.map_or_else(|| "-".to_string(), name);
+                let _ = writeln!(
+                    out,
+                    "{:<3} {expire:<6} {:<11} {c:<18} {v:<18} {l:<18} {d}",
                     entry.protocol, entry.state
                 );
             }

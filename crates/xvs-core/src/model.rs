@@ -171,8 +171,38 @@ pub struct Service {
     /// Real servers in IPVS's list order: the newest first (IPVS inserts at the head),
     /// which decides scheduler tie-breaks and `--nosort` output.
     pub dests: Vec<Dest>,
+    /// Local addresses FULLNAT real servers' connections leave from (`--add-laddr`), in
+    /// the order they were added.
+    pub laddrs: Vec<LocalAddress>,
     pub stats: Stats,
 }
+
+/// A local address of a FULLNAT service (DPVS's `--add-laddr -z ADDR [-F IFACE]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalAddress {
+    pub addr: IpAddr,
+    /// The interface it was given with (`-F`), if any: listed and saved, not used to
+    /// forward (the kernel's routes decide where packets leave).
+    pub ifname: Option<String>,
+    /// What the datapath counts for it (`--get-laddr`): local ports found taken
+    /// (CONFLICTS) and connections leaving from it (CONNS).
+    pub conflicts: u64,
+    pub conns: u64,
+}
+
+impl LocalAddress {
+    pub fn new(addr: IpAddr, ifname: Option<String>) -> LocalAddress {
+        LocalAddress {
+            addr,
+            ifname,
+            conflicts: 0,
+            conns: 0,
+        }
+    }
+}
+
+/// Most local addresses a service takes (the datapath's `MAX_LOCAL_ADDRESSES`).
+pub const MAX_LOCAL_ADDRESSES: usize = 16;
 
 impl Service {
     pub fn is_persistent(&self) -> bool {
@@ -197,6 +227,8 @@ pub enum Forward {
     Tunnel,
     /// Direct routing (`-g`, the default).
     Route,
+    /// Full NAT (`-b`, DPVS's): both addresses rewritten, the client's to a local address.
+    FullNat,
 }
 
 impl Forward {
@@ -207,6 +239,7 @@ impl Forward {
             Forward::Local => "Local",
             Forward::Tunnel => "Tunnel",
             Forward::Route => "Route",
+            Forward::FullNat => "FullNat",
         }
     }
 
@@ -216,6 +249,7 @@ impl Forward {
             Forward::Masq => "-m",
             Forward::Tunnel => "-i",
             Forward::Route | Forward::Local => "-g",
+            Forward::FullNat => "-b",
         }
     }
 }

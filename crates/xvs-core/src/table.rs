@@ -5,7 +5,8 @@ use std::{collections::HashMap, fmt, net::IpAddr};
 
 use crate::{
     model::{
-        Dest, Family, Forward, PersistenceEngine, Service, ServiceKey, Stats, Timeouts, TunnelType,
+        Dest, Family, Forward, LocalAddress, MAX_LOCAL_ADDRESSES, PersistenceEngine, Service,
+        ServiceKey, Stats, Timeouts, TunnelType,
     },
     sched::Scheduler,
 };
@@ -25,6 +26,9 @@ pub enum Errno {
     Range,
     /// ENOMEM: a table is full.
     NoMemory,
+    /// A FULLNAT real server in a one-packet service: refused, as no entry would map its
+    /// replies back.
+    FullnatOps,
 }
 
 /// The operation that failed: ipvsadm words the same errno differently per operation.
@@ -42,6 +46,8 @@ pub enum Operation {
     SetTimeouts,
     StartDaemon,
     StopDaemon,
+    AddLocalAddress,
+    DeleteLocalAddress,
 }
 
 /// A refused change, printed as ipvsadm prints it (`ipvs_strerror`).
@@ -65,6 +71,14 @@ impl fmt::Display for IpvsError {
             (AddDest, Exists) => "Destination already exists",
             (EditDest | DeleteDest, NotFound) => "No such destination",
             (StartDaemon, Exists) => "Daemon has already run",
+            (AddLocalAddress | DeleteLocalAddress, NoService) => "No such service",
+            (AddLocalAddress, Exists) => "Local address already exists",
+            (AddLocalAddress, Invalid) => {
+                "Invalid local address: not unicast, or not of the service's family"
+            }
+            (AddLocalAddress, NoMemory) => "Too many local addresses (at most 16 a service)",
+            (DeleteLocalAddress, NotFound) => "No such local address",
+            (_, FullnatOps) => "One-packet scheduling cannot be used with FULLNAT real servers",
             (StopDaemon, NoService) => "No daemon is running",
             (_, Invalid) => {
                 "Invalid operation.  Possibly wrong module version, address not unicast, ..."
@@ -194,6 +208,7 @@ impl Table {
             netmask: params.netmask,
             pe,
             dests: Vec::new(),
+            laddrs: Vec::new(),
             stats: Stats::default(),
         });
         Ok(())
@@ -207,6 +222,11 @@ impl Table {
         let (scheduler, pe) = Table::resolve(params, op)?;
         if scheduler == Scheduler::Mh && service.dests.len() > MH_MAX_DESTS {
             return fail(op, Errno::Invalid);
+        }
+        if params.flags & crate::model::flags::ONEPACKET != 0
+            && service.dests.iter().any(|d| d.forward == Forward::FullNat)
+        {
+            return fail(op, Errno::FullnatOps);
         }
         service.scheduler = scheduler;
         service.flags = params.flags;
@@ -251,7 +271,11 @@ impl Table {
         Ok(())
     }
 
-    fn check_dest(params: &DestParams, op: Operation) -> Result<(), IpvsError> {
+    fn check_dest(service: &Service, params: &DestParams, op: Operation) -> Result<(), IpvsError> {
+        if params.forward == Forward::FullNat && service.flags & crate::model::flags::ONEPACKET != 0
+        {
+            return fail(op, Errno::FullnatOps);
+        }
         if params.l_threshold > params.u_threshold {
             return fail(op, Errno::Range);
         }
@@ -271,7 +295,7 @@ impl Table {
     pub fn add_dest(&mut self, key: &ServiceKey, params: &DestParams) -> Result<(), IpvsError> {
         let op = Operation::AddDest;
         let service = self.service_mut(key, op)?;
-        Table::check_dest(params, op)?;
+        Table::check_dest(service, params, op)?;
         if service.dest(&params.addr, params.port).is_some() {
             return fail(op, Errno::Exists);
         }
@@ -300,7 +324,7 @@ impl Table {
     pub fn edit_dest(&mut self, key: &ServiceKey, params: &DestParams) -> Result<(), IpvsError> {
         let op = Operation::EditDest;
         let service = self.service_mut(key, op)?;
-        Table::check_dest(params, op)?;
+        Table::check_dest(service, params, op)?;
         let Some(dest) = service
             .dests
             .iter_mut()
@@ -333,6 +357,37 @@ impl Table {
             .dests
             .retain(|d| !(d.addr == *addr && d.port == port));
         if service.dests.len() == before {
+            return fail(op, Errno::NotFound);
+        }
+        Ok(())
+    }
+
+    /// `--add-laddr` (DPVS's `-P`): a local address for the service's FULLNAT real
+    /// servers, of the service's family (a fwmark service's: its `-6`).
+    pub fn add_laddr(&mut self, key: &ServiceKey, laddr: LocalAddress) -> Result<(), IpvsError> {
+        let op = Operation::AddLocalAddress;
+        let family = key.family();
+        let service = self.service_mut(key, op)?;
+        if !is_unicast(&laddr.addr) || Family::of(&laddr.addr) != family {
+            return fail(op, Errno::Invalid);
+        }
+        if service.laddrs.iter().any(|l| l.addr == laddr.addr) {
+            return fail(op, Errno::Exists);
+        }
+        if service.laddrs.len() >= MAX_LOCAL_ADDRESSES {
+            return fail(op, Errno::NoMemory);
+        }
+        service.laddrs.push(laddr);
+        Ok(())
+    }
+
+    /// `--del-laddr` (`-Q`). Connections that left from it go on until they end.
+    pub fn delete_laddr(&mut self, key: &ServiceKey, addr: &IpAddr) -> Result<(), IpvsError> {
+        let op = Operation::DeleteLocalAddress;
+        let service = self.service_mut(key, op)?;
+        let before = service.laddrs.len();
+        service.laddrs.retain(|l| l.addr != *addr);
+        if service.laddrs.len() == before {
             return fail(op, Errno::NotFound);
         }
         Ok(())

@@ -20,7 +20,24 @@ const TRY_HELP: &str = "Try `ipvsadm -h' or 'ipvsadm --help' for more informatio
 /// Every refusal: the command line, ipvsadm's words, its exit code. (The command comes
 /// first: `-n -L` is refused.)
 const REFUSALS: &[(&str, &str, u8)] = &[
-    ("-Q", TRY_HELP, 255),
+    ("-K", TRY_HELP, 255),
+    // DPVS's FULLNAT words, checked as its ipvsadm checks them.
+    (
+        "-P -t 1.1.1.1:80",
+        "You need to supply the 'laddr' option for the 'add-laddr' command",
+        2,
+    ),
+    (
+        "-A -t 1.1.1.1:80 -z 10.0.0.1",
+        "Illegal 'laddr' option with the 'add-service' command",
+        2,
+    ),
+    (
+        "-a -t 1.1.1.1:80 -r 10.0.0.2 -b -m",
+        "multiple 'forwarding-method' options specified",
+        2,
+    ),
+    ("-P -t 1.1.1.1:80 -z nowhere!", "illegal local address", 2),
     ("foo", TRY_HELP, 255),
     ("-n -L", TRY_HELP, 255),
     ("-6 -A", TRY_HELP, 255),

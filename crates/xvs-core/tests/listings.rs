@@ -172,6 +172,7 @@ fn connection_listing() {
             client: (v4(c.0), c.1),
             virtual_: (v4(v.0), v.1),
             dest: (v4(d.0), d.1),
+            local: None,
             state,
             expires_seconds: expires,
             pe: None,
@@ -234,6 +235,72 @@ fn connection_listing() {
     };
     listing::list_connections(&mut out, &entries, format, &NoNames);
     assert_eq!(out, example("list-n-c.txt"));
+}
+
+/// With FULLNAT connections in the table, a local column comes in (DPVS's order: source,
+/// virtual, local, destination); other connections show `-` there.
+#[test]
+fn connection_listing_with_fullnat() {
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let base = ConnectionEntry {
+        protocol: "TCP",
+        client: (ip("1.1.1.1"), 41000),
+        virtual_: (ip("1.1.1.254"), 80),
+        dest: (ip("192.168.5.10"), 80),
+        local: Some((ip("10.0.0.253"), 5123)),
+        state: "ESTABLISHED",
+        expires_seconds: 899,
+        pe: None,
+    };
+    let dr = ConnectionEntry {
+        local: None,
+        client: (ip("1.1.1.2"), 41001),
+        ..base.clone()
+    };
+    let mut out = String::new();
+    let format = Format {
+        numeric: true,
+        ..Format::default()
+    };
+    listing::list_connections(&mut out, &[base, dr], format, &NoNames);
+    assert_eq!(
+        out,
+        "IPVS connection entries\n\
+         pro expire state       source             virtual            local              destination\n\
+         TCP 14:59  ESTABLISHED 1.1.1.1:41000      1.1.1.254:80       10.0.0.253:5123    192.168.5.10:80\n\
+         TCP 14:59  ESTABLISHED 1.1.1.2:41001      1.1.1.254:80       -                  192.168.5.10:80\n"
+    );
+}
+
+/// FULLNAT real servers list as DPVS lists them (`FullNat`), save with `-b`, and the
+/// service's local addresses save as the `-P` lines that restore them; `--get-laddr`
+/// prints DPVS's table.
+#[test]
+fn fullnat_servers_and_local_addresses_list_save_and_restore() {
+    let rules = "-A -t 1.1.1.254:80 -s rr\n\
+                 -a -t 1.1.1.254:80 -r 192.168.5.10:80 -b -w 1\n\
+                 -P -t 1.1.1.254:80 -z 10.0.0.253 -F eth1\n\
+                 -P -t 1.1.1.254:80 -z 10.0.0.252\n";
+    let mut table = Table::default();
+    restore::restore(rules, &mut table, &NoNames, "xvsadm").unwrap();
+    assert!(
+        listing(&table, "-L -n")
+            .contains("  -> 192.168.5.10:80              FullNat 1      0          0         \n")
+    );
+    let saved = listing::save(&table, true, &NoNames);
+    assert_eq!(saved, rules);
+    let mut again = Table::default();
+    restore::restore(&saved, &mut again, &NoNames, "xvsadm").unwrap();
+    assert_eq!(again, table);
+    let mut out = String::new();
+    listing::list_local_addresses(&mut out, &table.services.iter().collect::<Vec<_>>());
+    assert_eq!(
+        out,
+        "VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS     \n\
+         1.1.1.254:80         2        \n\
+         \x20                             10.0.0.253           0          0         \n\
+         \x20                             10.0.0.252           0          0         \n"
+    );
 }
 
 #[test]

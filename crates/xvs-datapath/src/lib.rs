@@ -38,9 +38,9 @@ use aya::{
 };
 use netlink::XdpMode;
 use xvs_common::{
-    Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, LAYOUT_VERSION, LOOPBACK_INDEX,
-    LookupTable, MAX_SET_LARGE, Neighbour, RateEstimate, ServiceEntry, ServiceKey, ServiceSched,
-    TunnelSource, WrrKey, counter, map_names, meta,
+    Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, FullnatPeer, LAYOUT_VERSION,
+    LOOPBACK_INDEX, LocalAddresses, LookupTable, MAX_SET_LARGE, Neighbour, RateEstimate,
+    ServiceEntry, ServiceKey, ServiceSched, TunnelSource, WrrKey, counter, map_names, meta,
 };
 
 /// The director of the current network namespace: its program and its maps.
@@ -73,6 +73,10 @@ pub struct Director {
     rates: BpfHashMap<MapData, u32, RateEstimate>,
     neighbours: BpfHashMap<MapData, [u8; 16], Neighbour>,
     conns: BpfHashMap<MapData, ConnKey, Conn>,
+    /// FULLNAT entries' other sides, by entry key.
+    fullnat: BpfHashMap<MapData, ConnKey, FullnatPeer>,
+    /// FULLNAT services' local addresses, by service id.
+    laddrs: BpfHashMap<MapData, u32, LocalAddresses>,
     /// The kernel's ids of the director's maps, by name.
     map_ids: HashMap<String, u32>,
 }
@@ -282,6 +286,11 @@ impl Director {
                 ),
             ));
         }
+        // Maps of this layout's own (an older director has none: its layout said so above).
+        let fullnat = BpfHashMap::try_from(Map::HashMap(take(map_names::FULLNAT)?))
+            .map_err(wrong(map_names::FULLNAT))?;
+        let laddrs = BpfHashMap::try_from(Map::HashMap(take(map_names::LOCAL_ADDRESSES)?))
+            .map_err(wrong(map_names::LOCAL_ADDRESSES))?;
         Ok(Director {
             program_id,
             program,
@@ -302,6 +311,8 @@ impl Director {
             rates,
             neighbours,
             conns,
+            fullnat,
+            laddrs,
             map_ids: ids_by_name,
         })
     }

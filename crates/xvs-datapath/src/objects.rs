@@ -48,6 +48,7 @@ pub fn sized<'a, 'b>(loader: &'a mut EbpfLoader<'b>) -> Result<&'a mut EbpfLoade
         .min(MAX_STATS);
     Ok(loader
         .map_max_entries(map_names::CONNS, connections)
+        .map_max_entries(map_names::FULLNAT, connections)
         .map_max_entries(map_names::SWEEP, connections)
         .map_max_entries(map_names::SWEEP_60, (connections / SWEEP_60_SHARE).max(1))
         .map_max_entries(map_names::SWEEP_300, (connections / SWEEP_300_SHARE).max(1))

@@ -18,6 +18,9 @@ mod conn;
 #[path = "director/forward.rs"]
 mod forward;
 #[cfg(target_arch = "bpf")]
+#[path = "director/fullnat.rs"]
+mod fullnat;
+#[cfg(target_arch = "bpf")]
 #[path = "director/fwmark.rs"]
 mod fwmark;
 #[cfg(target_arch = "bpf")]
@@ -52,7 +55,7 @@ mod program {
     };
 
     use crate::{
-        conn, forward, fwmark, icmp,
+        conn, forward, fullnat, fwmark, icmp,
         maps::{
             STATS_IN, STATS_NEW, STATS_OUT, XVS_CONNS, XVS_DESTS, XVS_FRAGS, XVS_RATES, XVS_SCHED,
             XVS_SCHED_LARGE, XVS_SERVICES, XVS_SERVICES_LARGE, XVS_TUN_SRC, add_stats, count,
@@ -279,7 +282,7 @@ mod program {
         if packet.fragment == packet::FIRST_FRAGMENT {
             xvs_remember_fragment(packet, key, now);
         }
-        send(ctx, packet, unsafe { &*(created as *const Conn) })
+        send(ctx, packet, key, unsafe { &*(created as *const Conn) })
     }
 
     /// A packet of a known connection, client to real server.
@@ -320,7 +323,7 @@ mod program {
         if packet.fragment == packet::FIRST_FRAGMENT {
             xvs_remember_fragment(packet, key, now);
         }
-        send(ctx, packet, conn)
+        send(ctx, packet, key, conn)
     }
 
     /// An ICMP or ICMPv6 error quoting a packet of a connection (IPVS's `ip_vs_in_icmp` and
@@ -358,6 +361,9 @@ mod program {
             return xdp_action::XDP_PASS;
         }
         count(counter::ICMP_FORWARDED, 1);
+        if conn.forward == method::FULLNAT {
+            return fullnat::xvs_fullnat_icmp(ctx.ctx, packet, key, conn);
+        }
         if conn.flags & conn_flags::REPLY != 0 {
             // NAT, toward the client: the quoted real server becomes the VIP again.
             if forward::decrement_ttl(ctx, packet).is_none()
@@ -455,6 +461,16 @@ mod program {
             return xdp_action::XDP_PASS;
         }
         count(counter::FRAGMENTS_FORWARDED, 1);
+        if conn.forward == method::FULLNAT {
+            let out = if conn.flags & conn_flags::REPLY != 0 {
+                STATS_OUT
+            } else {
+                STATS_IN
+            };
+            add_stats(conn.service_stats, packet.ip_len as u64, out);
+            add_stats(conn.dest_stats, packet.ip_len as u64, out);
+            return fullnat::xvs_fullnat_fragment(ctx.ctx, packet, conn_key, conn);
+        }
         if conn.flags & conn_flags::REPLY != 0 {
             // A NAT reply's fragment: from the VIP again, one hop less.
             add_stats(conn.service_stats, packet.ip_len as u64, STATS_OUT);
@@ -560,7 +576,7 @@ mod program {
     /// machine (the return thunks of the CPU's speculation mitigations). NAT goes through
     /// [`xvs_nat`]: in line, its rewriting would push the caller's frame past the stack.
     #[inline(always)]
-    fn send(ctx: &mut XdpContext, packet: &Packet, conn: &Conn) -> u32 {
+    fn send(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey, conn: &Conn) -> u32 {
         // A packet that will not fit the way to its real server (a tunnel adds a header;
         // the server's link may be smaller than the client's) is answered with the MTU
         // that fits, as IPVS answers it. Out of the interface it came in by, it fits.
@@ -585,6 +601,7 @@ mod program {
             }
             method::TUNNEL => tunnel(ctx, packet, conn),
             method::MASQ => xvs_nat(ctx.ctx, packet, conn),
+            method::FULLNAT => fullnat::xvs_fullnat(ctx.ctx, packet, key, conn),
             _ => {
                 let l2 = conn.l2;
                 forward::emit(ctx, &l2)
@@ -640,7 +657,7 @@ mod program {
         // goes through the request entry.
         let twin_ptr = twin;
         let twin = unsafe { &*twin };
-        let request = ConnKey {
+        let mut request = ConnKey {
             src: key.dst,
             dst: twin.peer,
             sport: key.dport,
@@ -649,6 +666,18 @@ mod program {
             family: twin.peer_family,
             _pad: [0; 2],
         };
+        // Under FULLNAT the reply's destination is a local address: the client is
+        // recorded beside the entry.
+        let fullnat = twin.forward == method::FULLNAT;
+        if fullnat {
+            match fullnat::client_of(key) {
+                Some(client) => {
+                    request.src = client.addr;
+                    request.sport = client.port;
+                }
+                None => return xdp_action::XDP_PASS,
+            }
+        }
         // Kept until they time out, they are translated back as IPVS translates them.
         if !server_alive(twin) && !keeps_nodest_conns() {
             match XVS_CONNS.get_ptr_mut(&request) {
@@ -714,7 +743,9 @@ mod program {
         if packet.fragment == packet::FIRST_FRAGMENT {
             xvs_remember_fragment(packet, key, now);
         }
-        if forward::rewrite(ctx, packet, true, &twin.peer, twin.peer_port).is_none() {
+        if forward::rewrite(ctx, packet, true, &twin.peer, twin.peer_port).is_none()
+            || (fullnat && fullnat::xvs_fullnat_to_client(ctx.ctx, packet, key) == 0)
+        {
             return xdp_action::XDP_ABORTED;
         }
         // Through the pointer: `xvs_adopt` may have set it since `twin` was read.
@@ -927,7 +958,7 @@ mod program {
         } else {
             tcp::UDP
         };
-        let no_output = dest.forward != method::MASQ;
+        let no_output = !method::has_reply_entry(dest.forward);
         if packet.protocol == IPPROTO_TCP {
             let table = if no_output {
                 &tcp::INPUT_ONLY
@@ -951,7 +982,7 @@ mod program {
         // The reply twin of a NAT connection leaves where the request came in (its other
         // fields are filled when it is created).
         let twin = unsafe { &mut (*scratch).twin as *mut Conn };
-        if dest.forward == method::MASQ {
+        if method::has_reply_entry(dest.forward) {
             if service_key.fwmark == 0 {
                 unsafe { (*twin).l2 = reply_hop(ctx) };
             } else if unsafe { (*twin).l2.ifindex } == 0 {
@@ -989,7 +1020,11 @@ mod program {
             add_stats(dest.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);
             return new as *mut Conn as u64;
         }
-        if !conn::create(key, new, twin, now) {
+        let made = conn::create(key, new, twin, now);
+        if made == fullnat::NO_LOCAL_PORT {
+            return refuse(xdp_action::XDP_DROP, counter::NO_LOCAL_PORT, checked);
+        }
+        if made != fullnat::CREATED {
             if !checked {
                 // The connection is there already (or was, expired), or the table is
                 // full: the ordinary way tells which.

@@ -151,6 +151,25 @@ fn execute(command: Command, program: &str, resolver: &SystemResolver) -> Result
                 .map_err(|e| Failure::new(e.to_string(), EXIT_LIST_FAILED))
         }
         Command::Save { numeric } => Ok(listing::save(&current_table()?, numeric, resolver)),
+        Command::ListLocalAddresses(key) => {
+            let mut table = Table::default();
+            if let Some(director) = Director::find().map_err(Failure::datapath)? {
+                table = director.load_for_change().map_err(Failure::datapath)?.table;
+                director
+                    .count_local_address_use(&mut table)
+                    .map_err(Failure::datapath)?;
+            }
+            let services: Vec<_> = match key {
+                Some(key) => match table.service(&key) {
+                    Some(service) => vec![service],
+                    None => return Err(Failure::new("No such service", EXIT_LIST_FAILED)),
+                },
+                None => table.services.iter().collect(),
+            };
+            let mut out = String::new();
+            listing::list_local_addresses(&mut out, &services);
+            Ok(out)
+        }
         Command::Restore => {
             let input = read_rules()?;
             change(true, |table| {

@@ -162,6 +162,7 @@ fn status_text() -> Result<String, String> {
         ("icmp_forwarded", counter::ICMP_FORWARDED),
         ("evicted", counter::EVICTED),
         ("adopted", counter::ADOPTED),
+        ("no_local_port", counter::NO_LOCAL_PORT),
     ] {
         let _ = writeln!(out, "{name} {}", counters[index as usize]);
     }

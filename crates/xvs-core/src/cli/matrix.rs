@@ -36,6 +36,8 @@ pub(super) enum Column {
     McastPort,
     McastTtl,
     SyncMaxlen,
+    Laddr,
+    Ifname,
     TunInfo,
     TunType,
     TunPort,
@@ -45,7 +47,7 @@ pub(super) enum Column {
 }
 
 impl Column {
-    pub(super) const COUNT: usize = 34;
+    pub(super) const COUNT: usize = 36;
 
     /// Every column, in the matrix's order.
     const ALL: [Column; Column::COUNT] = [
@@ -77,6 +79,8 @@ impl Column {
         Column::McastPort,
         Column::McastTtl,
         Column::SyncMaxlen,
+        Column::Laddr,
+        Column::Ifname,
         Column::TunInfo,
         Column::TunType,
         Column::TunPort,
@@ -116,6 +120,8 @@ impl Column {
             Column::McastPort => "mcast-port",
             Column::McastTtl => "mcast-ttl",
             Column::SyncMaxlen => "sync-maxlen",
+            Column::Laddr => "laddr",
+            Column::Ifname => "ifname",
             Column::TunInfo => "tun-info",
             Column::TunType => "tun-type",
             Column::TunPort => "tun-port",
@@ -135,7 +141,9 @@ impl Column {
             Opt::Persistent => Column::Persistent,
             Opt::Netmask => Column::Netmask,
             Opt::RealServer => Column::RealServer,
-            Opt::Masquerading | Opt::Ipip | Opt::Gatewaying => Column::ForwardingMethod,
+            Opt::Masquerading | Opt::Ipip | Opt::Gatewaying | Opt::Fullnat => {
+                Column::ForwardingMethod
+            }
             Opt::Weight => Column::Weight,
             Opt::UThreshold => Column::UThreshold,
             Opt::LThreshold => Column::LThreshold,
@@ -156,6 +164,8 @@ impl Column {
             Opt::McastPort => Column::McastPort,
             Opt::McastTtl => Column::McastTtl,
             Opt::SyncMaxlen => Column::SyncMaxlen,
+            Opt::Laddr => Column::Laddr,
+            Opt::Ifname => Column::Ifname,
             Opt::TunInfo => Column::TunInfo,
             Opt::TunType => Column::TunType,
             Opt::TunPort => Column::TunPort,
@@ -187,6 +197,9 @@ pub(super) enum Cmd {
     Restore,
     Save,
     Zero,
+    AddLaddr,
+    DelLaddr,
+    GetLaddr,
 }
 
 impl Cmd {
@@ -206,6 +219,9 @@ impl Cmd {
             Cmd::Restore => "restore",
             Cmd::Save => "save",
             Cmd::Zero => "zero",
+            Cmd::AddLaddr => "add-laddr",
+            Cmd::DelLaddr => "del-laddr",
+            Cmd::GetLaddr => "get-laddr",
         }
     }
 
@@ -213,16 +229,18 @@ impl Cmd {
     /// those, `.` optional; one character per [`Column`], in its order.
     fn legality(self) -> &'static [u8; Column::COUNT] {
         match self {
-            Cmd::Add | Cmd::Edit => b"xx+...xxxxxxxxxxxxxxx...xxxxxxxxxx",
-            Cmd::Del => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Flush | Cmd::Timeout | Cmd::Restore => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::List => b".11xxxxxxxxx11.......xxxxxxx.xxxxx",
-            Cmd::AddDest | Cmd::EditDest => b"xx+xxx+....xxxxxxxxxxxxxxxxxx.....",
-            Cmd::DelDest => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::StartDaemon => b"xxxxxxxxxxx.xxxxxxx.xxxx....xxxxxx",
-            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxx",
-            Cmd::Save => b".xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Zero => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Add | Cmd::Edit => b"xx+...xxxxxxxxxxxxxxx...xxxxxxxxxxxx",
+            Cmd::Del => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Flush | Cmd::Timeout | Cmd::Restore => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::List => b".11xxxxxxxxx11.......xxxxxxxxx.xxxxx",
+            Cmd::AddDest | Cmd::EditDest => b"xx+xxx+....xxxxxxxxxxxxxxxxxxxx.....",
+            Cmd::DelDest => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::StartDaemon => b"xxxxxxxxxxx.xxxxxxx.xxxx....xxxxxxxx",
+            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxxxx",
+            Cmd::Save => b".xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::AddLaddr | Cmd::DelLaddr => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxx+.xxxxxx",
+            Cmd::GetLaddr => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Zero => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
         }
     }
 }

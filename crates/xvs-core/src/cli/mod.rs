@@ -14,8 +14,8 @@ pub use usage::{VERSION_LINE, usage};
 
 use crate::{
     model::{
-        DEFAULT_PERSISTENCE_TIMEOUT, Family, Forward, MAX_TIMEOUT, Protocol, ServiceKey, Timeouts,
-        Tunnel, TunnelChecksum, TunnelType, flags,
+        DEFAULT_PERSISTENCE_TIMEOUT, Family, Forward, LocalAddress, MAX_TIMEOUT, Protocol,
+        ServiceKey, Timeouts, Tunnel, TunnelChecksum, TunnelType, flags,
     },
     table::{DestParams, ServiceParams},
     text::{Resolver, inet_aton, parse_service, string_to_number},
@@ -112,7 +112,10 @@ pub enum Command {
     EditService(ServiceParams),
     DeleteService(ServiceKey),
     Flush,
-    List { what: ListWhat, format: Format },
+    List {
+        what: ListWhat,
+        format: Format,
+    },
     AddDest(ServiceKey, DestParams),
     EditDest(ServiceKey, DestParams),
     DeleteDest(ServiceKey, IpAddr, u16),
@@ -120,8 +123,16 @@ pub enum Command {
     StartDaemon(Daemon),
     StopDaemon(Daemon),
     Restore,
-    Save { numeric: bool },
+    Save {
+        numeric: bool,
+    },
     Zero(Option<ServiceKey>),
+    /// DPVS's `-P`/`--add-laddr`: a local address for FULLNAT.
+    AddLocalAddress(ServiceKey, LocalAddress),
+    /// `-Q`/`--del-laddr`.
+    DeleteLocalAddress(ServiceKey, IpAddr),
+    /// `-G`/`--get-laddr`: one service's local addresses, or every service's.
+    ListLocalAddresses(Option<ServiceKey>),
     Help,
     Version,
 }
@@ -140,6 +151,8 @@ impl Command {
                 | Command::DeleteDest(..)
                 | Command::SetTimeouts(_)
                 | Command::Zero(_)
+                | Command::AddLocalAddress(..)
+                | Command::DeleteLocalAddress(..)
         )
     }
 }
@@ -179,6 +192,9 @@ struct Entry {
     mcast_group: Option<IpAddr>,
     mcast_port: u16,
     mcast_ttl: u8,
+    // local address (DPVS)
+    laddr: IpAddr,
+    ifname: String,
 }
 
 impl Entry {
@@ -214,6 +230,8 @@ impl Entry {
             mcast_group: None,
             mcast_port: 0,
             mcast_ttl: 0,
+            laddr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ifname: String::new(),
         }
     }
 
@@ -311,12 +329,16 @@ pub fn parse(args: &[String], resolver: &dyn Resolver) -> Result<Command, CliErr
                 Cmd::StopDaemon
             }
         }
+        Opt::AddLaddr => Cmd::AddLaddr,
+        Opt::DelLaddr => Cmd::DelLaddr,
+        Opt::GetLaddr => Cmd::GetLaddr,
         Opt::Help => return Ok(Command::Help),
         Opt::Version => return Ok(Command::Version),
         _ => return Err(CliError::TryHelp),
     };
     let mut entry = Entry::new(cmd);
     entry.daemon_state = daemon_state;
+    popt.server_command = matches!(cmd, Cmd::AddDest | Cmd::EditDest | Cmd::DelDest);
     parse_options(&mut entry, &mut popt, resolver)?;
     build(entry, popt)
 }
@@ -403,6 +425,12 @@ fn parse_options(
             Opt::Ipip => entry.forward = Forward::Tunnel,
             Opt::Gatewaying => entry.forward = Forward::Route,
             Opt::Masquerading => entry.forward = Forward::Masq,
+            Opt::Fullnat => entry.forward = Forward::FullNat,
+            Opt::Laddr => {
+                entry.laddr = parse_service(&value, None, resolver)
+                    .map_or_else(|| fail("illegal local address"), |parsed| Ok(parsed.addr))?
+            }
+            Opt::Ifname => entry.ifname = truncated(&value, 15),
             Opt::Weight => {
                 entry.weight = number(&value, 0, 65535, "illegal weight specified")? as u32
             }
@@ -634,6 +662,17 @@ fn build(mut entry: Entry, mut popt: Popt<'_>) -> Result<Command, CliError> {
             numeric: entry.format.numeric,
         },
         Cmd::Zero => Command::Zero(entry.has(Column::ServiceAddress).then_some(key)),
+        Cmd::AddLaddr => Command::AddLocalAddress(
+            key,
+            LocalAddress::new(
+                entry.laddr,
+                (!entry.ifname.is_empty()).then(|| entry.ifname.clone()),
+            ),
+        ),
+        Cmd::DelLaddr => Command::DeleteLocalAddress(key, entry.laddr),
+        Cmd::GetLaddr => {
+            Command::ListLocalAddresses(entry.has(Column::ServiceAddress).then_some(key))
+        }
     })
 }
 
@@ -688,6 +727,8 @@ impl Command {
                 Ok(())
             }
             Command::Zero(key) => table.zero(key.as_ref()),
+            Command::AddLocalAddress(key, laddr) => table.add_laddr(key, laddr.clone()),
+            Command::DeleteLocalAddress(key, addr) => table.delete_laddr(key, addr),
             _ => Ok(()),
         }
     }

@@ -69,6 +69,13 @@ pub(super) enum Opt {
     TunNocsum,
     TunCsum,
     TunRemcsum,
+    /// DPVS's additions: FULLNAT and its local addresses.
+    Fullnat,
+    AddLaddr,
+    DelLaddr,
+    GetLaddr,
+    Laddr,
+    Ifname,
 }
 
 /// ipvsadm's popt table: long name, short letter, argument.
@@ -131,6 +138,13 @@ const OPTIONS: &[(&str, Option<char>, Arg, Opt)] = &[
     ("tun-nocsum", None, Arg::No, Opt::TunNocsum),
     ("tun-csum", None, Arg::No, Opt::TunCsum),
     ("tun-remcsum", None, Arg::No, Opt::TunRemcsum),
+    // DPVS's ipvsadm: `-b` is `--fullnat` after a server command (see `Popt::short`).
+    ("fullnat", None, Arg::No, Opt::Fullnat),
+    ("add-laddr", Some('P'), Arg::No, Opt::AddLaddr),
+    ("del-laddr", Some('Q'), Arg::No, Opt::DelLaddr),
+    ("get-laddr", Some('G'), Arg::No, Opt::GetLaddr),
+    ("laddr", Some('z'), Arg::Required, Opt::Laddr),
+    ("ifname", Some('F'), Arg::Required, Opt::Ifname),
 ];
 
 /// One option as popt hands it over: which, its argument, and the word it came from.
@@ -150,6 +164,10 @@ pub(super) struct Popt<'a> {
     bundle: Option<(String, usize)>,
     pub(super) leftovers: Vec<String>,
     only_leftovers: bool,
+    /// The command is a real-server command (`-a`, `-e`, `-d`): there `-b` is DPVS's
+    /// `--fullnat`, where ipvsadm's `-b` (`--sched-flags`, a service option) is illegal
+    /// anyway.
+    pub(super) server_command: bool,
 }
 
 impl<'a> Popt<'a> {
@@ -160,6 +178,7 @@ impl<'a> Popt<'a> {
             bundle: None,
             leftovers: Vec::new(),
             only_leftovers: false,
+            server_command: false,
         }
     }
 
@@ -244,8 +263,13 @@ impl<'a> Popt<'a> {
     fn short(&mut self, word: String, pos: usize) -> Result<Parsed, CliError> {
         let letter = word[pos..].chars().next().unwrap_or('\0');
         let rest_at = pos + letter.len_utf8();
-        let Some(&(_, _, arg, opt)) = OPTIONS.iter().find(|(_, short, ..)| *short == Some(letter))
-        else {
+        let fullnat = (letter == 'b' && self.server_command).then_some((Arg::No, Opt::Fullnat));
+        let Some((arg, opt)) = fullnat.or_else(|| {
+            OPTIONS
+                .iter()
+                .find(|(_, short, ..)| *short == Some(letter))
+                .map(|&(_, _, arg, opt)| (arg, opt))
+        }) else {
             return Err(CliError::Popt {
                 word,
                 reason: "unknown option",

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use xvs_common::{Conn, ConnKey, conn_flags, forward, tcp};
+use xvs_common::{Conn, ConnKey, FullnatPeer, conn_flags, forward, tcp};
 use xvs_core::{listing::ConnectionEntry, model::Protocol};
 
 use super::encode::decode_addr;
@@ -21,18 +21,26 @@ pub(super) struct Gone {
 /// The connection table as read at once ([`Director::conn_table`]).
 pub(super) struct ConnTable {
     pub entries: Vec<(ConnKey, Conn)>,
-    /// The expiry of each NAT reply entry, by its key.
+    /// The expiry of each NAT and FULLNAT reply entry, by its key.
     replies: HashMap<ConnKey, u64>,
+    /// FULLNAT entries' other sides, by entry key (read only if there are FULLNAT
+    /// entries).
+    fullnat: HashMap<ConnKey, FullnatPeer>,
 }
 
 impl ConnTable {
     /// When the connection of request entry `conn` expires: for NAT the later of its two
     /// entries' expiries (replies push the reply entry's).
     pub fn expiry(&self, key: &ConnKey, conn: &Conn) -> u64 {
-        if conn.forward != forward::MASQ {
-            return conn.expires;
-        }
-        match self.replies.get(&key.reply(conn)) {
+        let reply = match conn.forward {
+            forward::MASQ => key.reply(conn),
+            forward::FULLNAT => match self.fullnat.get(key) {
+                Some(local) => key.fullnat_reply(conn, local),
+                None => return conn.expires,
+            },
+            _ => return conn.expires,
+        };
+        match self.replies.get(&reply) {
             Some(twin) => conn.expires.max(*twin),
             None => conn.expires,
         }
@@ -55,7 +63,16 @@ impl Director {
             .filter(|(_, conn)| conn.flags & conn_flags::REPLY != 0)
             .map(|(key, conn)| (*key, conn.expires))
             .collect();
-        Ok(ConnTable { entries, replies })
+        let fullnat = if entries.iter().any(|(_, c)| c.forward == forward::FULLNAT) {
+            self.fullnat_entries()?.into_iter().collect()
+        } else {
+            HashMap::new()
+        };
+        Ok(ConnTable {
+            entries,
+            replies,
+            fullnat,
+        })
     }
 
     /// Expired, not yet swept connections and persistence templates by the real server's
@@ -109,6 +126,10 @@ impl Director {
                     decode_addr(&conn.peer, conn.peer_family),
                     u16::from_be(conn.peer_port),
                 ),
+                local: (conn.forward == forward::FULLNAT && conn.flags & conn_flags::TEMPLATE == 0)
+                    .then(|| table.fullnat.get(key))
+                    .flatten()
+                    .map(|l| (decode_addr(&l.addr, l.family), u16::from_be(l.port))),
                 state,
                 expires_seconds: left as u32,
                 pe: None,
@@ -121,75 +142,91 @@ impl Director {
 /// Entries read per BPF_MAP_LOOKUP_BATCH call.
 const BATCH: usize = 8192;
 
+use aya::maps::IterableMap;
+
 impl Director {
-    /// Every entry of the connection table, read in batches (BPF_MAP_LOOKUP_BATCH: one
-    /// system call per few thousand entries, where walking the keys takes two per entry).
-    /// Entries that come or go during the read may be missed or seen; none is seen twice.
+    /// Every entry of the connection table, read in batches (see [`batch_entries`]).
     pub(crate) fn conn_entries(&self) -> Result<Vec<(ConnKey, Conn)>> {
-        use aya::maps::IterableMap;
-        use std::os::fd::{AsFd, AsRawFd};
-        const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-        /// `union bpf_attr` as the batch commands read it.
-        #[repr(C)]
-        struct BatchAttr {
-            in_batch: u64,
-            out_batch: u64,
-            keys: u64,
-            values: u64,
-            count: u32,
-            map_fd: u32,
-            elem_flags: u64,
-            flags: u64,
+        batch_entries(self.conns.map(), "cannot read the connection table")
+    }
+
+    /// Every entry of the FULLNAT other-sides map, read in batches.
+    pub(crate) fn fullnat_entries(&self) -> Result<Vec<(ConnKey, FullnatPeer)>> {
+        batch_entries(self.fullnat.map(), "cannot read the FULLNAT connections")
+    }
+}
+
+/// Every entry of hash map `map` (keys `K`, values `V`), read in batches
+/// (BPF_MAP_LOOKUP_BATCH: one system call per few thousand entries, where walking the keys
+/// takes two per entry). Entries that come or go during the read may be missed or seen;
+/// none is seen twice.
+fn batch_entries<K: Copy + Default, V: Copy + Default>(
+    map: &aya::maps::MapData,
+    what: &str,
+) -> Result<Vec<(K, V)>> {
+    use std::os::fd::{AsFd, AsRawFd};
+    const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+    /// `union bpf_attr` as the batch commands read it.
+    #[repr(C)]
+    struct BatchAttr {
+        in_batch: u64,
+        out_batch: u64,
+        keys: u64,
+        values: u64,
+        count: u32,
+        map_fd: u32,
+        elem_flags: u64,
+        flags: u64,
+    }
+    let fd = map.fd().as_fd().as_raw_fd() as u32;
+    let mut entries = Vec::new();
+    let mut keys = vec![K::default(); BATCH];
+    let mut values = vec![V::default(); BATCH];
+    // The hash map's position: a bucket number.
+    let (mut position, mut next) = (0u32, 0u32);
+    let mut first = true;
+    loop {
+        let mut attr = BatchAttr {
+            in_batch: if first {
+                0
+            } else {
+                &position as *const u32 as u64
+            },
+            out_batch: &mut next as *mut u32 as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: BATCH as u32,
+            map_fd: fd,
+            elem_flags: 0,
+            flags: 0,
+        };
+        // SAFETY: the buffers hold BATCH keys and values of the map's sizes (the callers
+        // name the map's own types) and the batch positions are u32s, all alive for the
+        // call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                &mut attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>(),
+            )
+        };
+        let error = (rc < 0).then(std::io::Error::last_os_error);
+        let read = attr.count as usize;
+        entries.extend(
+            keys[..read]
+                .iter()
+                .copied()
+                .zip(values[..read].iter().copied()),
+        );
+        match error {
+            None => {}
+            // The end of the table.
+            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(entries),
+            Some(e) => return Err(Error::new(what, e)),
         }
-        let fd = self.conns.map().fd().as_fd().as_raw_fd() as u32;
-        let mut entries = Vec::new();
-        let mut keys = vec![ConnKey::default(); BATCH];
-        let mut values = vec![Conn::default(); BATCH];
-        // The hash map's position: a bucket number.
-        let (mut position, mut next) = (0u32, 0u32);
-        let mut first = true;
-        loop {
-            let mut attr = BatchAttr {
-                in_batch: if first {
-                    0
-                } else {
-                    &position as *const u32 as u64
-                },
-                out_batch: &mut next as *mut u32 as u64,
-                keys: keys.as_mut_ptr() as u64,
-                values: values.as_mut_ptr() as u64,
-                count: BATCH as u32,
-                map_fd: fd,
-                elem_flags: 0,
-                flags: 0,
-            };
-            // SAFETY: the buffers hold BATCH keys and values of the map's sizes and the
-            // batch positions are u32s, all alive for the call.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_bpf,
-                    BPF_MAP_LOOKUP_BATCH,
-                    &mut attr as *mut BatchAttr,
-                    std::mem::size_of::<BatchAttr>(),
-                )
-            };
-            let error = (rc < 0).then(std::io::Error::last_os_error);
-            let read = attr.count as usize;
-            entries.extend(
-                keys[..read]
-                    .iter()
-                    .copied()
-                    .zip(values[..read].iter().copied()),
-            );
-            match error {
-                None => {}
-                // The end of the table.
-                Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(entries),
-                Some(e) => return Err(Error::new("cannot read the connection table", e)),
-            }
-            position = next;
-            first = false;
-        }
+        position = next;
+        first = false;
     }
 }
 

@@ -63,6 +63,7 @@ pub fn forward_code(f: Forward) -> u8 {
         Forward::Local => forward::LOCAL,
         Forward::Tunnel => forward::TUNNEL,
         Forward::Route => forward::ROUTE,
+        Forward::FullNat => forward::FULLNAT,
     }
 }
 
@@ -71,6 +72,7 @@ pub fn forward_of(code: u8) -> Forward {
         forward::MASQ => Forward::Masq,
         forward::LOCAL => Forward::Local,
         forward::TUNNEL => Forward::Tunnel,
+        forward::FULLNAT => Forward::FullNat,
         _ => Forward::Route,
     }
 }

@@ -8,6 +8,7 @@
 
 mod connections;
 pub mod encode;
+mod laddrs;
 pub mod plan;
 mod slots;
 pub mod sync;
@@ -23,7 +24,7 @@ use xvs_common::{
     ServiceValue, SlotConns, TunnelSource, WrrKey, dest_index, meta,
 };
 use xvs_core::{
-    model::{ConnCounts, PersistenceEngine, Service, Stats, Timeouts},
+    model::{ConnCounts, LocalAddress, PersistenceEngine, Service, Stats, Timeouts},
     table::Table,
 };
 
@@ -48,12 +49,12 @@ impl Snapshot {
     fn assemble(
         timeouts: Timeouts,
         [next_id, next_stats, stats_used]: [u64; 3],
-        mut entries: Vec<(MapKey, ServiceValue, Vec<DestValue>, u32)>,
+        mut entries: Vec<StoredEntry>,
     ) -> Snapshot {
-        entries.sort_by_key(|(_, value, _, _)| value.order);
+        entries.sort_by_key(|(_, value, ..)| value.order);
         let mut services = Vec::with_capacity(entries.len());
         let mut stored = HashMap::with_capacity(entries.len());
-        for (map_key, value, dests, wrr_len) in entries {
+        for (map_key, value, dests, wrr_len, laddrs) in entries {
             let Some(key) = decode_key(&map_key) else {
                 continue;
             };
@@ -68,6 +69,7 @@ impl Snapshot {
                     .iter()
                     .map(|d| decode_dest(d, Stats::default()))
                     .collect(),
+                laddrs,
                 stats: Stats::default(),
             });
             stored.insert(
@@ -88,6 +90,10 @@ impl Snapshot {
         }
     }
 }
+
+/// A service as the maps hold it: its key, value, real servers, wrr cycle length and
+/// local addresses.
+type StoredEntry = (MapKey, ServiceValue, Vec<DestValue>, u32, Vec<LocalAddress>);
 
 #[derive(Debug, Clone)]
 struct StoredService {
@@ -183,6 +189,7 @@ impl Director {
             udp: meta_value(meta::TIMEOUT_UDP)? as u32,
         };
         let mut entries = Vec::new();
+        let mut names = laddrs::InterfaceNames::default();
         for entry in self.services.iter() {
             let (key, entry) = entry.map_err(map_error("cannot read the services"))?;
             // Only the set's used entries are read: a whole set is 5 KiB (20 KiB large).
@@ -208,7 +215,8 @@ impl Director {
                         .map_err(map_error("cannot read a real server"))?,
                 );
             }
-            entries.push((key, entry.service, dests, wrr_len));
+            let laddrs = self.local_addresses(entry.service.id, &mut names)?;
+            entries.push((key, entry.service, dests, wrr_len, laddrs));
         }
         let mut snapshot = Snapshot::assemble(
             timeouts,
@@ -260,6 +268,8 @@ impl Director {
         let counts = self.dest_counts()?;
         let busy = |slot: u32| *counts.of(slot) != SlotConns::default();
         let ops = plan::plan(before, after, self.stats_slots, &busy)?;
+        // Refused before anything is written, as plan's refusals are.
+        laddrs::check_interfaces(&ops)?;
         self.apply(&ops)
     }
 
@@ -355,6 +365,13 @@ impl Director {
                 )?,
                 Op::SetMeta(slot, value) => self.set_meta(*slot, *value)?,
                 Op::PrepareNextHops(servers) => self.prepare_next_hops(servers)?,
+                Op::WriteLocalAddresses { id, laddrs } => {
+                    self.write_local_addresses(*id, laddrs)?
+                }
+                Op::DropLocalAddresses(id) => removed(
+                    self.laddrs.remove(id),
+                    "cannot drop a service's local addresses",
+                )?,
             }
         }
         Ok(())

@@ -20,7 +20,7 @@ use xvs_common::{
     forward, meta,
 };
 use xvs_core::{
-    model::{Service, Stats},
+    model::{LocalAddress, Service, Stats},
     sched::{Candidate, Scheduler, Wrr, lookup_table},
     table::Table,
 };
@@ -76,6 +76,14 @@ pub enum Op {
     SetMeta(u32, u64),
     /// Have the kernel resolve the next hops of these new real servers.
     PrepareNextHops(Vec<IpAddr>),
+    /// Write a service's FULLNAT local addresses (by service id), each with the interface
+    /// it was given with; what the datapath counted for an address that stays is kept.
+    WriteLocalAddresses {
+        id: u32,
+        laddrs: Vec<(IpAddr, Option<String>)>,
+    },
+    /// Drop a service's local addresses (it has none left, or is removed).
+    DropLocalAddresses(u32),
 }
 
 /// The operations that turn the maps from `before` into `after`. `counter_slots` is the
@@ -128,6 +136,28 @@ pub fn plan(
             }
         }
         let dests = place_dests(service, old, &mut take_id, &mut slots)?;
+        // Local addresses first: a FULLNAT server the new set brings finds them there.
+        let had = before_services.get(&key).map(|(s, _)| s.laddrs.as_slice());
+        let same = |a: &[LocalAddress], b: &[LocalAddress]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x.addr == y.addr && x.ifname == y.ifname)
+        };
+        if !same(had.unwrap_or(&[]), &service.laddrs) {
+            ops.push(if service.laddrs.is_empty() {
+                Op::DropLocalAddresses(value.id)
+            } else {
+                Op::WriteLocalAddresses {
+                    id: value.id,
+                    laddrs: service
+                        .laddrs
+                        .iter()
+                        .map(|l| (l.addr, l.ifname.clone()))
+                        .collect(),
+                }
+            });
+        }
         held.extend(dests.iter().map(|d| d.stats));
         ops.extend(slots.to_zero.drain(..).map(Op::ZeroCounters));
         let large = dests.len() > MAX_SET;
@@ -209,6 +239,7 @@ pub fn plan(
             id: stored.value.id,
             large,
         });
+        ops.push(Op::DropLocalAddresses(stored.value.id));
     }
     // A removed real server's entries are cleared (unless a new server took its slot):
     // the datapath then sees its connections' server gone (IPVS's expire_nodest_conn).
@@ -477,6 +508,8 @@ mod tests {
         /// Scheduler states: (service id, large).
         sched_states: HashSet<(u32, bool)>,
         meta: HashMap<u32, u64>,
+        /// Local addresses by service id.
+        laddrs: HashMap<u32, Vec<(IpAddr, Option<String>)>>,
     }
 
     impl Maps {
@@ -538,6 +571,10 @@ mod tests {
                     Op::RemoveLargeService(key) => drop(self.large.remove(key)),
                     Op::DropSched { id, large } => drop(self.sched_states.remove(&(*id, *large))),
                     Op::SetMeta(slot, value) => drop(self.meta.insert(*slot, *value)),
+                    Op::WriteLocalAddresses { id, laddrs } => {
+                        drop(self.laddrs.insert(*id, laddrs.clone()))
+                    }
+                    Op::DropLocalAddresses(id) => drop(self.laddrs.remove(id)),
                 }
             }
         }
@@ -559,7 +596,12 @@ mod tests {
                         .iter()
                         .map(|m| self.dests[&xvs_common::dest_index(m.stats, m.half)])
                         .collect();
-                    (*key, *value, dests, *wrr_len)
+                    let laddrs = self.laddrs.get(&value.id).map_or_else(Vec::new, |l| {
+                        l.iter()
+                            .map(|(addr, ifname)| LocalAddress::new(*addr, ifname.clone()))
+                            .collect()
+                    });
+                    (*key, *value, dests, *wrr_len, laddrs)
                 })
                 .collect();
             let timeouts = Timeouts {

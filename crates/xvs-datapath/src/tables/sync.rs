@@ -112,7 +112,9 @@ impl Director {
         let mut records = Vec::new();
         let table = self.conn_table()?;
         for (key, conn) in table.requests() {
-            if conn.flags & conn_flags::SYNCED != 0 {
+            // FULLNAT connections are not synced (IPVS's sync protocol has no field for
+            // the local address and port; a backup could not map their replies back).
+            if conn.flags & conn_flags::SYNCED != 0 || conn.forward == forward::FULLNAT {
                 continue;
             }
             let expires = table.expiry(key, conn);
@@ -245,6 +247,10 @@ impl SyncIndex {
             decode_addr(&d.addr, d.family) == record.daddr
                 && (d.port == 0 || u16::from_be(d.port) == record.dport)
         })?;
+        // A FULLNAT connection needs its local side, which no record carries.
+        if dest.forward == forward::FULLNAT && !template {
+            return None;
+        }
         let key = ConnKey {
             src: client,
             dst: vaddr,

@@ -36,7 +36,7 @@ use crate::maps::{
     XVS_CONNS, XVS_SWEEP, XVS_SWEEP_60, XVS_SWEEP_300, XVS_SWEEP_DUE, XVS_SWEEP_SOON, count,
     dest_counts, meta_value, scratch,
 };
-use crate::sched;
+use crate::{fullnat, sched};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// Due records checked per new connection, at most: more than a connection's records in
@@ -178,8 +178,14 @@ pub fn recount(conn: *mut Conn) {
 pub fn forget(key: &ConnKey, conn: *mut Conn) {
     let gone = Counted::of(conn);
     unsafe {
-        if (*conn).forward == forward::MASQ {
-            let _ = XVS_CONNS.remove(&key.reply(&*conn));
+        match (*conn).forward {
+            forward::MASQ => {
+                let _ = XVS_CONNS.remove(&key.reply(&*conn));
+            }
+            forward::FULLNAT if (*conn).flags & conn_flags::TEMPLATE == 0 => {
+                forget_fullnat(key, conn)
+            }
+            _ => {}
         }
     }
     if XVS_CONNS.remove(key).is_err() || gone.flags & conn_flags::SYNCED != 0 {
@@ -189,6 +195,21 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
         crate::persist::count_template(gone.dest_stats, -1);
     } else {
         adjust(gone, gone.flags & conn_flags::ACTIVE != 0, -1, false);
+    }
+}
+
+/// A FULLNAT connection's reply entry and both other sides (out of line: the sweep's
+/// and the new-flow path's frames are tight).
+#[inline(never)]
+fn forget_fullnat(key: &ConnKey, conn: *const Conn) {
+    let Some(scratch) = scratch() else {
+        return;
+    };
+    if fullnat::reply_key(key, unsafe { &*conn }) {
+        unsafe {
+            let _ = XVS_CONNS.remove(&(*scratch).reply_key);
+            fullnat::forget_peers(key, &(*scratch).reply_key);
+        }
     }
 }
 
@@ -257,7 +278,7 @@ pub fn gone(key: &ConnKey, conn: *mut Conn, now: u64) -> bool {
     if !expired(conn, now) {
         return false;
     }
-    if unsafe { (*conn).forward } != forward::MASQ {
+    if !forward::has_reply_entry(unsafe { (*conn).forward }) {
         return true;
     }
     lent_expiry(key, conn, now)
@@ -281,7 +302,13 @@ pub fn twin_of(key: &ConnKey, conn: *const Conn) -> Option<*mut Conn> {
     // The key in scratch memory: callers' frames leave little stack.
     let scratch = scratch()?;
     unsafe {
-        (*scratch).reply_key = key.reply(&*conn);
+        if (*conn).forward == forward::FULLNAT {
+            if !fullnat::reply_key(key, &*conn) {
+                return None;
+            }
+        } else {
+            (*scratch).reply_key = key.reply(&*conn);
+        }
         XVS_CONNS.get_ptr_mut(&(*scratch).reply_key)
     }
 }
@@ -465,25 +492,33 @@ fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
     }
 }
 
-/// Inserts a new request-direction entry (and, for NAT, its reply twin, built in `twin`,
-/// whose next hop the caller has set) and queues it for the expiry sweep (the caller
-/// counts it). False if the table is full (or another CPU won the race). In line: the new
+/// Inserts a new request-direction entry (and, for NAT and FULLNAT, its reply twin, built
+/// in `twin`, whose next hop the caller has set) and queues it for the expiry sweep (the
+/// caller counts it). [`fullnat::CREATED`]; [`fullnat::NOT_INSERTED`] if the table is full
+/// (or another CPU won the race); [`fullnat::NO_LOCAL_PORT`] if a FULLNAT connection found
+/// no local port (counted). In line: the new
 /// connection's path has a BPF call fewer (about 8 ns here).
 #[inline(always)]
-pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, now: u64) -> bool {
+pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, now: u64) -> u32 {
     let mut inserted = XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64);
     // A full table makes room by forgetting a half-open connection, then tries once more.
     if inserted == Err(-(E2BIG as i32)) && xvs_evict_half_open(now) != 0 {
         inserted = XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64);
     }
     if inserted.is_err() {
-        return false;
+        return fullnat::NOT_INSERTED;
+    }
+    if conn.forward == forward::FULLNAT {
+        let made = fullnat::xvs_fullnat_create(key, conn, twin);
+        if made != fullnat::CREATED {
+            return made;
+        }
     }
     queue_sweep(key, conn.expires, now);
     if conn.forward == forward::MASQ {
         create_twin(key, conn, twin);
     }
-    true
+    fullnat::CREATED
 }
 
 /// What a full hash map answers an insert.
@@ -599,7 +634,7 @@ pub fn touch(
         }
         (*conn).expires = expires;
         // A NAT connection's two entries share its state and, at a change, its expiry.
-        if (*conn).state != before && (*conn).forward == forward::MASQ {
+        if (*conn).state != before && forward::has_reply_entry((*conn).forward) {
             sync_twin(key, conn);
         }
     }

@@ -8,10 +8,11 @@ use aya_ebpf::{
 };
 use xvs_common::{
     CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestCounts, DestValue, FragmentEntry,
-    FragmentKey, HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalityEntry, LocalityKey, LookupTable,
-    MAX_DESTS, MAX_LARGE_SERVICES, MAX_SERVICES, MAX_SET_LARGE, MAX_STATS, NO_PREALLOC,
-    RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE, SchedState, ServiceEntry,
-    ServiceKey, ServiceSched, SweepRecord, TunnelSource, WrrKey, counter, meta, sweep,
+    FragmentKey, FullnatPeer, HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalAddresses, LocalityEntry,
+    LocalityKey, LookupTable, MAX_DESTS, MAX_LARGE_SERVICES, MAX_SERVICES, MAX_SET_LARGE,
+    MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE,
+    SchedState, ServiceEntry, ServiceKey, ServiceSched, SweepRecord, TunnelSource, WrrKey, counter,
+    meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -97,6 +98,18 @@ pub static XVS_TUN_SRC: Array<TunnelSource> = Array::with_max_entries(MAX_STATS,
 #[btf_map(name = "XVS_CONNS")]
 pub static XVS_CONNS: btf_maps::HashMap<ConnKey, Conn, { DEFAULT_CONNECTIONS as usize }> =
     btf_maps::HashMap::new();
+
+/// FULLNAT entries' other sides, by the entry's key (see `fullnat.rs`). Allocated as
+/// FULLNAT connections come (a director without them pays nothing); user space sizes it
+/// like the table.
+#[map(name = "XVS_FULLNAT")]
+pub static XVS_FULLNAT: HashMap<ConnKey, FullnatPeer> =
+    HashMap::with_max_entries(DEFAULT_CONNECTIONS, NO_PREALLOC);
+
+/// FULLNAT services' local addresses, by service id (`--add-laddr`).
+#[map(name = "XVS_LADDRS")]
+pub static XVS_LADDRS: HashMap<u32, LocalAddresses> =
+    HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
 
 /// Connections to check for expiry: records that wait 10 s (sized like the table; see
 /// [`xvs_common::sweep_queue`])...
@@ -207,6 +220,11 @@ pub struct Scratch {
     pub sched_state: SchedState,
     /// New connections this CPU has seen (every so many, the sweep hints are refreshed).
     pub new_flows: u32,
+    /// A new FULLNAT connection's local address and port, and its client's.
+    pub fullnat_local: FullnatPeer,
+    pub fullnat_client: FullnatPeer,
+    /// Where this CPU's search for a free FULLNAT local port goes on (0: not started).
+    pub fullnat_cursor: u32,
     /// The last reading of the clock on this CPU, and the jiffies it was read at.
     pub clock_ns: u64,
     pub clock_jiffies: u64,
