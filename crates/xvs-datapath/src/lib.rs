@@ -73,10 +73,12 @@ pub struct Director {
     rates: BpfHashMap<MapData, u32, RateEstimate>,
     neighbours: BpfHashMap<MapData, [u8; 16], Neighbour>,
     conns: BpfHashMap<MapData, ConnKey, Conn>,
-    /// FULLNAT entries' other sides, by entry key.
-    fullnat: BpfHashMap<MapData, ConnKey, FullnatPeer>,
-    /// FULLNAT services' local addresses, by service id.
-    laddrs: BpfHashMap<MapData, u32, LocalAddresses>,
+    /// FULLNAT entries' other sides, by entry key, and FULLNAT services' local addresses,
+    /// by service id. `None` only for the program of an older build that a live upgrade
+    /// is about to replace (see `create_from_object`): the layout check refuses such a
+    /// director otherwise.
+    fullnat: Option<BpfHashMap<MapData, ConnKey, FullnatPeer>>,
+    laddrs: Option<BpfHashMap<MapData, u32, LocalAddresses>>,
     /// The kernel's ids of the director's maps, by name.
     map_ids: HashMap<String, u32>,
 }
@@ -286,11 +288,21 @@ impl Director {
                 ),
             ));
         }
-        // Maps of this layout's own (an older director has none: its layout said so above).
-        let fullnat = BpfHashMap::try_from(Map::HashMap(take(map_names::FULLNAT)?))
-            .map_err(wrong(map_names::FULLNAT))?;
-        let laddrs = BpfHashMap::try_from(Map::HashMap(take(map_names::LOCAL_ADDRESSES)?))
-            .map_err(wrong(map_names::LOCAL_ADDRESSES))?;
+        // Maps since layout 27: an older program's lacks them (the tests' stand-in for an
+        // older build's director, whose layout was set to this one's to write its table).
+        let fullnat = match maps.remove(map_names::FULLNAT) {
+            Some(map) => {
+                Some(BpfHashMap::try_from(Map::HashMap(map)).map_err(wrong(map_names::FULLNAT))?)
+            }
+            None => None,
+        };
+        let laddrs = match maps.remove(map_names::LOCAL_ADDRESSES) {
+            Some(map) => Some(
+                BpfHashMap::try_from(Map::HashMap(map))
+                    .map_err(wrong(map_names::LOCAL_ADDRESSES))?,
+            ),
+            None => None,
+        };
         Ok(Director {
             program_id,
             program,

@@ -119,25 +119,39 @@ fn an_upgrade_keeps_open_connections_the_table_and_the_counters() {
     );
 }
 
-/// The director program of the build before connection sync (map layout 25), its debug
-/// sections stripped: what a director running that build has on its interfaces.
+/// The director programs of earlier builds, their debug sections stripped: what a director
+/// running that build has on its interfaces. 25: before connection sync; 26: before
+/// FULLNAT.
 static LAYOUT_25: &[u8] = include_bytes!("fixtures/director-layout-25.o");
+static LAYOUT_26: &[u8] = include_bytes!("fixtures/director-layout-26.o");
 
-/// `xvsd upgrade` from the previous layout (25 → 26), in the seed's NAT lab under
-/// traffic: a TCP connection open across the upgrade carries on, the table and counters
-/// are kept, the connection counts too (26 makes the counts map anew: its content is
-/// copied, and what the old program counted meanwhile added), and this build's tools read
-/// the director afterwards.
+/// `xvsd upgrade` from layout 25 (two migrations back: 26 made the counts map anew, its
+/// content copied and what the old program counted meanwhile added; 27 the scratch space).
 #[test]
-fn an_upgrade_from_the_previous_layout_keeps_connections_table_counters_and_counts() {
+fn an_upgrade_from_layout_25_keeps_connections_table_counters_and_counts() {
+    upgrade_from_older_layout(LAYOUT_25, 25);
+}
+
+/// `xvsd upgrade` from layout 26 (the previous one: 27 adds the FULLNAT maps and grows the
+/// scratch space).
+#[test]
+fn an_upgrade_from_layout_26_keeps_connections_table_counters_and_counts() {
+    upgrade_from_older_layout(LAYOUT_26, 26);
+}
+
+/// `xvsd upgrade` from an older build's director (`object`, of map layout `layout`), in
+/// the seed's NAT lab under traffic: a TCP connection open across the upgrade carries on,
+/// the table and counters are kept, the connection counts too, and this build's tools
+/// read the director afterwards.
+fn upgrade_from_older_layout(object: &[u8], layout: u64) {
     use xvs_datapath::Director;
     let mut lab = topology::nat().build().unwrap();
     lab.serve("web1", 7, ServerKind::Echo).unwrap();
     lab.within("director", || {
-        // The older director, its table written as its xvsadm wrote it: the maps of 25
-        // have the formats of 26, so this build's writer writes the same bytes (it is
-        // given the director as layout 26, then the layout is set back to 25).
-        Director::create_from_object(LAYOUT_25, xvs_common::LAYOUT_VERSION).unwrap();
+        // The older director, its table written as its xvsadm wrote it: the maps it has
+        // have this layout's formats, so this build's writer writes the same bytes (it is
+        // given the director as this layout, then the layout is set back).
+        Director::create_from_object(object, xvs_common::LAYOUT_VERSION).unwrap();
         Director::change(xvs_datapath::ChangeOptions::default(), |t| {
             xvs_core::restore::restore(
                 "-A -t 1.1.1.254:7 -s rr\n-a -t 1.1.1.254:7 -r 192.168.1.10:7 -m",
@@ -149,14 +163,14 @@ fn an_upgrade_from_the_previous_layout_keeps_connections_table_counters_and_coun
         .unwrap();
         let mut director = Director::find().unwrap().unwrap();
         director
-            .set_meta(xvs_common::meta::LAYOUT_VERSION, 25)
+            .set_meta(xvs_common::meta::LAYOUT_VERSION, layout)
             .unwrap();
     })
     .unwrap();
     let refused = lab.run("director", &[XVSD, "status"]).unwrap();
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("layout 25"),
-        "this build does not drive a layout-25 director"
+        String::from_utf8_lossy(&refused.stderr).contains(&format!("layout {layout}")),
+        "this build does not drive an older layout's director"
     );
     let client = lab
         .command(
@@ -172,7 +186,13 @@ fn an_upgrade_from_the_previous_layout_keeps_connections_table_counters_and_coun
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(700));
     let report = lab.run_ok("director", &[XVSD, "upgrade"]).unwrap();
-    assert!(report.contains("(layout 25 → 26)"), "{report}");
+    assert!(
+        report.contains(&format!(
+            "(layout {layout} → {})",
+            xvs_common::LAYOUT_VERSION
+        )),
+        "{report}"
+    );
     let echoed = client.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&echoed.stdout), "firstsecond");
     let after = status(&lab, "director");
@@ -188,8 +208,9 @@ fn an_upgrade_from_the_previous_layout_keeps_connections_table_counters_and_coun
             table.services[0].dests[0].conns
         })
         .unwrap();
-    // The connection, made under 25 and closed under 26, is counted once: as inactive
-    // (closing), not active. Counts not carried over would have gone below zero.
+    // The connection, made under the old program and closed under the new, is counted
+    // once: as inactive (closing), not active. Counts not carried over would have gone
+    // below zero.
     assert_eq!((conns.active, conns.inactive), (0, 1), "{conns:?}");
 }
 

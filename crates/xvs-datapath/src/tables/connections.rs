@@ -152,7 +152,10 @@ impl Director {
 
     /// Every entry of the FULLNAT other-sides map, read in batches.
     pub(crate) fn fullnat_entries(&self) -> Result<Vec<(ConnKey, FullnatPeer)>> {
-        batch_entries(self.fullnat.map(), "cannot read the FULLNAT connections")
+        match &self.fullnat {
+            Some(map) => batch_entries(map.map(), "cannot read the FULLNAT connections"),
+            None => Ok(Vec::new()),
+        }
     }
 }
 

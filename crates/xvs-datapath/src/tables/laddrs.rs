@@ -59,7 +59,7 @@ impl Director {
         id: u32,
         names: &mut InterfaceNames,
     ) -> Result<Vec<LocalAddress>> {
-        let Ok(pool) = self.laddrs.get(&id, 0) else {
+        let Some(Ok(pool)) = self.laddrs.as_ref().map(|m| m.get(&id, 0)) else {
             return Ok(Vec::new());
         };
         let count = (pool.count as usize).min(MAX_LOCAL_ADDRESSES);
@@ -84,7 +84,12 @@ impl Director {
         id: u32,
         laddrs: &[(IpAddr, Option<String>)],
     ) -> Result<()> {
-        let old = self.laddrs.get(&id, 0).ok();
+        let Some(map) = self.laddrs.as_mut() else {
+            return Err(Error::plain(
+                "this director's program has no FULLNAT maps: upgrade it (`xvsd upgrade`)",
+            ));
+        };
+        let old = map.get(&id, 0).ok();
         let mut pool = LocalAddresses::default();
         for (i, (addr, ifname)) in laddrs.iter().take(MAX_LOCAL_ADDRESSES).enumerate() {
             let (encoded, family) = encode_addr(addr);
@@ -103,8 +108,7 @@ impl Director {
             pool.count = i as u32 + 1;
         }
         debug_assert!(pool.family == FAMILY_V4 || pool.family == FAMILY_V6);
-        self.laddrs
-            .insert(id, pool, 0)
+        map.insert(id, pool, 0)
             .map_err(|e| Error::new("cannot write a service's local addresses", e))
     }
 

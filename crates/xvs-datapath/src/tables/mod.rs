@@ -369,7 +369,10 @@ impl Director {
                     self.write_local_addresses(*id, laddrs)?
                 }
                 Op::DropLocalAddresses(id) => removed(
-                    self.laddrs.remove(id),
+                    match self.laddrs.as_mut() {
+                        Some(map) => map.remove(id),
+                        None => Ok(()),
+                    },
                     "cannot drop a service's local addresses",
                 )?,
             }
