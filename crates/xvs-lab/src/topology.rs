@@ -242,3 +242,60 @@ pub fn one_armed() -> LabBuilder {
         .sysctl("director", "net.ipv4.ip_forward", "1")
         .sysctl("director", "net.ipv6.conf.all.forwarding", "1")
 }
+
+/// FULLNAT: the real servers in another subnet, behind a router that routes only its own
+/// networks (no way back to the client but through the director). Client 1.1.1.1 and
+/// fd00:1::1 on a link to the director (1.1.1.254 / fd00:1::fe, eth0, the VIPs); the
+/// director's eth1 (10.0.0.254, fd00:5::fe, and the local addresses 10.0.0.253,
+/// 10.0.0.252, fd00:5::fd) on a link to `router` (10.0.0.1, fd00:5::1); the router's eth1
+/// (192.168.5.1, fd00:6::1) on the `lan` bridge with web1 (192.168.5.10, fd00:6::10) and
+/// web2 (192.168.5.20, fd00:6::20), whose gateway is the router. NAT cannot work here:
+/// the real servers' answers to the client go to the router, which has no route to it.
+pub fn fullnat() -> LabBuilder {
+    LabBuilder::new()
+        .host("client")
+        .host("director")
+        .host("router")
+        .host("web1")
+        .host("web2")
+        .host("lan")
+        .link(
+            end("client", "eth0", &["1.1.1.1/24", "fd00:1::1/64"]),
+            end("director", "eth0", &["1.1.1.254/24", "fd00:1::fe/64"]),
+        )
+        .link(
+            end(
+                "director",
+                "eth1",
+                &[
+                    "10.0.0.254/24",
+                    "10.0.0.253/24",
+                    "10.0.0.252/24",
+                    "fd00:5::fe/64",
+                    "fd00:5::fd/64",
+                ],
+            ),
+            end("router", "eth0", &["10.0.0.1/24", "fd00:5::1/64"]),
+        )
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("router", "eth1", &["192.168.5.1/24", "fd00:6::1/64"]),
+                end("web1", "eth0", &["192.168.5.10/24", "fd00:6::10/64"]),
+                end("web2", "eth0", &["192.168.5.20/24", "fd00:6::20/64"]),
+            ],
+        )
+        .route("client", &["default", "via", "1.1.1.254"])
+        .route("client", &["::/0", "via", "fd00:1::fe"])
+        .route("director", &["192.168.5.0/24", "via", "10.0.0.1"])
+        .route("director", &["fd00:6::/64", "via", "fd00:5::1"])
+        .route("web1", &["default", "via", "192.168.5.1"])
+        .route("web1", &["::/0", "via", "fd00:6::1"])
+        .route("web2", &["default", "via", "192.168.5.1"])
+        .route("web2", &["::/0", "via", "fd00:6::1"])
+        .sysctl("director", "net.ipv4.ip_forward", "1")
+        .sysctl("director", "net.ipv6.conf.all.forwarding", "1")
+        .sysctl("router", "net.ipv4.ip_forward", "1")
+        .sysctl("router", "net.ipv6.conf.all.forwarding", "1")
+}
