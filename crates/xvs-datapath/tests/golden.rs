@@ -2110,3 +2110,143 @@ fn a_synced_connection_replaces_a_dead_one_of_this_director() {
         },
     );
 }
+
+/// FULLNAT carries ICMP errors and fragments as NAT does, both sides translated: a large
+/// UDP datagram in fragments reaches the real server from the local address (its UDP sum
+/// right once reassembled) and the answer's fragments reach the client from the VIP; an
+/// error from the real server's side goes to the client about its own packet, one from
+/// the client's side to the real server about its own.
+#[test]
+fn icmp_errors_and_fragments_cross_fullnat() {
+    const LADDR: [u8; 4] = [10, 0, 0, 254];
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -u 1.1.1.254:53 -s rr",
+            "-a -u 1.1.1.254:53 -r 10.0.0.10:5353 -b",
+            "-P -u 1.1.1.254:53 -z 10.0.0.254",
+            "-A -t 1.1.1.254:81 -s rr",
+            "-a -t 1.1.1.254:81 -r 10.0.0.10:8080 -b",
+            "-P -t 1.1.1.254:81 -z 10.0.0.254",
+        ],
+        |director, eth0| {
+            let datagram = udp_datagram(CLIENT, VIP, 5000, 53, 3000);
+            let mut out_ip = Vec::new();
+            for (i, frame) in fragments(&datagram, 1480, CLIENT_MAC).iter().enumerate() {
+                let (out, _) = director.run_frame(eth0, frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "fragment {i}");
+                assert_eq!(
+                    &out.frame[26..30],
+                    &LADDR,
+                    "fragment {i}: from the local address"
+                );
+                assert_eq!(&out.frame[30..34], &RS1, "fragment {i}: to the real server");
+                assert_eq!(
+                    ones_sum(&[&out.frame[14..34]]),
+                    0xffff,
+                    "fragment {i}: IP sum"
+                );
+                out_ip.push(out.frame[14..].to_vec());
+            }
+            let mut udp: Vec<u8> = Vec::new();
+            for ip in &out_ip {
+                udp.extend_from_slice(&ip[20..]);
+            }
+            let lport = u16::from_be_bytes([udp[0], udp[1]]);
+            assert_eq!(&udp[2..4], &5353u16.to_be_bytes());
+            let mut pseudo = out_ip[0][12..20].to_vec();
+            pseudo.extend_from_slice(&[0, 17]);
+            pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+            assert_eq!(ones_sum(&[&pseudo, &udp]), 0xffff, "the datagram's UDP sum");
+            let reply = udp_datagram(RS1, LADDR, 5353, lport, 2000);
+            let mut back = Vec::new();
+            for (i, frame) in fragments(&reply, 1480, RS1_MAC).iter().enumerate() {
+                let (out, _) = director.run_frame(eth0, frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "reply fragment {i}");
+                assert_eq!(&out.frame[..6], &CLIENT_MAC);
+                assert_eq!(&out.frame[26..30], &VIP, "reply fragment {i}: from the VIP");
+                assert_eq!(
+                    &out.frame[30..34],
+                    &CLIENT,
+                    "reply fragment {i}: to the client"
+                );
+                assert_eq!(ones_sum(&[&out.frame[14..34]]), 0xffff);
+                back.push(out.frame[14..].to_vec());
+            }
+            let mut udp: Vec<u8> = Vec::new();
+            for ip in &back {
+                udp.extend_from_slice(&ip[20..]);
+            }
+            assert_eq!(&udp[0..4], &[0, 53, 0x13, 0x88], "ports: 53 → 5000");
+            let mut pseudo = back[0][12..20].to_vec();
+            pseudo.extend_from_slice(&[0, 17]);
+            pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+            assert_eq!(ones_sum(&[&pseudo, &udp]), 0xffff, "the answer's UDP sum");
+
+            // TCP: a connection, then ICMP errors about it from either side.
+            let syn = tcp4(CLIENT, VIP, 40001, 81, true, CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &syn).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            let tport = u16::from_be_bytes([out.frame[34], out.frame[35]]);
+            let router = [9, 9, 9, 9];
+            // From a router on the real server's side, about a packet the director sent
+            // from the local address: to the client, about its own packet to the VIP.
+            let from_server_side = icmp4(
+                router,
+                LADDR,
+                3,
+                4,
+                [0, 0, 0x05, 0x78],
+                &quoted_tcp(LADDR, tport, RS1, 8080),
+                RS1_MAC,
+            );
+            let (out, _) = director.run_frame(eth0, &from_server_side).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &CLIENT_MAC);
+            assert_eq!(&out.frame[26..30], &VIP, "outer: from the VIP");
+            assert_eq!(&out.frame[30..34], &CLIENT, "outer: to the client");
+            assert_eq!(
+                &out.frame[42 + 12..42 + 16],
+                &CLIENT,
+                "quoted: from the client"
+            );
+            assert_eq!(&out.frame[42 + 16..42 + 20], &VIP, "quoted: to the VIP");
+            assert_eq!(&out.frame[62..66], &[0x9c, 0x41, 0, 81], "quoted ports");
+            assert_eq!(ones_sum(&[&out.frame[14..34]]), 0xffff, "outer IP sum");
+            assert_eq!(ones_sum(&[&out.frame[42..62]]), 0xffff, "quoted IP sum");
+            assert_eq!(ones_sum(&[&out.frame[34..]]), 0xffff, "ICMP sum");
+            // From the client's side, about a reply that left from the VIP: to the real
+            // server, about its own packet to the local address.
+            let from_client_side = icmp4(
+                CLIENT,
+                VIP,
+                3,
+                3,
+                [0; 4],
+                &quoted_tcp(VIP, 81, CLIENT, 40001),
+                CLIENT_MAC,
+            );
+            let (out, _) = director.run_frame(eth0, &from_client_side).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &RS1_MAC);
+            assert_eq!(&out.frame[26..30], &LADDR, "outer: from the local address");
+            assert_eq!(&out.frame[30..34], &RS1, "outer: to the real server");
+            assert_eq!(
+                &out.frame[42 + 12..42 + 16],
+                &RS1,
+                "quoted: from the real server"
+            );
+            assert_eq!(
+                &out.frame[42 + 16..42 + 20],
+                &LADDR,
+                "quoted: to the local address"
+            );
+            let mut ports = 8080u16.to_be_bytes().to_vec();
+            ports.extend_from_slice(&tport.to_be_bytes());
+            assert_eq!(&out.frame[62..66], &ports[..], "quoted ports");
+            assert_eq!(ones_sum(&[&out.frame[14..34]]), 0xffff, "outer IP sum");
+            assert_eq!(ones_sum(&[&out.frame[42..62]]), 0xffff, "quoted IP sum");
+            assert_eq!(ones_sum(&[&out.frame[34..]]), 0xffff, "ICMP sum");
+        },
+    );
+}
