@@ -341,11 +341,20 @@ pub fn run() -> Result<(), String> {
     lines.push("-A -t 1.1.1.254:90 -s lblc".to_string());
     // A second rr over the same 100 (the two-CPU case's second service).
     lines.push("-A -t 1.1.1.254:95 -s rr".to_string());
+    // New NAT and FULLNAT flows over the same 100; an established FULLNAT connection.
+    lines.push("-A -t 1.1.1.254:94 -s rr".to_string());
+    lines.push("-A -t 1.1.1.254:96 -s rr".to_string());
+    lines.push("-P -t 1.1.1.254:96 -z 10.0.0.254".to_string());
+    lines.push("-A -t 1.1.1.254:97 -s rr".to_string());
+    lines.push("-a -t 1.1.1.254:97 -r 10.0.0.2:8080 -b".to_string());
+    lines.push("-P -t 1.1.1.254:97 -z 10.0.0.254".to_string());
     for i in 1..=100 {
         for port in [81, 82, 86, 87, 88, 89, 90, 95] {
             lines.push(format!("-a -t 1.1.1.254:{port} -r 10.0.0.{i} -g"));
         }
         lines.push(format!("-a -u 1.1.1.254:85 -r 10.0.0.{i} -g"));
+        lines.push(format!("-a -t 1.1.1.254:94 -r 10.0.0.{i}:8080 -m"));
+        lines.push(format!("-a -t 1.1.1.254:96 -r 10.0.0.{i}:8080 -b"));
     }
     // Every scheduler over 10, 100 and 1,000 real servers (1,000: the large services map),
     // but those measured above at 100.
@@ -485,6 +494,13 @@ pub fn run() -> Result<(), String> {
                     &fresh(82, calls()),
                 )?;
                 for (name, port) in [
+                    ("new NAT flow, rr over 100 real servers", 94),
+                    ("new FULLNAT flow, rr over 100 real servers", 96),
+                ] {
+                    renew(&director, &lines)?;
+                    case(name, &director_run, &fresh(port, 0))?;
+                }
+                for (name, port) in [
                     ("new DR flow, sh over 100 real servers", 88),
                     ("new DR flow, mh over 100 real servers", 89),
                     ("new DR flow, lblc over 100 real servers", 90),
@@ -568,6 +584,18 @@ pub fn run() -> Result<(), String> {
                 let nat_reply = tcp4([10, 0, 0, 2], client, 8080, 40001, false);
                 case("NAT reply (real server to client)", &director_run, &|_| {
                     nat_reply.clone()
+                })?;
+                let (syn_out, _) = director_run(&tcp4(client, vip, 40005, 97, true))?;
+                let lport = u16::from_be_bytes([syn_out.frame[34], syn_out.frame[35]]);
+                let fullnat_in = tcp4(client, vip, 40005, 97, false);
+                case(
+                    "FULLNAT in (established, client to real server)",
+                    &director_run,
+                    &|_| fullnat_in.clone(),
+                )?;
+                let fullnat_reply = tcp4([10, 0, 0, 2], [10, 0, 0, 254], 8080, lport, false);
+                case("FULLNAT reply (real server to client)", &director_run, &|_| {
+                    fullnat_reply.clone()
                 })?;
                 director_run(&tcp4(client, vip, 40002, 84, true))?;
                 let tun = tcp4(client, vip, 40002, 84, false);

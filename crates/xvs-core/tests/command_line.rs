@@ -437,6 +437,67 @@ fn a_bad_restore_line_changes_nothing_and_names_its_line() {
     assert_eq!(t.services.len(), 2);
 }
 
+/// FULLNAT's refusals, each with its one message and the table unchanged: a local
+/// address of another family, twice, a seventeenth, one not there; one-packet scheduling
+/// with FULLNAT servers, either way round.
+#[test]
+fn fullnat_refusals_leave_the_table_as_it_was() {
+    let mut t = Table::default();
+    restore::restore(
+        "-A -t 1.1.1.254:80 -s rr\n-a -t 1.1.1.254:80 -r 10.0.1.1 -b\n-A -u 1.1.1.254:53 -s rr -o\n-A -u 1.1.1.254:54 -s rr\n-a -u 1.1.1.254:54 -r 10.0.1.1 -b\n",
+        &mut t,
+        &NoNames,
+        "xvsadm",
+    )
+    .unwrap();
+    let before = t.clone();
+    for (line, message) in [
+        (
+            "-P -t 1.1.1.254:80 -z fd00::1",
+            "Invalid local address: not unicast, or not of the service's family",
+        ),
+        ("-P -t 1.1.1.254:81 -z 10.0.0.1", "No such service"),
+        ("-Q -t 1.1.1.254:80 -z 10.0.0.1", "No such local address"),
+        (
+            "-a -u 1.1.1.254:53 -r 10.0.1.1 -b",
+            "One-packet scheduling cannot be used with FULLNAT real servers",
+        ),
+        (
+            "-E -u 1.1.1.254:54 -s rr -o",
+            "One-packet scheduling cannot be used with FULLNAT real servers",
+        ),
+    ] {
+        let e = parse(line).unwrap().apply(&mut t).unwrap_err();
+        assert_eq!(e.to_string(), message, "{line}");
+        assert_eq!(t, before, "{line}");
+    }
+    let mut rules = String::new();
+    for i in 1..=16 {
+        rules.push_str(&format!("-P -t 1.1.1.254:80 -z 10.0.0.{i}\n"));
+    }
+    restore::restore(&rules, &mut t, &NoNames, "xvsadm").unwrap();
+    let full = t.clone();
+    for (line, message) in [
+        (
+            "-P -t 1.1.1.254:80 -z 10.0.0.1",
+            "Local address already exists",
+        ),
+        (
+            "-P -t 1.1.1.254:80 -z 10.0.0.17",
+            "Too many local addresses (at most 16 a service)",
+        ),
+    ] {
+        let e = parse(line).unwrap().apply(&mut t).unwrap_err();
+        assert_eq!(e.to_string(), message, "{line}");
+        assert_eq!(t, full);
+    }
+    parse("-Q -t 1.1.1.254:80 -z 10.0.0.16")
+        .unwrap()
+        .apply(&mut t)
+        .unwrap();
+    assert_eq!(t.services[0].laddrs.len(), 15);
+}
+
 fn word() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("-A".to_string()),
