@@ -7,7 +7,8 @@
 //! protocol = "tcp"              # tcp (default) or udp
 //! address = "1.1.1.254:80"
 //! scheduler = "rr"              # default wlc
-//! method = "nat"                # the real servers' default: nat, dr (default) or tunnel
+//! method = "nat"                # the real servers' default: nat, dr (default), tunnel or fullnat
+//! # local_addresses = ["10.0.0.253"]   # fullnat: the addresses connections leave from (-P)
 //!
 //! [service.check]               # the real servers' default check ([[service.check]]: several)
 //! type = "http"                 # tcp (default), http, udp, dns or command
@@ -171,6 +172,8 @@ pub enum Method {
     #[default]
     Dr,
     Tunnel,
+    /// DPVS's FULLNAT (`-b`): needs the service's `local_addresses`.
+    Fullnat,
 }
 
 impl Method {
@@ -180,6 +183,7 @@ impl Method {
             Method::Nat => "Masq",
             Method::Dr => "Route",
             Method::Tunnel => "Tunnel",
+            Method::Fullnat => "FullNat",
         }
     }
 
@@ -189,6 +193,7 @@ impl Method {
             Method::Nat => "-m",
             Method::Dr => "-g",
             Method::Tunnel => "-i",
+            Method::Fullnat => "-b",
         }
     }
 }
@@ -218,6 +223,10 @@ pub struct ServiceConfig {
     pub persistence: Option<u32>,
     #[serde(default)]
     pub method: Method,
+    /// FULLNAT's local addresses (`-P -z`): addresses of the director that the real
+    /// servers route to it.
+    #[serde(default)]
+    pub local_addresses: Vec<std::net::IpAddr>,
     /// A failed real server stays with weight 0 instead of leaving the service (the same
     /// as `on_failure = "keep"`).
     #[serde(default)]
@@ -532,6 +541,22 @@ impl Config {
                 .is_some_and(|s| service.real_servers.iter().any(|rs| rs.address == s))
             {
                 problems.push(format!("{name}: the sorry server is also a real server"));
+            }
+            let fullnat = service
+                .real_servers
+                .iter()
+                .any(|rs| rs.method.unwrap_or(service.method) == Method::Fullnat)
+                || service.sorry_method == Some(Method::Fullnat);
+            if fullnat && service.local_addresses.is_empty() {
+                problems.push(format!(
+                    "{name}: fullnat real servers need the service's local_addresses"
+                ));
+            }
+            if service.local_addresses.len() > model::MAX_LOCAL_ADDRESSES {
+                problems.push(format!(
+                    "{name}: at most {} local_addresses",
+                    model::MAX_LOCAL_ADDRESSES
+                ));
             }
             for rs in &service.real_servers {
                 let method = rs.method.unwrap_or(service.method);

@@ -44,6 +44,9 @@ pub fn rules(
             out.push_str(&format!(" -p {timeout}"));
         }
         out.push('\n');
+        for laddr in &service.local_addresses {
+            out.push_str(&format!("-P {key} -z {laddr}\n"));
+        }
         // While the quorum is lost the sorry server alone takes new connections
         // (keepalived never mixes it with real servers; inhibited ones stay at 0).
         let sorry = service.sorry_server.filter(|_| !health.quorum_up);
@@ -123,6 +126,30 @@ weight = 2
             "not ours: kept"
         );
         assert_eq!(saved(&apply(&config, &without, None)), saved(&all));
+    }
+
+    /// A FULLNAT service from the config: `-b` real servers and its local addresses; one
+    /// without local addresses is refused whole.
+    #[test]
+    fn a_fullnat_service_brings_its_local_addresses() {
+        let fullnat = CONFIG.replace(
+            "method = \"nat\"",
+            "method = \"fullnat\"\nlocal_addresses = [\"10.0.0.253\", \"10.0.0.252\"]",
+        );
+        let config = Config::parse(&fullnat).unwrap();
+        let table = apply(&config, &Table::default(), None);
+        assert_eq!(
+            xvs_core::listing::save(&table, true, &NoNames),
+            "-A -t 1.1.1.254:80 -s rr\n-a -t 1.1.1.254:80 -r 192.168.1.10:80 -b -w 1\n-a -t 1.1.1.254:80 -r 192.168.1.20:80 -b -w 2\n-P -t 1.1.1.254:80 -z 10.0.0.253\n-P -t 1.1.1.254:80 -z 10.0.0.252\n"
+        );
+        let again = apply(&config, &table, None);
+        assert_eq!(again, table, "applied again, nothing changes");
+        let e =
+            Config::parse(&CONFIG.replace("method = \"nat\"", "method = \"fullnat\"")).unwrap_err();
+        assert!(
+            e.contains("fullnat real servers need the service's local_addresses"),
+            "{e}"
+        );
     }
 
     #[test]
