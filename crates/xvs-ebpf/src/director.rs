@@ -683,7 +683,7 @@ mod program {
             match XVS_CONNS.get_ptr_mut(&request) {
                 Some(entry) => conn::forget(&request, entry),
                 None => {
-                    let _ = XVS_CONNS.remove(key);
+                    conn::forget_reply(key, fullnat);
                 }
             }
             count(counter::DEST_GONE, 1);
@@ -728,7 +728,7 @@ mod program {
                     return xdp_action::XDP_PASS;
                 }
                 None => {
-                    let _ = XVS_CONNS.remove(key);
+                    conn::forget_reply(key, fullnat);
                     return xdp_action::XDP_PASS;
                 }
             }
@@ -744,7 +744,7 @@ mod program {
             xvs_remember_fragment(packet, key, now);
         }
         if forward::rewrite(ctx, packet, true, &twin.peer, twin.peer_port).is_none()
-            || (fullnat && fullnat::xvs_fullnat_to_client(ctx.ctx, packet, key) == 0)
+            || (fullnat && fullnat::xvs_fullnat_to_client(ctx.ctx, packet, &request) == 0)
         {
             return xdp_action::XDP_ABORTED;
         }

@@ -198,6 +198,15 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
     }
 }
 
+/// Forgets a reply entry whose request entry is gone (and, for FULLNAT, its other side).
+#[inline(always)]
+pub fn forget_reply(key: &ConnKey, fullnat: bool) {
+    let _ = XVS_CONNS.remove(key);
+    if fullnat {
+        fullnat::forget_peer(key);
+    }
+}
+
 /// A FULLNAT connection's reply entry and both other sides (out of line: the sweep's
 /// and the new-flow path's frames are tight).
 #[inline(never)]

@@ -160,6 +160,12 @@ pub fn forget_peers(key: &ConnKey, reply: &ConnKey) {
     let _ = XVS_FULLNAT.remove(reply);
 }
 
+/// Forgets the other side of one FULLNAT entry (`key`).
+#[inline(always)]
+pub fn forget_peer(key: &ConnKey) {
+    let _ = XVS_FULLNAT.remove(key);
+}
+
 /// A client packet of FULLNAT connection `conn` (key `key`) to its real server: the
 /// destination becomes the real server, the source the connection's local address and
 /// port; then it is sent. A global BPF function: verified once.
@@ -195,25 +201,22 @@ pub fn client_of(key: &ConnKey) -> Option<&'static FullnatPeer> {
     unsafe { XVS_FULLNAT.get(key) }
 }
 
-/// A reply of a FULLNAT connection (reply key `key`), whose source `nat_reply` has made
-/// the VIP's again: the destination becomes the client's address and port. 0 if it
-/// could not be. A global BPF function.
+/// A reply of a FULLNAT connection, whose source `nat_reply` has made the VIP's again:
+/// the destination becomes the client's address and port, those of the connection's
+/// request key `request`. 0 if it could not be. A global BPF function.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn xvs_fullnat_to_client(
     ctx: *mut xdp_md,
     packet: *const Packet,
-    key: *const ConnKey,
+    request: *const ConnKey,
 ) -> u32 {
-    if packet.is_null() || key.is_null() {
+    if packet.is_null() || request.is_null() {
         return 0;
     }
     let ctx = &XdpContext::new(ctx);
-    let packet = unsafe { &*packet };
-    let Some(client) = (unsafe { XVS_FULLNAT.get(&*key) }) else {
-        return 0;
-    };
-    forward::rewrite(ctx, packet, false, &client.addr, client.port).is_some() as u32
+    let (packet, request) = unsafe { (&*packet, &*request) };
+    forward::rewrite(ctx, packet, false, &request.src, request.sport).is_some() as u32
 }
 
 /// A later fragment (no ports) of a FULLNAT connection's datagram, by its entry `conn`
