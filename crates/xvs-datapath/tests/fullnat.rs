@@ -127,3 +127,81 @@ fn an_exhausted_local_port_range_refuses_and_never_reuses_a_tuple() {
         assert_eq!(table.services[0].dests[0].conns.active, FULLNAT_PORTS);
     });
 }
+
+/// IPv6 FULLNAT both ways, checksums right (IPv6 has no header checksum: the TCP sum
+/// carries every address change).
+#[test]
+fn fullnat_over_ipv6() {
+    const LADDR6: [u8; 16] = [0xfd, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfe];
+    Rig::new().with(
+        &[
+            "-A -t [fd00:1::fe]:80 -s rr",
+            "-a -t [fd00:1::fe]:80 -r [fd00:2::10]:8080 -b",
+            "-P -t [fd00:1::fe]:80 -z fd00:2::fe",
+        ],
+        |director, eth0| {
+            let (out, _) = director
+                .run_frame(eth0, &tcp6(CLIENT6, VIP6, 41000, 80))
+                .unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            let ip = &out.frame[14..];
+            assert_eq!(&ip[8..24], &LADDR6, "from the local address");
+            assert_eq!(&ip[24..40], &RS6, "to the real server");
+            let lport = u16::from_be_bytes([ip[40], ip[41]]);
+            assert_eq!(u16::from_be_bytes([ip[42], ip[43]]), 8080);
+            assert!(checksums_ok(&out.frame, 14));
+            let b = etherparse::PacketBuilder::ethernet2(RS1_MAC, [0x02, 0, 0, 0, 0, 0xfe])
+                .ipv6(RS6, LADDR6, 64)
+                .tcp(8080, lport, 5000, 64240)
+                .syn()
+                .ack(1001);
+            let mut reply = Vec::new();
+            b.write(&mut reply, &[]).unwrap();
+            let (out, _) = director.run_frame(eth0, &reply).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            let ip = &out.frame[14..];
+            assert_eq!(&ip[8..24], &VIP6, "from the VIP");
+            assert_eq!(&ip[24..40], &CLIENT6, "to the client");
+            assert_eq!(&ip[40..44], &[0, 80, 0xa0, 0x28], "ports 80 → 41000");
+            assert_eq!(ip[7], 63, "one hop less");
+            assert!(checksums_ok(&out.frame, 14));
+        },
+    );
+}
+
+/// A persistent FULLNAT service keeps a client on one real server across connections,
+/// each from a local port of its own.
+#[test]
+fn a_persistent_fullnat_service_keeps_its_client() {
+    Rig::new().with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr -p 300",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10:80 -b",
+            "-a -t 1.1.1.254:80 -r 10.0.0.20:80 -b",
+            "-P -t 1.1.1.254:80 -z 10.0.0.254",
+        ],
+        |director, eth0| {
+            let mut seen = Vec::new();
+            for sport in 41000..41006 {
+                let (out, _) = director
+                    .run_frame(eth0, &tcp4(CLIENT, VIP, sport, 80, true, CLIENT_MAC))
+                    .unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+                seen.push(tuple(&out.frame));
+            }
+            assert!(
+                seen.iter().all(|t| t.2 == seen[0].2),
+                "one real server: {seen:?}"
+            );
+            let ports: HashSet<u16> = seen.iter().map(|t| t.1).collect();
+            assert_eq!(ports.len(), seen.len(), "a local port each");
+            let table = director.load().unwrap().table;
+            let persistent: u32 = table.services[0]
+                .dests
+                .iter()
+                .map(|d| d.conns.persistent)
+                .sum();
+            assert_eq!(persistent, 1, "one template");
+        },
+    );
+}

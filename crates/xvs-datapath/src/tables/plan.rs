@@ -225,7 +225,7 @@ pub fn plan(
             }
         }
     }
-    for (key, (_, stored)) in &before_services {
+    for (key, (service, stored)) in &before_services {
         if kept.contains(key) {
             continue;
         }
@@ -239,7 +239,9 @@ pub fn plan(
             id: stored.value.id,
             large,
         });
-        ops.push(Op::DropLocalAddresses(stored.value.id));
+        if !service.laddrs.is_empty() {
+            ops.push(Op::DropLocalAddresses(stored.value.id));
+        }
     }
     // A removed real server's entries are cleared (unless a new server took its slot):
     // the datapath then sees its connections' server gone (IPVS's expire_nodest_conn).
