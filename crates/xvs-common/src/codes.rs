@@ -48,6 +48,9 @@ pub mod service_flags {
     pub const SCHED_FALLBACK: u32 = 0x0008;
     /// `sh-port`, `mh-port`: the source port is hashed with the address.
     pub const SCHED_PORT: u32 = 0x0010;
+    /// `--proxy-protocol v2` (xvs's, beside IPVS's bits): FULLNAT connections of the
+    /// service start with a PROXY protocol v2 header carrying the client's address.
+    pub const PROXY_V2: u32 = 0x0001_0000;
 }
 
 /// Forwarding codes, as IPVS numbers them (`IP_VS_CONN_F_*`).

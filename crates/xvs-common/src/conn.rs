@@ -136,7 +136,9 @@ pub mod conn_flags {
 
 /// The other side of a FULLNAT entry (`XVS_FULLNAT`, by the entry's key): for a request
 /// entry the local address and port its packets leave from toward the real server; for a
-/// reply entry the client's address and port its packets go back to.
+/// reply entry the client's address and port its packets go back to. Both carry the
+/// connection's PROXY protocol state (in what was padding: entries written before it
+/// read as [`proxy_state::NONE`]).
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FullnatPeer {
@@ -144,8 +146,34 @@ pub struct FullnatPeer {
     /// Network byte order.
     pub port: u16,
     pub family: u8,
-    pub _pad: [u8; 5],
+    /// [`proxy_state`]: whether a PROXY protocol v2 header starts the client's stream.
+    pub proxy: u8,
+    /// With a PROXY header: the client's first data sequence number (its SYN's plus one),
+    /// where the header goes in; host order.
+    pub first_seq: u32,
 }
+
+/// The PROXY protocol state of a FULLNAT connection ([`FullnatPeer::proxy`]).
+pub mod proxy_state {
+    /// No header: sequence numbers pass unchanged.
+    pub const NONE: u8 = 0;
+    /// A header is sent before the client's first byte, and again with every client
+    /// segment that starts there, until the real server acknowledges it.
+    pub const PENDING: u8 = 1;
+    /// The real server has acknowledged the header: segments that start at the client's
+    /// first byte are only moved along by its length.
+    pub const DELIVERED: u8 = 2;
+}
+
+/// PROXY protocol v2 (HAProxy's specification): the signature every header starts with.
+pub const PROXY_V2_SIGNATURE: [u8; 12] = [
+    0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+];
+/// A v2 header's length for a TCP connection over IPv4: signature, version and command,
+/// family and protocol, length, two addresses and two ports.
+pub const PROXY_V2_LEN_V4: u32 = 16 + 12;
+/// The same over IPv6.
+pub const PROXY_V2_LEN_V6: u32 = 16 + 36;
 
 /// Local addresses a FULLNAT service may take, at most (`--add-laddr`).
 pub const MAX_LOCAL_ADDRESSES: usize = 16;

@@ -152,6 +152,9 @@ pub mod counter {
     /// New FULLNAT connections refused: the service has no local address, or no free
     /// local port was found for the real server (the pool is exhausted).
     pub const NO_LOCAL_PORT: u32 = 22;
+    /// PROXY protocol v2 headers put before a client's first byte (a retransmitted first
+    /// segment takes its header again and is counted again).
+    pub const PROXY_HEADERS: u32 = 23;
     /// Number of slots in the array.
     pub const COUNT: u32 = 24;
 }

@@ -272,6 +272,9 @@ fn service_entry(out: &mut String, service: &Service, format: Format, resolver: 
         if service.flags & flags::ONEPACKET != 0 {
             out.push_str(" ops");
         }
+        if service.flags & flags::PROXY_V2 != 0 {
+            out.push_str(" proxy-protocol v2");
+        }
     }
     out.push('\n');
 
@@ -357,6 +360,9 @@ fn rule_entry(out: &mut String, service: &Service, format: Format, resolver: &dy
     }
     if service.flags & flags::SCHED_MASK != 0 {
         let _ = write!(out, " -b {}", sched_flag_names(service));
+    }
+    if service.flags & flags::PROXY_V2 != 0 {
+        out.push_str(" --proxy-protocol v2");
     }
     out.push('\n');
     for dest in ordered_dests(service, false) {

@@ -135,6 +135,9 @@ pub mod flags {
     pub const FALLBACK: u32 = SCHED1;
     /// `sh-port` / `mh-port`.
     pub const PORT: u32 = SCHED2;
+    /// `--proxy-protocol v2` (xvs's, after DPVS's option; beside IPVS's bits): FULLNAT
+    /// connections start with a PROXY protocol v2 header carrying the client's address.
+    pub const PROXY_V2: u32 = 0x0001_0000;
 }
 
 /// Persistence timeout that `-p` without a value gives (`IPVS_SVC_PERSISTENT_TIMEOUT`).

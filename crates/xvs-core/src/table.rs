@@ -29,6 +29,10 @@ pub enum Errno {
     /// A FULLNAT real server in a one-packet service: refused, as no entry would map its
     /// replies back.
     FullnatOps,
+    /// A real server other than FULLNAT in a service that sends a PROXY protocol header:
+    /// refused, as only FULLNAT connections carry it (NAT servers see the client's address
+    /// already; DR and tunnel replies never pass the director to be put right).
+    ProxyNeedsFullnat,
 }
 
 /// The operation that failed: ipvsadm words the same errno differently per operation.
@@ -79,6 +83,9 @@ impl fmt::Display for IpvsError {
             (AddLocalAddress, NoMemory) => "Too many local addresses (at most 16 a service)",
             (DeleteLocalAddress, NotFound) => "No such local address",
             (_, FullnatOps) => "One-packet scheduling cannot be used with FULLNAT real servers",
+            (_, ProxyNeedsFullnat) => {
+                "PROXY protocol is sent on FULLNAT connections only: every real server needs -b"
+            }
             (StopDaemon, NoService) => "No daemon is running",
             (_, Invalid) => {
                 "Invalid operation.  Possibly wrong module version, address not unicast, ..."
@@ -228,6 +235,11 @@ impl Table {
         {
             return fail(op, Errno::FullnatOps);
         }
+        if params.flags & crate::model::flags::PROXY_V2 != 0
+            && service.dests.iter().any(|d| d.forward != Forward::FullNat)
+        {
+            return fail(op, Errno::ProxyNeedsFullnat);
+        }
         service.scheduler = scheduler;
         service.flags = params.flags;
         service.timeout = params.timeout;
@@ -275,6 +287,10 @@ impl Table {
         if params.forward == Forward::FullNat && service.flags & crate::model::flags::ONEPACKET != 0
         {
             return fail(op, Errno::FullnatOps);
+        }
+        if params.forward != Forward::FullNat && service.flags & crate::model::flags::PROXY_V2 != 0
+        {
+            return fail(op, Errno::ProxyNeedsFullnat);
         }
         if params.l_threshold > params.u_threshold {
             return fail(op, Errno::Range);

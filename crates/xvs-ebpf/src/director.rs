@@ -36,6 +36,9 @@ mod packet;
 #[path = "director/persist.rs"]
 mod persist;
 #[cfg(target_arch = "bpf")]
+#[path = "director/proxy.rs"]
+mod proxy;
+#[cfg(target_arch = "bpf")]
 #[path = "director/sched/mod.rs"]
 mod sched;
 #[cfg(target_arch = "bpf")]
@@ -51,7 +54,7 @@ mod program {
     use xvs_common::{
         Conn, ConnKey, DestCounts, FAMILY_V4, FRAGMENT_NS, FragmentEntry, FragmentKey,
         LOOPBACK_INDEX, MAX_SET, MAX_SET_LARGE, Neighbour, ServiceEntry, ServiceSched, conn_flags,
-        counter, dest_index, forward as method, meta, scheduler, service_flags, tcp,
+        counter, dest_index, forward as method, meta, proxy_state, scheduler, service_flags, tcp,
     };
 
     use crate::{
@@ -62,7 +65,7 @@ mod program {
             dest_counts, meta_value, scratch,
         },
         packet::{self, Packet, Skip, copy_addr},
-        persist, sched,
+        persist, proxy, sched,
         wire::{self, IPPROTO_TCP, IPPROTO_UDP},
     };
 
@@ -669,11 +672,13 @@ mod program {
         // Under FULLNAT the reply's destination is a local address: the client is
         // recorded beside the entry.
         let fullnat = twin.forward == method::FULLNAT;
+        let mut proxy = false;
         if fullnat {
             match fullnat::client_of(key) {
                 Some(client) => {
                     request.src = client.addr;
                     request.sport = client.port;
+                    proxy = client.proxy != proxy_state::NONE && packet.protocol == IPPROTO_TCP;
                 }
                 None => return xdp_action::XDP_PASS,
             }
@@ -743,7 +748,8 @@ mod program {
         if packet.fragment == packet::FIRST_FRAGMENT {
             xvs_remember_fragment(packet, key, now);
         }
-        if forward::rewrite(ctx, packet, true, &twin.peer, twin.peer_port).is_none()
+        if (proxy && proxy::xvs_proxy_reply(ctx.ctx, packet, key, &request) == 0)
+            || forward::rewrite(ctx, packet, true, &twin.peer, twin.peer_port).is_none()
             || (fullnat && fullnat::xvs_fullnat_to_client(ctx.ctx, packet, &request) == 0)
         {
             return xdp_action::XDP_ABORTED;
@@ -1020,6 +1026,7 @@ mod program {
             add_stats(dest.stats, packet.ip_len as u64, STATS_IN | STATS_NEW);
             return new as *mut Conn as u64;
         }
+        unsafe { (*scratch).proxy_wanted = service.flags & service_flags::PROXY_V2 };
         let made = conn::create(key, new, twin, now);
         if made == fullnat::NO_LOCAL_PORT {
             return refuse(xdp_action::XDP_DROP, counter::NO_LOCAL_PORT, checked);

@@ -38,6 +38,7 @@ pub(super) enum Column {
     SyncMaxlen,
     Laddr,
     Ifname,
+    ProxyProtocol,
     TunInfo,
     TunType,
     TunPort,
@@ -47,7 +48,7 @@ pub(super) enum Column {
 }
 
 impl Column {
-    pub(super) const COUNT: usize = 36;
+    pub(super) const COUNT: usize = 37;
 
     /// Every column, in the matrix's order.
     const ALL: [Column; Column::COUNT] = [
@@ -81,6 +82,7 @@ impl Column {
         Column::SyncMaxlen,
         Column::Laddr,
         Column::Ifname,
+        Column::ProxyProtocol,
         Column::TunInfo,
         Column::TunType,
         Column::TunPort,
@@ -122,6 +124,7 @@ impl Column {
             Column::SyncMaxlen => "sync-maxlen",
             Column::Laddr => "laddr",
             Column::Ifname => "ifname",
+            Column::ProxyProtocol => "proxy-protocol",
             Column::TunInfo => "tun-info",
             Column::TunType => "tun-type",
             Column::TunPort => "tun-port",
@@ -166,6 +169,7 @@ impl Column {
             Opt::SyncMaxlen => Column::SyncMaxlen,
             Opt::Laddr => Column::Laddr,
             Opt::Ifname => Column::Ifname,
+            Opt::ProxyProtocol => Column::ProxyProtocol,
             Opt::TunInfo => Column::TunInfo,
             Opt::TunType => Column::TunType,
             Opt::TunPort => Column::TunPort,
@@ -229,18 +233,18 @@ impl Cmd {
     /// those, `.` optional; one character per [`Column`], in its order.
     fn legality(self) -> &'static [u8; Column::COUNT] {
         match self {
-            Cmd::Add | Cmd::Edit => b"xx+...xxxxxxxxxxxxxxx...xxxxxxxxxxxx",
-            Cmd::Del => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Flush | Cmd::Timeout | Cmd::Restore => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::List => b".11xxxxxxxxx11.......xxxxxxxxx.xxxxx",
-            Cmd::AddDest | Cmd::EditDest => b"xx+xxx+....xxxxxxxxxxxxxxxxxxxx.....",
-            Cmd::DelDest => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::StartDaemon => b"xxxxxxxxxxx.xxxxxxx.xxxx....xxxxxxxx",
-            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxxxx",
-            Cmd::Save => b".xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::AddLaddr | Cmd::DelLaddr => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxx+.xxxxxx",
-            Cmd::GetLaddr => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Zero => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Add | Cmd::Edit => b"xx+...xxxxxxxxxxxxxxx...xxxxxx.xxxxxx",
+            Cmd::Del => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Flush | Cmd::Timeout | Cmd::Restore => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::List => b".11xxxxxxxxx11.......xxxxxxxxxx.xxxxx",
+            Cmd::AddDest | Cmd::EditDest => b"xx+xxx+....xxxxxxxxxxxxxxxxxxxxx.....",
+            Cmd::DelDest => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::StartDaemon => b"xxxxxxxxxxx.xxxxxxx.xxxx....xxxxxxxxx",
+            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxxxxx",
+            Cmd::Save => b".xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::AddLaddr | Cmd::DelLaddr => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxx+.xxxxxxx",
+            Cmd::GetLaddr => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Zero => b"xx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
         }
     }
 }

@@ -470,6 +470,16 @@ fn parse_options(
                 }
             }
             Opt::Ops => entry.flags |= flags::ONEPACKET,
+            Opt::ProxyProtocol => match value.as_str() {
+                "v2" => entry.flags |= flags::PROXY_V2,
+                "disable" | "none" => entry.flags &= !flags::PROXY_V2,
+                "v1" | "v1-insecure" | "v2-insecure" => {
+                    return fail(format!(
+                        "proxy-protocol `{value}' is not supported: xvs sends v2 (`--proxy-protocol v2')"
+                    ));
+                }
+                _ => return fail(format!("illegal proxy-protocol `{value}' (v2 or disable)")),
+            },
             Opt::Pe => entry.pe_name = truncated(&value, PE_NAME_MAX),
             Opt::SchedFlags => entry.sched_flags_arg = Some(value),
             Opt::McastGroup => {
@@ -560,6 +570,12 @@ fn build(mut entry: Entry, mut popt: Popt<'_>) -> Result<Command, CliError> {
             && entry.protocol != Some(Protocol::Udp)
         {
             return fail("One-Packet Scheduling is only for UDP virtual services");
+        }
+        if entry.flags & flags::PROXY_V2 != 0
+            && entry.fwmark == 0
+            && entry.protocol != Some(Protocol::Tcp)
+        {
+            return fail("PROXY protocol is only for TCP virtual services");
         }
         if entry.sched_name.is_empty() {
             entry.sched_name = DEFAULT_SCHEDULER.to_string();

@@ -57,6 +57,7 @@ pub(super) enum Opt {
     Exact,
     Ipv6,
     Ops,
+    ProxyProtocol,
     Pe,
     SchedFlags,
     McastGroup,
@@ -145,6 +146,8 @@ const OPTIONS: &[(&str, Option<char>, Arg, Opt)] = &[
     ("get-laddr", Some('G'), Arg::No, Opt::GetLaddr),
     ("laddr", Some('z'), Arg::Required, Opt::Laddr),
     ("ifname", Some('F'), Arg::Required, Opt::Ifname),
+    // DPVS's ipvsadm: the client's address for FULLNAT real servers.
+    ("proxy-protocol", None, Arg::Required, Opt::ProxyProtocol),
 ];
 
 /// One option as popt hands it over: which, its argument, and the word it came from.

@@ -277,6 +277,7 @@ mod tests {
         use xvs_core::model::flags;
         assert_eq!(service_flags::PERSISTENT, flags::PERSISTENT);
         assert_eq!(service_flags::ONE_PACKET, flags::ONEPACKET);
+        assert_eq!(service_flags::PROXY_V2, flags::PROXY_V2);
     }
 
     #[test]

@@ -22,14 +22,18 @@ use aya_ebpf::{
 };
 use xvs_common::{
     Conn, ConnKey, FULLNAT_PORT_FIRST, FULLNAT_PORT_TRIES, FULLNAT_PORTS, FullnatPeer,
-    MAX_LOCAL_ADDRESSES, conn_flags,
+    MAX_LOCAL_ADDRESSES, conn_flags, proxy_state,
 };
 
 use crate::{
     forward, icmp,
     maps::{XVS_CONNS, XVS_FULLNAT, XVS_LADDRS, scratch},
     packet::Packet,
+    proxy,
+    wire::IPPROTO_TCP,
 };
+
+const TCP_SYN: u8 = 0x02;
 
 /// What [`xvs_fullnat_create`] answers.
 pub const CREATED: u32 = 1;
@@ -81,7 +85,19 @@ pub extern "C" fn xvs_fullnat_create(
     let local = unsafe { &mut (*scratch).fullnat_local };
     local.addr = unsafe { (*pool).addrs[which & (MAX_LOCAL_ADDRESSES - 1)] };
     local.family = conn.peer_family;
-    local._pad = [0; 5];
+    // A PROXY header starts the client's stream after a SYN (a connection picked up
+    // mid-stream has no start to put it at).
+    let proxy = if unsafe { (*scratch).proxy_wanted } != 0
+        && key.protocol == IPPROTO_TCP
+        && unsafe { (*scratch).packet.tcp_flags } & TCP_SYN != 0
+    {
+        proxy_state::PENDING
+    } else {
+        proxy_state::NONE
+    };
+    let first_seq = unsafe { (*scratch).packet.seq }.wrapping_add(1);
+    local.proxy = proxy;
+    local.first_seq = first_seq;
     unsafe {
         (*twin).expires = conn.expires;
         (*twin).peer = key.dst;
@@ -130,7 +146,8 @@ pub extern "C" fn xvs_fullnat_create(
     client.addr = key.src;
     client.port = key.sport;
     client.family = key.family;
-    client._pad = [0; 5];
+    client.proxy = proxy;
+    client.first_seq = first_seq;
     if XVS_FULLNAT.insert(key, &*local, 0).is_err()
         || XVS_FULLNAT.insert(&*reply_key, &*client, 0).is_err()
     {
@@ -186,6 +203,13 @@ pub extern "C" fn xvs_fullnat(
     let Some(local) = (unsafe { XVS_FULLNAT.get(key) }) else {
         return xdp_action::XDP_DROP;
     };
+    if local.proxy != proxy_state::NONE
+        && packet.protocol == IPPROTO_TCP
+        && proxy::xvs_proxy_request(ctx.ctx, packet, local, key) == 0
+    {
+        // No headroom to grow the frame into: as a failed rewrite.
+        return xdp_action::XDP_ABORTED;
+    }
     if forward::rewrite(ctx, packet, false, &conn.peer, conn.peer_port).is_none()
         || forward::rewrite(ctx, packet, true, &local.addr, local.port).is_none()
     {

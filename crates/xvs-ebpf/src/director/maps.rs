@@ -225,6 +225,17 @@ pub struct Scratch {
     pub fullnat_client: FullnatPeer,
     /// Where this CPU's search for a free FULLNAT local port goes on (0: not started).
     pub fullnat_cursor: u32,
+    /// The new connection's service sends a PROXY protocol header (set before the
+    /// connection is created, read by the FULLNAT part of its creation).
+    pub proxy_wanted: u32,
+    /// A PROXY protocol v2 header being put into a frame (its longest, IPv6's, in words).
+    pub proxy_header: [u32; 13],
+    /// The headers in front of it, moved to the frame's new start: Ethernet, IP (IPv4's
+    /// longest) and TCP (its longest), in 8-byte words.
+    pub proxy_moved: [u64; 17],
+    /// A reply's TCP options being put into the client's count.
+    pub proxy_options: [u8; crate::proxy::OPTIONS_BUFFER],
+    pub option_walk: crate::proxy::OptionWalk,
     /// The last reading of the clock on this CPU, and the jiffies it was read at.
     pub clock_ns: u64,
     pub clock_jiffies: u64,

@@ -119,6 +119,9 @@ pub struct Packet {
     pub dport: u16,
     /// TCP flags byte (0 for UDP).
     pub tcp_flags: u8,
+    /// TCP sequence number, host order (0 for UDP): where a FULLNAT connection's PROXY
+    /// header goes is its SYN's plus one.
+    pub seq: u32,
     /// IP total length (what IPVS counts as bytes).
     pub ip_len: u32,
     /// A fragment: [`FIRST_FRAGMENT`] (it has the ports) or [`LATER_FRAGMENT`]; 0 for a
@@ -381,10 +384,15 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
     let ports = unsafe { *at::<[u16; 2]>(ctx, out.l4).ok_or(Skip::Malformed)? };
     out.sport = ports[0];
     out.dport = ports[1];
-    out.tcp_flags = if out.protocol == IPPROTO_TCP {
-        read_u8(ctx, out.l4 + tcp::FLAGS).ok_or(Skip::Malformed)?
+    (out.tcp_flags, out.seq) = if out.protocol == IPPROTO_TCP {
+        // Sequence number to flags, one region.
+        let head = unsafe { *at::<[u8; 14]>(ctx, out.l4).ok_or(Skip::Malformed)? };
+        (
+            head[tcp::FLAGS],
+            u32::from_be_bytes([head[4], head[5], head[6], head[7]]),
+        )
     } else {
-        0
+        (0, 0)
     };
     // Lengths are checked with pointers against the frame's end (the verifier cannot
     // follow facts derived from `data_end - data`), and last, so the compiler keeps the
