@@ -27,18 +27,17 @@ const PACKAGES: &[(&str, &str)] = &[
     // xvsd announces VIPs over BGP through BIRD (the scale-out labs run it as routers too).
     ("bird2", "bird"),
     ("ca-certificates", "update-ca-certificates"),
-    // The fwmark labs mark packets as operators do, with both.
+    // The fwmark labs mark packets as operators do, with both; the PROXY protocol lab
+    // drops packets at random with nftables (the kernel has no netem).
     ("iptables", "iptables"),
     ("nftables", "nft"),
+    // The PROXY protocol lab's real server reads the header as operators' servers do.
+    ("nginx", "nginx"),
 ];
 
 /// What only `cargo xtask bench lab` uses: the contenders and the load generators.
-const BENCH_PACKAGES: &[(&str, &str)] = &[
-    ("nginx", "nginx"),
-    ("iperf3", "iperf3"),
-    ("wrk", "wrk"),
-    ("haproxy", "haproxy"),
-];
+const BENCH_PACKAGES: &[(&str, &str)] =
+    &[("iperf3", "iperf3"), ("wrk", "wrk"), ("haproxy", "haproxy")];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

@@ -541,3 +541,66 @@ proptest! {
         }
     }
 }
+
+/// `--proxy-protocol v2`: taken on a TCP service and listed and saved; refused with one
+/// message each, the table unchanged, for another version, a UDP service, a real server
+/// other than FULLNAT (either way round); `-E` without it turns it off.
+#[test]
+fn proxy_protocol_is_for_tcp_services_of_fullnat_servers() {
+    let mut t = Table::default();
+    restore::restore(
+        "-A -t 1.1.1.254:80 -s rr --proxy-protocol v2\n-a -t 1.1.1.254:80 -r 10.0.1.1:8080 -b\n-A -t 1.1.1.254:81 -s rr\n-a -t 1.1.1.254:81 -r 10.0.1.1 -m\n",
+        &mut t,
+        &NoNames,
+        "xvsadm",
+    )
+    .unwrap();
+    assert_ne!(t.services[0].flags & xvs_core::model::flags::PROXY_V2, 0);
+    let before = t.clone();
+    for (line, message) in [
+        (
+            "-a -t 1.1.1.254:80 -r 10.0.1.2:8080 -m",
+            "PROXY protocol is sent on FULLNAT connections only: every real server needs -b",
+        ),
+        (
+            "-e -t 1.1.1.254:80 -r 10.0.1.1:8080 -g",
+            "PROXY protocol is sent on FULLNAT connections only: every real server needs -b",
+        ),
+        (
+            "-E -t 1.1.1.254:81 -s rr --proxy-protocol v2",
+            "PROXY protocol is sent on FULLNAT connections only: every real server needs -b",
+        ),
+    ] {
+        let e = parse(line).unwrap().apply(&mut t).unwrap_err();
+        assert_eq!(e.to_string(), message, "{line}");
+        assert_eq!(t, before, "{line}");
+    }
+    for (line, message) in [
+        (
+            "-A -u 1.1.1.254:53 -s rr --proxy-protocol v2",
+            "PROXY protocol is only for TCP virtual services",
+        ),
+        (
+            "-A -t 1.1.1.254:82 --proxy-protocol v1",
+            "proxy-protocol `v1' is not supported: xvs sends v2 (`--proxy-protocol v2')",
+        ),
+        (
+            "-A -t 1.1.1.254:82 --proxy-protocol v3",
+            "illegal proxy-protocol `v3' (v2 or disable)",
+        ),
+        (
+            "-a -t 1.1.1.254:82 -r 10.0.1.1 -b --proxy-protocol v2",
+            "Illegal 'proxy-protocol' option with the 'add-server' command",
+        ),
+    ] {
+        match parse(line) {
+            Err(CliError::Fail(text)) => assert!(text.contains(message), "{line}: {text}"),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+    parse("-E -t 1.1.1.254:80 -s rr")
+        .unwrap()
+        .apply(&mut t)
+        .unwrap();
+    assert_eq!(t.services[0].flags & xvs_core::model::flags::PROXY_V2, 0);
+}

@@ -9,6 +9,7 @@
 //! scheduler = "rr"              # default wlc
 //! method = "nat"                # the real servers' default: nat, dr (default), tunnel or fullnat
 //! # local_addresses = ["10.0.0.253"]   # fullnat: the addresses connections leave from (-P)
+//! # proxy_protocol = "v2"       # fullnat, tcp: the client's address in a PROXY v2 header
 //!
 //! [service.check]               # the real servers' default check ([[service.check]]: several)
 //! type = "http"                 # tcp (default), http, udp, dns or command
@@ -198,6 +199,13 @@ impl Method {
     }
 }
 
+/// The PROXY protocol version a service sends (`proxy_protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    V2,
+}
+
 /// The address family of a fwmark service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -227,6 +235,9 @@ pub struct ServiceConfig {
     /// servers route to it.
     #[serde(default)]
     pub local_addresses: Vec<std::net::IpAddr>,
+    /// `--proxy-protocol v2`: FULLNAT connections start with a PROXY protocol v2 header
+    /// carrying the client's address (every real server FULLNAT, TCP only).
+    pub proxy_protocol: Option<ProxyProtocol>,
     /// A failed real server stays with weight 0 instead of leaving the service (the same
     /// as `on_failure = "keep"`).
     #[serde(default)]
@@ -551,6 +562,22 @@ impl Config {
                 problems.push(format!(
                     "{name}: fullnat real servers need the service's local_addresses"
                 ));
+            }
+            if service.proxy_protocol.is_some() {
+                let all_fullnat = service
+                    .real_servers
+                    .iter()
+                    .all(|rs| rs.method.unwrap_or(service.method) == Method::Fullnat)
+                    && (service.sorry_server.is_none()
+                        || service.sorry_method.unwrap_or(service.method) == Method::Fullnat);
+                if !all_fullnat {
+                    problems.push(format!(
+                        "{name}: proxy_protocol is sent on FULLNAT connections only: every real server needs method = \"fullnat\""
+                    ));
+                }
+                if service.protocol == Some(Protocol::Udp) {
+                    problems.push(format!("{name}: proxy_protocol is for TCP services"));
+                }
             }
             if service.local_addresses.len() > model::MAX_LOCAL_ADDRESSES {
                 problems.push(format!(

@@ -43,6 +43,9 @@ pub fn rules(
         if let Some(timeout) = service.persistence {
             out.push_str(&format!(" -p {timeout}"));
         }
+        if service.proxy_protocol.is_some() {
+            out.push_str(" --proxy-protocol v2");
+        }
         out.push('\n');
         for laddr in &service.local_addresses {
             out.push_str(&format!("-P {key} -z {laddr}\n"));
@@ -148,6 +151,32 @@ weight = 2
             Config::parse(&CONFIG.replace("method = \"nat\"", "method = \"fullnat\"")).unwrap_err();
         assert!(
             e.contains("fullnat real servers need the service's local_addresses"),
+            "{e}"
+        );
+    }
+
+    /// `proxy_protocol = "v2"` reaches the service; refused whole with a server that is
+    /// not FULLNAT.
+    #[test]
+    fn a_fullnat_service_may_send_the_proxy_protocol() {
+        let fullnat = CONFIG.replace(
+            "method = \"nat\"",
+            "method = \"fullnat\"\nlocal_addresses = [\"10.0.0.253\"]\nproxy_protocol = \"v2\"",
+        );
+        let config = Config::parse(&fullnat).unwrap();
+        let table = apply(&config, &Table::default(), None);
+        let saved = xvs_core::listing::save(&table, true, &NoNames);
+        assert!(
+            saved.starts_with("-A -t 1.1.1.254:80 -s rr --proxy-protocol v2\n"),
+            "{saved}"
+        );
+        let e = Config::parse(&CONFIG.replace(
+            "method = \"nat\"",
+            "method = \"nat\"\nproxy_protocol = \"v2\"",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("proxy_protocol is sent on FULLNAT connections only"),
             "{e}"
         );
     }

@@ -163,6 +163,7 @@ fn status_text() -> Result<String, String> {
         ("evicted", counter::EVICTED),
         ("adopted", counter::ADOPTED),
         ("no_local_port", counter::NO_LOCAL_PORT),
+        ("proxy_headers", counter::PROXY_HEADERS),
     ] {
         let _ = writeln!(out, "{name} {}", counters[index as usize]);
     }

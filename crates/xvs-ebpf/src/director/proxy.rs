@@ -21,8 +21,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use xvs_common::{
-    ConnKey, FAMILY_V4, FullnatPeer, PROXY_V2_LEN_V4, PROXY_V2_LEN_V6, PROXY_V2_SIGNATURE,
-    counter, proxy_state,
+    ConnKey, FAMILY_V4, FullnatPeer, PROXY_V2_LEN_V4, PROXY_V2_LEN_V6, PROXY_V2_SIGNATURE, counter,
+    proxy_state,
 };
 
 use crate::{
@@ -504,4 +504,3 @@ extern "C" fn option_step(_: u32, _: *mut u64) -> i64 {
     walk.at = ((at + option_len) & (OPTIONS_BUFFER - 1)) as u32;
     sched::CONTINUE
 }
-
