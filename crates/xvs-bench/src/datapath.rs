@@ -36,6 +36,17 @@ pub(crate) fn tcp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, syn: bool
     frame
 }
 
+/// A TCP segment with 64 bytes of data at sequence number `seq`, acknowledging `ack`.
+fn tcp4_at(src: [u8; 4], dst: [u8; 4], ports: (u16, u16), seq: u32, ack: u32) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv4(src, dst, 64)
+        .tcp(ports.0, ports.1, seq, 64240)
+        .ack(ack);
+    let mut frame = Vec::new();
+    b.write(&mut frame, &[0u8; 64]).expect("frame");
+    frame
+}
+
 fn tcp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, syn: bool) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
         .ipv6(src, dst, 64)
@@ -348,6 +359,10 @@ pub fn run() -> Result<(), String> {
     lines.push("-A -t 1.1.1.254:97 -s rr".to_string());
     lines.push("-a -t 1.1.1.254:97 -r 10.0.0.2:8080 -b".to_string());
     lines.push("-P -t 1.1.1.254:97 -z 10.0.0.254".to_string());
+    // The same with the PROXY protocol header.
+    lines.push("-A -t 1.1.1.254:98 -s rr --proxy-protocol v2".to_string());
+    lines.push("-a -t 1.1.1.254:98 -r 10.0.0.2:8080 -b".to_string());
+    lines.push("-P -t 1.1.1.254:98 -z 10.0.0.254".to_string());
     for i in 1..=100 {
         for port in [81, 82, 86, 87, 88, 89, 90, 95] {
             lines.push(format!("-a -t 1.1.1.254:{port} -r 10.0.0.{i} -g"));
@@ -597,6 +612,31 @@ pub fn run() -> Result<(), String> {
                 case("FULLNAT reply (real server to client)", &director_run, &|_| {
                     fullnat_reply.clone()
                 })?;
+                // PROXY protocol: the SYN's sequence number is 1, the stream starts at 2.
+                let (syn_out, _) = director_run(&tcp4(client, vip, 40006, 98, true))?;
+                let lport = u16::from_be_bytes([syn_out.frame[34], syn_out.frame[35]]);
+                let first = tcp4_at(client, vip, (40006, 98), 2, 1);
+                case(
+                    "FULLNAT + PROXY first segment (header put in)",
+                    &director_run,
+                    &|_| first.clone(),
+                )?;
+                let server = [10, 0, 0, 2];
+                let local = [10, 0, 0, 254];
+                // The server acknowledges the header: from now on sequence numbers move.
+                director_run(&tcp4_at(server, local, (8080, lport), 1, 2 + 28))?;
+                let proxy_in = tcp4_at(client, vip, (40006, 98), 2 + 64, 1);
+                case(
+                    "FULLNAT + PROXY in (established, sequence moved)",
+                    &director_run,
+                    &|_| proxy_in.clone(),
+                )?;
+                let proxy_reply = tcp4_at(server, local, (8080, lport), 1, 2 + 28 + 64);
+                case(
+                    "FULLNAT + PROXY reply (acknowledgement moved)",
+                    &director_run,
+                    &|_| proxy_reply.clone(),
+                )?;
                 director_run(&tcp4(client, vip, 40002, 84, true))?;
                 let tun = tcp4(client, vip, 40002, 84, false);
                 case("tunnel encapsulation (established)", &director_run, &|_| {

@@ -190,37 +190,53 @@ fn the_header_goes_first_and_both_counts_are_kept_apart_by_it() {
         assert_eq!(out.seq, first + HEADER + len);
         assert_eq!(out.payload, b"more");
 
-        // SACK blocks are in the client's count too, at an odd offset as well as even.
+        // SACK blocks are in the client's count too: one block at an even offset, two at
+        // an odd one, four (the most an option holds) straight after the header.
         let (left, right) = (first + HEADER + len + 100, first + HEADER + len + 200);
-        for options in [
-            vec![
-                TcpOptionElement::Noop,
-                TcpOptionElement::Noop,
-                TcpOptionElement::SelectiveAcknowledgement((left, right), [None; 3]),
-            ],
-            vec![
-                TcpOptionElement::Noop,
-                TcpOptionElement::SelectiveAcknowledgement(
-                    (left, right),
-                    [Some((right + 10, right + 20)), None, None],
-                ),
-            ],
+        let blocks: Vec<(u32, u32)> = (0..4).map(|i| (left + 300 * i, right + 300 * i)).collect();
+        for (options, at, count) in [
+            (
+                vec![
+                    TcpOptionElement::Noop,
+                    TcpOptionElement::Noop,
+                    TcpOptionElement::SelectiveAcknowledgement(blocks[0], [None; 3]),
+                ],
+                4,
+                1,
+            ),
+            (
+                vec![
+                    TcpOptionElement::Noop,
+                    TcpOptionElement::SelectiveAcknowledgement(
+                        blocks[0],
+                        [Some(blocks[1]), None, None],
+                    ),
+                ],
+                3,
+                2,
+            ),
+            (
+                vec![TcpOptionElement::SelectiveAcknowledgement(
+                    blocks[0],
+                    [Some(blocks[1]), Some(blocks[2]), Some(blocks[3])],
+                )],
+                2,
+                4,
+            ),
         ] {
-            let odd = options.len() == 2;
             let out = send(
                 &server(lport, SERVER_ISN + 1, first + HEADER + len, false, options),
                 RS1_MAC,
             );
             assert_eq!(out.ack, first + len);
-            let at = if odd { 3 } else { 4 };
             let edge = |i: usize| {
                 u32::from_be_bytes(out.options[at + 4 * i..at + 4 * i + 4].try_into().unwrap())
             };
-            assert_eq!((edge(0), edge(1)), (left - HEADER, right - HEADER));
-            if odd {
+            for (i, (l, r)) in blocks.iter().take(count).enumerate() {
                 assert_eq!(
-                    (edge(2), edge(3)),
-                    (right + 10 - HEADER, right + 20 - HEADER)
+                    (edge(2 * i), edge(2 * i + 1)),
+                    (l - HEADER, r - HEADER),
+                    "block {i} of {count}"
                 );
             }
         }

@@ -454,7 +454,7 @@ extern "C" fn sack_step(edge: u32, _: *mut u64) -> i64 {
         return sched::STOP;
     };
     let (walk, options) = unsafe { (&mut (*scratch).option_walk, &mut (*scratch).proxy_options) };
-    let at = (walk.sack_at + (edge & 7) * 4) as usize;
+    let at = (walk.sack_at + (edge % (SACK_BLOCKS as u32 * 2)) * 4) as usize;
     walk.delta += sack_edge(options, at, walk.first, walk.len);
     sched::CONTINUE
 }
@@ -499,7 +499,7 @@ extern "C" fn option_step(_: u32, _: *mut u64) -> i64 {
     } else if kind == OPTION_SACK {
         // Its edges are moved after the walk, in a walk of their own.
         walk.sack_at = ((at + 2) & (OPTIONS_BUFFER - 1)) as u32;
-        walk.sack_edges = (((option_len - 2) / 4) & 7) as u32;
+        walk.sack_edges = ((option_len - 2) / 4).min(SACK_BLOCKS * 2) as u32;
     }
     walk.at = ((at + option_len) & (OPTIONS_BUFFER - 1)) as u32;
     sched::CONTINUE
