@@ -126,7 +126,7 @@ fn server(lport: u16, seq: u32, ack: u32, syn: bool, options: Vec<TcpOptionEleme
 #[test]
 fn the_header_goes_first_and_both_counts_are_kept_apart_by_it() {
     Rig::new().with(RULES, |director, eth0| {
-        let mut send = |segment: &Segment, mac: [u8; 6]| {
+        let send = |segment: &Segment, mac: [u8; 6]| {
             let (out, _) = director.run_frame(eth0, &segment.frame(mac)).unwrap();
             assert_eq!(out.verdict, XDP_TX);
             seen(&out.frame)

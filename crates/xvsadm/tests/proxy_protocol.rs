@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::xvsadm;
+use common::{get, xvsadm};
 use xvs_lab::{Lab, topology};
 
 /// Pseudo-random bytes (xorshift): a shifted or repeated stretch changes the digest.
@@ -124,7 +124,7 @@ fn nginx_learns_the_client_address_under_loss_and_large_transfers_arrive_intact(
     std::fs::write(www.join("small.txt"), "small\n").unwrap();
 
     // Without loss first: one request, logged with the client's address.
-    assert_eq!(curl(&lab, &["http://1.1.1.254/small.txt"]), "small\n");
+    assert_eq!(get(&lab, "http://1.1.1.254/small.txt"), "small\n");
 
     lose(&lab, "web1", 3, &dir);
     // Many connections: some of their first segments (or the server's acknowledgement of
