@@ -3,7 +3,8 @@
 //! machine's drift hits each alike (docs/BENCHMARKS.md, "Lab").
 //!
 //! Two labs of the seed's shape, built once: the NAT lab (client 1.1.1.1, director, web1
-//! and web2 behind it on a bridge) for the direct path, xvs NAT, nftables DNAT and HAProxy;
+//! and web2 behind it on a bridge) for the direct path, xvs NAT and FULLNAT, nftables DNAT
+//! and HAProxy;
 //! the DR lab (all on one segment, real servers holding the VIP on `lo`) for xvs DR; the
 //! tunnel lab (real servers in another subnet, decapsulating with xvs's program) for xvs
 //! tunnel. The
@@ -23,6 +24,7 @@ use xvs_lab::{Lab, topology};
 enum Contender {
     Direct,
     XvsNat,
+    XvsFullnat,
     XvsNatFwmark,
     XvsDr,
     XvsTunnel,
@@ -30,9 +32,10 @@ enum Contender {
     Haproxy,
 }
 
-const CONTENDERS: [Contender; 7] = [
+const CONTENDERS: [Contender; 8] = [
     Contender::Direct,
     Contender::XvsNat,
+    Contender::XvsFullnat,
     Contender::XvsNatFwmark,
     Contender::XvsDr,
     Contender::XvsTunnel,
@@ -45,6 +48,7 @@ impl Contender {
         match self {
             Contender::Direct => "direct",
             Contender::XvsNat => "xvs NAT",
+            Contender::XvsFullnat => "xvs FULLNAT",
             Contender::XvsNatFwmark => "xvs NAT fwmark",
             Contender::XvsDr => "xvs DR",
             Contender::XvsTunnel => "xvs tunnel",
@@ -200,6 +204,12 @@ fn background(lab: &mut Lab, host: &str, argv: &[&str]) -> Result<(), String> {
 impl Labs {
     fn build(dir: &std::path::Path) -> Result<Labs, String> {
         let mut nat = topology::nat().build().map_err(|e| e.to_string())?;
+        // More addresses of the director on the real servers' side: FULLNAT's local
+        // addresses.
+        for address in ["192.168.1.253/24", "192.168.1.252/24", "192.168.1.251/24"] {
+            nat.run_ok("director", &["ip", "addr", "add", address, "dev", "eth1"])
+                .map_err(|e| e.to_string())?;
+        }
         let mut dr = topology::dr().build().map_err(|e| e.to_string())?;
         let mut tun = topology::tun().build().map_err(|e| e.to_string())?;
         // The tunnel's real servers decapsulate with xvs's program (no ipip driver here).
@@ -263,6 +273,25 @@ impl Labs {
                     "-a -t 1.1.1.254:80 -r 192.168.1.20:80 -m",
                     "-A -t 1.1.1.254:5201 -s rr",
                     "-a -t 1.1.1.254:5201 -r 192.168.1.10:5201 -m",
+                ],
+            ),
+            // FULLNAT in the same lab (its real servers would answer the director anyway):
+            // the director's inside addresses as local addresses, four of them, so that
+            // a round of new connections (each holding its local port through TIME_WAIT)
+            // never runs out of ports.
+            Contender::XvsFullnat => self.xvsadm(
+                &self.nat,
+                &[
+                    "-A -t 1.1.1.254:80 -s rr",
+                    "-a -t 1.1.1.254:80 -r 192.168.1.10:80 -b",
+                    "-a -t 1.1.1.254:80 -r 192.168.1.20:80 -b",
+                    "-P -t 1.1.1.254:80 -z 192.168.1.254",
+                    "-P -t 1.1.1.254:80 -z 192.168.1.253",
+                    "-P -t 1.1.1.254:80 -z 192.168.1.252",
+                    "-P -t 1.1.1.254:80 -z 192.168.1.251",
+                    "-A -t 1.1.1.254:5201 -s rr",
+                    "-a -t 1.1.1.254:5201 -r 192.168.1.10:5201 -b",
+                    "-P -t 1.1.1.254:5201 -z 192.168.1.254",
                 ],
             ),
             // The same, by marks nftables sets: every connection's first packet takes
@@ -343,6 +372,7 @@ impl Labs {
         match contender {
             Contender::Direct => {}
             Contender::XvsNat
+            | Contender::XvsFullnat
             | Contender::XvsNatFwmark
             | Contender::XvsDr
             | Contender::XvsTunnel => {
@@ -665,7 +695,7 @@ fn report(samples: &[Vec<Sample>], rounds: usize, seconds: u64) {
 /// nothing outside).
 fn plot(lab: &Lab, samples: &[Vec<Sample>], png: &std::path::Path) -> Result<(), String> {
     let colours = [
-        "#718096", "#2b6cb0", "#38a169", "#805ad5", "#d69e2e", "#c53030",
+        "#718096", "#2b6cb0", "#319795", "#38a169", "#805ad5", "#d69e2e", "#c53030", "#dd6b20",
     ];
     let metrics: Vec<&Metric> = METRICS.iter().filter(|m| m.plotted).collect();
     let (width, height, top, bottom, left) = (1000.0, 460.0, 40.0, 90.0, 60.0);
