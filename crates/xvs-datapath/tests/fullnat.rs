@@ -128,6 +128,51 @@ fn an_exhausted_local_port_range_refuses_and_never_reuses_a_tuple() {
     });
 }
 
+/// A client that starts a new connection from the port of a closed one (IPVS's
+/// conn_reuse_mode) gets a new local port; the old one stays held until the old connection
+/// would have expired, since the real server may still hold that tuple in TIME_WAIT and
+/// would answer the new SYN for the old connection. With every port taken, the new
+/// connection is refused rather than given the held port; the hold is swept when it
+/// expires (CLOSE: 10 s).
+#[test]
+fn a_reused_client_port_leaves_its_old_local_port_held_until_it_expires() {
+    pin_to_first_cpu();
+    Rig::new().with(RULES, |director: &mut Director, eth0| {
+        let client = |i: usize| [1, 1, (i >> 8) as u8 + 10, i as u8];
+        for i in 0..FULLNAT_PORTS as usize {
+            let syn = tcp4(client(i), VIP, 40000, 80, true, CLIENT_MAC);
+            assert_eq!(
+                director.run_frame(eth0, &syn).unwrap().0.verdict,
+                XDP_TX,
+                "{i}"
+            );
+        }
+        // The first client completes its connection, resets it (CLOSE), then opens a new
+        // one from the same port: its old local port is held, no other is free.
+        let ack = tcp4(client(0), VIP, 40000, 80, false, CLIENT_MAC);
+        assert_eq!(director.run_frame(eth0, &ack).unwrap().0.verdict, XDP_TX);
+        let reset = tcp4_flags(client(0), VIP, 40000, 80, Flags::Rst);
+        assert_eq!(director.run_frame(eth0, &reset).unwrap().0.verdict, XDP_TX);
+        let again = tcp4(client(0), VIP, 40000, 80, true, CLIENT_MAC);
+        assert_eq!(
+            director.run_frame(eth0, &again).unwrap().0.verdict,
+            XDP_DROP
+        );
+        assert_eq!(counters(director)[counter::NO_LOCAL_PORT as usize], 1);
+        // The hold expires with the old connection (CLOSE's 10 s) and is swept by the
+        // next SYN, counted as expired (the other connections have 60 s left). (Whether
+        // that SYN finds the one free port among 31,744 in its 16 tries is chance.)
+        assert_eq!(counters(director)[counter::EXPIRED as usize], 0);
+        std::thread::sleep(std::time::Duration::from_secs(11));
+        director.run_frame(eth0, &again).unwrap();
+        assert_eq!(
+            counters(director)[counter::EXPIRED as usize],
+            1,
+            "the hold, swept"
+        );
+    });
+}
+
 /// IPv6 FULLNAT both ways, checksums right (IPv6 has no header checksum: the TCP sum
 /// carries every address change).
 #[test]

@@ -2250,3 +2250,75 @@ fn icmp_errors_and_fragments_cross_fullnat() {
         },
     );
 }
+
+/// IPv6 through FULLNAT as IPv4's: a large datagram's fragments leave from the local
+/// address for the real server (the UDP sum right once reassembled), and a "packet too big"
+/// from the real server's side about a segment that left from the local address reaches
+/// the client, quoting its own segment to the VIP, the ICMPv6 sum right.
+#[test]
+fn ipv6_icmp_errors_and_fragments_cross_fullnat() {
+    const LADDR6: [u8; 16] = [0xfd, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfe];
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -u [fd00:1::fe]:53 -s rr",
+            "-a -u [fd00:1::fe]:53 -r [fd00:2::10]:5353 -b",
+            "-P -u [fd00:1::fe]:53 -z fd00:2::fe",
+            "-A -t [fd00:1::fe]:81 -s rr",
+            "-a -t [fd00:1::fe]:81 -r [fd00:2::10]:8080 -b",
+            "-P -t [fd00:1::fe]:81 -z fd00:2::fe",
+        ],
+        |director, eth0| {
+            let datagram = udp6_datagram(CLIENT6, VIP6, 5000, 53, 3000);
+            let mut out_ip = Vec::new();
+            for (i, frame) in fragments6(&datagram, 1232, 9, CLIENT_MAC)
+                .iter()
+                .enumerate()
+            {
+                let (out, _) = director.run_frame(eth0, frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "fragment {i}");
+                assert_eq!(
+                    &out.frame[22..38],
+                    &LADDR6,
+                    "fragment {i}: from the local address"
+                );
+                assert_eq!(&out.frame[38..54], &RS6, "fragment {i}: to the real server");
+                out_ip.push(out.frame[14..].to_vec());
+            }
+            assert_eq!(out_ip.len(), 3);
+            let mut udp: Vec<u8> = Vec::new();
+            for ip in &out_ip {
+                udp.extend_from_slice(&ip[48..]);
+            }
+            assert_eq!(&udp[2..4], &5353u16.to_be_bytes(), "the port, in the first");
+            let mut pseudo = out_ip[0][8..40].to_vec();
+            pseudo.extend_from_slice(&(udp.len() as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, 17]);
+            assert_eq!(ones_sum(&[&pseudo, &udp]), 0xffff, "the datagram's UDP sum");
+
+            let syn = tcp6(CLIENT6, VIP6, 40001, 81);
+            let (out, _) = director.run_frame(eth0, &syn).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            let lport = u16::from_be_bytes([out.frame[54], out.frame[55]]);
+            let router = [0xfd, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+            let too_big = icmp6(
+                router,
+                LADDR6,
+                2,
+                0,
+                1280u32.to_be_bytes(),
+                &quoted_tcp6(LADDR6, lport, RS6, 8080),
+                RS1_MAC,
+            );
+            let (out, _) = director.run_frame(eth0, &too_big).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &CLIENT_MAC);
+            assert_eq!(&out.frame[22..38], &VIP6, "outer: from the VIP");
+            assert_eq!(&out.frame[38..54], &CLIENT6, "outer: to the client");
+            assert_eq!(&out.frame[70..86], &CLIENT6, "quoted: from the client");
+            assert_eq!(&out.frame[86..102], &VIP6, "quoted: to the VIP");
+            assert_eq!(&out.frame[102..106], &[0x9c, 0x41, 0, 81], "quoted ports");
+            assert!(icmp6_sum_right(&out.frame), "ICMPv6 sum");
+        },
+    );
+}

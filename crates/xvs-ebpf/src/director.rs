@@ -163,8 +163,13 @@ mod program {
             if !reuse && !conn::gone(key, entry, now) {
                 return established(ctx, packet, key, entry, now);
             }
-            // Expired (or closed and reused): the connection is gone.
-            conn::forget(key, entry);
+            // Expired (or closed and reused): the connection is gone. Reused under
+            // FULLNAT, its local port stays held until it would have expired.
+            if reuse && unsafe { (*entry).forward } == method::FULLNAT {
+                conn::forget_holding_port(key, entry, now);
+            } else {
+                conn::forget(key, entry);
+            }
         }
         // A packet that may start a connection first forgets a few expired ones, so the
         // counts a scheduler reads are right. (Out of this frame: the stack is small.)

@@ -1,4 +1,5 @@
-//! `-h` and `-v`: ipvsadm 1.31's texts, with the program's own name.
+//! `-h` and `-v`: ipvsadm 1.31's texts, with the program's own name; `-h` ends with the
+//! options xvs takes from DPVS's ipvsadm (FULLNAT), which ipvsadm has not.
 
 use super::DEFAULT_SCHEDULER;
 
@@ -93,6 +94,16 @@ Daemon Options:
   --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
   --mcast-port port                   UDP port (default=8848)
   --mcast-ttl ttl                     Multicast TTL (default=1)
+FULLNAT (DPVS's ipvsadm):
+  {p} -P|Q virtual-service -z local-address [-F ifname]
+  {p} -G [virtual-service]
+  --fullnat      -b                   full NAT, after -a|-e (a service's -b is --sched-flags)
+  --add-laddr    -P                   add a local address to a service
+  --del-laddr    -Q                   delete a local address from a service
+  --get-laddr    -G                   list local addresses
+  --laddr        -z local-address     the local address
+  --ifname       -F ifname            its interface (listed only)
+  --proxy-protocol v2|disable         client address in a PROXY v2 header (FULLNAT, TCP)
 "
     )
 }

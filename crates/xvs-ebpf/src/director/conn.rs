@@ -176,6 +176,11 @@ pub fn recount(conn: *mut Conn) {
 /// at once (both met it expired): only the one whose removal takes effect uncounts it.
 #[inline(always)]
 pub fn forget(key: &ConnKey, conn: *mut Conn) {
+    // A FULLNAT port hold (see `forget_holding_port`), swept at its expiry.
+    if unsafe { (*conn).flags } & conn_flags::REPLY != 0 {
+        forget_reply(key, unsafe { (*conn).forward } == forward::FULLNAT);
+        return;
+    }
     let gone = Counted::of(conn);
     unsafe {
         match (*conn).forward {
@@ -205,6 +210,33 @@ pub fn forget_reply(key: &ConnKey, fullnat: bool) {
     if fullnat {
         fullnat::forget_peer(key);
     }
+}
+
+/// A closed FULLNAT connection whose client starts a new one from the same port (IPVS's
+/// conn_reuse_mode): the connection goes, but its reply entry stays until it expires, as
+/// a hold on the local port. The real server may still keep the old connection in
+/// TIME_WAIT under that tuple; handed out again at once, the port would meet it, and the
+/// server would answer the new SYN for the old connection (seen in the lab benchmark:
+/// SYNs sent again a second later, a third of the rate). The hold routes nothing (its other
+/// side is forgotten: a packet that meets it goes to the stack) and has a sweep record of
+/// its own, which forgets it at its expiry. Out of line: the caller's frame is tight.
+#[inline(never)]
+pub fn forget_holding_port(key: &ConnKey, conn: *mut Conn, now: u64) {
+    if let Some(scratch) = scratch()
+        && fullnat::reply_key(key, unsafe { &*conn })
+    {
+        let reply_key = unsafe { &(*scratch).reply_key };
+        fullnat::forget_peers(key, reply_key);
+        // Held for as long as the connection had left in its state (TIME_WAIT: IPVS's
+        // 2 minutes, longer than a server's; CLOSE, after a reset: 10 s).
+        if let Some(reply) = XVS_CONNS.get_ptr_mut(reply_key) {
+            let until = unsafe { (*conn).expires };
+            unsafe { (*reply).expires = until };
+            xvs_queue_sweep(reply_key, until, now);
+        }
+    }
+    // Its other side forgotten, the connection goes alone.
+    forget(key, conn);
 }
 
 /// A FULLNAT connection's reply entry and both other sides (out of line: the sweep's

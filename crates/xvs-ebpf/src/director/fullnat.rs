@@ -80,8 +80,11 @@ pub extern "C" fn xvs_fullnat_create(
         return refused();
     }
     let cpu = unsafe { bpf_get_smp_processor_id() };
-    // One address per client port, so that a client's connections spread over them all.
-    let which = (u16::from_be(key.sport) as usize) % addresses;
+    // By the client's port, hashed, so that a client's connections spread over them all
+    // (Linux's connect() takes even ports: the port itself would leave odd addresses
+    // unused).
+    let which =
+        ((u16::from_be(key.sport) as u32).wrapping_mul(0x9e37_79b1) >> 16) as usize % addresses;
     let local = unsafe { &mut (*scratch).fullnat_local };
     local.addr = unsafe { (*pool).addrs[which & (MAX_LOCAL_ADDRESSES - 1)] };
     local.family = conn.peer_family;
