@@ -47,6 +47,47 @@ fn tcp4_at(src: [u8; 4], dst: [u8; 4], ports: (u16, u16), seq: u32, ack: u32) ->
     frame
 }
 
+/// FULLNAT's side map (`XVS_FULLNAT`, not preallocated: it grows with connections): what
+/// it takes per connection (two entries each), as the kernel charges it, measured over
+/// new connections made on the 100-server FULLNAT service.
+fn fullnat_side_memory<T>(
+    director: &Director,
+    run: &dyn Fn(&[u8]) -> Result<T, String>,
+    vip: [u8; 4],
+) -> Result<(), String> {
+    const MADE: u32 = 20_000;
+    let side = || {
+        director
+            .map_memory(xvs_common::map_names::FULLNAT)
+            .map(|(_, memlock)| memlock)
+            .map_err(|e| e.to_string())
+    };
+    let made = || {
+        director
+            .counters()
+            .map(|c| c[counter::NEW_CONNECTIONS as usize])
+            .map_err(|e| e.to_string())
+    };
+    let (memory_before, made_before) = (side()?, made()?);
+    for i in 0..MADE {
+        run(&tcp4(
+            [2, 0, (i >> 8) as u8, i as u8],
+            vip,
+            42000 + (i >> 16) as u16,
+            96,
+            true,
+        ))?;
+    }
+    let connections = made()? - made_before;
+    let grown = side()?.saturating_sub(memory_before);
+    println!(
+        "\n== FULLNAT side map ({}): {connections} new connections, {grown} bytes more = {:.1} bytes per connection (two entries each)",
+        xvs_common::map_names::FULLNAT,
+        grown as f64 / connections.max(1) as f64
+    );
+    Ok(())
+}
+
 fn tcp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, syn: bool) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
         .ipv6(src, dst, 64)
@@ -645,6 +686,7 @@ pub fn run() -> Result<(), String> {
                 director_run(&tcp6(v6(1, 1), v6(0xfe, 1), 40003, 80, true))?;
                 let ack6 = tcp6(v6(1, 1), v6(0xfe, 1), 40003, 80, false);
                 case("established DR, IPv6 TCP", &director_run, &|_| ack6.clone())?;
+                fullnat_side_memory(&director.borrow(), &director_run, vip)?;
                 let memory = director
                     .borrow()
                     .connection_table_memory()
