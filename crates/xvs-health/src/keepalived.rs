@@ -132,10 +132,11 @@ pub fn import(text: &str, source: &str) -> Import {
         .filter(|item| item.keyword == "vrrp_sync_group")
         .collect();
     out.push_str(&ha::vrrp(&instances, &groups, &globals, &mut notes));
+    let laddr_groups = local_address_groups(&top, &mut notes);
     for item in &top {
         match item.keyword.as_str() {
-            "virtual_server" => virtual_server(item, &mut out, &mut notes),
-            "global_defs" | "vrrp_instance" | "vrrp_sync_group" => {}
+            "virtual_server" => virtual_server(item, &laddr_groups, &mut out, &mut notes),
+            "global_defs" | "vrrp_instance" | "vrrp_sync_group" | "local_address_group" => {}
             "vrrp_script" | "static_ipaddress" | "static_routes" => notes.push(format!(
                 "line {}: {}: not xvsd's (left out)",
                 item.line, item.keyword
@@ -162,6 +163,8 @@ fn method(word: &str) -> Option<&'static str> {
         "NAT" => Some("nat"),
         "DR" => Some("dr"),
         "TUN" => Some("tunnel"),
+        // DPVS's keepalived.
+        "FNAT" | "FULLNAT" => Some("fullnat"),
         _ => None,
     }
 }
@@ -184,7 +187,59 @@ struct Defaults {
     host: Option<String>,
 }
 
-fn virtual_server(item: &Item, out: &mut String, notes: &mut Vec<String>) {
+/// DPVS's keepalived: `local_address_group NAME { ADDRESS [IFACE] ... }`, the FULLNAT local
+/// addresses a `virtual_server` names with `laddr_group_name` (a range `A.B.C.D-E` is
+/// IPv4's last byte running from D to E).
+fn local_address_groups(
+    top: &[Item],
+    notes: &mut Vec<String>,
+) -> std::collections::HashMap<String, Vec<IpAddr>> {
+    let mut groups = std::collections::HashMap::new();
+    for item in top.iter().filter(|i| i.keyword == "local_address_group") {
+        let Some(name) = item.args.first() else {
+            notes.push(format!(
+                "line {}: local_address_group without a name",
+                item.line
+            ));
+            continue;
+        };
+        let mut addresses = Vec::new();
+        for entry in item.block.iter().flatten() {
+            match local_addresses(&entry.keyword) {
+                Some(more) => addresses.extend(more),
+                None => notes.push(format!(
+                    "line {}: local_address_group {name}: {}: not an address or range",
+                    entry.line, entry.keyword
+                )),
+            }
+        }
+        groups.insert(name.clone(), addresses);
+    }
+    groups
+}
+
+/// An address, or an IPv4 range `A.B.C.D-E`.
+fn local_addresses(word: &str) -> Option<Vec<IpAddr>> {
+    if let Ok(ip) = word.parse::<IpAddr>() {
+        return Some(vec![ip]);
+    }
+    let (first, last) = word.split_once('-')?;
+    let first: std::net::Ipv4Addr = first.parse().ok()?;
+    let last: u8 = last.parse().ok()?;
+    let [a, b, c, d] = first.octets();
+    (d <= last).then(|| {
+        (d..=last)
+            .map(|x| IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, x)))
+            .collect()
+    })
+}
+
+fn virtual_server(
+    item: &Item,
+    laddr_groups: &std::collections::HashMap<String, Vec<IpAddr>>,
+    out: &mut String,
+    notes: &mut Vec<String>,
+) {
     let mark = match item.args.as_slice() {
         [fwmark, mark] if fwmark == "fwmark" => mark.parse::<u32>().ok().filter(|&m| m != 0),
         _ => None,
@@ -255,6 +310,17 @@ fn virtual_server(item: &Item, out: &mut String, notes: &mut Vec<String>) {
                 }
             }
             "real_server" => servers.push(entry),
+            "laddr_group_name" => match laddr_groups.get(&arg) {
+                Some(addresses) => {
+                    let list: Vec<String> =
+                        addresses.iter().map(|a| quoted(&a.to_string())).collect();
+                    service.push(format!("local_addresses = [{}]", list.join(", ")));
+                }
+                None => notes.push(format!(
+                    "line {}: laddr_group_name {arg}: no such local_address_group",
+                    entry.line
+                )),
+            },
             other => notes.push(format!("line {}: {other}: not translated", entry.line)),
         }
     }
@@ -684,5 +750,51 @@ virtual_server 1.1.1.254 80 {
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }
+    }
+
+    /// DPVS's keepalived: `lb_kind FNAT` and the local addresses of a
+    /// `local_address_group` named by `laddr_group_name` (a range expanded).
+    #[test]
+    fn dpvs_fullnat_services_bring_their_local_addresses() {
+        let text = r#"
+local_address_group laddr_g1 {
+    10.0.0.253 eth1
+    10.0.0.250-251 eth1
+}
+virtual_server 1.1.1.254 80 {
+    lb_algo rr
+    lb_kind FNAT
+    protocol TCP
+    laddr_group_name laddr_g1
+    real_server 192.168.5.10 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+}
+"#;
+        let import = import(text, "keepalived.conf");
+        assert!(import.notes.is_empty(), "{:?}", import.notes);
+        let config = Config::parse(&import.config).unwrap();
+        let service = &config.services[0];
+        assert_eq!(service.method, Method::Fullnat);
+        let addresses: Vec<String> = service
+            .local_addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(addresses, ["10.0.0.253", "10.0.0.250", "10.0.0.251"]);
+        let unknown = import(
+            &text.replace("laddr_group_name laddr_g1", "laddr_group_name nope"),
+            "keepalived.conf",
+        )
+        .notes;
+        assert!(
+            unknown
+                .iter()
+                .any(|n| n.contains("no such local_address_group")),
+            "{unknown:?}"
+        );
     }
 }
