@@ -774,9 +774,9 @@ virtual_server 1.1.1.254 80 {
     }
 }
 "#;
-        let import = import(text, "keepalived.conf");
-        assert!(import.notes.is_empty(), "{:?}", import.notes);
-        let config = Config::parse(&import.config).unwrap();
+        let imported = import(text, "keepalived.conf");
+        assert!(imported.notes.is_empty(), "{:?}", imported.notes);
+        let config = Config::parse(&imported.config).unwrap();
         let service = &config.services[0];
         assert_eq!(service.method, Method::Fullnat);
         let addresses: Vec<String> = service
