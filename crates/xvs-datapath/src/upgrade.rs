@@ -28,13 +28,17 @@ use crate::{Director, Error, ErrorKind, Result, counts, director_program, netlin
 /// The older layouts this build takes over, each with the maps it makes anew (their
 /// content carried over); every other map is kept as it is.
 pub const MIGRATIONS: &[(u64, &[&str])] = &[
+    // 27 → 28: the PROXY protocol grows the per-CPU scratch space (which holds nothing
+    // between packets); its state lives in what was padding of the FULLNAT map's values
+    // (read as "no header" in entries from before), and its counter in a free slot.
+    (27, &[map_names::SCRATCH]),
     // 26 → 27: FULLNAT adds two maps (made by the new program's load, empty: a 26
     // program never made a FULLNAT connection) and grows the per-CPU scratch space,
     // which holds nothing between packets.
     (26, &[map_names::SCRATCH]),
     // 25 → 26: every map's format is the same; 26 adds a flag for synced connections
     // (which a 25 program never meets) and makes the counts map mappable, so that map is
-    // made anew and the counts copied. Then as 26 → 27.
+    // made anew and the counts copied. Then as 26 → 27 → 28.
     (25, &[map_names::DEST_COUNTS, map_names::SCRATCH]),
 ];
 
