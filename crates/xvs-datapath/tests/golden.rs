@@ -1476,6 +1476,18 @@ fn fragments6(datagram: &[u8], size: usize, id: u32, src_mac: [u8; 6]) -> Vec<Ve
         .collect()
 }
 
+/// The UDP datagram carried by IPv6 fragments `ips` (each a fixed header and a fragment
+/// header, in order), reassembled, and whether its checksum is right for the addresses
+/// the first one carries.
+fn reassembled_udp6(ips: &[Vec<u8>]) -> (Vec<u8>, bool) {
+    let udp: Vec<u8> = ips.iter().flat_map(|ip| ip[48..].to_vec()).collect();
+    let mut pseudo = ips[0][8..40].to_vec();
+    pseudo.extend_from_slice(&(udp.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 17]);
+    let right = ones_sum(&[&pseudo, &udp]) == 0xffff;
+    (udp, right)
+}
+
 /// IPv6 fragments as IPv4's: the first (fragment header, then UDP) is scheduled or matched
 /// as a whole datagram; the later ones follow it to the same real server (NAT, DR and
 /// tunnel), NAT rewriting the addresses only, so the reassembled datagram's UDP checksum is right; a NAT reply's
@@ -1511,15 +1523,9 @@ fn ipv6_fragments_follow_their_first_to_the_same_real_server() {
             }
             assert_eq!(out_ip.len(), 3);
             // Reassembled, the UDP checksum is right for the new address and port.
-            let mut udp: Vec<u8> = Vec::new();
-            for ip in &out_ip {
-                udp.extend_from_slice(&ip[48..]);
-            }
+            let (udp, sum_right) = reassembled_udp6(&out_ip);
             assert_eq!(&udp[2..4], &5353u16.to_be_bytes(), "the port, in the first");
-            let mut pseudo = out_ip[0][8..40].to_vec();
-            pseudo.extend_from_slice(&(udp.len() as u32).to_be_bytes());
-            pseudo.extend_from_slice(&[0, 0, 0, 17]);
-            assert_eq!(ones_sum(&[&pseudo, &udp]), 0xffff, "the datagram's UDP sum");
+            assert!(sum_right, "the datagram's UDP sum");
             // The real server's reply, in fragments too: from the VIP again.
             let reply = udp6_datagram(RS6, CLIENT6, 5353, 5000, 2000);
             let mut udp: Vec<u8> = Vec::new();
@@ -2286,15 +2292,9 @@ fn ipv6_icmp_errors_and_fragments_cross_fullnat() {
                 out_ip.push(out.frame[14..].to_vec());
             }
             assert_eq!(out_ip.len(), 3);
-            let mut udp: Vec<u8> = Vec::new();
-            for ip in &out_ip {
-                udp.extend_from_slice(&ip[48..]);
-            }
+            let (udp, sum_right) = reassembled_udp6(&out_ip);
             assert_eq!(&udp[2..4], &5353u16.to_be_bytes(), "the port, in the first");
-            let mut pseudo = out_ip[0][8..40].to_vec();
-            pseudo.extend_from_slice(&(udp.len() as u32).to_be_bytes());
-            pseudo.extend_from_slice(&[0, 0, 0, 17]);
-            assert_eq!(ones_sum(&[&pseudo, &udp]), 0xffff, "the datagram's UDP sum");
+            assert!(sum_right, "the datagram's UDP sum");
 
             let syn = tcp6(CLIENT6, VIP6, 40001, 81);
             let (out, _) = director.run_frame(eth0, &syn).unwrap();

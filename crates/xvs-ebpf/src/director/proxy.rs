@@ -100,6 +100,17 @@ fn negative_mask(x: i32) -> u32 {
     wide as u32
 }
 
+/// `len` as the length argument of `bpf_xdp_load_bytes`/`store_bytes`, if it is from `min`
+/// (1 or more) to `max`: the helpers want one the verifier knows to be in range. What is
+/// past `min` is hidden from the compiler (which would otherwise check `len` and pass it
+/// on, bounds the verifier never learns), checked, and `min` added back.
+#[inline(always)]
+fn helper_len(len: u64, min: u64, max: u64) -> Option<u32> {
+    let mut past_min = len.wrapping_sub(min);
+    unsafe { core::arch::asm!("{0} = {0}", inout(reg) past_min, options(nomem, nostack)) };
+    (past_min <= max - min).then(|| (past_min + min) as u32)
+}
+
 /// Folds a ones'-complement sum to 16 bits.
 #[inline(always)]
 fn fold(sum: u64) -> u64 {
@@ -227,15 +238,7 @@ fn insert(ctx: &mut XdpContext, packet: &Packet, request: &ConnKey, len: u32) ->
     if headers < l4 + tcp::MIN_LEN {
         return None;
     }
-    // The helpers want a length the verifier knows to be 1 or more: what is past the
-    // shortest headers, hidden from the compiler (which would otherwise check `headers`
-    // and pass it on, bounds the verifier never learns), checked, and added back.
-    let mut past_shortest = (headers - MOVED_MIN) as u64;
-    unsafe { core::arch::asm!("{0} = {0}", inout(reg) past_shortest, options(nomem, nostack)) };
-    if past_shortest > (MOVED_MAX - MOVED_MIN) as u64 {
-        return None;
-    }
-    let headers = past_shortest as usize + MOVED_MIN;
+    let headers = helper_len(headers as u64, MOVED_MIN as u64, MOVED_MAX as u64)? as usize;
     let header = unsafe { &mut (*scratch).proxy_header };
     let header_sum = build_header(header, request);
     let moved = unsafe { (*scratch).proxy_moved.as_mut_ptr() } as *mut core::ffi::c_void;
@@ -397,14 +400,9 @@ pub extern "C" fn xvs_proxy_options(ctx: *mut xdp_md, packed: u32, first: u32) -
     };
     let at_options = (packed & 0x7f) + tcp::MIN_LEN as u32;
     let (syn, len) = ((packed >> 16) & 0xff, packed >> 24);
-    // A length the helpers accept: 4 to 40, hidden from the compiler, checked (as in
-    // `insert`).
-    let mut past_shortest = (((packed >> 8) & 0xff) as u64).wrapping_sub(4);
-    unsafe { core::arch::asm!("{0} = {0}", inout(reg) past_shortest, options(nomem, nostack)) };
-    if past_shortest > (OPTIONS_MAX - 4) as u64 {
+    let Some(size) = helper_len(((packed >> 8) & 0xff) as u64, 4, OPTIONS_MAX as u64) else {
         return 0;
-    }
-    let size = past_shortest as u32 + 4;
+    };
     let options = unsafe { &mut (*scratch).proxy_options };
     let buffer = options.as_mut_ptr() as *mut core::ffi::c_void;
     if unsafe { bpf_xdp_load_bytes(ctx, at_options, buffer, size) } != 0 {
