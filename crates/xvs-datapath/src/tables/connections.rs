@@ -145,9 +145,9 @@ const BATCH: usize = 8192;
 use aya::maps::IterableMap;
 
 impl Director {
-    /// Every entry of the connection table, read in batches (see [`batch_entries`]).
+    /// Every entry of the connection table, read from its mapping.
     pub(crate) fn conn_entries(&self) -> Result<Vec<(ConnKey, Conn)>> {
-        batch_entries(self.conns.map(), "cannot read the connection table")
+        Ok(self.mapped_conns()?.entries())
     }
 
     /// Every entry of the FULLNAT other-sides map, read in batches.

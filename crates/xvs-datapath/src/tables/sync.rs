@@ -15,11 +15,9 @@ use xvs_common::{
 use xvs_sync::{IPPROTO_TCP, SyncedConn, flags};
 
 use super::{connections::monotonic_ns, encode::decode_addr, encode::encode_addr};
-use crate::{Director, Error, Result, counts::MappedCounts};
+use crate::{Director, Error, Result, conn_table::NotInserted, counts::MappedCounts};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
-/// The map update flag that makes only a new entry.
-const BPF_NOEXIST: u64 = 1;
 
 /// The director's services and real servers as sync matches records to them, and the
 /// sweep queues new entries are queued in. Made by [`Director::sync_index`]; read again
@@ -141,39 +139,38 @@ impl Director {
                 taken.unknown += 1;
                 continue;
             };
-            let made = match self.conns.get(&key, 0) {
-                Ok(old) if old.flags & conn_flags::SYNCED == 0 && self.server_alive(&old) => {
+            let table = self.mapped_conns()?;
+            let made = match table.get(&key) {
+                Some(old) if old.flags & conn_flags::SYNCED == 0 && self.server_alive(&old) => {
                     taken.local += 1;
                     continue;
                 }
                 // This director's own entry, whose real server is gone here (removed while
                 // the director was cut off, say): dead, where the master's is not.
-                Ok(old) if old.flags & conn_flags::SYNCED == 0 => {
-                    if self.forget_dead(&key, &old, &index.counts) {
+                Some(old) if old.flags & conn_flags::SYNCED == 0 => {
+                    if self.forget_dead(&key, &old, &index.counts)? {
                         taken.replaced += 1;
                     }
                     true
                 }
-                Ok(_) => false,
-                Err(_) => true,
+                Some(_) => false,
+                None => true,
             };
-            let flags = if made { BPF_NOEXIST } else { 0 };
-            if let Err(e) = self.conns.insert(key, conn, flags) {
-                match e {
-                    aya::maps::MapError::SyscallError(s)
-                        if s.io_error.raw_os_error() == Some(libc::E2BIG) =>
-                    {
-                        taken.full += 1;
-                        continue;
-                    }
-                    // Made by a packet in between: its entry wins.
-                    aya::maps::MapError::SyscallError(s)
-                        if s.io_error.raw_os_error() == Some(libc::EEXIST) =>
-                    {
-                        taken.local += 1;
-                        continue;
-                    }
-                    e => return Err(Error::new("cannot write a synced connection", e)),
+            let written = if made {
+                table.insert(&key, &conn)
+            } else {
+                table.put(&key, &conn)
+            };
+            match written {
+                Ok(()) => {}
+                Err(NotInserted::Full | NotInserted::Locked) => {
+                    taken.full += 1;
+                    continue;
+                }
+                // Made by a packet in between: its entry wins.
+                Err(NotInserted::Exists) => {
+                    taken.local += 1;
+                    continue;
                 }
             }
             if conn.forward == forward::MASQ && conn.flags & conn_flags::TEMPLATE == 0 {
@@ -187,7 +184,7 @@ impl Director {
                     peer_family: key.family,
                     ..conn
                 };
-                let _ = self.conns.insert(key.reply(&conn), twin, 0);
+                let _ = table.put(&key.reply(&conn), &twin);
             }
             if made {
                 index.queue_sweep(&key, conn.expires, now);
@@ -221,15 +218,16 @@ impl Director {
 
     /// Forgets a dead entry as the datapath's `forget` does: its NAT twin, itself, and,
     /// only if this removal took effect (a packet may have forgotten it first), its count.
-    fn forget_dead(&mut self, key: &ConnKey, conn: &Conn, counts: &MappedCounts) -> bool {
+    fn forget_dead(&self, key: &ConnKey, conn: &Conn, counts: &MappedCounts) -> Result<bool> {
+        let table = self.mapped_conns()?;
         if conn.forward == forward::MASQ && conn.flags & conn_flags::TEMPLATE == 0 {
-            let _ = self.conns.remove(&key.reply(conn));
+            table.remove(&key.reply(conn));
         }
-        if self.conns.remove(key).is_err() {
-            return false;
+        if !table.remove(key) {
+            return Ok(false);
         }
         counts.uncount(conn.dest_stats, conn.flags);
-        true
+        Ok(true)
     }
 }
 

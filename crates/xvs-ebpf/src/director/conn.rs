@@ -22,21 +22,20 @@
 //! under a steady load the queue fell behind until it overflowed.)
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
     helpers::{bpf_ktime_get_coarse_ns, generated::bpf_jiffies64},
     maps::Queue,
 };
 use core::intrinsics::{AtomicOrdering, atomic_and, atomic_or, atomic_xadd};
 use xvs_common::{
-    Conn, ConnKey, DestCounts, SWEEP_CHECK_NS, SweepRecord, conn_flags, counter, forward, meta,
-    sweep as queue, sweep_fallback, sweep_queue, tcp,
+    BUCKET_SLOTS, Conn, ConnKey, DestCounts, SWEEP_CHECK_NS, SweepRecord, conn_flags, counter,
+    forward, meta, slot_index, sweep as queue, sweep_fallback, sweep_queue, tcp,
 };
 
 use crate::maps::{
-    XVS_CONNS, XVS_SWEEP, XVS_SWEEP_60, XVS_SWEEP_300, XVS_SWEEP_DUE, XVS_SWEEP_SOON, count,
-    dest_counts, meta_value, scratch,
+    XVS_SWEEP, XVS_SWEEP_60, XVS_SWEEP_300, XVS_SWEEP_DUE, XVS_SWEEP_SOON, count, dest_counts,
+    meta_value, scratch,
 };
-use crate::{fullnat, sched};
+use crate::{fullnat, sched, table};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// Due records checked per new connection, at most: more than a connection's records in
@@ -185,7 +184,7 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
     unsafe {
         match (*conn).forward {
             forward::MASQ => {
-                let _ = XVS_CONNS.remove(&key.reply(&*conn));
+                table::remove(&key.reply(&*conn));
             }
             forward::FULLNAT if (*conn).flags & conn_flags::TEMPLATE == 0 => {
                 forget_fullnat(key, conn)
@@ -193,7 +192,7 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
             _ => {}
         }
     }
-    if XVS_CONNS.remove(key).is_err() || gone.flags & conn_flags::SYNCED != 0 {
+    if !table::remove(key) || gone.flags & conn_flags::SYNCED != 0 {
         return;
     }
     if gone.flags & conn_flags::TEMPLATE != 0 {
@@ -206,7 +205,7 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
 /// Forgets a reply entry whose request entry is gone (and, for FULLNAT, its other side).
 #[inline(always)]
 pub fn forget_reply(key: &ConnKey, fullnat: bool) {
-    let _ = XVS_CONNS.remove(key);
+    table::remove(key);
     if fullnat {
         fullnat::forget_peer(key);
     }
@@ -229,7 +228,7 @@ pub fn forget_holding_port(key: &ConnKey, conn: *mut Conn, now: u64) {
         fullnat::forget_peers(key, reply_key);
         // Held for as long as the connection had left in its state (TIME_WAIT: IPVS's
         // 2 minutes, longer than a server's; CLOSE, after a reset: 10 s).
-        if let Some(reply) = XVS_CONNS.get_ptr_mut(reply_key) {
+        if let Some(reply) = table::get(reply_key) {
             let until = unsafe { (*conn).expires };
             unsafe { (*reply).expires = until };
             xvs_queue_sweep(reply_key, until, now);
@@ -248,7 +247,7 @@ fn forget_fullnat(key: &ConnKey, conn: *const Conn) {
     };
     if fullnat::reply_key(key, unsafe { &*conn }) {
         unsafe {
-            let _ = XVS_CONNS.remove(&(*scratch).reply_key);
+            table::remove(&(*scratch).reply_key);
             fullnat::forget_peers(key, &(*scratch).reply_key);
         }
     }
@@ -350,7 +349,7 @@ pub fn twin_of(key: &ConnKey, conn: *const Conn) -> Option<*mut Conn> {
         } else {
             (*scratch).reply_key = key.reply(&*conn);
         }
-        XVS_CONNS.get_ptr_mut(&(*scratch).reply_key)
+        table::get(&(*scratch).reply_key)
     }
 }
 
@@ -429,7 +428,7 @@ extern "C" fn sweep_step(_: u32, s: *mut Sweep) -> i64 {
         return sched::STOP;
     };
     count(counter::SWEEP_LOOKS, 1);
-    let Some(entry) = XVS_CONNS.get_ptr_mut(&record.key) else {
+    let Some(entry) = table::get(&record.key) else {
         return sched::CONTINUE;
     };
     if gone(&record.key, entry, s.now) {
@@ -541,12 +540,12 @@ fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
 /// connection's path has a BPF call fewer (about 8 ns here).
 #[inline(always)]
 pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, now: u64) -> u32 {
-    let mut inserted = XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64);
+    let mut inserted = table::xvs_insert(key, conn);
     // A full table makes room by forgetting a half-open connection, then tries once more.
-    if inserted == Err(-(E2BIG as i32)) && xvs_evict_half_open(now) != 0 {
-        inserted = XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64);
+    if inserted == table::FULL && xvs_evict_half_open(key) != 0 {
+        inserted = table::xvs_insert(key, conn);
     }
-    if inserted.is_err() {
+    if inserted < 0 {
         return fullnat::NOT_INSERTED;
     }
     if conn.forward == forward::FULLNAT {
@@ -562,54 +561,55 @@ pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, now: u64) -> u32 {
     fullnat::CREATED
 }
 
-/// What a full hash map answers an insert.
-const E2BIG: u32 = 7;
-/// Sweep records looked at, at most, to find a half-open connection to forget.
-const EVICT_TRIES: u32 = 8;
-
-/// The connection table is full: forgets the oldest half-open TCP connection (SYN_RECV)
-/// it finds at the heads of the 60 s and 10 s sweep queues, where such connections' records
-/// wait (IPVS's `drop_entry` drops them at random). Records of other entries go back in
-/// for their expiry; a SYN flood thus pushes out its own older entries, not established
-/// connections. True if one was forgotten. A global BPF function: verified once.
+/// The connection table has no room for `key` (both its buckets are full): forgets a
+/// half-open TCP connection (SYN_RECV) of those buckets, as IPVS's `drop_entry` drops
+/// them at random. A SYN flood thus pushes out its own entries, never an established
+/// connection. 1 if one was forgotten. A global BPF function: verified once.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn xvs_evict_half_open(now: u64) -> u32 {
-    let mut evict = Evict { now, done: false };
-    sched::walk(EVICT_TRIES, &mut evict, evict_step);
-    evict.done as u32
-}
-
-struct Evict {
-    now: u64,
-    done: bool,
-}
-
-extern "C" fn evict_step(_: u32, e: *mut Evict) -> i64 {
-    let e = unsafe { &mut *e };
-    let record = match XVS_SWEEP_60.pop() {
-        Ok(Some(record)) => record,
-        _ => match XVS_SWEEP.pop() {
-            Ok(Some(record)) => record,
-            _ => return sched::STOP,
-        },
-    };
-    // A record whose entry is gone was stale: taking it off costs nothing.
-    let Some(entry) = XVS_CONNS.get_ptr_mut(&record.key) else {
-        return sched::CONTINUE;
-    };
-    let (state, flags) = unsafe { ((*entry).state, (*entry).flags) };
-    if record.key.protocol == crate::wire::IPPROTO_TCP
-        && state == tcp::SYN_RECV
-        && flags & (conn_flags::REPLY | conn_flags::TEMPLATE) == 0
-    {
-        forget(&record.key, entry);
-        count(counter::EVICTED, 1);
-        e.done = true;
-        return sched::STOP;
+pub extern "C" fn xvs_evict_half_open(key: *const ConnKey) -> u32 {
+    if key.is_null() {
+        return 0;
     }
-    xvs_queue_sweep(&record.key, unsafe { (*entry).expires }, e.now);
-    sched::CONTINUE
+    let Some((first, second)) = table::buckets_of(unsafe { &*key }) else {
+        return 0;
+    };
+    let mut victim = xvs_half_open_in(first);
+    if victim == table::NONE {
+        victim = xvs_half_open_in(second);
+    }
+    let (Some(victim_key), Some(entry)) = (table::key_at(victim), table::entry_at(victim)) else {
+        return 0;
+    };
+    forget(unsafe { &*victim_key }, entry);
+    count(counter::EVICTED, 1);
+    1
+}
+
+/// The slot of a half-open TCP connection's request entry in bucket `bucket`, or
+/// [`table::NONE`]. A global BPF function, verified once.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_half_open_in(bucket: u32) -> u32 {
+    let live = table::live_slots(bucket);
+    let mut slot = 0;
+    while slot < BUCKET_SLOTS {
+        let index = slot_index(bucket, slot);
+        if live & (1 << slot) != 0
+            && let (Some(key), Some(entry)) = (table::key_at(index), table::entry_at(index))
+        {
+            let (protocol, state, flags) =
+                unsafe { ((*key).protocol, (*entry).state, (*entry).flags) };
+            if protocol == crate::wire::IPPROTO_TCP
+                && state == tcp::SYN_RECV
+                && flags & (conn_flags::REPLY | conn_flags::TEMPLATE) == 0
+            {
+                return index;
+            }
+        }
+        slot += 1;
+    }
+    table::NONE
 }
 
 /// Inserts the reply twin of NAT connection `conn` (key `key`), built in `twin`.
@@ -634,7 +634,7 @@ fn create_twin(key: &ConnKey, conn: &Conn, twin: *mut Conn) {
         (*twin).forward = conn.forward;
         (*twin).flags = conn_flags::REPLY | (conn.flags & conn_flags::DEST_HALF);
         (*twin).peer_family = key.family;
-        let _ = XVS_CONNS.insert(&(*scratch).reply_key, &*twin, 0);
+        table::put(&(*scratch).reply_key, &*twin);
     }
 }
 
