@@ -11,6 +11,7 @@
 //! anything changes (the maps' meaning differs: taking them over would misread them).
 
 use std::{
+    collections::HashSet,
     ffi::CString,
     os::fd::AsFd,
     path::{Path, PathBuf},
@@ -21,25 +22,39 @@ use aya::{
     maps::{Array, Map, MapData},
     programs::loaded_programs,
 };
-use xvs_common::{DIRECTOR_PROGRAM, DestCounts, LAYOUT_VERSION, LOOPBACK_INDEX, map_names, meta};
+use xvs_common::{
+    Conn, ConnKey, DIRECTOR_PROGRAM, DestCounts, LAYOUT_VERSION, LOOPBACK_INDEX, map_names, meta,
+    table_buckets,
+};
 
-use crate::{Director, Error, ErrorKind, Result, counts, director_program, netlink, objects};
+use crate::{
+    Director, Error, ErrorKind, Result, conn_table::MappedConns, counts, director_program, netlink,
+    objects, random_seed, tables::connections::batch_entries,
+};
 
 /// The older layouts this build takes over, each with the maps it makes anew (their
 /// content carried over); every other map is kept as it is.
 pub const MIGRATIONS: &[(u64, &[&str])] = &[
+    // 28 → 29: the connection table, a BPF hash map until 28, is two mappable arrays
+    // (`xvs_common`'s `table` module): made anew, every entry inserted into it (before
+    // the switch, then again for what the old program changed until it stopped). Every
+    // older layout has the hash map too, so each migration below makes the table anew.
+    (28, &[map_names::CONNS]),
     // 27 → 28: the PROXY protocol grows the per-CPU scratch space (which holds nothing
     // between packets); its state lives in what was padding of the FULLNAT map's values
     // (read as "no header" in entries from before), and its counter in a free slot.
-    (27, &[map_names::SCRATCH]),
+    (27, &[map_names::SCRATCH, map_names::CONNS]),
     // 26 → 27: FULLNAT adds two maps (made by the new program's load, empty: a 26
     // program never made a FULLNAT connection) and grows the per-CPU scratch space,
     // which holds nothing between packets.
-    (26, &[map_names::SCRATCH]),
+    (26, &[map_names::SCRATCH, map_names::CONNS]),
     // 25 → 26: every map's format is the same; 26 adds a flag for synced connections
     // (which a 25 program never meets) and makes the counts map mappable, so that map is
     // made anew and the counts copied. Then as 26 → 27 → 28.
-    (25, &[map_names::DEST_COUNTS, map_names::SCRATCH]),
+    (
+        25,
+        &[map_names::DEST_COUNTS, map_names::SCRATCH, map_names::CONNS],
+    ),
 ];
 
 /// What an upgrade did.
@@ -199,6 +214,19 @@ pub fn upgrade() -> Result<Upgrade> {
         }
         _ => None,
     };
+    // The connections, copied into the new table before the switch.
+    let old_conns = maps
+        .iter()
+        .find(|(name, _)| name == map_names::CONNS)
+        .map(|(_, map)| map);
+    let table = match (renewed.contains(&map_names::CONNS), old_conns) {
+        (true, Some(old)) => {
+            let table = new_table(&mut ebpf, &maps)?;
+            let copied = copy_connections(old, &table, &HashSet::new())?;
+            Some((table, copied))
+        }
+        _ => None,
+    };
     let program = director_program(&mut ebpf)?;
     let fd = program
         .fd()
@@ -225,9 +253,12 @@ pub fn upgrade() -> Result<Upgrade> {
         }
         replaced.push(interface.name.clone());
     }
+    // Runs of the old program that began before the switch end within a moment.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    if let (Some((table, copied)), Some(old)) = (table, old_conns) {
+        copy_connections(old, &table, &copied)?;
+    }
     if let (Some(copied), Some(old)) = (carried, old_counts) {
-        // Runs of the old program that began before the switch end within a moment.
-        std::thread::sleep(std::time::Duration::from_millis(100));
         let last = counts::read(old.fd().as_fd())?;
         let delta = counts_delta(&copied, &last);
         let mapped = counts::MappedCounts::map(new_map_fd(&mut ebpf, map_names::DEST_COUNTS)?)?;
@@ -246,6 +277,52 @@ pub fn upgrade() -> Result<Upgrade> {
         from_layout: layout,
         interfaces: replaced,
     })
+}
+
+/// The new object's connection table, mapped, its size and a fresh hash seed recorded in
+/// the (kept) meta map for the new program.
+fn new_table(ebpf: &mut aya::Ebpf, maps: &[(String, MapData)]) -> Result<MappedConns> {
+    let buckets = table_buckets(objects::connections()?);
+    let seed = random_seed()?;
+    let mut meta = meta_array(maps)?;
+    for (slot, value) in [
+        (meta::TABLE_BUCKETS, u64::from(buckets)),
+        (meta::TABLE_SEED, seed),
+    ] {
+        meta.set(slot, value, 0)
+            .map_err(|e| Error::new("cannot record the new table's size", e))?;
+    }
+    let ctl = new_map_fd(ebpf, map_names::CONN_CTL)?.try_clone_to_owned();
+    let ctl = ctl.map_err(|e| Error::new("cannot open the new table", e))?;
+    let slots = new_map_fd(ebpf, map_names::CONNS)?;
+    MappedConns::map(ctl.as_fd(), slots, buckets, seed)
+}
+
+/// Copies the old director's connection table (the hash map of layouts up to 28) into
+/// `table`, but for the entries of `before` (the keys copied by an earlier call): those
+/// are left as they are if still in the old table, and removed from the new if the old
+/// program dropped them since (it uncounted them: the new program must not meet them).
+/// The keys copied.
+fn copy_connections(
+    old: &MapData,
+    table: &MappedConns,
+    before: &HashSet<ConnKey>,
+) -> Result<HashSet<ConnKey>> {
+    let entries: Vec<(ConnKey, Conn)> = batch_entries(old, "cannot read the old connection table")?;
+    let mut copied = HashSet::with_capacity(entries.len());
+    for (key, conn) in &entries {
+        copied.insert(*key);
+        if before.contains(key) {
+            continue;
+        }
+        // A full bucket drops that connection (the new table has as many slots and more,
+        // and its buckets are chosen from two: seldom).
+        let _ = table.insert(key, conn);
+    }
+    for gone in before.difference(&copied) {
+        table.remove(gone);
+    }
+    Ok(copied)
 }
 
 /// The layout the running director's meta map records.

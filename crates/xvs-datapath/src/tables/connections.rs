@@ -163,7 +163,7 @@ impl Director {
 /// (BPF_MAP_LOOKUP_BATCH: one system call per few thousand entries, where walking the keys
 /// takes two per entry). Entries that come or go during the read may be missed or seen;
 /// none is seen twice.
-fn batch_entries<K: Copy + Default, V: Copy + Default>(
+pub(crate) fn batch_entries<K: Copy + Default, V: Copy + Default>(
     map: &aya::maps::MapData,
     what: &str,
 ) -> Result<Vec<(K, V)>> {
