@@ -230,3 +230,144 @@ struct Scanned {
     found: Option<u32>,
     free: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    //! The table's steps on memory of this process (memfd-backed, as the director's arrays
+    //! are mapped), beside a model.
+
+    use std::{
+        collections::HashMap,
+        os::fd::{AsFd, FromRawFd, OwnedFd},
+    };
+
+    use proptest::prelude::*;
+    use xvs_common::{BUCKET_SLOTS, Bucket, Conn, ConnKey, Slot};
+
+    use super::{MappedConns, NotInserted};
+
+    /// A shared memory file of `bytes` bytes.
+    fn memory(bytes: usize) -> OwnedFd {
+        // SAFETY: a plain memfd_create; the descriptor is owned from here on.
+        let fd = unsafe { libc::memfd_create(c"xvs-table-test".as_ptr(), 0) };
+        assert!(fd >= 0, "memfd_create");
+        // SAFETY: as above.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let sized = unsafe { libc::ftruncate(std::os::fd::AsRawFd::as_raw_fd(&fd), bytes as i64) };
+        assert_eq!(sized, 0, "ftruncate");
+        fd
+    }
+
+    fn table(buckets: u32, seed: u64) -> MappedConns {
+        let ctl = memory(buckets as usize * size_of::<Bucket>());
+        let slots = memory((buckets * BUCKET_SLOTS) as usize * size_of::<Slot>());
+        MappedConns::map(ctl.as_fd(), slots.as_fd(), buckets, seed).unwrap()
+    }
+
+    fn key(n: u32) -> ConnKey {
+        let mut key = ConnKey {
+            protocol: 6,
+            family: 4,
+            ..ConnKey::default()
+        };
+        key.src[..4].copy_from_slice(&n.to_be_bytes());
+        key.dst[..4].copy_from_slice(&[1, 1, 1, 254]);
+        key.sport = (n as u16).to_be();
+        key.dport = 80u16.to_be();
+        key
+    }
+
+    fn conn(n: u32) -> Conn {
+        Conn {
+            expires: u64::from(n) + 1,
+            dest_id: n,
+            ..Conn::default()
+        }
+    }
+
+    #[test]
+    fn every_slot_fills_each_key_is_found_and_a_full_table_refuses() {
+        // Two buckets: every key's two places are those two, 30 slots in all.
+        let table = table(2, 7);
+        let mut stored = Vec::new();
+        let mut n = 0;
+        // Keys whose tag another stored key of the same buckets has are refused: none in
+        // practice (one chance in 2^32 per pair).
+        while stored.len() < 2 * BUCKET_SLOTS as usize {
+            assert_eq!(table.insert(&key(n), &conn(n)), Ok(()), "key {n}");
+            stored.push(n);
+            n += 1;
+        }
+        assert_eq!(table.insert(&key(n), &conn(n)), Err(NotInserted::Full));
+        assert_eq!(table.insert(&key(3), &conn(99)), Err(NotInserted::Exists));
+        for &n in &stored {
+            assert_eq!(table.get(&key(n)), Some(conn(n)), "key {n}");
+        }
+        assert_eq!(table.entries().len(), stored.len());
+        assert!(table.remove(&key(3)));
+        assert!(!table.remove(&key(3)), "removed once only");
+        assert_eq!(table.get(&key(3)), None);
+        assert_eq!(
+            table.insert(&key(n), &conn(n)),
+            Ok(()),
+            "the freed slot is taken"
+        );
+        assert_eq!(table.put(&key(n), &conn(5)), Ok(()));
+        assert_eq!(table.get(&key(n)), Some(conn(5)), "written over");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u32),
+        Put(u32, u32),
+        Remove(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..64u32).prop_map(Op::Insert),
+            (0..64u32, 0..1000u32).prop_map(|(k, v)| Op::Put(k, v)),
+            (0..64u32).prop_map(Op::Remove),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the order of inserts, writes and removals, on tables small enough to
+        /// fill: what the table holds is what was stored and not removed (an insert
+        /// refused as full stores nothing), no more and no less.
+        #[test]
+        fn the_table_holds_what_was_stored(
+            buckets in 2u32..6,
+            seed in any::<u64>(),
+            ops in proptest::collection::vec(op(), 1..300),
+        ) {
+            let table = table(buckets, seed);
+            let mut model: HashMap<u32, Conn> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(k) => match table.insert(&key(k), &conn(k)) {
+                        Ok(()) => {
+                            prop_assert!(!model.contains_key(&k));
+                            model.insert(k, conn(k));
+                        }
+                        Err(NotInserted::Exists) => prop_assert!(model.contains_key(&k)),
+                        Err(NotInserted::Full) => prop_assert!(!model.contains_key(&k)),
+                        Err(NotInserted::Locked) => prop_assert!(false, "no lock held"),
+                    },
+                    Op::Put(k, v) => {
+                        if table.put(&key(k), &conn(v)).is_ok() {
+                            model.insert(k, conn(v));
+                        }
+                    }
+                    Op::Remove(k) => {
+                        prop_assert_eq!(table.remove(&key(k)), model.remove(&k).is_some());
+                    }
+                }
+            }
+            for k in 0..64 {
+                prop_assert_eq!(table.get(&key(k)), model.get(&k).copied(), "key {}", k);
+            }
+            prop_assert_eq!(table.entries().len(), model.len());
+        }
+    }
+}

@@ -41,9 +41,10 @@ use aya::{
 };
 use netlink::XdpMode;
 use xvs_common::{
-    ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, FullnatPeer, LAYOUT_VERSION, LOOPBACK_INDEX,
-    LocalAddresses, LookupTable, MAX_SET_LARGE, Neighbour, RateEstimate, ServiceEntry, ServiceKey,
-    ServiceSched, TunnelSource, WrrKey, counter, map_names, meta, table_buckets,
+    BUCKET_SLOTS, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, FullnatPeer, LAYOUT_VERSION,
+    LOAD_PERCENT, LOOPBACK_INDEX, LocalAddresses, LookupTable, MAX_SET_LARGE, Neighbour,
+    RateEstimate, ServiceEntry, ServiceKey, ServiceSched, TunnelSource, WrrKey, counter, map_names,
+    meta, table_buckets,
 };
 
 /// The director of the current network namespace: its program and its maps.
@@ -392,10 +393,25 @@ impl Director {
         })
     }
 
-    /// The connection table's capacity (entries) and the memory the kernel charges for it
-    /// (`memlock` of the map, bytes).
-    pub fn connection_table_memory(&self) -> Result<(u32, u64)> {
-        self.map_memory(map_names::CONNS)
+    /// The connection table's memory as the kernel charges it (`memlock`, bytes).
+    pub fn connection_table_memory(&self) -> Result<TableMemory> {
+        let (buckets, ctl) = self.map_memory(map_names::CONN_CTL)?;
+        let (slots, entries) = self.map_memory(map_names::CONNS)?;
+        let mut queues = 0;
+        for name in [
+            map_names::SWEEP,
+            map_names::SWEEP_60,
+            map_names::SWEEP_300,
+            map_names::SWEEP_SOON,
+        ] {
+            queues += self.map_memory(name)?.1;
+        }
+        Ok(TableMemory {
+            capacity: (u64::from(buckets) * u64::from(BUCKET_SLOTS) * LOAD_PERCENT / 100) as u32,
+            slots,
+            table: ctl + entries,
+            queues,
+        })
     }
 
     /// The capacity (entries) of the director's map `name` and the memory the kernel
@@ -602,6 +618,18 @@ fn map_mut<'a, V: aya::Pod>(ebpf: &'a mut Ebpf, name: &str) -> Result<Array<&'a 
         .map_mut(name)
         .ok_or_else(|| Error::plain(format!("the embedded object has no map {name}")))?;
     Array::try_from(map).map_err(|e| Error::new(name, e))
+}
+
+/// What the connection table takes, as the kernel charges it.
+#[derive(Debug, Clone, Copy)]
+pub struct TableMemory {
+    /// The entries it is sized for (its slots at [`LOAD_PERCENT`] full).
+    pub capacity: u32,
+    pub slots: u32,
+    /// Its two arrays (slots and control words), bytes.
+    pub table: u64,
+    /// Its expiry sweep's queues, bytes.
+    pub queues: u64,
 }
 
 /// A random 64-bit seed (the connection table's hash), from the kernel.
