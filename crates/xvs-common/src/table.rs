@@ -49,6 +49,11 @@ pub mod slot_ctl {
     pub const BUSY: u64 = 1 << 62;
     /// Where the tag (32 bits of the key's hash) sits.
     pub const TAG_MASK: u64 = 0xffff_ffff;
+    /// Where the slot's generation sits: one more each time the slot is taken (it stays
+    /// when the slot is emptied), so that a sweep record made for one entry is not taken
+    /// for the next in the same slot.
+    pub const GENERATION_SHIFT: u32 = 32;
+    pub const GENERATION_MASK: u64 = 0xff << GENERATION_SHIFT;
 }
 
 /// Bits of a bucket's header word.
@@ -130,6 +135,19 @@ pub const fn slot_index(bucket: u32, slot: u32) -> u32 {
 #[inline(always)]
 pub const fn live_with_tag(word: u64, tag: u64) -> bool {
     word & (slot_ctl::LIVE | slot_ctl::TAG_MASK) == slot_ctl::LIVE | tag
+}
+
+/// The generation of the control word `word`.
+#[inline(always)]
+pub const fn generation(word: u64) -> u32 {
+    ((word & slot_ctl::GENERATION_MASK) >> slot_ctl::GENERATION_SHIFT) as u32
+}
+
+/// What turns the generation of the free word `word` into the next, by exclusive or.
+#[inline(always)]
+pub const fn next_generation(word: u64) -> u64 {
+    let now = generation(word) as u64;
+    ((now ^ (now + 1)) << slot_ctl::GENERATION_SHIFT) & slot_ctl::GENERATION_MASK
 }
 
 /// Whether the control word `word` is free to claim.

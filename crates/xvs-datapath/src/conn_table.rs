@@ -9,8 +9,8 @@ use std::{
 };
 
 use xvs_common::{
-    BUCKET_WORDS, Bucket, Conn, ConnKey, Slot, bucket_ctl, free, key_hash, live_with_tag, places,
-    same_key, slot_ctl, slot_index,
+    BUCKET_WORDS, Bucket, Conn, ConnKey, Slot, bucket_ctl, free, generation, key_hash,
+    live_with_tag, next_generation, places, same_key, slot_ctl, slot_index,
 };
 
 use crate::{Result, mapped::Mapped};
@@ -71,6 +71,19 @@ impl MappedConns {
             }
         }
         entries
+    }
+
+    /// Where `key`'s entry is: its slot and the slot's generation (what a sweep record
+    /// names).
+    pub(crate) fn place(&self, key: &ConnKey) -> Option<(u32, u32)> {
+        let slot = self.find(key)?;
+        let word = self
+            .word(
+                slot / xvs_common::BUCKET_SLOTS,
+                slot % xvs_common::BUCKET_SLOTS + 1,
+            )
+            .load(Ordering::Acquire);
+        Some((slot, generation(word)))
     }
 
     /// The entry of `key`.
@@ -150,9 +163,11 @@ impl MappedConns {
         for bucket in order {
             for slot in 0..xvs_common::BUCKET_SLOTS {
                 let word = self.word(bucket, slot + 1);
-                if !free(word.load(Ordering::Acquire))
-                    || !free(word.fetch_or(slot_ctl::BUSY, Ordering::SeqCst))
-                {
+                if !free(word.load(Ordering::Acquire)) {
+                    continue;
+                }
+                let before = word.fetch_or(slot_ctl::BUSY, Ordering::SeqCst);
+                if !free(before) {
                     continue;
                 }
                 let Some(place) = self.slots.at(slot_index(bucket, slot) as usize) else {
@@ -169,7 +184,10 @@ impl MappedConns {
                         },
                     )
                 };
-                word.fetch_xor(slot_ctl::BUSY | slot_ctl::LIVE | tag, Ordering::SeqCst);
+                word.fetch_xor(
+                    slot_ctl::BUSY | slot_ctl::LIVE | tag | next_generation(before),
+                    Ordering::SeqCst,
+                );
                 return Ok(());
             }
         }

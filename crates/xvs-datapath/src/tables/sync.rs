@@ -186,8 +186,8 @@ impl Director {
                 };
                 let _ = table.put(&key.reply(&conn), &twin);
             }
-            if made {
-                index.queue_sweep(&key, conn.expires, now);
+            if made && let Some((slot, generation)) = table.place(&key) {
+                index.queue_sweep(slot, generation, conn.expires, now);
                 taken.made += 1;
             } else {
                 taken.updated += 1;
@@ -328,21 +328,34 @@ impl SyncIndex {
             .or_else(|| (record.fwmark != 0).then(|| self.services.get(&by_mark))?)
     }
 
-    /// Queues a new entry's sweep record as the datapath does (a full queue sends it to
-    /// one that waits less).
-    fn queue_sweep(&mut self, key: &ConnKey, expires: u64, now: u64) {
-        let (mut which, wait) = sweep_queue(expires.saturating_sub(now));
-        let mut record = SweepRecord {
-            key: *key,
-            due: now + wait,
-        };
-        for _ in 0..3 {
-            if self.queues[which as usize].push(record, 0).is_ok() {
-                return;
-            }
-            which = xvs_common::sweep_fallback(which);
-            record.due = now + sweep::WAITS_NS[which as usize];
+    /// Queues a new entry's sweep record as the datapath does.
+    fn queue_sweep(&mut self, slot: u32, generation: u32, expires: u64, now: u64) {
+        queue_sweep_record(&mut self.queues, slot, generation, expires, now);
+    }
+}
+
+/// Queues the sweep record of the entry in slot `slot` (of generation `generation`), which
+/// expires at `expires`, into `queues` (by [`xvs_common::sweep`] index), as the datapath
+/// does: a full queue sends it to one that waits less.
+pub(crate) fn queue_sweep_record(
+    queues: &mut [Queue<MapData, SweepRecord>],
+    slot: u32,
+    generation: u32,
+    expires: u64,
+    now: u64,
+) {
+    let (mut which, wait) = sweep_queue(expires.saturating_sub(now));
+    let mut record = SweepRecord {
+        due: now + wait,
+        slot,
+        generation,
+    };
+    for _ in 0..3 {
+        if queues[which as usize].push(record, 0).is_ok() {
+            return;
         }
+        which = xvs_common::sweep_fallback(which);
+        record.due = now + sweep::WAITS_NS[which as usize];
     }
 }
 

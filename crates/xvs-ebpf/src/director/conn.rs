@@ -231,7 +231,7 @@ pub fn forget_holding_port(key: &ConnKey, conn: *mut Conn, now: u64) {
         if let Some(reply) = table::get(reply_key) {
             let until = unsafe { (*conn).expires };
             unsafe { (*reply).expires = until };
-            xvs_queue_sweep(reply_key, until, now);
+            xvs_queue_sweep(reply_key, table::NONE, until, now);
         }
     }
     // Its other side forgotten, the connection goes alone.
@@ -428,26 +428,39 @@ extern "C" fn sweep_step(_: u32, s: *mut Sweep) -> i64 {
         return sched::STOP;
     };
     count(counter::SWEEP_LOOKS, 1);
-    let Some(entry) = table::get(&record.key) else {
+    // The record's entry, unless its slot was emptied (and perhaps taken again) since.
+    let (Some(generation), Some(key), Some(entry)) = (
+        table::live_generation(record.slot),
+        table::key_at(record.slot),
+        table::entry_at(record.slot),
+    ) else {
         return sched::CONTINUE;
     };
-    if gone(&record.key, entry, s.now) {
+    if generation != record.generation {
+        return sched::CONTINUE;
+    }
+    let key = unsafe { &*key };
+    if gone(key, entry, s.now) {
         count(counter::EXPIRED, 1);
-        forget(&record.key, entry);
+        forget(key, entry);
     } else {
-        xvs_queue_sweep(&record.key, unsafe { (*entry).expires }, s.now);
+        xvs_queue_sweep(key, record.slot, unsafe { (*entry).expires }, s.now);
     }
     sched::CONTINUE
 }
 
 /// [`queue_sweep`] as a global BPF function: the verifier checks its choice among four
 /// queues once, not at every place an expiry is brought forward or a record queued again.
+/// The entry is in slot `slot`, or, if that is [`table::NONE`], wherever `key` is.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn xvs_queue_sweep(key: *const ConnKey, expires: u64, now: u64) -> u32 {
-    if !key.is_null() {
-        queue_sweep(unsafe { &*key }, expires, now);
-    }
+pub extern "C" fn xvs_queue_sweep(key: *const ConnKey, slot: u32, expires: u64, now: u64) -> u32 {
+    let slot = if slot == table::NONE {
+        table::xvs_find(key)
+    } else {
+        slot
+    };
+    queue_sweep(slot, expires, now);
     0
 }
 
@@ -501,19 +514,23 @@ fn set_hint(which: u32, due: u64) {
     }
 }
 
-/// Queues a sweep record for `key`, which expires at `expires`, in the queue
+/// Queues a sweep record for the entry in slot `slot`, which expires at `expires`, in the queue
 /// [`sweep_queue`] picks (a full one sends it to one that waits less; a full 10 s queue
 /// only delays the entry's end until it is met again).
 /// In line where a connection is created (the new-flow path is verified once, as a
 /// global function); elsewhere through [`xvs_queue_sweep`].
 #[inline(always)]
-fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
+fn queue_sweep(slot: u32, expires: u64, now: u64) {
+    let Some(generation) = table::live_generation(slot) else {
+        return;
+    };
     // Built in scratch memory: callers' frames leave little stack.
     let Some(scratch) = scratch() else {
         return;
     };
     let record = unsafe { &mut (*scratch).record };
-    record.key = *key;
+    record.slot = slot;
+    record.generation = generation;
     let (mut which, wait) = sweep_queue(expires.saturating_sub(now));
     record.due = now + wait;
     if queue_of(which).push(&*record, 0).is_err() {
@@ -548,13 +565,14 @@ pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, now: u64) -> u32 {
     if inserted < 0 {
         return fullnat::NOT_INSERTED;
     }
+    let slot = inserted as u32;
     if conn.forward == forward::FULLNAT {
         let made = fullnat::xvs_fullnat_create(key, conn, twin);
         if made != fullnat::CREATED {
             return made;
         }
     }
-    queue_sweep(key, conn.expires, now);
+    queue_sweep(slot, conn.expires, now);
     if conn.forward == forward::MASQ {
         create_twin(key, conn, twin);
     }
@@ -671,7 +689,7 @@ pub fn touch(
         }
         let expires = now + timeout_ns((*conn).state);
         if expires < (*conn).expires {
-            xvs_queue_sweep(key, expires, now);
+            xvs_queue_sweep(key, table::NONE, expires, now);
         }
         (*conn).expires = expires;
         // A NAT connection's two entries share its state and, at a change, its expiry.

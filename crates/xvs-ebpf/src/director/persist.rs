@@ -147,9 +147,10 @@ pub extern "C" fn xvs_persist_create(
     template.peer_family = new.peer_family;
     let key = unsafe { &(*scratch).template_key };
     // Another CPU may have made it first: one template, counted once.
-    if table::xvs_insert(key, &*template) >= 0 {
+    let slot = table::xvs_insert(key, &*template);
+    if slot >= 0 {
         count_template(new.dest_stats, 1);
-        conn::xvs_queue_sweep(key, template.expires, now);
+        conn::xvs_queue_sweep(key, slot as u32, template.expires, now);
     }
     0
 }

@@ -3,8 +3,8 @@
 
 use core::intrinsics::{AtomicOrdering, atomic_and, atomic_or, atomic_xor};
 use xvs_common::{
-    BUCKET_WORDS, Bucket, Conn, ConnKey, bucket_ctl, free, key_hash, live_with_tag, meta, places,
-    same_key, slot_ctl, slot_index,
+    BUCKET_WORDS, Bucket, Conn, ConnKey, bucket_ctl, free, generation, key_hash, live_with_tag,
+    meta, next_generation, places, same_key, slot_ctl, slot_index,
 };
 
 use crate::maps::{XVS_CONN_CTL, XVS_CONNS, meta_value};
@@ -277,10 +277,11 @@ pub extern "C" fn xvs_claim(bucket: u32, tag: u64, key: *const ConnKey, conn: *c
                 unsafe {
                     copy_words(&raw mut (*slot).key, key);
                     copy_words(&raw mut (*slot).conn, conn);
-                    // BUSY off, LIVE and the tag on, in one atomic step after the writes.
+                    // BUSY off, LIVE, the tag and the next generation on, in one atomic step
+                    // after the writes.
                     atomic_xor::<u64, u64, { AtomicOrdering::SeqCst }>(
                         word,
-                        slot_ctl::BUSY | slot_ctl::LIVE | tag,
+                        slot_ctl::BUSY | slot_ctl::LIVE | tag | next_generation(before),
                     );
                 }
                 return index;
@@ -289,6 +290,13 @@ pub extern "C" fn xvs_claim(bucket: u32, tag: u64, key: *const ConnKey, conn: *c
         i += 1;
     }
     NONE
+}
+
+/// The generation of slot `index` if it holds an entry.
+#[inline(always)]
+pub fn live_generation(index: u32) -> Option<u32> {
+    let word = unsafe { core::ptr::read_volatile(ctl_word(index)?) };
+    (word & slot_ctl::LIVE != 0).then(|| generation(word))
 }
 
 /// The control word of slot `index`.
