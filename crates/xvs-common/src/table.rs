@@ -3,17 +3,16 @@
 //! upgrades, through the same arrays mapped into its memory).
 //!
 //! Why not a BPF hash map: a preallocated hash map charges 48 bytes of element header
-//! and 16 of bucket per entry on top of key and value, and its insert takes a bucket
-//! lock and an element from a free list, each a cold cache line; it was 60 % of a new
-//! flow's time (docs/BENCHMARKS.md). Here an entry is its key and value in a slot of
-//! [`XVS_CONNS`](crate::map_names::CONNS), found through control words in
-//! [`XVS_CONN_CTL`](crate::map_names::CONN_CTL): a bucket of [`BUCKET_WORDS`] words (two
-//! cache lines) per [`BUCKET_SLOTS`] slots, one word each saying whether the slot is live
-//! and a 16-bit tag of its key's hash, so that a lookup compares keys only where tags
-//! match. A key may live in either of two buckets (two hashes of it; an insert takes the
-//! emptier): with two choices, buckets of 15 fill evenly, and an insert finds no room in
-//! either only past about 85 % of the slots ([`LOAD_PERCENT`]; simulated: none refused up
-//! to 80 %, 0.02 % at 90 %).
+//! and 16 of bucket per entry on top of key and value, and a NAT connection's two entries
+//! and their expiry records came to 426 bytes (docs/BENCHMARKS.md). Here an entry is its
+//! key and value in a slot of [`XVS_CONNS`](crate::map_names::CONNS), found through
+//! control words in [`XVS_CONN_CTL`](crate::map_names::CONN_CTL): a bucket of
+//! [`BUCKET_WORDS`] words (two cache lines) per [`BUCKET_SLOTS`] slots, one word each
+//! saying whether the slot is live, its generation and a 32-bit tag of its key's hash, so
+//! that a lookup compares keys only where tags match. A key may live in either of two
+//! buckets (two hashes of it; an insert takes the emptier): with two choices, buckets of
+//! 15 fill evenly, and an insert finds no room in either only past about 85 % of the
+//! slots ([`LOAD_PERCENT`]; simulated: none refused up to 85 %, 0.02 % at 90 %).
 //!
 //! A bucket never holds two live entries of the same tag: an insert whose tag is taken in
 //! a bucket (by another key, one chance in 2^32 per entry there) goes to its other

@@ -175,6 +175,13 @@ pub fn recount(conn: *mut Conn) {
 /// at once (both met it expired): only the one whose removal takes effect uncounts it.
 #[inline(always)]
 pub fn forget(key: &ConnKey, conn: *mut Conn) {
+    forget_at(key, conn, table::NONE);
+}
+
+/// [`forget`] of the entry in slot `slot` (or, if that is [`table::NONE`], wherever `key`
+/// is): a caller that knows the slot spares a lookup.
+#[inline(always)]
+pub fn forget_at(key: &ConnKey, conn: *mut Conn, slot: u32) {
     // A FULLNAT port hold (see `forget_holding_port`), swept at its expiry.
     if unsafe { (*conn).flags } & conn_flags::REPLY != 0 {
         forget_reply(key, unsafe { (*conn).forward } == forward::FULLNAT);
@@ -192,7 +199,12 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
             _ => {}
         }
     }
-    if !table::remove(key) || gone.flags & conn_flags::SYNCED != 0 {
+    let removed = if slot == table::NONE {
+        table::remove(key)
+    } else {
+        table::xvs_remove_at(slot) != 0
+    };
+    if !removed || gone.flags & conn_flags::SYNCED != 0 {
         return;
     }
     if gone.flags & conn_flags::TEMPLATE != 0 {
@@ -442,7 +454,7 @@ extern "C" fn sweep_step(_: u32, s: *mut Sweep) -> i64 {
     let key = unsafe { &*key };
     if gone(key, entry, s.now) {
         count(counter::EXPIRED, 1);
-        forget(key, entry);
+        forget_at(key, entry, record.slot);
     } else {
         xvs_queue_sweep(key, record.slot, unsafe { (*entry).expires }, s.now);
     }
@@ -599,7 +611,7 @@ pub extern "C" fn xvs_evict_half_open(key: *const ConnKey) -> u32 {
     let (Some(victim_key), Some(entry)) = (table::key_at(victim), table::entry_at(victim)) else {
         return 0;
     };
-    forget(unsafe { &*victim_key }, entry);
+    forget_at(unsafe { &*victim_key }, entry, victim);
     count(counter::EVICTED, 1);
     1
 }
