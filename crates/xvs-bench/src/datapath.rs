@@ -119,9 +119,9 @@ fn v6(last: u8, net: u8) -> [u8; 16] {
 /// A case measured on two CPUs, round by round.
 type Parallel = (&'static str, Vec<crate::parallel::Round>);
 
-/// What the run measured: the cases, the connection table's memory, the cases
+/// What the run measured: the cases, the connection table's (entries, memlock), the cases
 /// on two CPUs.
-type Results = (Vec<Case>, xvs_datapath::TableMemory, Vec<Parallel>);
+type Results = (Vec<Case>, (u32, u64), Vec<Parallel>);
 
 struct Case {
     name: &'static str,
@@ -696,7 +696,7 @@ pub fn run() -> Result<(), String> {
             },
         )
         .map_err(|e| e.to_string())??;
-    let (cases, memory, parallel) = results;
+    let (cases, (entries, memlock), parallel) = results;
     println!(
         "\n== Per-packet cost through BPF_PROG_TEST_RUN ({CALLS} calls each, repeat=1, kernel-timed; \
          the floor, a bare XDP_PASS program, run in chunks of {CHUNK} calls interleaved with each case)"
@@ -734,18 +734,10 @@ pub fn run() -> Result<(), String> {
             }
         }
     }
-    let per = |bytes: u64| bytes as f64 / f64::from(memory.capacity);
     println!(
-        "\n== Connection table: capacity {} entries ({} slots); memlock: arrays {} bytes = {:.1} per entry, \
-         sweep queues {} bytes = {:.1} per entry; all in {:.1} bytes per entry, {:.1} MiB per million entries",
-        memory.capacity,
-        memory.slots,
-        memory.table,
-        per(memory.table),
-        memory.queues,
-        per(memory.queues),
-        per(memory.table + memory.queues),
-        per(memory.table + memory.queues) * 1e6 / 1048576.0
+        "\n== Connection table: {entries} entries, memlock {memlock} bytes = {:.1} bytes per entry; {:.1} MiB per million entries",
+        memlock as f64 / f64::from(entries),
+        memlock as f64 / f64::from(entries) * 1e6 / 1048576.0
     );
     Ok(())
 }

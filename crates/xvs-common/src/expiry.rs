@@ -1,16 +1,14 @@
 //! The expiry sweep's queues: which queue a connection waits in, and for how long.
 
+use crate::ConnKey;
+
 /// A record of an expiry sweep queue: a connection and when to look at it again (see
-/// [`sweep_queue`]). The connection is named by its slot in the table and the slot's
-/// generation when the record was made (a slot emptied and taken again has another), so
-/// a record is 16 bytes, and the sweep reads the slot without a lookup once the time has
-/// come.
+/// [`sweep_queue`]). The sweep looks the entry up only once that time has come.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SweepRecord {
+    pub key: ConnKey,
     pub due: u64,
-    pub slot: u32,
-    pub generation: u32,
 }
 
 /// The sweep queues, by index (their hints in `XVS_SWEEP_DUE` too): records due within

@@ -13,7 +13,6 @@ mod maps;
 mod pod;
 mod sched;
 mod service;
-mod table;
 pub mod tcp;
 
 pub use codes::*;
@@ -22,7 +21,6 @@ pub use expiry::*;
 pub use maps::*;
 pub use sched::*;
 pub use service::*;
-pub use table::*;
 
 /// Name of the director XDP program (its function name in `xvs-ebpf`, as the kernel
 /// reports it; the kernel keeps at most 15 characters).

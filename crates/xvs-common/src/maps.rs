@@ -40,11 +40,8 @@ pub mod map_names {
     /// lblc's and lblcr's servers by destination address: [`crate::LocalityKey`] →
     /// [`crate::LocalityEntry`] (least recently used entries go when it is full).
     pub const LOCALITY: &str = "XVS_LOCALITY";
-    /// The connection table's slots, [`crate::Slot`]s (key and entry), found through...
+    /// The connection table: [`crate::ConnKey`] → [`crate::Conn`].
     pub const CONNS: &str = "XVS_CONNS";
-    /// ...their control words, a [`crate::Bucket`] per [`crate::BUCKET_SLOTS`] slots (see
-    /// the `table` module).
-    pub const CONN_CTL: &str = "XVS_CONN_CTL";
     /// Tunnel source address by a real server's counter slot → [`crate::TunnelSource`].
     pub const TUNNEL_SOURCES: &str = "XVS_TUN_SRC";
     /// Rate estimates by counter slot.
@@ -196,18 +193,12 @@ pub mod meta {
     /// client's new connection finds it, so the client is scheduled anew (IPVS's
     /// `expire_quiescent_template = 1`); 0 (the default) keeps sending it there.
     pub const EXPIRE_QUIESCENT_TEMPLATE: u32 = 10;
-    /// The connection table's buckets (`XVS_CONN_CTL`'s size, set when the director is
-    /// made).
-    pub const TABLE_BUCKETS: u32 = 11;
-    /// The connection table's hash seed (random, set when the director is made).
-    pub const TABLE_SEED: u32 = 12;
     /// Number of slots in the array (room left for settings to come).
     pub const COUNT: u32 = 16;
 }
 
 /// Bumped whenever a shared map's key or value layout changes.
-pub const LAYOUT_VERSION: u64 = 29;
+pub const LAYOUT_VERSION: u64 = 28;
 
-/// Default capacity of the connection table, in entries (each connection takes two under
-/// NAT and FULLNAT); it has [`crate::LOAD_PERCENT`] more slots.
+/// Default capacity of the connection table (each connection takes two entries under NAT).
 pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;

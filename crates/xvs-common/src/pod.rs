@@ -24,5 +24,3 @@ unsafe impl aya::Pod for crate::FragmentEntry {}
 unsafe impl aya::Pod for crate::SweepRecord {}
 unsafe impl aya::Pod for crate::FullnatPeer {}
 unsafe impl aya::Pod for crate::LocalAddresses {}
-unsafe impl aya::Pod for crate::Slot {}
-unsafe impl aya::Pod for crate::Bucket {}

@@ -5,8 +5,6 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use crate::mapped::Mapped;
-
 use xvs_common::{DestCounts, SlotConns, conn_flags};
 
 use crate::{Error, Result};
@@ -69,16 +67,35 @@ pub(crate) fn write(map: BorrowedFd<'_>, counts: &mut DestCounts) -> Result<()> 
 /// The datapath's connection counts (`XVS_DEST_COUNTS`, a mappable array), mapped into
 /// this process, so that a count is changed by an atomic operation as the datapath
 /// changes it.
-pub(crate) struct MappedCounts(Mapped<DestCounts>);
+pub(crate) struct MappedCounts {
+    base: *mut DestCounts,
+    len: usize,
+}
 
 impl MappedCounts {
     pub(crate) fn map(fd: BorrowedFd<'_>) -> Result<MappedCounts> {
-        Mapped::map(fd, 1, "the connection counts").map(MappedCounts)
-    }
-
-    /// Every real server's counts, in the mapping.
-    fn counts(&self) -> *mut DestCounts {
-        self.0.wrapped(0)
+        let len = std::mem::size_of::<DestCounts>().next_multiple_of(4096);
+        // SAFETY: a shared mapping of the map's one value, of its (page-rounded) size.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::new(
+                "cannot map the connection counts",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(MappedCounts {
+            base: base.cast(),
+            len,
+        })
     }
 
     /// One connection (or template) fewer in the counts of counter slot `slot`, as the
@@ -87,7 +104,7 @@ impl MappedCounts {
         use std::sync::atomic::{AtomicU32, Ordering};
         // SAFETY: `base` maps a live DestCounts; `of_mut` masks the slot into it; the
         // datapath changes these words with atomic operations too.
-        let counts = unsafe { (*self.counts()).of_mut(slot) };
+        let counts = unsafe { (*self.base).of_mut(slot) };
         let field = if flags & conn_flags::TEMPLATE != 0 {
             &mut counts.persistent
         } else if flags & conn_flags::ACTIVE != 0 {
@@ -100,6 +117,10 @@ impl MappedCounts {
     }
 }
 
+// SAFETY: the mapping belongs to the process, not a thread, and its words are only
+// changed by atomic operations.
+unsafe impl Send for MappedCounts {}
+
 impl MappedCounts {
     /// Adds `delta` (wrapping, as the datapath's adds are) to every count of every slot:
     /// what an old director counted after its counts were copied (live upgrade).
@@ -110,7 +131,7 @@ impl MappedCounts {
                 continue;
             }
             // SAFETY: as in `uncount`.
-            let counts = unsafe { (*self.counts()).of_mut(slot as u32) };
+            let counts = unsafe { (*self.base).of_mut(slot as u32) };
             for (field, by) in [
                 (&mut counts.active, d.active),
                 (&mut counts.inactive, d.inactive),
@@ -119,5 +140,12 @@ impl MappedCounts {
                 unsafe { AtomicU32::from_ptr(field) }.fetch_add(by, Ordering::Relaxed);
             }
         }
+    }
+}
+
+impl Drop for MappedCounts {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `map` mapped, once.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
     }
 }

@@ -11,15 +11,12 @@
 //! When the namespace goes, its `lo` goes, and with it the program and the maps.
 //! Data interfaces get the same program in driver mode (see [`Director::attach`]).
 
-mod conn_table;
-use conn_table::MappedConns;
 mod counts;
 pub mod decap;
 mod edit;
 mod error;
 pub mod fwmark;
 pub mod lock;
-mod mapped;
 pub mod neighbours;
 pub mod netlink;
 pub mod objects;
@@ -41,10 +38,9 @@ use aya::{
 };
 use netlink::XdpMode;
 use xvs_common::{
-    BUCKET_SLOTS, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, FullnatPeer, LAYOUT_VERSION,
-    LOAD_PERCENT, LOOPBACK_INDEX, LocalAddresses, LookupTable, MAX_SET_LARGE, Neighbour,
-    RateEstimate, ServiceEntry, ServiceKey, ServiceSched, TunnelSource, WrrKey, counter, map_names,
-    meta, table_buckets,
+    Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, FullnatPeer, LAYOUT_VERSION,
+    LOOPBACK_INDEX, LocalAddresses, LookupTable, MAX_SET_LARGE, Neighbour, RateEstimate,
+    ServiceEntry, ServiceKey, ServiceSched, TunnelSource, WrrKey, counter, map_names, meta,
 };
 
 /// The director of the current network namespace: its program and its maps.
@@ -76,9 +72,7 @@ pub struct Director {
     /// Rate estimates by counter slot (`rates.rs`).
     rates: BpfHashMap<MapData, u32, RateEstimate>,
     neighbours: BpfHashMap<MapData, [u8; 16], Neighbour>,
-    /// The connection table, mapped. `None` only for an older build's program (its
-    /// table a hash map), as `fullnat` below.
-    conns: Option<MappedConns>,
+    conns: BpfHashMap<MapData, ConnKey, Conn>,
     /// FULLNAT entries' other sides, by entry key, and FULLNAT services' local addresses,
     /// by service id. `None` only for the program of an older build that a live upgrade
     /// is about to replace (see `create_from_object`): the layout check refuses such a
@@ -149,11 +143,6 @@ impl Director {
             let defaults = xvs_core::model::Timeouts::default();
             for (slot, value) in [
                 (meta::LAYOUT_VERSION, layout),
-                (
-                    meta::TABLE_BUCKETS,
-                    u64::from(table_buckets(objects::connections()?)),
-                ),
-                (meta::TABLE_SEED, random_seed()?),
                 (meta::NEXT_ID, 1),
                 (meta::TIMEOUT_TCP, u64::from(defaults.tcp)),
                 (meta::TIMEOUT_TCP_FIN, u64::from(defaults.tcp_fin)),
@@ -285,6 +274,8 @@ impl Director {
             BpfHashMap::try_from(hash(map_names::RATES)?).map_err(wrong(map_names::RATES))?;
         let neighbours = BpfHashMap::try_from(hash(map_names::NEIGHBOURS)?)
             .map_err(wrong(map_names::NEIGHBOURS))?;
+        let conns =
+            BpfHashMap::try_from(hash(map_names::CONNS)?).map_err(wrong(map_names::CONNS))?;
         let layout = meta
             .get(&meta::LAYOUT_VERSION, 0)
             .map_err(|e| Error::new("cannot read the maps' layout", e))?;
@@ -302,29 +293,6 @@ impl Director {
         let fullnat = match maps.remove(map_names::FULLNAT) {
             Some(map) => {
                 Some(BpfHashMap::try_from(Map::HashMap(map)).map_err(wrong(map_names::FULLNAT))?)
-            }
-            None => None,
-        };
-        // The table since layout 29 (an older program's is a hash map, read by nothing
-        // here but an upgrade).
-        let conns = match maps.remove(map_names::CONN_CTL) {
-            Some(ctl) => {
-                let slots = maps
-                    .remove(map_names::CONNS)
-                    .ok_or_else(|| Error::plain("the director has no connection table"))?;
-                let buckets = ctl
-                    .info()
-                    .map_err(wrong(map_names::CONN_CTL))?
-                    .max_entries();
-                let seed = meta
-                    .get(&meta::TABLE_SEED, 0)
-                    .map_err(|e| Error::new("cannot read the table's seed", e))?;
-                Some(MappedConns::map(
-                    ctl.fd().as_fd(),
-                    slots.fd().as_fd(),
-                    buckets,
-                    seed,
-                )?)
             }
             None => None,
         };
@@ -383,35 +351,10 @@ impl Director {
         test_run::run_fd_repeated(self.program.as_fd(), ingress_ifindex, frame, repeat)
     }
 
-    /// The connection table (refused for an older build's director).
-    pub(crate) fn mapped_conns(&self) -> Result<&MappedConns> {
-        self.conns.as_ref().ok_or_else(|| {
-            Error::of(
-                ErrorKind::Layout,
-                "this director's connection table is of an older layout",
-            )
-        })
-    }
-
-    /// The connection table's memory as the kernel charges it (`memlock`, bytes).
-    pub fn connection_table_memory(&self) -> Result<TableMemory> {
-        let (buckets, ctl) = self.map_memory(map_names::CONN_CTL)?;
-        let (slots, entries) = self.map_memory(map_names::CONNS)?;
-        let mut queues = 0;
-        for name in [
-            map_names::SWEEP,
-            map_names::SWEEP_60,
-            map_names::SWEEP_300,
-            map_names::SWEEP_SOON,
-        ] {
-            queues += self.map_memory(name)?.1;
-        }
-        Ok(TableMemory {
-            capacity: (u64::from(buckets) * u64::from(BUCKET_SLOTS) * LOAD_PERCENT / 100) as u32,
-            slots,
-            table: ctl + entries,
-            queues,
-        })
+    /// The connection table's capacity (entries) and the memory the kernel charges for it
+    /// (`memlock` of the map, bytes).
+    pub fn connection_table_memory(&self) -> Result<(u32, u64)> {
+        self.map_memory(map_names::CONNS)
     }
 
     /// The capacity (entries) of the director's map `name` and the memory the kernel
@@ -618,30 +561,4 @@ fn map_mut<'a, V: aya::Pod>(ebpf: &'a mut Ebpf, name: &str) -> Result<Array<&'a 
         .map_mut(name)
         .ok_or_else(|| Error::plain(format!("the embedded object has no map {name}")))?;
     Array::try_from(map).map_err(|e| Error::new(name, e))
-}
-
-/// What the connection table takes, as the kernel charges it.
-#[derive(Debug, Clone, Copy)]
-pub struct TableMemory {
-    /// The entries it is sized for (its slots at [`LOAD_PERCENT`] full).
-    pub capacity: u32,
-    pub slots: u32,
-    /// Its two arrays (slots and control words), bytes.
-    pub table: u64,
-    /// Its expiry sweep's queues, bytes.
-    pub queues: u64,
-}
-
-/// A random 64-bit seed (the connection table's hash), from the kernel.
-pub(crate) fn random_seed() -> Result<u64> {
-    let mut seed = [0u8; 8];
-    // SAFETY: writes at most 8 bytes into `seed`.
-    let got = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
-    if got != seed.len() as isize {
-        return Err(Error::new(
-            "cannot draw the table's hash seed",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(u64::from_ne_bytes(seed))
 }

@@ -3,8 +3,8 @@
 use aya::{Ebpf, EbpfLoader};
 
 use xvs_common::{
-    BUCKET_SLOTS, Counters, DEFAULT_CONNECTIONS, MAX_STATS, SWEEP_60_SHARE, SWEEP_300_SHARE,
-    SWEEP_SOON_SHARE, map_names, table_buckets,
+    Counters, DEFAULT_CONNECTIONS, MAX_STATS, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE,
+    map_names,
 };
 
 use crate::{Error, Result};
@@ -42,14 +42,12 @@ pub fn load_director() -> Result<Ebpf> {
 
 /// `loader` with the director's maps sized as this machine and the environment ask.
 pub fn sized<'a, 'b>(loader: &'a mut EbpfLoader<'b>) -> Result<&'a mut EbpfLoader<'b>> {
-    let connections = connections()?;
-    let buckets = table_buckets(connections);
+    let connections = positive_setting(CONNECTIONS_ENV)?.unwrap_or(DEFAULT_CONNECTIONS);
     let counter_slots = positive_setting(COUNTER_SLOTS_ENV)?
         .unwrap_or_else(default_counter_slots)
         .min(MAX_STATS);
     Ok(loader
-        .map_max_entries(map_names::CONNS, buckets * BUCKET_SLOTS)
-        .map_max_entries(map_names::CONN_CTL, buckets)
+        .map_max_entries(map_names::CONNS, connections)
         .map_max_entries(map_names::FULLNAT, connections)
         .map_max_entries(map_names::SWEEP, connections)
         .map_max_entries(map_names::SWEEP_60, (connections / SWEEP_60_SHARE).max(1))
@@ -61,11 +59,6 @@ pub fn sized<'a, 'b>(loader: &'a mut EbpfLoader<'b>) -> Result<&'a mut EbpfLoade
         .map_max_entries(map_names::STATS, counter_slots)
         .map_max_entries(map_names::TUNNEL_SOURCES, counter_slots)
         .map_max_entries(map_names::DESTS, 2 * counter_slots))
-}
-
-/// The connection table's capacity (entries) a new director is given.
-pub fn connections() -> Result<u32> {
-    Ok(positive_setting(CONNECTIONS_ENV)?.unwrap_or(DEFAULT_CONNECTIONS))
 }
 
 fn positive_setting(name: &str) -> Result<Option<u32>> {

@@ -11,7 +11,6 @@
 //! anything changes (the maps' meaning differs: taking them over would misread them).
 
 use std::{
-    collections::HashSet,
     ffi::CString,
     os::fd::AsFd,
     path::{Path, PathBuf},
@@ -19,85 +18,28 @@ use std::{
 
 use aya::{
     EbpfLoader,
-    maps::{Array, Map, MapData, Queue},
+    maps::{Array, Map, MapData},
     programs::loaded_programs,
 };
-use xvs_common::{
-    Conn, ConnKey, DIRECTOR_PROGRAM, DestCounts, FullnatPeer, LAYOUT_VERSION, LOOPBACK_INDEX,
-    SweepRecord, conn_flags, forward, map_names, meta, table_buckets,
-};
+use xvs_common::{DIRECTOR_PROGRAM, DestCounts, LAYOUT_VERSION, LOOPBACK_INDEX, map_names, meta};
 
-use crate::{
-    Director, Error, ErrorKind, Result,
-    conn_table::MappedConns,
-    counts, director_program, netlink, objects, random_seed,
-    tables::{
-        connections::{batch_entries, monotonic_ns},
-        sync::queue_sweep_record,
-    },
-};
+use crate::{Director, Error, ErrorKind, Result, counts, director_program, netlink, objects};
 
 /// The older layouts this build takes over, each with the maps it makes anew (their
 /// content carried over); every other map is kept as it is.
 pub const MIGRATIONS: &[(u64, &[&str])] = &[
-    // 28 → 29: the connection table, a BPF hash map until 28, is two mappable arrays
-    // (`xvs_common`'s `table` module), and a sweep record names a slot instead of a key:
-    // table and queues made anew, every entry inserted and queued (before the switch,
-    // then again for what the old program changed until it stopped). Every older layout
-    // has the hash map too, so each migration below makes them anew.
-    (28, RENEWED_29),
     // 27 → 28: the PROXY protocol grows the per-CPU scratch space (which holds nothing
     // between packets); its state lives in what was padding of the FULLNAT map's values
     // (read as "no header" in entries from before), and its counter in a free slot.
-    (
-        27,
-        &[
-            map_names::SCRATCH,
-            map_names::CONNS,
-            map_names::SWEEP,
-            map_names::SWEEP_60,
-            map_names::SWEEP_300,
-            map_names::SWEEP_SOON,
-        ],
-    ),
+    (27, &[map_names::SCRATCH]),
     // 26 → 27: FULLNAT adds two maps (made by the new program's load, empty: a 26
     // program never made a FULLNAT connection) and grows the per-CPU scratch space,
     // which holds nothing between packets.
-    (
-        26,
-        &[
-            map_names::SCRATCH,
-            map_names::CONNS,
-            map_names::SWEEP,
-            map_names::SWEEP_60,
-            map_names::SWEEP_300,
-            map_names::SWEEP_SOON,
-        ],
-    ),
+    (26, &[map_names::SCRATCH]),
     // 25 → 26: every map's format is the same; 26 adds a flag for synced connections
     // (which a 25 program never meets) and makes the counts map mappable, so that map is
     // made anew and the counts copied. Then as 26 → 27 → 28.
-    (
-        25,
-        &[
-            map_names::DEST_COUNTS,
-            map_names::SCRATCH,
-            map_names::CONNS,
-            map_names::SWEEP,
-            map_names::SWEEP_60,
-            map_names::SWEEP_300,
-            map_names::SWEEP_SOON,
-        ],
-    ),
-];
-
-/// What 28 → 29 makes anew: the connection table and the sweep queues.
-const RENEWED_29: &[&str] = &[
-    map_names::CONNS,
-    map_names::SWEEP,
-    map_names::SWEEP_60,
-    map_names::SWEEP_300,
-    map_names::SWEEP_SOON,
+    (25, &[map_names::DEST_COUNTS, map_names::SCRATCH]),
 ];
 
 /// What an upgrade did.
@@ -257,24 +199,6 @@ pub fn upgrade() -> Result<Upgrade> {
         }
         _ => None,
     };
-    // The connections, copied into the new table before the switch.
-    let old_conns = maps
-        .iter()
-        .find(|(name, _)| name == map_names::CONNS)
-        .map(|(_, map)| map);
-    let mut table = match (renewed.contains(&map_names::CONNS), old_conns) {
-        (true, Some(old)) => {
-            let mut new = NewTable {
-                table: new_table(&mut ebpf, &maps)?,
-                queues: new_queues(&ebpf)?,
-                held: fullnat_held(&maps)?,
-                copied: HashSet::new(),
-            };
-            new.copy(old)?;
-            Some(new)
-        }
-        _ => None,
-    };
     let program = director_program(&mut ebpf)?;
     let fd = program
         .fd()
@@ -301,12 +225,9 @@ pub fn upgrade() -> Result<Upgrade> {
         }
         replaced.push(interface.name.clone());
     }
-    // Runs of the old program that began before the switch end within a moment.
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    if let (Some(new), Some(old)) = (&mut table, old_conns) {
-        new.copy(old)?;
-    }
     if let (Some(copied), Some(old)) = (carried, old_counts) {
+        // Runs of the old program that began before the switch end within a moment.
+        std::thread::sleep(std::time::Duration::from_millis(100));
         let last = counts::read(old.fd().as_fd())?;
         let delta = counts_delta(&copied, &last);
         let mapped = counts::MappedCounts::map(new_map_fd(&mut ebpf, map_names::DEST_COUNTS)?)?;
@@ -325,112 +246,6 @@ pub fn upgrade() -> Result<Upgrade> {
         from_layout: layout,
         interfaces: replaced,
     })
-}
-
-/// The new object's connection table, mapped, its size and a fresh hash seed recorded in
-/// the (kept) meta map for the new program.
-fn new_table(ebpf: &mut aya::Ebpf, maps: &[(String, MapData)]) -> Result<MappedConns> {
-    let buckets = table_buckets(objects::connections()?);
-    let seed = random_seed()?;
-    let mut meta = meta_array(maps)?;
-    for (slot, value) in [
-        (meta::TABLE_BUCKETS, u64::from(buckets)),
-        (meta::TABLE_SEED, seed),
-    ] {
-        meta.set(slot, value, 0)
-            .map_err(|e| Error::new("cannot record the new table's size", e))?;
-    }
-    let ctl = new_map_fd(ebpf, map_names::CONN_CTL)?.try_clone_to_owned();
-    let ctl = ctl.map_err(|e| Error::new("cannot open the new table", e))?;
-    let slots = new_map_fd(ebpf, map_names::CONNS)?;
-    MappedConns::map(ctl.as_fd(), slots, buckets, seed)
-}
-
-/// The new table an upgrade from a layout before 29 fills.
-struct NewTable {
-    table: MappedConns,
-    /// Its sweep queues, by `xvs_common::sweep` index.
-    queues: Vec<Queue<MapData, SweepRecord>>,
-    /// FULLNAT reply entries that have their other side (the others are port holds,
-    /// which have sweep records of their own).
-    held: HashSet<ConnKey>,
-    /// The keys copied so far.
-    copied: HashSet<ConnKey>,
-}
-
-impl NewTable {
-    /// Copies the old director's connection table (the hash map of layouts up to 28),
-    /// but for the entries copied before: those are left as they are if still in the old
-    /// table, and removed from the new if the old program dropped them since (it
-    /// uncounted them: the new program must not meet them). Every entry that has a sweep
-    /// record in the datapath (request entries, templates, FULLNAT port holds) is queued.
-    fn copy(&mut self, old: &MapData) -> Result<()> {
-        let entries: Vec<(ConnKey, Conn)> =
-            batch_entries(old, "cannot read the old connection table")?;
-        let now = monotonic_ns();
-        let mut seen = HashSet::with_capacity(entries.len());
-        for (key, conn) in &entries {
-            seen.insert(*key);
-            if self.copied.contains(key) {
-                continue;
-            }
-            // A full bucket drops that connection (the new table has more slots, and
-            // its buckets are chosen from two: seldom).
-            if self.table.insert(key, conn).is_err() {
-                continue;
-            }
-            let reply = conn.flags & conn_flags::REPLY != 0;
-            let hold = reply && conn.forward == forward::FULLNAT && !self.held.contains(key);
-            if (!reply || hold)
-                && let Some((slot, generation)) = self.table.place(key)
-            {
-                queue_sweep_record(&mut self.queues, slot, generation, conn.expires, now);
-            }
-        }
-        for gone in self.copied.difference(&seen) {
-            self.table.remove(gone);
-        }
-        self.copied = seen;
-        Ok(())
-    }
-}
-
-/// The new object's sweep queues, in `xvs_common::sweep` index order.
-fn new_queues(ebpf: &aya::Ebpf) -> Result<Vec<Queue<MapData, SweepRecord>>> {
-    let mut queues = Vec::new();
-    for name in [
-        map_names::SWEEP_SOON,
-        map_names::SWEEP,
-        map_names::SWEEP_60,
-        map_names::SWEEP_300,
-    ] {
-        let Some(Map::Queue(data)) = ebpf.map(name) else {
-            return Err(Error::plain(format!(
-                "the new director has no queue {name}"
-            )));
-        };
-        let fd = data
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::new(format!("cannot open {name}"), e))?;
-        let data =
-            MapData::from_fd(fd).map_err(|e| Error::new(format!("cannot open {name}"), e))?;
-        queues.push(Queue::try_from(Map::Queue(data)).map_err(|e| Error::new(name, e))?);
-    }
-    Ok(queues)
-}
-
-/// The keys of the old director's FULLNAT other sides (none before layout 27).
-fn fullnat_held(maps: &[(String, MapData)]) -> Result<HashSet<ConnKey>> {
-    match maps.iter().find(|(name, _)| name == map_names::FULLNAT) {
-        Some((_, map)) => {
-            let sides: Vec<(ConnKey, FullnatPeer)> =
-                batch_entries(map, "cannot read the FULLNAT connections")?;
-            Ok(sides.into_iter().map(|(key, _)| key).collect())
-        }
-        None => Ok(HashSet::new()),
-    }
 }
 
 /// The layout the running director's meta map records.

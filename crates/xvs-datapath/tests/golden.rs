@@ -1904,8 +1904,8 @@ fn a_syn_flood_keeps_established_connections_and_lets_new_clients_in() {
             let ack = tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC);
             assert_eq!(director.run_frame(eth0, &syn).unwrap().0.verdict, XDP_TX);
             assert_eq!(director.run_frame(eth0, &ack).unwrap().0.verdict, XDP_TX);
-            let capacity = director.connection_table_memory().unwrap().slots;
-            // More SYNs from more sources than the table has slots.
+            let (capacity, _) = director.connection_table_memory().unwrap();
+            // More SYNs from more sources than the table holds.
             let template = tcp4([10, 0, 0, 0], VIP, 1024, 80, true, CLIENT_MAC);
             let flood = capacity as usize + capacity as usize / 4;
             for i in 0..flood {

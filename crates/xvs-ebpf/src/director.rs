@@ -42,9 +42,6 @@ mod proxy;
 #[path = "director/sched/mod.rs"]
 mod sched;
 #[cfg(target_arch = "bpf")]
-#[path = "director/table.rs"]
-mod table;
-#[cfg(target_arch = "bpf")]
 mod wire;
 
 #[cfg(target_arch = "bpf")]
@@ -63,12 +60,12 @@ mod program {
     use crate::{
         conn, forward, fullnat, fwmark, icmp,
         maps::{
-            STATS_IN, STATS_NEW, STATS_OUT, XVS_DESTS, XVS_FRAGS, XVS_RATES, XVS_SCHED,
+            STATS_IN, STATS_NEW, STATS_OUT, XVS_CONNS, XVS_DESTS, XVS_FRAGS, XVS_RATES, XVS_SCHED,
             XVS_SCHED_LARGE, XVS_SERVICES, XVS_SERVICES_LARGE, XVS_TUN_SRC, add_stats, count,
             dest_counts, meta_value, scratch,
         },
         packet::{self, Packet, Skip, copy_addr},
-        persist, proxy, sched, table,
+        persist, proxy, sched,
         wire::{self, IPPROTO_TCP, IPPROTO_UDP},
     };
 
@@ -154,7 +151,7 @@ mod program {
 
     #[inline(never)]
     fn director(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey, now: u64) -> u32 {
-        if let Some(entry) = table::get(key) {
+        if let Some(entry) = XVS_CONNS.get_ptr_mut(key) {
             if unsafe { (*entry).flags } & conn_flags::REPLY != 0 {
                 return nat_reply(ctx, packet, key, entry, now);
             }
@@ -363,7 +360,7 @@ mod program {
         key.protocol = packet.inner_protocol;
         key.family = packet.family;
         key._pad = [0; 2];
-        let Some(entry) = table::get(&*key) else {
+        let Some(entry) = XVS_CONNS.get_ptr_mut(&*key) else {
             return xdp_action::XDP_PASS;
         };
         let conn = unsafe { &*entry };
@@ -462,7 +459,7 @@ mod program {
                 return xdp_action::XDP_PASS;
             }
         };
-        let Some(entry) = table::get(conn_key) else {
+        let Some(entry) = XVS_CONNS.get_ptr_mut(conn_key) else {
             count(counter::FRAGMENTS, 1);
             return xdp_action::XDP_PASS;
         };
@@ -693,7 +690,7 @@ mod program {
         }
         // Kept until they time out, they are translated back as IPVS translates them.
         if !server_alive(twin) && !keeps_nodest_conns() {
-            match table::get(&request) {
+            match XVS_CONNS.get_ptr_mut(&request) {
                 Some(entry) => conn::forget(&request, entry),
                 None => {
                     conn::forget_reply(key, fullnat);
@@ -709,7 +706,7 @@ mod program {
             return xdp_action::XDP_DROP;
         }
         if !conn::reply_only_refreshes(twin, packet.protocol, packet.tcp_flags, now) {
-            match table::get(&request) {
+            match XVS_CONNS.get_ptr_mut(&request) {
                 // A synced connection whose client has sent nothing here yet: adopted
                 // before its state moves, so that it is counted once (by its flags).
                 Some(entry)
@@ -1046,7 +1043,7 @@ mod program {
                 return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked);
             }
             // Another CPU created it first, or the table is full.
-            return match table::get(key) {
+            return match XVS_CONNS.get_ptr_mut(key) {
                 // Synced from a peer director in between: the ordinary way adopts it.
                 Some(entry) if unsafe { (*entry).flags } & conn_flags::SYNCED != 0 => {
                     refuse(xdp_action::XDP_PASS, UNCOUNTED, checked)

@@ -121,11 +121,10 @@ fn an_upgrade_keeps_open_connections_the_table_and_the_counters() {
 
 /// The director programs of earlier builds, their debug sections stripped: what a director
 /// running that build has on its interfaces. 25: before connection sync; 26: before
-/// FULLNAT; 27: before the PROXY protocol; 28: before the connection table's arrays.
+/// FULLNAT; 27: before the PROXY protocol.
 static LAYOUT_25: &[u8] = include_bytes!("fixtures/director-layout-25.o");
 static LAYOUT_26: &[u8] = include_bytes!("fixtures/director-layout-26.o");
 static LAYOUT_27: &[u8] = include_bytes!("fixtures/director-layout-27.o");
-static LAYOUT_28: &[u8] = include_bytes!("fixtures/director-layout-28.o");
 
 /// `xvsd upgrade` from layout 25 (two migrations back: 26 made the counts map anew, its
 /// content copied and what the old program counted meanwhile added; 27 the scratch space).
@@ -140,17 +139,11 @@ fn an_upgrade_from_layout_26_keeps_connections_table_counters_and_counts() {
     upgrade_from_older_layout(LAYOUT_26, 26);
 }
 
-/// `xvsd upgrade` from layout 27 (28, the PROXY protocol, grows the scratch space).
+/// `xvsd upgrade` from layout 27 (the previous one: 28, the PROXY protocol, grows the
+/// scratch space).
 #[test]
 fn an_upgrade_from_layout_27_keeps_connections_table_counters_and_counts() {
     upgrade_from_older_layout(LAYOUT_27, 27);
-}
-
-/// `xvsd upgrade` from layout 28 (the previous one: 29 moves the connection table from
-/// a BPF hash map to two arrays, every entry copied across).
-#[test]
-fn an_upgrade_from_layout_28_keeps_connections_table_counters_and_counts() {
-    upgrade_from_older_layout(LAYOUT_28, 28);
 }
 
 /// `xvsd upgrade` from an older build's director (`object`, of map layout `layout`), in

@@ -145,9 +145,9 @@ const BATCH: usize = 8192;
 use aya::maps::IterableMap;
 
 impl Director {
-    /// Every entry of the connection table, read from its mapping.
+    /// Every entry of the connection table, read in batches (see [`batch_entries`]).
     pub(crate) fn conn_entries(&self) -> Result<Vec<(ConnKey, Conn)>> {
-        Ok(self.mapped_conns()?.entries())
+        batch_entries(self.conns.map(), "cannot read the connection table")
     }
 
     /// Every entry of the FULLNAT other-sides map, read in batches.
@@ -163,7 +163,7 @@ impl Director {
 /// (BPF_MAP_LOOKUP_BATCH: one system call per few thousand entries, where walking the keys
 /// takes two per entry). Entries that come or go during the read may be missed or seen;
 /// none is seen twice.
-pub(crate) fn batch_entries<K: Copy + Default, V: Copy + Default>(
+fn batch_entries<K: Copy + Default, V: Copy + Default>(
     map: &aya::maps::MapData,
     what: &str,
 ) -> Result<Vec<(K, V)>> {
@@ -234,7 +234,7 @@ pub(crate) fn batch_entries<K: Copy + Default, V: Copy + Default>(
 }
 
 /// CLOCK_MONOTONIC_COARSE in nanoseconds: the clock `bpf_ktime_get_coarse_ns` reads.
-pub(crate) fn monotonic_ns() -> u64 {
+pub(super) fn monotonic_ns() -> u64 {
     // SAFETY: timespec is plain data; clock_gettime fills it.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };

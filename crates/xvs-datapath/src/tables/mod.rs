@@ -6,7 +6,7 @@
 //! never reused. Traffic counters live in a per-CPU array, one slot per service and per
 //! real server (`slots.rs`).
 
-pub(crate) mod connections;
+mod connections;
 pub mod encode;
 mod laddrs;
 pub mod plan;

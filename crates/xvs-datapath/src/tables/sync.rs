@@ -15,9 +15,11 @@ use xvs_common::{
 use xvs_sync::{IPPROTO_TCP, SyncedConn, flags};
 
 use super::{connections::monotonic_ns, encode::decode_addr, encode::encode_addr};
-use crate::{Director, Error, Result, conn_table::NotInserted, counts::MappedCounts};
+use crate::{Director, Error, Result, counts::MappedCounts};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
+/// The map update flag that makes only a new entry.
+const BPF_NOEXIST: u64 = 1;
 
 /// The director's services and real servers as sync matches records to them, and the
 /// sweep queues new entries are queued in. Made by [`Director::sync_index`]; read again
@@ -139,38 +141,39 @@ impl Director {
                 taken.unknown += 1;
                 continue;
             };
-            let table = self.mapped_conns()?;
-            let made = match table.get(&key) {
-                Some(old) if old.flags & conn_flags::SYNCED == 0 && self.server_alive(&old) => {
+            let made = match self.conns.get(&key, 0) {
+                Ok(old) if old.flags & conn_flags::SYNCED == 0 && self.server_alive(&old) => {
                     taken.local += 1;
                     continue;
                 }
                 // This director's own entry, whose real server is gone here (removed while
                 // the director was cut off, say): dead, where the master's is not.
-                Some(old) if old.flags & conn_flags::SYNCED == 0 => {
-                    if self.forget_dead(&key, &old, &index.counts)? {
+                Ok(old) if old.flags & conn_flags::SYNCED == 0 => {
+                    if self.forget_dead(&key, &old, &index.counts) {
                         taken.replaced += 1;
                     }
                     true
                 }
-                Some(_) => false,
-                None => true,
+                Ok(_) => false,
+                Err(_) => true,
             };
-            let written = if made {
-                table.insert(&key, &conn)
-            } else {
-                table.put(&key, &conn)
-            };
-            match written {
-                Ok(()) => {}
-                Err(NotInserted::Full | NotInserted::Locked) => {
-                    taken.full += 1;
-                    continue;
-                }
-                // Made by a packet in between: its entry wins.
-                Err(NotInserted::Exists) => {
-                    taken.local += 1;
-                    continue;
+            let flags = if made { BPF_NOEXIST } else { 0 };
+            if let Err(e) = self.conns.insert(key, conn, flags) {
+                match e {
+                    aya::maps::MapError::SyscallError(s)
+                        if s.io_error.raw_os_error() == Some(libc::E2BIG) =>
+                    {
+                        taken.full += 1;
+                        continue;
+                    }
+                    // Made by a packet in between: its entry wins.
+                    aya::maps::MapError::SyscallError(s)
+                        if s.io_error.raw_os_error() == Some(libc::EEXIST) =>
+                    {
+                        taken.local += 1;
+                        continue;
+                    }
+                    e => return Err(Error::new("cannot write a synced connection", e)),
                 }
             }
             if conn.forward == forward::MASQ && conn.flags & conn_flags::TEMPLATE == 0 {
@@ -184,10 +187,10 @@ impl Director {
                     peer_family: key.family,
                     ..conn
                 };
-                let _ = table.put(&key.reply(&conn), &twin);
+                let _ = self.conns.insert(key.reply(&conn), twin, 0);
             }
-            if made && let Some((slot, generation)) = table.place(&key) {
-                index.queue_sweep(slot, generation, conn.expires, now);
+            if made {
+                index.queue_sweep(&key, conn.expires, now);
                 taken.made += 1;
             } else {
                 taken.updated += 1;
@@ -218,16 +221,15 @@ impl Director {
 
     /// Forgets a dead entry as the datapath's `forget` does: its NAT twin, itself, and,
     /// only if this removal took effect (a packet may have forgotten it first), its count.
-    fn forget_dead(&self, key: &ConnKey, conn: &Conn, counts: &MappedCounts) -> Result<bool> {
-        let table = self.mapped_conns()?;
+    fn forget_dead(&mut self, key: &ConnKey, conn: &Conn, counts: &MappedCounts) -> bool {
         if conn.forward == forward::MASQ && conn.flags & conn_flags::TEMPLATE == 0 {
-            table.remove(&key.reply(conn));
+            let _ = self.conns.remove(&key.reply(conn));
         }
-        if !table.remove(key) {
-            return Ok(false);
+        if self.conns.remove(key).is_err() {
+            return false;
         }
         counts.uncount(conn.dest_stats, conn.flags);
-        Ok(true)
+        true
     }
 }
 
@@ -328,34 +330,21 @@ impl SyncIndex {
             .or_else(|| (record.fwmark != 0).then(|| self.services.get(&by_mark))?)
     }
 
-    /// Queues a new entry's sweep record as the datapath does.
-    fn queue_sweep(&mut self, slot: u32, generation: u32, expires: u64, now: u64) {
-        queue_sweep_record(&mut self.queues, slot, generation, expires, now);
-    }
-}
-
-/// Queues the sweep record of the entry in slot `slot` (of generation `generation`), which
-/// expires at `expires`, into `queues` (by [`xvs_common::sweep`] index), as the datapath
-/// does: a full queue sends it to one that waits less.
-pub(crate) fn queue_sweep_record(
-    queues: &mut [Queue<MapData, SweepRecord>],
-    slot: u32,
-    generation: u32,
-    expires: u64,
-    now: u64,
-) {
-    let (mut which, wait) = sweep_queue(expires.saturating_sub(now));
-    let mut record = SweepRecord {
-        due: now + wait,
-        slot,
-        generation,
-    };
-    for _ in 0..3 {
-        if queues[which as usize].push(record, 0).is_ok() {
-            return;
+    /// Queues a new entry's sweep record as the datapath does (a full queue sends it to
+    /// one that waits less).
+    fn queue_sweep(&mut self, key: &ConnKey, expires: u64, now: u64) {
+        let (mut which, wait) = sweep_queue(expires.saturating_sub(now));
+        let mut record = SweepRecord {
+            key: *key,
+            due: now + wait,
+        };
+        for _ in 0..3 {
+            if self.queues[which as usize].push(record, 0).is_ok() {
+                return;
+            }
+            which = xvs_common::sweep_fallback(which);
+            record.due = now + sweep::WAITS_NS[which as usize];
         }
-        which = xvs_common::sweep_fallback(which);
-        record.due = now + sweep::WAITS_NS[which as usize];
     }
 }
 

@@ -22,20 +22,21 @@
 //! under a steady load the queue fell behind until it overflowed.)
 
 use aya_ebpf::{
+    bindings::BPF_NOEXIST,
     helpers::{bpf_ktime_get_coarse_ns, generated::bpf_jiffies64},
     maps::Queue,
 };
 use core::intrinsics::{AtomicOrdering, atomic_and, atomic_or, atomic_xadd};
 use xvs_common::{
-    BUCKET_SLOTS, Conn, ConnKey, DestCounts, SWEEP_CHECK_NS, SweepRecord, conn_flags, counter,
-    forward, meta, slot_index, sweep as queue, sweep_fallback, sweep_queue, tcp,
+    Conn, ConnKey, DestCounts, SWEEP_CHECK_NS, SweepRecord, conn_flags, counter, forward, meta,
+    sweep as queue, sweep_fallback, sweep_queue, tcp,
 };
 
 use crate::maps::{
-    XVS_SWEEP, XVS_SWEEP_60, XVS_SWEEP_300, XVS_SWEEP_DUE, XVS_SWEEP_SOON, count, dest_counts,
-    meta_value, scratch,
+    XVS_CONNS, XVS_SWEEP, XVS_SWEEP_60, XVS_SWEEP_300, XVS_SWEEP_DUE, XVS_SWEEP_SOON, count,
+    dest_counts, meta_value, scratch,
 };
-use crate::{fullnat, sched, table};
+use crate::{fullnat, sched};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// Due records checked per new connection, at most: more than a connection's records in
@@ -175,13 +176,6 @@ pub fn recount(conn: *mut Conn) {
 /// at once (both met it expired): only the one whose removal takes effect uncounts it.
 #[inline(always)]
 pub fn forget(key: &ConnKey, conn: *mut Conn) {
-    forget_at(key, conn, table::NONE);
-}
-
-/// [`forget`] of the entry in slot `slot` (or, if that is [`table::NONE`], wherever `key`
-/// is): a caller that knows the slot spares a lookup.
-#[inline(always)]
-pub fn forget_at(key: &ConnKey, conn: *mut Conn, slot: u32) {
     // A FULLNAT port hold (see `forget_holding_port`), swept at its expiry.
     if unsafe { (*conn).flags } & conn_flags::REPLY != 0 {
         forget_reply(key, unsafe { (*conn).forward } == forward::FULLNAT);
@@ -191,7 +185,7 @@ pub fn forget_at(key: &ConnKey, conn: *mut Conn, slot: u32) {
     unsafe {
         match (*conn).forward {
             forward::MASQ => {
-                table::remove(&key.reply(&*conn));
+                let _ = XVS_CONNS.remove(&key.reply(&*conn));
             }
             forward::FULLNAT if (*conn).flags & conn_flags::TEMPLATE == 0 => {
                 forget_fullnat(key, conn)
@@ -199,12 +193,7 @@ pub fn forget_at(key: &ConnKey, conn: *mut Conn, slot: u32) {
             _ => {}
         }
     }
-    let removed = if slot == table::NONE {
-        table::remove(key)
-    } else {
-        table::xvs_remove_at(slot) != 0
-    };
-    if !removed || gone.flags & conn_flags::SYNCED != 0 {
+    if XVS_CONNS.remove(key).is_err() || gone.flags & conn_flags::SYNCED != 0 {
         return;
     }
     if gone.flags & conn_flags::TEMPLATE != 0 {
@@ -217,7 +206,7 @@ pub fn forget_at(key: &ConnKey, conn: *mut Conn, slot: u32) {
 /// Forgets a reply entry whose request entry is gone (and, for FULLNAT, its other side).
 #[inline(always)]
 pub fn forget_reply(key: &ConnKey, fullnat: bool) {
-    table::remove(key);
+    let _ = XVS_CONNS.remove(key);
     if fullnat {
         fullnat::forget_peer(key);
     }
@@ -240,10 +229,10 @@ pub fn forget_holding_port(key: &ConnKey, conn: *mut Conn, now: u64) {
         fullnat::forget_peers(key, reply_key);
         // Held for as long as the connection had left in its state (TIME_WAIT: IPVS's
         // 2 minutes, longer than a server's; CLOSE, after a reset: 10 s).
-        if let Some(reply) = table::get(reply_key) {
+        if let Some(reply) = XVS_CONNS.get_ptr_mut(reply_key) {
             let until = unsafe { (*conn).expires };
             unsafe { (*reply).expires = until };
-            xvs_queue_sweep(reply_key, table::NONE, until, now);
+            xvs_queue_sweep(reply_key, until, now);
         }
     }
     // Its other side forgotten, the connection goes alone.
@@ -259,7 +248,7 @@ fn forget_fullnat(key: &ConnKey, conn: *const Conn) {
     };
     if fullnat::reply_key(key, unsafe { &*conn }) {
         unsafe {
-            table::remove(&(*scratch).reply_key);
+            let _ = XVS_CONNS.remove(&(*scratch).reply_key);
             fullnat::forget_peers(key, &(*scratch).reply_key);
         }
     }
@@ -361,7 +350,7 @@ pub fn twin_of(key: &ConnKey, conn: *const Conn) -> Option<*mut Conn> {
         } else {
             (*scratch).reply_key = key.reply(&*conn);
         }
-        table::get(&(*scratch).reply_key)
+        XVS_CONNS.get_ptr_mut(&(*scratch).reply_key)
     }
 }
 
@@ -440,39 +429,26 @@ extern "C" fn sweep_step(_: u32, s: *mut Sweep) -> i64 {
         return sched::STOP;
     };
     count(counter::SWEEP_LOOKS, 1);
-    // The record's entry, unless its slot was emptied (and perhaps taken again) since.
-    let (Some(generation), Some(key), Some(entry)) = (
-        table::live_generation(record.slot),
-        table::key_at(record.slot),
-        table::entry_at(record.slot),
-    ) else {
+    let Some(entry) = XVS_CONNS.get_ptr_mut(&record.key) else {
         return sched::CONTINUE;
     };
-    if generation != record.generation {
-        return sched::CONTINUE;
-    }
-    let key = unsafe { &*key };
-    if gone(key, entry, s.now) {
+    if gone(&record.key, entry, s.now) {
         count(counter::EXPIRED, 1);
-        forget_at(key, entry, record.slot);
+        forget(&record.key, entry);
     } else {
-        xvs_queue_sweep(key, record.slot, unsafe { (*entry).expires }, s.now);
+        xvs_queue_sweep(&record.key, unsafe { (*entry).expires }, s.now);
     }
     sched::CONTINUE
 }
 
 /// [`queue_sweep`] as a global BPF function: the verifier checks its choice among four
 /// queues once, not at every place an expiry is brought forward or a record queued again.
-/// The entry is in slot `slot`, or, if that is [`table::NONE`], wherever `key` is.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn xvs_queue_sweep(key: *const ConnKey, slot: u32, expires: u64, now: u64) -> u32 {
-    let slot = if slot == table::NONE {
-        table::xvs_find(key)
-    } else {
-        slot
-    };
-    queue_sweep(slot, expires, now);
+pub extern "C" fn xvs_queue_sweep(key: *const ConnKey, expires: u64, now: u64) -> u32 {
+    if !key.is_null() {
+        queue_sweep(unsafe { &*key }, expires, now);
+    }
     0
 }
 
@@ -526,23 +502,19 @@ fn set_hint(which: u32, due: u64) {
     }
 }
 
-/// Queues a sweep record for the entry in slot `slot`, which expires at `expires`, in the queue
+/// Queues a sweep record for `key`, which expires at `expires`, in the queue
 /// [`sweep_queue`] picks (a full one sends it to one that waits less; a full 10 s queue
 /// only delays the entry's end until it is met again).
 /// In line where a connection is created (the new-flow path is verified once, as a
 /// global function); elsewhere through [`xvs_queue_sweep`].
 #[inline(always)]
-fn queue_sweep(slot: u32, expires: u64, now: u64) {
-    let Some(generation) = table::live_generation(slot) else {
-        return;
-    };
+fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
     // Built in scratch memory: callers' frames leave little stack.
     let Some(scratch) = scratch() else {
         return;
     };
     let record = unsafe { &mut (*scratch).record };
-    record.slot = slot;
-    record.generation = generation;
+    record.key = *key;
     let (mut which, wait) = sweep_queue(expires.saturating_sub(now));
     record.due = now + wait;
     if queue_of(which).push(&*record, 0).is_err() {
@@ -569,77 +541,75 @@ fn queue_sweep(slot: u32, expires: u64, now: u64) {
 /// connection's path has a BPF call fewer (about 8 ns here).
 #[inline(always)]
 pub fn create(key: &ConnKey, conn: &Conn, twin: *mut Conn, now: u64) -> u32 {
-    let mut inserted = table::xvs_insert(key, conn);
+    let mut inserted = XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64);
     // A full table makes room by forgetting a half-open connection, then tries once more.
-    if inserted == table::FULL && xvs_evict_half_open(key) != 0 {
-        inserted = table::xvs_insert(key, conn);
+    if inserted == Err(-(E2BIG as i32)) && xvs_evict_half_open(now) != 0 {
+        inserted = XVS_CONNS.insert(key, conn, BPF_NOEXIST as u64);
     }
-    if inserted < 0 {
+    if inserted.is_err() {
         return fullnat::NOT_INSERTED;
     }
-    let slot = inserted as u32;
     if conn.forward == forward::FULLNAT {
         let made = fullnat::xvs_fullnat_create(key, conn, twin);
         if made != fullnat::CREATED {
             return made;
         }
     }
-    queue_sweep(slot, conn.expires, now);
+    queue_sweep(key, conn.expires, now);
     if conn.forward == forward::MASQ {
         create_twin(key, conn, twin);
     }
     fullnat::CREATED
 }
 
-/// The connection table has no room for `key` (both its buckets are full): forgets a
-/// half-open TCP connection (SYN_RECV) of those buckets, as IPVS's `drop_entry` drops
-/// them at random. A SYN flood thus pushes out its own entries, never an established
-/// connection. 1 if one was forgotten. A global BPF function: verified once.
+/// What a full hash map answers an insert.
+const E2BIG: u32 = 7;
+/// Sweep records looked at, at most, to find a half-open connection to forget.
+const EVICT_TRIES: u32 = 8;
+
+/// The connection table is full: forgets the oldest half-open TCP connection (SYN_RECV)
+/// it finds at the heads of the 60 s and 10 s sweep queues, where such connections' records
+/// wait (IPVS's `drop_entry` drops them at random). Records of other entries go back in
+/// for their expiry; a SYN flood thus pushes out its own older entries, not established
+/// connections. True if one was forgotten. A global BPF function: verified once.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn xvs_evict_half_open(key: *const ConnKey) -> u32 {
-    if key.is_null() {
-        return 0;
-    }
-    let Some((first, second)) = table::buckets_of(unsafe { &*key }) else {
-        return 0;
-    };
-    let mut victim = xvs_half_open_in(first);
-    if victim == table::NONE {
-        victim = xvs_half_open_in(second);
-    }
-    let (Some(victim_key), Some(entry)) = (table::key_at(victim), table::entry_at(victim)) else {
-        return 0;
-    };
-    forget_at(unsafe { &*victim_key }, entry, victim);
-    count(counter::EVICTED, 1);
-    1
+pub extern "C" fn xvs_evict_half_open(now: u64) -> u32 {
+    let mut evict = Evict { now, done: false };
+    sched::walk(EVICT_TRIES, &mut evict, evict_step);
+    evict.done as u32
 }
 
-/// The slot of a half-open TCP connection's request entry in bucket `bucket`, or
-/// [`table::NONE`]. A global BPF function, verified once.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn xvs_half_open_in(bucket: u32) -> u32 {
-    let live = table::live_slots(bucket);
-    let mut slot = 0;
-    while slot < BUCKET_SLOTS {
-        let index = slot_index(bucket, slot);
-        if live & (1 << slot) != 0
-            && let (Some(key), Some(entry)) = (table::key_at(index), table::entry_at(index))
-        {
-            let (protocol, state, flags) =
-                unsafe { ((*key).protocol, (*entry).state, (*entry).flags) };
-            if protocol == crate::wire::IPPROTO_TCP
-                && state == tcp::SYN_RECV
-                && flags & (conn_flags::REPLY | conn_flags::TEMPLATE) == 0
-            {
-                return index;
-            }
-        }
-        slot += 1;
+struct Evict {
+    now: u64,
+    done: bool,
+}
+
+extern "C" fn evict_step(_: u32, e: *mut Evict) -> i64 {
+    let e = unsafe { &mut *e };
+    let record = match XVS_SWEEP_60.pop() {
+        Ok(Some(record)) => record,
+        _ => match XVS_SWEEP.pop() {
+            Ok(Some(record)) => record,
+            _ => return sched::STOP,
+        },
+    };
+    // A record whose entry is gone was stale: taking it off costs nothing.
+    let Some(entry) = XVS_CONNS.get_ptr_mut(&record.key) else {
+        return sched::CONTINUE;
+    };
+    let (state, flags) = unsafe { ((*entry).state, (*entry).flags) };
+    if record.key.protocol == crate::wire::IPPROTO_TCP
+        && state == tcp::SYN_RECV
+        && flags & (conn_flags::REPLY | conn_flags::TEMPLATE) == 0
+    {
+        forget(&record.key, entry);
+        count(counter::EVICTED, 1);
+        e.done = true;
+        return sched::STOP;
     }
-    table::NONE
+    xvs_queue_sweep(&record.key, unsafe { (*entry).expires }, e.now);
+    sched::CONTINUE
 }
 
 /// Inserts the reply twin of NAT connection `conn` (key `key`), built in `twin`.
@@ -664,7 +634,7 @@ fn create_twin(key: &ConnKey, conn: &Conn, twin: *mut Conn) {
         (*twin).forward = conn.forward;
         (*twin).flags = conn_flags::REPLY | (conn.flags & conn_flags::DEST_HALF);
         (*twin).peer_family = key.family;
-        table::put(&(*scratch).reply_key, &*twin);
+        let _ = XVS_CONNS.insert(&(*scratch).reply_key, &*twin, 0);
     }
 }
 
@@ -701,7 +671,7 @@ pub fn touch(
         }
         let expires = now + timeout_ns((*conn).state);
         if expires < (*conn).expires {
-            xvs_queue_sweep(key, table::NONE, expires, now);
+            xvs_queue_sweep(key, expires, now);
         }
         (*conn).expires = expires;
         // A NAT connection's two entries share its state and, at a change, its expiry.

@@ -9,14 +9,14 @@
 //! entry, the other side's address and port, lives beside it in `XVS_FULLNAT`, by the
 //! same key (a [`FullnatPeer`]): one more lookup per packet, paid by FULLNAT alone.
 //!
-//! The local port is claimed by inserting the reply entry only if its key is absent: a tuple in
+//! The local port is claimed by inserting the reply entry with `BPF_NOEXIST`: a tuple in
 //! use is never handed out twice, and no lock is taken. Each CPU starts its search in its
 //! own part of the port range, so CPUs seldom meet.
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
-    bindings::{xdp_action, xdp_md},
+    bindings::{BPF_NOEXIST, xdp_action, xdp_md},
     helpers::bpf_get_smp_processor_id,
     programs::XdpContext,
 };
@@ -27,9 +27,9 @@ use xvs_common::{
 
 use crate::{
     forward, icmp,
-    maps::{XVS_FULLNAT, XVS_LADDRS, scratch},
+    maps::{XVS_CONNS, XVS_FULLNAT, XVS_LADDRS, scratch},
     packet::Packet,
-    proxy, table,
+    proxy,
     wire::IPPROTO_TCP,
 };
 
@@ -67,7 +67,7 @@ pub extern "C" fn xvs_fullnat_create(
     let (key, conn) = unsafe { (&*key, &*conn) };
     // Counted by the caller (which may try again, the table looked up first).
     let refused = || {
-        table::remove(key);
+        let _ = XVS_CONNS.remove(key);
         NO_LOCAL_PORT
     };
     let Some(pool) = XVS_LADDRS.get_ptr_mut(&conn.service_id) else {
@@ -127,7 +127,10 @@ pub extern "C" fn xvs_fullnat_create(
         let port = FULLNAT_PORT_FIRST as u32 + *cursor % FULLNAT_PORTS;
         local.port = (port as u16).to_be();
         *reply_key = key.fullnat_reply(conn, local);
-        if table::xvs_insert(&*reply_key, twin) >= 0 {
+        if XVS_CONNS
+            .insert(&*reply_key, unsafe { &*twin }, BPF_NOEXIST as u64)
+            .is_ok()
+        {
             claimed = true;
             break;
         }
@@ -152,7 +155,7 @@ pub extern "C" fn xvs_fullnat_create(
         || XVS_FULLNAT.insert(&*reply_key, &*client, 0).is_err()
     {
         let _ = XVS_FULLNAT.remove(key);
-        table::remove(&*reply_key);
+        let _ = XVS_CONNS.remove(&*reply_key);
         return refused();
     }
     CREATED

@@ -2,16 +2,17 @@
 //! finds them by name from the program's map ids.
 
 use aya_ebpf::{
-    macros::map,
+    btf_maps,
+    macros::{btf_map, map},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue},
 };
 use xvs_common::{
-    BUCKET_SLOTS, Bucket, CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestCounts,
-    DestValue, FragmentEntry, FragmentKey, FullnatPeer, HOP_CACHE_SLOTS, LOCALITY_MEMBERS,
-    LocalAddresses, LocalityEntry, LocalityKey, LookupTable, MAX_DESTS, MAX_LARGE_SERVICES,
-    MAX_SERVICES, MAX_SET_LARGE, MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_60_SHARE,
-    SWEEP_300_SHARE, SWEEP_SOON_SHARE, SchedState, ServiceEntry, ServiceKey, ServiceSched, Slot,
-    SweepRecord, TunnelSource, WrrKey, counter, meta, sweep, table_buckets,
+    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestCounts, DestValue, FragmentEntry,
+    FragmentKey, FullnatPeer, HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalAddresses, LocalityEntry,
+    LocalityKey, LookupTable, MAX_DESTS, MAX_LARGE_SERVICES, MAX_SERVICES, MAX_SET_LARGE,
+    MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE,
+    SchedState, ServiceEntry, ServiceKey, ServiceSched, SweepRecord, TunnelSource, WrrKey, counter,
+    meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -93,18 +94,10 @@ pub static XVS_RATES: HashMap<u32, RateEstimate> =
 #[map(name = "XVS_TUN_SRC")]
 pub static XVS_TUN_SRC: Array<TunnelSource> = Array::with_max_entries(MAX_STATS, 0);
 
-/// The connection table's slots and their control words (see `table.rs`). Mappable, so
-/// that user space writes synced entries with the same atomic steps; user space sizes
-/// them when the director is created.
-#[map(name = "XVS_CONNS")]
-pub static XVS_CONNS: Array<Slot> = Array::with_max_entries(
-    table_buckets(DEFAULT_CONNECTIONS) * BUCKET_SLOTS,
-    BPF_F_MMAPABLE,
-);
-
-#[map(name = "XVS_CONN_CTL")]
-pub static XVS_CONN_CTL: Array<Bucket> =
-    Array::with_max_entries(table_buckets(DEFAULT_CONNECTIONS), BPF_F_MMAPABLE);
+/// The connection table. Preallocated (user space sizes it when the director is created).
+#[btf_map(name = "XVS_CONNS")]
+pub static XVS_CONNS: btf_maps::HashMap<ConnKey, Conn, { DEFAULT_CONNECTIONS as usize }> =
+    btf_maps::HashMap::new();
 
 /// FULLNAT entries' other sides, by the entry's key (see `fullnat.rs`). Allocated as
 /// FULLNAT connections come (a director without them pays nothing); user space sizes it

@@ -12,6 +12,7 @@
 //! map's [`meta::EXPIRE_QUIESCENT_TEMPLATE`]); one whose real server was removed is
 //! dropped and the client scheduled anew.
 
+use aya_ebpf::bindings::BPF_NOEXIST;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use xvs_common::{
     Conn, ConnKey, FAMILY_V4, LocalityMember, ServiceKey, ServiceValue, TEMPLATE_KEY, conn_flags,
@@ -20,10 +21,9 @@ use xvs_common::{
 
 use crate::{
     conn,
-    maps::{dest_counts, meta_value, scratch},
+    maps::{XVS_CONNS, dest_counts, meta_value, scratch},
     packet::{Packet, copy_addr},
     sched::{self, View},
-    table,
 };
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -78,7 +78,7 @@ pub extern "C" fn xvs_persist_find(
     let found_by = unsafe { &(*scratch).service_key };
     template_key(key, packet, service, found_by);
     let key = &*key;
-    let Some(template) = table::get(key) else {
+    let Some(template) = XVS_CONNS.get_ptr_mut(key) else {
         return 0;
     };
     if conn::expired(template, now) {
@@ -109,7 +109,7 @@ pub extern "C" fn xvs_persist_forget() -> u32 {
         return 0;
     };
     let key = unsafe { &(*scratch).template_key };
-    if let Some(template) = table::get(key) {
+    if let Some(template) = XVS_CONNS.get_ptr_mut(key) {
         conn::forget(key, template);
     }
     0
@@ -147,10 +147,12 @@ pub extern "C" fn xvs_persist_create(
     template.peer_family = new.peer_family;
     let key = unsafe { &(*scratch).template_key };
     // Another CPU may have made it first: one template, counted once.
-    let slot = table::xvs_insert(key, &*template);
-    if slot >= 0 {
+    if XVS_CONNS
+        .insert(key, &*template, BPF_NOEXIST as u64)
+        .is_ok()
+    {
         count_template(new.dest_stats, 1);
-        conn::xvs_queue_sweep(key, slot as u32, template.expires, now);
+        conn::xvs_queue_sweep(key, template.expires, now);
     }
     0
 }
