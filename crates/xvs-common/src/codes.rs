@@ -34,6 +34,10 @@ pub mod tree_rule {
     /// (ovf's leaves also need active connections within the weight).
     pub const FO: u32 = 5;
     pub const OVF: u32 = 6;
+    /// lblc's and lblcr's wlc: wlc's order, and the tree also keeps which servers have
+    /// fewer active connections than half their weight (`XVS_BELOW_HALF`), so that their
+    /// overload check is one look instead of a walk over the set.
+    pub const LOCALITY: u32 = 7;
 }
 
 /// Service flags the datapath reads ([`crate::ServiceValue::flags`]), as IPVS numbers

@@ -27,6 +27,9 @@ pub mod map_names {
     pub const SCHED: &str = "XVS_SCHED";
     /// The same for the services of [`SERVICES_LARGE`] → `ServiceSched<MAX_SET_LARGE>`.
     pub const SCHED_LARGE: &str = "XVS_SCHED_LARGE";
+    /// lblc's and lblcr's servers below half their weight, by service id →
+    /// [`crate::BelowHalf`] (written by the datapath with the service's tree).
+    pub const BELOW_HALF: &str = "XVS_BELOW_HALF";
     /// Every real server's connection counts by counter slot: one value,
     /// [`crate::DestCounts`].
     pub const DEST_COUNTS: &str = "XVS_DEST_COUNTS";

@@ -68,7 +68,9 @@ pub struct SchedTree<const N: usize = MAX_SET> {
     /// Leaves: the set's size rounded up to a power of two (a count change rebuilds it,
     /// as any set change does), so a refresh climbs log2(leaves) levels, not eight.
     pub leaves: u32,
-    pub _pad: u32,
+    /// The service's id (written when the tree is built; a locality tree finds its
+    /// [`BelowHalf`] entry by it).
+    pub service_id: u32,
     /// The service it was built for, by which a connection's end finds the set.
     pub service: ServiceKey,
     /// The set index of each tree slot ([`TREE_NONE`] if not in the set).
@@ -125,12 +127,28 @@ impl<const N: usize> Default for SchedTree<N> {
             set: 0,
             kind: tree_rule::NONE,
             leaves: 0,
-            _pad: 0,
+            service_id: 0,
             service: ServiceKey::default(),
             index_of: [TREE_NONE; N],
             nodes: [[TREE_EMPTY; N]; 2],
         }
     }
+}
+
+/// Words of a [`BelowHalf`] bitmap: one bit per set index of the largest set.
+pub const BELOW_HALF_WORDS: usize = crate::MAX_SET_LARGE / 64;
+
+/// Which servers of a set have fewer active connections than half their weight, by set
+/// index (bit `i % 64` of word `i / 64`): what lblc's and lblcr's overload check asks
+/// (IPVS's `is_overloaded` walks the set for one). Kept by the datapath with a locality
+/// service's tree, as its counts change, in `XVS_BELOW_HALF` by service id; valid for
+/// set `set` only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BelowHalf {
+    pub set: u32,
+    pub _pad: u32,
+    pub words: [u64; BELOW_HALF_WORDS],
 }
 
 /// Per-service scheduler state (round-robin cursor).

@@ -36,9 +36,10 @@ fn tree_rules() {
             tree_rule::SED,
             tree_rule::NQ,
             tree_rule::FO,
-            tree_rule::OVF
+            tree_rule::OVF,
+            tree_rule::LOCALITY
         ],
-        [0, 1, 2, 3, 4, 5, 6]
+        [0, 1, 2, 3, 4, 5, 6, 7]
     );
 }
 

@@ -38,7 +38,7 @@ use aya::{
 };
 use netlink::XdpMode;
 use xvs_common::{
-    Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, FullnatPeer, LAYOUT_VERSION,
+    BelowHalf, Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, FullnatPeer, LAYOUT_VERSION,
     LOOPBACK_INDEX, LocalAddresses, LookupTable, MAX_SET_LARGE, Neighbour, RateEstimate,
     ServiceEntry, ServiceKey, ServiceSched, TunnelSource, WrrKey, counter, map_names, meta,
 };
@@ -79,6 +79,10 @@ pub struct Director {
     /// director otherwise.
     fullnat: Option<BpfHashMap<MapData, ConnKey, FullnatPeer>>,
     laddrs: Option<BpfHashMap<MapData, u32, LocalAddresses>>,
+    /// lblc's and lblcr's servers below half their weight, by service id (written by the
+    /// datapath; user space only drops a removed service's). `None` as above (before
+    /// 2026-12-07's builds).
+    below_half: Option<BpfHashMap<MapData, u32, BelowHalf>>,
     /// The kernel's ids of the director's maps, by name.
     map_ids: HashMap<String, u32>,
 }
@@ -303,6 +307,12 @@ impl Director {
             ),
             None => None,
         };
+        let below_half = match maps.remove(map_names::BELOW_HALF) {
+            Some(map) => Some(
+                BpfHashMap::try_from(Map::HashMap(map)).map_err(wrong(map_names::BELOW_HALF))?,
+            ),
+            None => None,
+        };
         Ok(Director {
             program_id,
             program,
@@ -325,6 +335,7 @@ impl Director {
             conns,
             fullnat,
             laddrs,
+            below_half,
             map_ids: ids_by_name,
         })
     }

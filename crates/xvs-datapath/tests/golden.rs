@@ -347,9 +347,21 @@ fn a_service_of_a_thousand_real_servers_schedules_as_the_reference() {
     // NAT real servers on one address, told apart by port: every one has the same next
     // hop, and the port of a forwarded frame says which was chosen.
     let server = |i: u16| format!("10.0.0.10:{}", 10_000 + i);
-    for (round, scheduler) in ["rr", "wrr", "wlc", "nq", "fo", "ovf", "mh -b mh-port"]
-        .into_iter()
-        .enumerate()
+    for (round, scheduler) in [
+        "rr",
+        "wrr",
+        "wlc",
+        "nq",
+        "fo",
+        "ovf",
+        "mh -b mh-port",
+        // One VIP, one locality entry: its server is overloaded once past its weight
+        // while any of the thousand is below half its weight (a bit in one of 16 words).
+        "lblc",
+        "lblcr",
+    ]
+    .into_iter()
+    .enumerate()
     {
         let port = 9200 + round as u16;
         let vip = format!("1.1.1.254:{port}");

@@ -355,14 +355,20 @@ impl Director {
                 Op::RemoveLargeService(key) => {
                     removed(self.services_large.remove(key), "cannot remove a service")?
                 }
-                Op::DropSched { id, large: false } => removed(
-                    self.sched_states.remove(id),
-                    "cannot drop a service's scheduler state",
-                )?,
-                Op::DropSched { id, large: true } => removed(
-                    self.sched_large.remove(id),
-                    "cannot drop a service's scheduler state",
-                )?,
+                Op::DropSched { id, large } => {
+                    let state = if *large {
+                        self.sched_large.remove(id)
+                    } else {
+                        self.sched_states.remove(id)
+                    };
+                    removed(state, "cannot drop a service's scheduler state")?;
+                    if let Some(below_half) = self.below_half.as_mut() {
+                        removed(
+                            below_half.remove(id),
+                            "cannot drop a service's locality state",
+                        )?;
+                    }
+                }
                 Op::SetMeta(slot, value) => self.set_meta(*slot, *value)?,
                 Op::PrepareNextHops(servers) => self.prepare_next_hops(servers)?,
                 Op::WriteLocalAddresses { id, laddrs } => {

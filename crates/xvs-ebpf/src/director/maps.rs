@@ -7,12 +7,12 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue},
 };
 use xvs_common::{
-    CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestCounts, DestValue, FragmentEntry,
-    FragmentKey, FullnatPeer, HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalAddresses, LocalityEntry,
-    LocalityKey, LookupTable, MAX_DESTS, MAX_LARGE_SERVICES, MAX_SERVICES, MAX_SET_LARGE,
-    MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE,
-    SchedState, ServiceEntry, ServiceKey, ServiceSched, SweepRecord, TunnelSource, WrrKey, counter,
-    meta, sweep,
+    BelowHalf, CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestCounts, DestValue,
+    FragmentEntry, FragmentKey, FullnatPeer, HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalAddresses,
+    LocalityEntry, LocalityKey, LookupTable, MAX_DESTS, MAX_LARGE_SERVICES, MAX_SERVICES,
+    MAX_SET_LARGE, MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE,
+    SWEEP_SOON_SHARE, SchedState, ServiceEntry, ServiceKey, ServiceSched, SweepRecord,
+    TunnelSource, WrrKey, counter, meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -65,6 +65,12 @@ pub static XVS_SCHED: HashMap<u32, ServiceSched> =
 #[map(name = "XVS_SCHED_LARGE")]
 pub static XVS_SCHED_LARGE: HashMap<u32, ServiceSched<MAX_SET_LARGE>> =
     HashMap::with_max_entries(MAX_LARGE_SERVICES, NO_PREALLOC);
+
+/// lblc's and lblcr's servers below half their weight (see [`xvs_common::BelowHalf`]),
+/// entries made by the datapath when it builds such a service's tree.
+#[map(name = "XVS_BELOW_HALF")]
+pub static XVS_BELOW_HALF: HashMap<u32, BelowHalf> =
+    HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
 
 #[map(name = "XVS_WRR")]
 pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);

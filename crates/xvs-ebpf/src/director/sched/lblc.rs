@@ -24,7 +24,7 @@ fn kept<const N: usize>(request: &Request<N>) -> Option<u32> {
     };
     let index = view.index_of(member.slot, member.dest_stats, member.dest_id);
     let dest = view.entry(index).filter(|_| index != NONE)?;
-    (dest.weight > 0 && !locality::overloaded(&view, dest)).then_some(index)
+    (dest.weight > 0 && !locality::overloaded(&view, dest, request.set_id)).then_some(index)
 }
 
 /// The destination address now goes to set index `index` (wlc's choice).

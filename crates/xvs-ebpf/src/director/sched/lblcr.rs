@@ -45,7 +45,7 @@ fn kept<const N: usize>(request: &Request<N>) -> Option<u32> {
         entry.last_modified = now;
     }
     let dest = view.entry(least).filter(|_| least != NONE)?;
-    (!locality::overloaded(&view, dest)).then_some(least)
+    (!locality::overloaded(&view, dest, request.set_id)).then_some(least)
 }
 
 /// Set index `index` (wlc's choice) joins the destination address's set, newest first (a

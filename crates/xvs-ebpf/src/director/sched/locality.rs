@@ -57,11 +57,17 @@ pub fn member_of<const N: usize>(view: &View<N>, index: u32) -> Option<LocalityM
 }
 
 /// IPVS's `is_overloaded` of lblc and lblcr: more active connections than weight, while
-/// some server of the set has fewer than half its weight.
+/// some server of the set (`set_id`) has fewer than half its weight. Which servers do is
+/// kept with the service's tree once wlc has chosen for it (its rule is
+/// [`tree_rule::LOCALITY`](xvs_common::tree_rule::LOCALITY)); until then (and should its
+/// bitmap not fit its map) the set is walked, as IPVS walks it.
 #[inline(always)]
-pub fn overloaded<const N: usize>(view: &View<N>, entry: &SetEntry) -> bool {
+pub fn overloaded<const N: usize>(view: &View<N>, entry: &SetEntry, set_id: u32) -> bool {
     if view.active(entry) <= entry.weight as u64 {
         return false;
+    }
+    if let Some(some) = super::tree::some_below_half(view, set_id) {
+        return some;
     }
     let mut search = Search { view, found: false };
     walk(view.count(), &mut search, step::<N>);

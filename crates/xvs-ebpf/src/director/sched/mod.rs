@@ -281,7 +281,7 @@ pub fn schedule<const N: usize>(request: &Request<N>, state: &mut SchedState) ->
         scheduler::LBLC => match found(lblc::schedule(request)) {
             Some(kept) => (Some(kept), false),
             None => {
-                let picked = tree::pick(view, tree_rule::WLC, request);
+                let picked = tree::pick(view, tree_rule::LOCALITY, request);
                 if let Some(index) = picked {
                     lblc::remember(request, index);
                 }
@@ -291,7 +291,7 @@ pub fn schedule<const N: usize>(request: &Request<N>, state: &mut SchedState) ->
         scheduler::LBLCR => match found(lblcr::schedule(request)) {
             Some(kept) => (Some(kept), false),
             None => {
-                let picked = tree::pick(view, tree_rule::WLC, request);
+                let picked = tree::pick(view, tree_rule::LOCALITY, request);
                 if let Some(index) = picked {
                     lblcr::remember(request, index);
                 }

@@ -21,12 +21,15 @@
 //! change until the next change below it; the root is checked to be available before it
 //! is used, and the tree rebuilt if not.
 
+use core::intrinsics::{AtomicOrdering, atomic_and, atomic_or};
+
 use xvs_common::{
-    DestCounts, DestSet, MAX_SET, MAX_SET_LARGE, SchedTree, ServiceSched, TREE_EMPTY, TREE_NONE,
-    tree_node, tree_rule,
+    BELOW_HALF_WORDS, BelowHalf, DestCounts, DestSet, MAX_SET, MAX_SET_LARGE, SchedTree,
+    ServiceSched, TREE_EMPTY, TREE_NONE, tree_node, tree_rule,
 };
 
 use super::{CONTINUE, Request, View, ViewRef, fo, lc, nq, ovf, sed, walk, wlc};
+use crate::maps::XVS_BELOW_HALF;
 
 /// The best available index of the set by rule `kind`, from the tree (built first if it
 /// was built for another set or rule, or if a racing count left its root unavailable).
@@ -39,7 +42,7 @@ pub fn pick<const N: usize>(view: &View<N>, kind: u32, request: &Request<N>) -> 
         || tree.kind != kind
         || root.is_some_and(|root| !leaf_available(view, kind, root))
     {
-        build(&view, tree, kind, set_id);
+        build(&view, tree, kind, set_id, request.service_id);
         // The key the service was found by (in the scratch space) is kept with the tree.
         if let Some(scratch) = crate::maps::scratch() {
             tree.service = unsafe { (*scratch).service_key };
@@ -122,6 +125,9 @@ pub fn refresh_above<const N: usize>(view: &View<N>, slot: u16) {
     // Up to the root in straight code (verified once in the global function, once where a
     // new connection counts), carrying the node just set: each level reads only the
     // sibling, and the siblings' reads do not wait on one another.
+    if kind == tree_rule::LOCALITY {
+        mark_in_tree(view.conns, view.set, view.counts, index);
+    }
     let mut node = leaves + index;
     let mut best = set_leaf(view, tree, kind, index, node);
     // (Node numbers are below 2 × N and halve each time: the verifier sees the loop end.)
@@ -132,11 +138,15 @@ pub fn refresh_above<const N: usize>(view: &View<N>, slot: u16) {
     }
 }
 
+/// (32 bytes: it sits in `build`'s frame, at the end of the new connection's deepest
+/// call chain.)
 struct Build<const N: usize> {
     view: ViewRef<N>,
     tree: *mut SchedTree<N>,
+    /// A locality tree's bitmap (null for the other rules).
+    half: *mut BelowHalf,
     kind: u32,
-    leaves: usize,
+    leaves: u32,
 }
 
 /// Step i: slot i belongs to no index yet; leaf i (if there is one) as the set says.
@@ -147,8 +157,11 @@ extern "C" fn leaf_step<const N: usize>(i: u32, b: *mut Build<N>) -> i64 {
     if let Some(index) = tree.index_of.get_mut(i) {
         *index = TREE_NONE;
     }
-    let leaves = b.leaves & (2 * N - 1);
+    let leaves = b.leaves as usize & (2 * N - 1);
     if i < leaves {
+        if !b.half.is_null() {
+            mark_below_half(&b.view, i, b.half);
+        }
         set_leaf(&b.view, tree, b.kind, i, leaves + i);
     }
     CONTINUE
@@ -168,21 +181,33 @@ extern "C" fn place_step<const N: usize>(i: u32, b: *mut Build<N>) -> i64 {
 extern "C" fn node_step<const N: usize>(k: u32, b: *mut Build<N>) -> i64 {
     let b = unsafe { &mut *b };
     // Bottom up: node leaves - 1 first, the root last.
-    let node = b.leaves.saturating_sub(1 + k as usize);
+    let node = (b.leaves as usize).saturating_sub(1 + k as usize);
     refresh(unsafe { &mut *b.tree }, node);
     CONTINUE
 }
 
-/// Builds the tree for set `set_id` by rule `kind`.
+/// Builds the tree for set `set_id` of service `service_id` by rule `kind`.
 #[inline(never)]
-fn build<const N: usize>(view: &View<N>, tree: *mut SchedTree<N>, kind: u32, set_id: u32) {
+fn build<const N: usize>(
+    view: &View<N>,
+    tree: *mut SchedTree<N>,
+    kind: u32,
+    set_id: u32,
+    service_id: u32,
+) {
     // Leaves: one per possible set index.
     let leaves = view.count().max(1).next_power_of_two().min(N as u32);
+    let half = if kind == tree_rule::LOCALITY {
+        fresh_below_half(service_id)
+    } else {
+        core::ptr::null_mut()
+    };
     let mut b = Build {
         view: ViewRef::of(view),
         tree,
+        half,
         kind,
-        leaves: leaves as usize,
+        leaves,
     };
     walk(N as u32, &mut b, leaf_step::<N>);
     walk(view.count(), &mut b, place_step::<N>);
@@ -191,11 +216,119 @@ fn build<const N: usize>(view: &View<N>, tree: *mut SchedTree<N>, kind: u32, set
         (*tree).leaves = leaves;
         (*tree).kind = kind;
         (*tree).set = set_id;
+        (*tree).service_id = service_id;
+        if !half.is_null() {
+            (*half).set = set_id;
+        }
+    }
+}
+
+/// All zeros: what a service's first [`BelowHalf`] entry is made from.
+static NO_BELOW_HALF: BelowHalf = BelowHalf {
+    set: 0,
+    _pad: 0,
+    words: [0; BELOW_HALF_WORDS],
+};
+
+/// Service `service_id`'s [`BelowHalf`] entry, made if it has none, emptied and valid for
+/// no set until the build that asks for it ends (null if the map is full: the overload
+/// check then walks the set, as IPVS does). Out of line: its key and the insert's
+/// arguments stay out of `build`'s frame.
+#[inline(never)]
+fn fresh_below_half(service_id: u32) -> *mut BelowHalf {
+    let mut half = XVS_BELOW_HALF.get_ptr_mut(&service_id);
+    if half.is_none() {
+        let _ = XVS_BELOW_HALF.insert(&service_id, &NO_BELOW_HALF, 0);
+        half = XVS_BELOW_HALF.get_ptr_mut(&service_id);
+    }
+    let Some(half) = half else {
+        return core::ptr::null_mut();
+    };
+    unsafe {
+        (*half).set = 0;
+        for word in (*half).words.iter_mut() {
+            *word = 0;
+        }
+    }
+    half
+}
+
+/// The [`BelowHalf`] entry a locality tree keeps (null for the other rules, or if the
+/// entry is not the tree's set's).
+#[inline(always)]
+fn below_half<const N: usize>(tree: &SchedTree<N>) -> *mut BelowHalf {
+    if tree.kind != tree_rule::LOCALITY {
+        return core::ptr::null_mut();
+    }
+    match XVS_BELOW_HALF.get_ptr_mut(&tree.service_id) {
+        Some(half) if unsafe { (*half).set } == tree.set => half,
+        _ => core::ptr::null_mut(),
+    }
+}
+
+/// Whether some server of set `set_id` has fewer active connections than half its
+/// weight, by the service's locality tree; `None` if the service has no such tree for
+/// that set (the caller walks the set).
+#[inline(always)]
+pub fn some_below_half<const N: usize>(view: &View<N>, set_id: u32) -> Option<bool> {
+    let tree = unsafe { &(*view.conns).tree };
+    if tree.set != set_id {
+        return None;
+    }
+    let half = below_half(tree);
+    if half.is_null() {
+        return None;
+    }
+    let words = unsafe { &(*half).words };
+    let mut any = 0;
+    for word in words.iter().take(N.div_ceil(64)) {
+        any |= *word;
+    }
+    Some(any != 0)
+}
+
+/// [`mark_below_half`] in a locality tree's bitmap, out of line: where a new connection
+/// counts, the bitmap's lookup would otherwise grow the deepest call chain's frame.
+#[inline(never)]
+fn mark_in_tree<const N: usize>(
+    conns: *mut ServiceSched<N>,
+    set: *const DestSet<N>,
+    counts: *const DestCounts,
+    index: usize,
+) {
+    if conns.is_null() || set.is_null() || counts.is_null() {
+        return;
+    }
+    let half = below_half(unsafe { &(*conns).tree });
+    if !half.is_null() {
+        mark_below_half(&View { set, conns, counts }, index & (N - 1), half);
+    }
+}
+
+/// Records in `half` whether set index `index` (in the set) is below half its weight.
+/// Written only when it changes (an atomic operation: other CPUs write other bits of the
+/// word); like the nodes, a bit can lag a racing count change until the server's next one.
+#[inline(always)]
+fn mark_below_half<const N: usize>(view: &View<N>, index: usize, half: *mut BelowHalf) {
+    let below = index < view.count() as usize
+        && view
+            .entry(index as u32)
+            .is_some_and(|e| view.active(e) * 2 < e.weight as u64);
+    let word = unsafe { &mut (*half).words[(index / 64) & (BELOW_HALF_WORDS - 1)] };
+    let bit = 1u64 << (index % 64);
+    if (*word & bit != 0) != below {
+        unsafe {
+            if below {
+                atomic_or::<u64, u64, { AtomicOrdering::Relaxed }>(word, bit);
+            } else {
+                atomic_and::<u64, u64, { AtomicOrdering::Relaxed }>(word, !bit);
+            }
+        }
     }
 }
 
 /// Sets leaf `node` (leaves + index) to `index` with its load and weight by rule `kind` if
-/// that server is available, else to [`TREE_EMPTY`]; returns what it set.
+/// that server is available, else to [`TREE_EMPTY`]; returns what it set. A locality
 #[inline(always)]
 fn set_leaf<const N: usize>(
     view: &View<N>,
@@ -214,7 +347,7 @@ fn set_leaf<const N: usize>(
             tree_rule::SED => (sed::load(view, entry), sed::weight(entry)),
             tree_rule::NQ => (nq::load(view, entry), nq::weight(entry)),
             tree_rule::FO | tree_rule::OVF => (fo::load(), fo::weight(entry)),
-            // tree_rule::WLC (a tree is only ever built for one of the four).
+            // tree_rule::WLC and LOCALITY (a tree is only ever built for one of these).
             _ => (wlc::load(view, entry), wlc::weight(entry)),
         };
         value = tree_node(load, weight, index as u16);
