@@ -1503,8 +1503,8 @@ fn reassembled_udp6(ips: &[Vec<u8>]) -> (Vec<u8>, bool) {
 /// IPv6 fragments as IPv4's: the first (fragment header, then UDP) is scheduled or matched
 /// as a whole datagram; the later ones follow it to the same real server (NAT, DR and
 /// tunnel), NAT rewriting the addresses only, so the reassembled datagram's UDP checksum is right; a NAT reply's
-/// fragments come back from the VIP. A later fragment whose first never came, and other
-/// extension headers, pass to the stack, counted.
+/// fragments come back from the VIP. A later fragment whose first never came passes to
+/// the stack, counted.
 #[test]
 fn ipv6_fragments_follow_their_first_to_the_same_real_server() {
     let rig = Rig::new();
@@ -1587,24 +1587,198 @@ fn ipv6_fragments_follow_their_first_to_the_same_real_server() {
             let later = fragments6(&orphan, 1232, 10, CLIENT_MAC).pop().unwrap();
             let (out, _) = director.run_frame(eth0, &later).unwrap();
             assert_eq!(out.verdict, XDP_PASS);
-            // A hop-by-hop options header before UDP: to the stack.
-            let mut hop_by_hop = udp6_datagram(CLIENT6, VIP6, 5003, 54, 100);
-            let next = hop_by_hop[6];
-            hop_by_hop[6] = 0;
-            hop_by_hop.splice(40..40, [next, 0, 1, 4, 0, 0, 0, 0]);
-            let length = (hop_by_hop.len() - 40) as u16;
-            hop_by_hop[4..6].copy_from_slice(&length.to_be_bytes());
-            let mut frame = [0x02, 0, 0, 0, 0, 0xfe].to_vec();
-            frame.extend_from_slice(&CLIENT_MAC);
-            frame.extend_from_slice(&[0x86, 0xdd]);
-            frame.extend_from_slice(&hop_by_hop);
-            let (out, _) = director.run_frame(eth0, &frame).unwrap();
-            assert_eq!(out.verdict, XDP_PASS);
 
             let after = counters(director);
             let moved = |c: u32| after[c as usize] - before[c as usize];
             assert_eq!(moved(counter::FRAGMENTS_FORWARDED), 2 + 1 + 2 + 2);
-            assert_eq!(moved(counter::FRAGMENTS), 2);
+            assert_eq!(moved(counter::FRAGMENTS), 1);
+        },
+    );
+}
+
+/// IPv6 packet `ip` (no extension headers) in a frame from `src_mac`, with extension
+/// headers `headers` (each its next-header value and its bytes, a multiple of 8; the first
+/// two bytes are set here: the next header and the length) between the fixed header and
+/// what it carried.
+fn with_extensions(ip: &[u8], headers: &[(u8, Vec<u8>)], src_mac: [u8; 6]) -> Vec<u8> {
+    let mut out = ip[..40].to_vec();
+    let carried = ip[6];
+    out[6] = headers.first().map_or(carried, |h| h.0);
+    for (i, (_, bytes)) in headers.iter().enumerate() {
+        let mut bytes = bytes.clone();
+        assert_eq!(bytes.len() % 8, 0);
+        bytes[0] = headers.get(i + 1).map_or(carried, |h| h.0);
+        bytes[1] = (bytes.len() / 8 - 1) as u8;
+        out.extend_from_slice(&bytes);
+    }
+    out.extend_from_slice(&ip[40..]);
+    let payload = (out.len() - 40) as u16;
+    out[4..6].copy_from_slice(&payload.to_be_bytes());
+    let mut frame = [0x02, 0, 0, 0, 0, 0xfe].to_vec();
+    frame.extend_from_slice(&src_mac);
+    frame.extend_from_slice(&[0x86, 0xdd]);
+    frame.extend_from_slice(&out);
+    frame
+}
+
+/// Options headers (hop-by-hop, destination) of `len` bytes: PadN filling them.
+fn options_header(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    bytes[2] = 1;
+    bytes[3] = (len - 4) as u8;
+    bytes
+}
+
+/// A segment routing header (type 4) with one segment and `left` segments left.
+fn routing_header(left: u8) -> Vec<u8> {
+    let mut bytes = vec![0u8; 24];
+    bytes[2] = 4;
+    bytes[3] = left;
+    bytes[8..24].copy_from_slice(&VIP6);
+    bytes
+}
+
+/// Whether the TCP or UDP checksum of the IPv6 frame `frame`, whose L4 header starts at
+/// `l4` (after extension headers), is right.
+fn l4_sum_right6(frame: &[u8], l4: usize, protocol: u8) -> bool {
+    let payload = usize::from(u16::from_be_bytes([frame[18], frame[19]]));
+    let len = payload - (l4 - 54);
+    let mut pseudo = frame[22..54].to_vec();
+    pseudo.extend_from_slice(&(len as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, protocol]);
+    ones_sum(&[&pseudo, &frame[l4..l4 + len]]) == 0xffff
+}
+
+/// IPv6 extension headers before TCP or UDP are walked past as IPVS's `ipv6_find_hdr`
+/// walks them (hop-by-hop and destination options, a routing header with no segments
+/// left, a fragment header after them): NAT rewrites the ports where they are, both ways,
+/// checksums right and the headers kept; DR forwards the packet as it came; fragments
+/// behind a hop-by-hop header follow their first. A routing header with segments left
+/// (the VIP is not the final destination) and a chain longer than the datapath walks
+/// pass to the stack, counted.
+#[test]
+fn ipv6_extension_headers_are_walked_to_tcp_and_udp() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t [fd00:1::fe]:80 -s rr",
+            "-a -t [fd00:1::fe]:80 -r [fd00:2::10]:8080 -m",
+            "-A -u [fd00:1::fe]:53 -s rr",
+            "-a -u [fd00:1::fe]:53 -r [fd00:2::10]:5353 -m",
+            "-A -u [fd00:1::fe]:54 -s rr",
+            "-a -u [fd00:1::fe]:54 -r [fd00:2::10]:54 -g",
+        ],
+        |director, eth0| {
+            let before = counters(director);
+            const HOP_BY_HOP: u8 = 0;
+            const ROUTING: u8 = 43;
+            const DEST_OPTIONS: u8 = 60;
+            // NAT, TCP: hop-by-hop and destination options (16 bytes) before the SYN.
+            let syn = tcp6(CLIENT6, VIP6, 40000, 80);
+            let frame = with_extensions(
+                &syn[14..],
+                &[
+                    (HOP_BY_HOP, options_header(8)),
+                    (DEST_OPTIONS, options_header(8)),
+                ],
+                CLIENT_MAC,
+            );
+            let (out, _) = director.run_frame(eth0, &frame).unwrap();
+            assert_eq!(out.verdict, XDP_TX, "a SYN behind options headers");
+            assert_eq!(&out.frame[..6], &RS1_MAC);
+            assert_eq!(&out.frame[38..54], &RS6, "to the real server");
+            assert_eq!(
+                &out.frame[54..70],
+                &frame[54..70],
+                "the options headers kept"
+            );
+            assert_eq!(&out.frame[72..74], &8080u16.to_be_bytes(), "its port");
+            assert!(l4_sum_right6(&out.frame, 70, 6), "the TCP sum");
+            let entries = director.connections().unwrap();
+            assert!(entries.iter().any(|e| e.client.1 == 40000));
+            // Its reply, behind destination options of 24 bytes: from the VIP again.
+            let b = etherparse::PacketBuilder::ipv6(RS6, CLIENT6, 64)
+                .tcp(8080, 40000, 5000, 64240)
+                .syn()
+                .ack(1001);
+            let mut reply = Vec::with_capacity(b.size(0));
+            b.write(&mut reply, &[]).unwrap();
+            let frame = with_extensions(&reply, &[(DEST_OPTIONS, options_header(24))], RS1_MAC);
+            let (out, _) = director.run_frame(eth0, &frame).unwrap();
+            assert_eq!(out.verdict, XDP_TX, "the reply behind options");
+            assert_eq!(&out.frame[..6], &CLIENT_MAC);
+            assert_eq!(&out.frame[22..38], &VIP6, "from the VIP");
+            assert_eq!(&out.frame[78..80], &80u16.to_be_bytes(), "from its port");
+            assert!(l4_sum_right6(&out.frame, 78, 6), "the reply's TCP sum");
+
+            // DR, UDP: hop-by-hop options and a routing header with no segments left.
+            let datagram = udp6_datagram(CLIENT6, VIP6, 5001, 54, 100);
+            let frame = with_extensions(
+                &datagram,
+                &[
+                    (HOP_BY_HOP, options_header(8)),
+                    (ROUTING, routing_header(0)),
+                ],
+                CLIENT_MAC,
+            );
+            let (out, _) = director.run_frame(eth0, &frame).unwrap();
+            assert_eq!(out.verdict, XDP_TX, "UDP behind a finished routing header");
+            assert_eq!(&out.frame[..6], &RS1_MAC);
+            assert!(out.frame[12..] == frame[12..], "DR changes only the MACs");
+
+            // NAT, fragments each behind a hop-by-hop header: all to the real server.
+            let datagram = udp6_datagram(CLIENT6, VIP6, 5000, 53, 3000);
+            let mut out_ip = Vec::new();
+            for (i, plain) in fragments6(&datagram, 1232, 21, CLIENT_MAC)
+                .iter()
+                .enumerate()
+            {
+                // The fragment header (and what follows) moves behind the options.
+                let mut ip = plain[14..].to_vec();
+                let fragment: Vec<u8> = ip.drain(40..48).collect();
+                ip[6] = fragment[0];
+                let mut with_fragment =
+                    with_extensions(&ip, &[(HOP_BY_HOP, options_header(8))], CLIENT_MAC);
+                // The options header's next is the fragment header, then the datagram.
+                with_fragment[54] = 44;
+                with_fragment.splice(62..62, fragment);
+                let payload = (with_fragment.len() - 54) as u16;
+                with_fragment[18..20].copy_from_slice(&payload.to_be_bytes());
+                let (out, _) = director.run_frame(eth0, &with_fragment).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "fragment {i}");
+                assert_eq!(&out.frame[38..54], &RS6, "fragment {i}: to the real server");
+                assert_eq!(
+                    &out.frame[54..70],
+                    &with_fragment[54..70],
+                    "fragment {i}: headers"
+                );
+                // As `reassembled_udp6` reads it: fixed header, fragment header, data.
+                let mut ip = out.frame[14..54].to_vec();
+                ip.extend_from_slice(&out.frame[62..]);
+                out_ip.push(ip);
+            }
+            let (udp, sum_right) = reassembled_udp6(&out_ip);
+            assert_eq!(&udp[2..4], &5353u16.to_be_bytes(), "the port, in the first");
+            assert!(sum_right, "the datagram's UDP sum");
+
+            // Not the final destination: a routing header with a segment left.
+            let datagram = udp6_datagram(CLIENT6, VIP6, 5002, 54, 100);
+            let frame = with_extensions(&datagram, &[(ROUTING, routing_header(1))], CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &frame).unwrap();
+            assert_eq!(
+                out.verdict, XDP_PASS,
+                "a routing header with a segment left"
+            );
+            // Longer than the datapath walks: 80 bytes of destination options.
+            let frame =
+                with_extensions(&datagram, &[(DEST_OPTIONS, options_header(80))], CLIENT_MAC);
+            let (out, _) = director.run_frame(eth0, &frame).unwrap();
+            assert_eq!(out.verdict, XDP_PASS, "80 bytes of options");
+
+            let after = counters(director);
+            let moved = |c: u32| after[c as usize] - before[c as usize];
+            assert_eq!(moved(counter::FRAGMENTS), 2, "the two passed, counted");
+            assert_eq!(moved(counter::MALFORMED), 0);
         },
     );
 }

@@ -58,15 +58,29 @@ pub mod ipv6 {
     pub const DST: usize = eth::LEN + 24;
     /// The fixed header.
     pub const LEN: usize = 40;
-    /// The fragment header's next-header value, and its fields right after the fixed
-    /// header (the only extension header the director parses).
+    /// Extension headers the director walks past to TCP or UDP, as IPVS's
+    /// `ipv6_find_hdr` does: hop-by-hop options, routing (only with no segments left:
+    /// else the destination is not the final one), destination options, and one fragment
+    /// header. Each but the fragment header starts with the next header and its length in
+    /// 8-byte units, not counting the first 8.
+    pub const NEXT_HOP_BY_HOP: u8 = 0;
+    pub const NEXT_ROUTING: u8 = 43;
     pub const NEXT_FRAGMENT: u8 = 44;
-    pub const FRAGMENT_NEXT: usize = eth::LEN + LEN;
-    /// Offset (13 bits, in 8-byte units) and, in the low bit, "more fragments".
-    pub const FRAGMENT_OFFSET: usize = eth::LEN + LEN + 2;
-    pub const FRAGMENT_ID: usize = eth::LEN + LEN + 4;
+    pub const NEXT_DEST_OPTIONS: u8 = 60;
+    /// A routing header's segments left (byte 3).
+    pub const ROUTING_SEGMENTS_LEFT: usize = 3;
+    /// The fragment header's fields, from its start: offset (13 bits, in 8-byte units)
+    /// and, in the low bit, "more fragments"; the datagram's identification.
+    pub const FRAGMENT_OFFSET: usize = 2;
+    pub const FRAGMENT_ID: usize = 4;
     pub const FRAGMENT_OFFSET_MASK: u16 = 0xfff8;
     pub const FRAGMENT_LEN: usize = 8;
+    /// At most this many extension headers are walked...
+    pub const MAX_EXTENSIONS: usize = 4;
+    /// ...and TCP or UDP must start before this offset in the frame (72 bytes of
+    /// extension headers: the datapath keeps L4 offsets below 128, which its bounds
+    /// checks rely on). Longer chains go to the kernel, counted.
+    pub const L4_LIMIT: usize = 128;
 }
 
 pub mod tcp {

@@ -160,7 +160,10 @@ pub enum Skip {
     NotOurs,
     /// Shorter than its headers say, or inconsistent lengths.
     Malformed,
-    /// An IPv6 packet with extension headers other than one fragment header.
+    /// An IPv6 packet whose extension headers the director does not walk past (a
+    /// routing header with segments left, more than [`ipv6::MAX_EXTENSIONS`] of them or
+    /// longer than [`ipv6::L4_LIMIT`] allows, a second fragment header), or a fragment
+    /// of another protocol than TCP or UDP.
     Fragment,
     /// A fragment after the first: its addresses, protocol, lengths and
     /// identification are parsed, it has no ports.
@@ -339,35 +342,69 @@ pub fn parse(ctx: &XdpContext, out: &mut Packet) -> Result<(), Skip> {
             if next == IPPROTO_ICMPV6 {
                 return parse_icmp6_error(ctx, out, payload);
             }
-            // A fragment header straight after the fixed header, before TCP or UDP: the
-            // first fragment has the ports, a later one is placed by its first (as IPv4's).
+            // Extension headers before TCP or UDP are walked past; with a fragment
+            // header, the first fragment has the ports, a later one is placed by its
+            // first (as IPv4's).
             out.fragment = 0;
-            out.l4 = eth::LEN + ipv6::LEN;
-            if next == ipv6::NEXT_FRAGMENT {
-                next = read_u8(ctx, ipv6::FRAGMENT_NEXT).ok_or(Skip::Malformed)?;
-                let offset =
-                    u16::from_be(read_be16_raw(ctx, ipv6::FRAGMENT_OFFSET).ok_or(Skip::Malformed)?);
-                let id = at::<[u8; 4]>(ctx, ipv6::FRAGMENT_ID).ok_or(Skip::Malformed)?;
-                out.fragment_id = unsafe { u32::from_be_bytes(*id) };
-                out.fragment = if offset & ipv6::FRAGMENT_OFFSET_MASK == 0 {
-                    FIRST_FRAGMENT
+            let mut l4 = eth::LEN + ipv6::LEN;
+            for _ in 0..ipv6::MAX_EXTENSIONS {
+                if next == ipv6::NEXT_FRAGMENT && out.fragment == 0 {
+                    let header = unsafe {
+                        *at::<[u8; ipv6::FRAGMENT_LEN]>(ctx, l4 & (ipv6::L4_LIMIT - 1))
+                            .ok_or(Skip::Malformed)?
+                    };
+                    next = header[0];
+                    let offset = u16::from_be_bytes([
+                        header[ipv6::FRAGMENT_OFFSET],
+                        header[ipv6::FRAGMENT_OFFSET + 1],
+                    ]);
+                    out.fragment_id = u32::from_be_bytes([
+                        header[ipv6::FRAGMENT_ID],
+                        header[ipv6::FRAGMENT_ID + 1],
+                        header[ipv6::FRAGMENT_ID + 2],
+                        header[ipv6::FRAGMENT_ID + 3],
+                    ]);
+                    out.fragment = if offset & ipv6::FRAGMENT_OFFSET_MASK == 0 {
+                        FIRST_FRAGMENT
+                    } else {
+                        LATER_FRAGMENT
+                    };
+                    l4 += ipv6::FRAGMENT_LEN;
+                } else if next == ipv6::NEXT_HOP_BY_HOP
+                    || next == ipv6::NEXT_DEST_OPTIONS
+                    || next == ipv6::NEXT_ROUTING
+                {
+                    let header = unsafe {
+                        *at::<[u8; 4]>(ctx, l4 & (ipv6::L4_LIMIT - 1)).ok_or(Skip::Malformed)?
+                    };
+                    if next == ipv6::NEXT_ROUTING && header[ipv6::ROUTING_SEGMENTS_LEFT] != 0 {
+                        return Err(Skip::Fragment);
+                    }
+                    next = header[0];
+                    l4 += (header[1] as usize + 1) * 8;
                 } else {
-                    LATER_FRAGMENT
-                };
-                out.l4 += ipv6::FRAGMENT_LEN;
-                if payload < ipv6::FRAGMENT_LEN as u16 {
-                    return Err(Skip::Malformed);
+                    break;
+                }
+                if l4 >= ipv6::L4_LIMIT {
+                    return Err(Skip::Fragment);
                 }
             }
+            out.l4 = l4;
             if next != IPPROTO_TCP && next != IPPROTO_UDP {
-                // Other extension headers (and fragments of other protocols, or with
-                // more extension headers) are left to the kernel.
-                let extension = next == 0 || next == 43 || next == 44 || next == 60;
+                // Extension headers beyond what is walked (and fragments of other
+                // protocols) are left to the kernel, counted.
+                let extension = next == ipv6::NEXT_HOP_BY_HOP
+                    || next == ipv6::NEXT_ROUTING
+                    || next == ipv6::NEXT_FRAGMENT
+                    || next == ipv6::NEXT_DEST_OPTIONS;
                 return Err(if extension || out.fragment != 0 {
                     Skip::Fragment
                 } else {
                     Skip::NotOurs
                 });
+            }
+            if (payload as usize) < l4 - eth::LEN - ipv6::LEN {
+                return Err(Skip::Malformed);
             }
             let addrs = at::<[u8; 32]>(ctx, ipv6::SRC).ok_or(Skip::Malformed)?;
             set_v6(&mut out.src, addrs as *const u8);
