@@ -13,7 +13,9 @@ Usage: cargo xtask <task>
   demo     the seed's lab, built, configured with the xvs tools, shown and cleaned up
   bench    the measurements of docs/BENCHMARKS.md, from a release build (`bench restore`:
            xvsadm's -R and -S; `bench datapath`: the per-packet part; `bench churn`: the
-           expiry sweep under a steady load, a few minutes; `bench health`: xvsd with
+           expiry sweep under a steady load, a few minutes; `bench scale`: the connection
+           table holding 100 k, 1 M and 10 M connections (XVS_SCALE_SIZES), a few
+           minutes and 4 GB of memory; `bench health`: xvsd with
            1,000 real servers, and a real server's death to its removal; `bench lab
            [--quick]`: xvs beside the direct path, nftables NAT and HAProxy, real
            connections through a lab; no argument: datapath and lab)

@@ -133,14 +133,14 @@ struct Case {
 /// Calls of a case between two runs of the floor's calls: the floor is measured in chunks
 /// interleaved with each case, so a drift of the machine's speed (this VM's moves by 10 %
 /// within minutes) weighs on both alike.
-const CHUNK: u32 = 1000;
+pub(crate) const CHUNK: u32 = 1000;
 
 /// Runs one frame: its outcome and the kernel's run time in nanoseconds.
-type Runner<'a> = dyn Fn(&[u8]) -> Result<(test_run::Outcome, u32), String> + 'a;
+pub(crate) type Runner<'a> = dyn Fn(&[u8]) -> Result<(test_run::Outcome, u32), String> + 'a;
 
 /// Mean kernel-measured run time of `frames(i)` over CALLS calls, and of the floor's
 /// `floor_frame` run interleaved with them, [`CHUNK`] calls at a time.
-fn measure(
+pub(crate) fn measure(
     run: &Runner<'_>,
     frames: &dyn Fn(u32) -> Vec<u8>,
     floor: &Runner<'_>,
@@ -174,7 +174,7 @@ fn measure(
 const STEADY_RATE: u32 = 50_000;
 
 /// Calls per case: [`CALLS`], or XVS_BENCH_CALLS (e.g. to profile one case at length).
-fn calls() -> u32 {
+pub(crate) fn calls() -> u32 {
     std::env::var("XVS_BENCH_CALLS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -323,6 +323,26 @@ fn service_memory() -> Result<(), String> {
     Director::destroy().map_err(|e| e.to_string())
 }
 
+/// The floor: a bare XDP_PASS program, loaded (the object, which must live as long as
+/// the program is used, and the program's descriptor).
+pub(crate) fn floor_program() -> Result<(aya::Ebpf, aya::programs::ProgramFd), String> {
+    let mut pass = EbpfLoader::new()
+        .load(objects::PASS)
+        .map_err(|e| e.to_string())?;
+    let program: &mut Xdp = pass
+        .program_mut("xvs_pass")
+        .ok_or("no pass program")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    program.load().map_err(|e| e.to_string())?;
+    let fd = program
+        .fd()
+        .map_err(|e| e.to_string())?
+        .try_clone()
+        .map_err(|e| e.to_string())?;
+    Ok((pass, fd))
+}
+
 /// Replaces `director` by a fresh one holding the services of `lines`, once the kernel has
 /// had time to free the old one's maps: freeing a table of 100,000 connections runs in a
 /// kernel worker, and measured alongside, it made the next case read up to 10 % slower.
@@ -451,20 +471,7 @@ pub fn run() -> Result<(), String> {
                     .ok_or("no eth0")?
                     .index;
 
-                let mut pass = EbpfLoader::new()
-                    .load(objects::PASS)
-                    .map_err(|e| e.to_string())?;
-                let program: &mut Xdp = pass
-                    .program_mut("xvs_pass")
-                    .ok_or("no pass program")?
-                    .try_into()
-                    .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-                program.load().map_err(|e| e.to_string())?;
-                let pass_fd = program
-                    .fd()
-                    .map_err(|e| e.to_string())?
-                    .try_clone()
-                    .map_err(|e| e.to_string())?;
+                let (_pass, pass_fd) = floor_program()?;
                 let floor_run = |f: &[u8]| {
                     test_run::run_fd(pass_fd.as_fd(), eth0, f).map_err(|e| e.to_string())
                 };

@@ -1,4 +1,4 @@
-//! `xvs-bench [restore|datapath|churn]`: the measurements of docs/BENCHMARKS.md.
+//! `xvs-bench [restore|datapath|churn|scale|sync|health|lab]`: the measurements of docs/BENCHMARKS.md.
 //!
 //! `cargo xtask bench` builds this in release (with xvsadm beside it) and runs it: the
 //! per-packet figures are timed between user-side calls, so a debug-built harness would
@@ -11,6 +11,7 @@ mod health;
 mod lab;
 mod parallel;
 mod restore;
+mod scale;
 mod sync;
 
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ Usage: xvs-bench [TASK]   (run by `cargo xtask bench`, as root)
   restore   xvsadm -R and -S -n of 10,000 services, time and peak memory
   datapath  per-packet cost of the director through BPF_PROG_TEST_RUN
   churn     the expiry sweep under a steady load (a few minutes)
+  scale     the connection table holding 100,000, 1,000,000 and 10,000,000 connections
+            (XVS_SCALE_SIZES): fill, memory, established, new flow and churn costs
   sync      connection sync: a master's round and a backup's intake at 100,000 and
             1,000,000 connections
   lab       real connections through a lab: direct, xvs NAT and DR, nftables DNAT,
@@ -71,6 +74,12 @@ fn main() -> ExitCode {
         Some("restore") => restore::run(),
         Some("datapath") => datapath::run(),
         Some("churn") => churn::run(),
+        Some("scale") => scale::run(),
+        // One size of `scale`, in a process of its own (run by `scale`).
+        Some("scale-one") => match rest.first() {
+            Some(size) => scale::one(size),
+            None => Err("scale-one needs a size".to_string()),
+        },
         Some("sync") => sync::run(),
         Some("health") => health::run(),
         Some("-h" | "--help" | "help") => {

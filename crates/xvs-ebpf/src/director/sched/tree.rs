@@ -122,12 +122,12 @@ pub fn refresh_above<const N: usize>(view: &View<N>, slot: u16) {
     if index >= leaves {
         return;
     }
-    // Up to the root in straight code (verified once in the global function, once where a
-    // new connection counts), carrying the node just set: each level reads only the
-    // sibling, and the siblings' reads do not wait on one another.
     if kind == tree_rule::LOCALITY {
         mark_in_tree(view.conns, view.set, view.counts, index);
     }
+    // Up to the root in straight code (verified once in the global function, once where a
+    // new connection counts), carrying the node just set: each level reads only the
+    // sibling, and the siblings' reads do not wait on one another.
     let mut node = leaves + index;
     let mut best = set_leaf(view, tree, kind, index, node);
     // (Node numbers are below 2 × N and halve each time: the verifier sees the loop end.)
