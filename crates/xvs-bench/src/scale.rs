@@ -267,9 +267,7 @@ pub fn one(size: &str) -> Result<(), String> {
                 (looks()? - looks_before) as f64 / f64::from(crate::datapath::calls());
             // Steady churn: UDP flows of a second at CHURN_RATE, after a second and a half
             // of them unmeasured, so that every new one meets ended ones to sweep.
-            let pace = Some(Duration::from_secs_f64(
-                f64::from(CHUNK) / f64::from(CHURN_RATE),
-            ));
+            let pace = Duration::from_secs_f64(f64::from(CHUNK) / f64::from(CHURN_RATE));
             let udp = |first: u32| {
                 move |i: u32| {
                     let i = first + i;
@@ -282,10 +280,10 @@ pub fn one(size: &str) -> Result<(), String> {
                 for j in 0..CHUNK {
                     run(&udp(0)(i * CHUNK + j))?;
                 }
-                std::thread::sleep(pace.unwrap().saturating_sub(start.elapsed()));
+                std::thread::sleep(pace.saturating_sub(start.elapsed()));
             }
             let looks_before = looks()?;
-            let (churn, churn_floor) = measure(run, &udp(warm), floor, &floor_frame, pace)?;
+            let (churn, churn_floor) = measure(run, &udp(warm), floor, &floor_frame, Some(pace))?;
             let churn_looks =
                 (looks()? - looks_before) as f64 / f64::from(crate::datapath::calls());
             Ok(serde_json::json!({
