@@ -2139,6 +2139,7 @@ fn synced(cport: u16, vport: u16, dest: &str, dport: u16, state: u16) -> xvs_syn
         flags: xvs_sync::flags::DROUTE,
         state,
         timeout: 900,
+        fullnat: None,
     }
 }
 
@@ -2301,6 +2302,76 @@ fn a_synced_connection_replaces_a_dead_one_of_this_director() {
             assert_eq!(service_on(&table, 80).dests[0].conns.active, 1);
         },
     );
+}
+
+/// A FULLNAT connection is synced with its local address and port (xvs's option of the
+/// sync message, across the wire whole): on the backup, the real server's reply to that
+/// local side reaches the client from the VIP, and the client's next segment reaches the
+/// real server from the same local side, as on the master; the backup, master in turn,
+/// tells the same local side on.
+#[test]
+fn a_synced_fullnat_connection_keeps_its_local_address_and_port() {
+    const LADDR: [u8; 4] = [10, 0, 0, 254];
+    let lines = [
+        "-A -t 1.1.1.254:81 -s rr",
+        "-a -t 1.1.1.254:81 -r 10.0.0.10:8080 -b",
+        "-P -t 1.1.1.254:81 -z 10.0.0.254",
+    ];
+    // The master: a connection made and established.
+    let (records, lport) = Rig::new().with(&lines, |director, eth0| {
+        let syn = tcp4(CLIENT, VIP, 40000, 81, true, CLIENT_MAC);
+        let (out, _) = director.run_frame(eth0, &syn).unwrap();
+        assert_eq!(out.verdict, XDP_TX);
+        assert_eq!(&out.frame[26..30], &LADDR);
+        let lport = u16::from_be_bytes([out.frame[34], out.frame[35]]);
+        let ack = tcp4(CLIENT, VIP, 40000, 81, false, CLIENT_MAC);
+        assert_eq!(director.run_frame(eth0, &ack).unwrap().0.verdict, XDP_TX);
+        let mut index = director.sync_index().unwrap();
+        (director.sync_records(&mut index).unwrap(), lport)
+    });
+    assert_eq!(records.len(), 1, "{records:?}");
+    let side = records[0].fullnat.expect("the local side");
+    assert_eq!((side.laddr, side.lport), (IpAddr::from(LADDR), lport));
+    let messages = xvs_sync::wire::encode(1, &records, xvs_sync::wire::DEFAULT_MAXLEN);
+    let received = xvs_sync::wire::decode(&messages[0]).unwrap().conns;
+    assert_eq!(received, records, "across the wire");
+
+    // The backup.
+    Rig::new().with(&lines, |director, eth0| {
+        let mut index = director.sync_index().unwrap();
+        let taken = director.take_synced(&mut index, &received).unwrap();
+        assert_eq!(taken.made, 1, "{taken:?}");
+        // The real server first: back to the client, from the VIP's address and port.
+        let reply = tcp4(RS1, LADDR, 8080, lport, false, RS1_MAC);
+        let (out, _) = director.run_frame(eth0, &reply).unwrap();
+        assert_eq!(out.verdict, XDP_TX, "the reply");
+        assert_eq!(&out.frame[..6], &CLIENT_MAC);
+        assert_eq!(&out.frame[26..34], &[VIP, CLIENT].concat()[..]);
+        assert_eq!(
+            &out.frame[34..38],
+            &[0, 81, 0x9c, 0x40],
+            "ports: 81 → 40000"
+        );
+        assert!(checksums_ok(&out.frame, 14), "the reply's sums");
+        // Then the client: to the real server, from the same local address and port.
+        let ack = tcp4(CLIENT, VIP, 40000, 81, false, CLIENT_MAC);
+        let (out, _) = director.run_frame(eth0, &ack).unwrap();
+        assert_eq!(out.verdict, XDP_TX, "the client's segment");
+        assert_eq!(&out.frame[..6], &RS1_MAC);
+        assert_eq!(&out.frame[26..34], &[LADDR, RS1].concat()[..]);
+        assert_eq!(&out.frame[34..36], &lport.to_be_bytes());
+        assert_eq!(&out.frame[36..38], &8080u16.to_be_bytes());
+        assert!(checksums_ok(&out.frame, 14), "the segment's sums");
+        assert_eq!(
+            counters(director)[counter::ADOPTED as usize],
+            1,
+            "counted once"
+        );
+        // Its own now: told on with the same local side.
+        let told = director.sync_records(&mut index).unwrap();
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].fullnat, records[0].fullnat);
+    });
 }
 
 /// FULLNAT carries ICMP errors and fragments as NAT does, both sides translated: a large

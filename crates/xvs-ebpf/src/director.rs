@@ -551,8 +551,17 @@ mod program {
         let ctx = &XdpContext::new(ctx);
         let (packet, key) = unsafe { (&*packet, &*key) };
         if unsafe { (*entry).flags } & conn_flags::REPLY != 0 {
-            // A NAT reply before any client packet: the FIB's way to the client.
-            let Some(l2) = forward::fib_hop(ctx, key.family, &key.dst, packet.ip_len) else {
+            // A NAT reply before any client packet: the FIB's way to the client (under
+            // FULLNAT the reply goes to a local address; the client is recorded beside).
+            let client = if unsafe { (*entry).forward } == method::FULLNAT {
+                match fullnat::client_of(key) {
+                    Some(client) => &client.addr,
+                    None => return 0,
+                }
+            } else {
+                &key.dst
+            };
+            let Some(l2) = forward::fib_hop(ctx, key.family, client, packet.ip_len) else {
                 return 0;
             };
             unsafe { (*entry).l2 = l2 };
@@ -568,7 +577,8 @@ mod program {
             return 0;
         }
         unsafe { (*entry).l2 = *hop };
-        if unsafe { (*entry).forward } == method::MASQ
+        let forward = unsafe { (*entry).forward };
+        if (forward == method::MASQ || forward == method::FULLNAT)
             && let Some(twin) = conn::twin_of(key, entry)
             && unsafe { (*twin).flags } & conn_flags::SYNCED != 0
         {

@@ -5,8 +5,9 @@
 //! it already went to. The messages are IPVS's sync protocol version 1 (`ip_vs_sync.c`,
 //! see shared/reference/conn-sync-and-ecmp.md): [`wire`]. xvs adds two things the kernel
 //! lacks, both outside what a kernel receiver reads: an optional HMAC-SHA256 after the
-//! message ([`wire::Seal`]), and a bulk request, a message without connections by which a
-//! backup that starts asks for the whole table. [`Tracker`] decides what a master sends;
+//! message ([`wire::Seal`]), a bulk request, a message without connections by which a
+//! backup that starts asks for the whole table, and FULLNAT's local side as an optional
+//! parameter of a connection, which a kernel receiver skips. [`Tracker`] decides what a master sends;
 //! [`daemon`] says how a running sync daemon is reached.
 
 pub mod daemon;
@@ -38,6 +39,21 @@ pub struct SyncedConn {
     pub state: u16,
     /// Seconds the connection has left.
     pub timeout: u32,
+    /// A FULLNAT connection's local side (xvs's option: a kernel receiver skips it).
+    pub fullnat: Option<FullnatSide>,
+}
+
+/// What a FULLNAT connection's real server sees as its client: the director's local
+/// address and port, and whether a PROXY protocol header starts the client's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FullnatSide {
+    /// Of the real server's family.
+    pub laddr: IpAddr,
+    pub lport: u16,
+    /// The PROXY protocol state (xvs-common's `proxy_state`: none, pending, delivered).
+    pub proxy: u8,
+    /// With a PROXY header: the client's first data sequence number.
+    pub first_seq: u32,
 }
 
 impl SyncedConn {

@@ -60,6 +60,7 @@ impl Tracker {
                         || sent.conn.daddr != conn.daddr
                         || sent.conn.dport != conn.dport
                         || sent.conn.flags != conn.flags
+                        || sent.conn.fullnat != conn.fullnat
                         || sent.until_ms.saturating_sub(now_ms) < left_ms / 2
                 }
             };
@@ -128,6 +129,7 @@ mod tests {
             flags: flags::DROUTE,
             state,
             timeout,
+            fullnat: None,
         }
     }
 

@@ -1,24 +1,27 @@
 //! IPVS's sync protocol version 1 (`net/netfilter/ipvs/ip_vs_sync.c`), the messages a
-//! kernel IPVS director also sends and reads, and xvs's two additions.
+//! kernel IPVS director also sends and reads, and xvs's additions.
 //!
 //! ```text
 //! header (8 bytes): u8 reserved = 0 | u8 syncid | be16 size | u8 nr_conns | s8 version = 1 | u16 spare
 //! each connection (32-bit aligned):
 //!   u8 type (bit 0: IPv6) | u8 protocol | be16 version << 12 | size
 //!   be32 flags | be16 state | be16 cport | be16 vport | be16 dport | be32 fwmark | be32 timeout
-//!   caddr | vaddr | daddr (4 or 16 bytes each) | options (skipped)
+//!   caddr | vaddr | daddr (4 or 16 bytes each) | options: u8 type | u8 length | data
 //! ```
 //!
 //! Additions, which a kernel receiver never sees as connections: a message without
-//! connections whose `spare` is [`BULK_REQUEST`] asks a master for its whole table; and a
+//! connections whose `spare` is [`BULK_REQUEST`] asks a master for its whole table; a
 //! sealed message ([`Seal`]) carries an HMAC-SHA256 of itself after its `size` bytes (a
-//! kernel receiver drops it: its length is not `size`).
+//! kernel receiver drops it: its length is not `size`). And one a kernel receiver skips:
+//! a FULLNAT connection's local side as option [`OPT_FULLNAT`], an optional parameter
+//! (`IPVS_OPT_F_PARAM` set: IPVS skips optional parameters it does not know):
+//! `laddr (the real server's family) | be16 lport | u8 proxy | u8 0 | be32 first_seq`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ring::hmac;
 
-use crate::{IPPROTO_TCP, IPPROTO_UDP, SyncedConn, flags, state};
+use crate::{FullnatSide, IPPROTO_TCP, IPPROTO_UDP, SyncedConn, flags, state};
 
 /// IPVS's default sync group and port (`IP_VS_SYNC_GROUP`, `IP_VS_SYNC_PORT`).
 pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
@@ -37,6 +40,14 @@ const SIZE_MASK: u16 = 0x0fff;
 pub const BULK_REQUEST: u16 = 0x4258;
 /// The length of a seal.
 pub const SEAL_LEN: usize = 32;
+/// IPVS's flag of an optional parameter (`IPVS_OPT_F_PARAM`, 1 << (7 - 1)): a receiver
+/// that does not know the option skips it.
+const OPT_F_PARAM: u8 = 0x40;
+/// The option of a FULLNAT connection's local side (an optional parameter; 8 is past
+/// IPVS's options, which end at 3).
+pub const OPT_FULLNAT: u8 = OPT_F_PARAM | 8;
+/// Its data after the local address: port, PROXY state, a zero, first sequence number.
+const FULLNAT_REST: usize = 8;
 
 /// A message as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +93,7 @@ pub fn encode(syncid: u8, conns: &[SyncedConn], maxlen: usize) -> Vec<Vec<u8>> {
         let Some(size) = conn_size(conn) else {
             continue;
         };
-        if count == u8::MAX || message.len() + size > maxlen {
+        if count == u8::MAX || message.len() + size.next_multiple_of(4) > maxlen {
             if count > 0 {
                 messages.push(finish(message, count, 0));
             }
@@ -90,6 +101,8 @@ pub fn encode(syncid: u8, conns: &[SyncedConn], maxlen: usize) -> Vec<Vec<u8>> {
             count = 0;
         }
         put_conn(&mut message, conn, size);
+        // The next connection starts 32-bit aligned.
+        message.resize(message.len().next_multiple_of(4), 0);
         count += 1;
     }
     if count > 0 {
@@ -115,10 +128,18 @@ fn finish(mut message: Vec<u8>, count: u8, spare: u16) -> Vec<u8> {
     message
 }
 
+/// A connection's size with its options (a FULLNAT local side of another family than
+/// the real server's cannot be said).
 fn conn_size(conn: &SyncedConn) -> Option<usize> {
-    match (conn.client, conn.vaddr, conn.daddr) {
-        (IpAddr::V4(_), IpAddr::V4(_), IpAddr::V4(_)) => Some(CONN_V4),
-        (IpAddr::V6(_), IpAddr::V6(_), IpAddr::V6(_)) => Some(CONN_V6),
+    let base = match (conn.client, conn.vaddr, conn.daddr) {
+        (IpAddr::V4(_), IpAddr::V4(_), IpAddr::V4(_)) => CONN_V4,
+        (IpAddr::V6(_), IpAddr::V6(_), IpAddr::V6(_)) => CONN_V6,
+        _ => return None,
+    };
+    match (conn.fullnat.map(|side| side.laddr), conn.daddr) {
+        (None, _) => Some(base),
+        (Some(IpAddr::V4(_)), IpAddr::V4(_)) => Some(base + 2 + 4 + FULLNAT_REST),
+        (Some(IpAddr::V6(_)), IpAddr::V6(_)) => Some(base + 2 + 16 + FULLNAT_REST),
         _ => None,
     }
 }
@@ -135,11 +156,65 @@ fn put_conn(out: &mut Vec<u8>, conn: &SyncedConn, size: usize) {
     out.extend_from_slice(&conn.fwmark.to_be_bytes());
     out.extend_from_slice(&conn.timeout.to_be_bytes());
     for addr in [conn.client, conn.vaddr, conn.daddr] {
-        match addr {
-            IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
-            IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
-        }
+        put_addr(out, addr);
     }
+    if let Some(side) = conn.fullnat {
+        let addr_len = if side.laddr.is_ipv4() { 4 } else { 16 };
+        out.push(OPT_FULLNAT);
+        out.push((addr_len + FULLNAT_REST) as u8);
+        put_addr(out, side.laddr);
+        out.extend_from_slice(&side.lport.to_be_bytes());
+        out.push(side.proxy);
+        out.push(0);
+        out.extend_from_slice(&side.first_seq.to_be_bytes());
+    }
+}
+
+fn put_addr(out: &mut Vec<u8>, addr: IpAddr) {
+    match addr {
+        IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+        IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+    }
+}
+
+/// The FULLNAT local side among a connection's options (`options`: the bytes after its
+/// addresses, up to its size), if it has one; `None` inside if it has none. Malformed
+/// options refuse the message, as IPVS refuses it; options xvs does not know are skipped
+/// (IPVS's own: sequence data, persistence-engine data and name).
+fn read_options(options: &[u8], v6: bool) -> Result<Option<FullnatSide>, Refused> {
+    let mut side = None;
+    let mut at = 0;
+    while at < options.len() {
+        let (Some(&kind), Some(&len)) = (options.get(at), options.get(at + 1)) else {
+            return Err(Refused::Connection);
+        };
+        let data = options
+            .get(at + 2..at + 2 + len as usize)
+            .filter(|_| len > 0)
+            .ok_or(Refused::Connection)?;
+        if kind == OPT_FULLNAT {
+            let addr_len = if v6 { 16 } else { 4 };
+            if data.len() != addr_len + FULLNAT_REST {
+                return Err(Refused::Connection);
+            }
+            let laddr = if v6 {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(&data[..16]);
+                IpAddr::V6(Ipv6Addr::from(octets))
+            } else {
+                IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3]))
+            };
+            let rest = &data[addr_len..];
+            side = Some(FullnatSide {
+                laddr,
+                lport: u16::from_be_bytes([rest[0], rest[1]]),
+                proxy: rest[2],
+                first_seq: u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]),
+            });
+        }
+        at += 2 + len as usize;
+    }
+    Ok(side)
 }
 
 /// Reads a message (unsealed: see [`Seal::open`]). All or nothing: one malformed
@@ -174,9 +249,10 @@ pub fn decode(bytes: &[u8]) -> Result<Message, Refused> {
         if ver_size >> 12 != 0 || rest[0] & !TYPE_INET6 != 0 || size < base || size > rest.len() {
             return Err(Refused::Connection);
         }
-        conns.push(read_conn(&rest[..base])?);
-        // Options (sequence data, persistence-engine data) are skipped; the next
-        // connection starts 32-bit aligned.
+        let mut conn = read_conn(&rest[..base])?;
+        conn.fullnat = read_options(&rest[base..size], base == CONN_V6)?;
+        conns.push(conn);
+        // The next connection starts 32-bit aligned.
         at += size.next_multiple_of(4).min(rest.len());
     }
     Ok(Message {
@@ -212,6 +288,7 @@ fn read_conn(b: &[u8]) -> Result<SyncedConn, Refused> {
         client: addr(0),
         vaddr: addr(1),
         daddr: addr(2),
+        fullnat: None,
     };
     let valid = match conn.protocol {
         IPPROTO_TCP => conn.state < state::TCP_COUNT,
@@ -274,7 +351,43 @@ mod tests {
             flags: flags::DROUTE,
             state: state::ESTABLISHED,
             timeout: 900,
+            fullnat: None,
         }
+    }
+
+    /// The FULLNAT local side: an optional parameter after the addresses, the size
+    /// counting it, the next connection 32-bit aligned after it.
+    #[test]
+    fn a_fullnat_local_side_is_an_optional_parameter() {
+        let mut fullnat = conn("10.0.0.1", 40000);
+        fullnat.fullnat = Some(FullnatSide {
+            laddr: "192.168.10.254".parse().unwrap(),
+            lport: 5000,
+            proxy: 2,
+            first_seq: 0x01020304,
+        });
+        let messages = encode(7, &[fullnat, conn("10.0.0.2", 40001)], DEFAULT_MAXLEN);
+        let m = &messages[0];
+        assert_eq!(&m[10..12], &[0, 50], "size: 36 and the option's 14");
+        assert_eq!(
+            &m[44..58],
+            &[0x48, 12, 192, 168, 10, 254, 0x13, 0x88, 2, 0, 1, 2, 3, 4]
+        );
+        assert_eq!(&m[58..60], &[0, 0], "padding");
+        assert_eq!(m.len(), 8 + 52 + 36);
+        let read = decode(m).unwrap();
+        assert_eq!(read.conns, vec![fullnat, conn("10.0.0.2", 40001)]);
+        // IPVS's own options are skipped; an option that runs past the connection, or
+        // of length 0, refuses the message.
+        let mut with_seq = m.clone();
+        with_seq[44] = 1;
+        assert_eq!(decode(&with_seq).unwrap().conns[0].fullnat, None);
+        let mut overrun = m.clone();
+        overrun[45] = 40;
+        assert_eq!(decode(&overrun), Err(Refused::Connection));
+        let mut empty = m.clone();
+        empty[45] = 0;
+        assert_eq!(decode(&empty), Err(Refused::Connection));
     }
 
     #[test]
@@ -367,9 +480,10 @@ mod tests {
             any::<(u16, u16, u16, u32, u32)>(),
             prop_oneof![Just(IPPROTO_TCP), Just(IPPROTO_UDP)],
             0..state::TCP_COUNT,
+            proptest::option::of((any::<[u8; 16]>(), any::<(u16, u8, u32)>())),
         )
             .prop_map(
-                |(v6, c, v, d, (cport, vport, dport, fwmark, timeout), protocol, s)| {
+                |(v6, c, v, d, (cport, vport, dport, fwmark, timeout), protocol, s, fullnat)| {
                     let addr = |b: [u8; 16]| -> IpAddr {
                         if v6 {
                             IpAddr::V6(Ipv6Addr::from(b))
@@ -389,6 +503,12 @@ mod tests {
                         flags: flags::DROUTE,
                         state: if protocol == IPPROTO_UDP { 0 } else { s },
                         timeout,
+                        fullnat: fullnat.map(|(l, (lport, proxy, first_seq))| FullnatSide {
+                            laddr: addr(l),
+                            lport,
+                            proxy,
+                            first_seq,
+                        }),
                     }
                 },
             )
@@ -398,7 +518,7 @@ mod tests {
         #[test]
         fn what_is_encoded_decodes_to_itself(
             conns in proptest::collection::vec(any_conn(), 0..300),
-            maxlen in 80usize..9000,
+            maxlen in 120usize..9000,
         ) {
             let mut back = Vec::new();
             for m in encode(9, &conns, maxlen) {

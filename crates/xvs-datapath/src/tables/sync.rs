@@ -4,15 +4,17 @@
 //! its own service and real server by address, as IPVS's backup does. Those entries are
 //! marked `SYNCED`: the datapath resolves their next hop and counts them at their first
 //! packet (`xvs_adopt`), so a backup that never takes over pays nothing but the memory.
+//! A FULLNAT connection travels with its local address and port (xvs's option of the
+//! sync message), so that the backup's real server keeps seeing the same client.
 
 use std::collections::HashMap;
 
 use aya::maps::{Map, MapData, Queue};
 use xvs_common::{
-    Conn, ConnKey, DestValue, ServiceKey as MapKey, ServiceValue, SweepRecord, TEMPLATE_KEY,
-    conn_flags, dest_index, forward, map_names, meta, sweep, sweep_queue, tcp,
+    Conn, ConnKey, DestValue, FullnatPeer, ServiceKey as MapKey, ServiceValue, SweepRecord,
+    TEMPLATE_KEY, conn_flags, dest_index, forward, map_names, meta, sweep, sweep_queue, tcp,
 };
-use xvs_sync::{IPPROTO_TCP, SyncedConn, flags};
+use xvs_sync::{FullnatSide, IPPROTO_TCP, SyncedConn, flags};
 
 use super::{connections::monotonic_ns, encode::decode_addr, encode::encode_addr};
 use crate::{Director, Error, Result, counts::MappedCounts};
@@ -112,9 +114,7 @@ impl Director {
         let mut records = Vec::new();
         let table = self.conn_table()?;
         for (key, conn) in table.requests() {
-            // FULLNAT connections are not synced (IPVS's sync protocol has no field for
-            // the local address and port; a backup could not map their replies back).
-            if conn.flags & conn_flags::SYNCED != 0 || conn.forward == forward::FULLNAT {
+            if conn.flags & conn_flags::SYNCED != 0 {
                 continue;
             }
             let expires = table.expiry(key, conn);
@@ -125,7 +125,20 @@ impl Director {
                 .keys
                 .get(&conn.service_id)
                 .map_or(0, |service| service.fwmark);
-            records.push(record_of(key, conn, fwmark, expires - now));
+            let mut record = record_of(key, conn, fwmark, expires - now);
+            if conn.forward == forward::FULLNAT && conn.flags & conn_flags::TEMPLATE == 0 {
+                // Its local side, recorded beside it (not yet, or no more: not told).
+                let Some(peer) = self.fullnat.as_ref().and_then(|m| m.get(key, 0).ok()) else {
+                    continue;
+                };
+                record.fullnat = Some(FullnatSide {
+                    laddr: decode_addr(&peer.addr, peer.family),
+                    lport: u16::from_be(peer.port),
+                    proxy: peer.proxy,
+                    first_seq: peer.first_seq,
+                });
+            }
+            records.push(record);
         }
         Ok(records)
     }
@@ -176,7 +189,14 @@ impl Director {
                     e => return Err(Error::new("cannot write a synced connection", e)),
                 }
             }
-            if conn.forward == forward::MASQ && conn.flags & conn_flags::TEMPLATE == 0 {
+            if conn.forward == forward::FULLNAT && conn.flags & conn_flags::TEMPLATE == 0 {
+                if !self.take_fullnat_side(&key, &conn, record, made)? {
+                    // Its local port is a connection of this director's here.
+                    let _ = self.conns.remove(&key);
+                    taken.local += 1;
+                    continue;
+                }
+            } else if conn.forward == forward::MASQ && conn.flags & conn_flags::TEMPLATE == 0 {
                 // Its reply entry, as the datapath's `create_twin` makes it.
                 let twin = Conn {
                     peer: key.dst,
@@ -219,11 +239,80 @@ impl Director {
             .is_ok_and(|dest| dest.id == conn.dest_id)
     }
 
-    /// Forgets a dead entry as the datapath's `forget` does: its NAT twin, itself, and,
-    /// only if this removal took effect (a packet may have forgotten it first), its count.
+    /// A synced FULLNAT request entry's other side (`made`: the request entry is new):
+    /// its reply entry under the local address and port the record carries, as the
+    /// datapath's `xvs_fullnat_create` makes it, and both entries' other sides. False if
+    /// that tuple is taken here by another connection (it wins; nothing is written).
+    fn take_fullnat_side(
+        &mut self,
+        key: &ConnKey,
+        conn: &Conn,
+        record: &SyncedConn,
+        made: bool,
+    ) -> Result<bool> {
+        let (Some(side), Some(_)) = (record.fullnat, self.fullnat.as_ref()) else {
+            return Ok(false);
+        };
+        let (addr, family) = encode_addr(&side.laddr);
+        let local = FullnatPeer {
+            addr,
+            port: side.lport.to_be(),
+            family,
+            proxy: side.proxy,
+            first_seq: side.first_seq,
+        };
+        let client = FullnatPeer {
+            addr: key.src,
+            port: key.sport,
+            family: key.family,
+            ..local
+        };
+        let reply_key = key.fullnat_reply(conn, &local);
+        let twin = Conn {
+            peer: key.dst,
+            peer_port: key.dport,
+            flags: conn_flags::REPLY | conn_flags::SYNCED | (conn.flags & conn_flags::DEST_HALF),
+            peer_family: key.family,
+            ..*conn
+        };
+        if made {
+            match self.conns.insert(reply_key, twin, BPF_NOEXIST) {
+                Ok(()) => {}
+                Err(aya::maps::MapError::SyscallError(s))
+                    if s.io_error.raw_os_error() == Some(libc::EEXIST) =>
+                {
+                    return Ok(false);
+                }
+                Err(e) => return Err(Error::new("cannot write a synced connection", e)),
+            }
+        } else {
+            let _ = self.conns.insert(reply_key, twin, 0);
+        }
+        if let Some(peers) = self.fullnat.as_mut() {
+            peers
+                .insert(key, local, 0)
+                .and_then(|()| peers.insert(reply_key, client, 0))
+                .map_err(|e| Error::new("cannot write a synced FULLNAT connection", e))?;
+        }
+        Ok(true)
+    }
+
+    /// Forgets a dead entry as the datapath's `forget` does: its NAT or FULLNAT twin (and
+    /// FULLNAT's other sides), itself, and, only if this removal took effect (a packet may
+    /// have forgotten it first), its count.
     fn forget_dead(&mut self, key: &ConnKey, conn: &Conn, counts: &MappedCounts) -> bool {
         if conn.forward == forward::MASQ && conn.flags & conn_flags::TEMPLATE == 0 {
             let _ = self.conns.remove(&key.reply(conn));
+        }
+        if conn.forward == forward::FULLNAT
+            && conn.flags & conn_flags::TEMPLATE == 0
+            && let Some(peers) = self.fullnat.as_mut()
+            && let Ok(local) = peers.get(key, 0)
+        {
+            let reply_key = key.fullnat_reply(conn, &local);
+            let _ = self.conns.remove(&reply_key);
+            let _ = peers.remove(&reply_key);
+            let _ = peers.remove(key);
         }
         if self.conns.remove(key).is_err() {
             return false;
@@ -247,8 +336,13 @@ impl SyncIndex {
             decode_addr(&d.addr, d.family) == record.daddr
                 && (d.port == 0 || u16::from_be(d.port) == record.dport)
         })?;
-        // A FULLNAT connection needs its local side, which no record carries.
-        if dest.forward == forward::FULLNAT && !template {
+        // A FULLNAT connection needs its local side, of its real server's family.
+        if dest.forward == forward::FULLNAT
+            && !template
+            && record
+                .fullnat
+                .is_none_or(|side| encode_addr(&side.laddr).1 != dest.family)
+        {
             return None;
         }
         let key = ConnKey {
@@ -379,5 +473,6 @@ fn record_of(key: &ConnKey, conn: &Conn, fwmark: u32, left: u64) -> SyncedConn {
         },
         // Rounded up: a connection with 0.5 s left is not gone.
         timeout: left.div_ceil(NS_PER_SEC).min(u64::from(u32::MAX)) as u32,
+        fullnat: None,
     }
 }
