@@ -145,7 +145,7 @@ fn conn_size(conn: &SyncedConn) -> Option<usize> {
 }
 
 fn put_conn(out: &mut Vec<u8>, conn: &SyncedConn, size: usize) {
-    out.push(if size == CONN_V6 { TYPE_INET6 } else { 0 });
+    out.push(if conn.client.is_ipv6() { TYPE_INET6 } else { 0 });
     out.push(conn.protocol);
     out.extend_from_slice(&(size as u16).to_be_bytes());
     out.extend_from_slice(&conn.flags.to_be_bytes());
