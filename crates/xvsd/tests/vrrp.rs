@@ -535,6 +535,73 @@ fn connections_survive_failover_and_return_with_sync() {
     }
 }
 
+/// FULLNAT with connection sync: the local address moves with the VIP (both are the
+/// VRRP instance's addresses), and the master's connections reach the backup with their
+/// local address and port, so when the master stops, every connection goes on through
+/// the backup: the real servers keep seeing the same client (a different local port
+/// would meet their reset).
+#[test]
+fn fullnat_connections_survive_failover_with_sync() {
+    let mut lab = lab();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Echo).unwrap();
+    }
+    let fullnat = |name: &str, priority: u8| {
+        let path = config(name, priority);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(
+                &format!("addresses = [\"{VIP}/24\"]"),
+                &format!("addresses = [\"{VIP}/24\", \"1.1.1.253/24\"]"),
+            )
+            .replace(
+                "method = \"dr\"",
+                "method = \"fullnat\"\nlocal_addresses = [\"1.1.1.253\"]",
+            )
+            .replacen(
+                "[vrrp]",
+                "[sync]\ninterface = \"eth0\"\nkey = \"a shared secret\"\n\n[vrrp]",
+                1,
+            );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (c1, c2) = (fullnat("d1-fnat", 200), fullnat("d2-fnat", 100));
+    let checked = Command::new(XVSD)
+        .args(["check-config", &c1])
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{checked:?}");
+    let mut d1 = start(&lab, "d1", &c1);
+    let mut d2 = start(&lab, "d2", &c2);
+    until("d1 master", || {
+        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+    });
+    let mut streams: Vec<_> = (0..4).map(|_| connect(&lab)).collect();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        echo(stream, &format!("before {i}\n"));
+    }
+    until("d2 holds d1's connections", || established(&lab, "d2") >= 4);
+    Command::new("kill")
+        .args(["-TERM", &d1.id().to_string()])
+        .status()
+        .unwrap();
+    d1.wait().unwrap();
+    until("d2 master", || {
+        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
+    });
+    for (i, stream) in streams.iter_mut().enumerate() {
+        echo(stream, &format!("through d2 {i}\n"));
+    }
+    for child in [&mut d2] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for path in [c1, c2] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// The master is cut off the network (its link down: `track_interfaces` puts it in
 /// FAULT, giving the VIP up) and comes back with no preempt delay: the backup takes
 /// over and serves the synced connections and one opened meanwhile; when the first
