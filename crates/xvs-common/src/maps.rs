@@ -30,6 +30,9 @@ pub mod map_names {
     /// lblc's and lblcr's servers below half their weight, by service id →
     /// [`crate::BelowHalf`] (written by the datapath with the service's tree).
     pub const BELOW_HALF: &str = "XVS_BELOW_HALF";
+    /// twos's running sums of weights by service id → [`crate::TwosSums`] (written by the
+    /// datapath when twos first schedules for a set).
+    pub const TWOS: &str = "XVS_TWOS";
     /// Every real server's connection counts by counter slot: one value,
     /// [`crate::DestCounts`].
     pub const DEST_COUNTS: &str = "XVS_DEST_COUNTS";

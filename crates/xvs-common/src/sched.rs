@@ -151,6 +151,23 @@ pub struct BelowHalf {
     pub words: [u64; BELOW_HALF_WORDS],
 }
 
+/// twos's draw by weight without a walk: the running sums of the set's weights by set
+/// index (`sums[i]`: the weights of indices 0..=i), for set `set`, in `XVS_TWOS` by service
+/// id. Written by the datapath when twos first schedules for a set; used only while no
+/// server of the set has an upper connection threshold (`bounded` 0), since then a
+/// server is available exactly when its weight is above 0 and the sums never change.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TwosSums {
+    pub set: u32,
+    /// 1 if some server of the set has an upper threshold: the sums are not used.
+    pub bounded: u32,
+    /// Servers in the set.
+    pub count: u32,
+    pub _pad: u32,
+    pub sums: [u32; crate::MAX_SET_LARGE],
+}
+
 /// Per-service scheduler state (round-robin cursor).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -40,7 +40,8 @@ use netlink::XdpMode;
 use xvs_common::{
     BelowHalf, Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, FullnatPeer, LAYOUT_VERSION,
     LOOPBACK_INDEX, LocalAddresses, LookupTable, MAX_SET_LARGE, Neighbour, RateEstimate,
-    ServiceEntry, ServiceKey, ServiceSched, TunnelSource, WrrKey, counter, map_names, meta,
+    ServiceEntry, ServiceKey, ServiceSched, TunnelSource, TwosSums, WrrKey, counter, map_names,
+    meta,
 };
 
 /// The director of the current network namespace: its program and its maps.
@@ -83,6 +84,9 @@ pub struct Director {
     /// datapath; user space only drops a removed service's). `None` as above (before
     /// 2026-12-07's builds).
     below_half: Option<BpfHashMap<MapData, u32, BelowHalf>>,
+    /// twos's running sums of weights, by service id (the same: written by the datapath,
+    /// dropped with the service).
+    twos: Option<BpfHashMap<MapData, u32, TwosSums>>,
     /// The kernel's ids of the director's maps, by name.
     map_ids: HashMap<String, u32>,
 }
@@ -313,6 +317,12 @@ impl Director {
             ),
             None => None,
         };
+        let twos = match maps.remove(map_names::TWOS) {
+            Some(map) => {
+                Some(BpfHashMap::try_from(Map::HashMap(map)).map_err(wrong(map_names::TWOS))?)
+            }
+            None => None,
+        };
         Ok(Director {
             program_id,
             program,
@@ -336,6 +346,7 @@ impl Director {
             fullnat,
             laddrs,
             below_half,
+            twos,
             map_ids: ids_by_name,
         })
     }

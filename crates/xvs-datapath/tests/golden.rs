@@ -337,6 +337,90 @@ fn kernel_schedulers_match_the_reference() {
     }
 }
 
+/// twos draws two servers by weight and takes the less loaded (its draws are random, so
+/// what is asserted is what holds for every draw): over a thousand NAT servers (weights 0
+/// to 3, the weight-0 ones never drawn) every SYN is forwarded, to a server of weight
+/// above 0, and the load spreads (two choices keep the busiest server near the mean);
+/// over two servers of weight 1 it stays within a few connections of even. A server
+/// with an upper threshold (`-x`) leaves the draw once it reaches it, as IPVS's does.
+#[test]
+fn twos_draws_by_weight_and_never_a_weight_0_or_overloaded_server() {
+    let rig = Rig::new();
+    let server = |i: u16| format!("10.0.0.10:{}", 10_000 + i);
+    let vip = "1.1.1.254:9400";
+    let mut lines = vec![format!("-A -t {vip} -s twos")];
+    lines.extend((0..1000u16).map(|i| format!("-a -t {vip} -r {} -m -w {}", server(i), i % 4)));
+    let line_refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let chosen: Vec<u16> = rig.with(&line_refs, |director, eth0| {
+        (0..3000u16)
+            .map(|i| {
+                let syn = tcp4(CLIENT, VIP, 20000 + i, 9400, true, CLIENT_MAC);
+                let (out, _) = director.run_frame(eth0, &syn).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "SYN {i}");
+                u16::from_be_bytes([out.frame[36], out.frame[37]]) - 10_000
+            })
+            .collect()
+    });
+    assert!(
+        chosen.iter().all(|&i| i % 4 != 0),
+        "a weight-0 server was drawn"
+    );
+    let mut per_server = std::collections::HashMap::new();
+    for &i in &chosen {
+        *per_server.entry(i).or_insert(0u32) += 1;
+    }
+    // 750 servers of weight above 0, 3,000 connections: about 4 each by weight.
+    assert!(per_server.len() > 600, "{} servers used", per_server.len());
+    let busiest = per_server
+        .iter()
+        .map(|(&i, &n)| f64::from(n) / f64::from(i % 4))
+        .fold(0.0, f64::max);
+    assert!(busiest <= 6.0, "{busiest} connections per unit of weight");
+
+    // Two servers of weight 1: the less loaded of two draws keeps them near even.
+    let lines = [
+        "-A -t 1.1.1.254:9401 -s twos",
+        "-a -t 1.1.1.254:9401 -r 10.0.0.10:1 -m",
+        "-a -t 1.1.1.254:9401 -r 10.0.0.10:2 -m",
+        "-a -t 1.1.1.254:9401 -r 10.0.0.10:3 -m -w 0",
+    ];
+    let chosen: Vec<u16> = rig.with(&lines, |director, eth0| {
+        (0..300u16)
+            .map(|i| {
+                let syn = tcp4(CLIENT, VIP, 30000 + i, 9401, true, CLIENT_MAC);
+                let (out, _) = director.run_frame(eth0, &syn).unwrap();
+                u16::from_be_bytes([out.frame[36], out.frame[37]])
+            })
+            .collect()
+    });
+    let count = |port: u16| chosen.iter().filter(|&&p| p == port).count();
+    assert_eq!(count(3), 0);
+    assert_eq!(count(1) + count(2), 300);
+    assert!(
+        count(1).abs_diff(count(2)) <= 10,
+        "{} against {}",
+        count(1),
+        count(2)
+    );
+
+    // An upper threshold: the server takes two connections, then leaves the draw.
+    let lines = [
+        "-A -t 1.1.1.254:9402 -s twos",
+        "-a -t 1.1.1.254:9402 -r 10.0.0.10:1 -m -w 100 -x 2",
+        "-a -t 1.1.1.254:9402 -r 10.0.0.10:2 -m -w 1",
+    ];
+    let chosen: Vec<u16> = rig.with(&lines, |director, eth0| {
+        (0..50u16)
+            .map(|i| {
+                let syn = tcp4(CLIENT, VIP, 40000 + i, 9402, true, CLIENT_MAC);
+                let (out, _) = director.run_frame(eth0, &syn).unwrap();
+                u16::from_be_bytes([out.frame[36], out.frame[37]])
+            })
+            .collect()
+    });
+    assert_eq!(chosen.iter().filter(|&&p| p == 1).count(), 2, "{chosen:?}");
+}
+
 /// A service of a thousand real servers (the large services map: more than 256) schedules
 /// as the reference does, for the rotating, weighted, least-connection, failover, overflow
 /// and hashing schedulers; then it shrinks to 200 (back to the services map) and grows again, and a

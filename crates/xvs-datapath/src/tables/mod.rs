@@ -108,6 +108,18 @@ fn map_error(what: &str) -> impl Fn(MapError) -> Error + '_ {
 }
 
 /// A removal of something already gone is fine.
+/// Drops service `id`'s entry from a map the datapath writes by service id (lblc's and
+/// twos's), if the director has that map.
+fn drop_entry<V: aya::Pod>(
+    map: Option<&mut aya::maps::HashMap<aya::maps::MapData, u32, V>>,
+    id: &u32,
+) -> Result<()> {
+    match map {
+        Some(map) => removed(map.remove(id), "cannot drop a service's scheduler state"),
+        None => Ok(()),
+    }
+}
+
 fn removed(result: std::result::Result<(), MapError>, what: &str) -> Result<()> {
     match result {
         Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
@@ -362,12 +374,8 @@ impl Director {
                         self.sched_states.remove(id)
                     };
                     removed(state, "cannot drop a service's scheduler state")?;
-                    if let Some(below_half) = self.below_half.as_mut() {
-                        removed(
-                            below_half.remove(id),
-                            "cannot drop a service's locality state",
-                        )?;
-                    }
+                    drop_entry(self.below_half.as_mut(), id)?;
+                    drop_entry(self.twos.as_mut(), id)?;
                 }
                 Op::SetMeta(slot, value) => self.set_meta(*slot, *value)?,
                 Op::PrepareNextHops(servers) => self.prepare_next_hops(servers)?,

@@ -12,7 +12,7 @@ use xvs_common::{
     LocalityEntry, LocalityKey, LookupTable, MAX_DESTS, MAX_LARGE_SERVICES, MAX_SERVICES,
     MAX_SET_LARGE, MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE,
     SWEEP_SOON_SHARE, SchedState, ServiceEntry, ServiceKey, ServiceSched, SweepRecord,
-    TunnelSource, WrrKey, counter, meta, sweep,
+    TunnelSource, TwosSums, WrrKey, counter, meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -71,6 +71,11 @@ pub static XVS_SCHED_LARGE: HashMap<u32, ServiceSched<MAX_SET_LARGE>> =
 #[map(name = "XVS_BELOW_HALF")]
 pub static XVS_BELOW_HALF: HashMap<u32, BelowHalf> =
     HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
+
+/// twos's running sums of weights (see [`xvs_common::TwosSums`]), entries made by the
+/// datapath when twos first schedules for a service.
+#[map(name = "XVS_TWOS")]
+pub static XVS_TWOS: HashMap<u32, TwosSums> = HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
 
 #[map(name = "XVS_WRR")]
 pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);

@@ -274,7 +274,7 @@ pub fn schedule<const N: usize>(request: &Request<N>, state: &mut SchedState) ->
         scheduler::NQ => (tree::pick(view, tree_rule::NQ, request), false),
         scheduler::FO => (tree::pick(view, tree_rule::FO, request), false),
         scheduler::OVF => (tree::pick(view, tree_rule::OVF, request), false),
-        scheduler::TWOS => (twos::schedule(view), false),
+        scheduler::TWOS => (twos::schedule(request), false),
         scheduler::SH => (found(sh::schedule(request)), false),
         scheduler::DH => (found(dh::schedule(request)), false),
         scheduler::MH => (found(mh::schedule(request)), false),
