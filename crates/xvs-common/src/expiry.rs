@@ -47,22 +47,28 @@ pub const fn sweep_queue(remaining: u64) -> (u32, u64) {
     }
 }
 
-/// The queue a record falls back to when `which` is full: one that waits less (the
-/// 10 s queue is sized like the table).
+/// The queue a record falls back to when `which` is full: one that waits less, and from
+/// the 10 s queue the 300 s one (sized like the table: a record there waits longer than
+/// its entry lives, so the entry's end is late by up to 300 s, but it is not lost).
 pub const fn sweep_fallback(which: u32) -> u32 {
     match which {
         sweep::WAIT_300S => sweep::WAIT_60S,
+        sweep::WAIT_10S => sweep::WAIT_300S,
         _ => sweep::WAIT_10S,
     }
 }
 
-/// Capacities of the short, 60 s and 300 s sweep queues as fractions of the connection
-/// table's (the 10 s queue is sized like the table; a full queue sends its records to one
-/// that waits less, where they are looked at more often). The 60 s queue holds most
-/// records of short TCP connections (SYN_RECV, then two minutes of TIME_WAIT), the 300 s
-/// one those of long ones.
+/// Capacities of the short, 10 s and 60 s sweep queues as fractions of the connection
+/// table's (the 300 s queue is sized like the table; a full queue sends its records to
+/// one that waits less, where they are looked at more often). The 300 s queue holds the
+/// records of long connections (ESTABLISHED, UDP's 300 s), which are most of a busy
+/// table: sized like the table, none of them falls back to a shorter queue and comes due
+/// again and again (at 10 million established connections, a quarter-table 300 s queue
+/// made each new flow look at 2.4–2.6 of them: docs/BENCHMARKS.md). The 60 s queue holds
+/// most records of short TCP connections (SYN_RECV, then two minutes of TIME_WAIT), the
+/// 10 s one those due in 10 to 60 s and the 60 s queue's overflow.
 pub const SWEEP_SOON_SHARE: u32 = 8;
 
-pub const SWEEP_60_SHARE: u32 = 2;
+pub const SWEEP_10_SHARE: u32 = 4;
 
-pub const SWEEP_300_SHARE: u32 = 4;
+pub const SWEEP_60_SHARE: u32 = 2;

@@ -3,7 +3,7 @@
 use aya::{Ebpf, EbpfLoader};
 
 use xvs_common::{
-    Counters, DEFAULT_CONNECTIONS, MAX_STATS, SWEEP_60_SHARE, SWEEP_300_SHARE, SWEEP_SOON_SHARE,
+    Counters, DEFAULT_CONNECTIONS, MAX_STATS, SWEEP_10_SHARE, SWEEP_60_SHARE, SWEEP_SOON_SHARE,
     map_names,
 };
 
@@ -49,9 +49,9 @@ pub fn sized<'a, 'b>(loader: &'a mut EbpfLoader<'b>) -> Result<&'a mut EbpfLoade
     Ok(loader
         .map_max_entries(map_names::CONNS, connections)
         .map_max_entries(map_names::FULLNAT, connections)
-        .map_max_entries(map_names::SWEEP, connections)
+        .map_max_entries(map_names::SWEEP, (connections / SWEEP_10_SHARE).max(1))
         .map_max_entries(map_names::SWEEP_60, (connections / SWEEP_60_SHARE).max(1))
-        .map_max_entries(map_names::SWEEP_300, (connections / SWEEP_300_SHARE).max(1))
+        .map_max_entries(map_names::SWEEP_300, connections)
         .map_max_entries(
             map_names::SWEEP_SOON,
             (connections / SWEEP_SOON_SHARE).max(1),

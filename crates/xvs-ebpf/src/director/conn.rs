@@ -10,12 +10,14 @@
 //! does not pass its entry's expiry ([`xvs_common::sweep_queue`]), so a connection is
 //! looked at a few times in its life (one idle for 900 s: three times; a short HTTP
 //! connection lingering 2 minutes in TIME_WAIT: three or four). Records due sooner than
-//! [`SWEEP_CHECK_NS`] go to the short queue at the expiry itself. A lock-free hint per
+//! [`xvs_common::SWEEP_CHECK_NS`] go to the short queue at the expiry itself. A lock-free hint per
 //! queue says when its head is due: a new connection reads the hints, and only if a head
 //! is due (rare next to new connections) takes due records, forgets an expired entry (its
 //! counts with it) or queues a live one again for its new expiry. An entry thus leaves the
-//! table and the counts by [`SWEEP_CHECK_NS`] after its expiry at the latest, as long as
-//! new connections come and the sweep keeps up: each new connection takes up to
+//! table and the counts by [`xvs_common::SWEEP_CHECK_NS`] after its expiry at the latest, as long as
+//! its record found room in the queue it was meant for (one that falls back to the 300 s
+//! queue, the others full, is up to 300 s late), new connections come and the sweep keeps
+//! up: each new connection takes up to
 //! [`SWEEP_BATCH`] due records, [`SWEEP_CATCH_UP`] when a head is more than a second
 //! overdue. (With one 10 s queue for everything, a connection was looked at every 10 s of
 //! its life, a dozen times for a short one: more than two records per new connection, so
@@ -28,8 +30,8 @@ use aya_ebpf::{
 };
 use core::intrinsics::{AtomicOrdering, atomic_and, atomic_or, atomic_xadd};
 use xvs_common::{
-    Conn, ConnKey, DestCounts, SWEEP_CHECK_NS, SweepRecord, conn_flags, counter, forward, meta,
-    sweep as queue, sweep_fallback, sweep_queue, tcp,
+    Conn, ConnKey, DestCounts, SweepRecord, conn_flags, counter, forward, meta, sweep as queue,
+    sweep_fallback, sweep_queue, tcp,
 };
 
 use crate::maps::{
@@ -503,8 +505,9 @@ fn set_hint(which: u32, due: u64) {
 }
 
 /// Queues a sweep record for `key`, which expires at `expires`, in the queue
-/// [`sweep_queue`] picks (a full one sends it to one that waits less; a full 10 s queue
-/// only delays the entry's end until it is met again).
+/// [`sweep_queue`] picks (a full one sends it to one that waits less, and a full 10 s
+/// queue to the 300 s one; with all three full the record is dropped, which only delays
+/// the entry's end until a packet or the eviction of a full table meets it).
 /// In line where a connection is created (the new-flow path is verified once, as a
 /// global function); elsewhere through [`xvs_queue_sweep`].
 #[inline(always)]
@@ -522,7 +525,7 @@ fn queue_sweep(key: &ConnKey, expires: u64, now: u64) {
         record.due = now + queue::WAITS_NS[which as usize & 3];
         if queue_of(which).push(&*record, 0).is_err() {
             which = sweep_fallback(which);
-            record.due = now + SWEEP_CHECK_NS;
+            record.due = now + queue::WAITS_NS[which as usize & 3];
             if queue_of(which).push(&*record, 0).is_err() {
                 return;
             }

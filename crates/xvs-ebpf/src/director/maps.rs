@@ -10,7 +10,7 @@ use xvs_common::{
     BelowHalf, CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestCounts, DestValue,
     FragmentEntry, FragmentKey, FullnatPeer, HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalAddresses,
     LocalityEntry, LocalityKey, LookupTable, MAX_DESTS, MAX_LARGE_SERVICES, MAX_SERVICES,
-    MAX_SET_LARGE, MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_60_SHARE, SWEEP_300_SHARE,
+    MAX_SET_LARGE, MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_10_SHARE, SWEEP_60_SHARE,
     SWEEP_SOON_SHARE, SchedState, ServiceEntry, ServiceKey, ServiceSched, SweepRecord,
     TunnelSource, TwosSums, WrrKey, counter, meta, sweep,
 };
@@ -122,20 +122,20 @@ pub static XVS_FULLNAT: HashMap<ConnKey, FullnatPeer> =
 pub static XVS_LADDRS: HashMap<u32, LocalAddresses> =
     HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
 
-/// Connections to check for expiry: records that wait 10 s (sized like the table; see
-/// [`xvs_common::sweep_queue`])...
+/// Connections to check for expiry: records that wait 10 s ([`xvs_common::SWEEP_10_SHARE`]
+/// of the table; see [`xvs_common::sweep_queue`])...
 #[map(name = "XVS_SWEEP")]
-pub static XVS_SWEEP: Queue<SweepRecord> = Queue::with_max_entries(DEFAULT_CONNECTIONS, 0);
+pub static XVS_SWEEP: Queue<SweepRecord> =
+    Queue::with_max_entries(DEFAULT_CONNECTIONS / SWEEP_10_SHARE, 0);
 
 /// ...60 s ([`xvs_common::SWEEP_60_SHARE`] of the table)...
 #[map(name = "XVS_SWEEP_60")]
 pub static XVS_SWEEP_60: Queue<SweepRecord> =
     Queue::with_max_entries(DEFAULT_CONNECTIONS / SWEEP_60_SHARE, 0);
 
-/// ...300 s ([`xvs_common::SWEEP_300_SHARE`])...
+/// ...300 s (sized like the table)...
 #[map(name = "XVS_SWEEP_300")]
-pub static XVS_SWEEP_300: Queue<SweepRecord> =
-    Queue::with_max_entries(DEFAULT_CONNECTIONS / SWEEP_300_SHARE, 0);
+pub static XVS_SWEEP_300: Queue<SweepRecord> = Queue::with_max_entries(DEFAULT_CONNECTIONS, 0);
 
 /// ...and records due sooner than 10 s, at their expiry
 /// ([`xvs_common::SWEEP_SOON_SHARE`] of the table).
