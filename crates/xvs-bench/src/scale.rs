@@ -16,6 +16,10 @@
 //! - steady churn: new UDP flows that last a second, 50,000 a second beside the N, each
 //!   new one also ending one that has ended (as `datapath`'s steady-state case, but in a
 //!   full table).
+//!
+//! XVS_SCALE_SETTLE=S runs those UDP flows for S seconds after the fill, before the
+//! measurements, so that the fill's sweep records come due and are looked at first (as on
+//! a director that has held its connections for a minute or more).
 
 use std::{
     os::fd::AsFd,
@@ -243,6 +247,32 @@ pub fn one(size: &str) -> Result<(), String> {
                 memory += director.map_memory(name).map_err(|e| e.to_string())?.1;
             }
 
+            // Optionally (XVS_SCALE_SETTLE seconds), the churn's UDP flows for a while
+            // first, so that the fill's records come due and are looked at as on a
+            // director that has held its connections for a while (the sweep is driven
+            // by new flows).
+            let pace = Duration::from_secs_f64(f64::from(CHUNK) / f64::from(CHURN_RATE));
+            let udp = |first: u32| {
+                move |i: u32| {
+                    let i = first + i;
+                    udp4(client(i), VIP, 1024 + (i % 60_000) as u16, 53)
+                }
+            };
+            let settle: u64 = std::env::var("XVS_SCALE_SETTLE")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let settling = Instant::now();
+            let mut i = 0u32;
+            while settling.elapsed() < Duration::from_secs(settle) {
+                let start = Instant::now();
+                for _ in 0..CHUNK {
+                    run(&udp(1 << 28)(i))?;
+                    i += 1;
+                }
+                std::thread::sleep(pace.saturating_sub(start.elapsed()));
+            }
+
             // Established: across all N (a multiplicative hash of the call spreads them),
             // then one connection.
             let across = |i: u32| {
@@ -267,13 +297,6 @@ pub fn one(size: &str) -> Result<(), String> {
                 (looks()? - looks_before) as f64 / f64::from(crate::datapath::calls());
             // Steady churn: UDP flows of a second at CHURN_RATE, after a second and a half
             // of them unmeasured, so that every new one meets ended ones to sweep.
-            let pace = Duration::from_secs_f64(f64::from(CHUNK) / f64::from(CHURN_RATE));
-            let udp = |first: u32| {
-                move |i: u32| {
-                    let i = first + i;
-                    udp4(client(i), VIP, 1024 + (i % 60_000) as u16, 53)
-                }
-            };
             let warm = CHURN_RATE * 3 / 2;
             for i in 0..warm / CHUNK {
                 let start = Instant::now();
