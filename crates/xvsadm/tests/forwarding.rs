@@ -472,8 +472,9 @@ fn datagrams_in_fragments_arrive_whole(lab: &Lab, target: &str) {
     let mut answers = Vec::new();
     for _ in 0..2 {
         // The answer may take a while on a loaded machine (the DR and tunnel servers
-        // fork a shell per datagram): socat waits up to 3 s for it.
-        let command = format!("head -c 4000 /dev/zero | socat -t 3 - '{target}'");
+        // fork a shell per datagram; with the whole suite running, 3 s was once not
+        // enough): socat waits up to 10 s for it, and returns as soon as it comes.
+        let command = format!("head -c 4000 /dev/zero | socat -t 10 - '{target}'");
         answers.push(lab.run_ok("client", &["sh", "-c", &command]).unwrap());
     }
     answers.sort();
