@@ -7,10 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::datapath::{configured, eth0_index, ten_servers_lab, udp4};
 use xvs_common::counter;
-use xvs_lab::topology;
-
-use crate::datapath::{configured, udp4};
 
 /// Lifetime of a flow (the UDP timeout), seconds.
 const LIFETIME: u32 = 65;
@@ -27,12 +25,7 @@ pub fn run() -> Result<(), String> {
     // New flows a second (in steps of 100), and how long to keep them coming.
     let rate = setting("XVS_CHURN_RATE", 5_000)?.max(100);
     let seconds = setting("XVS_CHURN_SECONDS", 140)?;
-    let lab = topology::one_armed().build().map_err(|e| e.to_string())?;
-    let neighbours: Vec<(String, [u8; 6])> = (1..=10u8)
-        .map(|i| (format!("10.0.0.{i}"), [2, 0, 0, 0, 1, i]))
-        .collect();
-    lab.static_neighbours("director", "eth0", &neighbours)
-        .map_err(|e| e.to_string())?;
+    let lab = ten_servers_lab()?;
     let mut lines = vec![
         format!("--set 0 0 {LIFETIME}"),
         "-A -u 1.1.1.254:53 -s rr".to_string(),
@@ -46,12 +39,7 @@ pub fn run() -> Result<(), String> {
     );
     lab.within("director", move || -> Result<(), String> {
         let director = configured(&lines)?;
-        let eth0 = xvs_datapath::netlink::interfaces()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|i| i.name == "eth0")
-            .ok_or("no eth0")?
-            .index;
+        let eth0 = eth0_index()?;
         let start = Instant::now();
         let mut made: u32 = 0;
         let mut report = 10;

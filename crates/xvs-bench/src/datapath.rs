@@ -353,6 +353,29 @@ fn renew(director: &RefCell<Director>, lines: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The index of this namespace's `eth0` (the lab's link: frames are run as if they came
+/// in by it).
+pub(crate) fn eth0_index() -> Result<u32, String> {
+    Ok(netlink::interfaces()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|i| i.name == "eth0")
+        .ok_or("no eth0")?
+        .index)
+}
+
+/// The one-armed lab with ten DR real servers, 10.0.0.1 to 10.0.0.10, as static
+/// neighbours of the director's eth0 (what the churn and scale benches run on).
+pub(crate) fn ten_servers_lab() -> Result<xvs_lab::Lab, String> {
+    let lab = topology::one_armed().build().map_err(|e| e.to_string())?;
+    let neighbours: Vec<(String, [u8; 6])> = (1..=10u8)
+        .map(|i| (format!("10.0.0.{i}"), [2, 0, 0, 0, 1, i]))
+        .collect();
+    lab.static_neighbours("director", "eth0", &neighbours)
+        .map_err(|e| e.to_string())?;
+    Ok(lab)
+}
+
 /// This namespace's director, created if need be, holding the services of `lines`.
 pub(crate) fn configured(lines: &[String]) -> Result<Director, String> {
     let mut director = Director::find_or_create().map_err(|e| e.to_string())?;
@@ -464,12 +487,7 @@ pub fn run() -> Result<(), String> {
             "director",
             move || -> Result<Results, String> {
                 let director = RefCell::new(configured(&lines)?);
-                let eth0 = netlink::interfaces()
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .find(|i| i.name == "eth0")
-                    .ok_or("no eth0")?
-                    .index;
+                let eth0 = eth0_index()?;
 
                 let (_pass, pass_fd) = floor_program()?;
                 let floor_run = |f: &[u8]| {

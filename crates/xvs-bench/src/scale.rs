@@ -28,10 +28,11 @@ use std::{
 };
 
 use xvs_common::map_names;
-use xvs_datapath::{netlink, objects::CONNECTIONS_ENV, test_run};
-use xvs_lab::topology;
+use xvs_datapath::{objects::CONNECTIONS_ENV, test_run};
 
-use crate::datapath::{CHUNK, Runner, configured, floor_program, measure, tcp4, udp4};
+use crate::datapath::{
+    CHUNK, Runner, configured, eth0_index, floor_program, measure, tcp4, ten_servers_lab, udp4,
+};
 
 /// Sizes measured unless XVS_SCALE_SIZES says otherwise.
 const SIZES: &[u32] = &[100_000, 1_000_000, 10_000_000];
@@ -157,12 +158,7 @@ pub fn one(size: &str) -> Result<(), String> {
     let size: u32 = size
         .parse()
         .map_err(|_| format!("scale-one {size}: not a number"))?;
-    let lab = topology::one_armed().build().map_err(|e| e.to_string())?;
-    let neighbours: Vec<(String, [u8; 6])> = (1..=10u8)
-        .map(|i| (format!("10.0.0.{i}"), [2, 0, 0, 0, 1, i]))
-        .collect();
-    lab.static_neighbours("director", "eth0", &neighbours)
-        .map_err(|e| e.to_string())?;
+    let lab = ten_servers_lab()?;
     let mut lines = vec![
         "--set 7200 0 1".to_string(),
         "-A -t 1.1.1.254:80 -s rr".to_string(),
@@ -177,12 +173,7 @@ pub fn one(size: &str) -> Result<(), String> {
             let started = Instant::now();
             let director = configured(&lines)?;
             let made_s = started.elapsed().as_secs_f64();
-            let eth0 = netlink::interfaces()
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .find(|i| i.name == "eth0")
-                .ok_or("no eth0")?
-                .index;
+            let eth0 = eth0_index()?;
             let (_pass, pass_fd) = floor_program()?;
             let floor: &Runner<'_> =
                 &|f: &[u8]| test_run::run_fd(pass_fd.as_fd(), eth0, f).map_err(|e| e.to_string());

@@ -90,12 +90,7 @@ fn fill_and_read(
         Some(director) if from > 0 => director,
         _ => configured(lines)?,
     };
-    let eth0 = xvs_datapath::netlink::interfaces()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .find(|i| i.name == "eth0")
-        .ok_or("no eth0")?
-        .index;
+    let eth0 = crate::datapath::eth0_index()?;
     for n in from..to {
         // Client 20.x.y.z, one connection each.
         let client = (0x1400_0000u32 + n).to_be_bytes();
