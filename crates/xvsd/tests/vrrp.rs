@@ -442,6 +442,66 @@ fn established(lab: &Lab, host: &str) -> usize {
     .unwrap()
 }
 
+/// The two-director lab with an echo server on both real servers.
+fn echo_lab() -> Lab {
+    let mut lab = lab();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Echo).unwrap();
+    }
+    lab
+}
+
+/// A `[sync]` section signed with a shared key, put before `[vrrp]` (after it, it would
+/// land in the last table).
+const SIGNED_SYNC: &str = "[sync]\ninterface = \"eth0\"\nkey = \"a shared secret\"\n\n[vrrp]";
+
+/// [`config`] with its text changed by `edit`.
+fn edited_config(name: &str, priority: u8, edit: impl Fn(String) -> String) -> String {
+    let path = config(name, priority);
+    let text = edit(std::fs::read_to_string(&path).unwrap());
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Starts d1 (config `c1`, the higher priority) and d2 (`c2`), waits for d1 to be
+/// master, opens four connections through it (each echoed once), and waits until d2
+/// holds them synced.
+fn four_synced_connections(
+    lab: &Lab,
+    c1: &str,
+    c2: &str,
+) -> (Child, Child, Vec<std::net::TcpStream>) {
+    let d1 = start(lab, "d1", c1);
+    let d2 = start(lab, "d2", c2);
+    until("d1 master", || {
+        holds_vip(lab, "d1") && !holds_vip(lab, "d2")
+    });
+    // rr spreads them over both real servers.
+    let mut streams: Vec<_> = (0..4).map(|_| connect(lab)).collect();
+    echo_all(&mut streams, "before");
+    until("d2 holds d1's connections", || established(lab, "d2") >= 4);
+    (d1, d2, streams)
+}
+
+/// Each stream echoes `what` and its number.
+fn echo_all(streams: &mut [std::net::TcpStream], what: &str) {
+    for (i, stream) in streams.iter_mut().enumerate() {
+        echo(stream, &format!("{what} {i}\n"));
+    }
+}
+
+/// Stops d1 (SIGTERM) and waits until d2 holds the VIP alone.
+fn stop_d1(lab: &Lab, d1: &mut Child) {
+    Command::new("kill")
+        .args(["-TERM", &d1.id().to_string()])
+        .status()
+        .unwrap();
+    d1.wait().unwrap();
+    until("d2 master", || {
+        holds_vip(lab, "d2") && !holds_vip(lab, "d1")
+    });
+}
+
 /// Connection sync (`[sync]`) with a scheduler that does not hash the client (rr): the
 /// backup holds the master's connections, so none breaks when the master stops and the
 /// backup takes the VIP. When the first director returns it starts as backup, asks for
@@ -451,23 +511,12 @@ fn established(lab: &Lab, host: &str) -> usize {
 /// never saw.
 #[test]
 fn connections_survive_failover_and_return_with_sync() {
-    let mut lab = lab();
-    for web in ["web1", "web2"] {
-        lab.serve(web, 80, ServerKind::Echo).unwrap();
-    }
+    let lab = echo_lab();
     let synced = |name: &str, priority: u8| {
-        let path = config(name, priority);
-        // The [sync] section before [vrrp]: after it, it would land in the last table.
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("version = 3\n", "version = 3\npreempt_delay = 3\n")
-            .replacen(
-                "[vrrp]",
-                "[sync]\ninterface = \"eth0\"\nkey = \"a shared secret\"\n\n[vrrp]",
-                1,
-            );
-        std::fs::write(&path, text).unwrap();
-        path
+        edited_config(name, priority, |text| {
+            text.replace("version = 3\n", "version = 3\npreempt_delay = 3\n")
+                .replacen("[vrrp]", SIGNED_SYNC, 1)
+        })
     };
     let (c1, c2) = (synced("d1-sync", 200), synced("d2-sync", 100));
     let checked = Command::new(XVSD)
@@ -481,17 +530,7 @@ fn connections_survive_failover_and_return_with_sync() {
     ] {
         assert!(said.lines().any(|l| l == line), "{line}:\n{said}");
     }
-    let mut d1 = start(&lab, "d1", &c1);
-    let mut d2 = start(&lab, "d2", &c2);
-    until("d1 master", || {
-        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
-    });
-    // Four connections through d1: rr spreads them over both real servers.
-    let mut streams: Vec<_> = (0..4).map(|_| connect(&lab)).collect();
-    for (i, stream) in streams.iter_mut().enumerate() {
-        echo(stream, &format!("before {i}\n"));
-    }
-    until("d2 holds d1's connections", || established(&lab, "d2") >= 4);
+    let (mut d1, mut d2, mut streams) = four_synced_connections(&lab, &c1, &c2);
     // What each says of it on /metrics.
     let metric = |host: &str, line: &str| -> Option<u64> {
         let text = lab
@@ -513,17 +552,8 @@ fn connections_survive_failover_and_return_with_sync() {
         metric("d2", "xvs_sync_connections_received_total{result=\"new\"}").is_some_and(|n| n >= 4)
     );
 
-    Command::new("kill")
-        .args(["-TERM", &d1.id().to_string()])
-        .status()
-        .unwrap();
-    d1.wait().unwrap();
-    until("d2 master", || {
-        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
-    });
-    for (i, stream) in streams.iter_mut().enumerate() {
-        echo(stream, &format!("through d2 {i}\n"));
-    }
+    stop_d1(&lab, &mut d1);
+    echo_all(&mut streams, "through d2");
     // One more, opened through d2 while d1 is away.
     streams.push(connect(&lab));
     echo(streams.last_mut().unwrap(), "opened through d2\n");
@@ -553,15 +583,10 @@ fn connections_survive_failover_and_return_with_sync() {
 #[test]
 fn fullnat_connections_survive_failover_with_sync() {
     let _alone = one_at_a_time();
-    let mut lab = lab();
-    for web in ["web1", "web2"] {
-        lab.serve(web, 80, ServerKind::Echo).unwrap();
-    }
+    let lab = echo_lab();
     let fullnat = |name: &str, priority: u8| {
-        let path = config(name, priority);
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace(
+        edited_config(name, priority, |text| {
+            text.replace(
                 &format!("addresses = [\"{VIP}/24\"]"),
                 &format!("addresses = [\"{VIP}/24\", \"1.1.1.253/24\"]"),
             )
@@ -569,13 +594,8 @@ fn fullnat_connections_survive_failover_with_sync() {
                 "method = \"dr\"",
                 "method = \"fullnat\"\nlocal_addresses = [\"1.1.1.253\"]",
             )
-            .replacen(
-                "[vrrp]",
-                "[sync]\ninterface = \"eth0\"\nkey = \"a shared secret\"\n\n[vrrp]",
-                1,
-            );
-        std::fs::write(&path, text).unwrap();
-        path
+            .replacen("[vrrp]", SIGNED_SYNC, 1)
+        })
     };
     let (c1, c2) = (fullnat("d1-fnat", 200), fullnat("d2-fnat", 100));
     let checked = Command::new(XVSD)
@@ -583,27 +603,9 @@ fn fullnat_connections_survive_failover_with_sync() {
         .output()
         .unwrap();
     assert!(checked.status.success(), "{checked:?}");
-    let mut d1 = start(&lab, "d1", &c1);
-    let mut d2 = start(&lab, "d2", &c2);
-    until("d1 master", || {
-        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
-    });
-    let mut streams: Vec<_> = (0..4).map(|_| connect(&lab)).collect();
-    for (i, stream) in streams.iter_mut().enumerate() {
-        echo(stream, &format!("before {i}\n"));
-    }
-    until("d2 holds d1's connections", || established(&lab, "d2") >= 4);
-    Command::new("kill")
-        .args(["-TERM", &d1.id().to_string()])
-        .status()
-        .unwrap();
-    d1.wait().unwrap();
-    until("d2 master", || {
-        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
-    });
-    for (i, stream) in streams.iter_mut().enumerate() {
-        echo(stream, &format!("through d2 {i}\n"));
-    }
+    let (mut d1, mut d2, mut streams) = four_synced_connections(&lab, &c1, &c2);
+    stop_d1(&lab, &mut d1);
+    echo_all(&mut streams, "through d2");
     let _ = d2.kill();
     let _ = d2.wait();
     for path in [c1, c2] {
@@ -623,33 +625,18 @@ fn fullnat_connections_survive_failover_with_sync() {
 #[test]
 fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
     let _alone = one_at_a_time();
-    let mut lab = lab();
-    for web in ["web1", "web2"] {
-        lab.serve(web, 80, ServerKind::Echo).unwrap();
-    }
+    let lab = echo_lab();
     let synced = |name: &str, priority: u8| {
-        let path = config(name, priority);
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace(
+        edited_config(name, priority, |text| {
+            text.replace(
                 "version = 3\n",
                 "version = 3\ntrack_interfaces = [\"eth0\"]\n",
             )
-            .replacen("[vrrp]", "[sync]\ninterface = \"eth0\"\n\n[vrrp]", 1);
-        std::fs::write(&path, text).unwrap();
-        path
+            .replacen("[vrrp]", "[sync]\ninterface = \"eth0\"\n\n[vrrp]", 1)
+        })
     };
     let (c1, c2) = (synced("d1-cut", 200), synced("d2-cut", 100));
-    let mut d1 = start(&lab, "d1", &c1);
-    let mut d2 = start(&lab, "d2", &c2);
-    until("d1 master", || {
-        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
-    });
-    let mut streams: Vec<_> = (0..4).map(|_| connect(&lab)).collect();
-    for (i, stream) in streams.iter_mut().enumerate() {
-        echo(stream, &format!("before {i}\n"));
-    }
-    until("d2 holds d1's connections", || established(&lab, "d2") >= 4);
+    let (mut d1, mut d2, mut streams) = four_synced_connections(&lab, &c1, &c2);
 
     // Short connections meanwhile: one every 20 ms from the client, each connect, echo,
     // close, until a second after the takeover; how many fail, how long the slowest took.
