@@ -195,8 +195,8 @@ fn first_reaching(sums: &TwosSums, count: usize, wanted: u32) -> u32 {
 #[inline(always)]
 fn sums_of<const N: usize>(request: &Request<N>) -> Option<*const TwosSums> {
     let id = request.service_id;
-    let fresh = matches!(unsafe { XVS_TWOS.get(&id) }, Some(sums) if sums.set == request.set_id);
-    if !fresh {
+    let mut sums = unsafe { XVS_TWOS.get(&id) };
+    if !matches!(sums, Some(sums) if sums.set == request.set_id) {
         let set = request.view.set;
         let built = if N == MAX_SET_LARGE {
             xvs_twos_build_large(set as *const _, id, request.set_id)
@@ -206,8 +206,10 @@ fn sums_of<const N: usize>(request: &Request<N>) -> Option<*const TwosSums> {
         if built == 0 {
             return None;
         }
+        // Looked up again: the global function cannot hand a map value back.
+        sums = unsafe { XVS_TWOS.get(&id) };
     }
-    let sums = unsafe { XVS_TWOS.get(&id) }?;
+    let sums = sums?;
     (sums.set == request.set_id && sums.bounded == 0).then_some(sums as *const TwosSums)
 }
 
