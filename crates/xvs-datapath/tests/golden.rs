@@ -2234,7 +2234,8 @@ fn synced(cport: u16, vport: u16, dest: &str, dport: u16, state: u16) -> xvs_syn
 /// a backup). A NAT connection whose first packet here is the real server's reply goes
 /// back to its client from the VIP; a persistence template sends its client's new
 /// connection to its server. Records of a real server this director does not have are
-/// counted as unknown, as IPVS's backup drops them.
+/// handed back unchanged, and placed when tried again once the server is added (IPVS's
+/// backup keeps such a connection unbound and binds it when the server appears).
 #[test]
 fn synced_connections_go_where_the_master_sent_them() {
     use xvs_sync::{flags, state};
@@ -2266,7 +2267,7 @@ fn synced_connections_go_where_the_master_sent_them() {
                 synced(40002, 80, "10.0.0.99", 80, state::ESTABLISHED),
             ];
             let taken = director.take_synced(&mut index, &records).unwrap();
-            assert_eq!((taken.made, taken.unknown), (3, 1), "{taken:?}");
+            assert_eq!((taken.made, taken.unknown.len()), (3, 1), "{taken:?}");
             let listed = director.connections().unwrap();
             assert!(
                 listed
@@ -2339,13 +2340,31 @@ fn synced_connections_go_where_the_master_sent_them() {
             let mut v6 = synced(40004, 80, "fd00:2::10", 80, state::ESTABLISHED);
             v6.client = IpAddr::from(CLIENT6);
             v6.vaddr = IpAddr::from(VIP6);
-            let taken = director.take_synced(&mut index, &[v6]).unwrap();
-            assert_eq!(taken.made, 1, "{taken:?}");
+            let taken_v6 = director.take_synced(&mut index, &[v6]).unwrap();
+            assert_eq!(taken_v6.made, 1, "{taken_v6:?}");
             let (out, _) = director
                 .run_frame(eth0, &tcp6(CLIENT6, VIP6, 40004, 80))
                 .unwrap();
             assert_eq!((out.verdict, &out.frame[..6]), (XDP_TX, &RS1_MAC[..]));
             assert_eq!(counters(director)[counter::ADOPTED as usize], 4);
+
+            // The real server of the unknown record is added (this director's checks
+            // bring it back, say): the table has changed, and the record, tried again as
+            // it was handed back, is placed.
+            assert!(!director.sync_table_changed(&index).unwrap());
+            change(director, &["-a -t 1.1.1.254:80 -r 10.0.0.99 -g"]);
+            assert!(director.sync_table_changed(&index).unwrap());
+            assert_eq!(taken.unknown, [records[3]]);
+            let later = director.take_synced(&mut index, &taken.unknown).unwrap();
+            assert_eq!((later.made, later.unknown.len()), (1, 0), "{later:?}");
+            assert!(
+                director
+                    .connections()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.client.1 == 40002
+                        && e.dest.0 == "10.0.0.99".parse::<IpAddr>().unwrap()),
+            );
         },
     );
 }

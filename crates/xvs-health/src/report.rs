@@ -439,7 +439,10 @@ pub struct SyncTotals {
     pub made: u64,
     pub updated: u64,
     pub in_use: u64,
+    /// Records given up: of services or real servers this director did not get in time.
     pub unknown: u64,
+    /// Records waiting now for their service or real server.
+    pub waiting: u64,
     pub table_full: u64,
     pub dropped_messages: u64,
 }
@@ -504,6 +507,13 @@ impl HaView {
                     value,
                 );
             }
+            family(
+                &mut out,
+                "xvs_sync_connections_waiting",
+                "gauge",
+                "Connections received for services or real servers this director does not have yet, tried again when its table changes.",
+            );
+            sample(&mut out, "xvs_sync_connections_waiting", &[], sync.waiting);
             family(
                 &mut out,
                 "xvs_sync_messages_dropped_total",
@@ -634,6 +644,7 @@ mod tests {
             sync: Some(SyncTotals {
                 sent: 4,
                 made: 3,
+                waiting: 2,
                 dropped_messages: 1,
                 ..SyncTotals::default()
             }),
@@ -645,6 +656,7 @@ mod tests {
             "xvs_vrrp_master{instance=\"VRRP 51 on eth0\"} 1",
             "xvs_sync_connections_sent_total 4",
             "xvs_sync_connections_received_total{result=\"new\"} 3",
+            "xvs_sync_connections_waiting 2",
             "xvs_sync_messages_dropped_total 1",
             "xvs_bgp_announced{vip=\"1.1.1.254\"} 0",
         ] {

@@ -8,15 +8,17 @@
 //! message ([`wire::Seal`]), a bulk request, a message without connections by which a
 //! backup that starts asks for the whole table, and FULLNAT's local side as an optional
 //! parameter of a connection, which a kernel receiver skips. [`Tracker`] decides what a master sends;
-//! [`daemon`] says how a running sync daemon is reached.
+//! [`Waiting`] keeps what a backup cannot place yet; [`daemon`] says how a running sync daemon is reached.
 
 pub mod daemon;
 pub mod tracker;
+pub mod waiting;
 pub mod wire;
 
 use std::net::IpAddr;
 
 pub use tracker::Tracker;
+pub use waiting::Waiting;
 
 /// One connection (or persistence template) as directors tell each other about it:
 /// layout-free, in IPVS's terms.
@@ -124,3 +126,28 @@ pub mod state {
 /// IP protocol numbers.
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
+
+/// Records for the crate's tests.
+#[cfg(test)]
+pub(crate) mod test_records {
+    use super::*;
+
+    /// A DR connection of client 10.0.0.1:`cport` to 10.0.0.100:80, at real server
+    /// 10.0.1.2:80.
+    pub fn tcp(cport: u16, state: u16, timeout: u32) -> SyncedConn {
+        SyncedConn {
+            protocol: IPPROTO_TCP,
+            client: "10.0.0.1".parse().unwrap(),
+            cport,
+            vaddr: "10.0.0.100".parse().unwrap(),
+            vport: 80,
+            daddr: "10.0.1.2".parse().unwrap(),
+            dport: 80,
+            fwmark: 0,
+            flags: flags::DROUTE,
+            state,
+            timeout,
+            fullnat: None,
+        }
+    }
+}

@@ -114,24 +114,7 @@ fn worth_syncing(conn: &SyncedConn) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{IPPROTO_UDP, flags};
-
-    fn tcp(cport: u16, state: u16, timeout: u32) -> SyncedConn {
-        SyncedConn {
-            protocol: IPPROTO_TCP,
-            client: "10.0.0.1".parse().unwrap(),
-            cport,
-            vaddr: "10.0.0.100".parse().unwrap(),
-            vport: 80,
-            daddr: "10.0.1.2".parse().unwrap(),
-            dport: 80,
-            fwmark: 0,
-            flags: flags::DROUTE,
-            state,
-            timeout,
-            fullnat: None,
-        }
-    }
+    use crate::{IPPROTO_UDP, flags, test_records::tcp};
 
     #[test]
     fn a_connection_is_sent_once_established_then_at_each_change() {

@@ -14,8 +14,21 @@ use xvs_lab::{Lab, ServerKind, topology};
 const XVSADM: &str = env!("CARGO_BIN_EXE_xvsadm");
 const VIP: &str = topology::VIP;
 
+/// The lab of two directors, with echo servers on both real servers.
 fn lab() -> Lab {
-    topology::two_directors().build().unwrap()
+    let mut lab = topology::two_directors().build().unwrap();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Echo).unwrap();
+    }
+    lab
+}
+
+/// The VIP's port 80 on `host`, rr over `real_servers` (DR).
+fn service(lab: &Lab, host: &str, real_servers: &[&str]) {
+    ok(lab, host, &format!("-A -t {VIP}:80 -s rr"));
+    for server in real_servers {
+        ok(lab, host, &format!("-a -t {VIP}:80 -r {server}:80 -g"));
+    }
 }
 
 /// xvsadm in `host`: its exit code, stdout and stderr.
@@ -56,14 +69,9 @@ fn echo(stream: &mut TcpStream, text: &str) {
 
 #[test]
 fn sync_daemons_started_listed_and_stopped_as_ipvsadm_does_and_connections_move() {
-    let mut lab = lab();
-    for web in ["web1", "web2"] {
-        lab.serve(web, 80, ServerKind::Echo).unwrap();
-    }
+    let lab = lab();
     for host in ["d1", "d2"] {
-        ok(&lab, host, &format!("-A -t {VIP}:80 -s rr"));
-        ok(&lab, host, &format!("-a -t {VIP}:80 -r 1.1.1.10:80 -g"));
-        ok(&lab, host, &format!("-a -t {VIP}:80 -r 1.1.1.20:80 -g"));
+        service(&lab, host, &["1.1.1.10", "1.1.1.20"]);
         // Nothing runs yet: nothing listed, nothing to stop.
         assert_eq!(ok(&lab, host, "-L --daemon"), "");
     }
@@ -104,7 +112,62 @@ fn sync_daemons_started_listed_and_stopped_as_ipvsadm_does_and_connections_move(
         "Daemon has already run\n"
     );
 
-    // The VIP on d1: four connections through it, spread by rr over both servers.
+    let mut streams = four_through_d1(&lab);
+    until("d2 lists d1's connections", || {
+        established(&lab, "d2").len() == 4
+    });
+    assert_eq!(
+        established(&lab, "d2"),
+        established(&lab, "d1"),
+        "the same clients to the same real servers"
+    );
+
+    vip_moves_to_d2(&lab);
+    for (i, stream) in streams.iter_mut().enumerate() {
+        echo(stream, &format!("through d2 {i}\n"));
+    }
+
+    ok(&lab, "d1", "--stop-daemon master");
+    ok(&lab, "d2", "--stop-daemon backup");
+    for host in ["d1", "d2"] {
+        assert_eq!(ok(&lab, host, "-L --daemon"), "");
+    }
+}
+
+/// A backup configured after its master (or whose health checks have not yet added a real
+/// server back): the records of connections to a real server it does not have wait, and
+/// once the server is added there they are placed, and go on through it.
+#[test]
+fn a_backup_places_the_connections_of_a_real_server_added_after_they_came() {
+    let lab = lab();
+    service(&lab, "d1", &["1.1.1.10", "1.1.1.20"]);
+    service(&lab, "d2", &["1.1.1.10"]);
+    ok(&lab, "d1", "--start-daemon master --mcast-interface eth0");
+    ok(&lab, "d2", "--start-daemon backup --mcast-interface eth0");
+
+    let mut streams = four_through_d1(&lab);
+    until("d2 lists the connections to 1.1.1.10", || {
+        established(&lab, "d2").len() == 2
+    });
+    ok(&lab, "d2", &format!("-a -t {VIP}:80 -r 1.1.1.20:80 -g"));
+    // Told once: the master sends them again only before d2's copy would run out (in
+    // 450 s), so these are the records that waited.
+    until("d2 lists every connection", || {
+        established(&lab, "d2").len() == 4
+    });
+    assert_eq!(established(&lab, "d2"), established(&lab, "d1"));
+
+    vip_moves_to_d2(&lab);
+    for (i, stream) in streams.iter_mut().enumerate() {
+        echo(stream, &format!("through d2 {i}\n"));
+    }
+    ok(&lab, "d1", "--stop-daemon master");
+    ok(&lab, "d2", "--stop-daemon backup");
+}
+
+/// The VIP on d1, and four connections through it (rr spreads them over the real
+/// servers), each echoed once.
+fn four_through_d1(lab: &Lab) -> Vec<TcpStream> {
     lab.run_ok(
         "d1",
         &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
@@ -127,26 +190,27 @@ fn sync_daemons_started_listed_and_stopped_as_ipvsadm_does_and_connections_move(
     for (i, stream) in streams.iter_mut().enumerate() {
         echo(stream, &format!("through d1 {i}\n"));
     }
-    let established = |host: &str| {
-        ok(&lab, host, "-L -c -n")
-            .lines()
-            .filter(|l| l.contains("ESTABLISHED"))
-            .map(|l| {
-                let mut words: Vec<&str> = l.split_whitespace().collect();
-                // Expiry counts down: leave it out.
-                words.remove(1);
-                words.join(" ")
-            })
-            .collect::<Vec<_>>()
-    };
-    until("d2 lists d1's connections", || established("d2").len() == 4);
-    let mut on_d1 = established("d1");
-    let mut on_d2 = established("d2");
-    on_d1.sort();
-    on_d2.sort();
-    assert_eq!(on_d2, on_d1, "the same clients to the same real servers");
+    streams
+}
 
-    // The VIP moves to d2 (the client learns its MAC anew).
+/// `host`'s established connections as `-L -c -n` lists them, without their expiry
+/// (which counts down), sorted.
+fn established(lab: &Lab, host: &str) -> Vec<String> {
+    let mut listed: Vec<String> = ok(lab, host, "-L -c -n")
+        .lines()
+        .filter(|l| l.contains("ESTABLISHED"))
+        .map(|l| {
+            let mut words: Vec<&str> = l.split_whitespace().collect();
+            words.remove(1);
+            words.join(" ")
+        })
+        .collect();
+    listed.sort();
+    listed
+}
+
+/// The VIP moves from d1 to d2 (the client learns its MAC anew).
+fn vip_moves_to_d2(lab: &Lab) {
     lab.run_ok(
         "d1",
         &["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
@@ -159,13 +223,4 @@ fn sync_daemons_started_listed_and_stopped_as_ipvsadm_does_and_connections_move(
     .unwrap();
     lab.run_ok("client", &["ip", "neigh", "flush", "dev", "eth0"])
         .unwrap();
-    for (i, stream) in streams.iter_mut().enumerate() {
-        echo(stream, &format!("through d2 {i}\n"));
-    }
-
-    ok(&lab, "d1", "--stop-daemon master");
-    ok(&lab, "d2", "--stop-daemon backup");
-    for host in ["d1", "d2"] {
-        assert_eq!(ok(&lab, host, "-L --daemon"), "");
-    }
 }

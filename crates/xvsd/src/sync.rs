@@ -8,7 +8,10 @@
 //! table (a bulk request, repeated every 10 s until a master answers). With VRRP the
 //! role follows the instance (without it the director does both), and a master that
 //! hands over sends its whole table as it goes: a director that was cut off and comes
-//! back as master gets the connections made while it was away.
+//! back as master gets the connections made while it was away. Records of services or
+//! real servers this director does not have yet wait (`xvs_sync::Waiting`) and are tried
+//! again whenever its table changes: such a director gets the table before its health
+//! checks have added back the real servers they removed while it was cut off.
 
 use std::{
     collections::VecDeque,
@@ -23,13 +26,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use xvs_datapath::{
-    Director, netlink,
-    tables::sync::{SyncIndex, Taken},
-};
+use xvs_datapath::{Director, netlink, tables::sync::SyncIndex};
 use xvs_health::config::SyncConfig;
 use xvs_sync::{
-    Tracker,
+    SyncedConn, Tracker, Waiting,
     wire::{self, Seal},
 };
 
@@ -39,6 +39,9 @@ const ROUND: Duration = Duration::from_millis(500);
 const ASK_AGAIN: Duration = Duration::from_secs(10);
 /// How often what sync did is logged (when it did something).
 const REPORT: Duration = Duration::from_secs(10);
+/// Records of unknown services or real servers that may wait for them at once (about
+/// 100 bytes each); past that, more are given up.
+const WAITING_AT_MOST: usize = 100_000;
 
 /// Which way connections flow through this director.
 #[derive(Clone)]
@@ -98,6 +101,8 @@ struct Totals {
     updated: AtomicU64,
     in_use: AtomicU64,
     unknown: AtomicU64,
+    /// Records waiting now (a gauge).
+    waiting: AtomicU64,
     table_full: AtomicU64,
     dropped_messages: AtomicU64,
 }
@@ -133,6 +138,8 @@ impl Sync {
             index: None,
             heard_master: false,
             asked: None,
+            waiting: Waiting::new(WAITING_AT_MOST),
+            started: Instant::now(),
             done: Done::default(),
             totals: Arc::new(Totals::default()),
             name: format!("sync on {} (syncid {syncid})", config.interface),
@@ -162,6 +169,7 @@ impl Sync {
             updated: read(&t.updated),
             in_use: read(&t.in_use),
             unknown: read(&t.unknown),
+            waiting: read(&t.waiting),
             table_full: read(&t.table_full),
             dropped_messages: read(&t.dropped_messages),
         }
@@ -181,6 +189,8 @@ struct Done {
     made: usize,
     updated: usize,
     local: usize,
+    /// Records of unknown services or real servers given up: run out while they waited,
+    /// or past [`WAITING_AT_MOST`].
     unknown: usize,
     full: usize,
     replaced: usize,
@@ -218,6 +228,10 @@ struct Worker {
     heard_master: bool,
     /// When the whole table was last asked for.
     asked: Option<Instant>,
+    /// Records of services or real servers this director does not have yet.
+    waiting: Waiting,
+    /// The worker's clock starts here (milliseconds since, for the tracker and waiting).
+    started: Instant,
     done: Done,
     totals: Arc<Totals>,
     name: String,
@@ -225,7 +239,6 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, stop: &AtomicBool) {
-        let started = Instant::now();
         let mut was_sending = None;
         let mut next_round = Instant::now();
         let mut next_report = Instant::now() + REPORT;
@@ -243,8 +256,7 @@ impl Worker {
                         // Handing over: the new master gets this director's whole table
                         // (the connections it made while the other was away).
                         self.tracker.resend_all();
-                        let now_ms = (Instant::now() - started).as_millis() as u64;
-                        if let Err(e) = self.round(now_ms) {
+                        if let Err(e) = self.round(self.now_ms()) {
                             eprintln!("{}: {e}", self.name);
                         }
                         println!("{}: handing over {} messages", self.name, self.outbox.len());
@@ -265,8 +277,7 @@ impl Worker {
                 self.send_now(&mut request);
             }
             if sending && now >= next_round {
-                let now_ms = (now - started).as_millis() as u64;
-                if let Err(e) = self.round(now_ms) {
+                if let Err(e) = self.round(self.now_ms()) {
                     eprintln!("{}: {e}", self.name);
                     self.director = None;
                 }
@@ -298,11 +309,17 @@ impl Worker {
                 let datagram = buffer[..n].to_vec();
                 self.heard(&datagram, from.ip());
             }
+            self.try_waiting();
             if Instant::now() >= next_report {
                 next_report = Instant::now() + REPORT;
                 self.report();
             }
         }
+    }
+
+    /// The worker's clock: milliseconds since it started.
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     fn listed_targets(&self) -> String {
@@ -403,34 +420,67 @@ impl Worker {
             return;
         }
         self.heard_master = true;
-        let taken = self.take(&message.conns);
-        match taken {
-            Ok(taken) => {
-                self.done.made += taken.made;
-                self.done.updated += taken.updated;
-                self.done.local += taken.local;
-                self.done.unknown += taken.unknown;
-                self.done.full += taken.full;
-                self.done.replaced += taken.replaced;
-                let t = &self.totals;
-                add(&t.made, taken.made);
-                add(&t.updated, taken.updated);
-                add(&t.in_use, taken.local);
-                add(&t.unknown, taken.unknown);
-                add(&t.table_full, taken.full);
-            }
+        // What waits of these connections is older than what came.
+        self.waiting.forget(&message.conns);
+        self.take(&message.conns);
+    }
+
+    /// Makes entries of `conns`; those of services or real servers this director does
+    /// not have wait.
+    fn take(&mut self, conns: &[SyncedConn]) {
+        let taken = match self.director() {
+            Ok((director, index)) => director
+                .take_synced(index, conns)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        let taken = match taken {
+            Ok(taken) => taken,
             Err(e) => {
                 eprintln!("{}: {e}", self.name);
                 self.director = None;
+                return;
             }
-        }
+        };
+        let now_ms = self.now_ms();
+        let given_up = taken
+            .unknown
+            .iter()
+            .filter(|conn| !self.waiting.hold(now_ms, **conn))
+            .count();
+        self.done.made += taken.made;
+        self.done.updated += taken.updated;
+        self.done.local += taken.local;
+        self.done.unknown += given_up;
+        self.done.full += taken.full;
+        self.done.replaced += taken.replaced;
+        let t = &self.totals;
+        add(&t.made, taken.made);
+        add(&t.updated, taken.updated);
+        add(&t.in_use, taken.local);
+        add(&t.unknown, given_up);
+        add(&t.table_full, taken.full);
+        t.waiting
+            .store(self.waiting.len() as u64, Ordering::Relaxed);
     }
 
-    fn take(&mut self, conns: &[xvs_sync::SyncedConn]) -> Result<Taken, String> {
-        let (director, index) = self.director()?;
-        director
-            .take_synced(index, conns)
-            .map_err(|e| e.to_string())
+    /// Tries the waiting records again once the table has changed (a real server added
+    /// back by the health checks, a service configured).
+    fn try_waiting(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let changed = match self.director() {
+            Ok((director, index)) => director.sync_table_changed(index).unwrap_or(true),
+            Err(_) => false,
+        };
+        if !changed {
+            return;
+        }
+        let (records, ran_out) = self.waiting.take(self.now_ms());
+        self.done.unknown += ran_out;
+        add(&self.totals.unknown, ran_out);
+        self.take(&records);
     }
 
     fn report(&mut self) {
@@ -445,10 +495,11 @@ impl Worker {
                 d.sent_conns, d.sent_messages
             ));
         }
-        if d.made + d.updated + d.local + d.unknown + d.full > 0 {
+        let waiting = self.waiting.len();
+        if d.made + d.updated + d.local + d.unknown + d.full + waiting > 0 {
             parts.push(format!(
-                "received {} new ({} replacing dead entries of this director), {} updated, {} in use here, {} of unknown services or real servers, {} with the table full",
-                d.made, d.replaced, d.updated, d.local, d.unknown, d.full
+                "received {} new ({} replacing dead entries of this director), {} updated, {} in use here, {} of unknown services or real servers given up, {} waiting for theirs, {} with the table full",
+                d.made, d.replaced, d.updated, d.local, d.unknown, waiting, d.full
             ));
         }
         if d.refused > 0 {

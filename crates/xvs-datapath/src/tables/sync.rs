@@ -43,7 +43,7 @@ struct Known {
 }
 
 /// What [`Director::take_synced`] did with the records it was given.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Taken {
     /// New entries made.
     pub made: usize,
@@ -51,9 +51,11 @@ pub struct Taken {
     pub updated: usize,
     /// Records of connections this director has made or used itself: its own entry wins.
     pub local: usize,
-    /// Records of a service or real server this director does not have (as IPVS's
-    /// backup, it needs the same virtual and real servers configured).
-    pub unknown: usize,
+    /// Records of a service or real server this director does not have (yet: its health
+    /// checks may not have added the real server back, or it is configured after its
+    /// master), unchanged; the caller may hold them and try again once the table has
+    /// changed ([`Director::sync_table_changed`], `xvs_sync::Waiting`).
+    pub unknown: Vec<SyncedConn>,
     /// Records dropped because the connection table is full.
     pub full: usize,
     /// Of `made`: entries of this director whose real server is gone here, replaced.
@@ -151,7 +153,7 @@ impl Director {
         let mut taken = Taken::default();
         for record in records {
             let Some((key, conn)) = index.entry_of(record, now) else {
-                taken.unknown += 1;
+                taken.unknown.push(*record);
                 continue;
             };
             let made = match self.conns.get(&key, 0) {
@@ -218,13 +220,19 @@ impl Director {
         }
         Ok(taken)
     }
+
+    /// Whether services or real servers were added, edited or removed since `index` was
+    /// read: records that named ones this director did not have may be known now.
+    pub fn sync_table_changed(&self, index: &SyncIndex) -> Result<bool> {
+        Ok(self.meta(meta::NEXT_ID)? != index.next_id)
+    }
 }
 
 impl Director {
     /// Reads the index again if the table changed since it was made: a record must meet
     /// the real servers as they are (one removed and added again has a new id).
     fn refresh(&self, index: &mut SyncIndex) -> Result<()> {
-        if self.meta(meta::NEXT_ID)? != index.next_id {
+        if self.sync_table_changed(index)? {
             *index = self.sync_index()?;
         }
         Ok(())
