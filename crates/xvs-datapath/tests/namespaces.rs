@@ -70,3 +70,28 @@ fn racing_creators_end_with_one_director() {
     });
     assert!(ids.windows(2).all(|pair| pair[0] == pair[1]), "{ids:?}");
 }
+
+/// The kernel verifies the director each time one is created, and refuses a program whose
+/// verification passes a million instructions. A change that makes some path explode (a
+/// loop whose bounds the verifier follows step by step, a byte-by-byte copy inside an
+/// unrolled loop) shows here long before that limit, and before creation gets slow: on
+/// 2026-12-07 twos's walk had taken the count from 266,000 to 618,000 unnoticed (this
+/// VM's kernel, 6.18; other kernels count differently, not by much).
+#[test]
+fn the_director_verifies_within_half_the_verifiers_limit() {
+    let lab = LabBuilder::new().host("a").build().unwrap();
+    let verified = lab
+        .within("a", || {
+            Director::find_or_create().unwrap().verified_instructions()
+        })
+        .unwrap();
+    let Some(verified) = verified else {
+        eprintln!("skipped: this kernel does not report verified instructions");
+        return;
+    };
+    assert!(
+        verified <= 500_000,
+        "the director took {verified} verified instructions: docs/DECISIONS.md, \
+         \"Verifier budget\", says how to find where they go"
+    );
+}

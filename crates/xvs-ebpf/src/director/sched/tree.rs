@@ -45,7 +45,7 @@ pub fn pick<const N: usize>(view: &View<N>, kind: u32, request: &Request<N>) -> 
         build(&view, tree, kind, set_id, request.service_id);
         // The key the service was found by (in the scratch space) is kept with the tree.
         if let Some(scratch) = crate::maps::scratch() {
-            tree.service = unsafe { (*scratch).service_key };
+            crate::packet::copy_service_key(&mut tree.service, unsafe { &(*scratch).service_key });
         }
     }
     index_in::<N>(tree.node(1))

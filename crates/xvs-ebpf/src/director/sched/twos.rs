@@ -23,7 +23,10 @@ extern "C" fn add<const N: usize>(i: u32, w: *mut Total<N>) -> i64 {
     let Some(entry) = w.view.entry(i) else {
         return STOP;
     };
-    if w.view.available(entry) {
+    // Weight 0 adds nothing, so only the threshold is asked. Asking for weight above 0 too
+    // would give the sum a lower bound that rises by one each step, and the verifier would
+    // then check this callback once per possible step (1,024 times for a large set).
+    if !w.view.overloaded(entry) {
         w.total += entry.weight as u64;
     }
     CONTINUE
@@ -166,28 +169,40 @@ pub extern "C" fn xvs_twos_draw(sums: *const TwosSums) -> u64 {
     let bound = total + 1;
     let r1 = unsafe { bpf_get_prandom_u32() } as u64 % bound;
     let r2 = unsafe { bpf_get_prandom_u32() } as u64 % bound;
-    let first = first_reaching(sums, count, r1.max(1) as u32);
-    let second = first_reaching(sums, count, r2.max(1) as u32);
+    let first = xvs_twos_first_reaching(sums, count as u32, r1.max(1) as u32);
+    let second = xvs_twos_first_reaching(sums, count as u32, r2.max(1) as u32);
     ((first as u64) << 32) | second as u64
 }
 
 /// The lowest index below `count` whose running sum is `wanted` or more (the sums never
-/// fall, and the last is the total, which `wanted` does not pass).
-#[inline(always)]
-fn first_reaching(sums: &TwosSums, count: usize, wanted: u32) -> u32 {
-    let (mut low, mut high) = (0usize, count - 1);
-    // log2(1,024) halvings: a loop the verifier sees end.
-    for _ in 0..11 {
-        if low < high {
-            let middle = (low + high) / 2;
-            if sums.sums[middle & (MAX_SET_LARGE - 1)] >= wanted {
-                high = middle;
-            } else {
-                low = middle + 1;
-            }
-        }
+/// fall, and the last is the total, which `wanted` does not pass). A global BPF function:
+/// each halving's bounds are exact for the verifier (they index the sums), so it checks
+/// every way through the halvings; once, not once per draw.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_twos_first_reaching(sums: *const TwosSums, count: u32, wanted: u32) -> u32 {
+    if sums.is_null() || count == 0 {
+        return 0;
     }
-    low as u32
+    let sums = unsafe { &*sums };
+    let count = (count as usize).min(MAX_SET_LARGE);
+    let sum = |i: usize| sums.sums[i & (MAX_SET_LARGE - 1)];
+    // `base` is the last index known to fall short (or 0) and `size` how many indexes from
+    // it may still hold the answer. `size` halves the same way whatever the sums say, so
+    // only `base` differs between the verifier's ways through; log2(1,024) halvings
+    // leave one (more change nothing): a loop the verifier sees end.
+    let (mut base, mut size) = (0usize, count);
+    for _ in 0..10 {
+        let half = size / 2;
+        if sum(base + half) < wanted {
+            base += half;
+        }
+        size -= half;
+    }
+    if sum(base) < wanted {
+        base += 1;
+    }
+    base as u32
 }
 
 /// The service's running sums for its current set, made if it has none for it; `None`
