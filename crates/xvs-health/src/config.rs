@@ -598,9 +598,9 @@ impl Config {
                 }
                 // A fwmark service's real server may keep each packet's port (port 0);
                 // its checks must then say which port to try.
-                let portless = checks
-                    .iter()
-                    .any(|c| c.port.is_none() && c.kind != CheckType::Command);
+                let portless = checks.iter().any(|c| {
+                    c.port.is_none() && !matches!(c.kind, CheckType::Command | CheckType::Ping)
+                });
                 if rs.address.port() == 0 && portless {
                     problems.push(format!(
                         "{name}: {}: port 0, so its check needs `port`",
@@ -883,6 +883,17 @@ family = "inet6"
         assert!(twice.contains("192.168.1.10:80 listed twice"), "{twice}");
         let address = Config::parse("[[service]]\naddress = \"nowhere\"\n").unwrap_err();
         assert!(address.contains("line 2"), "{address}");
+        // An SMTP check's HELO name is one word; a ping check needs no port even on a
+        // port-0 real server.
+        let helo = Config::parse(&SEED.replace(
+            "check = { type = \"tcp\", port = 8080 }",
+            "check = { type = \"smtp\", helo_name = \"two words\" }",
+        ))
+        .unwrap_err();
+        assert!(helo.contains("helo_name \"two words\""), "{helo}");
+        let ping = "[[service]]\nfwmark = 1\nscheduler = \"rr\"\ncheck = { type = \"ping\" }\n\
+                    [[service.real_server]]\naddress = \"192.168.1.10:0\"\n";
+        assert!(Config::parse(ping).is_ok(), "{:?}", Config::parse(ping));
     }
 
     #[test]

@@ -354,7 +354,8 @@ fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut V
             "notify_up" | "notify_down" => {
                 let _ = writeln!(out, "{} = {}", entry.keyword, quoted(&entry.args.join(" ")));
             }
-            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "UDP_CHECK" => {
+            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "UDP_CHECK"
+            | "SMTP_CHECK" | "PING_CHECK" => {
                 checks.extend(check(&entry, defaults, notes));
             }
             other => notes.push(format!("line {}: {other}: not translated", entry.line)),
@@ -378,6 +379,8 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
         "SSL_GET" => "https",
         "MISC_CHECK" => "command",
         "DNS_CHECK" => "dns",
+        "SMTP_CHECK" => "smtp",
+        "PING_CHECK" => "ping",
         _ => "udp",
     };
     common.set("type", quoted(kind));
@@ -418,6 +421,7 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
             "name" => common.set("name", quoted(&arg)),
             "payload" => common.set("payload", quoted(&arg)),
             "virtualhost" => common.set("host", quoted(&arg)),
+            "helo_name" => common.set("helo_name", quoted(&arg)),
             other => notes.push(format!("line {}: {other}: not translated", entry.line)),
         }
     }
@@ -750,6 +754,54 @@ virtual_server 1.1.1.254 80 {
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }
+    }
+
+    /// SMTP_CHECK (its `helo_name`, keepalived's timing defaults) and PING_CHECK.
+    #[test]
+    fn smtp_and_ping_checks_become_xvsd_s() {
+        let text = r#"
+virtual_server 1.1.1.254 25 {
+    lb_algo wlc
+    lb_kind DR
+    protocol TCP
+    real_server 192.168.1.10 25 {
+        SMTP_CHECK {
+            helo_name lvs.example.org
+            connect_timeout 4
+        }
+        PING_CHECK {
+            retry 2
+        }
+    }
+    real_server 192.168.1.20 25 {
+        SMTP_CHECK {
+            connect_port 2525
+        }
+    }
+}
+"#;
+        let imported = import(text, "keepalived.conf");
+        assert!(imported.notes.is_empty(), "{:?}", imported.notes);
+        let config = Config::parse(&imported.config).unwrap();
+        let service = &config.services[0];
+        let checks = service.checks_of(&service.real_servers[0]);
+        assert_eq!(
+            (
+                checks[0].kind,
+                checks[0].helo_name.as_str(),
+                checks[0].timeout
+            ),
+            (CheckType::Smtp, "lvs.example.org", 4.0)
+        );
+        assert_eq!(
+            (checks[1].kind, checks[1].retries, checks[1].timeout),
+            (CheckType::Ping, 2, 5.0)
+        );
+        let checks = service.checks_of(&service.real_servers[1]);
+        assert_eq!(
+            (checks[0].kind, checks[0].port, checks[0].helo_name.as_str()),
+            (CheckType::Smtp, Some(2525), "smtpchecker.keepalived.org")
+        );
     }
 
     /// DPVS's keepalived: `lb_kind FNAT` and the local addresses of a

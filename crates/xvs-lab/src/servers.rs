@@ -27,6 +27,10 @@ pub enum ServerKind {
     Sink,
     /// UDP: answers each datagram with the given name.
     UdpName(String),
+    /// SMTP's opening as a mail server plays it (RFC 5321): a 220 greeting naming it,
+    /// 250 to HELO and EHLO, 221 to QUIT (then it closes), 502 to anything else. No mail
+    /// is taken.
+    Smtp(String),
 }
 
 /// A running server; stopped when dropped.
@@ -113,6 +117,7 @@ fn serve_tcp(listener: TcpListener, kind: ServerKind) {
                 ServerKind::Http(body) => answer_http(stream, &body),
                 ServerKind::Echo => echo(stream),
                 ServerKind::Sink => sink(stream),
+                ServerKind::Smtp(name) => smtp(stream, &name),
                 ServerKind::UdpName(_) => Ok(()),
             };
         });
@@ -168,6 +173,30 @@ fn sink(mut stream: TcpStream) -> std::io::Result<()> {
     }
     writeln!(stream, "{total}")?;
     stream.shutdown(Shutdown::Write)
+}
+
+fn smtp(mut stream: TcpStream, name: &str) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    write!(stream, "220 {name} ESMTP\r\n")?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let verb = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        match verb.as_str() {
+            "HELO" | "EHLO" => write!(stream, "250 {name}\r\n")?,
+            "QUIT" => {
+                write!(stream, "221 2.0.0 {name} closing\r\n")?;
+                return stream.shutdown(Shutdown::Write);
+            }
+            _ => write!(stream, "502 5.5.2 command not recognized\r\n")?,
+        }
+    }
 }
 
 fn serve_udp(socket: UdpSocket, name: &str, stop: &AtomicBool) {

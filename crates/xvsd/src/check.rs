@@ -1,7 +1,7 @@
-//! The checks themselves: a TCP connect, an HTTP GET, a UDP datagram, a DNS query or a
-//! command. Each is bounded by its timeout end to end, so a real server that accepts and
-//! then hangs (or a command that never ends) fails its check instead of holding the
-//! checker.
+//! The checks themselves: a TCP connect, an HTTP GET, a UDP datagram, a DNS query, an
+//! SMTP greeting (`smtp.rs`), an ICMP echo (`ping.rs`) or a command. Each is bounded by
+//! its timeout end to end, so a real server that accepts and then hangs (or a command
+//! that never ends) fails its check instead of holding the checker.
 
 use std::{
     io::{ErrorKind, Read, Write},
@@ -15,7 +15,7 @@ use xvs_health::{
     health::Outcome,
 };
 
-use crate::{forwarded, tls};
+use crate::{forwarded, ping, smtp, tls};
 
 /// What one check found: passed (with the weight a dynamic command asked for) or why not.
 pub type CheckResult = Result<Option<u32>, String>;
@@ -65,6 +65,11 @@ pub fn run(check: &CheckConfig, address: SocketAddr) -> CheckResult {
         CheckType::Udp => udp(target, check).map(|()| None),
         CheckType::Dns => dns(target, check, deadline).map(|()| None),
         CheckType::Command => command(address, check, deadline),
+        CheckType::Smtp => {
+            let mut stream = connect(target, check)?;
+            smtp::check(&mut stream, target, &check.helo_name, deadline).map(|()| None)
+        }
+        CheckType::Ping => ping::echo(address.ip(), deadline).map(|()| None),
     }
 }
 

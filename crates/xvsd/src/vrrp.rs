@@ -451,38 +451,17 @@ fn group_socket(ifindex: u32, own: Ipv4Addr) -> Result<OwnedFd, String> {
 }
 
 fn send(socket: &OwnedFd, bytes: &[u8], to: IpAddr, ifindex: u32) -> io::Result<()> {
-    // SAFETY: a sockaddr_in or sockaddr_in6 for `to`, given with its size, and `bytes`
-    // with its length.
+    let (address, len) = crate::sockaddr::of(to, ifindex);
+    // SAFETY: the address of `to` with its length, and `bytes` with theirs.
     let sent = unsafe {
-        match to {
-            IpAddr::V4(group) => {
-                let mut address: libc::sockaddr_in = std::mem::zeroed();
-                address.sin_family = libc::AF_INET as u16;
-                address.sin_addr.s_addr = u32::from_ne_bytes(group.octets());
-                libc::sendto(
-                    socket.as_raw_fd(),
-                    bytes.as_ptr().cast(),
-                    bytes.len(),
-                    0,
-                    (&raw const address).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as u32,
-                )
-            }
-            IpAddr::V6(group) => {
-                let mut address: libc::sockaddr_in6 = std::mem::zeroed();
-                address.sin6_family = libc::AF_INET6 as u16;
-                address.sin6_addr.s6_addr = group.octets();
-                address.sin6_scope_id = ifindex;
-                libc::sendto(
-                    socket.as_raw_fd(),
-                    bytes.as_ptr().cast(),
-                    bytes.len(),
-                    0,
-                    (&raw const address).cast(),
-                    std::mem::size_of::<libc::sockaddr_in6>() as u32,
-                )
-            }
-        }
+        libc::sendto(
+            socket.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            0,
+            (&raw const address).cast(),
+            len,
+        )
     };
     if sent < 0 {
         return Err(io::Error::last_os_error());

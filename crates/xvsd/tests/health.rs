@@ -1129,3 +1129,63 @@ check = {{ type = "https", interval = 0.2{web2_check} }}
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_file(config);
 }
+
+/// keepalived's SMTP_CHECK and PING_CHECK as xvsd's `smtp` and `ping` checks: a mail
+/// server's opening passes and an HTTP server on the SMTP port fails; a real server that
+/// answers pings (its kernel does) stays and an address nobody holds leaves; the SMTP
+/// server stopped, its real server leaves too.
+#[test]
+fn smtp_and_ping_checks_keep_the_servers_that_answer() {
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 25, ServerKind::Smtp("web1".into()))
+        .unwrap();
+    lab.serve("web2", 25, ServerKind::Http("web2".into()))
+        .unwrap();
+    let config = write_config(
+        "smtp-ping",
+        r#"
+[[service]]
+address = "1.1.1.254:25"
+scheduler = "rr"
+method = "nat"
+check = { type = "smtp", helo_name = "director.example", interval = 0.2, timeout = 0.5 }
+
+[[service.real_server]]
+address = "192.168.1.10:25"
+
+[[service.real_server]]
+address = "192.168.1.20:25"
+
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "rr"
+method = "nat"
+check = { type = "ping", interval = 0.2, timeout = 0.5 }
+
+[[service.real_server]]
+address = "192.168.1.20:80"
+
+[[service.real_server]]
+address = "192.168.1.99:80"
+"#,
+    );
+    let xvsd = Xvsd::start(&lab, &config, "smtp-ping");
+    table_until(
+        &lab,
+        "the SMTP and the pinged servers kept, the others out",
+        |t| {
+            t.contains("-r 192.168.1.10:25")
+                && !t.contains("192.168.1.20:25")
+                && t.contains("-r 192.168.1.20:80")
+                && !t.contains("192.168.1.99")
+        },
+    );
+    lab.stop_servers("web1");
+    table_until(&lab, "the stopped SMTP server out", |t| {
+        !t.contains("192.168.1.10:25")
+    });
+    let log = xvsd.log();
+    assert!(log.contains("smtp on 192.168.1.20:25"), "{log}");
+    assert!(log.contains("ping 192.168.1.99"), "{log}");
+    let _ = std::fs::remove_file(config);
+}

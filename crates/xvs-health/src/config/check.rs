@@ -53,6 +53,12 @@ pub enum CheckType {
     /// `command` run by `sh -c`: exit 0 passes; with `dynamic`, exit 2..=255 passes and sets
     /// the weight to the code minus 2 (keepalived's MISC_CHECK with `misc_dynamic`).
     Command,
+    /// An SMTP greeting (220), `HELO helo_name` answered by 250, then QUIT (keepalived's
+    /// SMTP_CHECK).
+    Smtp,
+    /// An ICMP (ICMPv6) echo request answered by its reply (keepalived's PING_CHECK); the
+    /// port plays no part.
+    Ping,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -96,6 +102,9 @@ pub struct CheckConfig {
     /// Command: exit codes 2..=255 set the weight (code - 2).
     #[serde(default)]
     pub dynamic: bool,
+    /// SMTP: the name sent with HELO.
+    #[serde(default = "helo_name")]
+    pub helo_name: String,
     /// TCP, DR and tunnel real servers: the SYN goes to the VIP the way the director
     /// forwards clients (to the real server's MAC, or tunnelled), proving that the real
     /// server takes the VIP.
@@ -136,6 +145,7 @@ impl Default for CheckConfig {
             query_type: soa(),
             command: None,
             dynamic: false,
+            helo_name: helo_name(),
             forwarded: false,
             interval: second(),
             timeout: second(),
@@ -161,6 +171,11 @@ fn dns_root() -> String {
 
 fn soa() -> String {
     "SOA".to_string()
+}
+
+/// keepalived's default `helo_name`.
+fn helo_name() -> String {
+    "smtpchecker.keepalived.org".to_string()
 }
 
 /// DNS record types a check may ask for, with their codes.
@@ -217,6 +232,15 @@ impl CheckConfig {
             )),
             CheckType::Http | CheckType::Https if !self.path.starts_with('/') => {
                 problems.push(format!("the HTTP path {:?} must start with /", self.path));
+            }
+            CheckType::Smtp
+                if self.helo_name.is_empty()
+                    || !self.helo_name.chars().all(|c| c.is_ascii_graphic()) =>
+            {
+                problems.push(format!(
+                    "helo_name {:?} must be one word of printable characters",
+                    self.helo_name
+                ));
             }
             _ => {}
         }
