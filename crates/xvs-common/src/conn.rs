@@ -132,6 +132,38 @@ pub mod conn_flags {
     /// next hop (`l2`) is not resolved and it is in no count. The first packet that meets
     /// it resolves the hop and counts it, as if it had been made here (`xvs_adopt`).
     pub const SYNCED: u8 = 32;
+    /// A connection of a persistent service, counted in its template's
+    /// [`super::Conn::template_controls`] while it lives (IPVS's `n_control`): the
+    /// template does not expire before it ends.
+    pub const CONTROLLED: u8 = 64;
+}
+
+impl Conn {
+    /// A persistence template's count of the live connections it sent (IPVS's
+    /// `n_control`; a template is never forwarded by, so its next hop's interface field
+    /// holds it). While it is above 0 the template outlives its timeout.
+    #[inline(always)]
+    pub fn template_controls(&self) -> u32 {
+        self.l2.ifindex
+    }
+}
+
+/// What the datapath needs to find a connection's persistence template from the
+/// connection (`XVS_PERSIST`, by service id; written when the service makes a template):
+/// the template's key is the client's address masked by `netmask` (an IPv6 prefix
+/// length for IPv6), the VIP (or the `fwmark`), the VIP's `port` (0 for a port-0
+/// service) and the protocol (0 for a fwmark service).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PersistParams {
+    /// The persistence timeout, seconds: a template kept past its own by the connections
+    /// it sent lives this long again each time it is found so.
+    pub timeout: u32,
+    pub netmask: u32,
+    pub fwmark: u32,
+    /// Network byte order; 0 for a port-0 service.
+    pub port: u16,
+    pub _pad: u16,
 }
 
 /// The other side of a FULLNAT entry (`XVS_FULLNAT`, by the entry's key): for a request

@@ -33,6 +33,9 @@ pub mod map_names {
     /// twos's running sums of weights by service id → [`crate::TwosSums`] (written by the
     /// datapath when twos first schedules for a set).
     pub const TWOS: &str = "XVS_TWOS";
+    /// How a persistent service's connections find their template, by service id →
+    /// [`crate::PersistParams`] (written by the datapath when the service makes one).
+    pub const PERSIST: &str = "XVS_PERSIST";
     /// Every real server's connection counts by counter slot: one value,
     /// [`crate::DestCounts`].
     pub const DEST_COUNTS: &str = "XVS_DEST_COUNTS";

@@ -39,9 +39,9 @@ use aya::{
 use netlink::XdpMode;
 use xvs_common::{
     BelowHalf, Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, FullnatPeer, LAYOUT_VERSION,
-    LOOPBACK_INDEX, LocalAddresses, LookupTable, MAX_SET_LARGE, Neighbour, RateEstimate,
-    ServiceEntry, ServiceKey, ServiceSched, TunnelSource, TwosSums, WrrKey, counter, map_names,
-    meta,
+    LOOPBACK_INDEX, LocalAddresses, LookupTable, MAX_SET_LARGE, Neighbour, PersistParams,
+    RateEstimate, ServiceEntry, ServiceKey, ServiceSched, TunnelSource, TwosSums, WrrKey, counter,
+    map_names, meta,
 };
 
 /// The director of the current network namespace: its program and its maps.
@@ -87,6 +87,9 @@ pub struct Director {
     /// twos's running sums of weights, by service id (the same: written by the datapath,
     /// dropped with the service).
     twos: Option<BpfHashMap<MapData, u32, TwosSums>>,
+    /// How a persistent service's connections find their template, by service id (the
+    /// same: written by the datapath, dropped with the service).
+    persist: Option<BpfHashMap<MapData, u32, PersistParams>>,
     /// The kernel's ids of the director's maps, by name.
     map_ids: HashMap<String, u32>,
 }
@@ -323,6 +326,12 @@ impl Director {
             }
             None => None,
         };
+        let persist = match maps.remove(map_names::PERSIST) {
+            Some(map) => {
+                Some(BpfHashMap::try_from(Map::HashMap(map)).map_err(wrong(map_names::PERSIST))?)
+            }
+            None => None,
+        };
         Ok(Director {
             program_id,
             program,
@@ -347,6 +356,7 @@ impl Director {
             laddrs,
             below_half,
             twos,
+            persist,
             map_ids: ids_by_name,
         })
     }

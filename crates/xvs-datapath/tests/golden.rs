@@ -940,6 +940,79 @@ fn persistent_clients_stay_with_their_real_server() {
     );
 }
 
+/// A template does not expire while a connection it sent is open (IPVS's `n_control`): a
+/// client whose connection outlives the persistence timeout keeps its real server for its
+/// next one (FTP's data connections behind a long control connection). Once its
+/// connections have ended the template expires, one timeout later at most, and the
+/// client is scheduled anew. (The first server made quiescent, a new one added: a
+/// client the template keeps goes to the first, one scheduled to the second.)
+#[test]
+fn a_template_lives_while_a_connection_it_sent_is_open() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "--set 900 1 300",
+            "-A -t 1.1.1.254:80 -s rr -p 1",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            let send = |director: &Director, frame: Vec<u8>| {
+                let (out, _) = director.run_frame(eth0, &frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+                <[u8; 6]>::try_from(&out.frame[..6]).unwrap()
+            };
+            let pause = || std::thread::sleep(std::time::Duration::from_millis(1300));
+            // A long connection (ESTABLISHED: 900 s) to the only server.
+            assert_eq!(
+                send(director, tcp4(CLIENT, VIP, 40000, 80, true, CLIENT_MAC)),
+                RS1_MAC
+            );
+            send(director, tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC));
+            change(
+                director,
+                &[
+                    "-e -t 1.1.1.254:80 -r 10.0.0.10 -g -w 0",
+                    "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+                ],
+            );
+            // Past the template's 1 s: the open connection keeps it.
+            pause();
+            assert_eq!(
+                send(director, tcp4(CLIENT, VIP, 40001, 80, true, CLIENT_MAC)),
+                RS1_MAC,
+                "kept by the open connection"
+            );
+            assert_eq!(
+                send(
+                    director,
+                    tcp4([3, 3, 3, 3], VIP, 40000, 80, true, CLIENT_MAC)
+                ),
+                RS2_MAC,
+                "another client is scheduled"
+            );
+            // Both connections end (FIN_WAIT: 1 s), then are swept by new connections of
+            // other clients; the template, kept meanwhile, expires a timeout later.
+            send(director, tcp4(CLIENT, VIP, 40001, 80, false, CLIENT_MAC));
+            for port in [40000, 40001] {
+                send(director, tcp4_flags(CLIENT, VIP, port, 80, Flags::Fin));
+            }
+            for other in [4, 5] {
+                pause();
+                send(
+                    director,
+                    tcp4([3, 3, 3, other], VIP, 40000, 80, true, CLIENT_MAC),
+                );
+            }
+            pause();
+            assert_eq!(
+                send(director, tcp4(CLIENT, VIP, 40002, 80, true, CLIENT_MAC)),
+                RS2_MAC,
+                "scheduled anew once its connections are gone"
+            );
+        },
+    );
+}
+
 /// A port-0 persistent service (every port of the VIP): one template per client for all
 /// ports, so a client's connections to two ports reach one real server.
 #[test]

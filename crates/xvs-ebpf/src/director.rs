@@ -1042,6 +1042,8 @@ mod program {
             return new as *mut Conn as u64;
         }
         unsafe { (*scratch).proxy_wanted = service.flags & service_flags::PROXY_V2 };
+        // Counted in its template while it lives (its end counts it out).
+        new.flags |= persistent as u8 * conn_flags::CONTROLLED;
         let made = conn::create(key, new, twin, now);
         if made == fullnat::NO_LOCAL_PORT {
             return refuse(xdp_action::XDP_DROP, counter::NO_LOCAL_PORT, checked);
@@ -1071,8 +1073,12 @@ mod program {
             };
         }
         unsafe { (*conns).sched = (*scratch).sched_state };
-        if persistent && remembered == sched::NONE {
-            persist::xvs_persist_create(new, service, now);
+        if persistent {
+            if remembered == sched::NONE {
+                persist::xvs_persist_create(new, service, now);
+            } else {
+                persist::xvs_persist_control();
+            }
         }
         if choice.fallback {
             count(counter::SCHED_FALLBACK, 1);

@@ -376,6 +376,7 @@ impl Director {
                     removed(state, "cannot drop a service's scheduler state")?;
                     drop_entry(self.below_half.as_mut(), id)?;
                     drop_entry(self.twos.as_mut(), id)?;
+                    drop_entry(self.persist.as_mut(), id)?;
                 }
                 Op::SetMeta(slot, value) => self.set_meta(*slot, *value)?,
                 Op::PrepareNextHops(servers) => self.prepare_next_hops(servers)?,

@@ -201,6 +201,9 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
     if gone.flags & conn_flags::TEMPLATE != 0 {
         crate::persist::count_template(gone.dest_stats, -1);
     } else {
+        if gone.flags & conn_flags::CONTROLLED != 0 {
+            crate::persist::xvs_persist_release(key, gone.service_id);
+        }
         adjust(gone, gone.flags & conn_flags::ACTIVE != 0, -1, false);
     }
 }
@@ -435,6 +438,13 @@ extern "C" fn sweep_step(_: u32, s: *mut Sweep) -> i64 {
         return sched::CONTINUE;
     };
     if gone(&record.key, entry, s.now) {
+        // A template still counting open connections is kept (rarely met: checked here
+        // first, the call only then).
+        if crate::persist::controls_any(entry)
+            && crate::persist::xvs_persist_keep(&record.key, entry, s.now) != 0
+        {
+            return sched::CONTINUE;
+        }
         count(counter::EXPIRED, 1);
         forget(&record.key, entry);
     } else {

@@ -10,9 +10,9 @@ use xvs_common::{
     BelowHalf, CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestCounts, DestValue,
     FragmentEntry, FragmentKey, FullnatPeer, HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalAddresses,
     LocalityEntry, LocalityKey, LookupTable, MAX_DESTS, MAX_LARGE_SERVICES, MAX_SERVICES,
-    MAX_SET_LARGE, MAX_STATS, NO_PREALLOC, RateEstimate, SWEEP_10_SHARE, SWEEP_60_SHARE,
-    SWEEP_SOON_SHARE, SchedState, ServiceEntry, ServiceKey, ServiceSched, SweepRecord,
-    TunnelSource, TwosSums, WrrKey, counter, meta, sweep,
+    MAX_SET_LARGE, MAX_STATS, NO_PREALLOC, PersistParams, RateEstimate, SWEEP_10_SHARE,
+    SWEEP_60_SHARE, SWEEP_SOON_SHARE, SchedState, ServiceEntry, ServiceKey, ServiceSched,
+    SweepRecord, TunnelSource, TwosSums, WrrKey, counter, meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -76,6 +76,12 @@ pub static XVS_BELOW_HALF: HashMap<u32, BelowHalf> =
 /// datapath when twos first schedules for a service.
 #[map(name = "XVS_TWOS")]
 pub static XVS_TWOS: HashMap<u32, TwosSums> = HashMap::with_max_entries(MAX_SERVICES, NO_PREALLOC);
+
+/// How a persistent service's connections find their template (see
+/// [`xvs_common::PersistParams`]), written by the datapath when the service makes one.
+#[map(name = "XVS_PERSIST")]
+pub static XVS_PERSIST: HashMap<u32, PersistParams> =
+    HashMap::with_max_entries(MAX_SERVICES + MAX_LARGE_SERVICES, NO_PREALLOC);
 
 #[map(name = "XVS_WRR")]
 pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);

@@ -11,17 +11,23 @@
 //! quiescent (weight 0) real server unless `expire_quiescent_template` is on (the meta
 //! map's [`meta::EXPIRE_QUIESCENT_TEMPLATE`]); one whose real server was removed is
 //! dropped and the client scheduled anew.
+//!
+//! As IPVS's `n_control`, a template counts the live connections it sent
+//! ([`Conn::template_controls`]; each is marked `CONTROLLED`) and does not expire while
+//! any is open: a client's long connection (FTP's control connection, say) keeps its
+//! later ones on the same server however long it lasts. A connection's end finds its
+//! template by the service's [`PersistParams`] (`XVS_PERSIST`).
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use xvs_common::{
-    Conn, ConnKey, FAMILY_V4, LocalityMember, ServiceKey, ServiceValue, TEMPLATE_KEY, conn_flags,
-    forward, meta, tcp,
+    Conn, ConnKey, FAMILY_V4, LocalityMember, PersistParams, ServiceValue, TEMPLATE_KEY,
+    conn_flags, dest_index, forward, meta, tcp,
 };
 
 use crate::{
     conn,
-    maps::{XVS_CONNS, dest_counts, meta_value, scratch},
+    maps::{XVS_CONNS, XVS_DESTS, XVS_PERSIST, dest_counts, meta_value, scratch},
     packet::{Packet, copy_addr},
     sched::{self, View},
 };
@@ -76,12 +82,25 @@ pub extern "C" fn xvs_persist_find(
     let key = unsafe { &mut (*scratch).template_key };
     // The key the service was found by: its port is 0 for a port-0 service.
     let found_by = unsafe { &(*scratch).service_key };
-    template_key(key, packet, service, found_by);
+    let client = Client {
+        src: &packet.src,
+        dst: &packet.dst,
+        protocol: packet.protocol,
+        family: packet.family,
+    };
+    template_key(
+        key,
+        &client,
+        service.netmask,
+        found_by.fwmark,
+        found_by.port,
+    );
     let key = &*key;
     let Some(template) = XVS_CONNS.get_ptr_mut(key) else {
         return 0;
     };
-    if conn::expired(template, now) {
+    // Past its timeout, a template still counting open connections lives on.
+    if conn::expired(template, now) && !controls_any(template) {
         conn::forget(key, template);
         return 0;
     }
@@ -115,8 +134,105 @@ pub extern "C" fn xvs_persist_forget() -> u32 {
     0
 }
 
+/// Counts connection just made through the template [`xvs_persist_find`] found (its key
+/// in the scratch space) in that template.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_persist_control() -> u32 {
+    let Some(scratch) = scratch() else {
+        return 0;
+    };
+    if let Some(template) = XVS_CONNS.get_ptr_mut(unsafe { &(*scratch).template_key }) {
+        add_control(template, 1);
+    }
+    0
+}
+
+/// A `CONTROLLED` connection (key `key`, of service `service_id`) has ended: its template
+/// counts it no more. The template's key is made on this function's own stack (the
+/// scratch space's may be in use by the new connection whose insert ended this one).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_persist_release(key: *const ConnKey, service_id: u32) -> u32 {
+    if key.is_null() {
+        return 0;
+    }
+    let key = unsafe { &*key };
+    let Some(params) = (unsafe { XVS_PERSIST.get(&service_id) }) else {
+        return 0;
+    };
+    let mut template_of = ConnKey::default();
+    let client = Client {
+        src: &key.src,
+        dst: &key.dst,
+        protocol: key.protocol,
+        family: key.family,
+    };
+    let port = if params.port == 0 { 0 } else { key.dport };
+    template_key(
+        &mut template_of,
+        &client,
+        params.netmask,
+        params.fwmark,
+        port,
+    );
+    if let Some(template) = XVS_CONNS.get_ptr_mut(&template_of)
+        && controls_any(template)
+    {
+        add_control(template, -1);
+    }
+    0
+}
+
+/// Whether a template still counts open connections (a count that went below 0, from a
+/// connection that outlived a dropped template, reads as none).
+#[inline(always)]
+pub fn controls_any(template: *const Conn) -> bool {
+    let (controls, flags) = unsafe { ((*template).template_controls(), (*template).flags) };
+    flags & conn_flags::TEMPLATE != 0 && controls != 0 && controls < 1 << 31
+}
+
+#[inline(always)]
+fn add_control(template: *mut Conn, delta: i32) {
+    if unsafe { (*template).flags } & conn_flags::TEMPLATE == 0 {
+        return;
+    }
+    let field = unsafe { &mut (*template).l2.ifindex as *mut u32 };
+    unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(field, delta as u32) };
+}
+
+/// A template the sweep found past its timeout still counting open connections: kept
+/// for another persistence timeout (IPVS re-arms its timer so), its record queued again,
+/// while its real server is in the service (a removed server's template would only be
+/// dropped at its client's next connection). 1 if kept.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_persist_keep(key: *const ConnKey, template: *mut Conn, now: u64) -> u32 {
+    if key.is_null() || template.is_null() || !controls_any(template) {
+        return 0;
+    }
+    // Either half of the real-server array may hold the server (a template does not
+    // note which).
+    let (stats, id) = unsafe { ((*template).dest_stats, (*template).dest_id) };
+    let holds = |half: u16| {
+        XVS_DESTS
+            .get(dest_index(stats, half))
+            .is_some_and(|d| d.id == id)
+    };
+    if !holds(0) && !holds(1) {
+        return 0;
+    }
+    let service_id = unsafe { (*template).service_id };
+    let timeout = unsafe { XVS_PERSIST.get(&service_id) }.map_or(60, |p| p.timeout);
+    let expires = now + timeout as u64 * NS_PER_SEC;
+    unsafe { (*template).expires = expires };
+    conn::xvs_queue_sweep(key, expires, now);
+    1
+}
+
 /// Makes the template for connection `new` (just created) under the key
-/// [`xvs_persist_find`] left in the scratch space, and counts it.
+/// [`xvs_persist_find`] left in the scratch space, and counts it; if `new` is
+/// `CONTROLLED`, the template counts it too. Keeps the service's [`PersistParams`].
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn xvs_persist_create(
@@ -131,6 +247,8 @@ pub extern "C" fn xvs_persist_create(
     let Some(scratch) = scratch() else {
         return 0;
     };
+    keep_params(service, unsafe { &(*scratch).service_key });
+    let controls = (new.flags & conn_flags::CONTROLLED != 0) as u32;
     let template = unsafe { &mut (*scratch).twin };
     template.expires = now + timeout_ns(service);
     copy_addr(&mut template.peer, &new.peer);
@@ -145,6 +263,10 @@ pub extern "C" fn xvs_persist_create(
     template.forward = forward::ROUTE;
     template.flags = conn_flags::TEMPLATE;
     template.peer_family = new.peer_family;
+    template.l2 = xvs_common::Neighbour {
+        ifindex: controls,
+        ..Default::default()
+    };
     let key = unsafe { &(*scratch).template_key };
     // Another CPU may have made it first: one template, counted once.
     if XVS_CONNS
@@ -153,8 +275,26 @@ pub extern "C" fn xvs_persist_create(
     {
         count_template(new.dest_stats, 1);
         conn::xvs_queue_sweep(key, template.expires, now);
+    } else if let Some(theirs) = XVS_CONNS.get_ptr_mut(key) {
+        add_control(theirs, controls as i32);
     }
     0
+}
+
+/// Writes `service`'s [`PersistParams`] (found by `found_by`) if they are not there as
+/// they are.
+#[inline(always)]
+fn keep_params(service: &ServiceValue, found_by: &xvs_common::ServiceKey) {
+    let params = PersistParams {
+        timeout: service.timeout,
+        netmask: service.netmask,
+        fwmark: found_by.fwmark,
+        port: found_by.port,
+        _pad: 0,
+    };
+    if unsafe { XVS_PERSIST.get(&service.id) } != Some(&params) {
+        let _ = XVS_PERSIST.insert(&service.id, &params, 0);
+    }
 }
 
 /// Adds `delta` to the persistent count of the real server with counter slot `dest_stats`.
@@ -171,15 +311,25 @@ fn timeout_ns(service: &ServiceValue) -> u64 {
     service.timeout as u64 * NS_PER_SEC
 }
 
-/// The template key of `packet`'s client for `service`.
+/// A client as a template key is made from: its address, the address and protocol it
+/// reached the service by, the family.
+struct Client<'a> {
+    src: &'a [u8; 16],
+    dst: &'a [u8; 16],
+    protocol: u8,
+    family: u8,
+}
+
+/// The template key of `client` for a service of client mask `netmask` (an IPv6 prefix
+/// length for IPv6), firewall mark `fwmark` (0: an address service) and port `port`
+/// (the VIP's port as the service was found by: 0 for a port-0 service).
 #[inline(always)]
-fn template_key(key: &mut ConnKey, packet: &Packet, service: &ServiceValue, found_by: &ServiceKey) {
-    let netmask = service.netmask;
+fn template_key(key: &mut ConnKey, client: &Client, netmask: u32, fwmark: u32, port: u16) {
     key.src = [0; 16];
-    if packet.family == FAMILY_V4 {
+    if client.family == FAMILY_V4 {
         let mask = netmask.to_be_bytes();
         for i in 0..4 {
-            key.src[i] = packet.src[i] & mask[i];
+            key.src[i] = client.src[i] & mask[i];
         }
     } else {
         // The IPv6 prefix length, byte by byte.
@@ -187,24 +337,24 @@ fn template_key(key: &mut ConnKey, packet: &Packet, service: &ServiceValue, foun
         for i in 0..16 {
             let bits = prefix.saturating_sub(8 * i as u32);
             let mask = if bits >= 8 { 0xff } else { !(0xffu8 >> bits) };
-            key.src[i] = packet.src[i] & mask;
+            key.src[i] = client.src[i] & mask;
         }
     }
     key.sport = 0;
     // A port-0 service (every port) keeps one template for all of a client's ports.
-    key.dport = found_by.port;
-    if found_by.fwmark == 0 {
-        key.dst = packet.dst;
-        key.protocol = packet.protocol;
+    key.dport = port;
+    if fwmark == 0 {
+        key.dst = *client.dst;
+        key.protocol = client.protocol;
     } else {
         // As IPVS: one template per client for every address, port and protocol of the
         // mark (its "virtual address" is the mark, its protocol IP).
         key.dst = [0; 16];
-        let mark = found_by.fwmark.to_be_bytes();
+        let mark = fwmark.to_be_bytes();
         key.dst[..4].copy_from_slice(&mark);
         key.protocol = 0;
     }
-    key.family = packet.family;
+    key.family = client.family;
     key._pad = [TEMPLATE_KEY, 0];
 }
 
