@@ -327,6 +327,52 @@ fn persistent_service_keeps_a_client_on_one_real_server() {
     assert_eq!(numbers[1], 1, "{persistent}");
 }
 
+/// A persistent client's open connection keeps its template past the persistence
+/// timeout, as in IPVS (an FTP control connection keeps the client's data connections on
+/// its server): real TCP through the NAT lab, `-p 2`, a second connection three seconds
+/// after the first (rr alone would send it to the other server).
+#[test]
+fn an_open_connection_keeps_its_clients_template_past_the_timeout() {
+    use std::io::{Read, Write};
+    let mut lab = topology::nat().build().unwrap();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Echo).unwrap();
+    }
+    xvsadm(&lab, "-A -t 1.1.1.254:80 -s rr -p 2");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 192.168.1.10:80 -m");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 192.168.1.20:80 -m");
+    let connect = || {
+        lab.within("client", || {
+            let mut stream = std::net::TcpStream::connect("1.1.1.254:80").unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            stream.write_all(b"hello\n").unwrap();
+            let mut back = [0u8; 6];
+            stream.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"hello\n");
+            stream
+        })
+        .unwrap()
+    };
+    // The real server of the client's connection from `port`, as `-L -n -c` lists it.
+    let server_of = |stream: &std::net::TcpStream| {
+        let port = stream.local_addr().unwrap().port();
+        let listing = xvsadm(&lab, "-L -n -c");
+        listing
+            .lines()
+            .find(|l| l.contains(&format!("1.1.1.1:{port} ")))
+            .and_then(|l| l.split_whitespace().nth(5).map(str::to_string))
+            .unwrap_or_else(|| panic!("no connection from port {port}:\n{listing}"))
+    };
+    let first = connect();
+    let server = server_of(&first);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let second = connect();
+    assert_eq!(server_of(&second), server, "the template outlived its 2 s");
+    drop((first, second));
+}
+
 /// Tunnel mode with 1500-byte links everywhere: a full-size client packet does not fit the
 /// tunnel's 20 extra bytes; the director answers with ICMP "fragmentation needed" (MTU
 /// 1480), the client's TCP sends smaller segments, and a megabyte uploaded arrives whole.
