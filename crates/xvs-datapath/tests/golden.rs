@@ -1013,6 +1013,57 @@ fn a_template_lives_while_a_connection_it_sent_is_open() {
     );
 }
 
+/// A template that still counts an open connection is not kept once its real server has
+/// left the service: the sweep drops it at its timeout (the client would be scheduled
+/// anew at its next connection anyway).
+#[test]
+fn a_removed_servers_template_is_not_kept_by_its_connections() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr -p 1",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+            "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+        ],
+        |director, eth0| {
+            for frame in [
+                tcp4(CLIENT, VIP, 40000, 80, true, CLIENT_MAC),
+                tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC),
+            ] {
+                assert_eq!(director.run_frame(eth0, &frame).unwrap().0.verdict, XDP_TX);
+            }
+            let templates = |director: &Director| {
+                director
+                    .connections()
+                    .unwrap()
+                    .into_iter()
+                    .filter(|e| e.client == (IpAddr::from(CLIENT), 0))
+                    .count()
+            };
+            assert_eq!(templates(director), 1);
+            let server = director
+                .connections()
+                .unwrap()
+                .into_iter()
+                .find(|e| e.client == (IpAddr::from(CLIENT), 40000))
+                .unwrap()
+                .dest
+                .0;
+            change(director, &[&format!("-d -t 1.1.1.254:80 -r {server}")]);
+            std::thread::sleep(std::time::Duration::from_millis(1300));
+            // Another client's connection runs the sweep past the template's record.
+            let other = tcp4([3, 3, 3, 3], VIP, 40000, 80, true, CLIENT_MAC);
+            assert_eq!(director.run_frame(eth0, &other).unwrap().0.verdict, XDP_TX);
+            assert_eq!(
+                templates(director),
+                0,
+                "{:?}",
+                director.connections().unwrap()
+            );
+        },
+    );
+}
+
 /// A port-0 persistent service (every port of the VIP): one template per client for all
 /// ports, so a client's connections to two ports reach one real server.
 #[test]
