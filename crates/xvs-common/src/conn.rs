@@ -141,7 +141,8 @@ pub mod conn_flags {
 impl Conn {
     /// A persistence template's count of the live connections it sent (IPVS's
     /// `n_control`; a template is never forwarded by, so its next hop's interface field
-    /// holds it). While it is above 0 the template outlives its timeout.
+    /// holds it, and its source MAC's first four bytes the netmask it was made under).
+    /// While it is above 0 the template outlives its timeout.
     #[inline(always)]
     pub fn template_controls(&self) -> u32 {
         self.l2.ifindex

@@ -1013,50 +1013,68 @@ fn a_template_lives_while_a_connection_it_sent_is_open() {
     );
 }
 
-/// A template that still counts an open connection is not kept once its real server has
-/// left the service: the sweep drops it at its timeout (the client would be scheduled
-/// anew at its next connection anyway).
+/// A template that still counts an open connection is not kept past its timeout once its
+/// real server has left the service (its client would be scheduled anew at its next
+/// connection anyway), nor once the service's netmask changed (its connections would no
+/// more find it to count out): the sweep drops both.
 #[test]
-fn a_removed_servers_template_is_not_kept_by_its_connections() {
+fn a_template_is_not_kept_for_a_removed_server_or_under_a_changed_netmask() {
     let rig = Rig::new();
     rig.with(
         &[
             "-A -t 1.1.1.254:80 -s rr -p 1",
             "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
             "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+            "-A -t 1.1.1.254:81 -s rr -p 1",
+            "-a -t 1.1.1.254:81 -r 10.0.0.10 -g",
         ],
         |director, eth0| {
-            for frame in [
-                tcp4(CLIENT, VIP, 40000, 80, true, CLIENT_MAC),
-                tcp4(CLIENT, VIP, 40000, 80, false, CLIENT_MAC),
-            ] {
+            let run = |director: &Director, frame: Vec<u8>| {
                 assert_eq!(director.run_frame(eth0, &frame).unwrap().0.verdict, XDP_TX);
+            };
+            for port in [80, 81] {
+                run(director, tcp4(CLIENT, VIP, 40000, port, true, CLIENT_MAC));
+                run(director, tcp4(CLIENT, VIP, 40000, port, false, CLIENT_MAC));
             }
-            let templates = |director: &Director| {
+            let templates_on = |director: &Director, port: u16| {
                 director
                     .connections()
                     .unwrap()
                     .into_iter()
-                    .filter(|e| e.client == (IpAddr::from(CLIENT), 0))
+                    .filter(|e| e.client == (IpAddr::from(CLIENT), 0) && e.virtual_.1 == port)
                     .count()
             };
-            assert_eq!(templates(director), 1);
+            assert_eq!(
+                (templates_on(director, 80), templates_on(director, 81)),
+                (1, 1)
+            );
             let server = director
                 .connections()
                 .unwrap()
                 .into_iter()
-                .find(|e| e.client == (IpAddr::from(CLIENT), 40000))
+                .find(|e| e.client == (IpAddr::from(CLIENT), 40000) && e.virtual_.1 == 80)
                 .unwrap()
                 .dest
                 .0;
-            change(director, &[&format!("-d -t 1.1.1.254:80 -r {server}")]);
-            std::thread::sleep(std::time::Duration::from_millis(1300));
-            // Another client's connection runs the sweep past the template's record.
-            let other = tcp4([3, 3, 3, 3], VIP, 40000, 80, true, CLIENT_MAC);
-            assert_eq!(director.run_frame(eth0, &other).unwrap().0.verdict, XDP_TX);
+            change(
+                director,
+                &[
+                    &format!("-d -t 1.1.1.254:80 -r {server}"),
+                    "-E -t 1.1.1.254:81 -s rr -p 1 -M 255.255.255.0",
+                ],
+            );
+            // Other clients' connections run the sweep; the one on port 81 makes a
+            // template under the new netmask (and so records it).
+            for other in [3, 4] {
+                std::thread::sleep(std::time::Duration::from_millis(1300));
+                run(
+                    director,
+                    tcp4([3, 3, 3, other], VIP, 40000, 81, true, CLIENT_MAC),
+                );
+            }
             assert_eq!(
-                templates(director),
-                0,
+                (templates_on(director, 80), templates_on(director, 81)),
+                (0, 0),
                 "{:?}",
                 director.connections().unwrap()
             );

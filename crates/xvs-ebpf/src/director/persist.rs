@@ -134,8 +134,8 @@ pub extern "C" fn xvs_persist_forget() -> u32 {
     0
 }
 
-/// Counts connection just made through the template [`xvs_persist_find`] found (its key
-/// in the scratch space) in that template.
+/// Counts the connection just made through the template [`xvs_persist_find`] found (its
+/// key in the scratch space) in that template.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn xvs_persist_control() -> u32 {
@@ -192,6 +192,13 @@ pub fn controls_any(template: *const Conn) -> bool {
     flags & conn_flags::TEMPLATE != 0 && controls != 0 && controls < 1 << 31
 }
 
+/// The netmask (IPv6 prefix length) a template was made under.
+#[inline(always)]
+fn made_with(template: *const Conn) -> u32 {
+    let mac = unsafe { (*template).l2.smac };
+    u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]])
+}
+
 #[inline(always)]
 fn add_control(template: *mut Conn, delta: i32) {
     if unsafe { (*template).flags } & conn_flags::TEMPLATE == 0 {
@@ -222,8 +229,16 @@ pub extern "C" fn xvs_persist_keep(key: *const ConnKey, template: *mut Conn, now
     if !holds(0) && !holds(1) {
         return 0;
     }
+    // Made under another netmask, its connections would no more find it to count out:
+    // not kept (it expires by its timeout, as before the service changed).
     let service_id = unsafe { (*template).service_id };
-    let timeout = unsafe { XVS_PERSIST.get(&service_id) }.map_or(60, |p| p.timeout);
+    let Some(params) = (unsafe { XVS_PERSIST.get(&service_id) }) else {
+        return 0;
+    };
+    if params.netmask != made_with(template) {
+        return 0;
+    }
+    let timeout = params.timeout;
     let expires = now + timeout as u64 * NS_PER_SEC;
     unsafe { (*template).expires = expires };
     conn::xvs_queue_sweep(key, expires, now);
@@ -263,9 +278,13 @@ pub extern "C" fn xvs_persist_create(
     template.forward = forward::ROUTE;
     template.flags = conn_flags::TEMPLATE;
     template.peer_family = new.peer_family;
+    // Its next hop's fields hold what a template needs instead: the connections it
+    // counts, and the netmask it was made under.
+    let netmask = service.netmask.to_ne_bytes();
     template.l2 = xvs_common::Neighbour {
         ifindex: controls,
-        ..Default::default()
+        smac: [netmask[0], netmask[1], netmask[2], netmask[3], 0, 0],
+        dmac: [0; 6],
     };
     let key = unsafe { &(*scratch).template_key };
     // Another CPU may have made it first: one template, counted once.
