@@ -618,10 +618,14 @@ fn fullnat_connections_survive_failover_with_sync() {
 /// over and serves the synced connections and one opened meanwhile; when the first
 /// returns it preempts at once, and the backup, handing over, sends it its whole table:
 /// every connection goes on through the returned master. (Timing-sensitive: with another
-/// failover lab beside it, one connection failed after the return one run in three,
-/// likely because the whole table reached the returned master before its health checks
-/// had added the real servers back, and records of servers it does not have are dropped,
-/// as IPVS drops them; `preempt_delay` is the operator's remedy. Not yet fixed in xvsd.)
+/// failover lab beside it, one connection failed after the return one run in three. The
+/// whole table reaches the returned master before its health checks have added the real
+/// servers back; records of servers it did not have were dropped, and now wait for them
+/// (`xvs_sync::Waiting`). Without the lock above, the whole file then failed here one run
+/// in fifteen (2026-12-07): a connection got no answer through the returned master for
+/// 5 s. Not understood yet; note that `established` below also counts the returned
+/// master's own entries of removed servers, so the wait may end before the waiting
+/// records are placed.)
 #[test]
 fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
     let _alone = one_at_a_time();
