@@ -13,6 +13,7 @@ mod maps;
 mod pod;
 mod sched;
 mod service;
+mod sip;
 pub mod tcp;
 
 pub use codes::*;
@@ -21,6 +22,7 @@ pub use expiry::*;
 pub use maps::*;
 pub use sched::*;
 pub use service::*;
+pub use sip::*;
 
 /// Name of the director XDP program (its function name in `xvs-ebpf`, as the kernel
 /// reports it; the kernel keeps at most 15 characters).

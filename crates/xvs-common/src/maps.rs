@@ -36,6 +36,9 @@ pub mod map_names {
     /// How a persistent service's connections find their template, by service id →
     /// [`crate::PersistParams`] (written by the datapath when the service makes one).
     pub const PERSIST: &str = "XVS_PERSIST";
+    /// The Call-ID of each call's template of a `--pe sip` service, by the template's key
+    /// → [`crate::CallId`] (written by the datapath with the template, for the listing).
+    pub const CALLS: &str = "XVS_CALLS";
     /// Every real server's connection counts by counter slot: one value,
     /// [`crate::DestCounts`].
     pub const DEST_COUNTS: &str = "XVS_DEST_COUNTS";
@@ -121,7 +124,9 @@ pub mod counter {
     /// Packets for a service that no real server could take (passed to the stack, which
     /// refuses them as IPVS does).
     pub const NO_DESTINATION: u32 = 7;
-    /// Packets for a service with no connection that may not start one (TCP without SYN).
+    /// Packets for a service with no connection that may not start one: TCP without SYN
+    /// (passed to the stack), and for a `--pe sip` service a datagram without a Call-ID or
+    /// a TCP segment (dropped, as IPVS drops them).
     pub const NOT_SCHEDULED: u32 = 8;
     /// Packets dropped because no route or neighbour is known for the real server.
     pub const NO_ROUTE: u32 = 9;

@@ -17,6 +17,7 @@ unsafe impl aya::Pod for crate::SchedState {}
 unsafe impl aya::Pod for crate::BelowHalf {}
 unsafe impl aya::Pod for crate::TwosSums {}
 unsafe impl aya::Pod for crate::PersistParams {}
+unsafe impl aya::Pod for crate::CallId {}
 unsafe impl aya::Pod for crate::WrrKey {}
 unsafe impl aya::Pod for crate::ConnKey {}
 unsafe impl aya::Pod for crate::Conn {}

@@ -44,7 +44,7 @@ pub struct ServiceValue {
     pub netmask: u32,
     /// Scheduler code ([`crate::scheduler`]).
     pub scheduler: u8,
-    /// Persistence engine: 0 none, 1 sip.
+    /// Persistence engine ([`crate::persistence_engine`]).
     pub pe: u8,
     /// In the services map: nonzero when the real-server set is too big for this entry
     /// and lives in the large services map (its entry there says 0).

@@ -38,10 +38,10 @@ use aya::{
 };
 use netlink::XdpMode;
 use xvs_common::{
-    BelowHalf, Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, FullnatPeer, LAYOUT_VERSION,
-    LOOPBACK_INDEX, LocalAddresses, LookupTable, MAX_SET_LARGE, Neighbour, PersistParams,
-    RateEstimate, ServiceEntry, ServiceKey, ServiceSched, TunnelSource, TwosSums, WrrKey, counter,
-    map_names, meta,
+    BelowHalf, CallId, Conn, ConnKey, Counters, DIRECTOR_PROGRAM, DestValue, FullnatPeer,
+    LAYOUT_VERSION, LOOPBACK_INDEX, LocalAddresses, LookupTable, MAX_SET_LARGE, Neighbour,
+    PersistParams, RateEstimate, ServiceEntry, ServiceKey, ServiceSched, TunnelSource, TwosSums,
+    WrrKey, counter, map_names, meta,
 };
 
 /// The director of the current network namespace: its program and its maps.
@@ -90,6 +90,9 @@ pub struct Director {
     /// How a persistent service's connections find their template, by service id (the
     /// same: written by the datapath, dropped with the service).
     persist: Option<BpfHashMap<MapData, u32, PersistParams>>,
+    /// The Call-IDs of calls' templates (`--pe sip`), by template key (written and removed
+    /// by the datapath; read by the listing).
+    calls: Option<BpfHashMap<MapData, ConnKey, CallId>>,
     /// The kernel's ids of the director's maps, by name.
     map_ids: HashMap<String, u32>,
 }
@@ -332,6 +335,12 @@ impl Director {
             }
             None => None,
         };
+        let calls = match maps.remove(map_names::CALLS) {
+            Some(map) => {
+                Some(BpfHashMap::try_from(Map::HashMap(map)).map_err(wrong(map_names::CALLS))?)
+            }
+            None => None,
+        };
         Ok(Director {
             program_id,
             program,
@@ -357,6 +366,7 @@ impl Director {
             below_half,
             twos,
             persist,
+            calls,
             map_ids: ids_by_name,
         })
     }

@@ -940,6 +940,114 @@ fn persistent_clients_stay_with_their_real_server() {
     );
 }
 
+/// A SIP message carrying `call` as its Call-ID.
+fn sip_message(call: &str) -> Vec<u8> {
+    format!(
+        "INVITE sip:bob@example.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776\r\n\
+         To: Bob <sip:bob@example.com>\r\n\
+         Call-ID: {call}\r\n\
+         CSeq: 1 INVITE\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// `--pe sip` (IPVS's SIP persistence engine): a persistent UDP service keeps a template
+/// per call, told by each datagram's Call-ID, so every message of a call reaches one real
+/// server whichever proxy (client address and port) sends it, while the calls themselves
+/// are spread by the scheduler. A datagram without a Call-ID is dropped, counted.
+#[test]
+fn a_sip_service_keeps_each_call_on_one_real_server() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 -o --pe sip",
+            "-a -u 1.1.1.254:5060 -r 10.0.0.10 -g",
+            "-a -u 1.1.1.254:5060 -r 10.0.0.20 -g",
+        ],
+        |director, eth0| {
+            let server_of = |director: &Director, client: [u8; 4], sport: u16, call: &str| {
+                let datagram = udp4(client, VIP, sport, 5060, &sip_message(call));
+                let (out, _) = director.run_frame(eth0, &datagram).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "{call} from {client:?}:{sport}");
+                <[u8; 6]>::try_from(&out.frame[..6]).unwrap()
+            };
+            let calls = [
+                "a84b4c76e66710@pc33.example.com",
+                "call-2@host",
+                "3",
+                "call-4@host",
+            ];
+            let first: Vec<[u8; 6]> = calls
+                .iter()
+                .map(|call| server_of(director, CLIENT, 5060, call))
+                .collect();
+            // One proxy's calls are spread (rr: a new template per call)...
+            assert_eq!(first.iter().filter(|&&mac| mac == RS1_MAC).count(), 2);
+            assert_eq!(first.iter().filter(|&&mac| mac == RS2_MAC).count(), 2);
+            // ...and each call stays on its server, whoever sends its next message.
+            for round in 0..3u8 {
+                for (call, server) in calls.iter().zip(&first) {
+                    let proxy = [2, 2, round, 9];
+                    assert_eq!(
+                        server_of(director, proxy, 5070 + round as u16, call),
+                        *server,
+                        "{call}, round {round}"
+                    );
+                }
+            }
+            // A datagram without a Call-ID starts nothing.
+            let before = counters(director);
+            let stray = udp4(
+                CLIENT,
+                VIP,
+                5060,
+                5060,
+                b"OPTIONS sip:x SIP/2.0\r\nVia: v\r\n\r\n",
+            );
+            let (out, _) = director.run_frame(eth0, &stray).unwrap();
+            assert_eq!(out.verdict, XDP_DROP);
+            let after = counters(director);
+            let c = counter::NOT_SCHEDULED as usize;
+            assert_eq!(after[c] - before[c], 1);
+
+            // Listed as IPVS lists them: per call, the Call-ID beside the engine's name.
+            let entries = director.connections().unwrap();
+            let mut listed: Vec<(String, IpAddr, u16)> = entries
+                .iter()
+                .filter_map(|e| {
+                    e.pe.as_ref()
+                        .map(|(name, call)| (format!("{name} {call}"), e.client.0, e.client.1))
+                })
+                .collect();
+            listed.sort();
+            let mut wanted: Vec<(String, IpAddr, u16)> = calls
+                .iter()
+                .map(|call| (format!("sip {call}"), "0.0.0.0".parse().unwrap(), 0))
+                .collect();
+            wanted.sort();
+            assert_eq!(listed, wanted, "{entries:?}");
+            let table = director.load().unwrap().table;
+            let persistent: Vec<u32> = table.services[0]
+                .dests
+                .iter()
+                .map(|d| d.conns.persistent)
+                .collect();
+            assert_eq!(persistent, [2, 2]);
+
+            // Without the engine the same service keeps one template for all calls.
+            change(
+                director,
+                &["-E -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 -o"],
+            );
+            let one = server_of(director, CLIENT, 5060, "call-5@host");
+            for call in ["call-6@host", "call-7@host", "call-8@host"] {
+                assert_eq!(server_of(director, CLIENT, 5060, call), one, "{call}");
+            }
+        },
+    );
+}
+
 /// A template does not expire while a connection it sent is open (IPVS's `n_control`): a
 /// client whose connection outlives the persistence timeout keeps its real server for its
 /// next one (FTP's data connections behind a long control connection). Once its

@@ -42,6 +42,9 @@ mod proxy;
 #[path = "director/sched/mod.rs"]
 mod sched;
 #[cfg(target_arch = "bpf")]
+#[path = "director/sip.rs"]
+mod sip;
+#[cfg(target_arch = "bpf")]
 mod wire;
 
 #[cfg(target_arch = "bpf")]
@@ -54,7 +57,8 @@ mod program {
     use xvs_common::{
         Conn, ConnKey, DestCounts, FAMILY_V4, FRAGMENT_NS, FragmentEntry, FragmentKey,
         LOOPBACK_INDEX, MAX_SET, MAX_SET_LARGE, Neighbour, ServiceEntry, ServiceSched, conn_flags,
-        counter, dest_index, forward as method, meta, proxy_state, scheduler, service_flags, tcp,
+        counter, dest_index, forward as method, meta, persistence_engine, proxy_state, scheduler,
+        service_flags, tcp,
     };
 
     use crate::{
@@ -65,7 +69,7 @@ mod program {
             dest_counts, meta_value, scratch,
         },
         packet::{self, Packet, Skip, copy_addr},
-        persist, proxy, sched,
+        persist, proxy, sched, sip,
         wire::{self, IPPROTO_TCP, IPPROTO_UDP},
     };
 
@@ -930,6 +934,16 @@ mod program {
         unsafe { (*scratch).sched_state = (*conns).sched };
         // A persistent service sends a client with a live template where it went before.
         let persistent = service.flags & service_flags::PERSISTENT != 0;
+        // A persistent service with the SIP engine keeps a template per call: a datagram
+        // whose Call-ID is not found (or a TCP segment) starts nothing and is dropped, as
+        // IPVS drops it.
+        let calls = persistent && service.pe == persistence_engine::SIP;
+        if calls
+            && (packet.protocol != IPPROTO_UDP
+                || sip::xvs_call_scan(ctx.ctx, packet.l4 as u32) == 0)
+        {
+            return refuse(xdp_action::XDP_DROP, counter::NOT_SCHEDULED, checked);
+        }
         let remembered = if persistent {
             persist::remembered(&view, packet, service, now)
         } else {
@@ -1042,8 +1056,10 @@ mod program {
             return new as *mut Conn as u64;
         }
         unsafe { (*scratch).proxy_wanted = service.flags & service_flags::PROXY_V2 };
-        // Counted in its template while it lives (its end counts it out).
-        new.flags |= persistent as u8 * conn_flags::CONTROLLED;
+        // Counted in its template while it lives (its end counts it out). A call's
+        // template could not be found again from the connection's key: its connections
+        // are not counted in it, and it lives by its timeout.
+        new.flags |= (persistent && !calls) as u8 * conn_flags::CONTROLLED;
         let made = conn::create(key, new, twin, now);
         if made == fullnat::NO_LOCAL_PORT {
             return refuse(xdp_action::XDP_DROP, counter::NO_LOCAL_PORT, checked);
@@ -1076,7 +1092,7 @@ mod program {
         if persistent {
             if remembered == sched::NONE {
                 persist::xvs_persist_create(new, service, now);
-            } else {
+            } else if !calls {
                 persist::xvs_persist_control();
             }
         }

@@ -327,6 +327,86 @@ fn persistent_service_keeps_a_client_on_one_real_server() {
     assert_eq!(numbers[1], 1, "{persistent}");
 }
 
+/// The seed's NAT lab with a SIP service (`-p -M 0.0.0.0 --pe sip`, as SIP directors
+/// run IPVS): every message of a call reaches one real server though each comes from a
+/// socket of its own (a new connection each), the calls are spread over both, a message
+/// without a Call-ID is not answered, and `-L -n -c --persistent-conn` lists each call's
+/// template with its Call-ID.
+#[test]
+fn each_sip_call_keeps_one_real_server() {
+    let mut lab = topology::nat().build().unwrap();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 5060, ServerKind::UdpName(web.into()))
+            .unwrap();
+    }
+    xvsadm(&lab, "-A -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 --pe sip");
+    xvsadm(&lab, "-a -u 1.1.1.254:5060 -r 192.168.1.10 -m");
+    xvsadm(&lab, "-a -u 1.1.1.254:5060 -r 192.168.1.20 -m");
+    // Each message from a socket of its own; the answer (the server's name) or "" if
+    // none comes within `wait`.
+    let send = |message: String, wait: u64| {
+        lab.within("client", move || {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_secs(wait)))
+                .unwrap();
+            socket
+                .send_to(message.as_bytes(), "1.1.1.254:5060")
+                .unwrap();
+            let mut answer = [0u8; 64];
+            match socket.recv(&mut answer) {
+                Ok(n) => String::from_utf8_lossy(&answer[..n]).into_owned(),
+                Err(_) => String::new(),
+            }
+        })
+        .unwrap()
+    };
+    let request = |call: &str, method: &str| {
+        format!(
+            "{method} sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 1.1.1.1\r\n\
+             Call-ID: {call}\r\nCSeq: 1 {method}\r\n\r\n"
+        )
+    };
+    let calls = [
+        "one@1.1.1.1",
+        "two@1.1.1.1",
+        "three@1.1.1.1",
+        "four@1.1.1.1",
+    ];
+    let mut servers = Vec::new();
+    for call in calls {
+        let answers: Vec<String> = ["INVITE", "ACK", "BYE"]
+            .iter()
+            .map(|method| send(request(call, method), 10))
+            .collect();
+        assert!(!answers[0].is_empty(), "{call}: no answer");
+        assert!(
+            answers.iter().all(|a| *a == answers[0]),
+            "{call}: {answers:?}"
+        );
+        servers.push(answers[0].clone());
+    }
+    servers.sort();
+    assert_eq!(
+        servers,
+        ["web1\n", "web1\n", "web2\n", "web2\n"],
+        "calls spread"
+    );
+    let stray = "OPTIONS sip:x SIP/2.0\r\nVia: v\r\n\r\n".to_string();
+    assert_eq!(send(stray, 1), "", "a message without a Call-ID");
+    let listing = xvsadm(&lab, "-L -n -c --persistent-conn");
+    for call in calls {
+        let line = listing
+            .lines()
+            .find(|l| l.ends_with(&format!(" sip                {call}")))
+            .unwrap_or_else(|| panic!("{call}: {listing}"));
+        assert!(
+            line.starts_with("UDP ") && line.contains(" 0.0.0.0:0 "),
+            "{line}"
+        );
+    }
+}
+
 /// A persistent client's open connection keeps its template past the persistence
 /// timeout, as in IPVS (an FTP control connection keeps the client's data connections on
 /// its server): real TCP through the NAT lab, `-p 2`, a second connection three seconds

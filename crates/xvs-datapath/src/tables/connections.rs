@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use xvs_common::{Conn, ConnKey, FullnatPeer, conn_flags, forward, tcp};
+use xvs_common::{Conn, ConnKey, FullnatPeer, conn_flags, forward, is_call_key, tcp};
 use xvs_core::{listing::ConnectionEntry, model::Protocol};
 
 use super::encode::decode_addr;
@@ -118,9 +118,24 @@ impl Director {
                 .copied()
                 .unwrap_or("NONE");
             let left = expires.saturating_sub(now) / 1_000_000_000;
+            // A call's template (`--pe sip`): its client port holds the call's hash; its
+            // Call-ID is kept beside it.
+            let call = is_call_key(key);
+            let pe = call.then(|| {
+                let text = self
+                    .calls
+                    .as_ref()
+                    .and_then(|calls| calls.get(key, 0).ok())
+                    .map(|id| String::from_utf8_lossy(id.as_bytes()).into_owned())
+                    .unwrap_or_default();
+                ("sip".to_string(), text)
+            });
             entries.push(ConnectionEntry {
                 protocol,
-                client: (decode_addr(&key.src, key.family), u16::from_be(key.sport)),
+                client: (
+                    decode_addr(&key.src, key.family),
+                    if call { 0 } else { u16::from_be(key.sport) },
+                ),
                 virtual_: (decode_addr(&key.dst, key.family), u16::from_be(key.dport)),
                 dest: (
                     decode_addr(&conn.peer, conn.peer_family),
@@ -132,7 +147,7 @@ impl Director {
                     .map(|l| (decode_addr(&l.addr, l.family), u16::from_be(l.port))),
                 state,
                 expires_seconds: left as u32,
-                pe: None,
+                pe,
             });
         }
         Ok(entries)

@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use xvs_common::{
-    DestValue, FAMILY_V4, FAMILY_V6, ServiceKey as MapKey, ServiceValue, forward, scheduler,
-    tunnel_checksum, tunnel_type,
+    DestValue, FAMILY_V4, FAMILY_V6, ServiceKey as MapKey, ServiceValue, forward,
+    persistence_engine, scheduler, tunnel_checksum, tunnel_type,
 };
 use xvs_core::{
     model::{
@@ -184,7 +184,9 @@ pub(crate) fn encode_service(service: &Service) -> ServiceValue {
         timeout: service.timeout,
         netmask: service.netmask,
         scheduler: scheduler_code(service.scheduler),
-        pe: service.pe.map_or(0, |_| 1),
+        pe: service
+            .pe
+            .map_or(persistence_engine::NONE, |_| persistence_engine::SIP),
         ..ServiceValue::default()
     }
 }

@@ -21,7 +21,7 @@ use std::{
 use aya::maps::{MapError, PerCpuValues};
 use xvs_common::{
     Counters, DestCounts, DestValue, MAX_SET, MAX_SET_LARGE, ServiceKey as MapKey, ServiceSched,
-    ServiceValue, SlotConns, TunnelSource, WrrKey, dest_index, meta,
+    ServiceValue, SlotConns, TunnelSource, WrrKey, dest_index, meta, persistence_engine,
 };
 use xvs_core::{
     model::{ConnCounts, LocalAddress, PersistenceEngine, Service, Stats, Timeouts},
@@ -64,7 +64,7 @@ impl Snapshot {
                 flags: value.flags,
                 timeout: value.timeout,
                 netmask: value.netmask,
-                pe: (value.pe == 1).then_some(PersistenceEngine::Sip),
+                pe: (value.pe == persistence_engine::SIP).then_some(PersistenceEngine::Sip),
                 dests: dests
                     .iter()
                     .map(|d| decode_dest(d, Stats::default()))

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use aya::maps::{Map, MapData, Queue};
 use xvs_common::{
     Conn, ConnKey, DestValue, FullnatPeer, ServiceKey as MapKey, ServiceValue, SweepRecord,
-    TEMPLATE_KEY, conn_flags, dest_index, forward, map_names, meta, sweep, sweep_queue, tcp,
+    TEMPLATE_KEY, conn_flags, dest_index, forward, is_call_key, map_names, meta, sweep,
+    sweep_queue, tcp,
 };
 use xvs_sync::{FullnatSide, IPPROTO_TCP, SyncedConn, flags};
 
@@ -116,7 +117,10 @@ impl Director {
         let mut records = Vec::new();
         let table = self.conn_table()?;
         for (key, conn) in table.requests() {
-            if conn.flags & conn_flags::SYNCED != 0 {
+            // A call's template (`--pe sip`) is not told: IPVS's sync carries its Call-ID
+            // in an option xvs does not send yet, and told as a plain template it would
+            // send every call of its client network to one real server.
+            if conn.flags & conn_flags::SYNCED != 0 || is_call_key(key) {
                 continue;
             }
             let expires = table.expiry(key, conn);

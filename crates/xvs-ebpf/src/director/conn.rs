@@ -200,6 +200,9 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
     }
     if gone.flags & conn_flags::TEMPLATE != 0 {
         crate::persist::count_template(gone.dest_stats, -1);
+        if xvs_common::is_call_key(key) {
+            crate::sip::forget_call_id(key);
+        }
     } else {
         if gone.flags & conn_flags::CONTROLLED != 0 {
             crate::persist::xvs_persist_release(key, gone.service_id);

@@ -7,12 +7,12 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue},
 };
 use xvs_common::{
-    BelowHalf, CachedHop, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS, DestCounts, DestValue,
-    FragmentEntry, FragmentKey, FullnatPeer, HOP_CACHE_SLOTS, LOCALITY_MEMBERS, LocalAddresses,
-    LocalityEntry, LocalityKey, LookupTable, MAX_DESTS, MAX_LARGE_SERVICES, MAX_SERVICES,
-    MAX_SET_LARGE, MAX_STATS, NO_PREALLOC, PersistParams, RateEstimate, SWEEP_10_SHARE,
-    SWEEP_60_SHARE, SWEEP_SOON_SHARE, SchedState, ServiceEntry, ServiceKey, ServiceSched,
-    SweepRecord, TunnelSource, TwosSums, WrrKey, counter, meta, sweep,
+    BelowHalf, CALLS_KEPT, CachedHop, CallId, Conn, ConnKey, Counters, DEFAULT_CONNECTIONS,
+    DestCounts, DestValue, FragmentEntry, FragmentKey, FullnatPeer, HOP_CACHE_SLOTS,
+    LOCALITY_MEMBERS, LocalAddresses, LocalityEntry, LocalityKey, LookupTable, MAX_DESTS,
+    MAX_LARGE_SERVICES, MAX_SERVICES, MAX_SET_LARGE, MAX_STATS, NO_PREALLOC, PersistParams,
+    RateEstimate, SWEEP_10_SHARE, SWEEP_60_SHARE, SWEEP_SOON_SHARE, SchedState, ServiceEntry,
+    ServiceKey, ServiceSched, SweepRecord, TunnelSource, TwosSums, WrrKey, counter, meta, sweep,
 };
 
 #[map(name = "XVS_COUNTERS")]
@@ -82,6 +82,16 @@ pub static XVS_TWOS: HashMap<u32, TwosSums> = HashMap::with_max_entries(MAX_SERV
 #[map(name = "XVS_PERSIST")]
 pub static XVS_PERSIST: HashMap<u32, PersistParams> =
     HashMap::with_max_entries(MAX_SERVICES + MAX_LARGE_SERVICES, NO_PREALLOC);
+
+/// The Call-ID of each call's template (`--pe sip`), for the listing: written with the
+/// template, removed with it.
+#[map(name = "XVS_CALLS")]
+pub static XVS_CALLS: HashMap<ConnKey, CallId> = HashMap::with_max_entries(CALLS_KEPT, NO_PREALLOC);
+
+/// Where a datagram's Call-ID is looked for: its bytes and the scanner's state (one per
+/// CPU; nothing kept between packets).
+#[map(name = "XVS_CALL_SCAN")]
+pub static XVS_CALL_SCAN: PerCpuArray<crate::sip::CallScan> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "XVS_WRR")]
 pub static XVS_WRR: HashMap<WrrKey, u32> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);

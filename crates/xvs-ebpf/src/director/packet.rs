@@ -534,3 +534,14 @@ pub fn store_u32(to: *mut u8, value: u32) {
         )
     };
 }
+
+/// `len` as the length argument of `bpf_xdp_load_bytes`/`store_bytes`, if it is from `min`
+/// (1 or more) to `max`: the helpers want one the verifier knows to be in range. What is
+/// past `min` is hidden from the compiler (which would otherwise check `len` and pass it
+/// on, bounds the verifier never learns), checked, and `min` added back.
+#[inline(always)]
+pub fn helper_len(len: u64, min: u64, max: u64) -> Option<u32> {
+    let mut past_min = len.wrapping_sub(min);
+    unsafe { core::arch::asm!("{0} = {0}", inout(reg) past_min, options(nomem, nostack)) };
+    (past_min <= max - min).then(|| (past_min + min) as u32)
+}

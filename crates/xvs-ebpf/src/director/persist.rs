@@ -22,7 +22,7 @@ use aya_ebpf::bindings::BPF_NOEXIST;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use xvs_common::{
     Conn, ConnKey, FAMILY_V4, LocalityMember, PersistParams, ServiceValue, TEMPLATE_KEY,
-    conn_flags, dest_index, forward, meta, tcp,
+    conn_flags, dest_index, forward, is_call_key, meta, persistence_engine, tcp,
 };
 
 use crate::{
@@ -95,6 +95,9 @@ pub extern "C" fn xvs_persist_find(
         found_by.fwmark,
         found_by.port,
     );
+    if service.pe == persistence_engine::SIP {
+        crate::sip::mark_call(key);
+    }
     let key = &*key;
     let Some(template) = XVS_CONNS.get_ptr_mut(key) else {
         return 0;
@@ -294,6 +297,9 @@ pub extern "C" fn xvs_persist_create(
     {
         count_template(new.dest_stats, 1);
         conn::xvs_queue_sweep(key, template.expires, now);
+        if is_call_key(key) {
+            crate::sip::keep_call_id(key);
+        }
     } else if let Some(theirs) = XVS_CONNS.get_ptr_mut(key) {
         add_control(theirs, controls as i32);
     }

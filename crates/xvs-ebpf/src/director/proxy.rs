@@ -27,7 +27,7 @@ use xvs_common::{
 
 use crate::{
     maps::{XVS_FULLNAT, count, scratch},
-    packet::{Packet, at, csum_apply, read_u8},
+    packet::{Packet, at, csum_apply, helper_len, read_u8},
     sched,
     wire::{eth, ipv4, ipv6, tcp},
 };
@@ -98,17 +98,6 @@ fn negative_mask(x: i32) -> u32 {
     let mut wide = x as i64 as u64;
     unsafe { core::arch::asm!("{0} s>>= 63", inout(reg) wide, options(pure, nomem, nostack)) };
     wide as u32
-}
-
-/// `len` as the length argument of `bpf_xdp_load_bytes`/`store_bytes`, if it is from `min`
-/// (1 or more) to `max`: the helpers want one the verifier knows to be in range. What is
-/// past `min` is hidden from the compiler (which would otherwise check `len` and pass it
-/// on, bounds the verifier never learns), checked, and `min` added back.
-#[inline(always)]
-fn helper_len(len: u64, min: u64, max: u64) -> Option<u32> {
-    let mut past_min = len.wrapping_sub(min);
-    unsafe { core::arch::asm!("{0} = {0}", inout(reg) past_min, options(nomem, nostack)) };
-    (past_min <= max - min).then(|| (past_min + min) as u32)
 }
 
 /// Folds a ones'-complement sum to 16 bits.
