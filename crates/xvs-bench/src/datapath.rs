@@ -108,6 +108,29 @@ pub(crate) fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8
     frame
 }
 
+/// A SIP INVITE (no body, 430-odd bytes, its Call-ID after five other headers, as SIP
+/// user agents send it) in a UDP datagram.
+fn sip4(src: [u8; 4], dst: [u8; 4], dport: u16, call: u32) -> Vec<u8> {
+    let message = format!(
+        "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP client.atlanta.example.com:5060;branch=z9hG4bK74bf9\r\n\
+         Max-Forwards: 70\r\n\
+         From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\n\
+         To: Bob <sip:bob@biloxi.example.com>\r\n\
+         Contact: <sip:alice@client.atlanta.example.com;transport=udp>\r\n\
+         Call-ID: {call:08x}3848276298220188511@atlanta.example.com\r\n\
+         CSeq: 1 INVITE\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv4(src, dst, 64)
+        .udp(5060, dport);
+    let mut frame = Vec::new();
+    b.write(&mut frame, message.as_bytes()).expect("frame");
+    frame
+}
+
 fn v6(last: u8, net: u8) -> [u8; 16] {
     let mut a = [0u8; 16];
     a[0] = 0xfd;
@@ -430,6 +453,10 @@ pub fn run() -> Result<(), String> {
     // Persistent: every client its own template (/32), or one per /16.
     lines.push("-A -t 1.1.1.254:86 -s rr -p 300".to_string());
     lines.push("-A -t 1.1.1.254:87 -s rr -p 300 -M 255.255.0.0".to_string());
+    // SIP, as SIP directors run it: one template for all (-M 0.0.0.0), or, with the SIP
+    // engine, one per call; every datagram scheduled (-o).
+    lines.push("-A -u 1.1.1.254:91 -s rr -p 300 -M 0.0.0.0 -o --pe sip".to_string());
+    lines.push("-A -u 1.1.1.254:92 -s rr -p 300 -M 0.0.0.0 -o".to_string());
     // The hashing and locality schedulers.
     lines.push("-A -t 1.1.1.254:88 -s sh".to_string());
     lines.push("-A -t 1.1.1.254:89 -s mh".to_string());
@@ -451,7 +478,9 @@ pub fn run() -> Result<(), String> {
         for port in [81, 82, 86, 87, 88, 89, 90, 95] {
             lines.push(format!("-a -t 1.1.1.254:{port} -r 10.0.0.{i} -g"));
         }
-        lines.push(format!("-a -u 1.1.1.254:85 -r 10.0.0.{i} -g"));
+        for port in [85, 91, 92] {
+            lines.push(format!("-a -u 1.1.1.254:{port} -r 10.0.0.{i} -g"));
+        }
         lines.push(format!("-a -t 1.1.1.254:94 -r 10.0.0.{i}:8080 -m"));
         lines.push(format!("-a -t 1.1.1.254:96 -r 10.0.0.{i}:8080 -b"));
     }
@@ -618,6 +647,20 @@ pub fn run() -> Result<(), String> {
                 ] {
                     renew(&director, &lines)?;
                     case(name, &director_run, &fresh(port, 0))?;
+                }
+                // SIP: every datagram a new connection (-o) looked up by its template;
+                // with the engine, the template is the call's, found by a scan of the
+                // datagram for its Call-ID (a new call per datagram, or one of 16).
+                let sip = |port: u16, calls: u32| {
+                    move |i: u32| sip4([10, 9, 9, 9], vip, port, i % calls)
+                };
+                for (name, port, calls) in [
+                    ("new SIP datagram, -o -p, one template (no engine)", 92, 1),
+                    ("new SIP datagram, -o -p --pe sip, a known call", 91, 16),
+                    ("new SIP datagram, -o -p --pe sip, a new call", 91, u32::MAX),
+                ] {
+                    renew(&director, &lines)?;
+                    case(name, &director_run, &sip(port, calls))?;
                 }
                 // Steady state: UDP flows that last 1 s, 50,000 new ones a second (so the
                 // records of a second's flows fit the short sweep queue, an eighth of the

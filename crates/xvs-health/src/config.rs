@@ -229,6 +229,17 @@ pub struct ServiceConfig {
     pub scheduler: String,
     /// Persistence timeout, seconds (`-p`).
     pub persistence: Option<u32>,
+    /// Persistence granularity (`-M`): an IPv4 netmask, or an IPv6 prefix length.
+    pub netmask: Option<String>,
+    /// Persistence engine (`--pe`): `sip` keeps a template per call.
+    pub persistence_engine: Option<String>,
+    /// One-packet scheduling (`-o`, UDP): every datagram scheduled on its own.
+    #[serde(default)]
+    pub ops: bool,
+    /// Scheduler flags (`-b`): `sh-port`, `sh-fallback`, `mh-port`, `mh-fallback`,
+    /// `flag-1`, `flag-2`, `flag-3`.
+    #[serde(default)]
+    pub scheduler_flags: Vec<String>,
     #[serde(default)]
     pub method: Method,
     /// FULLNAT's local addresses (`-P -z`): addresses of the director that the real
@@ -379,6 +390,30 @@ impl ServiceConfig {
         }
     }
 
+    /// The ipvsadm line that adds the service: `-A`, its key, scheduler and options.
+    pub fn add_command(&self) -> String {
+        let mut line = format!("-A {} -s {}", self.key(), self.scheduler);
+        if let Some(timeout) = self.persistence {
+            line.push_str(&format!(" -p {timeout}"));
+        }
+        if let Some(netmask) = &self.netmask {
+            line.push_str(&format!(" -M {netmask}"));
+        }
+        if let Some(engine) = &self.persistence_engine {
+            line.push_str(&format!(" --pe {engine}"));
+        }
+        if self.ops {
+            line.push_str(" -o");
+        }
+        if !self.scheduler_flags.is_empty() {
+            line.push_str(&format!(" -b {}", self.scheduler_flags.join(",")));
+        }
+        if self.proxy_protocol.is_some() {
+            line.push_str(" --proxy-protocol v2");
+        }
+        line
+    }
+
     /// As logs and listings name it: `TCP 1.1.1.254:80`, `FWM 1`.
     pub fn name(&self) -> String {
         match self.service_key() {
@@ -527,6 +562,16 @@ impl Config {
             }
             if xvs_core::sched::Scheduler::from_name(&service.scheduler).is_none() {
                 problems.push(format!("{name}: no scheduler {:?}", service.scheduler));
+            } else if let Err(e) = xvs_core::restore::restore(
+                &service.add_command(),
+                &mut xvs_core::table::Table::default(),
+                &xvs_core::text::NoNames,
+                "xvsd",
+            ) {
+                // Its options as ipvsadm takes them (netmask, engine, ops, flags).
+                let why = e.message("xvsd");
+                let why = why.strip_prefix("line 1: ").unwrap_or(&why);
+                problems.push(format!("{name}: {}", why.lines().next().unwrap_or(why)));
             }
             if let Some(drain) = service.drain
                 && !(service.keeps_failed() && drain >= 0.0 && drain.is_finite())
@@ -894,6 +939,40 @@ family = "inet6"
         let ping = "[[service]]\nfwmark = 1\nscheduler = \"rr\"\ncheck = { type = \"ping\" }\n\
                     [[service.real_server]]\naddress = \"192.168.1.10:0\"\n";
         assert!(Config::parse(ping).is_ok(), "{:?}", Config::parse(ping));
+    }
+
+    #[test]
+    fn a_service_s_ipvsadm_options_are_its_add_line_and_checked_as_ipvsadm_checks_them() {
+        let sip = "[[service]]\naddress = \"1.1.1.254:5060\"\nprotocol = \"udp\"\n\
+                   scheduler = \"rr\"\npersistence = 60\nnetmask = \"0.0.0.0\"\n\
+                   persistence_engine = \"sip\"\nops = true\n";
+        let config = Config::parse(sip).unwrap();
+        assert_eq!(
+            config.services[0].add_command(),
+            "-A -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 --pe sip -o"
+        );
+        let sh = "[[service]]\naddress = \"1.1.1.254:80\"\nscheduler = \"sh\"\n\
+                  scheduler_flags = [\"sh-port\", \"sh-fallback\"]\n";
+        let config = Config::parse(sh).unwrap();
+        assert_eq!(
+            config.services[0].add_command(),
+            "-A -t 1.1.1.254:80 -s sh -b sh-port,sh-fallback"
+        );
+        for (wrong, why) in [
+            (sip.replace("0.0.0.0", "255.0.255.300"), "persistent mask"),
+            (sip.replace("\"sip\"", "\"rtsp\""), "persistence engine"),
+            (
+                sip.replace("udp", "tcp"),
+                "One-Packet Scheduling is only for UDP",
+            ),
+            (sh.replace("sh-port", "mh-port"), "mh-port"),
+        ] {
+            let problem = Config::parse(&wrong).unwrap_err();
+            assert!(
+                problem.contains("line 1: service 1 (") && problem.contains(why),
+                "{wrong}: {problem}"
+            );
+        }
     }
 
     #[test]

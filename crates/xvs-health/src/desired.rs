@@ -39,13 +39,7 @@ pub fn rules(
         if find(table, service).is_some() {
             out.push_str(&format!("-D {key}\n"));
         }
-        out.push_str(&format!("-A {key} -s {}", service.scheduler));
-        if let Some(timeout) = service.persistence {
-            out.push_str(&format!(" -p {timeout}"));
-        }
-        if service.proxy_protocol.is_some() {
-            out.push_str(" --proxy-protocol v2");
-        }
+        out.push_str(&service.add_command());
         out.push('\n');
         for laddr in &service.local_addresses {
             out.push_str(&format!("-P {key} -z {laddr}\n"));

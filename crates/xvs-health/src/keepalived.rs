@@ -262,6 +262,7 @@ fn virtual_server(
     };
     let block = item.block.clone().unwrap_or_default();
     let mut servers = Vec::new();
+    let mut flags = Vec::new();
     for entry in &block {
         let arg = entry.args.first().cloned().unwrap_or_default();
         let number = || arg.parse::<f64>().is_ok();
@@ -288,6 +289,17 @@ fn virtual_server(
                 )),
             },
             "persistence_timeout" if number() => service.push(format!("persistence = {arg}")),
+            // Bare: IPVS's default timeout (`IPVS_SVC_PERSISTENT_TIMEOUT`).
+            "persistence_timeout" if entry.args.is_empty() => {
+                service.push("persistence = 360".into())
+            }
+            "persistence_granularity" => service.push(format!("netmask = {}", quoted(&arg))),
+            "persistence_engine" => service.push(format!("persistence_engine = {}", quoted(&arg))),
+            "ops" => service.push("ops = true".into()),
+            "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback" | "mh-port"
+            | "mh-fallback" => flags.push(quoted(&entry.keyword)),
+            // IPVS sets it on every service itself.
+            "hashed" => {}
             "delay_loop" if number() => defaults.interval = Some(arg.clone()),
             "virtualhost" => defaults.host = Some(arg.clone()),
             "quorum" | "hysteresis" if number() => {
@@ -323,6 +335,9 @@ fn virtual_server(
             },
             other => notes.push(format!("line {}: {other}: not translated", entry.line)),
         }
+    }
+    if !flags.is_empty() {
+        service.push(format!("scheduler_flags = [{}]", flags.join(", ")));
     }
     out.push_str("\n[[service]]\n");
     for line in &service {
@@ -565,6 +580,32 @@ virtual_server fwmark 1 {
     }
 }
 
+virtual_server 1.1.1.254 5060 {
+    lb_algo rr
+    lb_kind DR
+    protocol UDP
+    persistence_timeout 60
+    persistence_granularity 0.0.0.0
+    persistence_engine sip
+    ops
+    real_server 1.1.1.10 5060 {
+        PING_CHECK {
+        }
+    }
+}
+
+virtual_server 1.1.1.254 443 {
+    lb_algo sh
+    lb_kind DR
+    protocol TCP
+    persistence_timeout
+    sh-port
+    sh-fallback
+    hashed
+    real_server 1.1.1.10 443 {
+    }
+}
+
 virtual_server group WEB {
     lb_algo rr
 }
@@ -575,7 +616,7 @@ virtual_server group WEB {
         let imported = import(KEEPALIVED, "keepalived.conf");
         let config =
             Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
-        assert_eq!(config.services.len(), 2);
+        assert_eq!(config.services.len(), 4);
         let service = &config.services[0];
         assert_eq!(service.key(), "-t 1.1.1.254:80");
         assert_eq!(service.protocol, Some(Protocol::Tcp));
@@ -623,7 +664,7 @@ virtual_server group WEB {
             "line 7: vrrp_instance: no virtual_ipaddress",
             "line 32: url regex_no_match: not translated",
             "line 51: smtp_alert: not translated",
-            "line 68: virtual_server group WEB: only IP PORT and fwmark services",
+            "line 94: virtual_server group WEB: only IP PORT and fwmark services",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }
@@ -639,6 +680,16 @@ virtual_server group WEB {
         assert_eq!(
             (checks[0].kind, checks[0].port),
             (CheckType::Tcp, Some(443))
+        );
+        // Persistence granularity and engine, one-packet scheduling and scheduler flags
+        // are the service's ipvsadm options.
+        assert_eq!(
+            config.services[2].add_command(),
+            "-A -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 --pe sip -o"
+        );
+        assert_eq!(
+            config.services[3].add_command(),
+            "-A -t 1.1.1.254:443 -s sh -p 360 -b sh-port,sh-fallback"
         );
     }
 
