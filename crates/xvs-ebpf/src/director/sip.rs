@@ -22,6 +22,9 @@ pub struct CallScan {
 
 const UDP_HEADER: u32 = 8;
 
+/// How many bytes of a line one step of the scan may pass over.
+const LINE_SKIP: u32 = 32;
+
 /// Looks for the Call-ID of the UDP datagram whose header is at `l4`: 1 if there is one
 /// (its hash and text left for [`mark_call`] and [`keep_call_id`]), else 0. The first
 /// [`CALL_SCAN_BYTES`] bytes of its payload are copied out and fed to the scanner in a
@@ -67,6 +70,19 @@ extern "C" fn scan_step(_: u32, _: *mut u64) -> i64 {
         return sched::STOP;
     };
     let space = unsafe { &mut *space };
+    // Most bytes are inside lines the scanner passes over: up to LINE_SKIP of them are
+    // passed here without a step each (a step per byte cost about 10 ns).
+    if space.scanner.passing_over_line() {
+        let mut skipped = 0;
+        while skipped < LINE_SKIP && space.at < space.len {
+            let byte = space.bytes[space.at as usize & (CALL_SCAN_BYTES - 1)];
+            if byte == b'\r' || byte == b'\n' {
+                break;
+            }
+            space.at += 1;
+            skipped += 1;
+        }
+    }
     if space.at >= space.len {
         return sched::STOP;
     }
