@@ -644,7 +644,11 @@ impl Config {
                 // A fwmark service's real server may keep each packet's port (port 0);
                 // its checks must then say which port to try.
                 let portless = checks.iter().any(|c| {
-                    c.port.is_none() && !matches!(c.kind, CheckType::Command | CheckType::Ping)
+                    c.port.is_none()
+                        && !matches!(
+                            c.kind,
+                            CheckType::Command | CheckType::Ping | CheckType::File
+                        )
                 });
                 if rs.address.port() == 0 && portless {
                     problems.push(format!(

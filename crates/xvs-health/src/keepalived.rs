@@ -3,7 +3,7 @@
 //! is named, with its line, instead of being dropped in silence. Pure: text in, text and
 //! notes out; the result parses as a [`crate::config::Config`].
 
-use std::{fmt::Write, net::IpAddr};
+use std::{collections::HashMap, fmt::Write, net::IpAddr};
 
 /// One word of the file, with its line.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,10 +133,17 @@ pub fn import(text: &str, source: &str) -> Import {
         .collect();
     out.push_str(&ha::vrrp(&instances, &groups, &globals, &mut notes));
     let laddr_groups = local_address_groups(&top, &mut notes);
+    let track_files = track_files(&top, &mut notes);
     for item in &top {
         match item.keyword.as_str() {
-            "virtual_server" => virtual_server(item, &laddr_groups, &mut out, &mut notes),
-            "global_defs" | "vrrp_instance" | "vrrp_sync_group" | "local_address_group" => {}
+            "virtual_server" => {
+                virtual_server(item, &laddr_groups, &track_files, &mut out, &mut notes)
+            }
+            "global_defs"
+            | "vrrp_instance"
+            | "vrrp_sync_group"
+            | "local_address_group"
+            | "track_file" => {}
             "vrrp_script" | "static_ipaddress" | "static_routes" => notes.push(format!(
                 "line {}: {}: not xvsd's (left out)",
                 item.line, item.keyword
@@ -181,20 +188,92 @@ impl Check {
     }
 }
 
-/// Timing shared by all of a service's checks (keepalived's `delay_loop`).
-struct Defaults {
+/// Timing shared by all of a service's checks (keepalived's `delay_loop`), and the
+/// track files its FILE_CHECKs name.
+struct Defaults<'a> {
     interval: Option<String>,
     host: Option<String>,
+    track_files: &'a HashMap<String, TrackFile>,
+}
+
+/// keepalived's global `track_file NAME { file PATH; weight W [reverse] }`.
+#[derive(Default)]
+struct TrackFile {
+    file: Option<String>,
+    weight: Option<i64>,
+}
+
+/// The `track_file` blocks, by name.
+fn track_files(top: &[Item], notes: &mut Vec<String>) -> HashMap<String, TrackFile> {
+    let mut files = HashMap::new();
+    for item in top.iter().filter(|i| i.keyword == "track_file") {
+        let Some(name) = item.args.first() else {
+            notes.push(format!("line {}: track_file without a name", item.line));
+            continue;
+        };
+        let mut track = TrackFile::default();
+        for entry in item.block.iter().flatten() {
+            let arg = entry.args.first().cloned().unwrap_or_default();
+            match entry.keyword.as_str() {
+                "file" => track.file = Some(arg),
+                "weight" if entry.args.len() == 1 => track.weight = arg.parse().ok(),
+                // keepalived makes a missing file; xvsd does not, and a missing file fails
+                // the check.
+                other => notes.push(format!(
+                    "line {}: track_file {name}: {other}: not translated",
+                    entry.line
+                )),
+            }
+        }
+        files.insert(name.clone(), track);
+    }
+    files
+}
+
+/// keepalived's FILE_CHECK as xvsd's file check, when its weight (its own, else its track
+/// file's; keepalived's default 1) is 0: a non-zero value in the file then fails the real
+/// server. A weight that would add the value to the server's weight is not translated.
+fn file_check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Option<Check> {
+    let (mut name, mut weight) = (None, None);
+    for entry in item.block.iter().flatten() {
+        let arg = entry.args.first().cloned().unwrap_or_default();
+        match entry.keyword.as_str() {
+            "track_file" => name = Some(arg),
+            "weight" if entry.args.len() == 1 => weight = arg.parse::<i64>().ok(),
+            other => notes.push(format!(
+                "line {}: FILE_CHECK {other} {}: not translated",
+                entry.line,
+                entry.args.join(" ")
+            )),
+        }
+    }
+    let refuse = |why: String| format!("line {}: FILE_CHECK: {why}: not translated", item.line);
+    let Some(name) = name else {
+        notes.push(refuse("no track_file".into()));
+        return None;
+    };
+    let Some(track) = defaults.track_files.get(&name) else {
+        notes.push(refuse(format!("no track_file {name}")));
+        return None;
+    };
+    let weight = weight.or(track.weight).unwrap_or(1);
+    let Some(file) = track.file.as_ref().filter(|_| weight == 0) else {
+        notes.push(refuse(format!(
+            "track_file {name} of weight {weight} (only weight 0, a non-zero value failing the real server, is)"
+        )));
+        return None;
+    };
+    let mut check = Check::default();
+    check.set("type", quoted("file"));
+    check.set("file", quoted(file));
+    Some(check)
 }
 
 /// DPVS's keepalived: `local_address_group NAME { ADDRESS [IFACE] ... }`, the FULLNAT local
 /// addresses a `virtual_server` names with `laddr_group_name` (a range `A.B.C.D-E` is
 /// IPv4's last byte running from D to E).
-fn local_address_groups(
-    top: &[Item],
-    notes: &mut Vec<String>,
-) -> std::collections::HashMap<String, Vec<IpAddr>> {
-    let mut groups = std::collections::HashMap::new();
+fn local_address_groups(top: &[Item], notes: &mut Vec<String>) -> HashMap<String, Vec<IpAddr>> {
+    let mut groups = HashMap::new();
     for item in top.iter().filter(|i| i.keyword == "local_address_group") {
         let Some(name) = item.args.first() else {
             notes.push(format!(
@@ -236,7 +315,8 @@ fn local_addresses(word: &str) -> Option<Vec<IpAddr>> {
 
 fn virtual_server(
     item: &Item,
-    laddr_groups: &std::collections::HashMap<String, Vec<IpAddr>>,
+    laddr_groups: &HashMap<String, Vec<IpAddr>>,
+    track_files: &HashMap<String, TrackFile>,
     out: &mut String,
     notes: &mut Vec<String>,
 ) {
@@ -259,6 +339,7 @@ fn virtual_server(
     let mut defaults = Defaults {
         interval: None,
         host: None,
+        track_files,
     };
     let block = item.block.clone().unwrap_or_default();
     let mut servers = Vec::new();
@@ -373,6 +454,7 @@ fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut V
             | "SMTP_CHECK" | "PING_CHECK" => {
                 checks.extend(check(&entry, defaults, notes));
             }
+            "FILE_CHECK" => checks.extend(file_check(&entry, defaults, notes)),
             other => notes.push(format!("line {}: {other}: not translated", entry.line)),
         }
     }
@@ -691,6 +773,75 @@ virtual_server group WEB {
             config.services[3].add_command(),
             "-A -t 1.1.1.254:443 -s sh -p 360 -b sh-port,sh-fallback"
         );
+    }
+
+    /// FILE_CHECK on a track file of weight 0 (a non-zero value takes the real server
+    /// out) becomes a file check; one whose weight would be added to the server's is named.
+    #[test]
+    fn a_file_check_of_weight_0_becomes_xvsd_s_file_check() {
+        let text = r#"
+track_file maintenance {
+    file "/etc/keepalived/web1.down"
+    weight 0
+}
+track_file scaled {
+    file /etc/keepalived/load
+    init_file 0
+}
+virtual_server 1.1.1.254 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 192.168.1.10 80 {
+        FILE_CHECK {
+            track_file maintenance
+        }
+    }
+    real_server 192.168.1.20 80 {
+        FILE_CHECK {
+            track_file scaled
+        }
+        TCP_CHECK {
+        }
+    }
+    real_server 192.168.1.30 80 {
+        FILE_CHECK {
+            track_file scaled
+            weight 0
+        }
+    }
+}
+"#;
+        let imported = import(text, "keepalived.conf");
+        let config =
+            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
+        let service = &config.services[0];
+        let kinds = |i: usize| {
+            service
+                .checks_of(&service.real_servers[i])
+                .iter()
+                .map(|c| (c.kind, c.file.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kinds(0),
+            [(
+                CheckType::File,
+                Some("/etc/keepalived/web1.down".to_string())
+            )]
+        );
+        assert_eq!(kinds(1), [(CheckType::Tcp, None)]);
+        assert_eq!(
+            kinds(2),
+            [(CheckType::File, Some("/etc/keepalived/load".to_string()))]
+        );
+        let notes = imported.notes.join("\n");
+        for expected in [
+            "line 8: track_file scaled: init_file: not translated",
+            "line 20: FILE_CHECK: track_file scaled of weight 1",
+        ] {
+            assert!(notes.contains(expected), "{expected}:\n{notes}");
+        }
     }
 
     #[test]

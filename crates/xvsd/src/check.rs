@@ -70,6 +70,20 @@ pub fn run(check: &CheckConfig, address: SocketAddr) -> CheckResult {
             smtp::check(&mut stream, target, &check.helo_name, deadline).map(|()| None)
         }
         CheckType::Ping => ping::echo(address.ip(), deadline).map(|()| None),
+        CheckType::File => file(check).map(|()| None),
+    }
+}
+
+/// keepalived's FILE_CHECK (its track file of weight 0): the file's integer (its first
+/// word) must be 0.
+fn file(check: &CheckConfig) -> Result<(), String> {
+    let path = check.file.as_deref().unwrap_or_default();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let word = text.split_whitespace().next().unwrap_or_default();
+    match word.parse::<i64>() {
+        Ok(0) => Ok(()),
+        Ok(value) => Err(format!("{path} holds {value}")),
+        Err(_) => Err(format!("{path} holds no integer ({word:?})")),
     }
 }
 
@@ -445,6 +459,34 @@ mod tests {
         let (closed, _held) = closed_port();
         let refused = run(&check(CheckType::Tcp), closed).unwrap_err();
         assert!(refused.contains("refused"), "{refused}");
+    }
+
+    #[test]
+    fn a_file_check_passes_on_0_and_fails_on_another_value_or_no_file() {
+        let folder = std::env::temp_dir().join(format!("xvs-file-check-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let path = folder.join("web1");
+        let checked = CheckConfig {
+            file: Some(path.to_string_lossy().into_owned()),
+            ..check(CheckType::File)
+        };
+        let address: SocketAddr = "192.168.1.10:80".parse().unwrap();
+        let result = |content: Option<&str>| {
+            match content {
+                Some(text) => std::fs::write(&path, text).unwrap(),
+                None => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+            run(&checked, address)
+        };
+        assert_eq!(result(Some("0\n")), Ok(None));
+        assert_eq!(result(Some("  0 maintenance over\n")), Ok(None));
+        assert!(result(Some("1\n")).unwrap_err().ends_with("holds 1"));
+        assert!(result(Some("-3")).unwrap_err().ends_with("holds -3"));
+        assert!(result(Some("")).unwrap_err().contains("no integer"));
+        assert!(result(None).unwrap_err().contains("No such file"));
+        std::fs::remove_dir_all(&folder).unwrap();
     }
 
     #[test]

@@ -1189,3 +1189,54 @@ address = "192.168.1.99:80"
     assert!(log.contains("ping 192.168.1.99"), "{log}");
     let _ = std::fs::remove_file(config);
 }
+
+/// keepalived's FILE_CHECK (a track file of weight 0) as xvsd's `file` check, the
+/// operator's maintenance switch: `echo 1 > FILE` takes the real server out, `echo 0`
+/// brings it back; a missing file keeps it out.
+#[test]
+fn a_file_check_takes_a_real_server_out_while_its_file_holds_a_non_zero_value() {
+    let lab = topology::nat().build().unwrap();
+    let folder = std::env::temp_dir().join(format!("xvsd-{}-files", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let (web1, web2) = (folder.join("web1"), folder.join("web2"));
+    std::fs::write(&web1, "0\n").unwrap();
+    let config = write_config(
+        "file",
+        &format!(
+            r#"
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "rr"
+method = "nat"
+
+[[service.real_server]]
+address = "192.168.1.10:80"
+check = {{ type = "file", file = "{}", interval = 0.2 }}
+
+[[service.real_server]]
+address = "192.168.1.20:80"
+check = {{ type = "file", file = "{}", interval = 0.2 }}
+"#,
+            web1.display(),
+            web2.display()
+        ),
+    );
+    let xvsd = Xvsd::start(&lab, &config, "file");
+    table_until(&lab, "web1 in, web2 (no file) out", |t| {
+        t.contains("-r 192.168.1.10:80") && !t.contains("192.168.1.20")
+    });
+    std::fs::write(&web2, "0\n").unwrap();
+    table_until(&lab, "web2 in once its file says 0", |t| {
+        t.contains("-r 192.168.1.20:80")
+    });
+    std::fs::write(&web1, "1\n").unwrap();
+    table_until(&lab, "web1 out for maintenance", |t| {
+        !t.contains("192.168.1.10") && t.contains("-r 192.168.1.20:80")
+    });
+    std::fs::write(&web1, "0\n").unwrap();
+    table_until(&lab, "web1 back", |t| t.contains("-r 192.168.1.10:80"));
+    let log = xvsd.log();
+    assert!(log.contains("holds 1"), "{log}");
+    let _ = std::fs::remove_dir_all(folder);
+    let _ = std::fs::remove_file(config);
+}

@@ -59,6 +59,10 @@ pub enum CheckType {
     /// An ICMP (ICMPv6) echo request answered by its reply (keepalived's PING_CHECK); the
     /// port plays no part.
     Ping,
+    /// The integer in `file`: 0 passes, any other value fails, as does a file that cannot
+    /// be read or holds no integer (keepalived's FILE_CHECK on a track file of weight 0:
+    /// `echo 1 > FILE` takes the real server out for maintenance). The port plays no part.
+    File,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -105,6 +109,8 @@ pub struct CheckConfig {
     /// SMTP: the name sent with HELO.
     #[serde(default = "helo_name")]
     pub helo_name: String,
+    /// File: the file whose integer is read.
+    pub file: Option<String>,
     /// TCP, DR and tunnel real servers: the SYN goes to the VIP the way the director
     /// forwards clients (to the real server's MAC, or tunnelled), proving that the real
     /// server takes the VIP.
@@ -146,6 +152,7 @@ impl Default for CheckConfig {
             command: None,
             dynamic: false,
             helo_name: helo_name(),
+            file: None,
             forwarded: false,
             interval: second(),
             timeout: second(),
@@ -225,6 +232,9 @@ impl CheckConfig {
         match self.kind {
             CheckType::Command if self.command.as_deref().is_none_or(str::is_empty) => {
                 problems.push("a command check needs `command`".to_string());
+            }
+            CheckType::File if self.file.as_deref().is_none_or(str::is_empty) => {
+                problems.push("a file check needs `file`".to_string());
             }
             CheckType::Dns if self.query_code().is_none() => problems.push(format!(
                 "no DNS query type {:?} (one of A, NS, CNAME, SOA, MX, TXT, AAAA)",
