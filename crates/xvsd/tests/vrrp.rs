@@ -421,13 +421,56 @@ fn connect(lab: &Lab) -> std::net::TcpStream {
 }
 
 fn echo(stream: &mut std::net::TcpStream, text: &str) {
+    try_echo(stream, text).unwrap_or_else(|e| panic!("{text}: {e}"));
+}
+
+fn try_echo(stream: &mut std::net::TcpStream, text: &str) -> std::io::Result<()> {
     use std::io::{Read, Write};
-    stream.write_all(text.as_bytes()).unwrap();
+    stream.write_all(text.as_bytes())?;
     let mut back = vec![0u8; text.len()];
-    stream
-        .read_exact(&mut back)
-        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    stream.read_exact(&mut back)?;
     assert_eq!(back, text.as_bytes());
+    Ok(())
+}
+
+/// What both directors hold and counted, for a failure's message: their counters, real
+/// servers and connections (the failures these labs are after depend on timing; their
+/// cause is in these).
+fn both_directors(lab: &Lab) -> String {
+    let mut out = String::new();
+    for host in ["d1", "d2"] {
+        let status = lab
+            .run(host, &[XVSD, "status"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let counters: Vec<&str> = status
+            .lines()
+            .filter(|l| !l.ends_with(" 0") && !l.starts_with("rx_"))
+            .collect();
+        let held = lab
+            .within(host, || {
+                let director = xvs_datapath::Director::find().ok().flatten()?;
+                let table = director.load().ok()?.table;
+                let saved = xvs_core::listing::save(&table, true, &xvs_core::text::NoNames);
+                let connections: Vec<String> = director
+                    .connections()
+                    .ok()?
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {} {:?} -> {:?} ({}s)",
+                            c.protocol, c.state, c.client, c.dest, c.expires_seconds
+                        )
+                    })
+                    .collect();
+                Some(format!("{saved}{}", connections.join("\n")))
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        out.push_str(&format!("--- {host}: {}\n{held}\n", counters.join(", ")));
+    }
+    out
 }
 
 /// Established connections in a director's table (listed as `-L -c` lists them).
@@ -564,7 +607,13 @@ fn connections_survive_failover_and_return_with_sync() {
         holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
     });
     for (i, stream) in streams.iter_mut().enumerate() {
-        echo(stream, &format!("through d1 again {i}\n"));
+        if let Err(e) = try_echo(stream, &format!("through d1 again {i}\n")) {
+            let port = stream.local_addr().map(|a| a.port()).unwrap_or_default();
+            panic!(
+                "through d1 again {i} (client port {port}): {e}\n{}",
+                both_directors(&lab)
+            );
+        }
     }
     for child in [&mut d1, &mut d2] {
         let _ = child.kill();
@@ -625,7 +674,9 @@ fn fullnat_connections_survive_failover_with_sync() {
 /// in fifteen (2026-12-07): a connection got no answer through the returned master for
 /// 5 s. Not understood yet; note that `established` below also counts the returned
 /// master's own entries of removed servers, so the wait may end before the waiting
-/// records are placed.)
+/// records are placed. Twelve runs of the whole file without the lock passed later that
+/// day; should it fail again, its message now carries both directors' counters, real
+/// servers and connections.)
 #[test]
 fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
     let _alone = one_at_a_time();
@@ -703,7 +754,13 @@ fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
     lab.run_ok("client", &["ip", "neigh", "flush", "dev", "eth0"])
         .unwrap();
     for (i, stream) in streams.iter_mut().enumerate() {
-        echo(stream, &format!("through d1 again {i}\n"));
+        if let Err(e) = try_echo(stream, &format!("through d1 again {i}\n")) {
+            let port = stream.local_addr().map(|a| a.port()).unwrap_or_default();
+            panic!(
+                "through d1 again {i} (client port {port}): {e}\n{}",
+                both_directors(&lab)
+            );
+        }
     }
     for child in [&mut d1, &mut d2] {
         let _ = child.kill();
