@@ -1035,6 +1035,32 @@ fn a_sip_service_keeps_each_call_on_one_real_server() {
                 .collect();
             assert_eq!(persistent, [2, 2]);
 
+            // IPv6: the call's hash has less room in the key (24 bits), the same outcome.
+            change(
+                director,
+                &[
+                    "-A -u [fd00:1::fe]:5060 -s rr -p 60 -M 1 -o --pe sip",
+                    "-a -u [fd00:1::fe]:5060 -r [fd00:2::10]:5060 -g",
+                    "-a -u [fd00:1::fe]:5060 -r [fd00:2::20]:5060 -g",
+                ],
+            );
+            let server6_of = |director: &Director, client: [u8; 16], call: &str| {
+                let datagram = udp6(client, VIP6, 5060, 5060, &sip_message(call));
+                let (out, _) = director.run_frame(eth0, &datagram).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "{call}");
+                <[u8; 6]>::try_from(&out.frame[..6]).unwrap()
+            };
+            let first6: Vec<[u8; 6]> = calls
+                .iter()
+                .map(|call| server6_of(director, CLIENT6, call))
+                .collect();
+            assert_eq!(first6.iter().filter(|&&mac| mac == RS1_MAC).count(), 2);
+            let mut proxy6 = CLIENT6;
+            proxy6[15] = 9;
+            for (call, server) in calls.iter().zip(&first6) {
+                assert_eq!(server6_of(director, proxy6, call), *server, "{call}");
+            }
+
             // Without the engine the same service keeps one template for all calls.
             change(
                 director,

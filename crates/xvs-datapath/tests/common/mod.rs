@@ -38,6 +38,7 @@ impl Rig {
             ("10.0.0.30", RS2_MAC),
             ("fd00:1::1", CLIENT_MAC),
             ("fd00:2::10", RS1_MAC),
+            ("fd00:2::20", RS2_MAC),
         ]
         .map(|(addr, mac)| (addr.to_string(), mac))
         .to_vec();
@@ -145,6 +146,15 @@ pub fn tcp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
         .syn();
     let mut frame = Vec::with_capacity(b.size(0));
     b.write(&mut frame, &[]).unwrap();
+    frame
+}
+
+pub fn udp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, [0x02, 0, 0, 0, 0, 0xfe])
+        .ipv6(src, dst, 64)
+        .udp(sport, dport);
+    let mut frame = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut frame, payload).unwrap();
     frame
 }
 
