@@ -1007,9 +1007,23 @@ fn a_sip_service_keeps_each_call_on_one_real_server() {
             );
             let (out, _) = director.run_frame(eth0, &stray).unwrap();
             assert_eq!(out.verdict, XDP_DROP);
+            // Nor does an empty one, or one whose UDP length says less than its header.
+            let empty = udp4(CLIENT, VIP, 5060, 5060, b"");
+            let mut short = udp4(CLIENT, VIP, 5060, 5060, &sip_message(calls[0]));
+            short[38..40].copy_from_slice(&4u16.to_be_bytes());
+            for frame in [&empty, &short] {
+                let (out, _) = director.run_frame(eth0, frame).unwrap();
+                assert_eq!(out.verdict, XDP_DROP);
+            }
             let after = counters(director);
             let c = counter::NOT_SCHEDULED as usize;
-            assert_eq!(after[c] - before[c], 1);
+            assert_eq!(after[c] - before[c], 3);
+            // A UDP length past the frame: the frame's bytes are looked through.
+            let mut long = udp4(CLIENT, VIP, 5060, 5060, &sip_message(calls[1]));
+            long[38..40].copy_from_slice(&u16::MAX.to_be_bytes());
+            let (out, _) = director.run_frame(eth0, &long).unwrap();
+            assert_eq!(out.verdict, XDP_TX);
+            assert_eq!(&out.frame[..6], &first[1], "{}", calls[1]);
 
             // Listed as IPVS lists them: per call, the Call-ID beside the engine's name.
             let entries = director.connections().unwrap();
