@@ -118,7 +118,7 @@ fn fill_and_read(
         master.read.push(started.elapsed().as_secs_f64());
         let mut tracker = Tracker::new();
         let started = Instant::now();
-        let changes = tracker.changes(0, records.iter().copied());
+        let changes = tracker.changes(0, records.iter().cloned());
         let messages = wire::encode(0, &changes, wire::DEFAULT_MAXLEN);
         master.first.push(started.elapsed().as_secs_f64());
         master.messages = messages.len();

@@ -77,6 +77,21 @@ pub fn with_call(key: &mut ConnKey, hash: u64) {
     }
 }
 
+/// The hash of Call-ID `text` that its template's key carries ([`with_call`]): the one
+/// [`CallIdScanner`] computes on the way (a backup computes it from a synced Call-ID).
+pub fn call_hash(text: &[u8]) -> u64 {
+    let mut hash = FNV_OFFSET;
+    for &byte in text {
+        hash = fnv_step(hash, byte);
+    }
+    hash
+}
+
+#[inline(always)]
+fn fnv_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ byte as u64).wrapping_mul(FNV_PRIME)
+}
+
 /// Whether `key` is a call's template key.
 #[inline(always)]
 pub fn is_call_key(key: &ConnKey) -> bool {
@@ -203,7 +218,7 @@ impl CallIdScanner {
     fn append(&mut self, byte: u8, call: &mut CallId) {
         call.text[call.len as usize & CALL_ID_MAX] = byte;
         call.len += 1;
-        self.hash = (self.hash ^ byte as u64).wrapping_mul(FNV_PRIME);
+        self.hash = fnv_step(self.hash, byte);
     }
 
     /// The end of the datagram (or of what is looked at): a value still open had no line

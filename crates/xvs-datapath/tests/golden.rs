@@ -1088,6 +1088,66 @@ fn a_sip_service_keeps_each_call_on_one_real_server() {
     );
 }
 
+/// Connection sync carries a call's template (`--pe sip`) with its Call-ID, in IPVS's
+/// persistence-engine options: the master tells it, and a backup that takes it (here
+/// through the sync messages' own encoding) sends the call where the master did and
+/// lists it with its Call-ID.
+#[test]
+fn a_call_s_template_is_synced_with_its_call_id() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 -o --pe sip",
+            "-a -u 1.1.1.254:5060 -r 10.0.0.10 -g",
+            "-a -u 1.1.1.254:5060 -r 10.0.0.20 -g",
+        ],
+        |director, eth0| {
+            let server_of = |director: &Director, call: &str| {
+                let datagram = udp4(CLIENT, VIP, 5060, 5060, &sip_message(call));
+                let (out, _) = director.run_frame(eth0, &datagram).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "{call}");
+                <[u8; 6]>::try_from(&out.frame[..6]).unwrap()
+            };
+            // As a master: the call's template is told with its Call-ID.
+            let first = server_of(director, "m1@host");
+            let mut index = director.sync_index().unwrap();
+            let told = director.sync_records(&mut index).unwrap();
+            let call = told
+                .iter()
+                .find(|r| r.call.as_deref() == Some(&b"m1@host"[..]))
+                .unwrap_or_else(|| panic!("{told:?}"))
+                .clone();
+            assert!(call.is_template() && call.cport == 0, "{call:?}");
+            assert_eq!(call.client, "0.0.0.0".parse::<IpAddr>().unwrap());
+            let first_ip = if first == RS1_MAC {
+                "10.0.0.10"
+            } else {
+                "10.0.0.20"
+            };
+            assert_eq!(call.daddr, first_ip.parse::<IpAddr>().unwrap());
+
+            // As a backup: another call, told to be at the same server (rr's next choice
+            // is the other), through the wire.
+            let mut other = call.clone();
+            other.call = Some(std::sync::Arc::from(&b"b1@host"[..]));
+            let messages = xvs_sync::wire::encode(0, &[other], xvs_sync::wire::DEFAULT_MAXLEN);
+            let received = xvs_sync::wire::decode(&messages[0]).unwrap().conns;
+            let taken = director.take_synced(&mut index, &received).unwrap();
+            assert_eq!(taken.made, 1, "{taken:?}");
+            for _ in 0..4 {
+                assert_eq!(server_of(director, "b1@host"), first);
+            }
+            let listed = director.connections().unwrap();
+            assert!(
+                listed
+                    .iter()
+                    .any(|e| e.pe == Some(("sip".to_string(), "b1@host".to_string()))),
+                "{listed:?}"
+            );
+        },
+    );
+}
+
 /// A template does not expire while a connection it sent is open (IPVS's `n_control`): a
 /// client whose connection outlives the persistence timeout keeps its real server for its
 /// next one (FTP's data connections behind a long control connection). Once its
@@ -2514,6 +2574,7 @@ fn synced(cport: u16, vport: u16, dest: &str, dport: u16, state: u16) -> xvs_syn
         state,
         timeout: 900,
         fullnat: None,
+        call: None,
     }
 }
 
@@ -2592,7 +2653,7 @@ fn synced_connections_go_where_the_master_sent_them() {
             assert_eq!(dest_conns(director, 80, "10.0.0.10").active, 0);
             assert_eq!(dest_conns(director, 80, "10.0.0.20").active, 1);
             // From now on its own: a record of it changes nothing.
-            let mut moved = records[0];
+            let mut moved = records[0].clone();
             moved.daddr = "10.0.0.10".parse().unwrap();
             let again = director.take_synced(&mut index, &[moved]).unwrap();
             assert_eq!(again.local, 1);
@@ -2644,7 +2705,7 @@ fn synced_connections_go_where_the_master_sent_them() {
             assert!(!director.sync_table_changed(&index).unwrap());
             change(director, &["-a -t 1.1.1.254:80 -r 10.0.0.99 -g"]);
             assert!(director.sync_table_changed(&index).unwrap());
-            assert_eq!(taken.unknown, [records[3]]);
+            assert_eq!(taken.unknown, [records[3].clone()]);
             let later = director.take_synced(&mut index, &taken.unknown).unwrap();
             assert_eq!((later.made, later.unknown.len()), (1, 0), "{later:?}");
             assert!(

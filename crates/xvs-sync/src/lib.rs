@@ -15,14 +15,14 @@ pub mod tracker;
 pub mod waiting;
 pub mod wire;
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 pub use tracker::Tracker;
 pub use waiting::Waiting;
 
 /// One connection (or persistence template) as directors tell each other about it:
 /// layout-free, in IPVS's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SyncedConn {
     /// IP protocol: TCP or UDP; 0 for the template of a fwmark service.
     pub protocol: u8,
@@ -43,6 +43,9 @@ pub struct SyncedConn {
     pub timeout: u32,
     /// A FULLNAT connection's local side (xvs's option: a kernel receiver skips it).
     pub fullnat: Option<FullnatSide>,
+    /// The Call-ID of a call's template (`--pe sip`): IPVS's persistence-engine data,
+    /// sent with the engine's name `sip`, as a kernel IPVS sends and reads them.
+    pub call: Option<Arc<[u8]>>,
 }
 
 /// What a FULLNAT connection's real server sees as its client: the director's local
@@ -69,6 +72,7 @@ impl SyncedConn {
             vaddr: self.vaddr,
             vport: self.vport,
             template: self.is_template(),
+            call: self.call.as_deref().map_or(0, call_digest),
         }
     }
 
@@ -86,6 +90,17 @@ pub struct ConnId {
     pub vaddr: IpAddr,
     pub vport: u16,
     pub template: bool,
+    /// A call's template: a digest of its Call-ID (0: none), so that each call's
+    /// template is a connection of its own.
+    pub call: u64,
+}
+
+/// A digest of a Call-ID, for [`ConnId`] (stable within a process).
+fn call_digest(call: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    call.hash(&mut hasher);
+    hasher.finish() | 1
 }
 
 /// `IP_VS_CONN_F_*` (include/uapi/linux/ip_vs.h) as the sync messages carry them.
@@ -148,6 +163,7 @@ pub(crate) mod test_records {
             state,
             timeout,
             fullnat: None,
+            call: None,
         }
     }
 }

@@ -21,7 +21,7 @@ pub struct Tracker {
     round: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sent {
     conn: SyncedConn,
     /// When the backups' copy ends, in the caller's clock (milliseconds).
@@ -64,14 +64,14 @@ impl Tracker {
                         || sent.until_ms.saturating_sub(now_ms) < left_ms / 2
                 }
             };
-            let record = entry.or_insert(Sent {
-                conn,
+            let record = entry.or_insert_with(|| Sent {
+                conn: conn.clone(),
                 until_ms,
                 round,
             });
             record.round = round;
             if send {
-                record.conn = conn;
+                record.conn = conn.clone();
                 record.until_ms = until_ms;
                 out.push(conn);
             }
@@ -163,11 +163,11 @@ mod tests {
             tcp(1, state::ESTABLISHED, 900),
             tcp(2, state::ESTABLISHED, 900),
         ];
-        assert_eq!(t.changes(0, table).len(), 2);
-        assert_eq!(t.changes(1, [table[0]]).len(), 0);
+        assert_eq!(t.changes(0, table.clone()).len(), 2);
+        assert_eq!(t.changes(1, [table[0].clone()]).len(), 0);
         assert_eq!(t.len(), 1);
         // It comes back (the same client port, a new connection): sent again.
-        assert_eq!(t.changes(2, table).len(), 1);
+        assert_eq!(t.changes(2, table.clone()).len(), 1);
         t.resend_all();
         assert_eq!(t.changes(3, table).len(), 2);
     }
@@ -179,9 +179,29 @@ mod tests {
         udp.protocol = IPPROTO_UDP;
         let mut template = tcp(0, state::NONE, 360);
         template.flags |= flags::TEMPLATE;
-        let mut ops = udp;
+        let mut ops = udp.clone();
         ops.cport = 2;
         ops.flags |= flags::ONE_PACKET;
-        assert_eq!(t.changes(0, [udp, template, ops]), vec![udp, template]);
+        assert_eq!(
+            t.changes(0, [udp.clone(), template.clone(), ops]),
+            vec![udp, template]
+        );
+    }
+
+    /// Each call's template (`--pe sip`) is a connection of its own: the same client,
+    /// VIP and port, another Call-ID.
+    #[test]
+    fn calls_templates_are_told_apart_by_their_call_id() {
+        let mut t = Tracker::new();
+        let call = |id: &str| {
+            let mut template = tcp(0, state::NONE, 360);
+            template.protocol = IPPROTO_UDP;
+            template.flags |= flags::TEMPLATE;
+            template.call = Some(std::sync::Arc::from(id.as_bytes()));
+            template
+        };
+        assert_eq!(t.changes(0, [call("a@host"), call("b@host")]).len(), 2);
+        assert_eq!(t.len(), 2);
+        assert!(t.changes(1, [call("a@host"), call("b@host")]).is_empty());
     }
 }

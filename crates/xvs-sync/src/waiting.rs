@@ -22,7 +22,7 @@ pub struct Waiting {
     capacity: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Held {
     conn: SyncedConn,
     /// When the connection ends unless its master says otherwise, in the caller's clock

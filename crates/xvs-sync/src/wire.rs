@@ -17,7 +17,10 @@
 //! (`IPVS_OPT_F_PARAM` set: IPVS skips optional parameters it does not know):
 //! `laddr (the real server's family) | be16 lport | u8 proxy | u8 0 | be32 first_seq`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::Arc,
+};
 
 use ring::hmac;
 
@@ -46,6 +49,13 @@ const OPT_F_PARAM: u8 = 0x40;
 /// The option of a FULLNAT connection's local side (an optional parameter; 8 is past
 /// IPVS's options, which end at 3).
 pub const OPT_FULLNAT: u8 = OPT_F_PARAM | 8;
+/// IPVS's options of a persistence engine's data and name (`IPVS_OPT_PE_DATA`,
+/// `IPVS_OPT_PE_NAME`): a call's template carries its Call-ID and `sip`.
+const OPT_PE_DATA: u8 = 2;
+const OPT_PE_NAME: u8 = 3;
+/// The SIP engine's name, and the longest data IPVS takes (`IP_VS_PEDATA_MAXLEN`).
+const PE_SIP: &[u8] = b"sip";
+const PE_DATA_MAX: usize = 255;
 /// Its data after the local address: port, PROXY state, a zero, first sequence number.
 const FULLNAT_REST: usize = 8;
 
@@ -84,13 +94,15 @@ impl std::fmt::Display for Refused {
 
 /// Messages of at most `maxlen` bytes (at most 255 connections each) carrying `conns`.
 /// A connection whose three addresses are not of one family cannot be said in version 1
-/// and is left out.
+/// and is left out, as is one that would not fit a message of `maxlen` alone (a long
+/// Call-ID under a small `maxlen`).
 pub fn encode(syncid: u8, conns: &[SyncedConn], maxlen: usize) -> Vec<Vec<u8>> {
     let mut messages = Vec::new();
     let mut message = header(syncid);
     let mut count = 0u8;
     for conn in conns {
-        let Some(size) = conn_size(conn) else {
+        let Some(size) = conn_size(conn).filter(|size| HEADER + size.next_multiple_of(4) <= maxlen)
+        else {
             continue;
         };
         if count == u8::MAX || message.len() + size.next_multiple_of(4) > maxlen {
@@ -136,10 +148,17 @@ fn conn_size(conn: &SyncedConn) -> Option<usize> {
         (IpAddr::V6(_), IpAddr::V6(_), IpAddr::V6(_)) => CONN_V6,
         _ => return None,
     };
+    let call = match conn.call.as_deref() {
+        None => 0,
+        Some(call) if !call.is_empty() && call.len() <= PE_DATA_MAX => {
+            2 + call.len() + 2 + PE_SIP.len()
+        }
+        Some(_) => return None,
+    };
     match (conn.fullnat.map(|side| side.laddr), conn.daddr) {
-        (None, _) => Some(base),
-        (Some(IpAddr::V4(_)), IpAddr::V4(_)) => Some(base + 2 + 4 + FULLNAT_REST),
-        (Some(IpAddr::V6(_)), IpAddr::V6(_)) => Some(base + 2 + 16 + FULLNAT_REST),
+        (None, _) => Some(base + call),
+        (Some(IpAddr::V4(_)), IpAddr::V4(_)) => Some(base + call + 2 + 4 + FULLNAT_REST),
+        (Some(IpAddr::V6(_)), IpAddr::V6(_)) => Some(base + call + 2 + 16 + FULLNAT_REST),
         _ => None,
     }
 }
@@ -157,6 +176,14 @@ fn put_conn(out: &mut Vec<u8>, conn: &SyncedConn, size: usize) {
     out.extend_from_slice(&conn.timeout.to_be_bytes());
     for addr in [conn.client, conn.vaddr, conn.daddr] {
         put_addr(out, addr);
+    }
+    // As IPVS puts them: the engine's data, then its name.
+    if let Some(call) = conn.call.as_deref() {
+        for (kind, data) in [(OPT_PE_DATA, call), (OPT_PE_NAME, PE_SIP)] {
+            out.push(kind);
+            out.push(data.len() as u8);
+            out.extend_from_slice(data);
+        }
     }
     if let Some(side) = conn.fullnat {
         let addr_len = if side.laddr.is_ipv4() { 4 } else { 16 };
@@ -177,12 +204,14 @@ fn put_addr(out: &mut Vec<u8>, addr: IpAddr) {
     }
 }
 
-/// The FULLNAT local side among a connection's options (`options`: the bytes after its
-/// addresses, up to its size), if it has one; `None` inside if it has none. Malformed
-/// options refuse the message, as IPVS refuses it; options xvs does not know are skipped
-/// (IPVS's own: sequence data, persistence-engine data and name).
-fn read_options(options: &[u8], v6: bool) -> Result<Option<FullnatSide>, Refused> {
+/// What a connection's options say (`options`: the bytes after its addresses, up to its
+/// size): the FULLNAT local side, and a call's Call-ID (the persistence engine's data
+/// when its name is `sip`). Malformed options refuse the message, as IPVS refuses it;
+/// options xvs does not know are skipped (IPVS's sequence data), as is another engine's
+/// data.
+fn read_options(options: &[u8], v6: bool) -> Result<Options, Refused> {
     let mut side = None;
+    let (mut pe_data, mut pe_name) = (None, None);
     let mut at = 0;
     while at < options.len() {
         let (Some(&kind), Some(&len)) = (options.get(at), options.get(at + 1)) else {
@@ -211,10 +240,27 @@ fn read_options(options: &[u8], v6: bool) -> Result<Option<FullnatSide>, Refused
                 proxy: rest[2],
                 first_seq: u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]),
             });
+        } else if kind == OPT_PE_DATA {
+            pe_data = Some(data);
+        } else if kind == OPT_PE_NAME {
+            pe_name = Some(data);
         }
         at += 2 + len as usize;
     }
-    Ok(side)
+    let call = match (pe_name, pe_data) {
+        (Some(PE_SIP), Some(call)) if call.len() <= PE_DATA_MAX => Some(Arc::from(call)),
+        _ => None,
+    };
+    Ok(Options {
+        fullnat: side,
+        call,
+    })
+}
+
+/// A connection's options, as [`read_options`] reads them.
+struct Options {
+    fullnat: Option<FullnatSide>,
+    call: Option<Arc<[u8]>>,
 }
 
 /// Reads a message (unsealed: see [`Seal::open`]). All or nothing: one malformed
@@ -250,7 +296,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message, Refused> {
             return Err(Refused::Connection);
         }
         let mut conn = read_conn(&rest[..base])?;
-        conn.fullnat = read_options(&rest[base..size], base == CONN_V6)?;
+        let options = read_options(&rest[base..size], base == CONN_V6)?;
+        conn.fullnat = options.fullnat;
+        conn.call = options.call;
         conns.push(conn);
         // The next connection starts 32-bit aligned.
         at += size.next_multiple_of(4).min(rest.len());
@@ -289,6 +337,7 @@ fn read_conn(b: &[u8]) -> Result<SyncedConn, Refused> {
         vaddr: addr(1),
         daddr: addr(2),
         fullnat: None,
+        call: None,
     };
     let valid = match conn.protocol {
         IPPROTO_TCP => conn.state < state::TCP_COUNT,
@@ -352,6 +401,7 @@ mod tests {
             state: state::ESTABLISHED,
             timeout: 900,
             fullnat: None,
+            call: None,
         }
     }
 
@@ -366,7 +416,11 @@ mod tests {
             proxy: 2,
             first_seq: 0x01020304,
         });
-        let messages = encode(7, &[fullnat, conn("10.0.0.2", 40001)], DEFAULT_MAXLEN);
+        let messages = encode(
+            7,
+            &[fullnat.clone(), conn("10.0.0.2", 40001)],
+            DEFAULT_MAXLEN,
+        );
         let m = &messages[0];
         assert_eq!(&m[10..12], &[0, 50], "size: 36 and the option's 14");
         assert_eq!(
@@ -388,6 +442,27 @@ mod tests {
         let mut empty = m.clone();
         empty[45] = 0;
         assert_eq!(decode(&empty), Err(Refused::Connection));
+    }
+
+    /// A call's template carries its Call-ID as IPVS's persistence-engine data, then the
+    /// engine's name, as `ip_vs_sync_conn_v1` lays them out; another engine's data is
+    /// not a call.
+    #[test]
+    fn a_call_id_travels_as_ipvs_persistence_engine_data() {
+        let mut call = conn("10.0.0.0", 0);
+        call.flags |= flags::TEMPLATE;
+        call.call = Some(Arc::from(&b"a84b4c76e66710@pc33"[..]));
+        let messages = encode(7, &[call.clone()], DEFAULT_MAXLEN);
+        let m = &messages[0];
+        assert_eq!(&m[10..12], &[0, 36 + 2 + 19 + 2 + 3], "size");
+        assert_eq!(&m[44..46], &[2, 19], "IPVS_OPT_PE_DATA");
+        assert_eq!(&m[46..65], b"a84b4c76e66710@pc33");
+        assert_eq!(&m[65..70], &[3, 3, b's', b'i', b'p'], "IPVS_OPT_PE_NAME");
+        assert_eq!(m.len(), 8 + 64, "padded to 32 bits");
+        assert_eq!(decode(m).unwrap().conns, vec![call]);
+        let mut other = m.clone();
+        other[68] = b'x';
+        assert_eq!(decode(&other).unwrap().conns[0].call, None);
     }
 
     #[test]
@@ -481,9 +556,20 @@ mod tests {
             prop_oneof![Just(IPPROTO_TCP), Just(IPPROTO_UDP)],
             0..state::TCP_COUNT,
             proptest::option::of((any::<[u8; 16]>(), any::<(u16, u8, u32)>())),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 1..=PE_DATA_MAX)),
         )
             .prop_map(
-                |(v6, c, v, d, (cport, vport, dport, fwmark, timeout), protocol, s, fullnat)| {
+                |(
+                    v6,
+                    c,
+                    v,
+                    d,
+                    (cport, vport, dport, fwmark, timeout),
+                    protocol,
+                    s,
+                    fullnat,
+                    call,
+                )| {
                     let addr = |b: [u8; 16]| -> IpAddr {
                         if v6 {
                             IpAddr::V6(Ipv6Addr::from(b))
@@ -509,6 +595,7 @@ mod tests {
                             proxy,
                             first_seq,
                         }),
+                        call: call.map(Arc::from),
                     }
                 },
             )
@@ -528,7 +615,11 @@ mod tests {
                 prop_assert!(!read.bulk_request);
                 back.extend(read.conns);
             }
-            prop_assert_eq!(back, conns);
+            let fit: Vec<SyncedConn> = conns
+                .into_iter()
+                .filter(|c| conn_size(c).is_some_and(|size| HEADER + size.next_multiple_of(4) <= maxlen))
+                .collect();
+            prop_assert_eq!(back, fit);
         }
 
         #[test]

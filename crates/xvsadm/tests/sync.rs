@@ -165,6 +165,86 @@ fn a_backup_places_the_connections_of_a_real_server_added_after_they_came() {
     ok(&lab, "d2", "--stop-daemon backup");
 }
 
+/// SIP calls (`-p -M 0.0.0.0 -o --pe sip`) keep their real servers across a failover:
+/// each call's template travels with its Call-ID (IPVS's persistence-engine options), so
+/// the backup sends a call's next message where the master sent its first. (The backup
+/// lists its real servers in the other order: scheduling afresh there would send each
+/// call elsewhere.)
+#[test]
+fn sip_calls_keep_their_real_servers_across_a_failover() {
+    let mut lab = lab();
+    for web in ["web1", "web2"] {
+        let listen = format!("UDP4-RECVFROM:5060,bind={VIP},fork");
+        let answer = format!("SYSTEM:echo {web}");
+        lab.spawn(web, &["socat", &listen, &answer]).unwrap();
+    }
+    for web in ["web1", "web2"] {
+        until("socat listens", || {
+            lab.run_ok(web, &["ss", "-Huln", "sport", "5060"])
+                .unwrap()
+                .contains(&format!("{VIP}:5060"))
+        });
+    }
+    for (host, servers) in [
+        ("d1", ["1.1.1.10", "1.1.1.20"]),
+        ("d2", ["1.1.1.20", "1.1.1.10"]),
+    ] {
+        ok(
+            &lab,
+            host,
+            &format!("-A -u {VIP}:5060 -s rr -p 60 -M 0.0.0.0 -o --pe sip"),
+        );
+        for server in servers {
+            ok(&lab, host, &format!("-a -u {VIP}:5060 -r {server} -g"));
+        }
+    }
+    ok(&lab, "d1", "--start-daemon master --mcast-interface eth0");
+    ok(&lab, "d2", "--start-daemon backup --mcast-interface eth0");
+    lab.run_ok(
+        "d1",
+        &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
+    )
+    .unwrap();
+    // A message of `call` from a socket of its own: the answering server's name.
+    let send = |call: &str, method: &str| {
+        let message = format!(
+            "{method} sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 1.1.1.1\r\n\
+             Call-ID: {call}\r\nCSeq: 1 {method}\r\n\r\n"
+        );
+        lab.within("client", move || {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            socket
+                .send_to(message.as_bytes(), format!("{VIP}:5060"))
+                .unwrap();
+            let mut answer = [0u8; 64];
+            let n = socket.recv(&mut answer).expect("an answer");
+            String::from_utf8_lossy(&answer[..n]).into_owned()
+        })
+        .unwrap()
+    };
+    let calls = ["c1@client", "c2@client", "c3@client", "c4@client"];
+    let first: Vec<String> = calls.iter().map(|call| send(call, "INVITE")).collect();
+    let mut spread = first.clone();
+    spread.sort();
+    assert_eq!(spread, ["web1\n", "web1\n", "web2\n", "web2\n"]);
+    until("d2 lists the four calls", || {
+        let listed = ok(&lab, "d2", "-L -n -c --persistent-conn");
+        calls
+            .iter()
+            .all(|call| listed.contains(&format!(" sip                {call}")))
+    });
+
+    vip_moves_to_d2(&lab);
+    for (call, server) in calls.iter().zip(&first) {
+        assert_eq!(&send(call, "BYE"), server, "{call} after the failover");
+    }
+    ok(&lab, "d1", "--stop-daemon master");
+    ok(&lab, "d2", "--stop-daemon backup");
+}
+
 /// The VIP on d1, and four connections through it (rr spreads them over the real
 /// servers), each echoed once.
 fn four_through_d1(lab: &Lab) -> Vec<TcpStream> {

@@ -446,7 +446,7 @@ impl Worker {
         let given_up = taken
             .unknown
             .iter()
-            .filter(|conn| !self.waiting.hold(now_ms, **conn))
+            .filter(|conn| !self.waiting.hold(now_ms, (*conn).clone()))
             .count();
         self.done.made += taken.made;
         self.done.updated += taken.updated;

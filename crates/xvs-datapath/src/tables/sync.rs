@@ -7,13 +7,13 @@
 //! A FULLNAT connection travels with its local address and port (xvs's option of the
 //! sync message), so that the backup's real server keeps seeing the same client.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use aya::maps::{Map, MapData, Queue};
 use xvs_common::{
-    Conn, ConnKey, DestValue, FullnatPeer, ServiceKey as MapKey, ServiceValue, SweepRecord,
-    TEMPLATE_KEY, conn_flags, dest_index, forward, is_call_key, map_names, meta, sweep,
-    sweep_queue, tcp,
+    CallId, Conn, ConnKey, DestValue, FullnatPeer, ServiceKey as MapKey, ServiceValue, SweepRecord,
+    TEMPLATE_KEY, call_hash, conn_flags, dest_index, forward, is_call_key, map_names, meta, sweep,
+    sweep_queue, tcp, with_call,
 };
 use xvs_sync::{FullnatSide, IPPROTO_TCP, SyncedConn, flags};
 
@@ -117,12 +117,20 @@ impl Director {
         let mut records = Vec::new();
         let table = self.conn_table()?;
         for (key, conn) in table.requests() {
-            // A call's template (`--pe sip`) is not told: IPVS's sync carries its Call-ID
-            // in an option xvs does not send yet, and told as a plain template it would
-            // send every call of its client network to one real server.
-            if conn.flags & conn_flags::SYNCED != 0 || is_call_key(key) {
+            if conn.flags & conn_flags::SYNCED != 0 {
                 continue;
             }
+            // A call's template (`--pe sip`) goes with its Call-ID, as IPVS sends it; one
+            // whose Call-ID is not kept (its map was full) is not told: told as a plain
+            // template it would send every call of its client network to one server.
+            let call = if is_call_key(key) {
+                match self.calls.as_ref().and_then(|calls| calls.get(key, 0).ok()) {
+                    Some(id) if id.len > 0 => Some(Arc::from(id.as_bytes())),
+                    _ => continue,
+                }
+            } else {
+                None
+            };
             let expires = table.expiry(key, conn);
             if expires <= now {
                 continue;
@@ -132,6 +140,7 @@ impl Director {
                 .get(&conn.service_id)
                 .map_or(0, |service| service.fwmark);
             let mut record = record_of(key, conn, fwmark, expires - now);
+            record.call = call;
             if conn.forward == forward::FULLNAT && conn.flags & conn_flags::TEMPLATE == 0 {
                 // Its local side, recorded beside it (not yet, or no more: not told).
                 let Some(peer) = self.fullnat.as_ref().and_then(|m| m.get(key, 0).ok()) else {
@@ -157,7 +166,7 @@ impl Director {
         let mut taken = Taken::default();
         for record in records {
             let Some((key, conn)) = index.entry_of(record, now) else {
-                taken.unknown.push(*record);
+                taken.unknown.push(record.clone());
                 continue;
             };
             let made = match self.conns.get(&key, 0) {
@@ -214,6 +223,18 @@ impl Director {
                     ..conn
                 };
                 let _ = self.conns.insert(key.reply(&conn), twin, 0);
+            }
+            // A call's template: its Call-ID beside it, for the listing (the datapath
+            // removes it with the template).
+            if let (Some(call), Some(calls)) = (record.call.as_deref(), self.calls.as_mut())
+                && is_call_key(&key)
+            {
+                let mut id = CallId {
+                    len: call.len() as u32,
+                    ..CallId::default()
+                };
+                id.text[..call.len()].copy_from_slice(call);
+                let _ = calls.insert(key, id, 0);
             }
             if made {
                 index.queue_sweep(&key, conn.expires, now);
@@ -357,7 +378,7 @@ impl SyncIndex {
         {
             return None;
         }
-        let key = ConnKey {
+        let mut key = ConnKey {
             src: client,
             dst: vaddr,
             sport: if template { 0 } else { record.cport.to_be() },
@@ -366,6 +387,9 @@ impl SyncIndex {
             family,
             _pad: [if template { TEMPLATE_KEY } else { 0 }, 0],
         };
+        if let (true, Some(call)) = (template, record.call.as_deref()) {
+            with_call(&mut key, call_hash(call));
+        }
         let state = match record.protocol {
             _ if template => tcp::NONE,
             IPPROTO_TCP => record.state as u8,
@@ -471,7 +495,8 @@ fn record_of(key: &ConnKey, conn: &Conn, fwmark: u32, left: u64) -> SyncedConn {
     SyncedConn {
         protocol: key.protocol,
         client: decode_addr(&key.src, key.family),
-        cport: u16::from_be(key.sport),
+        // (A call's template carries its Call-ID's hash there.)
+        cport: if template { 0 } else { u16::from_be(key.sport) },
         vaddr: decode_addr(&key.dst, key.family),
         vport: u16::from_be(key.dport),
         daddr: decode_addr(&conn.peer, conn.peer_family),
@@ -486,5 +511,6 @@ fn record_of(key: &ConnKey, conn: &Conn, fwmark: u32, left: u64) -> SyncedConn {
         // Rounded up: a connection with 0.5 s left is not gone.
         timeout: left.div_ceil(NS_PER_SEC).min(u64::from(u32::MAX)) as u32,
         fullnat: None,
+        call: None,
     }
 }

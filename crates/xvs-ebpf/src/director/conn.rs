@@ -195,14 +195,18 @@ pub fn forget(key: &ConnKey, conn: *mut Conn) {
             _ => {}
         }
     }
-    if XVS_CONNS.remove(key).is_err() || gone.flags & conn_flags::SYNCED != 0 {
+    if XVS_CONNS.remove(key).is_err() {
+        return;
+    }
+    // A call's template (synced or not): its Call-ID goes with it.
+    if gone.flags & conn_flags::TEMPLATE != 0 && xvs_common::is_call_key(key) {
+        crate::sip::forget_call_id(key);
+    }
+    if gone.flags & conn_flags::SYNCED != 0 {
         return;
     }
     if gone.flags & conn_flags::TEMPLATE != 0 {
         crate::persist::count_template(gone.dest_stats, -1);
-        if xvs_common::is_call_key(key) {
-            crate::sip::forget_call_id(key);
-        }
     } else {
         if gone.flags & conn_flags::CONTROLLED != 0 {
             crate::persist::xvs_persist_release(key, gone.service_id);
