@@ -82,7 +82,7 @@ impl SyncedConn {
 }
 
 /// A connection's identity: see [`SyncedConn::id`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnId {
     pub protocol: u8,
     pub client: IpAddr,
@@ -93,6 +93,22 @@ pub struct ConnId {
     /// A call's template: a digest of its Call-ID (0: none), so that each call's
     /// template is a connection of its own.
     pub call: u64,
+}
+
+impl std::hash::Hash for ConnId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.protocol.hash(state);
+        self.client.hash(state);
+        self.cport.hash(state);
+        self.vaddr.hash(state);
+        self.vport.hash(state);
+        self.template.hash(state);
+        // Only a call's template has one: every other connection hashes as much as
+        // before (a master hashes its whole table every round).
+        if self.call != 0 {
+            self.call.hash(state);
+        }
+    }
 }
 
 /// A digest of a Call-ID, for [`ConnId`] (stable within a process).

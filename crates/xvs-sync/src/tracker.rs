@@ -21,13 +21,38 @@ pub struct Tracker {
     round: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Sent {
-    conn: SyncedConn,
+    /// What the backups were told of the connection that a change of would be told again.
+    told: Told,
     /// When the backups' copy ends, in the caller's clock (milliseconds).
     until_ms: u64,
     /// The last round the connection was in the table.
     round: u64,
+}
+
+/// The parts of a record whose change the backups must hear of (its identity is the
+/// map's key): kept instead of the whole record, so the master's map of a million
+/// connections stays small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Told {
+    state: u16,
+    daddr: std::net::IpAddr,
+    dport: u16,
+    flags: u32,
+    fullnat: Option<crate::FullnatSide>,
+}
+
+impl Told {
+    fn of(conn: &SyncedConn) -> Told {
+        Told {
+            state: conn.state,
+            daddr: conn.daddr,
+            dport: conn.dport,
+            flags: conn.flags,
+            fullnat: conn.fullnat,
+        }
+    }
 }
 
 impl Tracker {
@@ -56,22 +81,18 @@ impl Tracker {
                 std::collections::hash_map::Entry::Vacant(_) => true,
                 std::collections::hash_map::Entry::Occupied(sent) => {
                     let sent = sent.get();
-                    sent.conn.state != conn.state
-                        || sent.conn.daddr != conn.daddr
-                        || sent.conn.dport != conn.dport
-                        || sent.conn.flags != conn.flags
-                        || sent.conn.fullnat != conn.fullnat
+                    sent.told != Told::of(&conn)
                         || sent.until_ms.saturating_sub(now_ms) < left_ms / 2
                 }
             };
-            let record = entry.or_insert_with(|| Sent {
-                conn: conn.clone(),
+            let record = entry.or_insert(Sent {
+                told: Told::of(&conn),
                 until_ms,
                 round,
             });
             record.round = round;
             if send {
-                record.conn = conn.clone();
+                record.told = Told::of(&conn);
                 record.until_ms = until_ms;
                 out.push(conn);
             }
