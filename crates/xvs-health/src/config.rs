@@ -61,8 +61,31 @@ pub struct Config {
     /// IPVS's sysctls, set on the director at start and at each reload.
     #[serde(default)]
     pub sysctl: SysctlConfig,
+    /// IPVS's connection timeouts (`ipvsadm --set`), kept on the director.
+    pub timeouts: Option<TimeoutsConfig>,
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConfig>,
+}
+
+/// IPVS's connection timeouts in seconds, as `ipvsadm --set TCP TCPFIN UDP` sets them
+/// (keepalived's `lvs_timeouts`): TCP ESTABLISHED, TCP after a FIN, UDP; one left out
+/// (or 0) leaves the director's as it is.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    #[serde(default)]
+    pub tcp: u32,
+    #[serde(default)]
+    pub tcpfin: u32,
+    #[serde(default)]
+    pub udp: u32,
+}
+
+impl TimeoutsConfig {
+    /// The ipvsadm line that sets them.
+    pub fn set_command(&self) -> String {
+        format!("--set {} {} {}", self.tcp, self.tcpfin, self.udp)
+    }
 }
 
 /// IPVS's sysctls that xvs carries out (`net.ipv4.vs.NAME` on an IPVS director), set on
@@ -497,6 +520,18 @@ impl Config {
         }
         if let Some(sync) = &config.sync {
             problems.extend(sync.problems());
+        }
+        if let Some(timeouts) = &config.timeouts
+            && let Err(e) = xvs_core::restore::restore(
+                &timeouts.set_command(),
+                &mut xvs_core::table::Table::default(),
+                &xvs_core::text::NoNames,
+                "xvsd",
+            )
+        {
+            let why = e.message("xvsd");
+            let why = why.strip_prefix("line 1: ").unwrap_or(&why);
+            problems.push(format!("timeouts: {}", why.lines().next().unwrap_or(why)));
         }
         if let Some(bgp) = &config.bgp {
             problems.extend(bgp.problems());
@@ -977,6 +1012,16 @@ family = "inet6"
                 "{wrong}: {problem}"
             );
         }
+    }
+
+    #[test]
+    fn timeouts_are_ipvsadm_s_set_and_checked_as_it_checks_them() {
+        let config = Config::parse("[timeouts]\ntcp = 7200\nudp = 60\n").unwrap();
+        assert_eq!(config.timeouts.unwrap().set_command(), "--set 7200 0 60");
+        let wrong = Config::parse("[timeouts]\ntcp = 2678401\n").unwrap_err();
+        assert!(wrong.starts_with("timeouts: "), "{wrong}");
+        let typo = Config::parse("[timeouts]\ntcp_fin = 1\n").unwrap_err();
+        assert!(typo.contains("tcp_fin"), "{typo}");
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub fn rules(
     now: std::time::Duration,
 ) -> String {
     let mut out = String::new();
+    if let Some(timeouts) = &config.timeouts {
+        out.push_str(&timeouts.set_command());
+        out.push('\n');
+    }
     let named = |s: &ServiceConfig| {
         config
             .services
@@ -103,6 +107,18 @@ weight = 2
         let mut next = table.clone();
         restore(&text, &mut next, &NoNames, "xvsd").unwrap();
         next
+    }
+
+    #[test]
+    fn the_config_s_timeouts_are_set_and_the_others_kept() {
+        let config = Config::parse(&format!("[timeouts]\ntcp = 7200\nudp = 60\n{CONFIG}")).unwrap();
+        let mut table = Table::default();
+        restore("--set 0 30 0", &mut table, &NoNames, "x").unwrap();
+        let timeouts = apply(&config, &table, None).timeouts;
+        assert_eq!(
+            (timeouts.tcp, timeouts.tcp_fin, timeouts.udp),
+            (7200, 30, 60)
+        );
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub fn import(text: &str, source: &str) -> Import {
         .iter()
         .filter(|item| item.keyword == "vrrp_instance")
         .collect();
+    if let Some(item) = top.iter().find(|item| item.keyword == "global_defs") {
+        out.push_str(&timeouts(item, &mut notes));
+    }
     out.push_str(&ha::sync(&globals, &mut notes));
     let groups: Vec<&Item> = top
         .iter()
@@ -152,6 +155,36 @@ pub fn import(text: &str, source: &str) -> Import {
         }
     }
     Import { config: out, notes }
+}
+
+/// `global_defs`' `lvs_timeouts [tcp S] [tcpfin S] [udp S]` (ipvsadm's `--set`) as
+/// `[timeouts]`.
+fn timeouts(global_defs: &Item, notes: &mut Vec<String>) -> String {
+    let Some(entry) = global_defs
+        .block
+        .iter()
+        .flatten()
+        .find(|e| e.keyword == "lvs_timeouts")
+    else {
+        return String::new();
+    };
+    let mut out = String::from("\n[timeouts]\n");
+    for pair in entry.args.chunks(2) {
+        match pair {
+            [name, seconds]
+                if matches!(name.as_str(), "tcp" | "tcpfin" | "udp")
+                    && seconds.parse::<u32>().is_ok() =>
+            {
+                let _ = writeln!(out, "{name} = {seconds}");
+            }
+            other => notes.push(format!(
+                "line {}: lvs_timeouts {}: not translated",
+                entry.line,
+                other.join(" ")
+            )),
+        }
+    }
+    out
 }
 
 fn quoted(text: &str) -> String {
@@ -842,6 +875,25 @@ virtual_server 1.1.1.254 80 {
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }
+    }
+
+    /// `lvs_timeouts` (ipvsadm's `--set`) becomes `[timeouts]`.
+    #[test]
+    fn lvs_timeouts_become_the_director_s_timeouts() {
+        let text = "global_defs {\n    lvs_timeouts tcp 7200 udp 60 tcpfin\n}\n";
+        let imported = import(text, "keepalived.conf");
+        let config =
+            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
+        let timeouts = config.timeouts.unwrap();
+        assert_eq!(timeouts.set_command(), "--set 7200 0 60");
+        assert!(
+            imported
+                .notes
+                .join("\n")
+                .contains("line 2: lvs_timeouts tcpfin: not translated"),
+            "{:?}",
+            imported.notes
+        );
     }
 
     #[test]

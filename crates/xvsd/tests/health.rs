@@ -1240,3 +1240,50 @@ check = {{ type = "file", file = "{}", interval = 0.2 }}
     let _ = std::fs::remove_dir_all(folder);
     let _ = std::fs::remove_file(config);
 }
+
+/// The config's `[timeouts]` (ipvsadm's `--set`) are the director's, and a reload that
+/// changes them changes the director's.
+#[test]
+fn the_config_s_timeouts_are_the_director_s() {
+    let lab = topology::nat().build().unwrap();
+    let text = |tcp: u32| {
+        format!(
+            r#"
+[timeouts]
+tcp = {tcp}
+udp = 60
+
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "rr"
+method = "nat"
+check = {{ type = "ping", interval = 0.2 }}
+
+[[service.real_server]]
+address = "192.168.1.10:80"
+"#
+        )
+    };
+    let config = write_config("timeouts", &text(7200));
+    let timeouts = || {
+        lab.within("director", || {
+            Director::find()
+                .unwrap()
+                .map(|d| d.load().unwrap().table.timeouts)
+                .map(|t| (t.tcp, t.tcp_fin, t.udp))
+        })
+        .unwrap()
+    };
+    let _xvsd = Xvsd::start(&lab, &config, "timeouts");
+    table_until(&lab, "the service in", |t| t.contains("-r 192.168.1.10:80"));
+    // tcpfin left out: IPVS's default kept.
+    assert_eq!(timeouts(), Some((7200, 120, 60)));
+    std::fs::write(&config, text(3600)).unwrap();
+    lab.run_ok("director", &[XVSD, "reload"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while timeouts() != Some((3600, 120, 60)) {
+        assert!(Instant::now() < deadline, "{:?}", timeouts());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_file(config);
+}
