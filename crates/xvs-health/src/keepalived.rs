@@ -128,6 +128,7 @@ pub fn import(text: &str, source: &str) -> Import {
         .collect();
     if let Some(item) = top.iter().find(|item| item.keyword == "global_defs") {
         out.push_str(&timeouts(item, &mut notes));
+        global_notes(item, &mut notes);
     }
     out.push_str(&ha::sync(&globals, &mut notes));
     let groups: Vec<&Item> = top
@@ -185,6 +186,28 @@ fn timeouts(global_defs: &Item, notes: &mut Vec<String>) -> String {
         }
     }
     out
+}
+
+/// `global_defs`' LVS keywords that xvsd has no counterpart for, named (the others there
+/// are mail, SNMP, scripts' users and the like: nothing a director does).
+fn global_notes(global_defs: &Item, notes: &mut Vec<String>) {
+    for entry in global_defs.block.iter().flatten() {
+        let why = match entry.keyword.as_str() {
+            "lvs_flush" => "xvsd leaves services its config does not name as they are",
+            "lvs_flush_on_stop" => "a stopped xvsd leaves its services as they are",
+            "lvs_notify_fifo" | "lvs_notify_fifo_script" | "notify_fifo" | "notify_fifo_script" => {
+                "xvsd runs notify commands (quorum_up/down, notify_up/down), not FIFOs"
+            }
+            "net_namespace" | "net_namespace_ipvs" => {
+                "run xvsd in the namespace instead (ip netns exec)"
+            }
+            _ => continue,
+        };
+        notes.push(format!(
+            "line {}: {}: not translated ({why})",
+            entry.line, entry.keyword
+        ));
+    }
 }
 
 fn quoted(text: &str) -> String {
@@ -880,20 +903,19 @@ virtual_server 1.1.1.254 80 {
     /// `lvs_timeouts` (ipvsadm's `--set`) becomes `[timeouts]`.
     #[test]
     fn lvs_timeouts_become_the_director_s_timeouts() {
-        let text = "global_defs {\n    lvs_timeouts tcp 7200 udp 60 tcpfin\n}\n";
+        let text = "global_defs {\n    lvs_timeouts tcp 7200 udp 60 tcpfin\n    lvs_flush\n}\n";
         let imported = import(text, "keepalived.conf");
         let config =
             Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
         let timeouts = config.timeouts.unwrap();
         assert_eq!(timeouts.set_command(), "--set 7200 0 60");
-        assert!(
-            imported
-                .notes
-                .join("\n")
-                .contains("line 2: lvs_timeouts tcpfin: not translated"),
-            "{:?}",
-            imported.notes
-        );
+        let notes = imported.notes.join("\n");
+        for expected in [
+            "line 2: lvs_timeouts tcpfin: not translated",
+            "line 3: lvs_flush: not translated",
+        ] {
+            assert!(notes.contains(expected), "{expected}:\n{notes}");
+        }
     }
 
     #[test]
