@@ -342,22 +342,25 @@ fn each_sip_call_keeps_one_real_server() {
     xvsadm(&lab, "-A -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 --pe sip");
     xvsadm(&lab, "-a -u 1.1.1.254:5060 -r 192.168.1.10 -m");
     xvsadm(&lab, "-a -u 1.1.1.254:5060 -r 192.168.1.20 -m");
-    // Each message from a socket of its own; the answer (the server's name) or "" if
-    // none comes within `wait`.
-    let send = |message: String, wait: u64| {
+    // Each message from a socket of its own, sent at most `tries` times, `wait` seconds
+    // apart, as SIP over UDP retransmits (the director may still be resolving a real
+    // server's MAC on a loaded machine): the answer (the server's name), or "".
+    let send = |message: String, wait: u64, tries: u32| {
         lab.within("client", move || {
             let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
             socket
                 .set_read_timeout(Some(std::time::Duration::from_secs(wait)))
                 .unwrap();
-            socket
-                .send_to(message.as_bytes(), "1.1.1.254:5060")
-                .unwrap();
             let mut answer = [0u8; 64];
-            match socket.recv(&mut answer) {
-                Ok(n) => String::from_utf8_lossy(&answer[..n]).into_owned(),
-                Err(_) => String::new(),
+            for _ in 0..tries {
+                socket
+                    .send_to(message.as_bytes(), "1.1.1.254:5060")
+                    .unwrap();
+                if let Ok(n) = socket.recv(&mut answer) {
+                    return String::from_utf8_lossy(&answer[..n]).into_owned();
+                }
             }
+            String::new()
         })
         .unwrap()
     };
@@ -377,7 +380,7 @@ fn each_sip_call_keeps_one_real_server() {
     for call in calls {
         let answers: Vec<String> = ["INVITE", "ACK", "BYE"]
             .iter()
-            .map(|method| send(request(call, method), 10))
+            .map(|method| send(request(call, method), 2, 5))
             .collect();
         assert!(!answers[0].is_empty(), "{call}: no answer");
         assert!(
@@ -393,7 +396,7 @@ fn each_sip_call_keeps_one_real_server() {
         "calls spread"
     );
     let stray = "OPTIONS sip:x SIP/2.0\r\nVia: v\r\n\r\n".to_string();
-    assert_eq!(send(stray, 1), "", "a message without a Call-ID");
+    assert_eq!(send(stray, 1, 1), "", "a message without a Call-ID");
     let listing = xvsadm(&lab, "-L -n -c --persistent-conn");
     for call in calls {
         let line = listing
