@@ -952,6 +952,28 @@ fn sip_message(call: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A SIP service as SIP directors run it: every datagram scheduled, one template per call
+/// from anywhere (`-M 0.0.0.0`), over two DR real servers.
+const SIP_SERVICE: [&str; 3] = [
+    "-A -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 -o --pe sip",
+    "-a -u 1.1.1.254:5060 -r 10.0.0.10 -g",
+    "-a -u 1.1.1.254:5060 -r 10.0.0.20 -g",
+];
+
+/// The MAC a SIP message of `call` from `client:sport` is sent to (it must be sent on).
+fn sip_server_of(
+    director: &Director,
+    eth0: u32,
+    client: [u8; 4],
+    sport: u16,
+    call: &str,
+) -> [u8; 6] {
+    let datagram = udp4(client, VIP, sport, 5060, &sip_message(call));
+    let (out, _) = director.run_frame(eth0, &datagram).unwrap();
+    assert_eq!(out.verdict, XDP_TX, "{call} from {client:?}:{sport}");
+    <[u8; 6]>::try_from(&out.frame[..6]).unwrap()
+}
+
 /// `--pe sip` (IPVS's SIP persistence engine): a persistent UDP service keeps a template
 /// per call, told by each datagram's Call-ID, so every message of a call reaches one real
 /// server whichever proxy (client address and port) sends it, while the calls themselves
@@ -959,133 +981,123 @@ fn sip_message(call: &str) -> Vec<u8> {
 #[test]
 fn a_sip_service_keeps_each_call_on_one_real_server() {
     let rig = Rig::new();
-    rig.with(
-        &[
-            "-A -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 -o --pe sip",
-            "-a -u 1.1.1.254:5060 -r 10.0.0.10 -g",
-            "-a -u 1.1.1.254:5060 -r 10.0.0.20 -g",
-        ],
-        |director, eth0| {
-            let server_of = |director: &Director, client: [u8; 4], sport: u16, call: &str| {
-                let datagram = udp4(client, VIP, sport, 5060, &sip_message(call));
-                let (out, _) = director.run_frame(eth0, &datagram).unwrap();
-                assert_eq!(out.verdict, XDP_TX, "{call} from {client:?}:{sport}");
-                <[u8; 6]>::try_from(&out.frame[..6]).unwrap()
-            };
-            let calls = [
-                "a84b4c76e66710@pc33.example.com",
-                "call-2@host",
-                "3",
-                "call-4@host",
-            ];
-            let first: Vec<[u8; 6]> = calls
-                .iter()
-                .map(|call| server_of(director, CLIENT, 5060, call))
-                .collect();
-            // One proxy's calls are spread (rr: a new template per call)...
-            assert_eq!(first.iter().filter(|&&mac| mac == RS1_MAC).count(), 2);
-            assert_eq!(first.iter().filter(|&&mac| mac == RS2_MAC).count(), 2);
-            // ...and each call stays on its server, whoever sends its next message.
-            for round in 0..3u8 {
-                for (call, server) in calls.iter().zip(&first) {
-                    let proxy = [2, 2, round, 9];
-                    assert_eq!(
-                        server_of(director, proxy, 5070 + round as u16, call),
-                        *server,
-                        "{call}, round {round}"
-                    );
-                }
+    rig.with(&SIP_SERVICE, |director, eth0| {
+        let server_of = |director: &Director, client: [u8; 4], sport: u16, call: &str| {
+            sip_server_of(director, eth0, client, sport, call)
+        };
+        let calls = [
+            "a84b4c76e66710@pc33.example.com",
+            "call-2@host",
+            "3",
+            "call-4@host",
+        ];
+        let first: Vec<[u8; 6]> = calls
+            .iter()
+            .map(|call| server_of(director, CLIENT, 5060, call))
+            .collect();
+        // One proxy's calls are spread (rr: a new template per call)...
+        assert_eq!(first.iter().filter(|&&mac| mac == RS1_MAC).count(), 2);
+        assert_eq!(first.iter().filter(|&&mac| mac == RS2_MAC).count(), 2);
+        // ...and each call stays on its server, whoever sends its next message.
+        for round in 0..3u8 {
+            for (call, server) in calls.iter().zip(&first) {
+                let proxy = [2, 2, round, 9];
+                assert_eq!(
+                    server_of(director, proxy, 5070 + round as u16, call),
+                    *server,
+                    "{call}, round {round}"
+                );
             }
-            // A datagram without a Call-ID starts nothing.
-            let before = counters(director);
-            let stray = udp4(
-                CLIENT,
-                VIP,
-                5060,
-                5060,
-                b"OPTIONS sip:x SIP/2.0\r\nVia: v\r\n\r\n",
-            );
-            let (out, _) = director.run_frame(eth0, &stray).unwrap();
+        }
+        // A datagram without a Call-ID starts nothing.
+        let before = counters(director);
+        let stray = udp4(
+            CLIENT,
+            VIP,
+            5060,
+            5060,
+            b"OPTIONS sip:x SIP/2.0\r\nVia: v\r\n\r\n",
+        );
+        let (out, _) = director.run_frame(eth0, &stray).unwrap();
+        assert_eq!(out.verdict, XDP_DROP);
+        // Nor does an empty one, or one whose UDP length says less than its header.
+        let empty = udp4(CLIENT, VIP, 5060, 5060, b"");
+        let mut short = udp4(CLIENT, VIP, 5060, 5060, &sip_message(calls[0]));
+        short[38..40].copy_from_slice(&4u16.to_be_bytes());
+        for frame in [&empty, &short] {
+            let (out, _) = director.run_frame(eth0, frame).unwrap();
             assert_eq!(out.verdict, XDP_DROP);
-            // Nor does an empty one, or one whose UDP length says less than its header.
-            let empty = udp4(CLIENT, VIP, 5060, 5060, b"");
-            let mut short = udp4(CLIENT, VIP, 5060, 5060, &sip_message(calls[0]));
-            short[38..40].copy_from_slice(&4u16.to_be_bytes());
-            for frame in [&empty, &short] {
-                let (out, _) = director.run_frame(eth0, frame).unwrap();
-                assert_eq!(out.verdict, XDP_DROP);
-            }
-            let after = counters(director);
-            let c = counter::NOT_SCHEDULED as usize;
-            assert_eq!(after[c] - before[c], 3);
-            // A UDP length past the frame: the frame's bytes are looked through.
-            let mut long = udp4(CLIENT, VIP, 5060, 5060, &sip_message(calls[1]));
-            long[38..40].copy_from_slice(&u16::MAX.to_be_bytes());
-            let (out, _) = director.run_frame(eth0, &long).unwrap();
-            assert_eq!(out.verdict, XDP_TX);
-            assert_eq!(&out.frame[..6], &first[1], "{}", calls[1]);
+        }
+        let after = counters(director);
+        let c = counter::NOT_SCHEDULED as usize;
+        assert_eq!(after[c] - before[c], 3);
+        // A UDP length past the frame: the frame's bytes are looked through.
+        let mut long = udp4(CLIENT, VIP, 5060, 5060, &sip_message(calls[1]));
+        long[38..40].copy_from_slice(&u16::MAX.to_be_bytes());
+        let (out, _) = director.run_frame(eth0, &long).unwrap();
+        assert_eq!(out.verdict, XDP_TX);
+        assert_eq!(&out.frame[..6], &first[1], "{}", calls[1]);
 
-            // Listed as IPVS lists them: per call, the Call-ID beside the engine's name.
-            let entries = director.connections().unwrap();
-            let mut listed: Vec<(String, IpAddr, u16)> = entries
-                .iter()
-                .filter_map(|e| {
-                    e.pe.as_ref()
-                        .map(|(name, call)| (format!("{name} {call}"), e.client.0, e.client.1))
-                })
-                .collect();
-            listed.sort();
-            let mut wanted: Vec<(String, IpAddr, u16)> = calls
-                .iter()
-                .map(|call| (format!("sip {call}"), "0.0.0.0".parse().unwrap(), 0))
-                .collect();
-            wanted.sort();
-            assert_eq!(listed, wanted, "{entries:?}");
-            let table = director.load().unwrap().table;
-            let persistent: Vec<u32> = table.services[0]
-                .dests
-                .iter()
-                .map(|d| d.conns.persistent)
-                .collect();
-            assert_eq!(persistent, [2, 2]);
+        // Listed as IPVS lists them: per call, the Call-ID beside the engine's name.
+        let entries = director.connections().unwrap();
+        let mut listed: Vec<(String, IpAddr, u16)> = entries
+            .iter()
+            .filter_map(|e| {
+                e.pe.as_ref()
+                    .map(|(name, call)| (format!("{name} {call}"), e.client.0, e.client.1))
+            })
+            .collect();
+        listed.sort();
+        let mut wanted: Vec<(String, IpAddr, u16)> = calls
+            .iter()
+            .map(|call| (format!("sip {call}"), "0.0.0.0".parse().unwrap(), 0))
+            .collect();
+        wanted.sort();
+        assert_eq!(listed, wanted, "{entries:?}");
+        let table = director.load().unwrap().table;
+        let persistent: Vec<u32> = table.services[0]
+            .dests
+            .iter()
+            .map(|d| d.conns.persistent)
+            .collect();
+        assert_eq!(persistent, [2, 2]);
 
-            // IPv6: the call's hash has less room in the key (24 bits), the same outcome.
-            change(
-                director,
-                &[
-                    "-A -u [fd00:1::fe]:5060 -s rr -p 60 -M 1 -o --pe sip",
-                    "-a -u [fd00:1::fe]:5060 -r [fd00:2::10]:5060 -g",
-                    "-a -u [fd00:1::fe]:5060 -r [fd00:2::20]:5060 -g",
-                ],
-            );
-            let server6_of = |director: &Director, client: [u8; 16], call: &str| {
-                let datagram = udp6(client, VIP6, 5060, 5060, &sip_message(call));
-                let (out, _) = director.run_frame(eth0, &datagram).unwrap();
-                assert_eq!(out.verdict, XDP_TX, "{call}");
-                <[u8; 6]>::try_from(&out.frame[..6]).unwrap()
-            };
-            let first6: Vec<[u8; 6]> = calls
-                .iter()
-                .map(|call| server6_of(director, CLIENT6, call))
-                .collect();
-            assert_eq!(first6.iter().filter(|&&mac| mac == RS1_MAC).count(), 2);
-            let mut proxy6 = CLIENT6;
-            proxy6[15] = 9;
-            for (call, server) in calls.iter().zip(&first6) {
-                assert_eq!(server6_of(director, proxy6, call), *server, "{call}");
-            }
+        // IPv6: the call's hash has less room in the key (24 bits), the same outcome.
+        change(
+            director,
+            &[
+                "-A -u [fd00:1::fe]:5060 -s rr -p 60 -M 1 -o --pe sip",
+                "-a -u [fd00:1::fe]:5060 -r [fd00:2::10]:5060 -g",
+                "-a -u [fd00:1::fe]:5060 -r [fd00:2::20]:5060 -g",
+            ],
+        );
+        let server6_of = |director: &Director, client: [u8; 16], call: &str| {
+            let datagram = udp6(client, VIP6, 5060, 5060, &sip_message(call));
+            let (out, _) = director.run_frame(eth0, &datagram).unwrap();
+            assert_eq!(out.verdict, XDP_TX, "{call}");
+            <[u8; 6]>::try_from(&out.frame[..6]).unwrap()
+        };
+        let first6: Vec<[u8; 6]> = calls
+            .iter()
+            .map(|call| server6_of(director, CLIENT6, call))
+            .collect();
+        assert_eq!(first6.iter().filter(|&&mac| mac == RS1_MAC).count(), 2);
+        let mut proxy6 = CLIENT6;
+        proxy6[15] = 9;
+        for (call, server) in calls.iter().zip(&first6) {
+            assert_eq!(server6_of(director, proxy6, call), *server, "{call}");
+        }
 
-            // Without the engine the same service keeps one template for all calls.
-            change(
-                director,
-                &["-E -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 -o"],
-            );
-            let one = server_of(director, CLIENT, 5060, "call-5@host");
-            for call in ["call-6@host", "call-7@host", "call-8@host"] {
-                assert_eq!(server_of(director, CLIENT, 5060, call), one, "{call}");
-            }
-        },
-    );
+        // Without the engine the same service keeps one template for all calls.
+        change(
+            director,
+            &["-E -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 -o"],
+        );
+        let one = server_of(director, CLIENT, 5060, "call-5@host");
+        for call in ["call-6@host", "call-7@host", "call-8@host"] {
+            assert_eq!(server_of(director, CLIENT, 5060, call), one, "{call}");
+        }
+    });
 }
 
 /// Connection sync carries a call's template (`--pe sip`) with its Call-ID, in IPVS's
@@ -1095,57 +1107,46 @@ fn a_sip_service_keeps_each_call_on_one_real_server() {
 #[test]
 fn a_call_s_template_is_synced_with_its_call_id() {
     let rig = Rig::new();
-    rig.with(
-        &[
-            "-A -u 1.1.1.254:5060 -s rr -p 60 -M 0.0.0.0 -o --pe sip",
-            "-a -u 1.1.1.254:5060 -r 10.0.0.10 -g",
-            "-a -u 1.1.1.254:5060 -r 10.0.0.20 -g",
-        ],
-        |director, eth0| {
-            let server_of = |director: &Director, call: &str| {
-                let datagram = udp4(CLIENT, VIP, 5060, 5060, &sip_message(call));
-                let (out, _) = director.run_frame(eth0, &datagram).unwrap();
-                assert_eq!(out.verdict, XDP_TX, "{call}");
-                <[u8; 6]>::try_from(&out.frame[..6]).unwrap()
-            };
-            // As a master: the call's template is told with its Call-ID.
-            let first = server_of(director, "m1@host");
-            let mut index = director.sync_index().unwrap();
-            let told = director.sync_records(&mut index).unwrap();
-            let call = told
-                .iter()
-                .find(|r| r.call.as_deref() == Some(&b"m1@host"[..]))
-                .unwrap_or_else(|| panic!("{told:?}"))
-                .clone();
-            assert!(call.is_template() && call.cport == 0, "{call:?}");
-            assert_eq!(call.client, "0.0.0.0".parse::<IpAddr>().unwrap());
-            let first_ip = if first == RS1_MAC {
-                "10.0.0.10"
-            } else {
-                "10.0.0.20"
-            };
-            assert_eq!(call.daddr, first_ip.parse::<IpAddr>().unwrap());
+    rig.with(&SIP_SERVICE, |director, eth0| {
+        let server_of =
+            |director: &Director, call: &str| sip_server_of(director, eth0, CLIENT, 5060, call);
+        // As a master: the call's template is told with its Call-ID.
+        let first = server_of(director, "m1@host");
+        let mut index = director.sync_index().unwrap();
+        let told = director.sync_records(&mut index).unwrap();
+        let call = told
+            .iter()
+            .find(|r| r.call.as_deref() == Some(&b"m1@host"[..]))
+            .unwrap_or_else(|| panic!("{told:?}"))
+            .clone();
+        assert!(call.is_template() && call.cport == 0, "{call:?}");
+        assert_eq!(call.client, "0.0.0.0".parse::<IpAddr>().unwrap());
+        let first_ip = if first == RS1_MAC {
+            "10.0.0.10"
+        } else {
+            "10.0.0.20"
+        };
+        assert_eq!(call.daddr, first_ip.parse::<IpAddr>().unwrap());
 
-            // As a backup: another call, told to be at the same server (rr's next choice
-            // is the other), through the wire.
-            let mut other = call.clone();
-            other.call = Some(std::sync::Arc::from(&b"b1@host"[..]));
-            let messages = xvs_sync::wire::encode(0, &[other], xvs_sync::wire::DEFAULT_MAXLEN);
-            let received = xvs_sync::wire::decode(&messages[0]).unwrap().conns;
-            let taken = director.take_synced(&mut index, &received).unwrap();
-            assert_eq!(taken.made, 1, "{taken:?}");
-            for _ in 0..4 {
-                assert_eq!(server_of(director, "b1@host"), first);
-            }
-            let listed = director.connections().unwrap();
-            assert!(
-                listed
-                    .iter()
-                    .any(|e| e.pe == Some(("sip".to_string(), "b1@host".to_string()))),
-                "{listed:?}"
-            );
-        },
-    );
+        // As a backup: another call, told to be at the same server (rr's next choice
+        // is the other), through the wire.
+        let mut other = call.clone();
+        other.call = Some(std::sync::Arc::from(&b"b1@host"[..]));
+        let messages = xvs_sync::wire::encode(0, &[other], xvs_sync::wire::DEFAULT_MAXLEN);
+        let received = xvs_sync::wire::decode(&messages[0]).unwrap().conns;
+        let taken = director.take_synced(&mut index, &received).unwrap();
+        assert_eq!(taken.made, 1, "{taken:?}");
+        for _ in 0..4 {
+            assert_eq!(server_of(director, "b1@host"), first);
+        }
+        let listed = director.connections().unwrap();
+        assert!(
+            listed
+                .iter()
+                .any(|e| e.pe == Some(("sip".to_string(), "b1@host".to_string()))),
+            "{listed:?}"
+        );
+    });
 }
 
 /// A template does not expire while a connection it sent is open (IPVS's `n_control`): a

@@ -67,6 +67,21 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
 }
 
+/// Why ipvsadm would refuse command `line` (its first line of message), if it would:
+/// what xvsd applies is checked by the parser xvsadm uses, in ipvsadm's words.
+fn ipvsadm_refusal(line: &str) -> Option<String> {
+    let refused = xvs_core::restore::restore(
+        line,
+        &mut xvs_core::table::Table::default(),
+        &xvs_core::text::NoNames,
+        "xvsd",
+    )
+    .err()?
+    .message("xvsd");
+    let why = refused.strip_prefix("line 1: ").unwrap_or(&refused);
+    Some(why.lines().next().unwrap_or(why).to_string())
+}
+
 /// IPVS's connection timeouts in seconds, as `ipvsadm --set TCP TCPFIN UDP` sets them
 /// (keepalived's `lvs_timeouts`): TCP ESTABLISHED, TCP after a FIN, UDP; one left out
 /// (or 0) leaves the director's as it is.
@@ -521,17 +536,12 @@ impl Config {
         if let Some(sync) = &config.sync {
             problems.extend(sync.problems());
         }
-        if let Some(timeouts) = &config.timeouts
-            && let Err(e) = xvs_core::restore::restore(
-                &timeouts.set_command(),
-                &mut xvs_core::table::Table::default(),
-                &xvs_core::text::NoNames,
-                "xvsd",
-            )
+        if let Some(why) = config
+            .timeouts
+            .as_ref()
+            .and_then(|t| ipvsadm_refusal(&t.set_command()))
         {
-            let why = e.message("xvsd");
-            let why = why.strip_prefix("line 1: ").unwrap_or(&why);
-            problems.push(format!("timeouts: {}", why.lines().next().unwrap_or(why)));
+            problems.push(format!("timeouts: {why}"));
         }
         if let Some(bgp) = &config.bgp {
             problems.extend(bgp.problems());
@@ -597,16 +607,9 @@ impl Config {
             }
             if xvs_core::sched::Scheduler::from_name(&service.scheduler).is_none() {
                 problems.push(format!("{name}: no scheduler {:?}", service.scheduler));
-            } else if let Err(e) = xvs_core::restore::restore(
-                &service.add_command(),
-                &mut xvs_core::table::Table::default(),
-                &xvs_core::text::NoNames,
-                "xvsd",
-            ) {
+            } else if let Some(why) = ipvsadm_refusal(&service.add_command()) {
                 // Its options as ipvsadm takes them (netmask, engine, ops, flags).
-                let why = e.message("xvsd");
-                let why = why.strip_prefix("line 1: ").unwrap_or(&why);
-                problems.push(format!("{name}: {}", why.lines().next().unwrap_or(why)));
+                problems.push(format!("{name}: {why}"));
             }
             if let Some(drain) = service.drain
                 && !(service.keeps_failed() && drain >= 0.0 && drain.is_finite())
