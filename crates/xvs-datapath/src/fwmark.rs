@@ -217,10 +217,7 @@ fn enable_forwarding(family: Family) -> Result<()> {
         Family::V4 => "/proc/sys/net/ipv4/conf/all/forwarding",
         Family::V6 => "/proc/sys/net/ipv6/conf/all/forwarding",
     };
-    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
-        return Ok(());
-    }
-    std::fs::write(path, "1").map_err(|e| Error::new(format!("cannot turn on {path}"), e))
+    crate::neighbours::switch_on(path).map_err(|e| Error::new(format!("cannot turn on {path}"), e))
 }
 
 /// The marks of the fwmark services in `table`.

@@ -7,8 +7,10 @@
 //!
 //! A real server can be added before its neighbour resolves (it is down, booting, or the
 //! first requests were lost), and a real server's MAC can change (a replaced machine, a
-//! migrated VM). The kernel follows both by itself; [`NextHops`] copies what it learns
-//! into the map, and xvsd runs it every few seconds.
+//! migrated VM). The kernel follows both by itself, and the datapath asks it as from `lo`
+//! (which [`let_lo_forward`] lets forward) so it learns both without user space. Where
+//! that cannot be turned on, [`NextHops`] copies what the kernel learns into the map, and
+//! xvsd runs it every few seconds.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -41,6 +43,24 @@ fn forwarding_named(name: &str, ipv4: bool) -> bool {
         format!("/proc/sys/net/ipv6/conf/{name}/forwarding")
     };
     std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1")
+}
+
+/// Sets the kernel's switch at `path` (a file under /proc/sys) to 1 unless it is already.
+pub(crate) fn switch_on(path: &str) -> std::io::Result<()> {
+    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(path, "1")
+}
+
+/// Lets the datapath ask the kernel for next hops where forwarding is off: it asks as
+/// from `lo` when the packet's own interface does not forward, and the kernel answers
+/// only for an interface that does. Forwarding on `lo` forwards nothing (`lo` receives
+/// only what the host sends to its own addresses). Best effort: where /proc/sys is read
+/// only, the neighbour map still serves.
+pub(crate) fn let_lo_forward(ipv4: bool) {
+    let family = if ipv4 { "ipv4" } else { "ipv6" };
+    let _ = switch_on(&format!("/proc/sys/net/{family}/conf/lo/forwarding"));
 }
 
 /// Waits (up to [`PATIENCE`] in all) for the next hops of `servers` — (server, interface,

@@ -980,6 +980,12 @@ mod program {
         // The next hop goes straight into the new entry's template.
         let hop = unsafe { &mut (*scratch).conn.l2 };
         if !forward::resolve(ctx, dest, packet.ip_len, now, hop) {
+            // The rotation turns as it would for a connection made (IPVS makes it, and
+            // the packet waits in vain for the neighbour): the next connection, or this
+            // one's retransmission, goes to the next server instead of every one to this.
+            if checked {
+                unsafe { (*conns).sched = (*scratch).sched_state };
+            }
             return refuse(xdp_action::XDP_DROP, counter::NO_ROUTE, checked);
         }
         // A real server without a port (fwmark, port-0 services) takes the packet's port.

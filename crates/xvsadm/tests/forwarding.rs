@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{get, xvsadm};
 use xvs_lab::{Lab, ServerKind, topology};
 
@@ -49,6 +51,45 @@ fn experiment_two_direct_routing_round_robin() {
     assert_eq!(stats_of(&stats, "1.1.1.20:80")[0], 2);
     let connections = xvsadm(&lab, "-L -n -c");
     assert_eq!(connections.lines().count(), 2 + 4, "{connections}");
+}
+
+/// Experiment II with xvsadm alone: a real server that does not answer ARP when it is
+/// added (its link is down) takes no other server's share meanwhile, and is reached once
+/// it answers, without being added again. The
+/// director has no forwarding; the datapath asks the kernel's neighbour table, which goes
+/// on resolving the server, as from `lo`.
+#[test]
+fn a_dr_real_server_down_when_added_is_reached_once_it_is_up() {
+    let mut lab = topology::dr().build().unwrap();
+    serve_names(&mut lab);
+    lab.run_ok("web2", &["ip", "link", "set", "eth0", "down"])
+        .unwrap();
+    xvsadm(&lab, "-A -t 1.1.1.254:80 -s rr");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 1.1.1.10 -g");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 1.1.1.20 -g");
+    // Meanwhile the other server serves: rr picks web2 first, its SYN is dropped and the
+    // rotation turns, so the client's retransmitted SYN goes to web1.
+    let url = "http://1.1.1.254/";
+    assert_eq!(get(&lab, url), "web1\n");
+    lab.run_ok("web2", &["ip", "link", "set", "eth0", "up"])
+        .unwrap();
+    // The kernel probes a failed neighbour it keeps resolved every 5 s; until then
+    // web2's SYNs are dropped (counted as no_route).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while lab
+        .run_ok("client", &["curl", "-s", "--max-time", "2", url])
+        .unwrap_or_default()
+        != "web2\n"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "web2 was never reached:\n{}",
+            xvsadm(&lab, "-L -n --stats")
+        );
+    }
+    let mut pages: Vec<String> = (0..4).map(|_| get(&lab, url)).collect();
+    pages.sort();
+    assert_eq!(pages, ["web1\n", "web1\n", "web2\n", "web2\n"]);
 }
 
 #[test]

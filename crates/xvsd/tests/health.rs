@@ -683,11 +683,11 @@ address = "1.1.1.20:80"
     let _ = std::fs::remove_file(config);
 }
 
-/// A DR director forwards nothing itself, so the datapath takes real servers' MACs from
-/// its neighbour map, not from the kernel's FIB. When web2 is replaced by a machine with
-/// another MAC (here: its MAC changes, and it says so with a gratuitous ARP),
-/// xvsd copies the kernel's new neighbour into the map, and new connections reach web2
-/// again instead of going to a MAC nobody holds.
+/// A DR director forwards nothing itself: the datapath asks the kernel's FIB as from `lo`,
+/// and xvsd keeps the neighbour map it falls back on. When web2 is replaced by a machine
+/// with another MAC (here: its MAC changes, and it says so with a gratuitous ARP), xvsd
+/// copies the kernel's new neighbour into the map, and new connections reach web2 again
+/// instead of going to a MAC nobody holds.
 #[test]
 fn a_dr_real_server_whose_mac_changes_is_reached_at_its_new_mac() {
     let mut lab = topology::dr().build().unwrap();
@@ -751,8 +751,8 @@ address = "1.1.1.20:80"
 
 /// A real server added (here by hand, beside xvsd's own service) before its address
 /// answers ARP gets no next hop at first: its connections are dropped and counted. Once it
-/// answers, the kernel's managed neighbour entry resolves, xvsd copies it into the
-/// datapath's map, and the service works without being touched again.
+/// answers, the kernel's managed neighbour entry resolves (and the datapath sees it), xvsd
+/// copies it into the fallback map, and the service works without being touched again.
 #[test]
 fn a_dr_real_server_that_answers_only_after_it_was_added_is_reached() {
     let mut lab = topology::dr().build().unwrap();

@@ -409,8 +409,10 @@ impl Director {
 
     /// Makes the kernel resolve (and keep resolved) the next hop of each new real server,
     /// so the first packet of a flow finds its neighbour. Where forwarding is off (the
-    /// kernel's FIB lookup then refuses to help the datapath) the resolved next hops are
-    /// also written to the neighbour map. Best effort: an unreachable server is skipped.
+    /// kernel's FIB lookup then refuses to help the datapath) `lo` is let forward, through
+    /// which the datapath asks instead, and what resolved within [`neighbours::wait_for`]'s
+    /// patience is also written to the neighbour map, the fallback where `lo` cannot
+    /// forward. Best effort: an unreachable server is skipped.
     fn prepare_next_hops(&mut self, servers: &[IpAddr]) -> Result<()> {
         // Without an interface besides lo there is no next hop to prepare (and a large
         // restore should not ask the kernel 100,000 times).
@@ -423,6 +425,7 @@ impl Director {
         let unique: HashSet<IpAddr> = servers.iter().copied().collect();
         let mut prepared = HashSet::new();
         let mut pending = Vec::new();
+        let mut lo_forwards = HashSet::new();
         for addr in &unique {
             let Ok(route) = netlink::route_to(*addr) else {
                 continue;
@@ -439,6 +442,9 @@ impl Director {
                 let _ = netlink::keep_neighbour_resolved(route.oif, hop);
             }
             if !neighbours::forwarding(route.oif, addr.is_ipv4()) {
+                if lo_forwards.insert(addr.is_ipv4()) {
+                    neighbours::let_lo_forward(addr.is_ipv4());
+                }
                 pending.push((*addr, route.oif, hop));
             }
         }

@@ -2,12 +2,13 @@
 //! NAT in both directions, IP-in-IP tunnel).
 
 use aya_ebpf::{
-    bindings::{bpf_fib_lookup, xdp_action},
+    bindings::{BPF_FIB_LKUP_RET_FWD_DISABLED, bpf_fib_lookup, xdp_action},
     helpers::{bpf_redirect, bpf_xdp_adjust_head, generated::bpf_fib_lookup as fib_lookup},
     programs::XdpContext,
 };
 use xvs_common::{
-    CachedHop, DestValue, FAMILY_V4, HOP_CACHE_NS, HOP_CACHE_SLOTS, Neighbour, counter,
+    CachedHop, DestValue, FAMILY_V4, HOP_CACHE_NS, HOP_CACHE_SLOTS, LOOPBACK_INDEX, Neighbour,
+    counter,
 };
 
 use crate::{
@@ -26,8 +27,8 @@ const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 
 /// Where frames to real server `dest` go: the kernel's FIB and neighbour table when it can
-/// tell (it cannot when forwarding is off, as on many DR directors), else the next hop
-/// user space resolved when the real server was added. What the FIB says is kept per CPU
+/// tell (it cannot when forwarding is off both on the way in and on `lo`), else the next
+/// hop user space resolved when the real server was added. What the FIB says is kept per CPU
 /// for [`HOP_CACHE_NS`]. The hop is written to `out`; false if there is none. (Returning
 /// it by value made the verifier walk the rest of the new-connection path once per way out
 /// of here.)
@@ -99,19 +100,34 @@ pub fn fib_hop(ctx: &XdpContext, family: u8, dst: &[u8; 16], ip_len: u32) -> Opt
         }
         params.__bindgen_anon_4.ipv6_dst = words;
     }
-    let ret = unsafe {
+    let mut ret = lookup(ctx, params);
+    if ret == FIB_FORWARDING_OFF {
+        // The kernel answers only for an interface that forwards. A DR director's need
+        // not: asked as from `lo`, which user space lets forward (it receives nothing
+        // but what the host sends itself), the lookup is the host's own route to `dst`.
+        params.ifindex = LOOPBACK_INDEX;
+        ret = lookup(ctx, params);
+    }
+    (ret == 0).then(|| Neighbour {
+        ifindex: params.ifindex,
+        smac: params.smac,
+        dmac: params.dmac,
+    })
+}
+
+/// `bpf_fib_lookup`'s answer when forwarding is off on the interface asked about.
+const FIB_FORWARDING_OFF: i64 = BPF_FIB_LKUP_RET_FWD_DISABLED as i64;
+
+#[inline(always)]
+fn lookup(ctx: &XdpContext, params: &mut bpf_fib_lookup) -> i64 {
+    unsafe {
         fib_lookup(
             ctx.ctx as *mut _,
             params,
             core::mem::size_of::<bpf_fib_lookup>() as i32,
             0,
         )
-    };
-    (ret == 0).then(|| Neighbour {
-        ifindex: params.ifindex,
-        smac: params.smac,
-        dmac: params.dmac,
-    })
+    }
 }
 
 /// Writes the MACs and sends the frame out of `l2.ifindex`.
