@@ -131,6 +131,25 @@ impl Router {
         }
     }
 
+    /// The router takes `config` (a reload) without leaving its state: a master says its
+    /// new priority at once, so that a backup it no longer outranks (and that preempts)
+    /// takes over, and advertises at its new interval from now; a backup that became the
+    /// address owner takes over at once, and otherwise acts on the master's next
+    /// advertisement (preempting a master it now outranks); a router out of the election
+    /// uses it when it returns. The virtual router (its VRID) stays the same.
+    pub fn reconfigure(&mut self, config: Config, now: Duration) -> Vec<Action> {
+        debug_assert_eq!(config.vrid, self.config.vrid);
+        self.config = config;
+        match self.state {
+            State::Master => {
+                self.deadline = Some(now + self.config.interval);
+                vec![self.advertisement(self.config.priority)]
+            }
+            State::Backup if self.config.priority == 255 => self.become_master(now),
+            _ => Vec::new(),
+        }
+    }
+
     /// The time is `now`: a timer that ran out acts.
     pub fn tick(&mut self, now: Duration) -> Vec<Action> {
         match (self.state, self.deadline) {
@@ -241,6 +260,11 @@ mod tests {
             let actions = self.routers[i].0.shutdown();
             self.deliver(i, actions);
             self.routers[i].2 = false;
+        }
+
+        fn reconfigure(&mut self, i: usize, config: Config) {
+            let actions = self.routers[i].0.reconfigure(config, self.now);
+            self.deliver(i, actions);
         }
 
         fn deliver(&mut self, from: usize, actions: Vec<Action>) {
@@ -391,6 +415,56 @@ mod tests {
         tie.run_until(secs(10.0));
         // Both ran out at once and became master; the higher address stays.
         assert_eq!(tie.masters(), [1], "10.0.0.2 beats 10.0.0.1");
+    }
+
+    #[test]
+    fn a_reload_that_changes_priorities_moves_the_master_without_a_restart() {
+        let mut link = Link::new(vec![(config(200), A), (config(100), B)]);
+        link.start(0);
+        link.start(1);
+        link.run_until(secs(10.0));
+        assert_eq!(link.masters(), [0]);
+
+        // A's priority falls below B's and A says so at once: B ignores it, so its down
+        // timer, set by A's last advertisement at its old priority (9.21875 s), runs out
+        // 3 + 156/256 s after that; A then hears B's higher priority and steps down.
+        link.reconfigure(0, config(50));
+        link.run_until(secs(20.0));
+        assert_eq!(link.masters(), [1]);
+        assert_eq!(link.became_master(1, secs(10.0)), Some(secs(12.828125)));
+        assert_eq!(link.routers[0].0.state(), State::Backup);
+
+        // A is raised again: as a preempting backup it takes over the same way.
+        link.reconfigure(0, config(150));
+        link.run_until(secs(30.0));
+        assert_eq!(link.masters(), [0]);
+
+        // Without preemption a raised backup waits for the master to go.
+        let mut calm = config(250);
+        calm.preempt = false;
+        link.reconfigure(1, calm);
+        link.run_until(secs(40.0));
+        assert_eq!(link.masters(), [0]);
+
+        // A backup made the address owner takes over at once.
+        link.reconfigure(1, config(255));
+        assert_eq!(link.masters(), [1]);
+        assert_eq!(link.routers[0].0.state(), State::Backup);
+    }
+
+    #[test]
+    fn a_reloaded_master_advertises_at_its_new_interval() {
+        let mut link = Link::new(vec![(config(200), A)]);
+        link.start(0);
+        link.run_until(secs(10.0));
+        let mut faster = config(200);
+        faster.interval = secs(0.25);
+        let actions = link.routers[0].0.reconfigure(faster, secs(10.0));
+        assert!(
+            matches!(&actions[..], [Action::Send(a)] if a.interval_cs == 25),
+            "{actions:?}"
+        );
+        assert_eq!(link.routers[0].0.timeout(), Some(secs(10.25)));
     }
 
     #[test]

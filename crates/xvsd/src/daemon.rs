@@ -22,7 +22,7 @@ use xvs_datapath::{
     ChangeError, ChangeOptions, Director, neighbours::NextHops, rates::RateSampler,
 };
 use xvs_health::{
-    config::{Config, Watch},
+    config::{Config, VrrpConfig, Watch},
     desired,
     report::{self, HaView},
     state::{Event, State, find},
@@ -171,7 +171,7 @@ pub fn run(path: &str) -> Result<(), String> {
     daemon.apply();
     // The VIPs come once the table is in place, so that the first client is served.
     let groups: Vec<Option<String>> = daemon.config.vrrp.iter().map(|v| v.group.clone()).collect();
-    let vrrp = daemon
+    let mut vrrp = daemon
         .config
         .vrrp
         .iter()
@@ -184,13 +184,6 @@ pub fn run(path: &str) -> Result<(), String> {
     if let Some(bgp) = &mut bgp {
         bgp.announce(&daemon.announced(draining));
     }
-    // The instances that leave the election while a service lost its quorum.
-    let tracking: Vec<&Vrrp> = vrrp
-        .iter()
-        .zip(&daemon.config.vrrp)
-        .filter(|(_, config)| config.track_services)
-        .map(|(vrrp, _)| vrrp)
-        .collect();
     println!(
         "xvsd: {} services, {} real servers from {path}",
         daemon.config.services.len(),
@@ -216,7 +209,8 @@ pub fn run(path: &str) -> Result<(), String> {
                 took,
             }) if generation == daemon.generation => {
                 daemon.checked(watch, result, took);
-                for vrrp in &tracking {
+                // The instances that leave the election while a service lost its quorum.
+                for vrrp in vrrp.iter().filter(|v| v.config().track_services) {
                     vrrp.set_healthy(daemon.state.all_quorate());
                 }
                 if let Some(bgp) = &mut bgp {
@@ -231,7 +225,8 @@ pub fn run(path: &str) -> Result<(), String> {
                     // [sync] and [bgp] start anew if they changed (a backup asks for the
                     // whole table again; BIRD's sessions close and open: with mh over the
                     // same servers on every director, no connection minds). [vrrp] is
-                    // kept: restarting a master's instance would hand its VIPs over.
+                    // taken in place: restarting a master's instance would hand its VIPs
+                    // over.
                     let config = &daemon.config;
                     let mut notes = Vec::new();
                     if config.sync != before.sync {
@@ -268,10 +263,7 @@ pub fn run(path: &str) -> Result<(), String> {
                         }
                     }
                     if config.vrrp != before.vrrp {
-                        notes.push(
-                            "the VRRP sections changed: they take effect when xvsd restarts"
-                                .to_string(),
-                        );
+                        notes.extend(reconfigure_vrrp(&mut vrrp, &config.vrrp));
                     }
                     if let Ok(text) = &mut answer
                         && !notes.is_empty()
@@ -318,7 +310,6 @@ pub fn run(path: &str) -> Result<(), String> {
                 let _ = reply.send(daemon.report(wanted, &ha));
             }
             Ok(Message::Terminate) => {
-                drop(tracking);
                 for vrrp in vrrp {
                     vrrp.stop();
                 }
@@ -337,6 +328,29 @@ pub fn run(path: &str) -> Result<(), String> {
             }
         }
     }
+}
+
+/// A reload's `[vrrp]` sections taken by the running instances, each in place; what was
+/// done or refused, for the reload's answer. Instances come and go only with a restart
+/// (a new one would start as backup beside the running ones' sync and tracking).
+fn reconfigure_vrrp(running: &mut [Vrrp], sections: &[VrrpConfig]) -> Vec<String> {
+    if running.len() != sections.len() {
+        return vec![format!(
+            "{} VRRP instances run and the config names {}: instances come or go when \
+             xvsd restarts; the running ones are left as they are",
+            running.len(),
+            sections.len()
+        )];
+    }
+    let mut notes = Vec::new();
+    for (instance, section) in running.iter_mut().zip(sections) {
+        match instance.reconfigure(section) {
+            Ok(true) => notes.push(format!("{} reloaded", instance.view().0)),
+            Ok(false) => {}
+            Err(e) => notes.push(e),
+        }
+    }
+    notes
 }
 
 /// Connection sync as `config` asks, following the first VRRP instance (keepalived's

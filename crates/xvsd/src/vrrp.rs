@@ -11,7 +11,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
@@ -30,6 +30,10 @@ const GROUP6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 
 /// The running instance: stop it with [`Vrrp::stop`].
 pub struct Vrrp {
+    /// The section it follows (changed by [`Vrrp::reconfigure`]).
+    config: VrrpConfig,
+    /// Settings of a reload, for the instance's thread to take.
+    pending: Arc<Mutex<Option<Settings>>>,
     stop: Arc<AtomicBool>,
     /// True while this director is master (holds the addresses).
     master: Arc<AtomicBool>,
@@ -44,13 +48,13 @@ impl Vrrp {
     /// Starts the instance on its thread; `group` is how it shares faults with the other
     /// instances of its group.
     pub fn start(config: &VrrpConfig, group: GroupFaults) -> Result<Vrrp, String> {
-        let addresses = config.parsed_addresses()?;
+        let settings = Settings::of(config)?;
         let interface = netlink::interfaces()
             .map_err(|e| format!("vrrp: {e}"))?
             .into_iter()
             .find(|i| i.name == config.interface)
             .ok_or_else(|| format!("vrrp: no interface {}", config.interface))?;
-        let vips: Vec<IpAddr> = addresses.iter().map(|(a, _)| *a).collect();
+        let vips = &settings.router.addresses;
         let v6 = vips.first().is_some_and(IpAddr::is_ipv6);
         let unicast = !config.unicast_peers.is_empty();
         // IPv4: an address of the interface's own; IPv6: its link-local address (to the
@@ -80,36 +84,26 @@ impl Vrrp {
         if unicast {
             unicast_hops(&socket, v6)?;
         }
-        let router = Router::new(
-            Config {
-                vrid: config.vrid,
-                priority: config.priority,
-                interval: Duration::from_secs_f64(config.interval),
-                preempt: config.preempt,
-                preempt_delay: Duration::from_secs_f64(config.preempt_delay),
-                addresses: vips,
-                version: config.version,
-            },
-            own,
-        );
         let stop = Arc::new(AtomicBool::new(false));
         let healthy = Arc::new(AtomicBool::new(true));
         let master = Arc::new(AtomicBool::new(false));
         let family = if v6 { " (IPv6)" } else { "" };
         let instance_name = format!("VRRP {} on {}{family}", config.vrid, config.interface);
+        let pending = Arc::new(Mutex::new(None));
         let instance = Instance {
             healthy: healthy.clone(),
             master: master.clone(),
+            pending: pending.clone(),
             group,
-            track: config.track_interfaces.clone(),
-            router,
+            track: settings.track,
+            router: Router::new(settings.router, own),
             socket,
             own,
             peers: config.unicast_peers.clone(),
             ifindex: interface.index,
-            addresses,
-            notify_master: config.notify_master.clone(),
-            notify_backup: config.notify_backup.clone(),
+            addresses: settings.addresses,
+            notify_master: settings.notify_master,
+            notify_backup: settings.notify_backup,
             name: instance_name.clone(),
         };
         let stopping = stop.clone();
@@ -118,12 +112,57 @@ impl Vrrp {
             .spawn(move || instance.run(&stopping))
             .map_err(|e| format!("vrrp: {e}"))?;
         Ok(Vrrp {
+            config: config.clone(),
+            pending,
             stop,
             name: instance_name.clone(),
             master,
             healthy,
             thread,
         })
+    }
+
+    /// The section the instance follows.
+    pub fn config(&self) -> &VrrpConfig {
+        &self.config
+    }
+
+    /// Takes a reloaded section in place, keeping the instance's state (a master stays
+    /// master unless its new priority lets a backup preempt it): priority, interval,
+    /// preemption, addresses, notify commands and tracking. Whether anything changed; an
+    /// error, changing nothing, if the section names another virtual router (interface,
+    /// VRID, version, family, unicast peers or group), which only a restart can start.
+    pub fn reconfigure(&mut self, new: &VrrpConfig) -> Result<bool, String> {
+        if *new == self.config {
+            return Ok(false);
+        }
+        let family = |c: &VrrpConfig| c.addresses.first().map(|a| a.contains(':'));
+        let identity = |c: &VrrpConfig| {
+            (
+                c.interface.clone(),
+                c.vrid,
+                c.version,
+                family(c),
+                c.unicast_peers.clone(),
+                c.group.clone(),
+            )
+        };
+        if identity(new) != identity(&self.config) {
+            return Err(format!(
+                "{}: a new interface, VRID, version, address family, unicast peers or \
+                 group takes effect when xvsd restarts; the instance runs as before",
+                self.name
+            ));
+        }
+        let settings = Settings::of(new)?;
+        if let Ok(mut pending) = self.pending.lock() {
+            *pending = Some(settings);
+        }
+        self.config = new.clone();
+        if !new.track_services {
+            self.set_healthy(true);
+        }
+        Ok(true)
     }
 
     /// True while this director is master: connection sync sends then, and receives
@@ -182,8 +221,39 @@ impl GroupFaults {
     }
 }
 
+/// What of a `[vrrp]` section an instance can take without a restart.
+struct Settings {
+    router: Config,
+    addresses: Vec<(IpAddr, u8)>,
+    notify_master: Option<String>,
+    notify_backup: Option<String>,
+    track: Vec<String>,
+}
+
+impl Settings {
+    fn of(config: &VrrpConfig) -> Result<Settings, String> {
+        let addresses = config.parsed_addresses()?;
+        Ok(Settings {
+            router: Config {
+                vrid: config.vrid,
+                priority: config.priority,
+                interval: Duration::from_secs_f64(config.interval),
+                preempt: config.preempt,
+                preempt_delay: Duration::from_secs_f64(config.preempt_delay),
+                addresses: addresses.iter().map(|(a, _)| *a).collect(),
+                version: config.version,
+            },
+            addresses,
+            notify_master: config.notify_master.clone(),
+            notify_backup: config.notify_backup.clone(),
+            track: config.track_interfaces.clone(),
+        })
+    }
+}
+
 struct Instance {
     router: Router,
+    pending: Arc<Mutex<Option<Settings>>>,
     healthy: Arc<AtomicBool>,
     master: Arc<AtomicBool>,
     group: GroupFaults,
@@ -217,6 +287,10 @@ impl Instance {
         let mut buffer = [0u8; 1500];
         let mut fault = None::<String>;
         while !stop.load(Ordering::Relaxed) {
+            let reloaded = self.pending.lock().ok().and_then(|mut p| p.take());
+            if let Some(settings) = reloaded {
+                self.take_settings(settings, started.elapsed());
+            }
             // FAULT (keepalived's word): out of the election while a tracked interface is
             // down or xvsd's services say so; back in, as a starting router, after.
             let why = self.fault();
@@ -254,6 +328,47 @@ impl Instance {
         }
         let actions = self.router.shutdown();
         self.carry_out(actions);
+    }
+
+    /// A reload's settings: a master gives up the addresses no longer named and takes
+    /// the new ones; the router goes on with its new priority, interval and preemption.
+    fn take_settings(&mut self, new: Settings, now: Duration) {
+        if self.router.state() == State::Master {
+            for &(address, prefix) in &self.addresses {
+                if !new.addresses.contains(&(address, prefix)) {
+                    let _ = netlink::delete_address(self.ifindex, address, prefix);
+                }
+            }
+            for &(address, prefix) in &new.addresses {
+                if !self.addresses.contains(&(address, prefix)) {
+                    self.take(address, prefix);
+                }
+            }
+        }
+        self.addresses = new.addresses;
+        self.notify_master = new.notify_master;
+        self.notify_backup = new.notify_backup;
+        self.track = new.track;
+        let priority = new.router.priority;
+        let actions = self.router.reconfigure(new.router, now);
+        println!(
+            "{}: reloaded: priority {priority}, {}",
+            self.name,
+            self.listed()
+        );
+        self.carry_out(actions);
+    }
+
+    /// Adds `address` to the interface and announces it (gratuitous ARP, unsolicited NA).
+    fn take(&self, address: IpAddr, prefix: u8) {
+        let _ = netlink::add_address(self.ifindex, address, prefix);
+        let announced = match address {
+            IpAddr::V4(v4) => gratuitous_arp(self.ifindex, v4),
+            IpAddr::V6(v6) => unsolicited_na(self.ifindex, v6),
+        };
+        if let Err(e) = announced {
+            eprintln!("{}: announcing {address}: {e}", self.name);
+        }
     }
 
     /// Why this director may not take part in the election now, if it may not.
@@ -301,14 +416,7 @@ impl Instance {
                 }
                 Action::TakeAddresses => {
                     for &(address, prefix) in &self.addresses {
-                        let _ = netlink::add_address(self.ifindex, address, prefix);
-                        let announced = match address {
-                            IpAddr::V4(v4) => gratuitous_arp(self.ifindex, v4),
-                            IpAddr::V6(v6) => unsolicited_na(self.ifindex, v6),
-                        };
-                        if let Err(e) = announced {
-                            eprintln!("{}: announcing {address}: {e}", self.name);
-                        }
+                        self.take(address, prefix);
                     }
                     self.master.store(true, Ordering::Relaxed);
                     println!("{}: master, holding {}", self.name, self.listed());

@@ -335,6 +335,77 @@ fn a_director_whose_services_lost_their_quorum_gives_the_vip_up() {
     let _ = std::fs::remove_file(flag);
 }
 
+/// `xvsd reload` takes a changed `[vrrp]` section in place, as keepalived's reload does:
+/// the master lowered below the backup hands the VIP over (the backup preempts), an
+/// address added to the master's section is taken and one removed is given up, and a
+/// section naming another virtual router is refused, the instance running on as before.
+#[test]
+fn a_reload_moves_the_vip_and_changes_its_addresses_in_place() {
+    let mut lab = lab();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let (c1, c2) = (config("d1-reload", 200), config("d2-reload", 100));
+    let mut d1 = start(&lab, "d1", &c1);
+    let mut d2 = start(&lab, "d2", &c2);
+    until("d1 master", || {
+        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+    });
+    let reload = |host: &str| lab.run_ok(host, &[XVSD, "reload"]).unwrap();
+
+    config("d1-reload", 50);
+    let answer = reload("d1");
+    assert!(answer.contains("VRRP 51 on eth0 reloaded"), "{answer}");
+    until("d2 master once d1's priority fell below it", || {
+        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
+    });
+    until("the client served through d2", || served(&lab));
+
+    let second = "1.1.1.250/24";
+    let with_second = |text: String| {
+        text.replace(
+            &format!("addresses = [\"{VIP}/24\"]"),
+            &format!("addresses = [\"{VIP}/24\", \"{second}\"]"),
+        )
+    };
+    edited_config("d2-reload", 100, with_second);
+    reload("d2");
+    let holds = |host: &str, address: &str| {
+        lab.run_ok(host, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+            .unwrap()
+            .contains(address)
+    };
+    until("d2 holds the added address", || holds("d2", second));
+    assert!(holds_vip(&lab, "d2"), "d2 kept the VIP");
+    config("d2-reload", 100);
+    reload("d2");
+    until("d2 gave the removed address up", || !holds("d2", second));
+    assert!(holds_vip(&lab, "d2"), "d2 kept the VIP");
+
+    edited_config("d2-reload", 100, |text| {
+        text.replace("vrid = 51", "vrid = 52")
+    });
+    let answer = reload("d2");
+    assert!(
+        answer.contains("takes effect when xvsd restarts"),
+        "{answer}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1"),
+        "the refused change moved nothing"
+    );
+
+    for child in [&mut d1, &mut d2] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for path in [c1, c2] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// With a scheduler that hashes the client (`mh`) both directors choose alike, so an
 /// established connection survives a failover without connection sync: the backup picks
 /// its segments up and sends them to the same real server. (With wlc the same test
