@@ -444,6 +444,10 @@ pub fn run() -> Result<(), String> {
         "-a -t 1.1.1.254:83 -r 10.0.0.2:8080 -m".to_string(),
         "-A -t 1.1.1.254:84 -s rr".to_string(),
         "-a -t 1.1.1.254:84 -r 10.0.0.3 -i".to_string(),
+        "-A -t 1.1.1.254:76 -s rr".to_string(),
+        "-a -t 1.1.1.254:76 -r 10.0.0.3 -i --tun-type gue --tun-port 6080 --tun-csum".to_string(),
+        "-A -t 1.1.1.254:77 -s rr".to_string(),
+        "-a -t 1.1.1.254:77 -r 10.0.0.3 -i --tun-type gre --tun-csum".to_string(),
         "-A -t [fd00:1::fe]:80 -s rr".to_string(),
         "-a -t [fd00:1::fe]:80 -r [fd00:2::10]:80 -g".to_string(),
     ];
@@ -761,6 +765,14 @@ pub fn run() -> Result<(), String> {
                 case("tunnel encapsulation (established)", &director_run, &|_| {
                     tun.clone()
                 })?;
+                for (port, name) in [
+                    (76, "GUE tunnel with checksum (established)"),
+                    (77, "GRE tunnel with checksum (established)"),
+                ] {
+                    director_run(&tcp4(client, vip, 40002, port, true))?;
+                    let segment = tcp4(client, vip, 40002, port, false);
+                    case(name, &director_run, &|_| segment.clone())?;
+                }
                 director_run(&tcp6(v6(1, 1), v6(0xfe, 1), 40003, 80, true))?;
                 let ack6 = tcp6(v6(1, 1), v6(0xfe, 1), 40003, 80, false);
                 case("established DR, IPv6 TCP", &director_run, &|_| ack6.clone())?;

@@ -214,7 +214,7 @@ impl Labs {
         let mut tun = topology::tun().build().map_err(|e| e.to_string())?;
         // The tunnel's real servers decapsulate with xvs's program (no ipip driver here).
         for web in ["web1", "web2"] {
-            tun.within(web, || xvs_datapath::decap::attach("eth0"))
+            tun.within(web, || xvs_datapath::decap::attach("eth0", None))
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
         }

@@ -72,6 +72,8 @@ pub mod map_names {
     /// Next hops written by user space, for when the kernel's FIB lookup cannot be used
     /// (forwarding disabled on a DR director): address → [`crate::Neighbour`].
     pub const NEIGHBOURS: &str = "XVS_NEIGH";
+    /// The decapsulator's GUE port (one `u16`, network order; 0: none).
+    pub const DECAP_GUE: &str = "XVS_DECAP_GUE";
     /// How each client that may start a fwmark connection came in, while fwmark services
     /// exist: the way back for NAT replies of connections that came through the loop.
     pub const CLIENT_HOPS: &str = "XVS_CLIENT_HOPS";

@@ -3034,3 +3034,140 @@ fn ipv6_icmp_errors_and_fragments_cross_fullnat() {
         },
     );
 }
+
+/// What a tunnelled frame says under its outer IP header: the header's protocol, what
+/// sits between it and the inner packet, and the inner packet.
+struct Wrapped<'a> {
+    protocol: u8,
+    /// The outer header's source and destination, for a pseudo-header.
+    pseudo_addresses: &'a [u8],
+    tunnel: &'a [u8],
+    inner: &'a [u8],
+}
+
+/// Splits `frame` (IPv4 or IPv6 outer header, checked) at `header_len` bytes of tunnel
+/// header.
+fn wrapped(frame: &[u8], header_len: usize) -> Wrapped<'_> {
+    let (outer, protocol, addresses) = match u16::from_be_bytes([frame[12], frame[13]]) {
+        0x0800 => {
+            assert_eq!(ones_sum(&[&frame[14..34]]), 0xffff, "outer IPv4 checksum");
+            let total = u16::from_be_bytes([frame[16], frame[17]]) as usize;
+            assert_eq!(total, frame.len() - 14, "outer total length");
+            (34, frame[23], &frame[26..34])
+        }
+        0x86dd => {
+            let payload = u16::from_be_bytes([frame[18], frame[19]]) as usize;
+            assert_eq!(payload, frame.len() - 54, "outer payload length");
+            (54, frame[20], &frame[22..54])
+        }
+        other => panic!("ethertype {other:#x}"),
+    };
+    Wrapped {
+        protocol,
+        pseudo_addresses: addresses,
+        tunnel: &frame[outer..outer + header_len],
+        inner: &frame[outer + header_len..],
+    }
+}
+
+/// `--tun-type gue --tun-port N` and `--tun-type gre` are carried out as IPVS carries them
+/// out: GUE is an outer IP header, UDP to the server's port (from a port of the dynamic
+/// range) and a 4-byte GUE header naming the inner protocol; GRE an outer header of
+/// protocol 47 and a GRE header naming the inner ethertype. The inner packet is the
+/// client's, unchanged. With `--tun-csum` GUE's UDP checksum and GRE's checksum cover the
+/// whole inner packet (checked here by an independent sum), IPv4 and IPv6; without it
+/// GUE's is zero and GRE has no checksum field, as with a datagram whose own sum is not
+/// known (UDP without a checksum).
+#[test]
+fn gue_and_gre_tunnels_wrap_packets_as_their_real_servers_ask() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -i --tun-type gue --tun-port 6080",
+            "-A -t 1.1.1.254:81 -s rr",
+            "-a -t 1.1.1.254:81 -r 10.0.0.10 -i --tun-type gue --tun-port 6081 --tun-csum",
+            "-A -t 1.1.1.254:82 -s rr",
+            "-a -t 1.1.1.254:82 -r 10.0.0.10 -i --tun-type gre",
+            "-A -t 1.1.1.254:83 -s rr",
+            "-a -t 1.1.1.254:83 -r 10.0.0.10 -i --tun-type gre --tun-csum",
+            "-A -u 1.1.1.254:53 -s rr",
+            "-a -u 1.1.1.254:53 -r 10.0.0.10 -i --tun-type gue --tun-port 6080 --tun-remcsum",
+            "-A -u 1.1.1.254:54 -s rr",
+            "-a -u 1.1.1.254:54 -r 10.0.0.10 -i --tun-type gre --tun-csum",
+            "-A -t [fd00:1::fe]:80 -s rr",
+            "-a -t [fd00:1::fe]:80 -r [fd00:2::10]:80 -i --tun-type gue --tun-port 6080 --tun-csum",
+            "-A -t [fd00:1::fe]:81 -s rr",
+            "-a -t [fd00:1::fe]:81 -r [fd00:2::10]:81 -i --tun-type gre --tun-csum",
+        ],
+        |director, eth0| {
+            let send = |frame: &[u8]| {
+                let (out, _) = director.run_frame(eth0, frame).unwrap();
+                assert_eq!(out.verdict, XDP_TX, "sent on");
+                out.frame
+            };
+            let gue = |frame: &[u8], port: u16, summed: bool| {
+                let out = send(frame);
+                let w = wrapped(&out, 12);
+                assert_eq!(w.protocol, 17, "UDP");
+                let (udp, header) = w.tunnel.split_at(8);
+                let sport = u16::from_be_bytes([udp[0], udp[1]]);
+                assert!(sport >= 49152, "a port of the dynamic range: {sport}");
+                assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), port);
+                let length = u16::from_be_bytes([udp[4], udp[5]]) as usize;
+                assert_eq!(length, 12 + w.inner.len(), "UDP length");
+                let inner_protocol = if frame[12..14] == [0x08, 0x00] { 4 } else { 41 };
+                assert_eq!(header, [0, inner_protocol, 0, 0], "GUE version 0");
+                assert_eq!(w.inner, &frame[14..], "the client's packet, unchanged");
+                if summed {
+                    let mut pseudo = w.pseudo_addresses.to_vec();
+                    pseudo.extend_from_slice(&[0, 17]);
+                    pseudo.extend_from_slice(&(length as u16).to_be_bytes());
+                    assert_eq!(
+                        ones_sum(&[&pseudo, w.tunnel, w.inner]),
+                        0xffff,
+                        "UDP checksum"
+                    );
+                } else {
+                    assert_eq!(udp[6..8], [0, 0], "no UDP checksum");
+                }
+            };
+            let gre = |frame: &[u8], summed: bool| {
+                let out = send(frame);
+                let w = wrapped(&out, if summed { 8 } else { 4 });
+                assert_eq!(w.protocol, 47, "GRE");
+                let ethertype = &frame[12..14];
+                assert_eq!(w.tunnel[1], 0, "version 0");
+                assert_eq!(&w.tunnel[2..4], ethertype, "the inner ethertype");
+                assert_eq!(w.inner, &frame[14..], "the client's packet, unchanged");
+                if summed {
+                    assert_eq!(w.tunnel[0], 0x80, "checksum present");
+                    assert_eq!(ones_sum(&[w.tunnel, w.inner]), 0xffff, "GRE checksum");
+                } else {
+                    assert_eq!(w.tunnel[0], 0, "no checksum");
+                }
+            };
+            for (port, case) in [(80u16, 0), (81, 1), (82, 2), (83, 3)] {
+                let check = |frame: &[u8]| match case {
+                    0 => gue(frame, 6080, false),
+                    1 => gue(frame, 6081, true),
+                    2 => gre(frame, false),
+                    _ => gre(frame, true),
+                };
+                check(&tcp4(CLIENT, VIP, 40000, port, true, CLIENT_MAC));
+                check(&tcp4(CLIENT, VIP, 40000, port, false, CLIENT_MAC));
+            }
+            gue(&udp4(CLIENT, VIP, 40000, 53, b"query"), 6080, true);
+            gre(&udp4(CLIENT, VIP, 40000, 54, b"question"), true);
+            // A datagram without a checksum: none can be derived for the tunnel.
+            let mut unsummed = udp4(CLIENT, VIP, 40001, 53, b"query");
+            unsummed[40..42].fill(0);
+            gue(&unsummed, 6080, false);
+            let mut unsummed = udp4(CLIENT, VIP, 40001, 54, b"question");
+            unsummed[40..42].fill(0);
+            gre(&unsummed, false);
+            gue(&tcp6(CLIENT6, VIP6, 40000, 80), 6080, true);
+            gre(&tcp6(CLIENT6, VIP6, 40000, 81), true);
+        },
+    );
+}

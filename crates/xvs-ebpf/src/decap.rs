@@ -1,7 +1,9 @@
 //! The tunnel decapsulator for real servers whose kernel has no ipip driver: frames that
-//! carry IP in IP (IPv4 protocol 4 or 41, IPv6 next header 4 or 41) lose their outer header
-//! and go on to the kernel as the inner packet, as a `tunl0`/`ip6tnl0` device would hand
-//! them over. Everything else passes untouched.
+//! carry IP in IP (IPv4 protocol 4 or 41, IPv6 next header 4 or 41), IP in GRE (protocol
+//! 47, no key or sequence number) or, when a GUE port is set, IP in GUE (UDP to that port)
+//! lose their outer headers and go on to the kernel as the inner packet, as a
+//! `tunl0`/`ip6tnl0`, `gre0` or `fou` device would hand them over. Everything else passes
+//! untouched.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
@@ -11,10 +13,22 @@ mod wire;
 #[cfg(target_arch = "bpf")]
 mod program {
     use aya_ebpf::{
-        bindings::xdp_action, helpers::bpf_xdp_adjust_head, macros::xdp, programs::XdpContext,
+        bindings::xdp_action,
+        helpers::bpf_xdp_adjust_head,
+        macros::{map, xdp},
+        maps::Array,
+        programs::XdpContext,
     };
 
-    use crate::wire::{ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, eth, ipv4, ipv6};
+    use crate::wire::{
+        ETH_P_IP, ETH_P_IPV6, IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP, eth, gre, gue,
+        ipv4, ipv6, udp,
+    };
+
+    /// The UDP port GUE arrives on, network order; 0: GUE is not decapsulated. Written
+    /// by `xvs-decap IFACE --gue-port N`.
+    #[map(name = "XVS_DECAP_GUE")]
+    static XVS_DECAP_GUE: Array<u16> = Array::with_max_entries(1, 0);
 
     #[inline(always)]
     fn at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
@@ -46,12 +60,60 @@ mod program {
             ETH_P_IPV6 => (ipv6::LEN, unsafe { *at::<u8>(ctx, ipv6::NEXT_HEADER)? }),
             _ => return None,
         };
-        let inner = match protocol {
-            IPPROTO_IPIP => ETH_P_IP,
-            IPPROTO_IPV6 => ETH_P_IPV6,
-            _ => return None,
-        };
-        Some((outer, inner))
+        // Bounded for the verifier: an IPv4 header is at most 60 bytes.
+        let outer = outer & 0x3f;
+        match protocol {
+            IPPROTO_IPIP => Some((outer, ETH_P_IP)),
+            IPPROTO_IPV6 => Some((outer, ETH_P_IPV6)),
+            IPPROTO_GRE => {
+                let header = unsafe { *at::<[u8; gre::LEN]>(ctx, eth::LEN + outer)? };
+                let other = gre::FLAG_ROUTING | gre::FLAG_KEY | gre::FLAG_SEQUENCE;
+                if header[0] & other != 0 || header[1] & gre::VERSION_MASK != 0 {
+                    return None;
+                }
+                let len = if header[0] & gre::FLAG_CHECKSUM != 0 {
+                    gre::LEN + gre::CHECKSUM_LEN
+                } else {
+                    gre::LEN
+                };
+                let inner = u16::from_be_bytes([header[gre::PROTOCOL], header[gre::PROTOCOL + 1]]);
+                if inner != ETH_P_IP && inner != ETH_P_IPV6 {
+                    return None;
+                }
+                Some((outer + len, inner))
+            }
+            IPPROTO_UDP => {
+                let port = XVS_DECAP_GUE.get(0).copied().unwrap_or(0);
+                let udp = unsafe { *at::<[u8; udp::LEN]>(ctx, eth::LEN + outer)? };
+                if port == 0
+                    || u16::from_ne_bytes([udp[udp::DST_PORT], udp[udp::DST_PORT + 1]]) != port
+                {
+                    return None;
+                }
+                let header = unsafe { *at::<[u8; gue::LEN]>(ctx, eth::LEN + outer + udp::LEN)? };
+                match header[0] >> gue::VERSION_SHIFT {
+                    // Version 0: the header (with its options) names what follows; control
+                    // messages are the kernel's.
+                    0 if header[0] & gue::CONTROL == 0 => {
+                        let len = gue::LEN + 4 * (header[0] & gue::HLEN_MASK) as usize;
+                        let inner = match header[gue::PROTOCOL] {
+                            IPPROTO_IPIP => ETH_P_IP,
+                            IPPROTO_IPV6 => ETH_P_IPV6,
+                            _ => return None,
+                        };
+                        Some((outer + udp::LEN + len, inner))
+                    }
+                    // Version 1: the inner IP header right after UDP.
+                    1 => match header[0] >> 4 {
+                        4 => Some((outer + udp::LEN, ETH_P_IP)),
+                        6 => Some((outer + udp::LEN, ETH_P_IPV6)),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
     }
 
     #[xdp]
@@ -59,16 +121,20 @@ mod program {
         let Some((outer, inner)) = tunnel(&ctx) else {
             return xdp_action::XDP_PASS;
         };
-        // Bounded for the verifier: an IPv4 header is at most 60 bytes.
-        let outer = outer & 0x3f;
+        // Bounded for the verifier: outer IPv4 (at most 60 bytes), UDP and GUE with
+        // options (at most 128 bytes), or GRE.
+        let outer = outer & 0xff;
+        // The MACs are read before the check at a variable offset below: the compiler
+        // would otherwise drop their own bounds check as implied by it, which the
+        // verifier cannot follow.
+        let Some(old) = at::<[u8; eth::TYPE]>(&ctx, eth::DST) else {
+            return xdp_action::XDP_PASS;
+        };
+        let macs = unsafe { core::ptr::read_volatile(old) };
         // The inner packet must be there at least in part before the frame is cut.
         if at::<u8>(&ctx, eth::LEN + outer).is_none() {
             return xdp_action::XDP_PASS;
         }
-        let Some(old) = at::<[u8; eth::TYPE]>(&ctx, eth::DST) else {
-            return xdp_action::XDP_PASS;
-        };
-        let macs = unsafe { *old };
         if unsafe { bpf_xdp_adjust_head(ctx.ctx, outer as i32) } != 0 {
             return xdp_action::XDP_PASS;
         }

@@ -55,10 +55,10 @@ mod program {
         programs::XdpContext,
     };
     use xvs_common::{
-        Conn, ConnKey, DestCounts, FAMILY_V4, FRAGMENT_NS, FragmentEntry, FragmentKey,
-        LOOPBACK_INDEX, MAX_SET, MAX_SET_LARGE, Neighbour, ServiceEntry, ServiceSched, conn_flags,
-        counter, dest_index, forward as method, meta, persistence_engine, proxy_state, scheduler,
-        service_flags, tcp,
+        Conn, ConnKey, DestCounts, FRAGMENT_NS, FragmentEntry, FragmentKey, LOOPBACK_INDEX,
+        MAX_SET, MAX_SET_LARGE, Neighbour, ServiceEntry, ServiceSched, conn_flags, counter,
+        dest_index, forward as method, meta, persistence_engine, proxy_state, scheduler,
+        service_flags, tcp, tunnel_type,
     };
 
     use crate::{
@@ -70,7 +70,7 @@ mod program {
         },
         packet::{self, Packet, Skip, copy_addr},
         persist, proxy, sched, sip,
-        wire::{self, IPPROTO_TCP, IPPROTO_UDP},
+        wire::{IPPROTO_TCP, IPPROTO_UDP},
     };
 
     /// Packets of at most this many bytes fit every link they are sent on.
@@ -388,7 +388,7 @@ mod program {
             return forward::emit(ctx, &l2);
         }
         match conn.forward {
-            method::TUNNEL => tunnel(ctx, packet, conn),
+            method::TUNNEL => xvs_tunnel(ctx.ctx, packet, conn),
             method::MASQ => {
                 if icmp::translate_quoted(ctx, packet, true, &conn.peer, conn.peer_port).is_none()
                     || icmp::rewrite_outer(ctx, packet, false, &packet.dst, &conn.peer).is_none()
@@ -498,7 +498,7 @@ mod program {
         add_stats(conn.service_stats, packet.ip_len as u64, STATS_IN);
         add_stats(conn.dest_stats, packet.ip_len as u64, STATS_IN);
         match conn.forward {
-            method::TUNNEL => tunnel(ctx, packet, conn),
+            method::TUNNEL => xvs_tunnel(ctx.ctx, packet, conn),
             method::MASQ => {
                 if forward::rewrite_address(ctx, packet, false, &packet.dst, &conn.peer).is_none() {
                     return xdp_action::XDP_ABORTED;
@@ -602,10 +602,16 @@ mod program {
         // A packet that will not fit the way to its real server (a tunnel adds a header;
         // the server's link may be smaller than the client's) is answered with the MTU
         // that fits, as IPVS answers it. Out of the interface it came in by, it fits.
-        let grow = match (conn.forward, packet.family) {
-            (method::TUNNEL, FAMILY_V4) => wire::ipv4::MIN_LEN as u32,
-            (method::TUNNEL, _) => wire::ipv6::LEN as u32,
-            _ => 0,
+        let tunnelled = conn.forward == method::TUNNEL;
+        let encap = if tunnelled {
+            forward::Encap::of(conn)
+        } else {
+            forward::Encap::IPIP
+        };
+        let grow = if tunnelled {
+            encap.overhead(packet.family)
+        } else {
+            0
         };
         // Below 576 bytes (IPv4's minimum datagram size, under any MTU in use) a packet
         // fits: small packets, most of them acknowledgements, skip the helper call.
@@ -621,7 +627,11 @@ mod program {
                 let l2 = conn.l2;
                 forward::emit(ctx, &l2)
             }
-            method::TUNNEL => tunnel(ctx, packet, conn),
+            // IPIP in line, its header fixed at compile time; GUE and GRE by a call.
+            method::TUNNEL if encap.kind == tunnel_type::IPIP => {
+                tunnel(ctx, packet, conn, forward::Encap::IPIP)
+            }
+            method::TUNNEL => xvs_tunnel(ctx.ctx, packet, conn),
             method::MASQ => xvs_nat(ctx.ctx, packet, conn),
             method::FULLNAT => fullnat::xvs_fullnat(ctx.ctx, packet, key, conn),
             _ => {
@@ -631,21 +641,40 @@ mod program {
         }
     }
 
-    /// Sends a packet to a tunnel real server, encapsulated.
+    /// Sends a packet to a tunnel real server, wrapped as `encap` (the server's `-a` line)
+    /// says ([`forward::encapsulate`]). IPIP in line on the established path (a BPF call
+    /// costs per packet; GUE's and GRE's larger frame would not fit its stack).
     #[inline(always)]
-    fn tunnel(ctx: &mut XdpContext, packet: &Packet, conn: &Conn) -> u32 {
+    fn tunnel(ctx: &mut XdpContext, packet: &Packet, conn: &Conn, encap: forward::Encap) -> u32 {
         let Some(source) = XVS_TUN_SRC.get(conn.dest_stats).filter(|s| !s.is_none()) else {
             count(counter::TUNNEL_FAILED, 1);
             return xdp_action::XDP_DROP;
         };
         if conn.peer_family != packet.family
-            || forward::encapsulate(ctx, packet, &source.addr, &conn.peer).is_none()
+            || forward::encapsulate(ctx, packet, &source.addr, &conn.peer, encap).is_none()
         {
             count(counter::TUNNEL_FAILED, 1);
             return xdp_action::XDP_DROP;
         }
         let l2 = conn.l2;
         forward::emit(ctx, &l2)
+    }
+
+    /// [`tunnel`] for GUE and GRE, and for the ICMP errors and later fragments of tunnel
+    /// connections: a global BPF function, verified once, not at each of its callers.
+    #[unsafe(no_mangle)]
+    #[inline(never)]
+    pub extern "C" fn xvs_tunnel(
+        ctx: *mut xdp_md,
+        packet: *const Packet,
+        conn: *const Conn,
+    ) -> u32 {
+        if packet.is_null() || conn.is_null() {
+            return xdp_action::XDP_ABORTED;
+        }
+        let ctx = &mut XdpContext::new(ctx);
+        let (packet, conn) = unsafe { (&*packet, &*conn) };
+        tunnel(ctx, packet, conn, forward::Encap::of(conn))
     }
 
     /// NAT's way out for [`send`]: the destination rewritten and the frame sent, as a

@@ -12,6 +12,7 @@ pub const IPPROTO_IPIP: u8 = 4;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_IPV6: u8 = 41;
+pub const IPPROTO_GRE: u8 = 47;
 
 pub mod eth {
     pub const DST: usize = 0;
@@ -96,4 +97,33 @@ pub mod udp {
     pub const DST_PORT: usize = 2;
     pub const CHECKSUM: usize = 6;
     pub const LEN: usize = 8;
+}
+
+/// Generic UDP Encapsulation (draft-ietf-intarea-gue), after a UDP header: version 0 as
+/// IPVS's `--tun-type gue` sends it (4 bytes, no options), or version 1, where the inner IP
+/// header itself follows the UDP header.
+pub mod gue {
+    pub const LEN: usize = 4;
+    /// Byte 0: version (2 bits), C (control message), header length in words (5 bits).
+    pub const VERSION_SHIFT: u8 = 6;
+    pub const CONTROL: u8 = 0x20;
+    pub const HLEN_MASK: u8 = 0x1f;
+    /// Byte 1: the protocol number of what follows (4 IPv4, 41 IPv6).
+    pub const PROTOCOL: usize = 1;
+}
+
+/// GRE (RFC 2784/2890) as IPVS's `--tun-type gre` sends it: flags and version, the inner
+/// packet's ethertype, and with the checksum flag a checksum and 2 reserved bytes.
+pub mod gre {
+    pub const LEN: usize = 4;
+    pub const CHECKSUM_LEN: usize = 4;
+    /// Flags, in the first byte: checksum present, routing, key, sequence number.
+    pub const FLAG_CHECKSUM: u8 = 0x80;
+    pub const FLAG_ROUTING: u8 = 0x40;
+    pub const FLAG_KEY: u8 = 0x20;
+    pub const FLAG_SEQUENCE: u8 = 0x10;
+    /// The version, in the low 3 bits of the second byte: 0.
+    pub const VERSION_MASK: u8 = 0x07;
+    /// Where the ethertype is.
+    pub const PROTOCOL: usize = 2;
 }

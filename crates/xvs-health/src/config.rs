@@ -67,7 +67,8 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
 }
 
-/// Why ipvsadm would refuse command `line` (its first line of message), if it would:
+/// Why ipvsadm would refuse command `line` (or lines; its first line of message), if it
+/// would:
 /// what xvsd applies is checked by the parser xvsadm uses, in ipvsadm's words.
 fn ipvsadm_refusal(line: &str) -> Option<String> {
     let refused = xvs_core::restore::restore(
@@ -78,7 +79,11 @@ fn ipvsadm_refusal(line: &str) -> Option<String> {
     )
     .err()?
     .message("xvsd");
-    let why = refused.strip_prefix("line 1: ").unwrap_or(&refused);
+    // "line N: ", as restore names the line.
+    let why = refused
+        .split_once(": ")
+        .filter(|(place, _)| place.starts_with("line "))
+        .map_or(refused.as_str(), |(_, why)| why);
     Some(why.lines().next().unwrap_or(why).to_string())
 }
 
@@ -237,6 +242,76 @@ impl Method {
     }
 }
 
+/// A tunnel real server's encapsulation (`tunnel_type`: ipvsadm's `--tun-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelType {
+    Ipip,
+    Gue,
+    Gre,
+}
+
+/// A tunnel's checksum (`tunnel_checksum`: `--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelChecksum {
+    None,
+    Csum,
+    Remcsum,
+}
+
+/// How a tunnel real server's packets are wrapped, as ipvsadm's `--tun-*` options say
+/// (a service's `tunnel_type`, `tunnel_port` and `tunnel_checksum`, or a real server's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TunnelConfig {
+    pub tunnel_type: Option<TunnelType>,
+    pub tunnel_port: Option<u16>,
+    pub tunnel_checksum: Option<TunnelChecksum>,
+}
+
+impl TunnelConfig {
+    fn is_empty(&self) -> bool {
+        *self == TunnelConfig::default()
+    }
+
+    /// `own`'s settings where it has them, else these; all of `own` if it names its own
+    /// type (a GRE server under a GUE service takes no port from it).
+    fn under(&self, own: &TunnelConfig) -> TunnelConfig {
+        if own.tunnel_type.is_some() {
+            return *own;
+        }
+        TunnelConfig {
+            tunnel_type: own.tunnel_type.or(self.tunnel_type),
+            tunnel_port: own.tunnel_port.or(self.tunnel_port),
+            tunnel_checksum: own.tunnel_checksum.or(self.tunnel_checksum),
+        }
+    }
+
+    /// As ipvsadm's options, each with a space before it.
+    fn options(&self) -> String {
+        let mut out = String::new();
+        if let Some(kind) = self.tunnel_type {
+            let name = match kind {
+                TunnelType::Ipip => "ipip",
+                TunnelType::Gue => "gue",
+                TunnelType::Gre => "gre",
+            };
+            out.push_str(&format!(" --tun-type {name}"));
+        }
+        if let Some(port) = self.tunnel_port {
+            out.push_str(&format!(" --tun-port {port}"));
+        }
+        if let Some(checksum) = self.tunnel_checksum {
+            out.push_str(match checksum {
+                TunnelChecksum::None => " --tun-nocsum",
+                TunnelChecksum::Csum => " --tun-csum",
+                TunnelChecksum::Remcsum => " --tun-remcsum",
+            });
+        }
+        out
+    }
+}
+
 /// The PROXY protocol version a service sends (`proxy_protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -287,6 +362,12 @@ pub struct ServiceConfig {
     /// `--proxy-protocol v2`: FULLNAT connections start with a PROXY protocol v2 header
     /// carrying the client's address (every real server FULLNAT, TCP only).
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// Its tunnel real servers' encapsulation (`--tun-type`: ipip, gue, gre), unless a
+    /// real server says otherwise; with GUE's UDP port on the real servers
+    /// (`--tun-port`), which GUE needs, and the checksum (none, csum, remcsum).
+    pub tunnel_type: Option<TunnelType>,
+    pub tunnel_port: Option<u16>,
+    pub tunnel_checksum: Option<TunnelChecksum>,
     /// A failed real server stays with weight 0 instead of leaving the service (the same
     /// as `on_failure = "keep"`).
     #[serde(default)]
@@ -345,6 +426,22 @@ pub struct RealServerConfig {
     /// Its own notify commands instead of the service's.
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
+    /// Its own tunnel encapsulation, as the service's `tunnel_*` keys (with its own
+    /// `tunnel_type` it takes none of the service's).
+    pub tunnel_type: Option<TunnelType>,
+    pub tunnel_port: Option<u16>,
+    pub tunnel_checksum: Option<TunnelChecksum>,
+}
+
+impl RealServerConfig {
+    /// Its own tunnel settings.
+    pub fn tunnel(&self) -> TunnelConfig {
+        TunnelConfig {
+            tunnel_type: self.tunnel_type,
+            tunnel_port: self.tunnel_port,
+            tunnel_checksum: self.tunnel_checksum,
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -366,6 +463,8 @@ pub struct Watch {
     pub vip: Option<SocketAddr>,
     /// How the director reaches the real server.
     pub method: Method,
+    /// A tunnel real server's encapsulation (what a forwarded check wraps itself in).
+    pub tunnel: TunnelConfig,
 }
 
 impl ServiceConfig {
@@ -450,6 +549,43 @@ impl ServiceConfig {
             line.push_str(" --proxy-protocol v2");
         }
         line
+    }
+
+    /// Its tunnel real servers' settings (a real server's own come first).
+    pub fn tunnel(&self) -> TunnelConfig {
+        TunnelConfig {
+            tunnel_type: self.tunnel_type,
+            tunnel_port: self.tunnel_port,
+            tunnel_checksum: self.tunnel_checksum,
+        }
+    }
+
+    /// The ipvsadm line that adds real server `rs` (the sorry server with `None`) at
+    /// `weight`: `-a`, the service's key, the server, its method (with a tunnel's
+    /// options) and weight.
+    pub fn server_command(&self, rs: Option<&RealServerConfig>, weight: u32) -> String {
+        let (address, method, own) = match rs {
+            Some(rs) => (
+                rs.address.to_string(),
+                rs.method.unwrap_or(self.method),
+                rs.tunnel(),
+            ),
+            None => (
+                self.sorry_server.map(|s| s.to_string()).unwrap_or_default(),
+                self.sorry_method.unwrap_or(self.method),
+                TunnelConfig::default(),
+            ),
+        };
+        let tunnel = if method == Method::Tunnel {
+            self.tunnel().under(&own).options()
+        } else {
+            String::new()
+        };
+        format!(
+            "-a {} -r {address} {}{tunnel} -w {weight}",
+            self.key(),
+            method.switch()
+        )
     }
 
     /// As logs and listings name it: `TCP 1.1.1.254:80`, `FWM 1`.
@@ -668,8 +804,34 @@ impl Config {
                     model::MAX_LOCAL_ADDRESSES
                 ));
             }
+            let tunnels = service.method == Method::Tunnel
+                || service
+                    .real_servers
+                    .iter()
+                    .any(|rs| rs.method == Some(Method::Tunnel));
+            if !service.tunnel().is_empty() && !tunnels {
+                problems.push(format!(
+                    "{name}: tunnel_type, tunnel_port and tunnel_checksum are for method = \"tunnel\""
+                ));
+            }
             for rs in &service.real_servers {
                 let method = rs.method.unwrap_or(service.method);
+                if !service.tunnel().under(&rs.tunnel()).is_empty() {
+                    if method != Method::Tunnel {
+                        if !rs.tunnel().is_empty() {
+                            problems.push(format!(
+                                "{name}: {}: tunnel_type, tunnel_port and tunnel_checksum are for method = \"tunnel\"",
+                                rs.address
+                            ));
+                        }
+                    } else if let Some(why) = ipvsadm_refusal(&format!(
+                        "{}\n{}",
+                        service.add_command(),
+                        service.server_command(Some(rs), 1)
+                    )) {
+                        problems.push(format!("{name}: {}: {why}", rs.address));
+                    }
+                }
                 let checks = service.checks_of(rs);
                 let forwarded = checks.iter().any(|c| c.forwarded);
                 let ipv4 = service.address.is_some_and(|a| a.is_ipv4()) && rs.address.is_ipv4();
@@ -725,6 +887,7 @@ impl Config {
                         check: check.clone(),
                         vip: service.address,
                         method: rs.method.unwrap_or(service.method),
+                        tunnel: service.tunnel().under(&rs.tunnel()),
                     });
                 }
             }
@@ -1014,6 +1177,52 @@ family = "inet6"
                 problem.contains("line 1: service 1 (") && problem.contains(why),
                 "{wrong}: {problem}"
             );
+        }
+    }
+
+    #[test]
+    fn tunnel_real_servers_take_their_encapsulation_from_themselves_or_their_service() {
+        let text = "[[service]]\naddress = \"1.1.1.254:80\"\nscheduler = \"rr\"\n\
+                    method = \"tunnel\"\ntunnel_type = \"gue\"\ntunnel_port = 6080\n\
+                    [[service.real_server]]\naddress = \"10.0.0.10:80\"\n\
+                    [[service.real_server]]\naddress = \"10.0.0.20:80\"\n\
+                    tunnel_type = \"gre\"\ntunnel_port = 0\ntunnel_checksum = \"csum\"\n\
+                    [[service.real_server]]\naddress = \"10.0.0.30:80\"\nmethod = \"dr\"\n";
+        // A port on a GRE server is refused, as ipvsadm refuses it.
+        let refused = Config::parse(text).unwrap_err();
+        assert!(
+            refused.contains("10.0.0.20:80: illegal tunnel port"),
+            "{refused}"
+        );
+        let config = Config::parse(&text.replace("tunnel_port = 0\n", "")).unwrap();
+        let service = &config.services[0];
+        let lines: Vec<String> = service
+            .real_servers
+            .iter()
+            .map(|rs| service.server_command(Some(rs), 1))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "-a -t 1.1.1.254:80 -r 10.0.0.10:80 -i --tun-type gue --tun-port 6080 -w 1",
+                "-a -t 1.1.1.254:80 -r 10.0.0.20:80 -i --tun-type gre --tun-csum -w 1",
+                "-a -t 1.1.1.254:80 -r 10.0.0.30:80 -g -w 1",
+            ]
+        );
+        for (wrong, why) in [
+            (text.replace("tunnel_port = 6080\n", ""), "tun-port"),
+            (
+                text.replace("method = \"dr\"", "method = \"dr\"\ntunnel_type = \"gre\""),
+                "are for method = \"tunnel\"",
+            ),
+            (text.replace("\"csum\"", "\"sum\""), "tunnel_checksum"),
+            (
+                text.replace("method = \"tunnel\"", "method = \"nat\""),
+                "are for method = \"tunnel\"",
+            ),
+        ] {
+            let problem = Config::parse(&wrong).unwrap_err();
+            assert!(problem.contains(why), "{wrong}: {problem}");
         }
     }
 

@@ -59,15 +59,12 @@ pub fn rules(
                 (false, true) => 0,
                 (false, false) => continue,
             };
-            let method = rs.method.unwrap_or(service.method).switch();
-            out.push_str(&format!(
-                "-a {key} -r {} {method} -w {weight}\n",
-                rs.address
-            ));
+            out.push_str(&service.server_command(Some(rs), weight));
+            out.push('\n');
         }
-        if let Some(sorry) = sorry {
-            let method = service.sorry_method.unwrap_or(service.method).switch();
-            out.push_str(&format!("-a {key} -r {sorry} {method} -w 1\n"));
+        if sorry.is_some() {
+            out.push_str(&service.server_command(None, 1));
+            out.push('\n');
         }
     }
     out

@@ -232,6 +232,48 @@ fn method(word: &str) -> Option<&'static str> {
     }
 }
 
+/// `lvs_method TUN`'s words after `TUN` (`type ipip|gue|gre`, `port N`,
+/// `nocsum|csum|remcsum`) as TOML lines; the first word it does not know otherwise.
+fn tunnel_lines(words: &[String]) -> Result<Vec<String>, String> {
+    let mut lines = Vec::new();
+    let mut words = words.iter().map(|w| w.to_ascii_lowercase());
+    while let Some(word) = words.next() {
+        let line = match word.as_str() {
+            "type" => match words.next() {
+                Some(kind) if ["ipip", "gue", "gre"].contains(&kind.as_str()) => {
+                    format!("tunnel_type = \"{kind}\"")
+                }
+                other => return Err(format!("type {}", other.unwrap_or_default())),
+            },
+            "port" => match words.next() {
+                Some(port) if port.parse::<u16>().is_ok_and(|p| p != 0) => {
+                    format!("tunnel_port = {port}")
+                }
+                other => return Err(format!("port {}", other.unwrap_or_default())),
+            },
+            "nocsum" => "tunnel_checksum = \"none\"".to_string(),
+            "csum" | "remcsum" => format!("tunnel_checksum = \"{word}\""),
+            _ => return Err(word),
+        };
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+/// `lvs_method`'s TOML lines (`method`, and a tunnel's settings), or why not.
+fn method_lines(args: &[String]) -> Result<Vec<String>, String> {
+    let first = args.first().cloned().unwrap_or_default();
+    let method = method(&first).ok_or(first)?;
+    let mut lines = vec![format!("method = \"{method}\"")];
+    let rest = &args[1..];
+    if method == "tunnel" {
+        lines.extend(tunnel_lines(rest)?);
+    } else if let Some(word) = rest.first() {
+        return Err(word.clone());
+    }
+    Ok(lines)
+}
+
 /// The parts of one check as TOML lines (without the table header).
 #[derive(Default)]
 struct Check {
@@ -418,11 +460,13 @@ fn virtual_server(
                 )),
             },
             "lb_algo" | "lvs_sched" => service.push(format!("scheduler = {}", quoted(&arg))),
-            "lb_kind" | "lvs_method" => match method(&arg) {
-                Some(m) => service.push(format!("method = \"{m}\"")),
-                None => notes.push(format!(
-                    "line {}: {} {arg}: not translated",
-                    entry.line, entry.keyword
+            "lb_kind" | "lvs_method" => match method_lines(&entry.args) {
+                Ok(lines) => service.extend(lines),
+                Err(word) => notes.push(format!(
+                    "line {}: {} {}: {word} not translated",
+                    entry.line,
+                    entry.keyword,
+                    entry.args.join(" ")
                 )),
             },
             "persistence_timeout" if number() => service.push(format!("persistence = {arg}")),
@@ -498,11 +542,19 @@ fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut V
             "weight" if arg.parse::<u32>().is_ok() => {
                 let _ = writeln!(out, "weight = {arg}");
             }
-            "lb_kind" | "lvs_method" => {
-                if let Some(m) = method(&arg) {
-                    let _ = writeln!(out, "method = \"{m}\"");
+            "lb_kind" | "lvs_method" => match method_lines(&entry.args) {
+                Ok(lines) => {
+                    for line in lines {
+                        let _ = writeln!(out, "{line}");
+                    }
                 }
-            }
+                Err(word) => notes.push(format!(
+                    "line {}: {} {}: {word} not translated",
+                    entry.line,
+                    entry.keyword,
+                    entry.args.join(" ")
+                )),
+            },
             "notify_up" | "notify_down" => {
                 let _ = writeln!(out, "{} = {}", entry.keyword, quoted(&entry.args.join(" ")));
             }
@@ -828,6 +880,54 @@ virtual_server group WEB {
         assert_eq!(
             config.services[3].add_command(),
             "-A -t 1.1.1.254:443 -s sh -p 360 -b sh-port,sh-fallback"
+        );
+    }
+
+    /// `lvs_method TUN` with its tunnel words (keepalived 2's `type gue port N`, `gre`,
+    /// `csum`): the service's and a real server's own become xvsd's `tunnel_*` keys; a
+    /// word keepalived would not take is named, not dropped.
+    #[test]
+    fn a_tunnel_s_type_port_and_checksum_are_translated() {
+        let text = r#"
+virtual_server 1.1.1.254 80 {
+    lb_algo rr
+    lvs_method TUN type gue port 6080 csum
+    protocol TCP
+    real_server 10.0.0.10 80 {
+    }
+    real_server 10.0.0.20 80 {
+        lvs_method TUN type gre nocsum
+    }
+}
+virtual_server 1.1.1.254 81 {
+    lb_algo rr
+    lb_kind TUN type vxlan
+    protocol TCP
+}
+"#;
+        let imported = import(text, "keepalived.conf");
+        let config =
+            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
+        let service = &config.services[0];
+        let lines: Vec<String> = service
+            .real_servers
+            .iter()
+            .map(|rs| service.server_command(Some(rs), 1))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "-a -t 1.1.1.254:80 -r 10.0.0.10:80 -i --tun-type gue --tun-port 6080 --tun-csum -w 1",
+                "-a -t 1.1.1.254:80 -r 10.0.0.20:80 -i --tun-type gre --tun-nocsum -w 1",
+            ]
+        );
+        assert!(
+            imported
+                .notes
+                .iter()
+                .any(|n| n.contains("lb_kind TUN type vxlan: type vxlan not translated")),
+            "{:?}",
+            imported.notes
         );
     }
 

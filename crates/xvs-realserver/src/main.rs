@@ -15,7 +15,9 @@ use xvs_datapath::{decap, netlink};
 const USAGE: &str = "\
 Usage:
   xvs-realserver [--check | --undo] dr VIP...          direct routing (-g)
-  xvs-realserver [--check | --undo] tun IFACE VIP...   IP tunnel (-i), packets arriving on IFACE
+  xvs-realserver [--check | --undo] tun IFACE [--gue-port N] VIP...
+                                                IP tunnel (-i), packets arriving on IFACE:
+                                                IPIP and GRE, and GUE on UDP port N
 
 Prepares this host to serve VIP... for an xvs director: the VIPs on lo, ARP answered and
 announced only for the host's own addresses (arp_ignore=1, arp_announce=2), and in tunnel
@@ -82,16 +84,30 @@ fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
     if !matches!(action, Action::Apply) {
         words.remove(0);
     }
-    let (method, vips) = match words.as_slice() {
-        ["dr", vips @ ..] => (Method::Route, vips),
-        ["tun", interface, vips @ ..] => (
-            Method::Tunnel {
-                interface: interface.to_string(),
-            },
-            vips,
-        ),
-        _ => return Err("say dr or tun IFACE, then the VIPs".into()),
-    };
+    let (method, vips) =
+        match words.as_slice() {
+            ["dr", vips @ ..] => (Method::Route, vips),
+            ["tun", interface, rest @ ..] => {
+                let (gue_port, vips) =
+                    match rest {
+                        ["--gue-port", port, vips @ ..] => (
+                            Some(port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(
+                                || format!("--gue-port {port}: not a port (1-65535)"),
+                            )?),
+                            vips,
+                        ),
+                        vips => (None, vips),
+                    };
+                (
+                    Method::Tunnel {
+                        interface: interface.to_string(),
+                        gue_port,
+                    },
+                    vips,
+                )
+            }
+            _ => return Err("say dr or tun IFACE, then the VIPs".into()),
+        };
     if vips.is_empty() {
         return Err("no VIP given".into());
     }
@@ -141,9 +157,18 @@ fn missing(setting: &Setting) -> Result<Option<String>, String> {
             let now = read_sysctl(path)?;
             (now != *value).then_some(now)
         }
-        Setting::Decapsulation { interface } => {
+        Setting::Decapsulation {
+            interface,
+            gue_port,
+        } => {
             let on = decap::is_attached(interface).map_err(|e| e.to_string())?;
-            (!on).then(|| "off".to_string())
+            let port = decap::gue_port(interface).map_err(|e| e.to_string())?;
+            match (on, port) {
+                (false, _) => Some("off".to_string()),
+                (true, port) if port == *gue_port => None,
+                (true, None) => Some("on, no GUE".to_string()),
+                (true, Some(port)) => Some(format!("on, GUE on port {port}")),
+            }
         }
     })
 }
@@ -185,9 +210,10 @@ fn apply(settings: &[Setting]) -> Result<(), String> {
                 originals.remember(path, &read_sysctl(path)?)?;
                 write_sysctl(path, value)?;
             }
-            Setting::Decapsulation { interface } => {
-                decap::attach(interface).map_err(|e| e.to_string())?
-            }
+            Setting::Decapsulation {
+                interface,
+                gue_port,
+            } => decap::attach(interface, *gue_port).map_err(|e| e.to_string())?,
         }
         println!("set: {setting} (was {now})");
         changed = true;
@@ -215,7 +241,7 @@ fn undo(settings: &[Setting]) -> Result<(), String> {
                     println!("restored: {} = {original}", path.replace('/', "."));
                 }
             }
-            Setting::Decapsulation { interface } => {
+            Setting::Decapsulation { interface, .. } => {
                 if decap::is_attached(interface).map_err(|e| e.to_string())? {
                     decap::detach(interface).map_err(|e| e.to_string())?;
                     println!("removed: {setting}");

@@ -9,8 +9,12 @@ use std::{fmt, net::IpAddr};
 pub enum Method {
     /// Direct routing (`-g`): frames for the VIP arrive with the real server's MAC.
     Route,
-    /// IP tunnel (`-i`): IP-in-IP packets arrive on this interface.
-    Tunnel { interface: String },
+    /// IP tunnel (`-i`): IP-in-IP or GRE packets arrive on this interface, and GUE on
+    /// `gue_port` if the director sends GUE (`--tun-type gue --tun-port N`).
+    Tunnel {
+        interface: String,
+        gue_port: Option<u16>,
+    },
 }
 
 /// One thing the real server must have.
@@ -22,8 +26,12 @@ pub enum Setting {
     /// value it must have.
     Sysctl { path: String, value: String },
     /// Tunnelled packets lose their outer header on this interface (xvs's XDP
-    /// decapsulator: it works whether or not the kernel has an ipip driver).
-    Decapsulation { interface: String },
+    /// decapsulator: it works whether or not the kernel has an ipip, gre or fou driver),
+    /// GUE's on `gue_port`.
+    Decapsulation {
+        interface: String,
+        gue_port: Option<u16>,
+    },
 }
 
 impl Setting {
@@ -40,9 +48,14 @@ impl fmt::Display for Setting {
         match self {
             Setting::VipOnLo(vip) => write!(f, "{vip}/{} on lo", prefix_of(vip)),
             Setting::Sysctl { path, value } => write!(f, "{} = {value}", path.replace('/', ".")),
-            Setting::Decapsulation { interface } => {
-                write!(f, "tunnel decapsulation on {interface}")
-            }
+            Setting::Decapsulation {
+                interface,
+                gue_port: None,
+            } => write!(f, "tunnel decapsulation on {interface}"),
+            Setting::Decapsulation {
+                interface,
+                gue_port: Some(port),
+            } => write!(f, "tunnel decapsulation on {interface}, GUE on port {port}"),
         }
     }
 }
@@ -68,7 +81,7 @@ pub fn required(method: &Method, vips: &[IpAddr]) -> Vec<Setting> {
     if vips.iter().any(IpAddr::is_ipv4) {
         settings.push(Setting::sysctl("net/ipv4/conf/all/arp_ignore", "1"));
         settings.push(Setting::sysctl("net/ipv4/conf/all/arp_announce", "2"));
-        if let Method::Tunnel { interface } = method {
+        if let Method::Tunnel { interface, .. } = method {
             settings.push(Setting::sysctl("net/ipv4/conf/all/rp_filter", "0"));
             settings.push(Setting::sysctl(
                 &format!("net/ipv4/conf/{interface}/rp_filter"),
@@ -76,9 +89,14 @@ pub fn required(method: &Method, vips: &[IpAddr]) -> Vec<Setting> {
             ));
         }
     }
-    if let Method::Tunnel { interface } = method {
+    if let Method::Tunnel {
+        interface,
+        gue_port,
+    } = method
+    {
         settings.push(Setting::Decapsulation {
             interface: interface.clone(),
+            gue_port: *gue_port,
         });
     }
     settings.extend(vips.iter().map(|vip| Setting::VipOnLo(*vip)));
@@ -115,10 +133,22 @@ mod tests {
         );
         let tunnel = Method::Tunnel {
             interface: "eth0".into(),
+            gue_port: None,
         };
         assert_eq!(
             names(&required(&tunnel, &[vip])),
             ["tunnel decapsulation on eth0", "fd00:1::fe/128 on lo"]
+        );
+        let gue = Method::Tunnel {
+            interface: "eth0".into(),
+            gue_port: Some(6080),
+        };
+        assert_eq!(
+            names(&required(&gue, &[vip])),
+            [
+                "tunnel decapsulation on eth0, GUE on port 6080",
+                "fd00:1::fe/128 on lo"
+            ]
         );
     }
 
@@ -127,6 +157,7 @@ mod tests {
         let vips: Vec<IpAddr> = vec!["1.1.1.254".parse().unwrap(), "1.1.1.253".parse().unwrap()];
         let tunnel = Method::Tunnel {
             interface: "eth1".into(),
+            gue_port: None,
         };
         assert_eq!(
             names(&required(&tunnel, &vips)),

@@ -158,3 +158,46 @@ fn tunnel_real_servers_prepared_by_the_command_serve_the_vip() {
         "{report}"
     );
 }
+
+/// `--gue-port`: real servers prepared for a director that sends GUE (`--tun-type gue
+/// --tun-port 6080`) and GRE serve the VIP; `--check` tells a decapsulator on another GUE
+/// port from the right one, and running the command again sets the port in place.
+#[test]
+fn tunnel_real_servers_prepared_for_gue_and_gre_serve_the_vip() {
+    let mut lab = topology::tun_unprepared().build().unwrap();
+    let state = StateDir::new("gue");
+    serve(&mut lab);
+    let (code, _) = run(&lab, &state, "web1", "tun eth0 --gue-port 6081 1.1.1.254");
+    assert_eq!(code, Some(0));
+    let (code, report) = run(
+        &lab,
+        &state,
+        "web1",
+        "--check tun eth0 --gue-port 6080 1.1.1.254",
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        missing(&report),
+        ["tunnel decapsulation on eth0, GUE on port 6080 (now on, GUE on port 6081)"]
+    );
+    for web in ["web1", "web2"] {
+        let (code, _) = run(&lab, &state, web, "tun eth0 --gue-port 6080 1.1.1.254");
+        assert_eq!(code, Some(0));
+        let (code, report) = run(
+            &lab,
+            &state,
+            web,
+            "--check tun eth0 --gue-port 6080 1.1.1.254",
+        );
+        assert_eq!(code, Some(0), "{report}");
+    }
+    configure(
+        &lab,
+        "-A -t 1.1.1.254:80 -s rr\n\
+         -a -t 1.1.1.254:80 -r 10.0.0.10 -i --tun-type gue --tun-port 6080\n\
+         -a -t 1.1.1.254:80 -r 10.0.0.20 -i --tun-type gre --tun-csum",
+    );
+    assert_eq!(pages(&lab, 4), ["web2\n", "web1\n", "web2\n", "web1\n"]);
+    let (code, report) = run(&lab, &state, "web1", "tun eth0 --gue-port 0 1.1.1.254");
+    assert_eq!(code, Some(2), "{report}");
+}

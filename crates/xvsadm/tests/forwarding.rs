@@ -174,7 +174,7 @@ fn tunnel_mode_to_real_servers_without_an_ipip_driver() {
     lab.serve("web1", 9, ServerKind::Sink).unwrap();
     lab.serve("web2", 9, ServerKind::Sink).unwrap();
     for web in ["web1", "web2"] {
-        lab.within(web, || xvs_datapath::decap::attach("eth0").unwrap())
+        lab.within(web, || xvs_datapath::decap::attach("eth0", None).unwrap())
             .unwrap();
     }
     xvsadm(&lab, "-A -t 1.1.1.254:80 -s rr");
@@ -202,6 +202,102 @@ fn tunnel_mode_to_real_servers_without_an_ipip_driver() {
     let stats = xvsadm(&lab, "-L -n --stats");
     assert_eq!(stats_of(&stats, "1.1.1.254:80")[0], 4);
     assert_eq!(stats_of(&stats, "1.1.1.254:9")[2], 0, "replies go direct");
+}
+
+/// Starts capturing, on `lan`'s bridge port toward `port_of`, the first frame that
+/// matches `filter`; returns once tcpdump listens. (There the frames are as the director
+/// sent them: the real server's decapsulator has not seen them yet.)
+fn capture_one(lab: &Lab, port_of: &str, filter: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = lab
+        .command(
+            "lan",
+            &[
+                "timeout", "20", "tcpdump", "-i", port_of, "-n", "-c", "1", filter,
+            ],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("listening on"))),
+        "tcpdump did not start"
+    );
+    // Read to its end: tcpdump's last words must not meet a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+/// `--tun-type gue --tun-port N` and `--tun-type gre`, with checksums: the director sends
+/// GUE and GRE (seen on the wire), and real servers whose kernel has no tunnel driver take
+/// them with xvs's decapsulator (GUE on the port it was given; given another port, GUE
+/// is not its to take). Pages and a 3 MB upload arrive.
+#[test]
+fn gue_and_gre_tunnels_to_real_servers_without_tunnel_drivers() {
+    let mut lab = topology::tun().build().unwrap();
+    serve_names(&mut lab);
+    lab.serve("web1", 9, ServerKind::Sink).unwrap();
+    lab.within("web1", || {
+        xvs_datapath::decap::attach("eth0", Some(6081)).unwrap()
+    })
+    .unwrap();
+    lab.within("web2", || {
+        xvs_datapath::decap::attach("eth0", None).unwrap()
+    })
+    .unwrap();
+    xvsadm(&lab, "-A -t 1.1.1.254:80 -s rr");
+    xvsadm(
+        &lab,
+        "-a -t 1.1.1.254:80 -r 10.0.0.10 -i --tun-type gue --tun-port 6080 --tun-csum",
+    );
+    xvsadm(
+        &lab,
+        "-a -t 1.1.1.254:80 -r 10.0.0.20 -i --tun-type gre --tun-csum",
+    );
+    let url = "http://1.1.1.254/";
+    let gue = capture_one(&lab, "web1", "udp dst port 6080 and udp[8:2] = 0x0004");
+    let gre = capture_one(&lab, "web2", "ip proto 47 and ip[20:2] = 0x8000");
+    assert_eq!(get(&lab, url), "web2\n");
+    // GUE to 6080, which web1's decapsulator does not take: web1 never answers.
+    assert!(
+        lab.run_ok("client", &["curl", "-s", "--max-time", "2", url])
+            .is_err(),
+        "web1 answered GUE on a port it was not given"
+    );
+    for (what, child) in [("GUE", gue), ("GRE with a checksum", gre)] {
+        assert!(
+            child.wait_with_output().unwrap().status.success(),
+            "no {what} on the wire"
+        );
+    }
+    // The port it is given now (in place, as `xvs-decap eth0 --gue-port 6080` does).
+    lab.within("web1", || {
+        xvs_datapath::decap::attach("eth0", Some(6080)).unwrap();
+        assert_eq!(xvs_datapath::decap::gue_port("eth0").unwrap(), Some(6080));
+    })
+    .unwrap();
+    let mut pages: Vec<String> = (0..4).map(|_| get(&lab, url)).collect();
+    pages.sort();
+    assert_eq!(pages, ["web1\n", "web1\n", "web2\n", "web2\n"]);
+
+    xvsadm(&lab, "-A -t 1.1.1.254:9 -s rr");
+    xvsadm(
+        &lab,
+        "-a -t 1.1.1.254:9 -r 10.0.0.10 -i --tun-type gue --tun-port 6080",
+    );
+    let counted = lab
+        .run_ok(
+            "client",
+            &[
+                "sh",
+                "-c",
+                "head -c 3000000 /dev/urandom | socat -t 10 - TCP:1.1.1.254:9",
+            ],
+        )
+        .unwrap();
+    assert_eq!(counted, "3000000\n");
 }
 
 #[test]
@@ -504,8 +600,10 @@ fn an_open_connection_keeps_its_clients_template_past_the_timeout() {
 fn a_megabyte_up_a_tunnel_with_1500_byte_links() {
     let mut lab = topology::tun_1500().build().unwrap();
     lab.serve("web1", 9, ServerKind::Sink).unwrap();
-    lab.within("web1", || xvs_datapath::decap::attach("eth0").unwrap())
-        .unwrap();
+    lab.within("web1", || {
+        xvs_datapath::decap::attach("eth0", None).unwrap()
+    })
+    .unwrap();
     xvsadm(&lab, "-A -t 1.1.1.254:9 -s rr");
     xvsadm(&lab, "-a -t 1.1.1.254:9 -r 10.0.0.10 -i");
     let counted = lab
@@ -718,7 +816,7 @@ fn a_udp_datagram_in_fragments_reaches_a_tunnel_real_server_whole() {
     let mut lab = topology::tun().build().unwrap();
     serve_udp_names_on_vip(&mut lab);
     for web in ["web1", "web2"] {
-        lab.within(web, || xvs_datapath::decap::attach("eth0").unwrap())
+        lab.within(web, || xvs_datapath::decap::attach("eth0", None).unwrap())
             .unwrap();
     }
     xvsadm(&lab, "-A -u 1.1.1.254:53 -s rr");

@@ -27,7 +27,7 @@ pub fn run_with_retries(watch: &Watch) -> CheckResult {
     let once = || {
         if let (true, Some(vip)) = (check.forwarded, watch.vip) {
             let path = match watch.method {
-                Method::Tunnel => forwarded::Path::Tunnel,
+                Method::Tunnel => forwarded::Path::Tunnel(watch.tunnel),
                 _ => forwarded::Path::Direct,
             };
             let port = check.port.unwrap_or(vip.port());

@@ -1,7 +1,8 @@
 //! Forwarding-aware TCP checks: the check travels the way the director forwards a
 //! client's packet, so it proves the real server takes the VIP, not only that its own
 //! address answers. A SYN from the director's address to VIP:port is sent in a frame to
-//! the real server's MAC (DR), or inside an IP-in-IP packet to the real server (tunnel),
+//! the real server's MAC (DR), or inside a tunnel packet to the real server (IPIP, or GUE
+//! or GRE as the real server's `tunnel_type` says, with its checksum),
 //! through a packet socket; the real server's answer comes back from the VIP straight to
 //! the director, where the packet socket sees it (the kernel then drops it: its source is
 //! one of the director's own addresses). A SYN-ACK passes, and is answered with a RST so
@@ -18,10 +19,13 @@ use std::{
 };
 
 use xvs_datapath::netlink;
+use xvs_health::config::{TunnelChecksum, TunnelConfig, TunnelType};
 
 const ETH_P_IP: u16 = 0x0800;
 const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_GRE: u8 = 47;
 const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
@@ -31,8 +35,8 @@ const ACK: u8 = 0x10;
 pub enum Path {
     /// In a frame to its MAC (LVS/DR).
     Direct,
-    /// IP in IP to its address (LVS/TUN).
-    Tunnel,
+    /// In a tunnel to its address (LVS/TUN), wrapped as the director wraps its packets.
+    Tunnel(TunnelConfig),
 }
 
 /// One check of `real_server` for `vip`:`port`, within `timeout`.
@@ -64,7 +68,7 @@ pub fn check(
     socket.send(&syn)?;
     let via = match path {
         Path::Direct => format!("through {rip}'s MAC"),
-        Path::Tunnel => format!("tunnelled to {rip}"),
+        Path::Tunnel(_) => format!("tunnelled to {rip}"),
     };
     loop {
         let left = deadline
@@ -195,12 +199,73 @@ fn frame(
     out.extend_from_slice(&dmac);
     out.extend_from_slice(&smac);
     out.extend_from_slice(&ETH_P_IP.to_be_bytes());
-    if path == Path::Tunnel {
-        out.extend_from_slice(&ipv4_header(source, rip, IPPROTO_IPIP, 20 + tcp.len()));
+    let mut packet = inner.to_vec();
+    packet.extend_from_slice(&tcp);
+    if let Path::Tunnel(tunnel) = path {
+        let (protocol, header) = tunnel_header(&tunnel, source, rip, &packet);
+        out.extend_from_slice(&ipv4_header(
+            source,
+            rip,
+            protocol,
+            header.len() + packet.len(),
+        ));
+        out.extend_from_slice(&header);
     }
-    out.extend_from_slice(&inner);
-    out.extend_from_slice(&tcp);
+    out.extend_from_slice(&packet);
     out
+}
+
+/// The outer protocol and the header between the outer IP header and `packet` for a
+/// tunnel from `source` to `rip`, as the director's datapath writes them: none (IPIP),
+/// UDP and GUE to the tunnel's port, or GRE; with a checksum if the tunnel asks for one.
+fn tunnel_header(
+    tunnel: &TunnelConfig,
+    source: Ipv4Addr,
+    rip: Ipv4Addr,
+    packet: &[u8],
+) -> (u8, Vec<u8>) {
+    let summed = matches!(
+        tunnel.tunnel_checksum,
+        Some(TunnelChecksum::Csum | TunnelChecksum::Remcsum)
+    );
+    match tunnel.tunnel_type {
+        Some(TunnelType::Gue) => {
+            let length = (8 + 4 + packet.len()) as u16;
+            let mut header = Vec::with_capacity(12);
+            header.extend_from_slice(&(49_152 + (nonce() % 16_384) as u16).to_be_bytes());
+            header.extend_from_slice(&tunnel.tunnel_port.unwrap_or(0).to_be_bytes());
+            header.extend_from_slice(&length.to_be_bytes());
+            header.extend_from_slice(&[0, 0, 0, IPPROTO_IPIP, 0, 0]);
+            if summed {
+                let mut pseudo = Vec::with_capacity(12 + length as usize);
+                pseudo.extend_from_slice(&source.octets());
+                pseudo.extend_from_slice(&rip.octets());
+                pseudo.extend_from_slice(&[0, IPPROTO_UDP]);
+                pseudo.extend_from_slice(&length.to_be_bytes());
+                pseudo.extend_from_slice(&header);
+                pseudo.extend_from_slice(packet);
+                let sum = match checksum(&pseudo, 0) {
+                    0 => 0xffff,
+                    sum => sum,
+                };
+                header[6..8].copy_from_slice(&sum.to_be_bytes());
+            }
+            (IPPROTO_UDP, header)
+        }
+        Some(TunnelType::Gre) => {
+            let mut header = vec![if summed { 0x80 } else { 0 }, 0];
+            header.extend_from_slice(&ETH_P_IP.to_be_bytes());
+            if summed {
+                header.extend_from_slice(&[0; 4]);
+                let mut covered = header.clone();
+                covered.extend_from_slice(packet);
+                let sum = checksum(&covered, 0);
+                header[4..6].copy_from_slice(&sum.to_be_bytes());
+            }
+            (IPPROTO_GRE, header)
+        }
+        _ => (IPPROTO_IPIP, Vec::new()),
+    }
 }
 
 /// A packet socket on one interface that receives only TCP segments from `vip`:`port` to
@@ -371,10 +436,45 @@ mod tests {
         assert_eq!(checksum(&pseudo, 0), 0, "TCP sums to zero");
         assert_eq!(tcp_answer(&direct), Some((SYN, 7)));
 
-        let tunnel = frame(Path::Tunnel, [2; 6], [4; 6], s, v, r, 40_000, 80, 7, 0, SYN);
+        let ipip = Path::Tunnel(TunnelConfig::default());
+        let tunnel = frame(ipip, [2; 6], [4; 6], s, v, r, 40_000, 80, 7, 0, SYN);
         assert_eq!(tunnel.len(), direct.len() + 20);
         assert_eq!(tunnel[14 + 9], IPPROTO_IPIP);
         assert_eq!(&tunnel[14 + 16..14 + 20], &r.octets());
         assert_eq!(&tunnel[34..], &direct[14..]);
+        assert_eq!(checksum(&tunnel[14..34], 0), 0, "outer header sums to zero");
+
+        // GUE to the real server's port, its UDP checksum over the whole packet.
+        let gue = Path::Tunnel(TunnelConfig {
+            tunnel_type: Some(TunnelType::Gue),
+            tunnel_port: Some(6080),
+            tunnel_checksum: Some(TunnelChecksum::Csum),
+        });
+        let tunnel = frame(gue, [2; 6], [4; 6], s, v, r, 40_000, 80, 7, 0, SYN);
+        assert_eq!(tunnel.len(), direct.len() + 32);
+        assert_eq!(tunnel[14 + 9], IPPROTO_UDP);
+        let udp = &tunnel[34..];
+        assert_eq!(&udp[2..4], &6080u16.to_be_bytes());
+        assert_eq!(&udp[8..12], &[0, IPPROTO_IPIP, 0, 0]);
+        assert_eq!(&udp[12..], &direct[14..]);
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&tunnel[26..34]);
+        pseudo.extend_from_slice(&[0, IPPROTO_UDP]);
+        pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+        pseudo.extend_from_slice(udp);
+        assert_eq!(checksum(&pseudo, 0), 0, "UDP sums to zero");
+
+        // GRE with its checksum.
+        let gre = Path::Tunnel(TunnelConfig {
+            tunnel_type: Some(TunnelType::Gre),
+            tunnel_port: None,
+            tunnel_checksum: Some(TunnelChecksum::Csum),
+        });
+        let tunnel = frame(gre, [2; 6], [4; 6], s, v, r, 40_000, 80, 7, 0, SYN);
+        assert_eq!(tunnel.len(), direct.len() + 28);
+        assert_eq!(tunnel[14 + 9], IPPROTO_GRE);
+        assert_eq!(&tunnel[34..38], &[0x80, 0, 0x08, 0x00]);
+        assert_eq!(checksum(&tunnel[34..], 0), 0, "GRE sums to zero");
+        assert_eq!(&tunnel[42..], &direct[14..]);
     }
 }

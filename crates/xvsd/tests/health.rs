@@ -869,7 +869,7 @@ fn a_forwarded_check_catches_a_tunnel_real_server_that_does_not_decapsulate() {
     let mut lab = topology::tun().build().unwrap();
     for web in ["web1", "web2"] {
         lab.serve(web, 80, ServerKind::Http(web.into())).unwrap();
-        lab.within(web, || xvs_datapath::decap::attach("eth0").unwrap())
+        lab.within(web, || xvs_datapath::decap::attach("eth0", None).unwrap())
             .unwrap();
     }
     let config = write_config(
@@ -906,9 +906,71 @@ address = "10.0.0.20:80"
         saved(&lab).contains("-r 10.0.0.10:80 -i -w 1"),
         "web1 stays"
     );
-    lab.within("web2", || xvs_datapath::decap::attach("eth0").unwrap())
-        .unwrap();
+    lab.within("web2", || {
+        xvs_datapath::decap::attach("eth0", None).unwrap()
+    })
+    .unwrap();
     table_until(&lab, "web2 back", |t| t.contains("10.0.0.20:80"));
+    assert_eq!(
+        pages(&lab, 4),
+        ["web1\n", "web2\n"].map(String::from).into()
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+/// Through GUE: the forwarded check wraps itself as the real servers' `tunnel_type`
+/// says, so a real server that takes GUE on another port than the director sends to fails
+/// it (an IPIP check would have passed), and passes once its port is right.
+#[test]
+fn a_forwarded_check_through_gue_catches_a_real_server_on_another_port() {
+    let mut lab = topology::tun().build().unwrap();
+    for (web, port) in [("web1", 6080), ("web2", 6081)] {
+        lab.serve(web, 80, ServerKind::Http(web.into())).unwrap();
+        lab.within(web, || {
+            xvs_datapath::decap::attach("eth0", Some(port)).unwrap()
+        })
+        .unwrap();
+    }
+    let config = write_config(
+        "gue",
+        r#"
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "rr"
+method = "tunnel"
+tunnel_type = "gue"
+tunnel_port = 6080
+tunnel_checksum = "csum"
+[service.check]
+forwarded = true
+interval = 0.2
+timeout = 0.5
+[[service.real_server]]
+address = "10.0.0.10:80"
+[[service.real_server]]
+address = "10.0.0.20:80"
+"#,
+    );
+    let xvsd = Xvsd::start(&lab, &config, "gue");
+    let gue = "-i -w 1 --tun-type gue --tun-port 6080 --tun-csum";
+    table_until(&lab, "web1 in through GUE", |t| {
+        t.contains(&format!("-r 10.0.0.10:80 {gue}"))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(!saved(&lab).contains("10.0.0.20:80"), "web2 never in");
+    assert!(
+        xvsd.log()
+            .contains("no answer from 1.1.1.254:80 tunnelled to 10.0.0.20"),
+        "{}",
+        xvsd.log()
+    );
+    lab.within("web2", || {
+        xvs_datapath::decap::attach("eth0", Some(6080)).unwrap()
+    })
+    .unwrap();
+    table_until(&lab, "web2 in", |t| {
+        t.contains(&format!("-r 10.0.0.20:80 {gue}"))
+    });
     assert_eq!(
         pages(&lab, 4),
         ["web1\n", "web2\n"].map(String::from).into()

@@ -7,19 +7,19 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use xvs_common::{
-    CachedHop, DestValue, FAMILY_V4, HOP_CACHE_NS, HOP_CACHE_SLOTS, LOOPBACK_INDEX, Neighbour,
-    counter,
+    CachedHop, Conn, DestValue, FAMILY_V4, HOP_CACHE_NS, HOP_CACHE_SLOTS, LOOPBACK_INDEX,
+    Neighbour, conn_flags, counter, dest_index, tunnel_checksum, tunnel_type,
 };
 
 use crate::{
-    maps::{XVS_HOPS, XVS_NEIGH, count, scratch},
+    maps::{XVS_DESTS, XVS_HOPS, XVS_NEIGH, count, scratch},
     packet::{
         Packet, at, copy_hop, csum_addr_delta, csum_apply, csum_replace16, ipv4_header_checksum,
         put_mac, store_u32,
     },
     wire::{
-        ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP, eth, ipv4,
-        ipv6, tcp, udp,
+        ETH_P_IP, ETH_P_IPV6, IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
+        eth, gre, gue, ipv4, ipv6, tcp, udp,
     },
 };
 
@@ -264,22 +264,164 @@ pub fn decrement_ttl(ctx: &XdpContext, packet: &Packet) -> Option<()> {
     Some(())
 }
 
-/// Wraps the packet in an outer IP header from `source` to `server` (IPIP for IPv4,
-/// IPv6-in-IPv6 for IPv6), as IPVS's tunnel method does. The inner packet is unchanged.
+/// How a tunnel real server's packets are wrapped (`--tun-type`, `--tun-port` and the
+/// checksum option of its `-a` line).
+#[derive(Clone, Copy)]
+pub struct Encap {
+    /// [`tunnel_type`] code.
+    pub kind: u8,
+    /// [`tunnel_checksum`] code.
+    pub checksum: u8,
+    /// GUE's UDP destination port, network order.
+    pub port: u16,
+}
+
+impl Encap {
+    pub const IPIP: Encap = Encap {
+        kind: tunnel_type::IPIP,
+        checksum: tunnel_checksum::NONE,
+        port: 0,
+    };
+
+    /// The encapsulation of connection `conn`'s real server (IPIP if the server is gone).
+    #[inline(always)]
+    pub fn of(conn: &Conn) -> Encap {
+        let half = (conn.flags & conn_flags::DEST_HALF != 0) as u16;
+        match XVS_DESTS.get(dest_index(conn.dest_stats, half)) {
+            Some(dest) if dest.id == conn.dest_id => Encap {
+                kind: dest.tun_type,
+                checksum: dest.tun_csum,
+                port: dest.tun_port.to_be(),
+            },
+            _ => Encap::IPIP,
+        }
+    }
+
+    /// The bytes the tunnel adds besides the outer IP header: GUE's UDP and GUE headers,
+    /// GRE's header (with its checksum field if `summed`).
+    #[inline(always)]
+    pub fn header_len(&self, summed: bool) -> usize {
+        match self.kind {
+            tunnel_type::GUE => udp::LEN + gue::LEN,
+            tunnel_type::GRE if summed => gre::LEN + gre::CHECKSUM_LEN,
+            tunnel_type::GRE => gre::LEN,
+            _ => 0,
+        }
+    }
+
+    /// All the bytes the tunnel adds to a packet of `family`, at most.
+    #[inline(always)]
+    pub fn overhead(&self, family: u8) -> u32 {
+        let outer = if family == FAMILY_V4 {
+            ipv4::MIN_LEN
+        } else {
+            ipv6::LEN
+        };
+        (outer + self.header_len(self.checksum != tunnel_checksum::NONE)) as u32
+    }
+}
+
+/// Folds a ones'-complement sum of 16- and 32-bit words to 16 bits.
+#[inline(always)]
+fn fold(mut sum: u64) -> u16 {
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum as u16
+}
+
+/// The sum of an address's first `words` 32-bit words (8-byte aligned map or scratch
+/// fields).
+#[inline(always)]
+fn address_sum(addr: &[u8; 16], words: usize) -> u64 {
+    let addr = addr.as_ptr() as *const u32;
+    let mut sum = 0u64;
+    let mut i = 0;
+    while i < 4 {
+        if i < words {
+            sum += unsafe { addr.add(i).read() } as u64;
+        }
+        i += 1;
+    }
+    sum
+}
+
+/// The ones'-complement sum of the whole inner packet, known without reading its
+/// payload (Linux's "local checksum offload" for tunnels): a TCP or UDP segment whose
+/// checksum is right sums with its pseudo-header to all ones, so the segment alone sums
+/// to the pseudo-header's complement; an IPv4 header whose checksum is right sums to all
+/// ones, which adds nothing; an IPv6 header is summed (40 bytes). None where that does not
+/// hold: a fragment, another protocol (an ICMP error), UDP over IPv4 without a checksum,
+/// IPv6 extension headers. Read before the frame moves; sums in memory byte order.
+#[inline(always)]
+fn inner_sum(ctx: &XdpContext, packet: &Packet) -> Option<u64> {
+    if packet.fragment != 0 || (packet.protocol != IPPROTO_TCP && packet.protocol != IPPROTO_UDP) {
+        return None;
+    }
+    let v4 = packet.family == FAMILY_V4;
+    let header_len = packet.l4.checked_sub(packet.l3)?;
+    if !v4 && header_len != ipv6::LEN {
+        return None;
+    }
+    if packet.protocol == IPPROTO_UDP
+        && unsafe { *at::<u16>(ctx, l4_offset(packet) + udp::CHECKSUM)? } == 0
+    {
+        return None;
+    }
+    let segment_len = packet.ip_len.checked_sub(header_len as u32)? as u16;
+    let words = if v4 { 1 } else { 4 };
+    let pseudo = address_sum(&packet.src, words)
+        + address_sum(&packet.dst, words)
+        + (packet.protocol as u16).to_be() as u64
+        + segment_len.to_be() as u64;
+    let segment = !fold(pseudo) as u64;
+    if v4 {
+        return Some(segment);
+    }
+    let header = at::<[u32; 10]>(ctx, ipv6::VERSION)? as *const u32;
+    let mut sum = segment;
+    let mut i = 0;
+    while i < 10 {
+        sum += unsafe { header.add(i).read_unaligned() } as u64;
+        i += 1;
+    }
+    Some(sum)
+}
+
+/// Wraps the packet in an outer IP header from `source` to `server`, as IPVS's tunnel
+/// method does: IPIP for IPv4 (IPv6-in-IPv6 for IPv6), or with `--tun-type gue` a UDP
+/// and a GUE header between (to the server's `--tun-port`), or with `gre` a GRE header.
+/// With `--tun-csum` (or `--tun-remcsum`, which IPVS sums alike for a packet it forwards)
+/// GUE's UDP checksum, or GRE's, covers the whole inner packet where [`inner_sum`] knows
+/// its sum; elsewhere GUE's is left zero (none, as with `--tun-nocsum`) and GRE carries no
+/// checksum field. The inner packet is unchanged.
 #[inline(always)]
 pub fn encapsulate(
     ctx: &mut XdpContext,
     packet: &Packet,
     source: &[u8; 16],
     server: &[u8; 16],
+    encap: Encap,
 ) -> Option<()> {
-    let room: i32 = if packet.family == FAMILY_V4 {
-        ipv4::MIN_LEN as i32
+    let v4 = packet.family == FAMILY_V4;
+    let outer_len = if v4 { ipv4::MIN_LEN } else { ipv6::LEN };
+    let inner = if encap.kind != tunnel_type::IPIP && encap.checksum != tunnel_checksum::NONE {
+        inner_sum(ctx, packet)
     } else {
-        ipv6::LEN as i32
+        None
+    };
+    let extra = encap.header_len(inner.is_some()) & 0x0f;
+    let room = (outer_len + extra) as i32;
+    let inner_protocol = if v4 { IPPROTO_IPIP } else { IPPROTO_IPV6 };
+    let protocol = match encap.kind {
+        tunnel_type::GUE => IPPROTO_UDP,
+        tunnel_type::GRE => IPPROTO_GRE,
+        _ => inner_protocol,
     };
     // Keep what the outer header copies from the inner one before the frame moves.
-    let (tos, ttl, df) = if packet.family == FAMILY_V4 {
+    let (tos, ttl, df) = if v4 {
         let tos = unsafe { *at::<u8>(ctx, ipv4::TOS)? };
         let ttl = unsafe { *at::<u8>(ctx, ipv4::TTL)? };
         let frag = unsafe { *at::<[u8; 2]>(ctx, ipv4::FRAG)? };
@@ -288,15 +430,20 @@ pub fn encapsulate(
         let hop = unsafe { *at::<u8>(ctx, ipv6::HOP_LIMIT)? };
         (0, hop, 0)
     };
+    // GUE's UDP source port: the inner flow's, hashed into the dynamic range, so that a
+    // real server's receive-side scaling spreads flows as without the tunnel.
+    let flow = (packet.sport ^ packet.dport) as u32
+        ^ (address_sum(&packet.src, if v4 { 1 } else { 4 }) as u32);
+    let sport = (0xc000 | ((flow ^ (flow >> 16)) & 0x3fff)) as u16;
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -room) } != 0 {
         return None;
     }
     // The new front becomes the Ethernet header: only its type is written here, the
     // addresses are the next hop's (emit writes them), so nothing of the old one is moved.
     // The outer header is written in place: no copy of it on the small BPF stack.
-    if packet.family == FAMILY_V4 {
+    if v4 {
         let h = at::<[u8; ipv4::MIN_LEN]>(ctx, eth::LEN)? as *mut u8;
-        let total = (packet.ip_len + ipv4::MIN_LEN as u32) as u16;
+        let total = (packet.ip_len + room as u32) as u16;
         // The addresses are fields of 8-byte aligned map values: one word each.
         let (source, server) = unsafe {
             (
@@ -306,7 +453,7 @@ pub fn encapsulate(
         };
         let first = u32::from_ne_bytes([0x45, tos, 0, 0]) | (total.to_be() as u32) << 16;
         let second = u32::from_ne_bytes([0, 0, df, 0]);
-        let third = u32::from_ne_bytes([ttl, IPPROTO_IPIP, 0, 0]);
+        let third = u32::from_ne_bytes([ttl, protocol, 0, 0]);
         let checksum = ipv4_header_checksum(&[first, second, third, source, server]);
         // Five 4-byte stores (the header is 2-byte aligned at best).
         store_u32(h, first);
@@ -322,13 +469,60 @@ pub fn encapsulate(
         h[1] = 0;
         h[2] = 0;
         h[3] = 0;
-        h[4..6].copy_from_slice(&(packet.ip_len as u16).to_be_bytes());
-        h[6] = IPPROTO_IPV6;
+        h[4..6].copy_from_slice(&((packet.ip_len as usize + extra) as u16).to_be_bytes());
+        h[6] = protocol;
         h[7] = ttl;
         h[8..24].copy_from_slice(source);
         h[24..40].copy_from_slice(server);
         let ethertype = at::<[u8; 2]>(ctx, eth::TYPE)?;
         unsafe { *ethertype = ETH_P_IPV6.to_be_bytes() };
+    }
+    let words = if v4 { 1 } else { 4 };
+    match encap.kind {
+        tunnel_type::GUE => {
+            let h = at::<[u8; udp::LEN + gue::LEN]>(ctx, eth::LEN + outer_len)? as *mut u8;
+            let length = ((packet.ip_len as usize + extra) as u16).to_be();
+            let ports = sport.to_be() as u32 | (encap.port as u32) << 16;
+            let header = u32::from_ne_bytes([0, inner_protocol, 0, 0]);
+            let checksum = match inner {
+                Some(inner) => {
+                    let sum = address_sum(source, words)
+                        + address_sum(server, words)
+                        + (IPPROTO_UDP as u16).to_be() as u64
+                        + 2 * length as u64
+                        + ports as u64
+                        + header as u64
+                        + inner;
+                    // A sum that comes out zero is sent as all ones (zero means none).
+                    match !fold(sum) {
+                        0 => 0xffff,
+                        c => c,
+                    }
+                }
+                None => 0,
+            };
+            store_u32(h, ports);
+            store_u32(unsafe { h.add(4) }, length as u32 | (checksum as u32) << 16);
+            store_u32(unsafe { h.add(8) }, header);
+        }
+        tunnel_type::GRE => {
+            let h = at::<[u8; gre::LEN]>(ctx, eth::LEN + outer_len)? as *mut u8;
+            let ethertype = if v4 { ETH_P_IP } else { ETH_P_IPV6 };
+            let flags = if inner.is_some() {
+                gre::FLAG_CHECKSUM
+            } else {
+                0
+            };
+            let [high, low] = ethertype.to_be_bytes();
+            let first = u32::from_ne_bytes([flags, 0, high, low]);
+            store_u32(h, first);
+            if let Some(inner) = inner {
+                let field = at::<[u8; gre::CHECKSUM_LEN]>(ctx, eth::LEN + outer_len + gre::LEN)?;
+                let checksum = !fold(first as u64 + inner);
+                store_u32(field as *mut u8, checksum as u32);
+            }
+        }
+        _ => {}
     }
     Some(())
 }
