@@ -91,6 +91,7 @@ impl Vrrp {
         let instance_name = format!("VRRP {} on {}{family}", config.vrid, config.interface);
         let pending = Arc::new(Mutex::new(None));
         let instance = Instance {
+            announce_again: None,
             healthy: healthy.clone(),
             master: master.clone(),
             pending: pending.clone(),
@@ -251,8 +252,15 @@ impl Settings {
     }
 }
 
+/// How many times a new master announces each address at once, and how long after it
+/// does so again (keepalived's `vrrp_garp_master_repeat` and `vrrp_garp_master_delay`).
+const ANNOUNCE_REPEAT: usize = 5;
+const ANNOUNCE_AGAIN: Duration = Duration::from_secs(5);
+
 struct Instance {
     router: Router,
+    /// When a master announces its addresses the second time.
+    announce_again: Option<Instant>,
     pending: Arc<Mutex<Option<Settings>>>,
     healthy: Arc<AtomicBool>,
     master: Arc<AtomicBool>,
@@ -325,6 +333,12 @@ impl Instance {
             }
             let actions = self.router.tick(started.elapsed());
             self.carry_out(actions);
+            if self.announce_again.is_some_and(|at| Instant::now() >= at) {
+                self.announce_again = None;
+                for &(address, _) in &self.addresses {
+                    self.announce(address);
+                }
+            }
         }
         let actions = self.router.shutdown();
         self.carry_out(actions);
@@ -362,12 +376,22 @@ impl Instance {
     /// Adds `address` to the interface and announces it (gratuitous ARP, unsolicited NA).
     fn take(&self, address: IpAddr, prefix: u8) {
         let _ = netlink::add_address(self.ifindex, address, prefix);
-        let announced = match address {
-            IpAddr::V4(v4) => gratuitous_arp(self.ifindex, v4),
-            IpAddr::V6(v6) => unsolicited_na(self.ifindex, v6),
-        };
-        if let Err(e) = announced {
-            eprintln!("{}: announcing {address}: {e}", self.name);
+        self.announce(address);
+    }
+
+    /// Announces `address` [`ANNOUNCE_REPEAT`] times, back to back, as keepalived does:
+    /// a neighbour that misses one (a busy host, a lost frame) would send to the old
+    /// master until its entry goes stale.
+    fn announce(&self, address: IpAddr) {
+        for _ in 0..ANNOUNCE_REPEAT {
+            let announced = match address {
+                IpAddr::V4(v4) => gratuitous_arp(self.ifindex, v4),
+                IpAddr::V6(v6) => unsolicited_na(self.ifindex, v6),
+            };
+            if let Err(e) = announced {
+                eprintln!("{}: announcing {address}: {e}", self.name);
+                return;
+            }
         }
     }
 
@@ -418,12 +442,14 @@ impl Instance {
                     for &(address, prefix) in &self.addresses {
                         self.take(address, prefix);
                     }
+                    self.announce_again = Some(Instant::now() + ANNOUNCE_AGAIN);
                     self.master.store(true, Ordering::Relaxed);
                     println!("{}: master, holding {}", self.name, self.listed());
                     run_notify(self.notify_master.as_deref(), "MASTER");
                 }
                 Action::ReleaseAddresses => {
                     self.master.store(false, Ordering::Relaxed);
+                    self.announce_again = None;
                     for &(address, prefix) in &self.addresses {
                         let _ = netlink::delete_address(self.ifindex, address, prefix);
                     }
