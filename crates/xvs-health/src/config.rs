@@ -1241,7 +1241,12 @@ family = "inet6"
         let config = Config::parse("[sync]\ninterface = \"eth1\"\n").unwrap();
         let sync = config.sync.unwrap();
         assert_eq!(
-            (sync.group.to_string(), sync.port, sync.maxlen, sync.syncid),
+            (
+                sync.group.to_string(),
+                sync.port,
+                sync.maxlen(),
+                sync.syncid
+            ),
             ("224.0.0.81".to_string(), 8848, 1472, None)
         );
         let bad =
@@ -1251,6 +1256,15 @@ family = "inet6"
         assert!(bad.contains("key must be"), "{bad}");
         let typo = Config::parse("[sync]\ninterface = \"eth1\"\nsyncid = 300\n").unwrap_err();
         assert!(typo.contains("syncid"), "{typo}");
+        // Over IPv6: IPVS's IPv6 default message size; peers of one family.
+        let v6 = Config::parse("[sync]\ninterface = \"eth1\"\ngroup = \"ff02::51\"\n").unwrap();
+        let sync = v6.sync.unwrap();
+        assert!(sync.over_ipv6());
+        assert_eq!(sync.maxlen(), 1452);
+        let mixed =
+            Config::parse("[sync]\ninterface = \"eth1\"\npeers = [\"10.0.0.2\", \"fd00::2\"]\n")
+                .unwrap_err();
+        assert!(mixed.contains("all IPv4 or all IPv6"), "{mixed}");
     }
 
     #[test]

@@ -1107,7 +1107,12 @@ virtual_server 1.1.1.254 80 {
         );
         let sync = config.sync.unwrap();
         assert_eq!(
-            (sync.interface.as_str(), sync.syncid, sync.maxlen, sync.ttl),
+            (
+                sync.interface.as_str(),
+                sync.syncid,
+                sync.maxlen(),
+                sync.ttl
+            ),
             ("eth1", Some(7), 1400, 2)
         );
         assert_eq!(

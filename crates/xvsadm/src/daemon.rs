@@ -6,7 +6,6 @@
 
 use std::{
     io::Read,
-    net::IpAddr,
     os::unix::process::CommandExt,
     path::PathBuf,
     process::{Command, Stdio},
@@ -54,14 +53,11 @@ pub fn start(daemon: &Daemon) -> Result<String, Failure> {
         "--detach".into(),
     ];
     match daemon.mcast_group {
-        Some(IpAddr::V4(group)) if group.is_multicast() => {
+        Some(group) if group.is_multicast() => {
             args.extend(["--mcast-group".into(), group.to_string()]);
         }
-        Some(IpAddr::V4(group)) => {
+        Some(group) => {
             return Err(refused(&format!("xvs: {group} is not a multicast group")));
-        }
-        Some(IpAddr::V6(_)) => {
-            return Err(refused("xvs: connection sync runs over IPv4 only"));
         }
         None => {}
     }

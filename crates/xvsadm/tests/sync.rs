@@ -134,6 +134,51 @@ fn sync_daemons_started_listed_and_stopped_as_ipvsadm_does_and_connections_move(
     }
 }
 
+/// Connection sync over IPv6 (`--mcast-group ff02::51`, as ipvsadm takes an IPv6 group):
+/// listed with IPVS's IPv6 default message size, and the backup holds the master's
+/// connections, which go on through it once the VIP moves.
+#[test]
+fn sync_daemons_over_an_ipv6_group() {
+    let lab = lab();
+    for host in ["d1", "d2"] {
+        service(&lab, host, &["1.1.1.10", "1.1.1.20"]);
+    }
+    assert_eq!(
+        xvsadm(
+            &lab,
+            "d1",
+            "--start-daemon master --mcast-interface eth0 --mcast-group fd00::51"
+        )
+        .2,
+        "invalid IPv6 mcast-group `fd00::51'\n"
+    );
+    ok(
+        &lab,
+        "d1",
+        "--start-daemon master --mcast-interface eth0 --mcast-group ff02::51",
+    );
+    ok(
+        &lab,
+        "d2",
+        "--start-daemon backup --mcast-interface eth0 --mcast-group ff02::51",
+    );
+    assert_eq!(
+        ok(&lab, "d1", "-L --daemon"),
+        "master sync daemon (mcast=eth0, syncid=0, maxlen=1452, group=ff02::51, port=8848, ttl=1)\n"
+    );
+    let mut streams = four_through_d1(&lab);
+    until("d2 lists d1's connections", || {
+        established(&lab, "d2").len() == 4
+    });
+    assert_eq!(established(&lab, "d2"), established(&lab, "d1"));
+    vip_moves_to_d2(&lab);
+    for (i, stream) in streams.iter_mut().enumerate() {
+        echo(stream, &format!("through d2 {i}\n"));
+    }
+    ok(&lab, "d1", "--stop-daemon master");
+    ok(&lab, "d2", "--stop-daemon backup");
+}
+
 /// A backup configured after its master (or whose health checks have not yet added a real
 /// server back): the records of connections to a real server it does not have wait, and
 /// once the server is added there they are placed, and go on through it.

@@ -113,21 +113,21 @@ fn add(counter: &AtomicU64, n: usize) {
 
 impl Sync {
     pub fn start(config: &SyncConfig, syncid: u8, role: Role) -> Result<Sync, String> {
-        let socket = sync_socket(config)?;
+        let (socket, ifindex) = sync_socket(config)?;
         let worker = Worker {
             socket,
             targets: if config.peers.is_empty() {
-                vec![SocketAddr::new(IpAddr::V4(config.group), config.port)]
+                vec![target(config.group, config.port, ifindex)]
             } else {
                 config
                     .peers
                     .iter()
-                    .map(|p| SocketAddr::new(*p, config.port))
+                    .map(|p| target(*p, config.port, ifindex))
                     .collect()
             },
             peers: config.peers.clone(),
             syncid,
-            maxlen: config.maxlen,
+            maxlen: config.maxlen(),
             max_rate: config.max_rate,
             seal: config.key.as_deref().map(|k| Seal::new(k.as_bytes())),
             role,
@@ -513,97 +513,168 @@ impl Worker {
     }
 }
 
-/// A UDP socket bound to `port` on every address, with SO_REUSEADDR: a master and a
-/// backup daemon of one namespace both hear the group on the same port.
-fn bound_socket(port: u16) -> io::Result<UdpSocket> {
+/// Where messages to `address` go: an IPv6 link-local address (a group like `ff02::51`,
+/// or a peer's `fe80::` address) names the sync interface as its scope.
+fn target(address: IpAddr, port: u16, ifindex: u32) -> SocketAddr {
+    match address {
+        IpAddr::V6(v6) => {
+            let link_local =
+                v6.segments()[0] & 0xffc0 == 0xfe80 || v6.segments()[0] & 0xff0f == 0xff02;
+            SocketAddr::V6(std::net::SocketAddrV6::new(
+                v6,
+                port,
+                0,
+                if link_local { ifindex } else { 0 },
+            ))
+        }
+        IpAddr::V4(_) => SocketAddr::new(address, port),
+    }
+}
+
+/// Sets socket option `option` of `level` on `fd` to `value`.
+fn set_option<T>(fd: i32, level: i32, option: i32, value: &T) -> io::Result<()> {
+    // SAFETY: setsockopt(2) with a value of the size given.
+    let ok = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            option,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as u32,
+        ) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A UDP socket of the family of `v6` bound to `port` on every address, with
+/// SO_REUSEADDR: a master and a backup daemon of one namespace both hear the group on the
+/// same port.
+fn bound_socket(port: u16, v6: bool) -> io::Result<UdpSocket> {
     use std::os::fd::FromRawFd;
-    // SAFETY: socket(2), setsockopt(2) and bind(2) with values of the sizes given; the
-    // descriptor is owned by the UdpSocket made of it (closed on every error path too).
+    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: socket(2) and bind(2) with values of the sizes given; the descriptor is
+    // owned by the UdpSocket made of it (closed on every error path too).
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        let fd = libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         let socket = UdpSocket::from_raw_fd(fd);
-        let on: i32 = 1;
-        let mut address: libc::sockaddr_in = std::mem::zeroed();
-        address.sin_family = libc::AF_INET as u16;
-        address.sin_port = port.to_be();
-        if libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&raw const on).cast(),
-            std::mem::size_of::<i32>() as u32,
-        ) != 0
-            || libc::bind(
+        set_option(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1i32)?;
+        let bound = if v6 {
+            set_option(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &1i32)?;
+            let mut address: libc::sockaddr_in6 = std::mem::zeroed();
+            address.sin6_family = libc::AF_INET6 as u16;
+            address.sin6_port = port.to_be();
+            libc::bind(
+                fd,
+                (&raw const address).cast(),
+                std::mem::size_of::<libc::sockaddr_in6>() as u32,
+            )
+        } else {
+            let mut address: libc::sockaddr_in = std::mem::zeroed();
+            address.sin_family = libc::AF_INET as u16;
+            address.sin_port = port.to_be();
+            libc::bind(
                 fd,
                 (&raw const address).cast(),
                 std::mem::size_of::<libc::sockaddr_in>() as u32,
-            ) != 0
-        {
+            )
+        };
+        if bound != 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(socket)
     }
 }
 
-/// A UDP socket on the sync port, bound to the interface, in the group there, sending
-/// to the group from the interface with TTL 1 and without hearing itself.
-fn sync_socket(config: &SyncConfig) -> Result<UdpSocket, String> {
+/// A UDP socket on the sync port, bound to the interface, in the group there (unless it
+/// has peers), sending from the interface with the configured TTL (IPv6: hop limit) and
+/// without hearing itself; IPv4 or IPv6 as the group (or the peers) are. With the
+/// interface's index.
+fn sync_socket(config: &SyncConfig) -> Result<(UdpSocket, u32), String> {
     let interface = netlink::interfaces()
         .map_err(|e| format!("sync: {e}"))?
         .into_iter()
         .find(|i| i.name == config.interface)
         .ok_or_else(|| format!("sync: no interface {}", config.interface))?;
-    let socket = bound_socket(config.port)
+    let v6 = config.over_ipv6();
+    let socket = bound_socket(config.port, v6)
         .map_err(|e| format!("sync: cannot bind port {}: {e}", config.port))?;
     let fd = socket.as_raw_fd();
-    let membership = libc::ip_mreqn {
-        imr_multiaddr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(config.group.octets()),
-        },
-        imr_address: libc::in_addr { s_addr: 0 },
-        imr_ifindex: interface.index as i32,
-    };
     let name = config.interface.as_bytes();
-    // SAFETY: setsockopt(2) with values of the sizes given.
-    let ok = unsafe {
-        let set = |level: i32, option: i32, value: *const libc::c_void, size: usize| {
-            libc::setsockopt(fd, level, option, value, size as u32) == 0
-        };
-        let mreqn = std::mem::size_of::<libc::ip_mreqn>();
-        set(
+    // SAFETY: setsockopt(2) with the interface's name and its length.
+    let bound = unsafe {
+        libc::setsockopt(
+            fd,
             libc::SOL_SOCKET,
             libc::SO_BINDTODEVICE,
             name.as_ptr().cast(),
-            name.len(),
-        ) && set(
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_IF,
-            (&raw const membership).cast(),
-            mreqn,
-        ) && (!config.peers.is_empty()
-            || set(
-                libc::IPPROTO_IP,
-                libc::IP_ADD_MEMBERSHIP,
-                (&raw const membership).cast(),
-                mreqn,
-            ))
+            name.len() as u32,
+        ) == 0
     };
-    if !ok {
-        return Err(format!(
-            "sync: cannot join {} on {}: {}",
-            config.group,
-            config.interface,
-            io::Error::last_os_error()
-        ));
-    }
-    socket
-        .set_multicast_ttl_v4(u32::from(config.ttl))
-        .and_then(|()| socket.set_multicast_loop_v4(false))
-        .map_err(|e| format!("sync: {e}"))?;
-    Ok(socket)
+    let joined = if !bound {
+        Err(io::Error::last_os_error())
+    } else if v6 {
+        let index = interface.index as i32;
+        let hops = i32::from(config.ttl);
+        let membership = libc::ipv6_mreq {
+            ipv6mr_multiaddr: libc::in6_addr {
+                s6_addr: match config.group {
+                    IpAddr::V6(group) => group.octets(),
+                    IpAddr::V4(_) => [0; 16],
+                },
+            },
+            ipv6mr_interface: interface.index,
+        };
+        set_option(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &index)
+            .and_then(|()| set_option(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &hops))
+            .and_then(|()| set_option(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, &0i32))
+            .and_then(|()| {
+                if config.peers.is_empty() {
+                    set_option(
+                        fd,
+                        libc::IPPROTO_IPV6,
+                        libc::IPV6_ADD_MEMBERSHIP,
+                        &membership,
+                    )
+                } else {
+                    Ok(())
+                }
+            })
+    } else {
+        let membership = libc::ip_mreqn {
+            imr_multiaddr: libc::in_addr {
+                s_addr: match config.group {
+                    IpAddr::V4(group) => u32::from_ne_bytes(group.octets()),
+                    IpAddr::V6(_) => 0,
+                },
+            },
+            imr_address: libc::in_addr { s_addr: 0 },
+            imr_ifindex: interface.index as i32,
+        };
+        set_option(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &membership)
+            .and_then(|()| {
+                if config.peers.is_empty() {
+                    set_option(fd, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &membership)
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| socket.set_multicast_ttl_v4(u32::from(config.ttl)))
+            .and_then(|()| socket.set_multicast_loop_v4(false))
+    };
+    joined.map_err(|e| {
+        format!(
+            "sync: cannot join {} on {}: {e}",
+            config.group, config.interface
+        )
+    })?;
+    Ok((socket, interface.index))
 }
 
 /// `xvsd sync-daemon master|backup [--mcast-interface IF] [--syncid N] [--sync-maxlen N]
@@ -628,7 +699,7 @@ pub fn run_daemon(words: &[&str]) -> Result<(), String> {
         "{} sync daemon (mcast={}, syncid={syncid}, maxlen={}, group={}, port={}, ttl={})",
         role.name(),
         config.interface,
-        config.maxlen,
+        config.maxlen(),
         config.group,
         config.port,
         config.ttl
@@ -692,7 +763,7 @@ fn daemon_args(words: &[&str]) -> Result<(xvs_sync::daemon::DaemonRole, SyncConf
         match *option {
             "--mcast-interface" => config.interface = value.to_string(),
             "--syncid" => config.syncid = Some(value.parse().map_err(|_| bad())?),
-            "--sync-maxlen" => config.maxlen = value.parse().map_err(|_| bad())?,
+            "--sync-maxlen" => config.maxlen_set = Some(value.parse().map_err(|_| bad())?),
             "--mcast-group" => config.group = value.parse().map_err(|_| bad())?,
             "--mcast-port" => config.port = value.parse().map_err(|_| bad())?,
             "--mcast-ttl" => config.ttl = value.parse().map_err(|_| bad())?,

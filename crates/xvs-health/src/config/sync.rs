@@ -3,6 +3,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+/// The largest message IPVS's master sends by default: a 1500-byte packet less the IP
+/// and UDP headers (of IPv4, or of IPv6).
+const MAXLEN_V4: usize = 1500 - 20 - 8;
+const MAXLEN_V6: usize = 1500 - 40 - 8;
+
 use serde::Deserialize;
 
 /// Where and how this director tells its backups about its connections, and hears its
@@ -17,9 +22,10 @@ pub struct SyncConfig {
     /// 0-255; messages of another id are ignored (0: every id is heard). Default: the
     /// VRRP instance's vrid, as keepalived's, or 0.
     pub syncid: Option<u8>,
-    /// The multicast group (IPVS's default 224.0.0.81).
+    /// The multicast group (IPVS's default 224.0.0.81), IPv4 or IPv6 (`ff02::51`: the
+    /// messages then go over IPv6).
     #[serde(default = "group")]
-    pub group: Ipv4Addr,
+    pub group: IpAddr,
     #[serde(default = "port")]
     pub port: u16,
     /// TTL of the multicast messages (IPVS's default 1: they stay on the link).
@@ -33,18 +39,18 @@ pub struct SyncConfig {
     /// message without the right one is dropped. (A kernel IPVS director can then not
     /// read them.)
     pub key: Option<String>,
-    /// The largest message, bytes (IPVS's `sync_maxlen`; default 1472, for 1500-byte
-    /// links).
-    #[serde(default = "maxlen")]
-    pub maxlen: usize,
+    /// The largest message, bytes (IPVS's `sync_maxlen`; default 1472 over IPv4, 1452
+    /// over IPv6: for 1500-byte links). See [`SyncConfig::maxlen`].
+    #[serde(rename = "maxlen")]
+    pub maxlen_set: Option<usize>,
     /// Bytes per second at most, so that a bulk catch-up of a large table does not
     /// crowd the link (default 10 MB/s).
     #[serde(default = "max_rate")]
     pub max_rate: u64,
 }
 
-fn group() -> Ipv4Addr {
-    Ipv4Addr::new(224, 0, 0, 81)
+fn group() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(224, 0, 0, 81))
 }
 
 fn port() -> u16 {
@@ -53,10 +59,6 @@ fn port() -> u16 {
 
 fn ttl() -> u8 {
     1
-}
-
-fn maxlen() -> usize {
-    1472
 }
 
 fn max_rate() -> u64 {
@@ -75,9 +77,25 @@ impl SyncConfig {
             ttl: ttl(),
             peers: Vec::new(),
             key: None,
-            maxlen: maxlen(),
+            maxlen_set: None,
             max_rate: max_rate(),
         }
+    }
+
+    /// Whether the messages go over IPv6: to an IPv6 group, or to IPv6 peers.
+    pub fn over_ipv6(&self) -> bool {
+        self.peers
+            .first()
+            .map_or(self.group.is_ipv6(), IpAddr::is_ipv6)
+    }
+
+    /// The largest message, bytes: as set, or IPVS's default for the family.
+    pub fn maxlen(&self) -> usize {
+        self.maxlen_set.unwrap_or(if self.over_ipv6() {
+            MAXLEN_V6
+        } else {
+            MAXLEN_V4
+        })
     }
 
     pub fn problems(&self) -> Vec<String> {
@@ -88,10 +106,10 @@ impl SyncConfig {
                 self.group
             ));
         }
-        if self.peers.iter().any(|p| !p.is_ipv4()) {
-            problems.push("sync: peers must be IPv4 addresses".to_string());
+        if self.peers.iter().any(|p| p.is_ipv6() != self.over_ipv6()) {
+            problems.push("sync: peers must be all IPv4 or all IPv6".to_string());
         }
-        if !(100..=65_000).contains(&self.maxlen) {
+        if !(100..=65_000).contains(&self.maxlen()) {
             problems.push("sync: maxlen must be 100-65000".to_string());
         }
         if self.max_rate < 10_000 {
