@@ -3168,6 +3168,37 @@ fn gue_and_gre_tunnels_wrap_packets_as_their_real_servers_ask() {
             gre(&unsummed, false);
             gue(&tcp6(CLIENT6, VIP6, 40000, 80), 6080, true);
             gre(&tcp6(CLIENT6, VIP6, 40000, 81), true);
+
+            // A full-size packet does not fit: "fragmentation needed" names the MTU left
+            // by each tunnel's headers (1500 less 20 and 12 for GUE, 20 and 8 for GRE
+            // with its checksum).
+            for (port, mtu) in [(80u16, 1468u16), (83, 1472)] {
+                let b = etherparse::PacketBuilder::ethernet2(CLIENT_MAC, [2, 0, 0, 0, 0, 0xfe])
+                    .ipv4(CLIENT, VIP, 64)
+                    .tcp(40000, port, 1000, 64240)
+                    .ack(1);
+                let mut big = Vec::new();
+                b.write(&mut big, &[7u8; 1460]).unwrap();
+                big[20] |= 0x40;
+                big[24..26].fill(0);
+                let sum = !ones_sum(&[&big[14..34]]);
+                big[24..26].copy_from_slice(&sum.to_be_bytes());
+                let (out, _) = director.run_frame(eth0, &big).unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+                let answer = etherparse::SlicedPacket::from_ethernet(&out.frame).unwrap();
+                let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &answer.transport else {
+                    panic!("not ICMP: {answer:?}")
+                };
+                assert_eq!(
+                    icmp.icmp_type(),
+                    etherparse::Icmpv4Type::DestinationUnreachable(
+                        etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded {
+                            next_hop_mtu: mtu
+                        }
+                    ),
+                    "port {port}"
+                );
+            }
         },
     );
 }
