@@ -41,7 +41,7 @@ mod vrrp;
 pub use bgp::BgpConfig;
 pub use check::{CheckConfig, CheckType, Checks, QUERY_TYPES};
 pub use sync::SyncConfig;
-pub use vrrp::VrrpConfig;
+pub use vrrp::{TrackScript, VrrpConfig};
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

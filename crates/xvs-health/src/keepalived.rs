@@ -135,7 +135,13 @@ pub fn import(text: &str, source: &str) -> Import {
         .iter()
         .filter(|item| item.keyword == "vrrp_sync_group")
         .collect();
-    out.push_str(&ha::vrrp(&instances, &groups, &globals, &mut notes));
+    let scripts: Vec<&Item> = top
+        .iter()
+        .filter(|item| item.keyword == "vrrp_script")
+        .collect();
+    out.push_str(&ha::vrrp(
+        &instances, &groups, &scripts, &globals, &mut notes,
+    ));
     let laddr_groups = local_address_groups(&top, &mut notes);
     let track_files = track_files(&top, &mut notes);
     for item in &top {
@@ -147,8 +153,9 @@ pub fn import(text: &str, source: &str) -> Import {
             | "vrrp_instance"
             | "vrrp_sync_group"
             | "local_address_group"
-            | "track_file" => {}
-            "vrrp_script" | "static_ipaddress" | "static_routes" => notes.push(format!(
+            | "track_file"
+            | "vrrp_script" => {}
+            "static_ipaddress" | "static_routes" => notes.push(format!(
                 "line {}: {}: not xvsd's (left out)",
                 item.line, item.keyword
             )),
@@ -1015,6 +1022,81 @@ virtual_server 1.1.1.254 80 {
             "line 3: lvs_flush: not translated",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
+        }
+    }
+
+    /// keepalived's `vrrp_script`, tracked by an instance (`track_script`), becomes the
+    /// instance's `[[vrrp.track_script]]` with its command, timing and weight (the
+    /// instance's own weight for it first); what cannot be carried is named.
+    #[test]
+    fn tracked_vrrp_scripts_become_the_instance_s_track_scripts() {
+        let text = r#"
+vrrp_script chk_director {
+    script "/usr/local/bin/chk-ipvs.sh --quick"
+    interval 2
+    timeout 1
+    fall 2
+    rise 3
+    weight -50
+    user nobody
+}
+vrrp_script chk_web {
+    script "curl -sf http://127.0.0.1/"
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    virtual_ipaddress {
+        1.1.1.254/24
+    }
+    track_interface {
+        eth1 weight -20
+    }
+    track_script {
+        chk_director
+        chk_web weight 10
+        chk_missing
+    }
+}
+"#;
+        let imported = import(text, "keepalived.conf");
+        let config =
+            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
+        let scripts = &config.vrrp[0].track_scripts;
+        assert_eq!(scripts.len(), 2, "{}", imported.config);
+        assert_eq!(
+            (
+                scripts[0].command.as_str(),
+                scripts[0].interval,
+                scripts[0].timeout,
+                scripts[0].fall,
+                scripts[0].rise,
+                scripts[0].weight
+            ),
+            (
+                "/usr/local/bin/chk-ipvs.sh --quick",
+                2.0,
+                Some(1.0),
+                2,
+                3,
+                -50
+            )
+        );
+        assert_eq!(
+            (scripts[1].command.as_str(), scripts[1].weight),
+            ("curl -sf http://127.0.0.1/", 10)
+        );
+        for named in [
+            "vrrp_script chk_director user: not translated",
+            "track_script chk_missing: no vrrp_script of that name",
+            "track_interface eth1 weight -20: not translated",
+        ] {
+            assert!(
+                imported.notes.iter().any(|n| n.contains(named)),
+                "{named}: {:?}",
+                imported.notes
+            );
         }
     }
 

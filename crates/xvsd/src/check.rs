@@ -200,12 +200,39 @@ fn dns_query(id: u16, name: &str, code: u16) -> Vec<u8> {
 /// deadline.
 fn command(address: SocketAddr, check: &CheckConfig, deadline: Instant) -> CheckResult {
     let line = check.command.as_deref().unwrap_or("false");
-    let mut child = crate::control::with_signals(&mut Command::new("sh"))
+    match shell(
+        line,
+        Some(("XVS_REAL_SERVER", address.to_string())),
+        deadline,
+    )? {
+        0 => Ok(None),
+        code @ 2..=255 if check.dynamic => Ok(Some(code as u32 - 2)),
+        code => Err(format!("{line:?} exited with {code}")),
+    }
+}
+
+/// keepalived's `vrrp_script`: `sh -c COMMAND`, which passes if it exits 0 within
+/// `timeout`.
+pub fn script(line: &str, timeout: Duration) -> Result<(), String> {
+    match shell(line, None, Instant::now() + timeout)? {
+        0 => Ok(()),
+        code => Err(format!("{line:?} exited with {code}")),
+    }
+}
+
+/// Runs `sh -c LINE` (with `env` set, if any), its streams closed, and waits for its exit
+/// code until `deadline`, when it is killed.
+fn shell(line: &str, env: Option<(&str, String)>, deadline: Instant) -> Result<i32, String> {
+    let mut command = Command::new("sh");
+    command
         .args(["-c", line])
-        .env("XVS_REAL_SERVER", address.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some((name, value)) = env {
+        command.env(name, value);
+    }
+    let mut child = crate::control::with_signals(&mut command)
         .spawn()
         .map_err(|e| format!("{line:?}: {e}"))?;
     let status = loop {
@@ -222,12 +249,9 @@ fn command(address: SocketAddr, check: &CheckConfig, deadline: Instant) -> Check
             Err(e) => return Err(format!("{line:?}: {e}")),
         }
     };
-    match status.code() {
-        Some(0) => Ok(None),
-        Some(code @ 2..=255) if check.dynamic => Ok(Some(code as u32 - 2)),
-        Some(code) => Err(format!("{line:?} exited with {code}")),
-        None => Err(format!("{line:?} ended by a signal")),
-    }
+    status
+        .code()
+        .ok_or_else(|| format!("{line:?} ended by a signal"))
 }
 
 /// A stream an HTTP check talks over: plain TCP, or TLS over it (whose socket carries the

@@ -19,7 +19,10 @@ use std::{
 };
 
 use xvs_datapath::netlink;
-use xvs_health::config::VrrpConfig;
+use xvs_health::{
+    config::{TrackScript, VrrpConfig},
+    health::{Health, Outcome, Transition},
+};
 use xvs_vrrp::{
     router::{Action, Config, Router, State},
     wire::{Advertisement, PROTOCOL, V4Checksum},
@@ -41,6 +44,8 @@ pub struct Vrrp {
     name: String,
     /// False while xvsd's services say this director should not hold the VIPs.
     healthy: Arc<AtomicBool>,
+    /// Its track scripts, running.
+    scripts: Scripts,
     thread: JoinHandle<()>,
 }
 
@@ -48,7 +53,14 @@ impl Vrrp {
     /// Starts the instance on its thread; `group` is how it shares faults with the other
     /// instances of its group.
     pub fn start(config: &VrrpConfig, group: GroupFaults) -> Result<Vrrp, String> {
-        let settings = Settings::of(config)?;
+        let family = if config.addresses.first().is_some_and(|a| a.contains(':')) {
+            " (IPv6)"
+        } else {
+            ""
+        };
+        let instance_name = format!("VRRP {} on {}{family}", config.vrid, config.interface);
+        let scripts = Scripts::start(&config.track_scripts, &instance_name);
+        let settings = Settings::of(config, &scripts)?;
         let interface = netlink::interfaces()
             .map_err(|e| format!("vrrp: {e}"))?
             .into_iter()
@@ -87,17 +99,20 @@ impl Vrrp {
         let stop = Arc::new(AtomicBool::new(false));
         let healthy = Arc::new(AtomicBool::new(true));
         let master = Arc::new(AtomicBool::new(false));
-        let family = if v6 { " (IPv6)" } else { "" };
-        let instance_name = format!("VRRP {} on {}{family}", config.vrid, config.interface);
         let pending = Arc::new(Mutex::new(None));
+        let swayed = settings.swayed();
         let instance = Instance {
             announce_again: None,
             healthy: healthy.clone(),
             master: master.clone(),
             pending: pending.clone(),
             group,
+            priority: swayed.priority,
+            router: Router::new(swayed, own),
             track: settings.track,
-            router: Router::new(settings.router, own),
+            base: settings.router,
+            section: settings.section,
+            scripts_up: settings.scripts_up,
             socket,
             own,
             peers: config.unicast_peers.clone(),
@@ -119,6 +134,7 @@ impl Vrrp {
             name: instance_name.clone(),
             master,
             healthy,
+            scripts,
             thread,
         })
     }
@@ -155,7 +171,14 @@ impl Vrrp {
                 self.name
             ));
         }
-        let settings = Settings::of(new)?;
+        if new.track_scripts != self.config.track_scripts {
+            let running = std::mem::replace(
+                &mut self.scripts,
+                Scripts::start(&new.track_scripts, &self.name),
+            );
+            running.stop();
+        }
+        let settings = Settings::of(new, &self.scripts)?;
         if let Ok(mut pending) = self.pending.lock() {
             *pending = Some(settings);
         }
@@ -186,6 +209,66 @@ impl Vrrp {
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
+        self.scripts.stop();
+    }
+}
+
+/// An instance's track scripts, each run on a thread of its own, their health (counted as
+/// a real server's) in a flag each.
+struct Scripts {
+    up: Vec<Arc<AtomicBool>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Scripts {
+    fn start(scripts: &[TrackScript], instance: &str) -> Scripts {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut up = Vec::new();
+        let mut threads = Vec::new();
+        for script in scripts {
+            let flag = Arc::new(AtomicBool::new(true));
+            up.push(flag.clone());
+            let (script, stop, name) = (script.clone(), stop.clone(), instance.to_string());
+            let thread = std::thread::Builder::new()
+                .name("track-script".to_string())
+                .spawn(move || {
+                    let mut health = Health::new(true, script.rise, script.fall);
+                    let interval = Duration::from_secs_f64(script.interval);
+                    let timeout = Duration::from_secs_f64(script.timeout());
+                    while !stop.load(Ordering::Relaxed) {
+                        let began = Instant::now();
+                        let result = crate::check::script(&script.command, timeout);
+                        let outcome = match &result {
+                            Ok(()) => Outcome::Success,
+                            Err(_) => Outcome::Failure,
+                        };
+                        if let Some(change) = health.observe(outcome) {
+                            flag.store(change == Transition::Up, Ordering::Relaxed);
+                            match result {
+                                Ok(()) => {
+                                    println!("{name}: track script {:?} passes", script.command)
+                                }
+                                Err(why) => println!("{name}: track script failed: {why}"),
+                            }
+                        }
+                        while began.elapsed() < interval && !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(50).min(interval));
+                        }
+                    }
+                });
+            if let Ok(thread) = thread {
+                threads.push(thread);
+            }
+        }
+        Scripts { up, stop, threads }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -224,17 +307,23 @@ impl GroupFaults {
 
 /// What of a `[vrrp]` section an instance can take without a restart.
 struct Settings {
+    /// The router's settings, at the configured priority.
     router: Config,
     addresses: Vec<(IpAddr, u8)>,
     notify_master: Option<String>,
     notify_backup: Option<String>,
     track: Vec<String>,
+    section: VrrpConfig,
+    /// Its track scripts' health, one flag each.
+    scripts_up: Vec<Arc<AtomicBool>>,
 }
 
 impl Settings {
-    fn of(config: &VrrpConfig) -> Result<Settings, String> {
+    fn of(config: &VrrpConfig, scripts: &Scripts) -> Result<Settings, String> {
         let addresses = config.parsed_addresses()?;
         Ok(Settings {
+            section: config.clone(),
+            scripts_up: scripts.up.clone(),
             router: Config {
                 vrid: config.vrid,
                 priority: config.priority,
@@ -250,6 +339,19 @@ impl Settings {
             track: config.track_interfaces.clone(),
         })
     }
+
+    /// The router's settings at the priority its track scripts make now.
+    fn swayed(&self) -> Config {
+        Config {
+            priority: self.section.priority_with(&read(&self.scripts_up)),
+            ..self.router.clone()
+        }
+    }
+}
+
+/// The flags' values.
+fn read(flags: &[Arc<AtomicBool>]) -> Vec<bool> {
+    flags.iter().map(|f| f.load(Ordering::Relaxed)).collect()
 }
 
 /// How many times a new master announces each address at once, and how long after it
@@ -259,6 +361,12 @@ const ANNOUNCE_AGAIN: Duration = Duration::from_secs(5);
 
 struct Instance {
     router: Router,
+    /// The router's settings at the configured priority.
+    base: Config,
+    /// The priority advertised now (the configured one, swayed by track scripts).
+    priority: u8,
+    section: VrrpConfig,
+    scripts_up: Vec<Arc<AtomicBool>>,
     /// When a master announces its addresses the second time.
     announce_again: Option<Instant>,
     pending: Arc<Mutex<Option<Settings>>>,
@@ -322,6 +430,7 @@ impl Instance {
                 continue;
             }
             let now = started.elapsed();
+            self.sway(now);
             let wait = self
                 .router
                 .timeout()
@@ -359,17 +468,41 @@ impl Instance {
                 }
             }
         }
+        let router = new.swayed();
         self.addresses = new.addresses;
         self.notify_master = new.notify_master;
         self.notify_backup = new.notify_backup;
         self.track = new.track;
-        let priority = new.router.priority;
-        let actions = self.router.reconfigure(new.router, now);
+        let priority = router.priority;
+        self.priority = priority;
+        self.base = new.router;
+        self.section = new.section;
+        self.scripts_up = new.scripts_up;
+        let actions = self.router.reconfigure(router, now);
         println!(
             "{}: reloaded: priority {priority}, {}",
             self.name,
             self.listed()
         );
+        self.carry_out(actions);
+    }
+
+    /// Advertises the priority the track scripts make now, if it changed.
+    fn sway(&mut self, now: Duration) {
+        let priority = self.section.priority_with(&read(&self.scripts_up));
+        if priority == self.priority {
+            return;
+        }
+        println!(
+            "{}: priority {priority} (was {}), as its track scripts say",
+            self.name, self.priority
+        );
+        self.priority = priority;
+        let config = Config {
+            priority,
+            ..self.base.clone()
+        };
+        let actions = self.router.reconfigure(config, now);
         self.carry_out(actions);
     }
 
@@ -397,8 +530,11 @@ impl Instance {
 
     /// Why this director may not take part in the election now, if it may not.
     fn fault(&self) -> Option<String> {
+        let up = read(&self.scripts_up);
         let own = if !self.healthy.load(Ordering::Relaxed) {
             Some("a service lost its quorum".to_string())
+        } else if let Some(script) = self.section.failed_script(&up) {
+            Some(format!("track script {:?} fails", script.command))
         } else {
             self.track
                 .iter()

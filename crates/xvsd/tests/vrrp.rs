@@ -309,27 +309,39 @@ fn a_director_whose_services_lost_their_quorum_gives_the_vip_up() {
         );
     std::fs::write(&tracked, text).unwrap();
     let other = config("d2-tracked", 100);
-    let mut d1 = start(&lab, "d1", &tracked);
-    let mut d2 = start(&lab, "d2", &other);
+    the_flag_moves_the_vip_and_back(&lab, &tracked, &other, &flag, "once d1 lost its quorum");
+}
+
+/// d1 (config `c1`) and d2 (`c2`) started, d1 master; `flag` removed: d2 master (`why`)
+/// and serving; `flag` back: d1 master again. The directors stopped, the files removed.
+fn the_flag_moves_the_vip_and_back(
+    lab: &Lab,
+    c1: &str,
+    c2: &str,
+    flag: &std::path::Path,
+    why: &str,
+) {
+    let mut d1 = start(lab, "d1", c1);
+    let mut d2 = start(lab, "d2", c2);
     until("d1 master", || {
-        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+        holds_vip(lab, "d1") && !holds_vip(lab, "d2")
     });
 
-    std::fs::remove_file(&flag).unwrap();
-    until("d2 master once d1 lost its quorum", || {
-        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
+    std::fs::remove_file(flag).unwrap();
+    until(&format!("d2 master {why}"), || {
+        holds_vip(lab, "d2") && !holds_vip(lab, "d1")
     });
-    until("the client served through d2", || served(&lab));
+    until("the client served through d2", || served(lab));
 
-    std::fs::write(&flag, "").unwrap();
+    std::fs::write(flag, "").unwrap();
     until("d1 master again", || {
-        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+        holds_vip(lab, "d1") && !holds_vip(lab, "d2")
     });
     for child in [&mut d1, &mut d2] {
         let _ = child.kill();
         let _ = child.wait();
     }
-    for path in [tracked, other] {
+    for path in [c1, c2] {
         let _ = std::fs::remove_file(path);
     }
     let _ = std::fs::remove_file(flag);
@@ -404,6 +416,37 @@ fn a_reload_moves_the_vip_and_changes_its_addresses_in_place() {
     for path in [c1, c2] {
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// A track script (keepalived's `vrrp_script`) sways the election: while d1's script
+/// fails, its weight (-150) takes d1's priority from 200 to 50, below d2's 100, and d2
+/// preempts; once it passes again d1 takes the VIP back.
+#[test]
+fn a_failing_track_script_lowers_the_priority_and_the_vip_moves() {
+    let mut lab = lab();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let flag = std::env::temp_dir().join(format!("xvsd-{}-d1-script", std::process::id()));
+    std::fs::write(&flag, "").unwrap();
+    let c1 = edited_config("d1-script", 200, |text| {
+        text.replace(
+            &format!("addresses = [\"{VIP}/24\"]\n"),
+            &format!(
+                "addresses = [\"{VIP}/24\"]\n[[vrrp.track_script]]\ncommand = \"test -e {}\"\n\
+                 interval = 0.2\nfall = 2\nweight = -150\n",
+                flag.display()
+            ),
+        )
+    });
+    assert!(
+        std::fs::read_to_string(&c1)
+            .unwrap()
+            .contains("track_script")
+    );
+    let c2 = config("d2-script", 100);
+    the_flag_moves_the_vip_and_back(&lab, &c1, &c2, &flag, "while d1's script fails");
 }
 
 /// With a scheduler that hashes the client (`mh`) both directors choose alike, so an

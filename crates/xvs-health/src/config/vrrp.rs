@@ -43,11 +43,48 @@ pub struct VrrpConfig {
     /// without multicast), and only theirs are heard.
     #[serde(default)]
     pub unicast_peers: Vec<std::net::IpAddr>,
+    /// Checks of this director that sway the election (keepalived's `vrrp_script` and
+    /// `track_script`): `[[vrrp.track_script]]` tables.
+    #[serde(default, rename = "track_script")]
+    pub track_scripts: Vec<TrackScript>,
     /// Instances of one group (keepalived's `vrrp_sync_group`) leave the election
     /// together: while one is in fault (a tracked interface down, a service without its
     /// quorum), the others of its group are too, so the VIPs of a dual-stack or
     /// two-sided director move as one.
     pub group: Option<String>,
+}
+
+/// A command run every `interval` seconds (by `sh -c`; exit status 0 passes) whose health,
+/// counted as a real server's (`fall` failures in a row take it down, `rise` successes
+/// bring it back; it starts up), changes the director's part in the election as
+/// keepalived's tracked scripts do: with `weight` 0 the instance leaves the election while
+/// the script is down (fault); a positive weight is added to the priority while it is up,
+/// a negative one while it is down.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackScript {
+    pub command: String,
+    #[serde(default = "second")]
+    pub interval: f64,
+    /// Seconds a run may take (default: the interval); one still running then fails.
+    pub timeout: Option<f64>,
+    #[serde(default = "one")]
+    pub rise: u32,
+    #[serde(default = "one")]
+    pub fall: u32,
+    /// -253 to 253.
+    #[serde(default)]
+    pub weight: i32,
+}
+
+impl TrackScript {
+    pub fn timeout(&self) -> f64 {
+        self.timeout.unwrap_or(self.interval)
+    }
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// `[vrrp]` (one instance) or `[[vrrp]]` (several), each read with its own errors.
@@ -84,6 +121,37 @@ fn three() -> u8 {
 }
 
 impl VrrpConfig {
+    /// The priority this director advertises while its track scripts are as `up` says
+    /// (one flag per script, in order): the configured one, each weighted script's weight
+    /// added as it says, kept within 1-254 (keepalived: the weights neither make a router
+    /// the address owner, 255, nor change an owner's).
+    pub fn priority_with(&self, up: &[bool]) -> u8 {
+        if self.priority == 255 {
+            return 255;
+        }
+        let swayed: i32 = self
+            .track_scripts
+            .iter()
+            .zip(up)
+            .map(|(script, &up)| match script.weight {
+                w if w > 0 && up => w,
+                w if w < 0 && !up => w,
+                _ => 0,
+            })
+            .sum();
+        (i32::from(self.priority) + swayed).clamp(1, 254) as u8
+    }
+
+    /// The first track script of weight 0 that is down, if any: the instance is then out
+    /// of the election.
+    pub fn failed_script(&self, up: &[bool]) -> Option<&TrackScript> {
+        self.track_scripts
+            .iter()
+            .zip(up)
+            .find(|(script, up)| script.weight == 0 && !**up)
+            .map(|(script, _)| script)
+    }
+
     /// The addresses with their prefixes, all of one family (an instance is IPv4 or
     /// IPv6, as RFC 5798 has it); why not, for the first that is wrong.
     pub fn parsed_addresses(&self) -> Result<Vec<(std::net::IpAddr, u8)>, String> {
@@ -141,6 +209,57 @@ impl VrrpConfig {
                 }
             }
         }
+        for script in &self.track_scripts {
+            if !(-253..=253).contains(&script.weight) {
+                problems.push(format!(
+                    "vrrp: track_script {:?}: weight must be -253 to 253",
+                    script.command
+                ));
+            }
+            let seconds = |s: f64| s > 0.0 && s.is_finite();
+            if !(seconds(script.interval) && seconds(script.timeout())) {
+                problems.push(format!(
+                    "vrrp: track_script {:?}: interval and timeout must be above 0 seconds",
+                    script.command
+                ));
+            }
+        }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_scripts(priority: u8, weights: &[i32]) -> VrrpConfig {
+        let mut text = format!(
+            "interface = \"eth0\"\nvrid = 51\npriority = {priority}\naddresses = [\"1.1.1.254/24\"]\n"
+        );
+        for weight in weights {
+            text.push_str(&format!(
+                "[[track_script]]\ncommand = \"true\"\nweight = {weight}\n"
+            ));
+        }
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn track_scripts_sway_the_priority_or_take_the_director_out() {
+        let vrrp = with_scripts(100, &[20, -50, 0]);
+        assert_eq!(vrrp.priority_with(&[true, true, true]), 120, "up: +20");
+        assert_eq!(vrrp.priority_with(&[false, true, true]), 100);
+        assert_eq!(vrrp.priority_with(&[true, false, true]), 70, "down: -50");
+        assert_eq!(vrrp.failed_script(&[true, true, true]), None);
+        assert_eq!(
+            vrrp.failed_script(&[true, true, false]).map(|s| s.weight),
+            Some(0),
+            "weight 0 down: out"
+        );
+        // Never the owner's 255, never below 1; an owner stays 255.
+        assert_eq!(with_scripts(250, &[20]).priority_with(&[true]), 254);
+        assert_eq!(with_scripts(30, &[-50]).priority_with(&[false]), 1);
+        assert_eq!(with_scripts(255, &[-50]).priority_with(&[false]), 255);
+        assert!(with_scripts(100, &[300]).problems()[0].contains("weight"));
     }
 }

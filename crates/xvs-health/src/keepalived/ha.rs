@@ -31,6 +31,7 @@ pub(super) fn globals(item: &Item) -> Globals<'_> {
 pub(super) fn vrrp(
     instances: &[&Item],
     groups: &[&Item],
+    scripts: &[&Item],
     globals: &Globals,
     notes: &mut Vec<String>,
 ) -> String {
@@ -43,7 +44,7 @@ pub(super) fn vrrp(
         .iter()
         .map(|instance| {
             let group = group_of(instance, groups);
-            one_instance(instance, header, group, globals, notes)
+            one_instance(instance, header, group, scripts, globals, notes)
         })
         .collect()
 }
@@ -70,10 +71,12 @@ fn one_instance(
     instance: &Item,
     header: &str,
     group: Option<&str>,
+    scripts: &[&Item],
     globals: &Globals,
     notes: &mut Vec<String>,
 ) -> String {
     let mut lines = Vec::new();
+    let mut tracked = Vec::new();
     if let Some(group) = group {
         lines.push(format!("group = {}", quoted(group)));
     }
@@ -110,9 +113,31 @@ fn one_instance(
                     .block
                     .iter()
                     .flatten()
-                    .map(|i| quoted(&i.keyword))
+                    .map(|i| {
+                        if !i.args.is_empty() {
+                            notes.push(format!(
+                                "line {}: track_interface {} {}: not translated: xvsd takes the director out of the election while {} is down",
+                                i.line,
+                                i.keyword,
+                                i.args.join(" "),
+                                i.keyword
+                            ));
+                        }
+                        quoted(&i.keyword)
+                    })
                     .collect();
                 lines.push(format!("track_interfaces = [{}]", names.join(", ")));
+            }
+            ("track_script", _) => {
+                for entry in setting.block.iter().flatten() {
+                    match track_script(entry, scripts, notes) {
+                        Ok(table) => tracked.push(table),
+                        Err(why) => notes.push(format!(
+                            "line {}: track_script {}: {why} (left out)",
+                            entry.line, entry.keyword
+                        )),
+                    }
+                }
             }
             // The initial state: in xvsd (as in keepalived, after the first election) the
             // priority decides.
@@ -139,11 +164,65 @@ fn one_instance(
         (None, false) => "version = 2  # keepalived's default".to_string(),
     });
     format!(
-        "\n# keepalived's vrrp_instance {} (line {})\n{header}\n{}\n",
+        "\n# keepalived's vrrp_instance {} (line {})\n{header}\n{}\n{}",
         instance.args.join(" "),
         instance.line,
-        lines.join("\n")
+        lines.join("\n"),
+        tracked.concat()
     )
+}
+
+/// A `track_script` entry (`NAME [weight N]`) as a `[[vrrp.track_script]]` table, from the
+/// `vrrp_script NAME { script ...; interval; timeout; fall; rise; weight }` it names.
+fn track_script(
+    entry: &Item,
+    scripts: &[&Item],
+    notes: &mut Vec<String>,
+) -> Result<String, String> {
+    let script = scripts
+        .iter()
+        .find(|s| s.args.first() == Some(&entry.keyword))
+        .ok_or("no vrrp_script of that name")?;
+    let mut lines = Vec::new();
+    let mut weight = None;
+    for setting in script.block.iter().flatten() {
+        let arg = setting.args.first().cloned().unwrap_or_default();
+        let seconds = arg.parse::<f64>().is_ok();
+        match setting.keyword.as_str() {
+            "script" => lines.push(format!("command = {}", quoted(&setting.args.join(" ")))),
+            "interval" | "timeout" if seconds => {
+                lines.push(format!("{} = {}", setting.keyword, number(&arg)))
+            }
+            "fall" | "rise" if arg.parse::<u32>().is_ok() => {
+                lines.push(format!("{} = {arg}", setting.keyword))
+            }
+            "weight" if arg.parse::<i32>().is_ok() && setting.args.len() == 1 => weight = Some(arg),
+            other => notes.push(format!(
+                "line {}: vrrp_script {} {other}: not translated",
+                setting.line, entry.keyword
+            )),
+        }
+    }
+    if !lines.iter().any(|l| l.starts_with("command = ")) {
+        return Err("its vrrp_script has no script".to_string());
+    }
+    // The instance's own weight for it comes first.
+    match entry.args.as_slice() {
+        [] => {}
+        [word, value] if word == "weight" && value.parse::<i32>().is_ok() => {
+            weight = Some(value.clone())
+        }
+        other => notes.push(format!(
+            "line {}: track_script {} {}: not translated",
+            entry.line,
+            entry.keyword,
+            other.join(" ")
+        )),
+    }
+    if let Some(weight) = weight {
+        lines.push(format!("weight = {weight}"));
+    }
+    Ok(format!("[[vrrp.track_script]]\n{}\n", lines.join("\n")))
 }
 
 /// `virtual_ipaddress { ADDRESS[/PREFIX] [dev IFACE] ... }`: the addresses of the first
