@@ -666,6 +666,53 @@ fn ipv6_packet_too_big_reaches_a_dr_real_server_and_a_megabyte_arrives() {
     assert!(forwarded > 0, "the router's packet too big was relayed");
 }
 
+/// The same over IPv6 (a DR director without IPv6 forwarding, behind a router): a real
+/// server down when it was added is reached once it is up, with xvsadm alone.
+#[test]
+fn an_ipv6_dr_real_server_down_when_added_is_reached_once_it_is_up() {
+    let mut lab = topology::dr6_behind_router().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.reach("client", "fd00:1::fd").unwrap();
+    // Its address stays through the link's fall, as a server's configured one does.
+    lab.run_ok(
+        "web1",
+        &["sysctl", "-qw", "net.ipv6.conf.eth0.keep_addr_on_down=1"],
+    )
+    .unwrap();
+    lab.run_ok("web1", &["ip", "link", "set", "eth0", "down"])
+        .unwrap();
+    xvsadm(&lab, "-A -t [fd00:9::1]:80 -s rr");
+    xvsadm(&lab, "-a -t [fd00:9::1]:80 -r [fd00:1::10]:80 -g");
+    lab.run_ok("web1", &["ip", "link", "set", "eth0", "up"])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let url = "http://[fd00:9::1]/";
+    let back = [
+        "ip",
+        "-6",
+        "route",
+        "replace",
+        "fd00:3::/64",
+        "via",
+        "fd00:1::1",
+    ];
+    loop {
+        // IPv6 takes a link's routes with it when it goes down: web1's way back to the
+        // client, once its link's own route is there again.
+        let _ = lab.run("web1", &back);
+        let page = lab.run_ok("client", &["curl", "-g", "-s", "--max-time", "2", url]);
+        if page.is_ok_and(|p| p == "web1\n") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "web1 was never reached:\n{}",
+            xvsadm(&lab, "-L -n --stats")
+        );
+    }
+}
+
 /// A service of 300 real servers (more than a service's entry holds: its set lives in
 /// the large services map) forwards real connections: web1 and web2 with weight 1 among
 /// 298 quiescent ones, round robin between the two; the listing shows all 300. Deleting
