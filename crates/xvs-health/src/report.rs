@@ -423,12 +423,23 @@ fn server_labels<'a>(s: &'a ServiceReport, r: &'a ServerReport) -> Vec<(&'static
 /// What the director's high-availability parts say, for `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HaView {
-    /// Each VRRP instance by name, and whether this director is its master.
-    pub vrrp: Vec<(String, bool)>,
+    /// Each VRRP instance.
+    pub vrrp: Vec<VrrpView>,
     /// Connection sync's totals, if `[sync]` runs.
     pub sync: Option<SyncTotals>,
     /// Each VIP BGP may announce, and whether it is announced now.
     pub bgp: Vec<(String, bool)>,
+}
+
+/// One VRRP instance as this director takes part in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VrrpView {
+    /// `VRRP 51 on eth0`.
+    pub name: String,
+    /// Whether this director is its master.
+    pub master: bool,
+    /// The priority it advertises: the configured one, swayed by track scripts.
+    pub priority: u8,
 }
 
 /// Connection sync's counts since xvsd started.
@@ -458,12 +469,26 @@ impl HaView {
                 "gauge",
                 "1 while this director is master of the VRRP instance.",
             );
-            for (instance, master) in &self.vrrp {
+            for instance in &self.vrrp {
                 sample(
                     &mut out,
                     "xvs_vrrp_master",
-                    &[("instance", instance)],
-                    u64::from(*master),
+                    &[("instance", &instance.name)],
+                    u64::from(instance.master),
+                );
+            }
+            family(
+                &mut out,
+                "xvs_vrrp_priority",
+                "gauge",
+                "The priority this director advertises: its configured one, swayed by track scripts.",
+            );
+            for instance in &self.vrrp {
+                sample(
+                    &mut out,
+                    "xvs_vrrp_priority",
+                    &[("instance", &instance.name)],
+                    u64::from(instance.priority),
                 );
             }
         }
@@ -640,7 +665,11 @@ mod tests {
         }
         assert!(!metrics.contains("xvs_real_server_up{service=\"UDP"));
         let ha = HaView {
-            vrrp: vec![("VRRP 51 on eth0".to_string(), true)],
+            vrrp: vec![VrrpView {
+                name: "VRRP 51 on eth0".to_string(),
+                master: true,
+                priority: 150,
+            }],
             sync: Some(SyncTotals {
                 sent: 4,
                 made: 3,
@@ -654,6 +683,7 @@ mod tests {
         for line in [
             "# TYPE xvs_vrrp_master gauge",
             "xvs_vrrp_master{instance=\"VRRP 51 on eth0\"} 1",
+            "xvs_vrrp_priority{instance=\"VRRP 51 on eth0\"} 150",
             "xvs_sync_connections_sent_total 4",
             "xvs_sync_connections_received_total{result=\"new\"} 3",
             "xvs_sync_connections_waiting 2",

@@ -345,7 +345,7 @@ fn reconfigure_vrrp(running: &mut [Vrrp], sections: &[VrrpConfig]) -> Vec<String
     let mut notes = Vec::new();
     for (instance, section) in running.iter_mut().zip(sections) {
         match instance.reconfigure(section) {
-            Ok(true) => notes.push(format!("{} reloaded", instance.view().0)),
+            Ok(true) => notes.push(format!("{} reloaded", instance.view().name)),
             Ok(false) => {}
             Err(e) => notes.push(e),
         }

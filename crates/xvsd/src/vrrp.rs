@@ -12,7 +12,7 @@ use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
     },
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -22,6 +22,7 @@ use xvs_datapath::netlink;
 use xvs_health::{
     config::{TrackScript, VrrpConfig},
     health::{Health, Outcome, Transition},
+    report::VrrpView,
 };
 use xvs_vrrp::{
     router::{Action, Config, Router, State},
@@ -40,6 +41,8 @@ pub struct Vrrp {
     stop: Arc<AtomicBool>,
     /// True while this director is master (holds the addresses).
     master: Arc<AtomicBool>,
+    /// The priority it advertises now.
+    priority: Arc<AtomicU8>,
     /// `VRRP 51 on eth0`, as logs and metrics name it.
     name: String,
     /// False while xvsd's services say this director should not hold the VIPs.
@@ -101,7 +104,9 @@ impl Vrrp {
         let master = Arc::new(AtomicBool::new(false));
         let pending = Arc::new(Mutex::new(None));
         let swayed = settings.swayed();
+        let priority = Arc::new(AtomicU8::new(swayed.priority));
         let instance = Instance {
+            shown_priority: priority.clone(),
             announce_again: None,
             healthy: healthy.clone(),
             master: master.clone(),
@@ -133,6 +138,7 @@ impl Vrrp {
             stop,
             name: instance_name.clone(),
             master,
+            priority,
             healthy,
             scripts,
             thread,
@@ -195,9 +201,13 @@ impl Vrrp {
         self.master.clone()
     }
 
-    /// The instance's name and whether this director is its master now.
-    pub fn view(&self) -> (String, bool) {
-        (self.name.clone(), self.master.load(Ordering::Relaxed))
+    /// The instance as this director takes part in it now.
+    pub fn view(&self) -> VrrpView {
+        VrrpView {
+            name: self.name.clone(),
+            master: self.master.load(Ordering::Relaxed),
+            priority: self.priority.load(Ordering::Relaxed),
+        }
     }
 
     /// Whether the director is fit to hold the VIPs (`track_services`).
@@ -365,6 +375,8 @@ struct Instance {
     base: Config,
     /// The priority advertised now (the configured one, swayed by track scripts).
     priority: u8,
+    /// The same, for [`Vrrp::view`].
+    shown_priority: Arc<AtomicU8>,
     section: VrrpConfig,
     scripts_up: Vec<Arc<AtomicBool>>,
     /// When a master announces its addresses the second time.
@@ -475,6 +487,7 @@ impl Instance {
         self.track = new.track;
         let priority = router.priority;
         self.priority = priority;
+        self.shown_priority.store(priority, Ordering::Relaxed);
         self.base = new.router;
         self.section = new.section;
         self.scripts_up = new.scripts_up;
@@ -498,6 +511,7 @@ impl Instance {
             self.name, self.priority
         );
         self.priority = priority;
+        self.shown_priority.store(priority, Ordering::Relaxed);
         let config = Config {
             priority,
             ..self.base.clone()

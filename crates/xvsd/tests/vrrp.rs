@@ -309,17 +309,24 @@ fn a_director_whose_services_lost_their_quorum_gives_the_vip_up() {
         );
     std::fs::write(&tracked, text).unwrap();
     let other = config("d2-tracked", 100);
-    the_flag_moves_the_vip_and_back(&lab, &tracked, &other, &flag, "once d1 lost its quorum");
+    the_flag_moves_the_vip_and_back(
+        &lab,
+        (&tracked, &other),
+        &flag,
+        "once d1 lost its quorum",
+        || {},
+    );
 }
 
 /// d1 (config `c1`) and d2 (`c2`) started, d1 master; `flag` removed: d2 master (`why`)
-/// and serving; `flag` back: d1 master again. The directors stopped, the files removed.
+/// and serving, and `meanwhile` run; `flag` back: d1 master again. The directors
+/// stopped, the files removed.
 fn the_flag_moves_the_vip_and_back(
     lab: &Lab,
-    c1: &str,
-    c2: &str,
+    (c1, c2): (&str, &str),
     flag: &std::path::Path,
     why: &str,
+    meanwhile: impl Fn(),
 ) {
     let mut d1 = start(lab, "d1", c1);
     let mut d2 = start(lab, "d2", c2);
@@ -332,6 +339,7 @@ fn the_flag_moves_the_vip_and_back(
         holds_vip(lab, "d2") && !holds_vip(lab, "d1")
     });
     until("the client served through d2", || served(lab));
+    meanwhile();
 
     std::fs::write(flag, "").unwrap();
     until("d1 master again", || {
@@ -446,7 +454,17 @@ fn a_failing_track_script_lowers_the_priority_and_the_vip_moves() {
             .contains("track_script")
     );
     let c2 = config("d2-script", 100);
-    the_flag_moves_the_vip_and_back(&lab, &c1, &c2, &flag, "while d1's script fails");
+    // What d1 says of itself on /metrics meanwhile: the priority its script left it.
+    let priority = || {
+        lab.run_ok("d1", &["curl", "-sf", "http://127.0.0.1:9180/metrics"])
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("xvs_vrrp_priority{instance=\"VRRP 51 on eth0\"} "))
+            .map(str::to_string)
+    };
+    the_flag_moves_the_vip_and_back(&lab, (&c1, &c2), &flag, "while d1's script fails", || {
+        assert_eq!(priority().as_deref(), Some("50"))
+    });
 }
 
 /// With a scheduler that hashes the client (`mh`) both directors choose alike, so an
