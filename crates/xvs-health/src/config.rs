@@ -834,10 +834,12 @@ impl Config {
                 }
                 let checks = service.checks_of(rs);
                 let forwarded = checks.iter().any(|c| c.forwarded);
-                let ipv4 = service.address.is_some_and(|a| a.is_ipv4()) && rs.address.is_ipv4();
-                if forwarded && (method == Method::Nat || !ipv4) {
+                let one_family = service
+                    .address
+                    .is_some_and(|a| a.is_ipv4() == rs.address.is_ipv4());
+                if forwarded && (method == Method::Nat || !one_family) {
                     problems.push(format!(
-                        "{name}: {}: a forwarded check needs an IPv4 address service and a DR or tunnel real server",
+                        "{name}: {}: a forwarded check needs an address service and a DR or tunnel real server of its family",
                         rs.address
                     ));
                 }

@@ -862,6 +862,54 @@ address = "[fd00:1::10]:80"
     let _ = std::fs::remove_file(config);
 }
 
+/// The same over IPv6 (a DR director behind a router): the forwarded check is an IPv6 SYN
+/// to the VIP through web1's MAC; without the VIP on its `lo` web1 does not answer and
+/// leaves the service, with it back it returns.
+#[test]
+fn an_ipv6_forwarded_check_catches_a_dr_real_server_without_the_vip() {
+    let mut lab = topology::dr6_behind_router().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    for (host, address) in [("director", "fd00:1::10"), ("client", "fd00:9::1")] {
+        lab.reach(host, address).unwrap();
+    }
+    let config = write_config(
+        "forwarded-6",
+        r#"
+[[service]]
+address = "[fd00:9::1]:80"
+scheduler = "rr"
+method = "dr"
+[service.check]
+type = "tcp"
+forwarded = true
+interval = 0.2
+timeout = 0.5
+[[service.real_server]]
+address = "[fd00:1::10]:80"
+"#,
+    );
+    let xvsd = Xvsd::start(&lab, &config, "forwarded-6");
+    table_until(&lab, "web1 in", |t| {
+        t.contains("-r [fd00:1::10]:80 -g -w 1")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(saved(&lab).contains("fd00:1::10"), "{}", xvsd.log());
+
+    lab.run_ok("web1", &["ip", "addr", "del", "fd00:9::1/128", "dev", "lo"])
+        .unwrap();
+    table_until(&lab, "web1 out", |t| !t.contains("fd00:1::10"));
+    let log = xvsd.log();
+    assert!(
+        log.contains("no answer from [fd00:9::1]:80 through fd00:1::10's MAC"),
+        "{log}"
+    );
+    lab.run_ok("web1", &["ip", "addr", "add", "fd00:9::1/128", "dev", "lo"])
+        .unwrap();
+    table_until(&lab, "web1 back", |t| t.contains("fd00:1::10"));
+    let _ = std::fs::remove_file(config);
+}
+
 /// The same through a tunnel: the forwarded check is an IP-in-IP packet to the real
 /// server, so it fails on one that no longer decapsulates, and passes again when it does.
 #[test]
