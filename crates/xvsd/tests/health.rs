@@ -805,19 +805,26 @@ address = "1.1.1.20:80"
     let _ = std::fs::remove_file(config);
 }
 
+/// The IPv6 DR lab behind a router, web1 serving its name on port 80, the director and
+/// the client knowing their neighbours (as running hosts do).
+fn dr6_lab() -> Lab {
+    let mut lab = topology::dr6_behind_router().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    for (host, address) in [("director", "fd00:1::10"), ("client", "fd00:9::1")] {
+        lab.reach(host, address).unwrap();
+    }
+    lab
+}
+
 /// The same over IPv6 (a DR director behind a router, no IPv6 forwarding on it): a real
 /// server whose address appears only after it was added is reached once the kernel's
 /// neighbour discovery finds it and xvsd copies it into the datapath.
 #[test]
 fn an_ipv6_dr_real_server_that_answers_only_after_it_was_added_is_reached() {
-    let mut lab = topology::dr6_behind_router().build().unwrap();
-    lab.serve("web1", 80, ServerKind::Http("web1".into()))
-        .unwrap();
+    let mut lab = dr6_lab();
     lab.serve("web1", 81, ServerKind::Http("late".into()))
         .unwrap();
-    for (host, address) in [("director", "fd00:1::10"), ("client", "fd00:9::1")] {
-        lab.reach(host, address).unwrap();
-    }
     let config = write_config(
         "late-neighbour-6",
         r#"
@@ -867,12 +874,7 @@ address = "[fd00:1::10]:80"
 /// leaves the service, with it back it returns.
 #[test]
 fn an_ipv6_forwarded_check_catches_a_dr_real_server_without_the_vip() {
-    let mut lab = topology::dr6_behind_router().build().unwrap();
-    lab.serve("web1", 80, ServerKind::Http("web1".into()))
-        .unwrap();
-    for (host, address) in [("director", "fd00:1::10"), ("client", "fd00:9::1")] {
-        lab.reach(host, address).unwrap();
-    }
+    let lab = dr6_lab();
     let config = write_config(
         "forwarded-6",
         r#"
