@@ -82,7 +82,8 @@ pub struct SchedTree<const N: usize = MAX_SET> {
     /// `load(a) * weight(b) > load(b) * weight(a)` from their own eight bytes, whatever
     /// the rule (see the datapath's tree.rs).
     /// (2 × N nodes, as two halves: array lengths cannot be computed from `N`; read
-    /// through [`SchedTree::node`].)
+    /// through [`SchedTree::node`].) `nodes[0]`, which is no node (the root is 1), holds
+    /// [`SchedTree::recheck_at`].
     pub nodes: [[u64; N]; 2],
 }
 
@@ -97,6 +98,26 @@ impl<const N: usize> SchedTree<N> {
     #[inline(always)]
     pub fn node_mut(&mut self, n: usize) -> &mut u64 {
         &mut self.nodes.as_flattened_mut()[n & (2 * N - 1)]
+    }
+
+    /// When (the connection table's clock, ns) the tree is to be built again, taking back
+    /// the servers set aside for want of a next hop; 0 or [`u64::MAX`]: never. Kept in
+    /// node 0, which is no node, so it costs no layout change (a tree from before it
+    /// holds 0 or [`TREE_EMPTY`] there, a time never reached).
+    #[inline(always)]
+    pub fn recheck_at(&self) -> u64 {
+        self.nodes[0][0]
+    }
+
+    #[inline(always)]
+    pub fn set_recheck_at(&mut self, at: u64) {
+        self.nodes[0][0] = at;
+    }
+
+    /// Whether the time to take back set-aside servers has come.
+    #[inline(always)]
+    pub fn recheck_due(&self, now: u64) -> bool {
+        self.recheck_at().wrapping_sub(1) < now
     }
 }
 
@@ -123,7 +144,7 @@ pub const TREE_EMPTY: u64 = tree_node(u32::MAX as u64, 0, TREE_NONE);
 
 impl<const N: usize> Default for SchedTree<N> {
     fn default() -> Self {
-        SchedTree {
+        let mut tree = SchedTree {
             set: 0,
             kind: tree_rule::NONE,
             leaves: 0,
@@ -131,7 +152,9 @@ impl<const N: usize> Default for SchedTree<N> {
             service: ServiceKey::default(),
             index_of: [TREE_NONE; N],
             nodes: [[TREE_EMPTY; N]; 2],
-        }
+        };
+        tree.set_recheck_at(u64::MAX);
+        tree
     }
 }
 

@@ -56,8 +56,8 @@ mod program {
     };
     use xvs_common::{
         Conn, ConnKey, DestCounts, FRAGMENT_NS, FragmentEntry, FragmentKey, LOOPBACK_INDEX,
-        MAX_SET, MAX_SET_LARGE, Neighbour, ServiceEntry, ServiceSched, conn_flags, counter,
-        dest_index, forward as method, meta, persistence_engine, proxy_state, scheduler,
+        MAX_SET, MAX_SET_LARGE, Neighbour, ServiceEntry, ServiceSched, ServiceValue, conn_flags,
+        counter, dest_index, forward as method, meta, persistence_engine, proxy_state, scheduler,
         service_flags, tcp, tunnel_type,
     };
 
@@ -240,6 +240,7 @@ mod program {
         };
         // Scheduling and sending are sibling calls, so their stack frames never stack up.
         let created = new_connection::<MAX_SET, Small>(ctx, packet, key, now, checked, found);
+        set_aside_if_unreachable(created, &found.service, now);
         new_flow_sent(ctx, packet, key, now, created)
     }
 
@@ -266,6 +267,7 @@ mod program {
             return verdict_left();
         };
         let created = new_connection::<MAX_SET_LARGE, Large>(ctx, packet, key, now, checked, found);
+        set_aside_if_unreachable(created, &found.service, now);
         new_flow_sent(ctx, packet, key, now, created)
     }
 
@@ -288,7 +290,7 @@ mod program {
         now: u64,
         created: u64,
     ) -> u32 {
-        if created == NOT_CREATED {
+        if created == NOT_CREATED || created == NO_NEXT_HOP {
             return verdict_left();
         }
         if packet.fragment == packet::FIRST_FRAGMENT {
@@ -810,6 +812,22 @@ mod program {
     /// No connection yet: find the service, schedule a real server, create the entry.
     /// [`new_connection`] made no entry; the verdict is in the scratch space.
     const NOT_CREATED: u64 = 0;
+    /// What [`new_connection`] answers, the verdict left as for [`NOT_CREATED`], when the
+    /// server it picked has no next hop (its slot left in the scratch space's `conn`).
+    const NO_NEXT_HOP: u64 = 1;
+
+    /// After [`new_connection`]: a picked server without a next hop is set aside by the
+    /// least-connection family (out of the new connection's frame, which is at the
+    /// stack's limit).
+    #[inline(always)]
+    fn set_aside_if_unreachable(created: u64, service: &ServiceValue, now: u64) {
+        if created == NO_NEXT_HOP
+            && let Some(scratch) = scratch()
+        {
+            let slot = unsafe { (*scratch).conn.slot };
+            sched::xvs_set_aside(service.id, service.dest_set, slot as u32, now);
+        }
+    }
 
     /// No counter to count a refusal in.
     const UNCOUNTED: u32 = u32::MAX;
@@ -1010,10 +1028,16 @@ mod program {
         let hop = unsafe { &mut (*scratch).conn.l2 };
         if !forward::resolve(ctx, dest, packet.ip_len, now, hop) {
             // The rotation turns as it would for a connection made (IPVS makes it, and
-            // the packet waits in vain for the neighbour): the next connection, or this
-            // one's retransmission, goes to the next server instead of every one to this.
+            // the packet waits in vain for the neighbour), and the least-connection
+            // family sets the server aside: the next connection, or this one's
+            // retransmission, goes to another server instead of every one to this.
             if checked {
-                unsafe { (*conns).sched = (*scratch).sched_state };
+                unsafe {
+                    (*conns).sched = (*scratch).sched_state;
+                    (*scratch).conn.slot = slot;
+                }
+                refuse(xdp_action::XDP_DROP, counter::NO_ROUTE, checked);
+                return NO_NEXT_HOP;
             }
             return refuse(xdp_action::XDP_DROP, counter::NO_ROUTE, checked);
         }

@@ -319,6 +319,21 @@ pub fn count_changed<const N: usize>(view: &View<N>, slot: u16, set_id: u32) {
     }
 }
 
+/// The real server with tree slot `slot`, just picked for a new connection of service
+/// `service_id` (set `set_id`), has no next hop: the least-connection family leaves it
+/// out for a while ([`tree::set_aside`]); the rotations turn past it by their stored
+/// state. A global function, in whichever class the service is.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_set_aside(service_id: u32, set_id: u32, slot: u32, now: u64) -> u32 {
+    if let Some(conns) = XVS_SCHED.get_ptr_mut(&service_id) {
+        tree::set_aside(conns, set_id, slot, now);
+    } else if let Some(conns) = XVS_SCHED_LARGE.get_ptr_mut(&service_id) {
+        tree::set_aside(conns, set_id, slot, now);
+    }
+    0
+}
+
 /// As [`count_changed`], for a caller that has only the service's scheduler state: the set
 /// is found (by `find`, in the services map of its class) by the service key the tree
 /// keeps, and only if it is still the one the tree was built for (else the next new

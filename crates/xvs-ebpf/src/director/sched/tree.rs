@@ -41,6 +41,8 @@ pub fn pick<const N: usize>(view: &View<N>, kind: u32, request: &Request<N>) -> 
     if tree.set != set_id
         || tree.kind != kind
         || root.is_some_and(|root| !leaf_available(view, kind, root))
+        || crate::maps::scratch()
+            .is_some_and(|scratch| tree.recheck_due(unsafe { (*scratch).clock_ns }))
     {
         build(&view, tree, kind, set_id, request.service_id);
         // The key the service was found by (in the scratch space) is kept with the tree.
@@ -125,16 +127,59 @@ pub fn refresh_above<const N: usize>(view: &View<N>, slot: u16) {
     if kind == tree_rule::LOCALITY {
         mark_in_tree(view.conns, view.set, view.counts, index);
     }
-    // Up to the root in straight code (verified once in the global function, once where a
-    // new connection counts), carrying the node just set: each level reads only the
-    // sibling, and the siblings' reads do not wait on one another.
-    let mut node = leaves + index;
-    let mut best = set_leaf(view, tree, kind, index, node);
+    let node = leaves + index;
+    let best = set_leaf(view, tree, kind, index, node);
+    climb(tree, node, best);
+}
+
+/// Sets the nodes above `node` (just set to `best`) up to the root, in straight code
+/// (verified once in each global function, once where a new connection counts), carrying
+/// the node just set: each level reads only the sibling, and the siblings' reads do not
+/// wait on one another.
+#[inline(always)]
+fn climb<const N: usize>(tree: &mut SchedTree<N>, mut node: usize, mut best: u64) {
     // (Node numbers are below 2 × N and halve each time: the verifier sees the loop end.)
     while node > 1 {
         best = better(best, tree.node(node ^ 1));
         node /= 2;
         *tree.node_mut(node & (N - 1)) = best;
+    }
+}
+
+/// How long a server set aside for want of a next hop stays out of the tree: its next
+/// connection after that asks the kernel's neighbour table again (which goes on resolving
+/// it meanwhile, probing a failed neighbour every 5 s), so at most one client in 5 s waits
+/// for a retransmitted SYN. Longer than the client's first retransmission (1 s, then 2 s
+/// more), which must go elsewhere: set aside for 1 s, the server came back just in time
+/// to take the same client's retransmitted SYN, again and again.
+const SET_ASIDE_NS: u64 = 5_000_000_000;
+
+/// The real server with tree slot `slot`, just picked from the tree of set `set_id`, has
+/// no next hop (its neighbour does not answer): its leaf is emptied so that the next
+/// connections go to the others, until the tree is built again [`SET_ASIDE_NS`] from
+/// `now` (or earlier, for an earlier server set aside or any set change). Without it a
+/// server down when added, which holds no connection, is the least loaded for ever and
+/// takes every new connection of the service.
+#[inline(always)]
+pub fn set_aside<const N: usize>(conns: *mut ServiceSched<N>, set_id: u32, slot: u32, now: u64) {
+    let tree = unsafe { &mut (*conns).tree };
+    if tree.kind == tree_rule::NONE || tree.set != set_id {
+        return;
+    }
+    let Some(index) = tree.index_of.get(slot as usize & (N - 1)) else {
+        return;
+    };
+    let index = *index as usize;
+    let leaves = tree.leaves as usize & (2 * N - 1);
+    if index == TREE_NONE as usize || index & (N - 1) >= leaves {
+        return;
+    }
+    let node = leaves + (index & (N - 1));
+    *tree.node_mut(node) = TREE_EMPTY;
+    climb(tree, node, TREE_EMPTY);
+    let back = now + SET_ASIDE_NS;
+    if tree.recheck_at() == 0 || tree.recheck_at() > back {
+        tree.set_recheck_at(back);
     }
 }
 
@@ -213,6 +258,8 @@ fn build<const N: usize>(
     walk(view.count(), &mut b, place_step::<N>);
     walk(leaves - 1, &mut b, node_step::<N>);
     unsafe {
+        // Every server is back in the tree.
+        (*tree).set_recheck_at(u64::MAX);
         (*tree).leaves = leaves;
         (*tree).kind = kind;
         (*tree).set = set_id;
