@@ -661,8 +661,7 @@ impl Config {
         }
         let mut routers = std::collections::HashSet::new();
         for vrrp in &config.vrrp {
-            let v6 = vrrp.addresses.iter().any(|a| a.contains(':'));
-            if !routers.insert((vrrp.interface.as_str(), vrrp.vrid, v6)) {
+            if !routers.insert(vrrp.router()) {
                 problems.push(format!(
                     "vrrp: two instances with vrid {} on {}",
                     vrrp.vrid, vrrp.interface

@@ -229,7 +229,14 @@ pub fn run(path: &str) -> Result<(), String> {
                     // over.
                     let config = &daemon.config;
                     let mut notes = Vec::new();
-                    if config.sync != before.sync {
+                    let mut leader_changed = false;
+                    if config.vrrp != before.vrrp {
+                        let reloaded = reload_vrrp(&mut vrrp, &config.vrrp);
+                        notes.extend(reloaded.notes);
+                        leader_changed = reloaded.first_changed;
+                    }
+                    // Sync follows the first instance: one that changed restarts it.
+                    if config.sync != before.sync || (leader_changed && sync.is_some()) {
                         if let Some(old) = sync.take() {
                             old.stop();
                         }
@@ -261,9 +268,6 @@ pub fn run(path: &str) -> Result<(), String> {
                                 notes.push("[bgp] restarted".to_string());
                             }
                         }
-                    }
-                    if config.vrrp != before.vrrp {
-                        notes.extend(reconfigure_vrrp(&mut vrrp, &config.vrrp));
                     }
                     if let Ok(text) = &mut answer
                         && !notes.is_empty()
@@ -330,27 +334,80 @@ pub fn run(path: &str) -> Result<(), String> {
     }
 }
 
-/// A reload's `[vrrp]` sections taken by the running instances, each in place; what was
-/// done or refused, for the reload's answer. Instances come and go only with a restart
-/// (a new one would start as backup beside the running ones' sync and tracking).
-fn reconfigure_vrrp(running: &mut [Vrrp], sections: &[VrrpConfig]) -> Vec<String> {
-    if running.len() != sections.len() {
-        return vec![format!(
-            "{} VRRP instances run and the config names {}: instances come or go when \
-             xvsd restarts; the running ones are left as they are",
-            running.len(),
-            sections.len()
-        )];
+/// What a reload did to the VRRP instances.
+struct VrrpReloaded {
+    /// What was done or refused, for the reload's answer.
+    notes: Vec<String>,
+    /// The first instance, which connection sync follows, is another one.
+    first_changed: bool,
+}
+
+/// A reload's `[vrrp]` sections: each running instance whose virtual router (interface,
+/// VRID, family) a section still names takes it in place, keeping its state (restarting
+/// a master would hand its VIPs over); a section of a new router starts an instance (as
+/// backup, as at xvsd's start); an instance no section names stops (a master hands over
+/// and gives its addresses up), as keepalived's reload does. Instances of a sync group
+/// (`group`) come and go only with a restart: the group's members watch one another's
+/// faults through flags shared when they start.
+fn reload_vrrp(running: &mut Vec<Vrrp>, sections: &[VrrpConfig]) -> VrrpReloaded {
+    let routers_before: Vec<_> = running.iter().map(|v| v.config().router()).collect();
+    let routers_after: Vec<_> = sections.iter().map(VrrpConfig::router).collect();
+    let grouped = running.iter().any(|v| v.config().group.is_some())
+        || sections.iter().any(|s| s.group.is_some());
+    if routers_before != routers_after && grouped {
+        return VrrpReloaded {
+            notes: vec![
+                "VRRP instances of a group come or go when xvsd restarts; the running \
+                 ones are left as they are"
+                    .to_string(),
+            ],
+            first_changed: false,
+        };
     }
+    let first_before = routers_before
+        .first()
+        .map(|(interface, vrid, v6)| (interface.to_string(), *vrid, *v6));
+    let mut old: Vec<Option<Vrrp>> = std::mem::take(running).into_iter().map(Some).collect();
     let mut notes = Vec::new();
-    for (instance, section) in running.iter_mut().zip(sections) {
-        match instance.reconfigure(section) {
-            Ok(true) => notes.push(format!("{} reloaded", instance.view().name)),
-            Ok(false) => {}
-            Err(e) => notes.push(e),
+    for section in sections {
+        let kept = old
+            .iter_mut()
+            .find(|v| {
+                v.as_ref()
+                    .is_some_and(|v| v.config().router() == section.router())
+            })
+            .and_then(Option::take);
+        match kept {
+            Some(mut instance) => {
+                match instance.reconfigure(section) {
+                    Ok(true) => notes.push(format!("{} reloaded", instance.view().name)),
+                    Ok(false) => {}
+                    Err(e) => notes.push(e),
+                }
+                running.push(instance);
+            }
+            None => match Vrrp::start(section, GroupFaults::of(&[None]).remove(0)) {
+                Ok(instance) => {
+                    notes.push(format!("{} started", instance.view().name));
+                    running.push(instance);
+                }
+                Err(e) => notes.push(e),
+            },
         }
     }
-    notes
+    for instance in old.into_iter().flatten() {
+        let name = instance.view().name;
+        instance.stop();
+        notes.push(format!("{name} stopped"));
+    }
+    let first_after = running.first().map(|v| {
+        let (interface, vrid, v6) = v.config().router();
+        (interface.to_string(), vrid, v6)
+    });
+    VrrpReloaded {
+        notes,
+        first_changed: first_before != first_after,
+    }
 }
 
 /// Connection sync as `config` asks, following the first VRRP instance (keepalived's

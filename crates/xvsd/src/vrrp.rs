@@ -153,27 +153,18 @@ impl Vrrp {
     /// Takes a reloaded section in place, keeping the instance's state (a master stays
     /// master unless its new priority lets a backup preempt it): priority, interval,
     /// preemption, addresses, notify commands and tracking. Whether anything changed; an
-    /// error, changing nothing, if the section names another virtual router (interface,
-    /// VRID, version, family, unicast peers or group), which only a restart can start.
+    /// error, changing nothing, if the section changes the version, the unicast peers or
+    /// the group, which only a restart can start. (A section of another virtual router,
+    /// interface, VRID or family, is another instance: see the daemon's reload.)
     pub fn reconfigure(&mut self, new: &VrrpConfig) -> Result<bool, String> {
         if *new == self.config {
             return Ok(false);
         }
-        let family = |c: &VrrpConfig| c.addresses.first().map(|a| a.contains(':'));
-        let identity = |c: &VrrpConfig| {
-            (
-                c.interface.clone(),
-                c.vrid,
-                c.version,
-                family(c),
-                c.unicast_peers.clone(),
-                c.group.clone(),
-            )
-        };
-        if identity(new) != identity(&self.config) {
+        let identity = |c: &VrrpConfig| (c.version, c.unicast_peers.clone(), c.group.clone());
+        if new.router() != self.config.router() || identity(new) != identity(&self.config) {
             return Err(format!(
-                "{}: a new interface, VRID, version, address family, unicast peers or \
-                 group takes effect when xvsd restarts; the instance runs as before",
+                "{}: a new version, unicast peers or group takes effect when xvsd \
+                 restarts; the instance runs as before",
                 self.name
             ));
         }

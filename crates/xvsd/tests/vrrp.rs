@@ -391,11 +391,7 @@ fn a_reload_moves_the_vip_and_changes_its_addresses_in_place() {
     };
     edited_config("d2-reload", 100, with_second);
     reload("d2");
-    let holds = |host: &str, address: &str| {
-        lab.run_ok(host, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
-            .unwrap()
-            .contains(address)
-    };
+    let holds = |host: &str, address: &str| holds(&lab, host, address);
     until("d2 holds the added address", || holds("d2", second));
     assert!(holds_vip(&lab, "d2"), "d2 kept the VIP");
     config("d2-reload", 100);
@@ -404,7 +400,8 @@ fn a_reload_moves_the_vip_and_changes_its_addresses_in_place() {
     assert!(holds_vip(&lab, "d2"), "d2 kept the VIP");
 
     edited_config("d2-reload", 100, |text| {
-        text.replace("vrid = 51", "vrid = 52")
+        text.replace("version = 3", "version = 2")
+            .replace("interval = 0.2", "interval = 1")
     });
     let answer = reload("d2");
     assert!(
@@ -415,6 +412,78 @@ fn a_reload_moves_the_vip_and_changes_its_addresses_in_place() {
     assert!(
         holds_vip(&lab, "d2") && !holds_vip(&lab, "d1"),
         "the refused change moved nothing"
+    );
+
+    for child in [&mut d1, &mut d2] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for path in [c1, c2] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn holds(lab: &Lab, host: &str, address: &str) -> bool {
+    lab.run_ok(host, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        .unwrap()
+        .contains(address)
+}
+
+/// A reload that names a new virtual router starts its instance, and one that no longer
+/// names a running one stops it (as keepalived's reload does): both directors add VRID
+/// 52 (another address) beside 51, d1 becomes its master too; then d1's config names only
+/// 52, its instance of 51 stops and hands the VIP over to d2, and 52 runs on undisturbed.
+#[test]
+fn a_reload_starts_and_stops_vrrp_instances() {
+    let mut lab = lab();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let (c1, c2) = (config("d1-instances", 200), config("d2-instances", 100));
+    let mut d1 = start(&lab, "d1", &c1);
+    let mut d2 = start(&lab, "d2", &c2);
+    until("d1 master", || {
+        holds_vip(&lab, "d1") && !holds_vip(&lab, "d2")
+    });
+    let reload = |host: &str| lab.run_ok(host, &[XVSD, "reload"]).unwrap();
+    let second = "1.1.1.250/24";
+    let with_52 = |priority: u8| {
+        move |text: String| {
+            text.replace("[vrrp]", "[[vrrp]]").replace(
+                "\n[[service]]",
+                &format!(
+                    "\n[[vrrp]]\ninterface = \"eth0\"\nvrid = 52\npriority = {priority}\n\
+                     interval = 0.2\naddresses = [\"{second}\"]\n\n[[service]]"
+                ),
+            )
+        }
+    };
+    edited_config("d2-instances", 100, with_52(100));
+    let answer = reload("d2");
+    assert!(answer.contains("VRRP 52 on eth0 started"), "{answer}");
+    edited_config("d1-instances", 200, with_52(200));
+    let answer = reload("d1");
+    assert!(answer.contains("VRRP 52 on eth0 started"), "{answer}");
+    until("d1 master of 52 too", || {
+        holds(&lab, "d1", second) && !holds(&lab, "d2", second)
+    });
+    assert!(holds_vip(&lab, "d1") && !holds_vip(&lab, "d2"), "51 stayed");
+
+    edited_config("d1-instances", 200, |text| {
+        text.replace("vrid = 51", "vrid = 52")
+            .replace(&format!("[\"{VIP}/24\"]"), &format!("[\"{second}\"]"))
+    });
+    let answer = reload("d1");
+    assert!(answer.contains("VRRP 51 on eth0 stopped"), "{answer}");
+    assert!(!answer.contains("VRRP 52"), "52 taken as it was: {answer}");
+    until("d2 master of 51", || {
+        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
+    });
+    until("the client served through d2", || served(&lab));
+    assert!(
+        holds(&lab, "d1", second) && !holds(&lab, "d2", second),
+        "52 stayed on d1"
     );
 
     for child in [&mut d1, &mut d2] {

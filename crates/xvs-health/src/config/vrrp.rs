@@ -121,6 +121,14 @@ fn three() -> u8 {
 }
 
 impl VrrpConfig {
+    /// The virtual router the section runs: its interface, VRID and whether its addresses
+    /// are IPv6 (no two sections of a config share one; a reload matches running
+    /// instances to sections by it).
+    pub fn router(&self) -> (&str, u8, bool) {
+        let v6 = self.addresses.iter().any(|a| a.contains(':'));
+        (self.interface.as_str(), self.vrid, v6)
+    }
+
     /// The priority this director advertises while its track scripts are as `up` says
     /// (one flag per script, in order): the configured one, each weighted script's weight
     /// added as it says, kept within 1-254 (keepalived: the weights neither make a router
