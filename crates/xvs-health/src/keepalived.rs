@@ -144,14 +144,19 @@ pub fn import(text: &str, source: &str) -> Import {
     ));
     let laddr_groups = local_address_groups(&top, &mut notes);
     let track_files = track_files(&top, &mut notes);
+    let service_groups = virtual_server_groups(&top, &mut notes);
+    let context = Context {
+        laddr_groups: &laddr_groups,
+        track_files: &track_files,
+        service_groups: &service_groups,
+    };
     for item in &top {
         match item.keyword.as_str() {
-            "virtual_server" => {
-                virtual_server(item, &laddr_groups, &track_files, &mut out, &mut notes)
-            }
+            "virtual_server" => virtual_server(item, &context, &mut out, &mut notes),
             "global_defs"
             | "vrrp_instance"
             | "vrrp_sync_group"
+            | "virtual_server_group"
             | "local_address_group"
             | "track_file"
             | "vrrp_script" => {}
@@ -389,7 +394,7 @@ fn local_address_groups(top: &[Item], notes: &mut Vec<String>) -> HashMap<String
         };
         let mut addresses = Vec::new();
         for entry in item.block.iter().flatten() {
-            match local_addresses(&entry.keyword) {
+            match addresses_of(&entry.keyword) {
                 Some(more) => addresses.extend(more),
                 None => notes.push(format!(
                     "line {}: local_address_group {name}: {}: not an address or range",
@@ -402,45 +407,176 @@ fn local_address_groups(top: &[Item], notes: &mut Vec<String>) -> HashMap<String
     groups
 }
 
-/// An address, or an IPv4 range `A.B.C.D-E`.
-fn local_addresses(word: &str) -> Option<Vec<IpAddr>> {
+/// An address, or a range: IPv4's last byte `A.B.C.D-E`, IPv6's last 16 bits in hex
+/// `P::X-Y`, each from the first to the last, both included (keepalived's ranges).
+fn addresses_of(word: &str) -> Option<Vec<IpAddr>> {
     if let Ok(ip) = word.parse::<IpAddr>() {
         return Some(vec![ip]);
     }
     let (first, last) = word.split_once('-')?;
-    let first: std::net::Ipv4Addr = first.parse().ok()?;
-    let last: u8 = last.parse().ok()?;
-    let [a, b, c, d] = first.octets();
-    (d <= last).then(|| {
-        (d..=last)
-            .map(|x| IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, x)))
-            .collect()
-    })
+    match first.parse::<IpAddr>().ok()? {
+        IpAddr::V4(first) => {
+            let last: u8 = last.parse().ok()?;
+            let [a, b, c, d] = first.octets();
+            (d <= last).then(|| {
+                (d..=last)
+                    .map(|x| IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, x)))
+                    .collect()
+            })
+        }
+        IpAddr::V6(first) => {
+            let last = u16::from_str_radix(last, 16).ok()?;
+            let mut groups = first.segments();
+            let from = groups[7];
+            (from <= last).then(|| {
+                (from..=last)
+                    .map(|x| {
+                        groups[7] = x;
+                        IpAddr::V6(std::net::Ipv6Addr::from(groups))
+                    })
+                    .collect()
+            })
+        }
+    }
 }
 
-fn virtual_server(
-    item: &Item,
-    laddr_groups: &HashMap<String, Vec<IpAddr>>,
-    track_files: &HashMap<String, TrackFile>,
-    out: &mut String,
-    notes: &mut Vec<String>,
-) {
+/// What the translation of a `virtual_server` looks up in the rest of the file.
+struct Context<'a> {
+    laddr_groups: &'a HashMap<String, Vec<IpAddr>>,
+    track_files: &'a HashMap<String, TrackFile>,
+    service_groups: &'a HashMap<String, Vec<Member>>,
+}
+
+/// One service a `virtual_server` block stands for: its xvsd head (`address = ...` or
+/// `fwmark = N`) and whether it is a fwmark service.
+#[derive(Debug, Clone, PartialEq)]
+struct Member {
+    head: String,
+    marked: bool,
+}
+
+/// `virtual_server_group NAME { IP PORT ... RANGE PORT ... fwmark N ... }`: the services
+/// a `virtual_server group NAME` block stands for, by name.
+fn virtual_server_groups(top: &[Item], notes: &mut Vec<String>) -> HashMap<String, Vec<Member>> {
+    let mut groups = HashMap::new();
+    for item in top.iter().filter(|i| i.keyword == "virtual_server_group") {
+        let Some(name) = item.args.first() else {
+            notes.push(format!(
+                "line {}: virtual_server_group without a name",
+                item.line
+            ));
+            continue;
+        };
+        let mut members = Vec::new();
+        for entry in item.block.iter().flatten() {
+            let port = entry.args.first().and_then(|p| p.parse::<u16>().ok());
+            let mark = entry.args.first().and_then(|m| m.parse::<u32>().ok());
+            match (
+                entry.keyword.as_str(),
+                addresses_of(&entry.keyword),
+                port,
+                mark,
+            ) {
+                ("fwmark", _, _, Some(mark)) if mark != 0 => members.push(Member {
+                    head: format!("fwmark = {mark}"),
+                    marked: true,
+                }),
+                (_, Some(addresses), Some(port), _) => {
+                    members.extend(addresses.into_iter().map(|ip| Member {
+                        head: format!(
+                            "address = {}",
+                            quoted(&std::net::SocketAddr::new(ip, port).to_string())
+                        ),
+                        marked: false,
+                    }))
+                }
+                _ => notes.push(format!(
+                    "line {}: virtual_server_group {name}: {} {}: not an address (or range) \
+                     and port, or a fwmark",
+                    entry.line,
+                    entry.keyword,
+                    entry.args.join(" ")
+                )),
+            }
+        }
+        groups.insert(name.clone(), members);
+    }
+    groups
+}
+
+fn virtual_server(item: &Item, context: &Context, out: &mut String, notes: &mut Vec<String>) {
     let mark = match item.args.as_slice() {
         [fwmark, mark] if fwmark == "fwmark" => mark.parse::<u32>().ok().filter(|&m| m != 0),
         _ => None,
     };
-    let mut service = match (mark, address(&item.args)) {
-        (Some(mark), _) => vec![format!("fwmark = {mark}")],
-        (None, Some(vip)) => vec![format!("address = {}", quoted(&vip))],
-        (None, None) => {
+    let members = match (mark, address(&item.args), item.args.as_slice()) {
+        (Some(mark), _, _) => vec![Member {
+            head: format!("fwmark = {mark}"),
+            marked: true,
+        }],
+        (None, Some(vip), _) => vec![Member {
+            head: format!("address = {}", quoted(&vip)),
+            marked: false,
+        }],
+        (None, None, [group, name]) if group == "group" => match context.service_groups.get(name) {
+            Some(members) => {
+                let _ = writeln!(
+                    out,
+                    "\n# virtual_server group {name} (line {}): a service for each of the \
+                         group's {} members, each checking its real servers itself (keepalived \
+                         checks them once for the group).",
+                    item.line,
+                    members.len()
+                );
+                members.clone()
+            }
+            None => {
+                notes.push(format!(
+                    "line {}: virtual_server group {name}: no such virtual_server_group",
+                    item.line
+                ));
+                return;
+            }
+        },
+        (None, None, _) => {
             notes.push(format!(
-                "line {}: virtual_server {}: only IP PORT and fwmark services are translated (groups are not)",
+                "line {}: virtual_server {}: not an IP PORT, fwmark or group service",
                 item.line,
                 item.args.join(" ")
             ));
             return;
         }
     };
+    // The block reads the same for every member of a kind; its notes are told once.
+    let mut bodies: [Option<String>; 2] = [None, None];
+    for member in members {
+        let body = bodies[member.marked as usize].get_or_insert_with(|| {
+            let mut body = String::new();
+            let mut more = Vec::new();
+            service_body(item, member.marked, context, &mut body, &mut more);
+            notes.extend(
+                more.into_iter()
+                    .filter(|n| !notes.contains(n))
+                    .collect::<Vec<_>>(),
+            );
+            body
+        });
+        let _ = write!(out, "\n[[service]]\n{}\n{body}", member.head);
+    }
+}
+
+/// A `virtual_server` block's settings and real servers, as the lines of an xvsd service
+/// after its head (`marked`: a fwmark service).
+fn service_body(
+    item: &Item,
+    marked: bool,
+    context: &Context,
+    out: &mut String,
+    notes: &mut Vec<String>,
+) {
+    let mut service: Vec<String> = Vec::new();
+    let mark = marked.then_some(());
+    let (laddr_groups, track_files) = (context.laddr_groups, context.track_files);
     let mut defaults = Defaults {
         interval: None,
         host: None,
@@ -527,7 +663,6 @@ fn virtual_server(
     if !flags.is_empty() {
         service.push(format!("scheduler_flags = [{}]", flags.join(", ")));
     }
-    out.push_str("\n[[service]]\n");
     for line in &service {
         let _ = writeln!(out, "{line}");
     }
@@ -861,7 +996,7 @@ virtual_server group WEB {
             "line 7: vrrp_instance: no virtual_ipaddress",
             "line 32: url regex_no_match: not translated",
             "line 51: smtp_alert: not translated",
-            "line 94: virtual_server group WEB: only IP PORT and fwmark services",
+            "line 94: virtual_server group WEB: no such virtual_server_group",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }
@@ -893,6 +1028,89 @@ virtual_server group WEB {
     /// `lvs_method TUN` with its tunnel words (keepalived 2's `type gue port N`, `gre`,
     /// `csum`): the service's and a real server's own become xvsd's `tunnel_*` keys; a
     /// word keepalived would not take is named, not dropped.
+    /// keepalived's `virtual_server_group`: one block of settings and real servers for
+    /// several VIPs (addresses, ranges, marks), a service for each.
+    #[test]
+    fn a_virtual_server_group_becomes_a_service_per_member() {
+        let imported = import(
+            r#"
+virtual_server_group WEB {
+    1.1.1.254 80
+    1.1.1.250-252 8080
+    fd00::a-c 80
+    fwmark 7
+    1.1.1.1
+}
+virtual_server group WEB {
+    lb_algo sh
+    lb_kind DR
+    protocol TCP
+    persistence_timeout 60
+    no_such_keyword
+    real_server 1.1.1.10 80 {
+        weight 2
+        TCP_CHECK {
+            connect_timeout 2
+        }
+    }
+}
+virtual_server group NONE {
+    lb_algo rr
+}
+"#,
+            "keepalived.conf",
+        );
+        let config =
+            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
+        let keys: Vec<String> = config.services.iter().map(|s| s.key()).collect();
+        assert_eq!(
+            keys,
+            [
+                "-t 1.1.1.254:80",
+                "-t 1.1.1.250:8080",
+                "-t 1.1.1.251:8080",
+                "-t 1.1.1.252:8080",
+                "-t [fd00::a]:80",
+                "-t [fd00::b]:80",
+                "-t [fd00::c]:80",
+                "-f 7",
+            ]
+        );
+        for service in &config.services {
+            assert_eq!(
+                (
+                    service.scheduler.as_str(),
+                    service.method,
+                    service.persistence
+                ),
+                ("sh", Method::Dr, Some(60))
+            );
+            let rs = &service.real_servers[0];
+            assert_eq!(
+                (rs.weight, service.checks_of(rs)[0].kind),
+                (2, CheckType::Tcp)
+            );
+        }
+        assert!(
+            imported
+                .config
+                .contains("keepalived checks them once for the group")
+        );
+        let notes = imported.notes.join("\n");
+        for expected in [
+            "line 7: virtual_server_group WEB: 1.1.1.1 : not an address (or range) and port",
+            "line 14: no_such_keyword: not translated",
+            "line 22: virtual_server group NONE: no such virtual_server_group",
+        ] {
+            assert!(notes.contains(expected), "{expected}:\n{notes}");
+        }
+        assert_eq!(
+            notes.matches("no_such_keyword").count(),
+            1,
+            "told once, not per member:\n{notes}"
+        );
+    }
+
     #[test]
     fn a_tunnel_s_type_port_and_checksum_are_translated() {
         let text = r#"
