@@ -587,7 +587,8 @@ fn each_sip_call_keeps_one_real_server() {
 /// A persistent client's open connection keeps its template past the persistence
 /// timeout, as in IPVS (an FTP control connection keeps the client's data connections on
 /// its server): real TCP through the NAT lab, `-p 2`, a second connection three seconds
-/// after the first (rr alone would send it to the other server).
+/// after the first (rr alone would send it to the other server). Found past its timeout
+/// by the sweep, the template is kept for 60 s, as IPVS re-arms it, and listed so.
 #[test]
 fn an_open_connection_keeps_its_clients_template_past_the_timeout() {
     use std::io::{Read, Write};
@@ -625,6 +626,21 @@ fn an_open_connection_keeps_its_clients_template_past_the_timeout() {
     let first = connect();
     let server = server_of(&first);
     std::thread::sleep(std::time::Duration::from_secs(3));
+    // A SYN to a port without a service runs the sweep (the kernel resets it).
+    let _ = lab.run(
+        "client",
+        &["curl", "-s", "--max-time", "1", "http://1.1.1.254:81/"],
+    );
+    let listing = xvsadm(&lab, "-L -n -c");
+    let template = listing
+        .lines()
+        .find(|l| l.contains("1.1.1.1:0 "))
+        .unwrap_or_else(|| panic!("no template:\n{listing}"));
+    let expire = template.split_whitespace().nth(1).unwrap();
+    assert!(
+        expire == "01:00" || expire.starts_with("00:5"),
+        "kept for 60 s:\n{listing}"
+    );
     let second = connect();
     assert_eq!(server_of(&second), server, "the template outlived its 2 s");
     drop((first, second));

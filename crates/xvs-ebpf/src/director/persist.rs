@@ -211,10 +211,17 @@ fn add_control(template: *mut Conn, delta: i32) {
     unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(field, delta as u32) };
 }
 
+/// How long the sweep keeps a template it found past its timeout still counting open
+/// connections, before it looks again: IPVS's `expire_later` re-arms such a template's
+/// timer for 60 s, whatever the persistence timeout, so the template lives on at most
+/// 60 s after its last connection ends (a client's next connection meanwhile re-arms it
+/// for the service's timeout here, for 60 s in IPVS).
+const KEPT_TEMPLATE_NS: u64 = 60 * NS_PER_SEC;
+
 /// A template the sweep found past its timeout still counting open connections: kept
-/// for another persistence timeout (IPVS re-arms its timer so), its record queued again,
-/// while its real server is in the service (a removed server's template would only be
-/// dropped at its client's next connection). 1 if kept.
+/// for [`KEPT_TEMPLATE_NS`], its record queued again, while its real server is in the
+/// service (a removed server's template would only be dropped at its client's next
+/// connection). 1 if kept.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn xvs_persist_keep(key: *const ConnKey, template: *mut Conn, now: u64) -> u32 {
@@ -241,8 +248,7 @@ pub extern "C" fn xvs_persist_keep(key: *const ConnKey, template: *mut Conn, now
     if params.netmask != made_with(template) {
         return 0;
     }
-    let timeout = params.timeout;
-    let expires = now + timeout as u64 * NS_PER_SEC;
+    let expires = now + KEPT_TEMPLATE_NS;
     unsafe { (*template).expires = expires };
     conn::xvs_queue_sweep(key, expires, now);
     1
