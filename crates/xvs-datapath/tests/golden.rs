@@ -1152,8 +1152,9 @@ fn a_call_s_template_is_synced_with_its_call_id() {
 /// A template does not expire while a connection it sent is open (IPVS's `n_control`): a
 /// client whose connection outlives the persistence timeout keeps its real server for its
 /// next one (FTP's data connections behind a long control connection). Once its
-/// connections have ended the template expires, one timeout later at most, and the
-/// client is scheduled anew. (The first server made quiescent, a new one added: a
+/// connections have ended the template expires (here a timeout after its last use,
+/// which re-armed it; one the sweep found past its timeout is kept 60 s, as IPVS keeps
+/// it), and the client is scheduled anew. (The first server made quiescent, a new one added: a
 /// client the template keeps goes to the first, one scheduled to the second.)
 #[test]
 fn a_template_lives_while_a_connection_it_sent_is_open() {
@@ -1272,9 +1273,15 @@ fn a_template_is_not_kept_for_a_removed_server_or_under_a_changed_netmask() {
                     "-E -t 1.1.1.254:81 -s rr -p 1 -M 255.255.255.0",
                 ],
             );
-            // Other clients' connections run the sweep; the one on port 81 makes a
-            // template under the new netmask (and so records it).
-            for other in [3, 4] {
+            // Another client's connection on port 81 makes a template under the new
+            // netmask (and so records it), before the first templates' timeout; later
+            // ones run the sweep, which finds those past it. (Kept, a template would not
+            // be looked at again for 60 s.)
+            run(
+                director,
+                tcp4([3, 3, 3, 3], VIP, 40000, 81, true, CLIENT_MAC),
+            );
+            for other in [4, 5] {
                 std::thread::sleep(std::time::Duration::from_millis(1300));
                 run(
                     director,

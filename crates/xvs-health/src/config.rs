@@ -832,6 +832,19 @@ impl Config {
                     }
                 }
                 let checks = service.checks_of(rs);
+                for check in checks {
+                    let checked = check.address.unwrap_or(rs.address.ip());
+                    if checked.is_ipv4() != rs.address.is_ipv4()
+                        || check
+                            .source
+                            .is_some_and(|s| s.is_ipv4() != checked.is_ipv4())
+                    {
+                        problems.push(format!(
+                            "{name}: {}: a check's address and source must be of the real server's family",
+                            rs.address
+                        ));
+                    }
+                }
                 let forwarded = checks.iter().any(|c| c.forwarded);
                 let one_family = service
                     .address
@@ -1145,6 +1158,27 @@ family = "inet6"
         let ping = "[[service]]\nfwmark = 1\nscheduler = \"rr\"\ncheck = { type = \"ping\" }\n\
                     [[service.real_server]]\naddress = \"192.168.1.10:0\"\n";
         assert!(Config::parse(ping).is_ok(), "{:?}", Config::parse(ping));
+        // A check's own address and source are of its real server's family.
+        let with_check = |check: &str| {
+            Config::parse(&format!(
+                "[[service]]\naddress = \"1.1.1.254:80\"\ncheck = {{ {check} }}\n\
+                 [[service.real_server]]\naddress = \"192.168.1.10:80\"\n"
+            ))
+        };
+        assert!(with_check("address = \"10.0.0.10\", source = \"10.0.0.1\"").is_ok());
+        for wrong in ["address = \"fd00::10\"", "source = \"fd00::1\""] {
+            let refused = with_check(wrong).unwrap_err();
+            assert!(
+                refused.contains("address and source must be of the real server's family"),
+                "{wrong}: {refused}"
+            );
+        }
+        let command = with_check("type = \"command\", command = \"true\", source = \"10.0.0.1\"")
+            .unwrap_err();
+        assert!(
+            command.contains("`source` is for checks that send packets"),
+            "{command}"
+        );
     }
 
     #[test]

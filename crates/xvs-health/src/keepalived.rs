@@ -758,6 +758,14 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
         let number = arg.parse::<f64>().is_ok();
         match entry.keyword.as_str() {
             "connect_port" => common.set("port", arg),
+            "connect_ip" | "bindto" if arg.parse::<IpAddr>().is_ok() => {
+                let key = if entry.keyword == "connect_ip" {
+                    "address"
+                } else {
+                    "source"
+                };
+                common.set(key, quoted(&arg));
+            }
             "connect_timeout" | "misc_timeout" if number => timeout = Some(arg),
             "retry" | "nb_get_retry" if number => retries = arg,
             "delay_before_retry" if number => common.set("delay_before_retry", arg),
@@ -894,6 +902,8 @@ virtual_server 1.1.1.254 80 {
         }
         TCP_CHECK {
             connect_port 8080
+            connect_ip 10.0.0.20
+            bindto 192.168.1.1
         }
         smtp_alert
     }
@@ -990,13 +1000,20 @@ virtual_server group WEB {
             (checks[1].kind, checks[1].port, checks[1].retries),
             (CheckType::Tcp, Some(8080), 1)
         );
+        assert_eq!(
+            (checks[1].address, checks[1].source),
+            (
+                Some("10.0.0.20".parse().unwrap()),
+                Some("192.168.1.1".parse().unwrap())
+            )
+        );
 
         let notes = imported.notes.join("\n");
         for expected in [
             "line 7: vrrp_instance: no virtual_ipaddress",
             "line 32: url regex_no_match: not translated",
-            "line 51: smtp_alert: not translated",
-            "line 94: virtual_server group WEB: no such virtual_server_group",
+            "line 53: smtp_alert: not translated",
+            "line 96: virtual_server group WEB: no such virtual_server_group",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }

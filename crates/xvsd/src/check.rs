@@ -48,9 +48,13 @@ pub fn run_with_retries(watch: &Watch) -> CheckResult {
     result
 }
 
-/// Runs `check` once against the real server at `address`.
+/// Runs `check` once against the real server at `address` (or the check's own address
+/// and port, if it names them).
 pub fn run(check: &CheckConfig, address: SocketAddr) -> CheckResult {
-    let target = SocketAddr::new(address.ip(), check.port.unwrap_or(address.port()));
+    let target = SocketAddr::new(
+        check.address.unwrap_or(address.ip()),
+        check.port.unwrap_or(address.port()),
+    );
     let deadline = Instant::now() + check.timeout();
     match check.kind {
         CheckType::Tcp => connect(target, check).map(|_| None),
@@ -69,7 +73,7 @@ pub fn run(check: &CheckConfig, address: SocketAddr) -> CheckResult {
             let mut stream = connect(target, check)?;
             smtp::check(&mut stream, target, &check.helo_name, deadline).map(|()| None)
         }
-        CheckType::Ping => ping::echo(address.ip(), deadline).map(|()| None),
+        CheckType::Ping => ping::echo(target.ip(), check.source, deadline).map(|()| None),
         CheckType::File => file(check).map(|()| None),
     }
 }
@@ -95,16 +99,20 @@ pub fn outcome(result: &CheckResult) -> Outcome {
 }
 
 fn connect(target: SocketAddr, check: &CheckConfig) -> Result<TcpStream, String> {
-    TcpStream::connect_timeout(&target, check.timeout())
-        .map_err(|e| format!("connect to {target}: {e}"))
+    match check.source {
+        Some(source) => crate::sockaddr::connect_from(source, target, check.timeout())
+            .map_err(|e| format!("connect to {target} from {source}: {e}")),
+        None => TcpStream::connect_timeout(&target, check.timeout())
+            .map_err(|e| format!("connect to {target}: {e}")),
+    }
 }
 
 /// A socket of `target`'s family connected to it.
 fn udp_socket(target: SocketAddr, check: &CheckConfig) -> Result<UdpSocket, String> {
-    let local: SocketAddr = if target.is_ipv4() {
-        "0.0.0.0:0".parse().unwrap()
-    } else {
-        "[::]:0".parse().unwrap()
+    let local = match check.source {
+        Some(source) => SocketAddr::new(source, 0),
+        None if target.is_ipv4() => "0.0.0.0:0".parse().unwrap(),
+        None => "[::]:0".parse().unwrap(),
     };
     let socket = UdpSocket::bind(local).map_err(|e| format!("udp socket: {e}"))?;
     socket

@@ -9,7 +9,7 @@
 
 use std::{
     io,
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::atomic::{AtomicU16, Ordering},
     time::Instant,
@@ -26,9 +26,9 @@ const PAYLOAD: &[u8; 16] = b"xvsd ping check.";
 static SEQUENCE: AtomicU16 = AtomicU16::new(1);
 
 /// One echo request to `address`, answered before `deadline`.
-pub fn echo(address: IpAddr, deadline: Instant) -> Result<(), String> {
+pub fn echo(address: IpAddr, source: Option<IpAddr>, deadline: Instant) -> Result<(), String> {
     let failed = |why: String| format!("ping {address}: {why}");
-    let socket = connected(address).map_err(|e| failed(e.to_string()))?;
+    let socket = connected(address, source).map_err(|e| failed(e.to_string()))?;
     let id = std::process::id() as u16;
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let request = request(address.is_ipv4(), id, sequence);
@@ -82,8 +82,8 @@ pub fn echo(address: IpAddr, deadline: Instant) -> Result<(), String> {
     }
 }
 
-/// A raw ICMP (ICMPv6) socket connected to `address`.
-fn connected(address: IpAddr) -> io::Result<OwnedFd> {
+/// A raw ICMP (ICMPv6) socket connected to `address` (bound to `source`, if given).
+fn connected(address: IpAddr, source: Option<IpAddr>) -> io::Result<OwnedFd> {
     let (family, protocol) = match address {
         IpAddr::V4(_) => (libc::AF_INET, libc::IPPROTO_ICMP),
         IpAddr::V6(_) => (libc::AF_INET6, libc::IPPROTO_ICMPV6),
@@ -95,6 +95,9 @@ fn connected(address: IpAddr) -> io::Result<OwnedFd> {
             return Err(io::Error::last_os_error());
         }
         let socket = OwnedFd::from_raw_fd(fd);
+        if let Some(source) = source {
+            crate::sockaddr::bind(&socket, SocketAddr::new(source, 0))?;
+        }
         let (peer, len) = crate::sockaddr::of(address, 0);
         let connected = libc::connect(fd, (&raw const peer).cast(), len);
         if connected != 0 {
@@ -177,7 +180,7 @@ mod tests {
         for address in ["127.0.0.1", "::1"] {
             let deadline = Instant::now() + Duration::from_secs(2);
             assert_eq!(
-                echo(address.parse().unwrap(), deadline),
+                echo(address.parse().unwrap(), None, deadline),
                 Ok(()),
                 "{address}"
             );

@@ -122,6 +122,150 @@ fn a_stopped_real_server_leaves_the_service_and_comes_back_when_it_answers() {
     let _ = std::fs::remove_file(config);
 }
 
+/// keepalived's `connect_ip` and `bindto`: each check goes to its own address, from its
+/// own source. The real servers' check port (8080) drops what comes from the director's
+/// own address on their side (192.168.1.254), and web1 answers it only on a management
+/// address (192.168.1.110): both real servers come in only because their checks are sent
+/// from 192.168.1.253 and web1's to its management address.
+#[test]
+fn checks_go_to_their_own_address_from_their_own_source() {
+    let mut lab = topology::nat().build().unwrap();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Http(web.into())).unwrap();
+        lab.serve(web, 8080, ServerKind::Http("ok".into())).unwrap();
+        lab.run_ok(
+            web,
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-p",
+                "tcp",
+                "--dport",
+                "8080",
+                "-s",
+                "192.168.1.254",
+                "-j",
+                "DROP",
+            ],
+        )
+        .unwrap();
+    }
+    lab.run_ok(
+        "web1",
+        &["ip", "addr", "add", "192.168.1.110/24", "dev", "eth0"],
+    )
+    .unwrap();
+    lab.run_ok(
+        "web1",
+        &[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-d",
+            "192.168.1.10",
+            "-j",
+            "DROP",
+        ],
+    )
+    .unwrap();
+    lab.run_ok(
+        "director",
+        &["ip", "addr", "add", "192.168.1.253/24", "dev", "eth1"],
+    )
+    .unwrap();
+    let config = write_config(
+        "check-address",
+        r#"
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "rr"
+method = "nat"
+
+[[service.real_server]]
+address = "192.168.1.10:80"
+[[service.real_server.check]]
+type = "http"
+port = 8080
+address = "192.168.1.110"
+source = "192.168.1.253"
+interval = 0.2
+timeout = 0.5
+
+[[service.real_server]]
+address = "192.168.1.20:80"
+[[service.real_server.check]]
+type = "tcp"
+port = 8080
+source = "192.168.1.253"
+interval = 0.2
+timeout = 0.5
+"#,
+    );
+    lab.spawn("director", &[XVSD, "run", &config]).unwrap();
+    // Passed, not only "up" (xvsd starts with every real server in).
+    health_until(&lab, "both checks passed", |h| {
+        h.contains("192.168.1.10:80 up weight 1 (passed)")
+            && h.contains("192.168.1.20:80 up weight 1 (passed)")
+    });
+    table_until(&lab, "both real servers in", |t| {
+        t.contains("-r 192.168.1.10:80 -m -w 1") && t.contains("-r 192.168.1.20:80 -m -w 1")
+    });
+    assert_eq!(
+        pages(&lab, 4),
+        ["web1\n", "web2\n"].map(String::from).into()
+    );
+    // web1's check port stops answering on its management address: web1 leaves.
+    lab.run_ok(
+        "web1",
+        &[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            "8080",
+            "-d",
+            "192.168.1.110",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        ],
+    )
+    .unwrap();
+    let health = health_until(&lab, "web1's check failed", |h| {
+        h.contains("192.168.1.10:80 down")
+    });
+    assert!(
+        health.contains("connect to 192.168.1.110:8080 from 192.168.1.253"),
+        "{health}"
+    );
+    table_until(&lab, "web1 taken out", |t| !t.contains("192.168.1.10:80"));
+    let _ = std::fs::remove_file(config);
+}
+
+/// Waits (at most 30 s, a bound on a hang) until `xvsd health` says what `wanted`
+/// accepts; what it said.
+fn health_until(lab: &Lab, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let health = lab
+            .run_ok("director", &[XVSD, "health"])
+            .unwrap_or_default();
+        if wanted(&health) {
+            return health;
+        }
+        assert!(Instant::now() < deadline, "never {what}:\n{health}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A fwmark service from the config: iptables marks two ports of the VIP, the real
 /// servers keep each packet's port (port 0) and are checked on port 80.
 #[test]

@@ -1,7 +1,7 @@
 //! A real server's checks in the config: their kinds and parameters, with defaults as
 //! keepalived's where they have one, and what makes one wrong on its own.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use serde::Deserialize;
 
@@ -72,6 +72,12 @@ pub struct CheckConfig {
     pub kind: CheckType,
     /// The port checked (default: the real server's).
     pub port: Option<u16>,
+    /// The address checked instead of the real server's (keepalived's `connect_ip`): a
+    /// management address, say; its family must be the real server's.
+    pub address: Option<IpAddr>,
+    /// The address of this director's the check is sent from (keepalived's `bindto`):
+    /// the one the real servers' firewalls let in, say. Of the checked address's family.
+    pub source: Option<IpAddr>,
     #[serde(default = "root")]
     pub path: String,
     #[serde(default = "ok")]
@@ -137,6 +143,8 @@ impl Default for CheckConfig {
         CheckConfig {
             kind: CheckType::Tcp,
             port: None,
+            address: None,
+            source: None,
             path: root(),
             expect: ok(),
             body: None,
@@ -269,6 +277,15 @@ impl CheckConfig {
         }
         if self.forwarded && self.kind != CheckType::Tcp {
             problems.push("`forwarded` is for tcp checks".to_string());
+        }
+        if self.forwarded && (self.address.is_some() || self.source.is_some()) {
+            problems.push(
+                "a forwarded check goes to the VIP through the real server: no `address` or `source`"
+                    .to_string(),
+            );
+        }
+        if matches!(self.kind, CheckType::Command | CheckType::File) && self.source.is_some() {
+            problems.push("`source` is for checks that send packets".to_string());
         }
         problems.into_iter()
     }
