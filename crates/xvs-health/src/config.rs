@@ -28,7 +28,7 @@
 //! A fwmark service (`-A -f 1`) names `fwmark = 1` instead of `protocol` and `address`;
 //! its family is its real servers' (or `family = "inet6"`).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use serde::Deserialize;
 use xvs_core::model::{self, ServiceKey};
@@ -465,6 +465,39 @@ pub struct Watch {
     pub method: Method,
     /// A tunnel real server's encapsulation (what a forwarded check wraps itself in).
     pub tunnel: TunnelConfig,
+}
+
+impl Watch {
+    /// What the check sends and where: two watches alike in it (one real server in two
+    /// services, or in every member of an imported `virtual_server_group`) are served by
+    /// one probe, as keepalived checks a real server once for its group. The VIP, method
+    /// and tunnel count only for a forwarded check, which goes through them.
+    pub fn probe(&self) -> String {
+        if self.check.forwarded {
+            format!(
+                "{} {:?} {:?} {:?} {:?}",
+                self.address, self.check, self.vip, self.method, self.tunnel
+            )
+        } else {
+            format!("{} {:?}", self.address, self.check)
+        }
+    }
+}
+
+/// The watches each probe serves (indexes into `watches`), probes in the order of their
+/// first watch: one probe for all the watches alike in [`Watch::probe`].
+pub fn probes(watches: &[Watch]) -> Vec<Vec<usize>> {
+    let mut probes: Vec<Vec<usize>> = Vec::new();
+    let mut of: HashMap<String, usize> = HashMap::new();
+    for (i, watch) in watches.iter().enumerate() {
+        let next = probes.len();
+        let probe = *of.entry(watch.probe()).or_insert(next);
+        if probe == next {
+            probes.push(Vec::new());
+        }
+        probes[probe].push(i);
+    }
+    probes
 }
 
 impl ServiceConfig {
@@ -1126,6 +1159,45 @@ family = "inet6"
             let wrong = Config::parse(&format!("[[service]]\n{text}\n")).unwrap_err();
             assert!(wrong.contains(problem), "{text}: {wrong}");
         }
+    }
+
+    /// A real server in several services, alike in its check, is checked once for all;
+    /// another port, or a forwarded check through another VIP, is another probe.
+    #[test]
+    fn alike_checks_of_one_real_server_share_a_probe() {
+        let service = |vip: &str, check: &str| {
+            format!(
+                "[[service]]\naddress = \"{vip}\"\nmethod = \"dr\"\ncheck = {{ {check} }}\n\
+                 [[service.real_server]]\naddress = \"192.168.1.10:80\"\n\
+                 [[service.real_server]]\naddress = \"192.168.1.20:80\"\n"
+            )
+        };
+        let config = Config::parse(
+            &[
+                service("1.1.1.254:80", "type = \"http\""),
+                service("1.1.1.253:80", "type = \"http\""),
+                service("1.1.1.252:80", "type = \"http\", port = 8080"),
+                service("1.1.1.251:80", "forwarded = true"),
+                service("1.1.1.250:80", "forwarded = true"),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let watches = config.watches();
+        assert_eq!(watches.len(), 10);
+        assert_eq!(
+            probes(&watches),
+            [
+                vec![0, 2],
+                vec![1, 3],
+                vec![4],
+                vec![5],
+                vec![6],
+                vec![7],
+                vec![8],
+                vec![9]
+            ]
+        );
     }
 
     #[test]

@@ -523,8 +523,8 @@ fn virtual_server(item: &Item, context: &Context, out: &mut String, notes: &mut 
                 let _ = writeln!(
                     out,
                     "\n# virtual_server group {name} (line {}): a service for each of the \
-                         group's {} members, each checking its real servers itself (keepalived \
-                         checks them once for the group).",
+                         group's {} members; xvsd checks each real server once for them all, \
+                         as keepalived checks it once for the group.",
                     item.line,
                     members.len()
                 );
@@ -1111,7 +1111,7 @@ virtual_server group NONE {
         assert!(
             imported
                 .config
-                .contains("keepalived checks them once for the group")
+                .contains("as keepalived checks it once for the group")
         );
         let notes = imported.notes.join("\n");
         for expected in [

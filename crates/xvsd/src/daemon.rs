@@ -47,7 +47,8 @@ const CHECKER_STACK: usize = 256 * 1024;
 pub(crate) enum Message {
     Checked {
         generation: u64,
-        watch: usize,
+        /// The probe (an index into the daemon's `probes`) whose run this is.
+        probe: usize,
         result: CheckResult,
         took: Duration,
     },
@@ -162,6 +163,7 @@ pub fn run(path: &str) -> Result<(), String> {
         pending: true,
         written: None,
         last: Vec::new(),
+        probes: Vec::new(),
         watch_of: HashMap::new(),
         rates: RateSampler::new(),
         rates_error: None,
@@ -204,11 +206,11 @@ pub fn run(path: &str) -> Result<(), String> {
         match messages.recv_timeout(next_tick.saturating_duration_since(now)) {
             Ok(Message::Checked {
                 generation,
-                watch,
+                probe,
                 result,
                 took,
             }) if generation == daemon.generation => {
-                daemon.checked(watch, result, took);
+                daemon.checked(probe, result, took);
                 // The instances that leave the election while a service lost its quorum.
                 for vrrp in vrrp.iter().filter(|v| v.config().track_services) {
                     vrrp.set_healthy(daemon.state.all_quorate());
@@ -457,6 +459,9 @@ struct Daemon {
     written: Option<String>,
     /// Each watch's last result and how long it took, for `xvsd health` and the metrics.
     last: Vec<Option<(CheckResult, Duration)>>,
+    /// The watches each checker serves (indexes into `watches`): one checker for the
+    /// watches alike in what they send ([`xvs_health::config::probes`]).
+    probes: Vec<Vec<usize>>,
     /// Watches by (service, real server, check) index.
     watch_of: HashMap<(usize, usize, usize), usize>,
     rates: RateSampler,
@@ -504,6 +509,7 @@ impl Daemon {
         self.stop = Arc::new(AtomicBool::new(false));
         self.generation += 1;
         self.watches = self.config.watches();
+        self.probes = xvs_health::config::probes(&self.watches);
         self.last = vec![None; self.watches.len()];
         self.watch_of = self
             .watches
@@ -511,8 +517,11 @@ impl Daemon {
             .enumerate()
             .map(|(i, w)| ((w.service, w.server, w.check_index), i))
             .collect();
-        let count = self.watches.len() as u32;
-        for (i, watch) in self.watches.iter().cloned().enumerate() {
+        // One checker per probe: a real server in several services (or an imported
+        // virtual_server_group) alike in its check is checked once for all of them.
+        let count = self.probes.len() as u32;
+        for (i, served) in self.probes.iter().enumerate() {
+            let watch = self.watches[served[0]].clone();
             let sender = self.sender.clone();
             let stop = self.stop.clone();
             let generation = self.generation;
@@ -531,7 +540,7 @@ impl Daemon {
                         let result = check::run_with_retries(&watch);
                         let message = Message::Checked {
                             generation,
-                            watch: i,
+                            probe: i,
                             result,
                             took: started.elapsed(),
                         };
@@ -546,29 +555,34 @@ impl Daemon {
         Ok(())
     }
 
-    fn checked(&mut self, i: usize, result: CheckResult, took: Duration) {
-        let watch = &self.watches[i];
+    /// A run of probe `probe`: its result counts for every watch it serves.
+    fn checked(&mut self, probe: usize, result: CheckResult, took: Duration) {
         let outcome = check::outcome(&result);
         let weight = result.as_ref().ok().copied().flatten();
-        let events = self.state.observe(
-            &self.config,
-            watch.service,
-            watch.server,
-            watch.check_index,
-            outcome,
-            weight,
-            self.clock.elapsed(),
-        );
-        for event in &events {
-            let mut line = event.describe(&self.config);
-            if let (Event::ServerDown { .. }, Err(why)) = (event, &result) {
-                line.push_str(&format!(": {why}"));
+        let mut changed = false;
+        for &i in &self.probes[probe] {
+            let watch = &self.watches[i];
+            let events = self.state.observe(
+                &self.config,
+                watch.service,
+                watch.server,
+                watch.check_index,
+                outcome,
+                weight,
+                self.clock.elapsed(),
+            );
+            for event in &events {
+                let mut line = event.describe(&self.config);
+                if let (Event::ServerDown { .. }, Err(why)) = (event, &result) {
+                    line.push_str(&format!(": {why}"));
+                }
+                println!("{line}");
+                notify(&self.config, event);
             }
-            println!("{line}");
-            notify(&self.config, event);
+            self.last[i] = Some((result.clone(), took));
+            changed |= !events.is_empty();
         }
-        self.last[i] = Some((result, took));
-        if !events.is_empty() {
+        if changed {
             self.pending = true;
             self.apply();
         }

@@ -250,6 +250,59 @@ timeout = 0.5
     let _ = std::fs::remove_file(config);
 }
 
+/// One real server pool behind two VIP ports, checked alike (as an imported
+/// `virtual_server_group` is): one probe per real server serves both services, and a
+/// stopped server leaves both, each service's health naming the failure.
+#[test]
+fn a_real_server_in_two_services_is_checked_once_and_leaves_both() {
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let second = CONFIG.replacen("1.1.1.254:80", "1.1.1.254:8080", 1);
+    let config = write_config("two-services", &format!("{CONFIG}\n{second}"));
+    lab.spawn("director", &[XVSD, "run", &config]).unwrap();
+    health_until(&lab, "every check passed", |h| {
+        h.matches("up weight 1 (passed)").count() == 4
+    });
+    assert_eq!(
+        pages_of(&lab, 8080, 4),
+        ["web1\n", "web2\n"].map(String::from).into()
+    );
+    assert_eq!(
+        checker_threads(&config),
+        2,
+        "one checker per real server, not four"
+    );
+    lab.stop_servers("web2");
+    let health = health_until(&lab, "web2 down in both", |h| {
+        h.matches("192.168.1.20:80 down").count() == 2
+    });
+    assert_eq!(health.matches("(passed)").count(), 2, "{health}");
+    table_until(&lab, "web2 out of both", |t| !t.contains("192.168.1.20"));
+    assert_eq!(pages_of(&lab, 8080, 4), ["web1\n"].map(String::from).into());
+    let _ = std::fs::remove_file(config);
+}
+
+/// The checker threads (named `check ADDRESS`) of the xvsd running `config`.
+fn checker_threads(config: &str) -> usize {
+    let pids = Command::new("pgrep")
+        .args(["-f", &format!("xvsd run {config}")])
+        .output()
+        .unwrap();
+    let pids = String::from_utf8_lossy(&pids.stdout).into_owned();
+    let mut count = 0;
+    for pid in pids.split_whitespace() {
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let comm =
+                std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap_or_default();
+            count += comm.starts_with("check ") as usize;
+        }
+    }
+    count
+}
+
 /// Waits (at most 30 s, a bound on a hang) until `xvsd health` says what `wanted`
 /// accepts; what it said.
 fn health_until(lab: &Lab, what: &str, wanted: impl Fn(&str) -> bool) -> String {
