@@ -1366,6 +1366,9 @@ vrrp_instance VI_1 {
         1.1.1.252
     }
     notify_master "/usr/local/bin/master.sh"
+    notify_fault "/usr/local/bin/fault.sh"
+    notify_stop "/usr/local/bin/stop.sh"
+    notify "/usr/local/bin/any.sh"
 }
 vrrp_sync_group DUAL {
     group {
@@ -1421,6 +1424,20 @@ virtual_server 1.1.1.254 80 {
         assert_eq!(
             vrrp.notify_master.as_deref(),
             Some("/usr/local/bin/master.sh")
+        );
+        assert_eq!(
+            (
+                vrrp.name.as_deref(),
+                vrrp.notify_fault.as_deref(),
+                vrrp.notify_stop.as_deref(),
+                vrrp.notify.as_deref()
+            ),
+            (
+                Some("VI_1"),
+                Some("/usr/local/bin/fault.sh"),
+                Some("/usr/local/bin/stop.sh"),
+                Some("/usr/local/bin/any.sh")
+            )
         );
         let sync = config.sync.unwrap();
         assert_eq!(

@@ -123,8 +123,7 @@ impl Vrrp {
             peers: config.unicast_peers.clone(),
             ifindex: interface.index,
             addresses: settings.addresses,
-            notify_master: settings.notify_master,
-            notify_backup: settings.notify_backup,
+            leaving: false,
             name: instance_name.clone(),
         };
         let stopping = stop.clone();
@@ -311,8 +310,6 @@ struct Settings {
     /// The router's settings, at the configured priority.
     router: Config,
     addresses: Vec<(IpAddr, u8)>,
-    notify_master: Option<String>,
-    notify_backup: Option<String>,
     track: Vec<String>,
     section: VrrpConfig,
     /// Its track scripts' health, one flag each.
@@ -335,8 +332,6 @@ impl Settings {
                 version: config.version,
             },
             addresses,
-            notify_master: config.notify_master.clone(),
-            notify_backup: config.notify_backup.clone(),
             track: config.track_interfaces.clone(),
         })
     }
@@ -385,8 +380,8 @@ struct Instance {
     peers: Vec<IpAddr>,
     ifindex: u32,
     addresses: Vec<(IpAddr, u8)>,
-    notify_master: Option<String>,
-    notify_backup: Option<String>,
+    /// Leaving the election for a fault or a stop (told as such, not as BACKUP).
+    leaving: bool,
     name: String,
 }
 
@@ -403,6 +398,9 @@ impl Instance {
         }
         self.carry_out(actions);
         println!("{}: {:?}", self.name, self.router.state());
+        if self.router.state() == State::Backup {
+            self.notify("BACKUP");
+        }
         let mut buffer = [0u8; 1500];
         let mut fault = None::<String>;
         while !stop.load(Ordering::Relaxed) {
@@ -416,13 +414,15 @@ impl Instance {
             match (&fault, &why) {
                 (None, Some(reason)) => {
                     println!("{}: fault ({reason}): leaving the election", self.name);
-                    let actions = self.router.shutdown();
-                    self.carry_out(actions);
+                    self.leave("FAULT");
                 }
                 (Some(_), None) => {
                     println!("{}: fault cleared: back in the election", self.name);
                     let actions = self.router.start(started.elapsed());
                     self.carry_out(actions);
+                    if self.router.state() == State::Backup {
+                        self.notify("BACKUP");
+                    }
                 }
                 _ => {}
             }
@@ -452,8 +452,37 @@ impl Instance {
                 }
             }
         }
+        self.leave("STOP");
+    }
+
+    /// Leaves the election (a master hands over: priority 0, addresses given up), for a
+    /// fault or a stop: `state`, told by the notify commands.
+    fn leave(&mut self, state: &str) {
+        self.leaving = true;
         let actions = self.router.shutdown();
         self.carry_out(actions);
+        self.leaving = false;
+        self.notify(state);
+    }
+
+    /// Runs the notify commands of `state` (MASTER, BACKUP, FAULT, STOP): the state's
+    /// own, then the generic one with keepalived's arguments.
+    fn notify(&self, state: &str) {
+        let section = &self.section;
+        let own = match state {
+            "MASTER" => &section.notify_master,
+            "BACKUP" => &section.notify_backup,
+            "FAULT" => &section.notify_fault,
+            _ => &section.notify_stop,
+        };
+        if let Some(command) = own {
+            run_notify(command, state, &[]);
+        }
+        if let Some(command) = &section.notify {
+            let name = section.name.as_deref().unwrap_or(&self.name);
+            let priority = self.priority.to_string();
+            run_notify(command, state, &["INSTANCE", name, state, &priority]);
+        }
     }
 
     /// A reload's settings: a master gives up the addresses no longer named and takes
@@ -473,8 +502,6 @@ impl Instance {
         }
         let router = new.swayed();
         self.addresses = new.addresses;
-        self.notify_master = new.notify_master;
-        self.notify_backup = new.notify_backup;
         self.track = new.track;
         let priority = router.priority;
         self.priority = priority;
@@ -586,7 +613,7 @@ impl Instance {
                     self.announce_again = Some(Instant::now() + ANNOUNCE_AGAIN);
                     self.master.store(true, Ordering::Relaxed);
                     println!("{}: master, holding {}", self.name, self.listed());
-                    run_notify(self.notify_master.as_deref(), "MASTER");
+                    self.notify("MASTER");
                 }
                 Action::ReleaseAddresses => {
                     self.master.store(false, Ordering::Relaxed);
@@ -599,7 +626,10 @@ impl Instance {
                         _ => "stopped",
                     };
                     println!("{}: {state}, {} given up", self.name, self.listed());
-                    run_notify(self.notify_backup.as_deref(), "BACKUP");
+                    // An election lost; a fault or a stop is told by `leave`.
+                    if !self.leaving {
+                        self.notify("BACKUP");
+                    }
                 }
             }
         }
@@ -647,12 +677,18 @@ impl Instance {
     }
 }
 
-fn run_notify(command: Option<&str>, state: &str) {
-    let Some(command) = command else {
-        return;
+/// Runs `command` by `sh -c` with `arguments` after it (as `"$@"`), in the background.
+fn run_notify(command: &str, state: &str, arguments: &[&str]) {
+    let with_arguments;
+    let line = if arguments.is_empty() {
+        command
+    } else {
+        with_arguments = format!("{command} \"$@\"");
+        &with_arguments
     };
     match crate::control::with_signals(&mut std::process::Command::new("sh"))
-        .args(["-c", command])
+        .args(["-c", line, "sh"])
+        .args(arguments)
         .env("XVS_VRRP_STATE", state)
         .stdin(std::process::Stdio::null())
         .spawn()

@@ -495,6 +495,94 @@ fn a_reload_starts_and_stops_vrrp_instances() {
     }
 }
 
+/// keepalived's notify commands: the generic `notify` gets `INSTANCE NAME STATE PRIORITY`
+/// at every change (BACKUP at the start, MASTER once elected, FAULT while a tracked
+/// interface is down, BACKUP and MASTER again once it is up, STOP when xvsd stops), and
+/// `notify_fault` runs at the fault.
+#[test]
+fn notify_commands_tell_every_state_change() {
+    let _one = one_at_a_time();
+    let mut lab = lab();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    // A link of d1's own to track (this kernel has no dummy driver).
+    lab.run_ok(
+        "d1",
+        &[
+            "ip", "link", "add", "dummy0", "type", "veth", "peer", "name", "dummy1",
+        ],
+    )
+    .unwrap();
+    for link in ["dummy0", "dummy1"] {
+        lab.run_ok("d1", &["ip", "link", "set", link, "up"])
+            .unwrap();
+    }
+    let told = std::env::temp_dir().join(format!("xvsd-{}-d1-notify", std::process::id()));
+    let fault = std::env::temp_dir().join(format!("xvsd-{}-d1-fault", std::process::id()));
+    let (told_path, fault_path) = (told.display().to_string(), fault.display().to_string());
+    let c1 = edited_config("d1-notify", 200, |text| {
+        text.replace(
+            &format!("addresses = [\"{VIP}/24\"]\n"),
+            &format!(
+                "addresses = [\"{VIP}/24\"]\nname = \"web\"\ntrack_interfaces = [\"dummy0\"]\n\
+                 notify = \"printf '%s %s %s %s\\\\n' >> {told_path}\"\n\
+                 notify_fault = \"echo $XVS_VRRP_STATE >> {fault_path}\"\n"
+            ),
+        )
+    });
+    let c2 = config("d2-notify", 100);
+    let mut d1 = start(&lab, "d1", &c1);
+    let mut d2 = start(&lab, "d2", &c2);
+    let lines = || {
+        std::fs::read_to_string(&told)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let told_until = |what: &str, count: usize| {
+        until(what, || lines().len() >= count);
+        lines()
+    };
+    told_until("d1 master", 2);
+    assert!(holds_vip(&lab, "d1"));
+    lab.run_ok("d1", &["ip", "link", "set", "dummy0", "down"])
+        .unwrap();
+    told_until("d1 in fault", 3);
+    until("d2 master", || {
+        holds_vip(&lab, "d2") && !holds_vip(&lab, "d1")
+    });
+    lab.run_ok("d1", &["ip", "link", "set", "dummy0", "up"])
+        .unwrap();
+    told_until("d1 master again", 5);
+    until("d1 holds the VIP again", || holds_vip(&lab, "d1"));
+    Command::new("kill")
+        .args(["-TERM", &d1.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = d1.wait();
+    let all = told_until("d1 stopped", 6);
+    assert_eq!(
+        all,
+        [
+            "INSTANCE web BACKUP 200",
+            "INSTANCE web MASTER 200",
+            "INSTANCE web FAULT 200",
+            "INSTANCE web BACKUP 200",
+            "INSTANCE web MASTER 200",
+            "INSTANCE web STOP 200",
+        ]
+    );
+    assert_eq!(std::fs::read_to_string(&fault).unwrap(), "FAULT\n");
+    let _ = d2.kill();
+    let _ = d2.wait();
+    for path in [c1, c2, told_path, fault_path] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// A track script (keepalived's `vrrp_script`) sways the election: while d1's script
 /// fails, its weight (-150) takes d1's priority from 200 to 50, below d2's 100, and d2
 /// preempts; once it passes again d1 takes the VIP back.

@@ -27,9 +27,20 @@ pub struct VrrpConfig {
     /// 3 (default) or 2 (keepalived's default).
     #[serde(default = "three")]
     pub version: u8,
-    /// Commands run by `sh -c` on becoming master or backup.
+    /// The instance's name (keepalived's `vrrp_instance NAME`): the second argument of
+    /// `notify` (default: `VRRP VRID on INTERFACE`, as the logs name it).
+    pub name: Option<String>,
+    /// Commands run by `sh -c` on becoming master, backup (at start too), fault (out of
+    /// the election: a tracked interface down, a failing track script of weight 0, ...)
+    /// or stopped (xvsd stops, or a reload removes the instance), with `XVS_VRRP_STATE`
+    /// set to MASTER, BACKUP, FAULT or STOP.
     pub notify_master: Option<String>,
     pub notify_backup: Option<String>,
+    pub notify_fault: Option<String>,
+    pub notify_stop: Option<String>,
+    /// keepalived's generic `notify`: run on every one of those changes with four more
+    /// arguments, `INSTANCE NAME STATE PRIORITY` (after the state's own command).
+    pub notify: Option<String>,
     /// Interfaces that must be up (keepalived's `track_interface`): while one is down the
     /// director leaves the election (FAULT) and gives the addresses up.
     #[serde(default)]

@@ -77,6 +77,9 @@ fn one_instance(
 ) -> String {
     let mut lines = Vec::new();
     let mut tracked = Vec::new();
+    if let Some(name) = instance.args.first() {
+        lines.push(format!("name = {}", quoted(name)));
+    }
     if let Some(group) = group {
         lines.push(format!("group = {}", quoted(group)));
     }
@@ -92,8 +95,11 @@ fn one_instance(
             ("preempt_delay", Some(s)) => lines.push(format!("preempt_delay = {}", number(s))),
             ("nopreempt", _) => lines.push("preempt = false".to_string()),
             ("version", Some(v)) => version = Some(v),
-            ("notify_master", Some(c)) => lines.push(format!("notify_master = {}", quoted(c))),
-            ("notify_backup", Some(c)) => lines.push(format!("notify_backup = {}", quoted(c))),
+            (
+                keyword @ ("notify_master" | "notify_backup" | "notify_fault" | "notify_stop"
+                | "notify"),
+                Some(c),
+            ) => lines.push(format!("{keyword} = {}", quoted(c))),
             ("virtual_ipaddress", _) => {
                 addresses.extend(virtual_addresses(setting, notes));
             }
