@@ -431,6 +431,13 @@ pub struct RealServerConfig {
     pub tunnel_type: Option<TunnelType>,
     pub tunnel_port: Option<u16>,
     pub tunnel_checksum: Option<TunnelChecksum>,
+    /// Connection thresholds (ipvsadm's `-x` and `-y`, keepalived's `uthreshold` and
+    /// `lthreshold`; 0: none): no new connection while its active and inactive ones
+    /// reach the upper one.
+    #[serde(default)]
+    pub u_threshold: u32,
+    #[serde(default)]
+    pub l_threshold: u32,
 }
 
 impl RealServerConfig {
@@ -614,8 +621,17 @@ impl ServiceConfig {
         } else {
             String::new()
         };
+        let mut thresholds = String::new();
+        if let Some(rs) = rs {
+            if rs.u_threshold != 0 {
+                thresholds.push_str(&format!(" -x {}", rs.u_threshold));
+            }
+            if rs.l_threshold != 0 {
+                thresholds.push_str(&format!(" -y {}", rs.l_threshold));
+            }
+        }
         format!(
-            "-a {} -r {address} {}{tunnel} -w {weight}",
+            "-a {} -r {address} {}{tunnel} -w {weight}{thresholds}",
             self.key(),
             method.switch()
         )
@@ -771,6 +787,13 @@ impl Config {
             for rs in &service.real_servers {
                 if !servers.insert(rs.address) {
                     problems.push(format!("{name}: real server {} listed twice", rs.address));
+                }
+                // IPVS refuses it (ERANGE), even without an upper threshold.
+                if rs.l_threshold > rs.u_threshold {
+                    problems.push(format!(
+                        "{name}: real server {}: l_threshold {} above u_threshold {}",
+                        rs.address, rs.l_threshold, rs.u_threshold
+                    ));
                 }
             }
             if xvs_core::sched::Scheduler::from_name(&service.scheduler).is_none() {
@@ -1285,6 +1308,33 @@ family = "inet6"
                 "{wrong}: {problem}"
             );
         }
+    }
+
+    /// keepalived's `uthreshold` and `lthreshold`: ipvsadm's `-x` and `-y`.
+    #[test]
+    fn a_real_server_s_thresholds_are_its_x_and_y() {
+        let text = "[[service]]\naddress = \"1.1.1.254:80\"\n\
+                    [[service.real_server]]\naddress = \"192.168.1.10:80\"\n\
+                    u_threshold = 100\nl_threshold = 50\n\
+                    [[service.real_server]]\naddress = \"192.168.1.20:80\"\n";
+        let config = Config::parse(text).unwrap();
+        let service = &config.services[0];
+        assert_eq!(
+            service.server_command(Some(&service.real_servers[0]), 1),
+            "-a -t 1.1.1.254:80 -r 192.168.1.10:80 -g -w 1 -x 100 -y 50"
+        );
+        assert_eq!(
+            service.server_command(Some(&service.real_servers[1]), 1),
+            "-a -t 1.1.1.254:80 -r 192.168.1.20:80 -g -w 1"
+        );
+        let refused = Config::parse(&text.replace("u_threshold = 100", "u_threshold = -1"));
+        assert!(refused.is_err());
+        let above =
+            Config::parse(&text.replace("u_threshold = 100", "u_threshold = 10")).unwrap_err();
+        assert!(
+            above.contains("l_threshold 50 above u_threshold 10"),
+            "{above}"
+        );
     }
 
     #[test]

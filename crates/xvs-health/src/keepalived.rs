@@ -700,6 +700,9 @@ fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut V
             "notify_up" | "notify_down" => {
                 let _ = writeln!(out, "{} = {}", entry.keyword, quoted(&entry.args.join(" ")));
             }
+            "uthreshold" | "lthreshold" if arg.parse::<u32>().is_ok() => {
+                let _ = writeln!(out, "{}_threshold = {arg}", &entry.keyword[..1]);
+            }
             "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "UDP_CHECK"
             | "SMTP_CHECK" | "PING_CHECK" => {
                 checks.extend(check(&entry, defaults, notes));
@@ -896,6 +899,8 @@ virtual_server 1.1.1.254 80 {
     }
     real_server 192.168.1.20 80 {
         weight 1
+        uthreshold 100
+        lthreshold 50
         MISC_CHECK {
             misc_path "/usr/local/bin/check-web 192.168.1.20"
             misc_dynamic
@@ -988,6 +993,7 @@ virtual_server group WEB {
         assert_eq!((checks[0].retries, checks[0].delay_before_retry), (2, 1.0));
 
         let web2 = &service.real_servers[1];
+        assert_eq!((web2.u_threshold, web2.l_threshold), (100, 50));
         let checks = &service.checks_of(web2);
         assert_eq!(checks[0].kind, CheckType::Command);
         assert_eq!(
@@ -1012,8 +1018,8 @@ virtual_server group WEB {
         for expected in [
             "line 7: vrrp_instance: no virtual_ipaddress",
             "line 32: url regex_no_match: not translated",
-            "line 53: smtp_alert: not translated",
-            "line 96: virtual_server group WEB: no such virtual_server_group",
+            "line 55: smtp_alert: not translated",
+            "line 98: virtual_server group WEB: no such virtual_server_group",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }

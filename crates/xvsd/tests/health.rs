@@ -250,6 +250,48 @@ timeout = 0.5
     let _ = std::fs::remove_file(config);
 }
 
+/// A real server's connection thresholds in the config (keepalived's `uthreshold` and
+/// `lthreshold`) reach the table as ipvsadm's `-x` and `-y`.
+#[test]
+fn a_real_server_s_thresholds_reach_the_table() {
+    let mut lab = topology::nat().build().unwrap();
+    lab.serve("web1", 80, ServerKind::Http("web1".into()))
+        .unwrap();
+    lab.serve("web2", 80, ServerKind::Http("web2".into()))
+        .unwrap();
+    let config = write_config(
+        "thresholds",
+        &CONFIG.replace(
+            "address = \"192.168.1.20:80\"\n",
+            "address = \"192.168.1.20:80\"\nu_threshold = 100\nl_threshold = 50\n",
+        ),
+    );
+    lab.spawn("director", &[XVSD, "run", &config]).unwrap();
+    table_until(&lab, "both real servers in", |t| {
+        t.contains("192.168.1.20:80")
+    });
+    let thresholds = lab
+        .within("director", || {
+            let table = Director::find().unwrap().unwrap().load().unwrap().table;
+            table
+                .services
+                .iter()
+                .flat_map(|s| &s.dests)
+                .map(|d| (d.addr.to_string(), d.u_threshold, d.l_threshold))
+                .collect::<std::collections::BTreeSet<_>>()
+        })
+        .unwrap();
+    assert_eq!(
+        thresholds,
+        [
+            ("192.168.1.10".to_string(), 0, 0),
+            ("192.168.1.20".to_string(), 100, 50)
+        ]
+        .into()
+    );
+    let _ = std::fs::remove_file(config);
+}
+
 /// One real server pool behind two VIP ports, checked alike (as an imported
 /// `virtual_server_group` is): one probe per real server serves both services, and a
 /// stopped server leaves both, each service's health naming the failure.
