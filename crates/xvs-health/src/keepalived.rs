@@ -383,26 +383,40 @@ fn file_check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Opti
 /// addresses a `virtual_server` names with `laddr_group_name` (a range `A.B.C.D-E` is
 /// IPv4's last byte running from D to E).
 fn local_address_groups(top: &[Item], notes: &mut Vec<String>) -> HashMap<String, Vec<IpAddr>> {
+    named_groups(
+        top,
+        "local_address_group",
+        notes,
+        |name, entry, addresses, notes| match addresses_of(&entry.keyword) {
+            Some(more) => addresses.extend(more),
+            None => notes.push(format!(
+                "line {}: local_address_group {name}: {}: not an address or range",
+                entry.line, entry.keyword
+            )),
+        },
+    )
+}
+
+/// The top-level blocks `keyword NAME { ... }` by name, each entry of a block read by
+/// `read` (the group's name, the entry, what the group has so far, the notes); a block
+/// without a name is named in the notes.
+fn named_groups<T>(
+    top: &[Item],
+    keyword: &str,
+    notes: &mut Vec<String>,
+    mut read: impl FnMut(&str, &Item, &mut Vec<T>, &mut Vec<String>),
+) -> HashMap<String, Vec<T>> {
     let mut groups = HashMap::new();
-    for item in top.iter().filter(|i| i.keyword == "local_address_group") {
+    for item in top.iter().filter(|i| i.keyword == keyword) {
         let Some(name) = item.args.first() else {
-            notes.push(format!(
-                "line {}: local_address_group without a name",
-                item.line
-            ));
+            notes.push(format!("line {}: {keyword} without a name", item.line));
             continue;
         };
-        let mut addresses = Vec::new();
+        let mut members = Vec::new();
         for entry in item.block.iter().flatten() {
-            match addresses_of(&entry.keyword) {
-                Some(more) => addresses.extend(more),
-                None => notes.push(format!(
-                    "line {}: local_address_group {name}: {}: not an address or range",
-                    entry.line, entry.keyword
-                )),
-            }
+            read(name, entry, &mut members, notes);
         }
-        groups.insert(name.clone(), addresses);
+        groups.insert(name.clone(), members);
     }
     groups
 }
@@ -458,19 +472,14 @@ struct Member {
 /// `virtual_server_group NAME { IP PORT ... RANGE PORT ... fwmark N ... }`: the services
 /// a `virtual_server group NAME` block stands for, by name.
 fn virtual_server_groups(top: &[Item], notes: &mut Vec<String>) -> HashMap<String, Vec<Member>> {
-    let mut groups = HashMap::new();
-    for item in top.iter().filter(|i| i.keyword == "virtual_server_group") {
-        let Some(name) = item.args.first() else {
-            notes.push(format!(
-                "line {}: virtual_server_group without a name",
-                item.line
-            ));
-            continue;
-        };
-        let mut members = Vec::new();
-        for entry in item.block.iter().flatten() {
-            let port = entry.args.first().and_then(|p| p.parse::<u16>().ok());
-            let mark = entry.args.first().and_then(|m| m.parse::<u32>().ok());
+    named_groups(
+        top,
+        "virtual_server_group",
+        notes,
+        |name, entry, members, notes| {
+            let first = entry.args.first();
+            let port = first.and_then(|p| p.parse::<u16>().ok());
+            let mark = first.and_then(|m| m.parse::<u32>().ok());
             match (
                 entry.keyword.as_str(),
                 addresses_of(&entry.keyword),
@@ -492,16 +501,14 @@ fn virtual_server_groups(top: &[Item], notes: &mut Vec<String>) -> HashMap<Strin
                 }
                 _ => notes.push(format!(
                     "line {}: virtual_server_group {name}: {} {}: not an address (or range) \
-                     and port, or a fwmark",
+                 and port, or a fwmark",
                     entry.line,
                     entry.keyword,
                     entry.args.join(" ")
                 )),
             }
-        }
-        groups.insert(name.clone(), members);
-    }
-    groups
+        },
+    )
 }
 
 fn virtual_server(item: &Item, context: &Context, out: &mut String, notes: &mut Vec<String>) {
@@ -575,7 +582,6 @@ fn service_body(
     notes: &mut Vec<String>,
 ) {
     let mut service: Vec<String> = Vec::new();
-    let mark = marked.then_some(());
     let (laddr_groups, track_files) = (context.laddr_groups, context.track_files);
     let mut defaults = Defaults {
         interval: None,
@@ -590,10 +596,8 @@ fn service_body(
         let number = || arg.parse::<f64>().is_ok();
         match entry.keyword.as_str() {
             // A fwmark service has no protocol in IPVS: its mark picks the packets.
-            "protocol" if mark.is_some() => {}
-            "ip_family" if mark.is_some() && arg == "inet6" => {
-                service.push("family = \"inet6\"".into())
-            }
+            "protocol" if marked => {}
+            "ip_family" if marked && arg == "inet6" => service.push("family = \"inet6\"".into()),
             "protocol" => match arg.to_ascii_uppercase().as_str() {
                 "TCP" => service.push("protocol = \"tcp\"".into()),
                 "UDP" => service.push("protocol = \"udp\"".into()),
