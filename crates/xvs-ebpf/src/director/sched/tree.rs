@@ -110,26 +110,30 @@ fn update_in<const N: usize>(
 pub fn refresh_above<const N: usize>(view: &View<N>, slot: u16) {
     let tree = unsafe { &mut (*view.conns).tree };
     let kind = tree.kind;
-    let Some(index) = tree.index_of.get(slot as usize & (N - 1)) else {
+    let Some((index, leaves)) = leaf_of(tree, slot as u32) else {
         return;
     };
-    let index = *index as usize;
-    if index == TREE_NONE as usize {
-        return;
-    }
-    // Node numbers are usize: 32-bit arithmetic makes LLVM zero-extend copies whose
-    // bounds the verifier then loses.
-    let leaves = tree.leaves as usize & (2 * N - 1);
-    let index = index & (N - 1);
-    if index >= leaves {
-        return;
-    }
     if kind == tree_rule::LOCALITY {
         mark_in_tree(view.conns, view.set, view.counts, index);
     }
     let node = leaves + index;
     let best = set_leaf(view, tree, kind, index, node);
     climb(tree, node, best);
+}
+
+/// The set index of the real server with tree slot `slot`, if it has a leaf in `tree`,
+/// and the tree's leaf count (its leaf is node `leaves + index`).
+#[inline(always)]
+fn leaf_of<const N: usize>(tree: &SchedTree<N>, slot: u32) -> Option<(usize, usize)> {
+    let index = *tree.index_of.get(slot as usize & (N - 1))? as usize;
+    if index == TREE_NONE as usize {
+        return None;
+    }
+    // Node numbers are usize: 32-bit arithmetic makes LLVM zero-extend copies whose
+    // bounds the verifier then loses.
+    let leaves = tree.leaves as usize & (2 * N - 1);
+    let index = index & (N - 1);
+    (index < leaves).then_some((index, leaves))
 }
 
 /// Sets the nodes above `node` (just set to `best`) up to the root, in straight code
@@ -166,15 +170,10 @@ pub fn set_aside<const N: usize>(conns: *mut ServiceSched<N>, set_id: u32, slot:
     if tree.kind == tree_rule::NONE || tree.set != set_id {
         return;
     }
-    let Some(index) = tree.index_of.get(slot as usize & (N - 1)) else {
+    let Some((index, leaves)) = leaf_of(tree, slot) else {
         return;
     };
-    let index = *index as usize;
-    let leaves = tree.leaves as usize & (2 * N - 1);
-    if index == TREE_NONE as usize || index & (N - 1) >= leaves {
-        return;
-    }
-    let node = leaves + (index & (N - 1));
+    let node = leaves + index;
     *tree.node_mut(node) = TREE_EMPTY;
     climb(tree, node, TREE_EMPTY);
     let back = now + SET_ASIDE_NS;
