@@ -36,6 +36,15 @@ address = "192.168.1.10:80"
 address = "192.168.1.20:80"
 "#;
 
+/// The seed's NAT lab, each web server's page its name.
+fn nat_lab_serving_names() -> Lab {
+    let mut lab = topology::nat().build().unwrap();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 80, ServerKind::Http(web.into())).unwrap();
+    }
+    lab
+}
+
 fn write_config(name: &str, text: &str) -> String {
     let path = std::env::temp_dir().join(format!("xvsd-{}-{name}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
@@ -82,11 +91,7 @@ fn pages_of(lab: &Lab, port: u16, n: usize) -> BTreeSet<String> {
 
 #[test]
 fn a_stopped_real_server_leaves_the_service_and_comes_back_when_it_answers() {
-    let mut lab = topology::nat().build().unwrap();
-    lab.serve("web1", 80, ServerKind::Http("web1".into()))
-        .unwrap();
-    lab.serve("web2", 80, ServerKind::Http("web2".into()))
-        .unwrap();
+    let mut lab = nat_lab_serving_names();
     // Someone else's service, defined before xvsd starts.
     by_hand(&lab, "-A -u 1.1.1.254:53 -s wrr");
     let config = write_config("nat", CONFIG);
@@ -254,11 +259,7 @@ timeout = 0.5
 /// `lthreshold`) reach the table as ipvsadm's `-x` and `-y`.
 #[test]
 fn a_real_server_s_thresholds_reach_the_table() {
-    let mut lab = topology::nat().build().unwrap();
-    lab.serve("web1", 80, ServerKind::Http("web1".into()))
-        .unwrap();
-    lab.serve("web2", 80, ServerKind::Http("web2".into()))
-        .unwrap();
+    let mut lab = nat_lab_serving_names();
     let config = write_config(
         "thresholds",
         &CONFIG.replace(
@@ -297,11 +298,7 @@ fn a_real_server_s_thresholds_reach_the_table() {
 /// stopped server leaves both, each service's health naming the failure.
 #[test]
 fn a_real_server_in_two_services_is_checked_once_and_leaves_both() {
-    let mut lab = topology::nat().build().unwrap();
-    lab.serve("web1", 80, ServerKind::Http("web1".into()))
-        .unwrap();
-    lab.serve("web2", 80, ServerKind::Http("web2".into()))
-        .unwrap();
+    let mut lab = nat_lab_serving_names();
     let second = CONFIG.replacen("1.1.1.254:80", "1.1.1.254:8080", 1);
     let config = write_config("two-services", &format!("{CONFIG}\n{second}"));
     lab.spawn("director", &[XVSD, "run", &config]).unwrap();
@@ -582,11 +579,7 @@ impl Drop for Xvsd {
 /// server) nor the restart costs a single request.
 #[test]
 fn sorry_server_while_the_quorum_is_lost_then_reload_and_restart_under_load() {
-    let mut lab = topology::nat().build().unwrap();
-    lab.serve("web1", 80, ServerKind::Http("web1".into()))
-        .unwrap();
-    lab.serve("web2", 80, ServerKind::Http("web2".into()))
-        .unwrap();
+    let mut lab = nat_lab_serving_names();
     let marks = std::env::temp_dir().join(format!("xvsd-{}-quorum", std::process::id()));
     let _ = std::fs::remove_file(&marks);
     let quorum = format!(
@@ -724,11 +717,7 @@ fn sorry_server_while_the_quorum_is_lost_then_reload_and_restart_under_load() {
 /// its server's weight from the command's exit code.
 #[test]
 fn an_http_500_fails_and_a_command_sets_the_weight() {
-    let mut lab = topology::nat().build().unwrap();
-    lab.serve("web1", 80, ServerKind::Http("web1".into()))
-        .unwrap();
-    lab.serve("web2", 80, ServerKind::Http("web2".into()))
-        .unwrap();
+    let lab = nat_lab_serving_names();
     let weight = std::env::temp_dir().join(format!("xvsd-{}-weight", std::process::id()));
     std::fs::write(&weight, "7").unwrap();
     let text = CONFIG
@@ -777,11 +766,7 @@ fn rate_listing(lab: &Lab) -> String {
 /// packets and bytes per second; the rows add up as IPVS's do.
 #[test]
 fn the_rates_of_a_loaded_service_are_estimated() {
-    let mut lab = topology::nat().build().unwrap();
-    lab.serve("web1", 80, ServerKind::Http("web1".into()))
-        .unwrap();
-    lab.serve("web2", 80, ServerKind::Http("web2".into()))
-        .unwrap();
+    let lab = nat_lab_serving_names();
     let config = write_config("rates", CONFIG);
     let _xvsd = Xvsd::start(&lab, &config, "rates");
     table_until(&lab, "both real servers in", |t| {

@@ -73,6 +73,17 @@ fn start(lab: &Lab, host: &str, config: &str) -> Child {
         .unwrap()
 }
 
+/// Ends a lab's two directors (killed) and removes their configs.
+fn stop_both(d1: &mut Child, d2: &mut Child, configs: [impl AsRef<std::path::Path>; 2]) {
+    for child in [d1, d2] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for path in configs {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 fn holds_vip(lab: &Lab, host: &str) -> bool {
     lab.run_ok(host, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
         .unwrap()
@@ -135,13 +146,7 @@ fn the_vip_moves_to_the_backup_director_and_back() {
         "gratuitous ARP moved the client: {neighbour}"
     );
 
-    for child in [&mut d1, &mut d2] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    for path in [c1, c2] {
-        let _ = std::fs::remove_file(path);
-    }
+    stop_both(&mut d1, &mut d2, [c1, c2]);
 }
 
 /// keepalived's VRRP instance for d1: the same version, VRID and VIP.
@@ -345,13 +350,7 @@ fn the_flag_moves_the_vip_and_back(
     until("d1 master again", || {
         holds_vip(lab, "d1") && !holds_vip(lab, "d2")
     });
-    for child in [&mut d1, &mut d2] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    for path in [c1, c2] {
-        let _ = std::fs::remove_file(path);
-    }
+    stop_both(&mut d1, &mut d2, [c1, c2]);
     let _ = std::fs::remove_file(flag);
 }
 
@@ -414,13 +413,7 @@ fn a_reload_moves_the_vip_and_changes_its_addresses_in_place() {
         "the refused change moved nothing"
     );
 
-    for child in [&mut d1, &mut d2] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    for path in [c1, c2] {
-        let _ = std::fs::remove_file(path);
-    }
+    stop_both(&mut d1, &mut d2, [c1, c2]);
 }
 
 fn holds(lab: &Lab, host: &str, address: &str) -> bool {
@@ -486,13 +479,7 @@ fn a_reload_starts_and_stops_vrrp_instances() {
         "52 stayed on d1"
     );
 
-    for child in [&mut d1, &mut d2] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    for path in [c1, c2] {
-        let _ = std::fs::remove_file(path);
-    }
+    stop_both(&mut d1, &mut d2, [c1, c2]);
 }
 
 /// keepalived's notify commands: the generic `notify` gets `INSTANCE NAME STATE PRIORITY`
@@ -904,13 +891,7 @@ fn connections_survive_failover_and_return_with_sync() {
             );
         }
     }
-    for child in [&mut d1, &mut d2] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    for path in [c1, c2] {
-        let _ = std::fs::remove_file(path);
-    }
+    stop_both(&mut d1, &mut d2, [c1, c2]);
 }
 
 /// FULLNAT with connection sync: the local address moves with the VIP (both are the
@@ -1051,13 +1032,7 @@ fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
             );
         }
     }
-    for child in [&mut d1, &mut d2] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    for path in [c1, c2] {
-        let _ = std::fs::remove_file(path);
-    }
+    stop_both(&mut d1, &mut d2, [c1, c2]);
 }
 
 /// The dual-stack VIP of the labs below (the IPv4 one is `VIP`).
@@ -1160,13 +1135,7 @@ fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
         lab.run_ok("client", &["ping", "-c", "1", "-W", "1", VIP])
             .is_ok()
     });
-    for child in [&mut d1, &mut d2] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    for path in [c1, c2] {
-        let _ = std::fs::remove_file(path);
-    }
+    stop_both(&mut d1, &mut d2, [c1, c2]);
 }
 
 /// A VRRP group (keepalived's `vrrp_sync_group`): the IPv4 instance tracks an interface of
@@ -1211,11 +1180,5 @@ fn a_group_moves_both_families_when_one_instance_faults() {
     until("both VIPs back at d1", || {
         held("d1") == 2 && held("d2") == 0
     });
-    for child in [&mut d1, &mut d2] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    for path in [c1, c2] {
-        let _ = std::fs::remove_file(path);
-    }
+    stop_both(&mut d1, &mut d2, [c1, c2]);
 }
