@@ -15,7 +15,67 @@ pub const MAX_WRR_CYCLE: u32 = 65_536;
 pub struct SlotConns {
     pub active: u32,
     pub inactive: u32,
-    pub persistent: u32,
+    /// The server's persistence templates (the low 31 bits: [`SlotConns::persistent`]),
+    /// and in the top bit IPVS's OVERLOAD flag ([`SlotConns::OVERLOAD`]). The flag lives
+    /// here, beside the counts it follows, because every place that asks whether a server
+    /// is overloaded already holds these counts: a flag elsewhere cost a lookup that took
+    /// the least-connection tree's build past the kernel's 512-byte stack
+    /// (docs/DECISIONS.md, "-y").
+    pub templates_and_overload: u32,
+}
+
+impl SlotConns {
+    /// IPVS's `IP_VS_DEST_F_OVERLOAD`: set when a new connection brings the server's
+    /// active and inactive connections to its upper threshold (`-x`), cleared when one
+    /// ending brings them below its lower threshold (`-y`; without one, below 3/4 of `-x`).
+    pub const OVERLOAD: u32 = 1 << 31;
+
+    /// The server's persistence templates.
+    #[inline(always)]
+    pub fn persistent(&self) -> u32 {
+        self.templates_and_overload & !Self::OVERLOAD
+    }
+
+    #[inline(always)]
+    pub fn overload_flag(&self) -> bool {
+        self.templates_and_overload & Self::OVERLOAD != 0
+    }
+
+    /// No connection and no template counted (the overload flag aside): the counter
+    /// slot may be handed to another server.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.active == 0 && self.inactive == 0 && self.persistent() == 0
+    }
+}
+
+/// Whether a real server with `total` active and inactive connections, upper threshold
+/// `upper` (`-x`) and lower threshold `lower` (as [`lower_threshold`] makes it from
+/// `-y`), is overloaded, given IPVS's OVERLOAD flag as last set or cleared (`flag`):
+/// IPVS's hysteresis. At or above `-x` it is; below the lower threshold it is not,
+/// whatever the flag says (so a flag not yet cleared, or thresholds changed since it was
+/// set, never keeps a server out below it); between them, the flag tells: a server that
+/// reached `-x` stays out until enough of its connections end. (One comparison, as `-y`
+/// is never above `-x`, which both IPVS and xvs refuse.)
+#[inline(always)]
+pub fn overloaded(total: u32, upper: u32, lower: u32, flag: bool) -> bool {
+    // The threshold the flag selects, chosen without a branch: in the datapath a branch
+    // here is one more path in every walk and tree build the verifier follows.
+    let flagged = 0u32.wrapping_sub(flag as u32);
+    let threshold = upper ^ ((upper ^ lower) & flagged);
+    upper != 0 && total >= threshold
+}
+
+/// The total below which a connection's end clears OVERLOAD (`ip_vs_unbind_dest`): `-y`,
+/// or without one 3/4 of `-x` (IPVS's `total * 4 < upper * 3`, rounded up here so that
+/// `total < threshold` says the same).
+#[inline(always)]
+pub fn lower_threshold(upper: u32, lower: u32) -> u32 {
+    if lower != 0 {
+        lower
+    } else {
+        ((upper as u64 * 3).div_ceil(4)) as u32
+    }
 }
 
 /// Every real server's connection counts, by counter slot (the one value of
@@ -268,3 +328,60 @@ pub struct LocalityEntry {
 /// Nanoseconds an unused locality entry is kept, and after which an unchanged lblcr set
 /// sheds its busiest member (`lblc_expiration`, `lblcr_expiration`: 24 hours).
 pub const LOCALITY_EXPIRATION_NS: u64 = 24 * 60 * 60 * 1_000_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `total < lower_threshold(..)` says what `ip_vs_unbind_dest` tests, for every total,
+    /// with and without `-y`.
+    #[test]
+    fn the_lower_threshold_is_ipvs_s() {
+        for upper in 1..200u32 {
+            for lower in 0..=upper {
+                for total in 0..300u32 {
+                    let ipvs = if lower != 0 {
+                        total < lower
+                    } else {
+                        total * 4 < upper * 3
+                    };
+                    assert_eq!(
+                        total < lower_threshold(upper, lower),
+                        ipvs,
+                        "{total} {upper} {lower}"
+                    );
+                }
+            }
+        }
+        assert_eq!(lower_threshold(i32::MAX as u32, 0), 1_610_612_736);
+    }
+
+    /// Out at `-x`; between the thresholds, out only if it came from above; in below `-y`;
+    /// never out without `-x`.
+    #[test]
+    fn overload_has_ipvs_s_hysteresis() {
+        let (upper, lower) = (10, lower_threshold(10, 5));
+        assert!(overloaded(10, upper, lower, false));
+        assert!(overloaded(12, upper, lower, true));
+        assert!(overloaded(7, upper, lower, true));
+        assert!(overloaded(5, upper, lower, true));
+        assert!(!overloaded(4, upper, lower, true));
+        assert!(!overloaded(7, upper, lower, false));
+        let without_y = lower_threshold(upper, 0);
+        assert!(!overloaded(7, upper, without_y, true), "3/4 of 10");
+        assert!(overloaded(8, upper, without_y, true));
+        assert!(!overloaded(100, 0, 0, true));
+    }
+
+    #[test]
+    fn the_overload_flag_is_not_a_template() {
+        let mut slot = SlotConns {
+            templates_and_overload: 3 | SlotConns::OVERLOAD,
+            ..SlotConns::default()
+        };
+        assert_eq!(slot.persistent(), 3);
+        assert!(slot.overload_flag() && !slot.is_empty());
+        slot.templates_and_overload = SlotConns::OVERLOAD;
+        assert!(slot.is_empty());
+    }
+}

@@ -157,7 +157,10 @@ pub const MAX_SET_LARGE: usize = 1024;
 pub struct SetEntry {
     pub weight: u32,
     pub u_threshold: u32,
-    pub l_threshold: u32,
+    /// The total below which a connection's end clears the server's overload flag: `-y`,
+    /// or 3/4 of `-x` without one ([`crate::lower_threshold`]; user space writes it so,
+    /// so that the datapath's reading of the flag is one choice between two thresholds).
+    pub lower_threshold: u32,
     /// Where the server's connection counts are kept in its service's [`ServiceSched`].
     pub slot: u16,
     /// Which half of the real-server array holds the server's [`DestValue`].

@@ -105,15 +105,19 @@ impl MappedCounts {
         // SAFETY: `base` maps a live DestCounts; `of_mut` masks the slot into it; the
         // datapath changes these words with atomic operations too.
         let counts = unsafe { (*self.base).of_mut(slot) };
-        let field = if flags & conn_flags::TEMPLATE != 0 {
-            &mut counts.persistent
+        // A template is counted in the low bits of a word whose top bit is the overload
+        // flag, which a count of none must not borrow from.
+        let (field, count_bits) = if flags & conn_flags::TEMPLATE != 0 {
+            (&mut counts.templates_and_overload, !SlotConns::OVERLOAD)
         } else if flags & conn_flags::ACTIVE != 0 {
-            &mut counts.active
+            (&mut counts.active, u32::MAX)
         } else {
-            &mut counts.inactive
+            (&mut counts.inactive, u32::MAX)
         };
         let atomic = unsafe { AtomicU32::from_ptr(field) };
-        let _ = atomic.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        let _ = atomic.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n & count_bits != 0).then(|| n - 1)
+        });
     }
 }
 
@@ -135,7 +139,7 @@ impl MappedCounts {
             for (field, by) in [
                 (&mut counts.active, d.active),
                 (&mut counts.inactive, d.inactive),
-                (&mut counts.persistent, d.persistent),
+                (&mut counts.templates_and_overload, d.templates_and_overload),
             ] {
                 unsafe { AtomicU32::from_ptr(field) }.fetch_add(by, Ordering::Relaxed);
             }

@@ -295,7 +295,11 @@ fn counts_delta(before: &DestCounts, after: &DestCounts) -> Box<DestCounts> {
     for ((d, b), a) in delta.slots.iter_mut().zip(&before.slots).zip(&after.slots) {
         d.active = a.active.wrapping_sub(b.active);
         d.inactive = a.inactive.wrapping_sub(b.inactive);
-        d.persistent = a.persistent.wrapping_sub(b.persistent);
+        // The overload flag in the same word is carried as the counts are (a wrapping
+        // difference): the new program settles it again at the next count change.
+        d.templates_and_overload = a
+            .templates_and_overload
+            .wrapping_sub(b.templates_and_overload);
     }
     delta
 }

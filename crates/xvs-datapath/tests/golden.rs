@@ -630,6 +630,101 @@ fn least_connection_trees_match_the_reference_as_counts_rise_and_fall() {
     }
 }
 
+/// IPVS's overload hysteresis (`-x` and `-y`): a real server that reached its upper
+/// threshold takes no new connection until enough of its connections have ended to bring
+/// it below its lower threshold, not as soon as it is one below the upper. fo over a
+/// server of weight 2 with `-x 3 -y 2` and one of weight 1 (fo sends everything to the
+/// first while it is available); UDP connections of 2 s, some kept alive by traffic.
+#[test]
+fn an_overloaded_real_server_waits_for_its_lower_threshold() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "--set 0 0 2",
+            "-A -u 1.1.1.254:53 -s fo",
+            "-a -u 1.1.1.254:53 -r 10.0.0.10 -g -w 2 -x 3 -y 2",
+            "-a -u 1.1.1.254:53 -r 10.0.0.20 -g -w 1",
+            "-A -u 1.1.1.254:54 -s rr",
+            "-a -u 1.1.1.254:54 -r 10.0.0.30 -g",
+        ],
+        |director, eth0| {
+            let start = std::time::Instant::now();
+            let at = |ms: u64| {
+                std::thread::sleep(
+                    std::time::Duration::from_millis(ms).saturating_sub(start.elapsed()),
+                )
+            };
+            // The MAC a datagram of client port `port` to :53 went to (RS1: 10.0.0.10).
+            let sent = |director: &Director, port: u16| {
+                let (out, _) = director
+                    .run_frame(eth0, &udp4(CLIENT, VIP, port, 53, b"q"))
+                    .unwrap();
+                assert_eq!(out.verdict, XDP_TX);
+                if out.frame[..6] == RS1_MAC {
+                    "first"
+                } else {
+                    "second"
+                }
+            };
+            // Three connections reach the first server's upper threshold.
+            assert_eq!(
+                [sent(director, 1), sent(director, 2), sent(director, 3)],
+                ["first"; 3]
+            );
+            assert_eq!(sent(director, 4), "second", "overloaded at 3");
+            // 1 and 2 kept alive; 3 and 4 end at 2 s.
+            at(1000);
+            assert_eq!([sent(director, 1), sent(director, 2)], ["first"; 2]);
+            at(2500);
+            sweep_until(director, eth0, 2);
+            assert_eq!(first_server_total(director), 2);
+            // Two: below the upper threshold, not below the lower one. (Before the
+            // hysteresis, the first server took this one.)
+            assert_eq!(
+                sent(director, 5),
+                "second",
+                "still overloaded at 2 of -x 3 -y 2"
+            );
+            // 1 kept alive again; 2 ends at 3 s.
+            assert_eq!(sent(director, 1), "first");
+            at(3500);
+            sweep_until(director, eth0, 3);
+            assert_eq!(first_server_total(director), 1);
+            // Below -y 2: available again, up to its upper threshold.
+            assert_eq!([sent(director, 6), sent(director, 7)], ["first"; 2]);
+            assert_eq!(sent(director, 8), "second", "overloaded at 3 again");
+        },
+    );
+}
+
+/// Sends new flows to the VIP's port 54 until the director has swept `expired`
+/// connections in all (each new flow sweeps a few due ones first).
+fn sweep_until(director: &Director, eth0: u32, expired: u64) {
+    for port in 20_000..20_128u16 {
+        if counters(director)[counter::EXPIRED as usize] >= expired {
+            return;
+        }
+        let (out, _) = director
+            .run_frame(eth0, &udp4(CLIENT, VIP, port, 54, b"q"))
+            .unwrap();
+        assert_eq!(out.verdict, XDP_TX);
+    }
+    panic!("never {expired} connections swept");
+}
+
+/// Active and inactive connections of the :53 service's first real server, as listed.
+fn first_server_total(director: &Director) -> u32 {
+    let table = director.load().unwrap().table;
+    let first = IpAddr::from([10, 0, 0, 10]);
+    let conns = service_on(&table, 53)
+        .dests
+        .iter()
+        .find(|d| d.addr == first)
+        .unwrap()
+        .conns;
+    conns.active + conns.inactive
+}
+
 #[test]
 fn a_connection_whose_timeout_shortens_is_swept_at_its_new_expiry() {
     let rig = Rig::new();

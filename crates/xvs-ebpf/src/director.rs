@@ -241,6 +241,7 @@ mod program {
         // Scheduling and sending are sibling calls, so their stack frames never stack up.
         let created = new_connection::<MAX_SET, Small>(ctx, packet, key, now, checked, found);
         set_aside_if_unreachable(created, &found.service, now);
+        settle_overload_of(created);
         new_flow_sent(ctx, packet, key, now, created)
     }
 
@@ -268,6 +269,7 @@ mod program {
         };
         let created = new_connection::<MAX_SET_LARGE, Large>(ctx, packet, key, now, checked, found);
         set_aside_if_unreachable(created, &found.service, now);
+        settle_overload_of(created);
         new_flow_sent(ctx, packet, key, now, created)
     }
 
@@ -826,6 +828,17 @@ mod program {
         {
             let slot = unsafe { (*scratch).conn.slot };
             sched::xvs_set_aside(service.id, service.dest_set, slot as u32, now);
+        }
+    }
+
+    /// After [`new_connection`] made a connection: its real server's OVERLOAD flag
+    /// follows the count it added (out of the new connection's frame, as above).
+    #[inline(always)]
+    fn settle_overload_of(created: u64) {
+        if created != NOT_CREATED && created != NO_NEXT_HOP {
+            let conn = created as *const Conn;
+            let (dest_stats, flags) = unsafe { ((*conn).dest_stats, (*conn).flags) };
+            conn::settle_overload(dest_stats, flags);
         }
     }
 

@@ -21,7 +21,7 @@ use std::{
 use aya::maps::{MapError, PerCpuValues};
 use xvs_common::{
     Counters, DestCounts, DestValue, MAX_SET, MAX_SET_LARGE, ServiceKey as MapKey, ServiceSched,
-    ServiceValue, SlotConns, TunnelSource, WrrKey, dest_index, meta, persistence_engine,
+    ServiceValue, TunnelSource, WrrKey, dest_index, meta, persistence_engine,
 };
 use xvs_core::{
     model::{ConnCounts, LocalAddress, PersistenceEngine, Service, Stats, Timeouts},
@@ -265,7 +265,7 @@ impl Director {
                 dest.conns = ConnCounts {
                     active: counts.active.saturating_sub(gone.active),
                     inactive: counts.inactive.saturating_sub(gone.inactive),
-                    persistent: counts.persistent.saturating_sub(gone.persistent),
+                    persistent: counts.persistent().saturating_sub(gone.persistent),
                 };
             }
         }
@@ -278,7 +278,7 @@ impl Director {
     /// use [`Director::change`], which does all of it).
     pub fn store(&mut self, before: &Snapshot, after: &Table) -> Result<()> {
         let counts = self.dest_counts()?;
-        let busy = |slot: u32| *counts.of(slot) != SlotConns::default();
+        let busy = |slot: u32| !counts.of(slot).is_empty();
         let ops = plan::plan(before, after, self.stats_slots, &busy)?;
         // Refused before anything is written, as plan's refusals are.
         laddrs::check_interfaces(&ops)?;

@@ -407,7 +407,7 @@ fn set_entry(dest: &DestValue) -> SetEntry {
     SetEntry {
         weight: dest.weight,
         u_threshold: dest.u_threshold,
-        l_threshold: dest.l_threshold,
+        lower_threshold: xvs_common::lower_threshold(dest.u_threshold, dest.l_threshold),
         slot: dest.slot,
         half: dest.half,
         stats: dest.stats,

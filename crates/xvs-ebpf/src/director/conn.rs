@@ -121,6 +121,17 @@ fn adjust(conn: Counted, active: bool, delta: i32, moved: bool) {
         add_count(counts, conn.dest_stats, !active, -delta);
     }
     sched::service_count_changed(&conn.service_id, counts, conn.slot);
+    if !moved {
+        settle_overload(conn.dest_stats, conn.flags);
+    }
+}
+
+/// After a real server's total of connections changed by one of its connections (with
+/// `flags`): its OVERLOAD flag follows ([`sched::xvs_overload_settle`]).
+#[inline(always)]
+pub fn settle_overload(dest_stats: u32, flags: u8) {
+    let half = (flags & conn_flags::DEST_HALF != 0) as u32;
+    sched::xvs_overload_settle(dest_stats, half);
 }
 
 /// The aligned 64-bit word of `conn` that holds its flags, and where `flag` sits in it.

@@ -328,11 +328,13 @@ fn keep_params(service: &ServiceValue, found_by: &xvs_common::ServiceKey) {
     }
 }
 
-/// Adds `delta` to the persistent count of the real server with counter slot `dest_stats`.
+/// Adds `delta` to the persistent count of the real server with counter slot `dest_stats`
+/// (the low bits of its word: the add leaves the overload flag above them alone, as the
+/// count never goes below zero).
 #[inline(always)]
 pub fn count_template(dest_stats: u32, delta: i32) {
     if let Some(counts) = dest_counts() {
-        let field = unsafe { &mut (*counts).of_mut(dest_stats).persistent as *mut u32 };
+        let field = unsafe { &mut (*counts).of_mut(dest_stats).templates_and_overload as *mut u32 };
         unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(field, delta as u32) };
     }
 }

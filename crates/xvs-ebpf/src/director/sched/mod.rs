@@ -25,9 +25,11 @@ mod wlc;
 mod wrr;
 
 use aya_ebpf::helpers::generated::bpf_loop;
+use core::intrinsics::{AtomicOrdering, atomic_and, atomic_or};
 use xvs_common::{
-    DestCounts, DestSet, MAX_SET, MAX_SET_LARGE, SchedState, ServiceEntry, ServiceKey,
-    ServiceSched, SetEntry, SlotConns, TREE_NONE, dest_index, scheduler, tree_rule,
+    DestCounts, DestSet, MAX_SET, MAX_SET_LARGE, MAX_STATS, SchedState, ServiceEntry, ServiceKey,
+    ServiceSched, SetEntry, SlotConns, TREE_NONE, dest_index, lower_threshold, scheduler,
+    tree_rule,
 };
 
 use crate::maps::{XVS_DESTS, XVS_SCHED, XVS_SCHED_LARGE, XVS_SERVICES, XVS_SERVICES_LARGE};
@@ -83,13 +85,19 @@ impl<const N: usize> View<N> {
         Some(unsafe { (*self.counts).of(entry.stats) })
     }
 
-    /// IPVS's OVERLOAD: the upper threshold is set and reached.
+    /// IPVS's OVERLOAD: the upper threshold reached, and not yet left below the lower
+    /// one ([`xvs_common::overloaded`]; the flag is kept by [`xvs_overload_settle`]).
     #[inline(always)]
     pub fn overloaded(&self, entry: &SetEntry) -> bool {
         entry.u_threshold != 0
-            && self
-                .conns_of(entry)
-                .is_some_and(|c| c.active + c.inactive >= entry.u_threshold)
+            && self.conns_of(entry).is_some_and(|c| {
+                xvs_common::overloaded(
+                    c.active + c.inactive,
+                    entry.u_threshold,
+                    entry.lower_threshold,
+                    c.overload_flag(),
+                )
+            })
     }
 
     /// Weight above 0 and not overloaded.
@@ -332,6 +340,66 @@ pub extern "C" fn xvs_set_aside(service_id: u32, set_id: u32, slot: u32, now: u6
         tree::set_aside(conns, set_id, slot, now);
     }
     0
+}
+
+/// Keeps IPVS's OVERLOAD flag of the real server at counter slot `dest_stats` (its entry
+/// in `half` of the real-server array, which has its thresholds) after its active and
+/// inactive connections changed: set at or above `-x`, cleared below `-y` (or 3/4 of
+/// `-x`); between them left as it was, which is IPVS's hysteresis. Called after every
+/// change of the total (a connection made, adopted or ended), and after the count's tree
+/// refresh: the refresh's reading of the flag matters only between the thresholds,
+/// where a total can only arrive from above with the flag set, or from below with it
+/// cleared. A global function: out of the frames at the stack's limit.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn xvs_overload_settle(dest_stats: u32, half: u32) -> u32 {
+    let (Some(dest), Some(counts)) = (
+        XVS_DESTS.get(dest_index(dest_stats, half as u16)),
+        crate::maps::dest_counts(),
+    ) else {
+        return 0;
+    };
+    let (upper, lower) = (dest.u_threshold, dest.l_threshold);
+    let slot = unsafe { (*counts).of(dest_stats) };
+    let total = slot.active.wrapping_add(slot.inactive);
+    let flagged = slot.overload_flag();
+    let set = upper != 0 && total >= upper;
+    let clear = flagged && (upper == 0 || total < lower_threshold(upper, lower));
+    if set != flagged && (set || clear) {
+        let Some((word, bit)) = overload_word(counts, dest_stats) else {
+            return 0;
+        };
+        unsafe {
+            if set {
+                atomic_or::<u64, u64, { AtomicOrdering::Relaxed }>(word, bit);
+            } else {
+                atomic_and::<u64, u64, { AtomicOrdering::Relaxed }>(word, !bit);
+            }
+        }
+    }
+    0
+}
+
+/// The aligned 64-bit word of the counts array that holds the overload flag of counter
+/// slot `dest_stats`, and the flag's bit in it. (The BPF target has 32-bit atomic adds
+/// only; and or or work on 64-bit words, which must be aligned. The other half of the
+/// word, a neighbouring count, is left as it is by the and or the or.)
+#[inline(always)]
+fn overload_word(counts: *mut DestCounts, dest_stats: u32) -> Option<(*mut u64, u64)> {
+    const SLOT: usize = core::mem::size_of::<SlotConns>();
+    const FIELD: usize = core::mem::offset_of!(SlotConns, templates_and_overload);
+    const WORDS: usize = core::mem::size_of::<DestCounts>() / 8;
+    const _: () = assert!(SLOT == 12 && FIELD == 8 && core::mem::size_of::<DestCounts>() % 8 == 0);
+    // The field is at byte 12 * slot + 8: word 1.5 * slot + 1, rounded down, its low or
+    // high half as the slot is even or odd. Written so, not as a division of the byte
+    // offset, so that the verifier's bounds see the word inside the value.
+    let slot = dest_stats as usize & (MAX_STATS as usize - 1);
+    let index = slot + (slot >> 1) + 1;
+    if index >= WORDS {
+        return None;
+    }
+    let bit = 1u64 << ((slot & 1) * 32 + 31);
+    Some((unsafe { (counts as *mut u64).add(index) }, bit))
 }
 
 /// As [`count_changed`], for a caller that has only the service's scheduler state: the set
