@@ -40,6 +40,31 @@ pub enum Action {
     ReleaseAddresses,
 }
 
+/// What a member of a sync group (keepalived's `vrrp_sync_group`) tells the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Standing {
+    /// A backup that hears no master (starting, or its master fell silent), or a member
+    /// out of the election because another is in fault.
+    Waiting = 0,
+    /// A backup that hears a master it gives way to: it lost the election.
+    HearsMaster = 1,
+    Master = 2,
+    /// Out of the election for a fault of its own.
+    Fault = 3,
+}
+
+impl Standing {
+    pub fn of(code: u8) -> Standing {
+        match code {
+            1 => Standing::HearsMaster,
+            2 => Standing::Master,
+            3 => Standing::Fault,
+            _ => Standing::Waiting,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Router {
     config: Config,
@@ -51,6 +76,9 @@ pub struct Router {
     /// When the master-down timer (backup) or the advertisement timer (master) fires.
     deadline: Option<Duration>,
     started: Duration,
+    /// A backup that last restarted its master-down timer for a master's advertisement
+    /// (not yet run out): it hears a master it gives way to.
+    hears_master: bool,
 }
 
 impl Router {
@@ -62,6 +90,7 @@ impl Router {
             state: State::Initialize,
             deadline: None,
             started: Duration::ZERO,
+            hears_master: false,
         }
     }
 
@@ -96,6 +125,7 @@ impl Router {
 
     fn become_master(&mut self, now: Duration) -> Vec<Action> {
         self.state = State::Master;
+        self.hears_master = false;
         self.deadline = Some(now + self.config.interval);
         vec![
             self.advertisement(self.config.priority),
@@ -105,6 +135,7 @@ impl Router {
 
     fn become_backup(&mut self, now: Duration) {
         self.state = State::Backup;
+        self.hears_master = false;
         self.deadline = Some(now + self.master_down_interval());
     }
 
@@ -125,6 +156,7 @@ impl Router {
         let was = self.state;
         self.state = State::Initialize;
         self.deadline = None;
+        self.hears_master = false;
         match was {
             State::Master => vec![self.advertisement(0), Action::ReleaseAddresses],
             _ => Vec::new(),
@@ -162,6 +194,60 @@ impl Router {
         }
     }
 
+    /// A backup that hears a master it gives way to (its master-down timer restarted by
+    /// the master's advertisements, and not run out since). In a sync group, such a member
+    /// keeps the others from being master.
+    pub fn hears_master(&self) -> bool {
+        self.state == State::Backup && self.hears_master
+    }
+
+    /// Where this router stands, for the other members of its sync group (a fault is
+    /// the caller's to tell).
+    pub fn standing(&self) -> Standing {
+        match self.state {
+            State::Master => Standing::Master,
+            State::Backup if self.hears_master => Standing::HearsMaster,
+            _ => Standing::Waiting,
+        }
+    }
+
+    /// A sync group's members move as one (keepalived's `vrrp_sync_group`), given where
+    /// the others stand (`others`, this router left out): while one hears a master, the
+    /// group's master is elsewhere, so a master here follows it to backup (giving its
+    /// addresses up as if it had lost its own election), and a backup whose timer ran
+    /// out stays one (its timer restarted; else it would take over, be followed back,
+    /// and so on). Once one of them is master and none hears another, a backup that
+    /// hears none either follows it at once instead of waiting out its own timer.
+    /// Without this, a link on which a member misses the other director's
+    /// advertisements leaves that member master on one director while its group's
+    /// others are master on the other: a NAT director's VIP on one, its real servers'
+    /// gateway address on the other.
+    pub fn follow_group(&mut self, others: &[Standing], now: Duration) -> Vec<Action> {
+        if others.contains(&Standing::HearsMaster) {
+            match self.state {
+                State::Master => {
+                    self.become_backup(now);
+                    vec![Action::ReleaseAddresses]
+                }
+                State::Backup => {
+                    if self.deadline.is_some_and(|due| now >= due) {
+                        self.hears_master = false;
+                        self.deadline = Some(now + self.master_down_interval());
+                    }
+                    Vec::new()
+                }
+                State::Initialize => Vec::new(),
+            }
+        } else if others.contains(&Standing::Master)
+            && self.state == State::Backup
+            && !self.hears_master
+        {
+            self.become_master(now)
+        } else {
+            Vec::new()
+        }
+    }
+
     /// An advertisement from `from` arrived at `now`.
     pub fn receive(&mut self, now: Duration, advert: &Advertisement, from: IpAddr) -> Vec<Action> {
         if advert.vrid != self.config.vrid || from == self.own {
@@ -173,12 +259,14 @@ impl Router {
             State::Backup => {
                 if advert.priority == 0 {
                     self.deadline = Some(now + self.skew());
+                    self.hears_master = false;
                     return Vec::new();
                 }
                 let waiting = now < self.started + self.config.preempt_delay;
                 if !self.config.preempt || advert.priority >= self.config.priority || waiting {
                     self.master_interval = theirs;
                     self.deadline = Some(now + self.master_down_interval());
+                    self.hears_master = true;
                 }
                 // Otherwise a lower-priority master is ignored, and this router's timer
                 // runs out: it preempts.
@@ -190,6 +278,7 @@ impl Router {
                 if advert.priority != 0 && wins {
                     self.master_interval = theirs;
                     self.become_backup(now);
+                    self.hears_master = true;
                     return vec![Action::ReleaseAddresses];
                 }
                 // A stopping master, or a lower one: advertise at once (keepalived's
@@ -476,5 +565,164 @@ mod tests {
         link.start(1);
         assert_eq!(link.masters(), [1]);
         assert_eq!(link.routers[0].0.state(), State::Backup);
+    }
+
+    /// Two directors, each with a sync group of two instances, one per link: instance
+    /// `i` of director `d` is `routers[d * 2 + i]`, on link `i`. Stepped every 10 ms on a
+    /// virtual clock; `deaf` advertisements (from, to) are lost.
+    struct Groups {
+        routers: Vec<Router>,
+        up: Vec<bool>,
+        deaf: Vec<(usize, usize)>,
+        now: Duration,
+        grouped: bool,
+    }
+
+    impl Groups {
+        fn new(priorities: [u8; 2], grouped: bool) -> Groups {
+            let mut routers = Vec::new();
+            for (d, priority) in priorities.into_iter().enumerate() {
+                for link in 0..2u8 {
+                    let mut c = config(priority);
+                    c.vrid = 51 + link;
+                    routers.push(Router::new(c, [A, B][d].parse().unwrap()));
+                }
+            }
+            Groups {
+                routers,
+                up: vec![false; 4],
+                deaf: Vec::new(),
+                now: Duration::ZERO,
+                grouped,
+            }
+        }
+
+        fn start(&mut self, director: usize) {
+            for r in [director * 2, director * 2 + 1] {
+                self.start_instance(r);
+            }
+        }
+
+        fn start_instance(&mut self, r: usize) {
+            self.up[r] = true;
+            let actions = self.routers[r].start(self.now);
+            self.deliver(r, actions);
+        }
+
+        fn kill(&mut self, director: usize) {
+            for r in [director * 2, director * 2 + 1] {
+                self.up[r] = false;
+                self.routers[r] = Router::new(self.routers[r].config.clone(), self.routers[r].own);
+            }
+        }
+
+        fn deliver(&mut self, from: usize, actions: Vec<Action>) {
+            for action in actions {
+                let Action::Send(advert) = action else {
+                    continue;
+                };
+                // The other director's instance on the same link.
+                let to = (from + 2) % 4;
+                if self.up[to] && !self.deaf.contains(&(from, to)) {
+                    let source = self.routers[from].own;
+                    let replies = self.routers[to].receive(self.now, &advert, source);
+                    self.deliver(to, replies);
+                }
+            }
+        }
+
+        fn run_until(&mut self, until: Duration) {
+            while self.now < until {
+                self.now += Duration::from_millis(10);
+                for r in 0..4 {
+                    if !self.up[r] {
+                        continue;
+                    }
+                    let actions = self.routers[r].tick(self.now);
+                    self.deliver(r, actions);
+                    if self.grouped {
+                        let other = r ^ 1;
+                        let others = [self.routers[other].standing()];
+                        let actions = self.routers[r].follow_group(&others, self.now);
+                        self.deliver(r, actions);
+                    }
+                }
+            }
+        }
+
+        /// Which director is master of each link's instance (None: neither; both: 2).
+        fn masters(&self) -> [usize; 2] {
+            [0, 1].map(|link| {
+                let on = |d: usize| {
+                    self.up[d * 2 + link] && self.routers[d * 2 + link].state() == State::Master
+                };
+                match (on(0), on(1)) {
+                    (true, true) => 2,
+                    (true, false) => 0,
+                    (false, true) => 1,
+                    (false, false) => 3,
+                }
+            })
+        }
+    }
+
+    /// A director (1) preempts one that is master of both instances (0), but on link 1
+    /// its advertisements never reach director 0. Alone, instance 1 stays master on
+    /// both directors; in a group, director 0's follows its instance 0 to backup and
+    /// stays there, and both move back together when director 1 dies.
+    #[test]
+    fn a_sync_group_follows_a_member_that_lost_its_election() {
+        for grouped in [false, true] {
+            let mut groups = Groups::new([100, 200], grouped);
+            groups.deaf.push((3, 1));
+            groups.start(0);
+            groups.run_until(secs(5.0));
+            assert_eq!(groups.masters(), [0, 0]);
+            groups.start(1);
+            groups.run_until(secs(10.0));
+            if !grouped {
+                assert_eq!(groups.masters(), [1, 2], "split without the group");
+                continue;
+            }
+            assert_eq!(groups.masters(), [1, 1]);
+            // Held there: director 0's instance 1 never takes over again.
+            for t in 0..100 {
+                groups.run_until(secs(10.0 + t as f64 * 0.1));
+                assert_eq!(groups.masters(), [1, 1], "at {:?}", groups.now);
+            }
+            groups.kill(1);
+            groups.run_until(secs(25.0));
+            assert_eq!(groups.masters(), [0, 0]);
+        }
+    }
+
+    /// In a group, the second member becomes master with the first, not when its own
+    /// timer runs out (the other director's instances advertised half a second apart).
+    #[test]
+    fn a_sync_group_s_backups_take_over_together() {
+        for grouped in [false, true] {
+            let mut groups = Groups::new([200, 100], grouped);
+            groups.start_instance(0);
+            groups.run_until(secs(0.5));
+            groups.start_instance(1);
+            groups.start(1);
+            groups.run_until(secs(5.0));
+            assert_eq!(groups.masters(), [0, 0]);
+            groups.kill(0);
+            let mut first = None;
+            while groups.now < secs(10.0) && groups.masters() != [1, 1] {
+                groups.run_until(groups.now + Duration::from_millis(10));
+                if groups.masters().contains(&1) && first.is_none() {
+                    first = Some(groups.now);
+                }
+            }
+            assert_eq!(groups.masters(), [1, 1]);
+            let apart = groups.now - first.unwrap();
+            if grouped {
+                assert!(apart <= Duration::from_millis(10), "{apart:?}");
+            } else {
+                assert!(apart >= Duration::from_millis(400), "{apart:?}");
+            }
+        }
     }
 }

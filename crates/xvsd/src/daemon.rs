@@ -34,7 +34,7 @@ use crate::{
     control,
     http::{self, Wanted},
     sync::{Role, Sync},
-    vrrp::{GroupFaults, Vrrp},
+    vrrp::{SyncGroup, Vrrp},
 };
 
 /// How often the daemon samples the rates (IPVS's estimator interval) and looks for hand
@@ -177,7 +177,7 @@ pub fn run(path: &str) -> Result<(), String> {
         .config
         .vrrp
         .iter()
-        .zip(GroupFaults::of(&groups))
+        .zip(SyncGroup::of(&groups))
         .map(|(config, group)| Vrrp::start(config, group))
         .collect::<Result<Vec<_>, _>>()?;
     let mut sync = start_sync(&daemon.config, &vrrp)?;
@@ -388,7 +388,7 @@ fn reload_vrrp(running: &mut Vec<Vrrp>, sections: &[VrrpConfig]) -> VrrpReloaded
                 }
                 running.push(instance);
             }
-            None => match Vrrp::start(section, GroupFaults::of(&[None]).remove(0)) {
+            None => match Vrrp::start(section, SyncGroup::of(&[None]).remove(0)) {
                 Ok(instance) => {
                     notes.push(format!("{} started", instance.view().name));
                     running.push(instance);

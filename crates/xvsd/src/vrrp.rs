@@ -25,7 +25,7 @@ use xvs_health::{
     report::VrrpView,
 };
 use xvs_vrrp::{
-    router::{Action, Config, Router, State},
+    router::{Action, Config, Router, Standing, State},
     wire::{Advertisement, PROTOCOL, V4Checksum},
 };
 
@@ -53,9 +53,9 @@ pub struct Vrrp {
 }
 
 impl Vrrp {
-    /// Starts the instance on its thread; `group` is how it shares faults with the other
-    /// instances of its group.
-    pub fn start(config: &VrrpConfig, group: GroupFaults) -> Result<Vrrp, String> {
+    /// Starts the instance on its thread; `group` is how it stands with the other
+    /// instances of its sync group.
+    pub fn start(config: &VrrpConfig, group: SyncGroup) -> Result<Vrrp, String> {
         let family = if config.addresses.first().is_some_and(|a| a.contains(':')) {
             " (IPv6)"
         } else {
@@ -272,35 +272,47 @@ impl Scripts {
     }
 }
 
-/// An instance's fault as its group sees it: its own flag, which it sets while it is in
-/// fault of its own accord, and the others' flags (none outside a group).
+/// An instance's place in its sync group (keepalived's `vrrp_sync_group`): where it
+/// stands ([`Standing`]: a fault of its own, master, a backup hearing a master or not),
+/// which it publishes, and where the others stand (none outside a group).
 #[derive(Default)]
-pub struct GroupFaults {
+pub struct SyncGroup {
     pub name: Option<String>,
-    pub own: Arc<AtomicBool>,
-    pub others: Vec<Arc<AtomicBool>>,
+    pub own: Arc<AtomicU8>,
+    pub others: Vec<Arc<AtomicU8>>,
 }
 
-impl GroupFaults {
-    /// The fault flags of `groups` (each instance's group name, if any), one per instance.
-    pub fn of(groups: &[Option<String>]) -> Vec<GroupFaults> {
-        let flags: Vec<Arc<AtomicBool>> = groups.iter().map(|_| Arc::default()).collect();
+impl SyncGroup {
+    /// The standings of `groups` (each instance's group name, if any), one per instance.
+    pub fn of(groups: &[Option<String>]) -> Vec<SyncGroup> {
+        let standings: Vec<Arc<AtomicU8>> = groups.iter().map(|_| Arc::default()).collect();
         groups
             .iter()
             .enumerate()
-            .map(|(i, group)| GroupFaults {
+            .map(|(i, group)| SyncGroup {
                 name: group.clone(),
-                own: flags[i].clone(),
+                own: standings[i].clone(),
                 others: match group {
                     Some(name) => groups
                         .iter()
                         .enumerate()
                         .filter(|(j, other)| *j != i && other.as_deref() == Some(name))
-                        .map(|(j, _)| flags[j].clone())
+                        .map(|(j, _)| standings[j].clone())
                         .collect(),
                     None => Vec::new(),
                 },
             })
+            .collect()
+    }
+
+    fn publish(&self, standing: Standing) {
+        self.own.store(standing as u8, Ordering::Relaxed);
+    }
+
+    fn others(&self) -> Vec<Standing> {
+        self.others
+            .iter()
+            .map(|other| Standing::of(other.load(Ordering::Relaxed)))
             .collect()
     }
 }
@@ -370,7 +382,7 @@ struct Instance {
     pending: Arc<Mutex<Option<Settings>>>,
     healthy: Arc<AtomicBool>,
     master: Arc<AtomicBool>,
-    group: GroupFaults,
+    group: SyncGroup,
     /// Interfaces that must be up.
     track: Vec<String>,
     socket: OwnedFd,
@@ -434,6 +446,7 @@ impl Instance {
             }
             let now = started.elapsed();
             self.sway(now);
+            self.follow_group(now);
             let wait = self
                 .router
                 .timeout()
@@ -445,6 +458,7 @@ impl Instance {
             }
             let actions = self.router.tick(started.elapsed());
             self.carry_out(actions);
+            self.group.publish(self.router.standing());
             if self.announce_again.is_some_and(|at| Instant::now() >= at) {
                 self.announce_again = None;
                 for &(address, _) in &self.addresses {
@@ -453,6 +467,27 @@ impl Instance {
             }
         }
         self.leave("STOP");
+        self.group.publish(Standing::Waiting);
+    }
+
+    /// In a sync group, moves with the others ([`Router::follow_group`]): to backup when
+    /// one of them lost its election, to master when one took over and none hears a
+    /// master.
+    fn follow_group(&mut self, now: Duration) {
+        let Some(name) = self.group.name.clone() else {
+            return;
+        };
+        let before = self.router.state();
+        let actions = self.router.follow_group(&self.group.others(), now);
+        if self.router.state() != before {
+            println!(
+                "{}: follows group {name}: {:?}",
+                self.name,
+                self.router.state()
+            );
+        }
+        self.carry_out(actions);
+        self.group.publish(self.router.standing());
     }
 
     /// Leaves the election (a master hands over: priority 0, addresses given up), for a
@@ -576,16 +611,18 @@ impl Instance {
                 })
                 .map(|name| format!("{name} is down"))
         };
-        // Only a fault of its own is told to the group: two instances cannot hold each
-        // other in fault.
-        self.group.own.store(own.is_some(), Ordering::Relaxed);
+        // Only a fault of its own is told to the group as a fault: two instances cannot
+        // hold each other in fault.
+        let others_fault = self.group.others().contains(&Standing::Fault);
+        let standing = match (&own, others_fault) {
+            (Some(_), _) => Standing::Fault,
+            (None, true) => Standing::Waiting,
+            (None, false) => self.router.standing(),
+        };
+        self.group.publish(standing);
         own.or_else(|| {
             let name = self.group.name.as_deref()?;
-            self.group
-                .others
-                .iter()
-                .any(|other| other.load(Ordering::Relaxed))
-                .then(|| format!("another instance of group {name} is in fault"))
+            others_fault.then(|| format!("another instance of group {name} is in fault"))
         })
     }
 

@@ -1184,3 +1184,55 @@ fn a_group_moves_both_families_when_one_instance_faults() {
     });
     stop_both(&mut d1, &mut d2, [c1, c2]);
 }
+
+/// A VRRP group follows a member that lost its election (keepalived's
+/// `vrrp_sync_group`): d1 is master of both instances; d2 starts with a higher priority,
+/// but d1 never hears d2's IPv6 advertisements (nftables drops them), so only d1's IPv4
+/// instance loses its election. Its IPv6 instance follows it to backup and stays there
+/// (else both directors would hold the IPv6 VIP, and the group's two VIPs would sit on
+/// two directors); when d2 stops, d1 takes both back.
+#[test]
+fn a_group_follows_a_member_that_lost_its_election() {
+    let lab = dual_stack_lab();
+    for rule in [
+        &["nft", "add", "table", "ip6", "novrrp"][..],
+        &[
+            "nft",
+            "add chain ip6 novrrp in { type filter hook input priority 0; }",
+        ],
+        &["nft", "add rule ip6 novrrp in meta l4proto 112 drop"],
+    ] {
+        lab.run_ok("d1", rule).unwrap();
+    }
+    let config = |name: &str, priority: u8| {
+        let text = format!(
+            "[[vrrp]]\ninterface = \"eth0\"\nvrid = 81\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP6}/64\"]\ngroup = \"web\"\n\
+             [[vrrp]]\ninterface = \"eth0\"\nvrid = 81\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP}/24\"]\ngroup = \"web\"\n"
+        );
+        let path =
+            std::env::temp_dir().join(format!("xvsd-{}-{name}-follow.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let held = |host: &str| vips_held(&lab, host);
+    let (c1, c2) = (config("d1", 100), config("d2", 200));
+    let mut d1 = start(&lab, "d1", &c1);
+    until("d1 master of both", || held("d1") == 2);
+    let mut d2 = start(&lab, "d2", &c2);
+    until("both VIPs at d2 alone", || {
+        held("d2") == 2 && held("d1") == 0
+    });
+    // Held there: d1's IPv6 instance, which hears no master, does not take over again
+    // (4 s: five of its down intervals).
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!((held("d1"), held("d2")), (0, 2), "the group stays at d2");
+    }
+    Command::new("kill")
+        .args(["-TERM", &d2.id().to_string()])
+        .status()
+        .unwrap();
+    d2.wait().unwrap();
+    until("both VIPs back at d1", || held("d1") == 2);
+    stop_both(&mut d1, &mut d2, [c1, c2]);
+}
