@@ -34,7 +34,7 @@ use crate::{
     control,
     http::{self, Wanted},
     sync::{Role, Sync},
-    vrrp::{SyncGroup, Vrrp},
+    vrrp::{SyncGroups, Vrrp},
 };
 
 /// How often the daemon samples the rates (IPVS's estimator interval) and looks for hand
@@ -172,13 +172,12 @@ pub fn run(path: &str) -> Result<(), String> {
     };
     daemon.apply();
     // The VIPs come once the table is in place, so that the first client is served.
-    let groups: Vec<Option<String>> = daemon.config.vrrp.iter().map(|v| v.group.clone()).collect();
+    let groups = SyncGroups::default();
     let mut vrrp = daemon
         .config
         .vrrp
         .iter()
-        .zip(SyncGroup::of(&groups))
-        .map(|(config, group)| Vrrp::start(config, group))
+        .map(|config| Vrrp::start(config, groups.join(config.group.clone())))
         .collect::<Result<Vec<_>, _>>()?;
     let mut sync = start_sync(&daemon.config, &vrrp)?;
     let mut bgp = start_bgp(&daemon.config)?;
@@ -233,7 +232,7 @@ pub fn run(path: &str) -> Result<(), String> {
                     let mut notes = Vec::new();
                     let mut leader_changed = false;
                     if config.vrrp != before.vrrp {
-                        let reloaded = reload_vrrp(&mut vrrp, &config.vrrp);
+                        let reloaded = reload_vrrp(&mut vrrp, &config.vrrp, &groups);
                         notes.extend(reloaded.notes);
                         leader_changed = reloaded.first_changed;
                     }
@@ -348,24 +347,14 @@ struct VrrpReloaded {
 /// VRID, family) a section still names takes it in place, keeping its state (restarting
 /// a master would hand its VIPs over); a section of a new router starts an instance (as
 /// backup, as at xvsd's start); an instance no section names stops (a master hands over
-/// and gives its addresses up), as keepalived's reload does. Instances of a sync group
-/// (`group`) come and go only with a restart: the group's members watch one another's
-/// faults through flags shared when they start.
-fn reload_vrrp(running: &mut Vec<Vrrp>, sections: &[VrrpConfig]) -> VrrpReloaded {
+/// and gives its addresses up), as keepalived's reload does. A new instance joins its
+/// sync group (`group`) in `groups`; a stopped one leaves it.
+fn reload_vrrp(
+    running: &mut Vec<Vrrp>,
+    sections: &[VrrpConfig],
+    groups: &SyncGroups,
+) -> VrrpReloaded {
     let routers_before: Vec<_> = running.iter().map(|v| v.config().router()).collect();
-    let routers_after: Vec<_> = sections.iter().map(VrrpConfig::router).collect();
-    let grouped = running.iter().any(|v| v.config().group.is_some())
-        || sections.iter().any(|s| s.group.is_some());
-    if routers_before != routers_after && grouped {
-        return VrrpReloaded {
-            notes: vec![
-                "VRRP instances of a group come or go when xvsd restarts; the running \
-                 ones are left as they are"
-                    .to_string(),
-            ],
-            first_changed: false,
-        };
-    }
     let first_before = routers_before
         .first()
         .map(|(interface, vrid, v6)| (interface.to_string(), *vrid, *v6));
@@ -388,7 +377,7 @@ fn reload_vrrp(running: &mut Vec<Vrrp>, sections: &[VrrpConfig]) -> VrrpReloaded
                 }
                 running.push(instance);
             }
-            None => match Vrrp::start(section, SyncGroup::of(&[None]).remove(0)) {
+            None => match Vrrp::start(section, groups.join(section.group.clone())) {
                 Ok(instance) => {
                     notes.push(format!("{} started", instance.view().name));
                     running.push(instance);

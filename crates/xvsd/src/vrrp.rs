@@ -272,47 +272,62 @@ impl Scripts {
     }
 }
 
+/// Every running instance's standing, by sync group: where each member reads the
+/// others'. Instances join as they start and leave as they stop, so a reload can add
+/// and remove members of a group.
+#[derive(Clone, Default)]
+pub struct SyncGroups(Arc<Mutex<Vec<Member>>>);
+
+/// A running instance in a sync group: the group's name and the instance's standing.
+type Member = (String, Arc<AtomicU8>);
+
+impl SyncGroups {
+    /// A new instance's place in group `name` (none: no group).
+    pub fn join(&self, name: Option<String>) -> SyncGroup {
+        let own = Arc::new(AtomicU8::new(Standing::Waiting as u8));
+        if let (Some(name), Ok(mut members)) = (&name, self.0.lock()) {
+            members.push((name.clone(), own.clone()));
+        }
+        SyncGroup {
+            name,
+            own,
+            groups: self.clone(),
+        }
+    }
+}
+
 /// An instance's place in its sync group (keepalived's `vrrp_sync_group`): where it
 /// stands ([`Standing`]: a fault of its own, master, a backup hearing a master or not),
-/// which it publishes, and where the others stand (none outside a group).
-#[derive(Default)]
+/// which it publishes, and where the others stand (none outside a group). It leaves the
+/// group when dropped, with its instance.
 pub struct SyncGroup {
     pub name: Option<String>,
-    pub own: Arc<AtomicU8>,
-    pub others: Vec<Arc<AtomicU8>>,
+    own: Arc<AtomicU8>,
+    groups: SyncGroups,
+}
+
+impl Drop for SyncGroup {
+    fn drop(&mut self) {
+        if let Ok(mut members) = self.groups.0.lock() {
+            members.retain(|(_, standing)| !Arc::ptr_eq(standing, &self.own));
+        }
+    }
 }
 
 impl SyncGroup {
-    /// The standings of `groups` (each instance's group name, if any), one per instance.
-    pub fn of(groups: &[Option<String>]) -> Vec<SyncGroup> {
-        let standings: Vec<Arc<AtomicU8>> = groups.iter().map(|_| Arc::default()).collect();
-        groups
-            .iter()
-            .enumerate()
-            .map(|(i, group)| SyncGroup {
-                name: group.clone(),
-                own: standings[i].clone(),
-                others: match group {
-                    Some(name) => groups
-                        .iter()
-                        .enumerate()
-                        .filter(|(j, other)| *j != i && other.as_deref() == Some(name))
-                        .map(|(j, _)| standings[j].clone())
-                        .collect(),
-                    None => Vec::new(),
-                },
-            })
-            .collect()
-    }
-
     fn publish(&self, standing: Standing) {
         self.own.store(standing as u8, Ordering::Relaxed);
     }
 
+    /// Where the group's other members stand now.
     fn others(&self) -> Vec<Standing> {
-        self.others
+        let (Some(name), Ok(members)) = (&self.name, self.groups.0.lock()) else {
+            return Vec::new();
+        };
+        members
             .iter()
-            .map(|other| Standing::of(other.load(Ordering::Relaxed)))
+            .filter(|(group, standing)| group == name && !Arc::ptr_eq(standing, &self.own))
+            .map(|(_, standing)| Standing::of(standing.load(Ordering::Relaxed)))
             .collect()
     }
 }

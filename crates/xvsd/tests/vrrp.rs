@@ -1236,3 +1236,82 @@ fn a_group_follows_a_member_that_lost_its_election() {
     until("both VIPs back at d1", || held("d1") == 2);
     stop_both(&mut d1, &mut d2, [c1, c2]);
 }
+
+/// A reload adds a member to a running sync group and removes it (keepalived's reload
+/// does both): both directors run an IPv4 instance in group "web"; a reload adds an IPv6
+/// one to the group, which d1, master of the group, takes at once. The new member is in
+/// the group: its tracked interface going down on d1 moves both VIPs to d2, and back. A
+/// reload without it stops it, the IPv4 instance going on at d1.
+#[test]
+fn a_reload_adds_and_removes_members_of_a_group() {
+    let lab = dual_stack_lab();
+    lab.run_ok(
+        "d1",
+        &[
+            "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1",
+        ],
+    )
+    .unwrap();
+    for link in ["up0", "up1"] {
+        lab.run_ok("d1", &["ip", "link", "set", link, "up"])
+            .unwrap();
+    }
+    let path = |name: &str| {
+        std::env::temp_dir()
+            .join(format!("xvsd-{}-{name}-members.toml", std::process::id()))
+            .to_string_lossy()
+            .into_owned()
+    };
+    let write = |name: &str, priority: u8, with_ipv6: bool| {
+        let mut text = format!(
+            "[[vrrp]]\ninterface = \"eth0\"\nvrid = 91\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP}/24\"]\ngroup = \"web\"\n"
+        );
+        if with_ipv6 {
+            let track = if name == "d1" { "up0" } else { "eth0" };
+            text.push_str(&format!(
+                "[[vrrp]]\ninterface = \"eth0\"\nvrid = 91\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP6}/64\"]\ngroup = \"web\"\ntrack_interfaces = [\"{track}\"]\n"
+            ));
+        }
+        std::fs::write(path(name), text).unwrap();
+    };
+    let held = |host: &str| vips_held(&lab, host);
+    let reload = |host: &str| lab.run_ok(host, &[XVSD, "reload"]).unwrap();
+    write("d1", 200, false);
+    write("d2", 100, false);
+    let mut d1 = start(&lab, "d1", &path("d1"));
+    let mut d2 = start(&lab, "d2", &path("d2"));
+    until("d1 master of the IPv4 instance", || {
+        held("d1") == 1 && held("d2") == 0
+    });
+
+    for (host, priority) in [("d2", 100), ("d1", 200)] {
+        write(host, priority, true);
+        let answer = reload(host);
+        assert!(
+            answer.contains("VRRP 91 on eth0 (IPv6) started"),
+            "{host}: {answer}"
+        );
+    }
+    until("d1 master of both", || held("d1") == 2 && held("d2") == 0);
+    lab.run_ok("d1", &["ip", "link", "set", "up0", "down"])
+        .unwrap();
+    until("both VIPs at d2", || held("d2") == 2 && held("d1") == 0);
+    lab.run_ok("d1", &["ip", "link", "set", "up0", "up"])
+        .unwrap();
+    until("both VIPs back at d1", || {
+        held("d1") == 2 && held("d2") == 0
+    });
+
+    for (host, priority) in [("d1", 200), ("d2", 100)] {
+        write(host, priority, false);
+        let answer = reload(host);
+        assert!(
+            answer.contains("VRRP 91 on eth0 (IPv6) stopped"),
+            "{host}: {answer}"
+        );
+    }
+    until("the IPv4 VIP alone, at d1", || {
+        held("d1") == 1 && held("d2") == 0 && holds_vip(&lab, "d1")
+    });
+    stop_both(&mut d1, &mut d2, [path("d1"), path("d2")]);
+}
