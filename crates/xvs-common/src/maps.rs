@@ -209,6 +209,16 @@ pub mod meta {
     /// client's new connection finds it, so the client is scheduled anew (IPVS's
     /// `expire_quiescent_template = 1`); 0 (the default) keeps sending it there.
     pub const EXPIRE_QUIESCENT_TEMPLATE: u32 = 10;
+    /// IPVS's `conn_reuse_mode`, stored XOR 1 (so that 0, what a director made before the
+    /// setting existed reads, is IPVS's default, 1): bit 1, a SYN that meets an
+    /// uncontrolled connection in TIME_WAIT or CLOSE ends it and is scheduled anew; bit 2,
+    /// also one in FIN_WAIT of a DR or tunnel real server; 0, the SYN goes on the old
+    /// connection, to its real server.
+    pub const CONN_REUSE_MODE: u32 = 11;
+    /// Nonzero: a TCP segment other than a SYN (and not a reset) that meets no
+    /// connection is scheduled, whatever the scheduler (IPVS's `sloppy_tcp = 1`); 0, the
+    /// default, leaves it to the stack unless the service hashes the client (sh, mh).
+    pub const SLOPPY_TCP: u32 = 12;
     /// Number of slots in the array (room left for settings to come).
     pub const COUNT: u32 = 16;
 }

@@ -248,6 +248,70 @@ fn a_syn_that_meets_its_connection_keeps_its_server_and_the_rotation() {
     );
 }
 
+/// IPVS's `conn_reuse_mode`: a SYN from the port of a connection that ended (reset:
+/// CLOSE) starts a new connection, scheduled anew, unless the mode is 0, where it goes on
+/// the old one; a DR connection the client closed (FIN_WAIT) is reused only with bit 2;
+/// one controlled by a persistence template never is.
+#[test]
+fn conn_reuse_mode_decides_whether_a_syn_on_a_closed_connection_starts_anew() {
+    let rig = Rig::new();
+    rig.with(
+        &[
+            "-A -t 1.1.1.254:80 -s rr",
+            "-a -t 1.1.1.254:80 -r 10.0.0.10 -g",
+            "-a -t 1.1.1.254:80 -r 10.0.0.20 -g",
+            "-A -t 1.1.1.254:82 -s rr -p 60",
+            "-a -t 1.1.1.254:82 -r 10.0.0.10 -g",
+        ],
+        |director, eth0| {
+            let reuse = Sysctl::named("conn_reuse_mode").unwrap();
+            assert_eq!(director.sysctl(reuse).unwrap(), 1, "IPVS's default");
+            let mut port = 41000;
+            let mut next = || {
+                port += 1;
+                port
+            };
+            for (mode, closed, fin_wait) in [
+                (1, true, false),
+                (0, false, false),
+                (2, true, true),
+                (3, true, true),
+            ] {
+                director.set_sysctl(reuse, mode).unwrap();
+                assert_eq!(
+                    syn_again_is_new(director, eth0, next(), 80, Flags::Rst),
+                    closed,
+                    "mode {mode}, CLOSE"
+                );
+                assert_eq!(
+                    syn_again_is_new(director, eth0, next(), 80, Flags::Fin),
+                    fin_wait,
+                    "mode {mode}, FIN_WAIT"
+                );
+                assert!(
+                    !syn_again_is_new(director, eth0, next(), 82, Flags::Rst),
+                    "mode {mode}, persistent"
+                );
+            }
+        },
+    );
+}
+
+/// Opens a connection from the client's `port` to the VIP's `dport`, ends it with `end`,
+/// then sends its SYN again: whether that made a new connection.
+fn syn_again_is_new(director: &Director, eth0: u32, port: u16, dport: u16, end: Flags) -> bool {
+    let send = |frame: Vec<u8>| {
+        let (out, _) = director.run_frame(eth0, &frame).unwrap();
+        assert_eq!(out.verdict, XDP_TX);
+    };
+    send(tcp4(CLIENT, VIP, port, dport, true, CLIENT_MAC));
+    send(tcp4(CLIENT, VIP, port, dport, false, CLIENT_MAC));
+    send(tcp4_flags(CLIENT, VIP, port, dport, end));
+    let before = counters(director)[counter::NEW_CONNECTIONS as usize];
+    send(tcp4(CLIENT, VIP, port, dport, true, CLIENT_MAC));
+    counters(director)[counter::NEW_CONNECTIONS as usize] > before
+}
+
 /// What the reference scheduler chooses for the last service of `lines` (fed the same list:
 /// IPVS order, newest first) for a SYN from each of the client's ports `sports` to the
 /// VIP's `port`, each choice counted as an active connection as the datapath counts it:
@@ -1550,6 +1614,15 @@ fn a_hashing_service_picks_up_a_connection_it_never_saw() {
             let ack = tcp4(CLIENT, VIP, 40002, 81, false, CLIENT_MAC);
             assert_eq!(director.run_frame(eth0, &ack).unwrap().0.verdict, XDP_PASS);
             let rst = tcp4_flags(CLIENT, VIP, 40003, 80, Flags::Rst);
+            assert_eq!(director.run_frame(eth0, &rst).unwrap().0.verdict, XDP_PASS);
+            // With IPVS's sloppy_tcp, rr picks such a segment up too; a RST still not.
+            let sloppy = Sysctl::named("sloppy_tcp").unwrap();
+            director.set_sysctl(sloppy, 1).unwrap();
+            assert_eq!(director.run_frame(eth0, &ack).unwrap().0.verdict, XDP_TX);
+            let picked = director.connections().unwrap();
+            let picked = picked.iter().find(|e| e.client.1 == 40002).unwrap();
+            assert_eq!(picked.state, "ESTABLISHED");
+            let rst = tcp4_flags(CLIENT, VIP, 40004, 81, Flags::Rst);
             assert_eq!(director.run_frame(eth0, &rst).unwrap().0.verdict, XDP_PASS);
         },
     );

@@ -159,11 +159,10 @@ mod program {
             if unsafe { (*entry).flags } & conn_flags::REPLY != 0 {
                 return nat_reply(ctx, packet, key, entry, now);
             }
-            // A new SYN on a closed connection starts afresh (IPVS's conn_reuse_mode 1).
-            let state = unsafe { (*entry).state };
+            // A new SYN on a closed connection starts afresh, as `conn_reuse_mode` says.
             let reuse = packet.protocol == IPPROTO_TCP
                 && packet.tcp_flags & (TCP_SYN | TCP_RST) == TCP_SYN
-                && (state == tcp::TIME_WAIT || state == tcp::CLOSE);
+                && conn::new_connection_expected(entry);
             if !reuse && !conn::gone(key, entry, now) {
                 return established(ctx, packet, key, entry, now);
             }
@@ -965,15 +964,17 @@ mod program {
             return refuse(xdp_action::XDP_PASS, UNCOUNTED, checked);
         };
         let service_key = unsafe { &(*scratch).service_key };
-        // IPVS creates TCP connections on a SYN only; other segments go to the stack. A
-        // service that hashes the client (sh, mh) also picks up a segment of a connection
-        // it has not seen, as Katran does: its choice is the one any director with the
-        // same table made, so a connection that moves here (a VRRP failover, an ECMP
-        // change) goes on to its real server.
+        // IPVS creates TCP connections on a SYN only (any segment but a reset with
+        // `sloppy_tcp`); other segments go to the stack. A service that hashes the client
+        // (sh, mh) also picks up a segment of a connection it has not seen, as Katran
+        // does: its choice is the one any director with the same table made, so a
+        // connection that moves here (a VRRP failover, an ECMP change) goes on to its
+        // real server.
         if packet.protocol == IPPROTO_TCP
             && packet.tcp_flags & (TCP_SYN | TCP_RST) != TCP_SYN
             && (packet.tcp_flags & (TCP_SYN | TCP_RST) != 0
-                || !matches!(found.service.scheduler, scheduler::SH | scheduler::MH))
+                || !(matches!(found.service.scheduler, scheduler::SH | scheduler::MH)
+                    || meta_value(meta::SLOPPY_TCP) != 0))
         {
             return refuse(xdp_action::XDP_PASS, counter::NOT_SCHEDULED, checked);
         }

@@ -114,20 +114,44 @@ impl TimeoutsConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SysctlConfig {
+    pub conn_reuse_mode: Option<ReuseMode>,
     pub expire_nodest_conn: Option<Switch>,
     pub expire_quiescent_template: Option<Switch>,
+    pub sloppy_tcp: Option<Switch>,
 }
 
 impl SysctlConfig {
-    /// The settings the file names, by IPVS's name, with their values (0 or 1).
+    /// The settings the file names, by IPVS's name, with their values.
     pub fn settings(&self) -> Vec<(&'static str, u64)> {
+        let switch = |value: Option<Switch>| value.map(|Switch(on)| on as u64);
         [
-            ("expire_nodest_conn", self.expire_nodest_conn),
-            ("expire_quiescent_template", self.expire_quiescent_template),
+            ("conn_reuse_mode", self.conn_reuse_mode.map(|m| m.0 as u64)),
+            ("expire_nodest_conn", switch(self.expire_nodest_conn)),
+            (
+                "expire_quiescent_template",
+                switch(self.expire_quiescent_template),
+            ),
+            ("sloppy_tcp", switch(self.sloppy_tcp)),
         ]
         .into_iter()
-        .filter_map(|(name, value)| value.map(|Switch(on)| (name, on as u64)))
+        .filter_map(|(name, value)| value.map(|value| (name, value)))
         .collect()
+    }
+}
+
+/// IPVS's `conn_reuse_mode`: 0 to 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReuseMode(pub u8);
+
+impl<'de> Deserialize<'de> for ReuseMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(deserializer)?;
+        match u8::try_from(value) {
+            Ok(mode @ 0..=3) => Ok(ReuseMode(mode)),
+            _ => Err(serde::de::Error::custom(format!(
+                "must be 0 to 3, not {value}"
+            ))),
+        }
     }
 }
 
@@ -1425,7 +1449,7 @@ family = "inet6"
     }
 
     #[test]
-    fn the_sysctl_section_takes_ipvs_names_with_0_or_1() {
+    fn the_sysctl_section_takes_ipvs_names_with_their_values() {
         let config =
             Config::parse("[sysctl]\nexpire_nodest_conn = 0\nexpire_quiescent_template = true\n")
                 .unwrap();
@@ -1437,8 +1461,15 @@ family = "inet6"
         let two = Config::parse("[sysctl]\nexpire_nodest_conn = 2\n").unwrap_err();
         assert!(two.contains("line 2"), "{two}");
         assert!(two.contains("must be 0 or 1, not 2"), "{two}");
-        let unknown = Config::parse("[sysctl]\nsloppy_tcp = 1\n").unwrap_err();
+        let modes = Config::parse("[sysctl]\nconn_reuse_mode = 0\nsloppy_tcp = 1\n").unwrap();
+        assert_eq!(
+            modes.sysctl.settings(),
+            [("conn_reuse_mode", 0), ("sloppy_tcp", 1)]
+        );
+        let four = Config::parse("[sysctl]\nconn_reuse_mode = 4\n").unwrap_err();
+        assert!(four.contains("must be 0 to 3, not 4"), "{four}");
+        let unknown = Config::parse("[sysctl]\nsync_threshold = 1\n").unwrap_err();
         assert!(unknown.contains("line 2"), "{unknown}");
-        assert!(unknown.contains("sloppy_tcp"), "{unknown}");
+        assert!(unknown.contains("sync_threshold"), "{unknown}");
     }
 }

@@ -147,6 +147,26 @@ fn flag_word(conn: *mut Conn, flag: u8) -> (*mut u64, u64) {
     (word, (flag as u64) << ((FLAGS - WORD) * 8))
 }
 
+/// Whether a SYN that meets `conn` starts a new connection (the old one ended, the SYN
+/// scheduled anew) rather than going on it: IPVS's `is_new_conn_expected` under
+/// `conn_reuse_mode` (meta map, stored XOR 1: IPVS's default 1 reads 0). A connection
+/// controlled by a persistence template never is (its client goes to the same server
+/// anyway); otherwise one in TIME_WAIT or CLOSE with any mode but 0, and one in FIN_WAIT
+/// of a DR, tunnel or local real server (whose replies the director never sees) with
+/// bit 2. Read only
+/// when a SYN meets a connection, so the setting costs the common path nothing.
+#[inline(always)]
+pub fn new_connection_expected(conn: *const Conn) -> bool {
+    let (state, flags, forward) = unsafe { ((*conn).state, (*conn).flags, (*conn).forward) };
+    let closed = state == tcp::TIME_WAIT || state == tcp::CLOSE;
+    let closing_one_way = state == tcp::FIN_WAIT && !forward::has_reply_entry(forward);
+    if flags & conn_flags::CONTROLLED != 0 || !(closed || closing_one_way) {
+        return false;
+    }
+    let mode = crate::maps::meta_value(meta::CONN_REUSE_MODE) ^ 1;
+    if closed { mode != 0 } else { mode & 2 != 0 }
+}
+
 /// Sets `flag` on `conn`; whether this call set it (it was clear).
 #[inline(always)]
 fn set_flag(conn: *mut Conn, flag: u8) -> bool {
