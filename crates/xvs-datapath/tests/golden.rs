@@ -460,8 +460,14 @@ fn twos_draws_by_weight_and_never_a_weight_0_or_overloaded_server() {
     let count = |port: u16| chosen.iter().filter(|&&p| p == port).count();
     assert_eq!(count(3), 0);
     assert_eq!(count(1) + count(2), 300);
+    // IPVS's draws are biased (a draw of 0 counts for the first server: of two of weight
+    // 1 it draws the first two times in three), so the lead of the first wanders: when
+    // ahead it gains one with probability 4/9 and loses one with 5/9, so a lead of k or
+    // more has a probability of about 0.8^k (one run in eleven for 11, which this test
+    // once asked and met as 156 to 144). One draw alone would give the first a lead of
+    // about 100; a lead of 40 or more, with two, comes once in ten thousand runs.
     assert!(
-        count(1).abs_diff(count(2)) <= 10,
+        count(1).abs_diff(count(2)) < 40,
         "{} against {}",
         count(1),
         count(2)
