@@ -151,19 +151,20 @@ impl Vrrp {
 
     /// Takes a reloaded section in place, keeping the instance's state (a master stays
     /// master unless its new priority lets a backup preempt it): priority, interval,
-    /// preemption, addresses, notify commands and tracking. Whether anything changed; an
-    /// error, changing nothing, if the section changes the version, the unicast peers or
-    /// the group, which only a restart can start. (A section of another virtual router,
-    /// interface, VRID or family, is another instance: see the daemon's reload.)
+    /// preemption, addresses, notify commands, tracking and sync group. Whether anything
+    /// changed; an error, changing nothing, if the section changes the version or the
+    /// unicast peers, which only a restart can start (a new socket). (A section of another
+    /// virtual router, interface, VRID or family, is another instance: see the daemon's
+    /// reload.)
     pub fn reconfigure(&mut self, new: &VrrpConfig) -> Result<bool, String> {
         if *new == self.config {
             return Ok(false);
         }
-        let identity = |c: &VrrpConfig| (c.version, c.unicast_peers.clone(), c.group.clone());
+        let identity = |c: &VrrpConfig| (c.version, c.unicast_peers.clone());
         if new.router() != self.config.router() || identity(new) != identity(&self.config) {
             return Err(format!(
-                "{}: a new version, unicast peers or group takes effect when xvsd \
-                 restarts; the instance runs as before",
+                "{}: a new version or unicast peers take effect when xvsd restarts; the \
+                 instance runs as before",
                 self.name
             ));
         }
@@ -549,6 +550,10 @@ impl Instance {
                     self.take(address, prefix);
                 }
             }
+        }
+        if new.section.group != self.group.name {
+            // Into another sync group (or none): this one's members no longer follow it.
+            self.group = self.group.groups.join(new.section.group.clone());
         }
         let router = new.swayed();
         self.addresses = new.addresses;

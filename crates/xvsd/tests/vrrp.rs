@@ -404,7 +404,7 @@ fn a_reload_moves_the_vip_and_changes_its_addresses_in_place() {
     });
     let answer = reload("d2");
     assert!(
-        answer.contains("takes effect when xvsd restarts"),
+        answer.contains("take effect when xvsd restarts"),
         "{answer}"
     );
     std::thread::sleep(Duration::from_secs(1));
@@ -1243,7 +1243,7 @@ fn a_group_follows_a_member_that_lost_its_election() {
 /// the group: its tracked interface going down on d1 moves both VIPs to d2, and back. A
 /// reload without it stops it, the IPv4 instance going on at d1.
 #[test]
-fn a_reload_adds_and_removes_members_of_a_group() {
+fn a_reload_adds_moves_and_removes_members_of_a_group() {
     let lab = dual_stack_lab();
     lab.run_ok(
         "d1",
@@ -1262,22 +1262,23 @@ fn a_reload_adds_and_removes_members_of_a_group() {
             .to_string_lossy()
             .into_owned()
     };
-    let write = |name: &str, priority: u8, with_ipv6: bool| {
+    // The IPv6 instance: none, or in sync group `Some(group)`.
+    let write = |name: &str, priority: u8, ipv6: Option<&str>| {
         let mut text = format!(
             "[[vrrp]]\ninterface = \"eth0\"\nvrid = 91\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP}/24\"]\ngroup = \"web\"\n"
         );
-        if with_ipv6 {
+        if let Some(group) = ipv6 {
             let track = if name == "d1" { "up0" } else { "eth0" };
             text.push_str(&format!(
-                "[[vrrp]]\ninterface = \"eth0\"\nvrid = 91\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP6}/64\"]\ngroup = \"web\"\ntrack_interfaces = [\"{track}\"]\n"
+                "[[vrrp]]\ninterface = \"eth0\"\nvrid = 91\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP6}/64\"]\ngroup = \"{group}\"\ntrack_interfaces = [\"{track}\"]\n"
             ));
         }
         std::fs::write(path(name), text).unwrap();
     };
     let held = |host: &str| vips_held(&lab, host);
     let reload = |host: &str| lab.run_ok(host, &[XVSD, "reload"]).unwrap();
-    write("d1", 200, false);
-    write("d2", 100, false);
+    write("d1", 200, None);
+    write("d2", 100, None);
     let mut d1 = start(&lab, "d1", &path("d1"));
     let mut d2 = start(&lab, "d2", &path("d2"));
     until("d1 master of the IPv4 instance", || {
@@ -1285,7 +1286,7 @@ fn a_reload_adds_and_removes_members_of_a_group() {
     });
 
     for (host, priority) in [("d2", 100), ("d1", 200)] {
-        write(host, priority, true);
+        write(host, priority, Some("web"));
         let answer = reload(host);
         assert!(
             answer.contains("VRRP 91 on eth0 (IPv6) started"),
@@ -1293,17 +1294,38 @@ fn a_reload_adds_and_removes_members_of_a_group() {
         );
     }
     until("d1 master of both", || held("d1") == 2 && held("d2") == 0);
-    lab.run_ok("d1", &["ip", "link", "set", "up0", "down"])
-        .unwrap();
-    until("both VIPs at d2", || held("d2") == 2 && held("d1") == 0);
-    lab.run_ok("d1", &["ip", "link", "set", "up0", "up"])
-        .unwrap();
-    until("both VIPs back at d1", || {
-        held("d1") == 2 && held("d2") == 0
-    });
+    let ipv6_fault_moves = |both: bool| {
+        lab.run_ok("d1", &["ip", "link", "set", "up0", "down"])
+            .unwrap();
+        if both {
+            until("both VIPs at d2", || held("d2") == 2 && held("d1") == 0);
+        } else {
+            until("the IPv6 VIP at d2, the IPv4 one at d1", || {
+                held("d2") == 1 && held("d1") == 1 && holds_vip(&lab, "d1")
+            });
+        }
+        lab.run_ok("d1", &["ip", "link", "set", "up0", "up"])
+            .unwrap();
+        until("both VIPs back at d1", || {
+            held("d1") == 2 && held("d2") == 0
+        });
+    };
+    ipv6_fault_moves(true);
+
+    // The IPv6 instance moved to a group of its own, in place: its fault moves its VIP
+    // alone.
+    for (host, priority) in [("d2", 100), ("d1", 200)] {
+        write(host, priority, Some("v6"));
+        let answer = reload(host);
+        assert!(
+            answer.contains("VRRP 91 on eth0 (IPv6) reloaded"),
+            "{host}: {answer}"
+        );
+    }
+    ipv6_fault_moves(false);
 
     for (host, priority) in [("d1", 200), ("d2", 100)] {
-        write(host, priority, false);
+        write(host, priority, None);
         let answer = reload(host);
         assert!(
             answer.contains("VRRP 91 on eth0 (IPv6) stopped"),
