@@ -1385,6 +1385,12 @@ vrrp_sync_group DUAL {
         VI_1
         VI_2
     }
+    notify_master "/usr/local/bin/group-master.sh"
+    notify_backup "/usr/local/bin/group-backup.sh"
+    track_interface {
+        eth2
+    }
+    smtp_alert
 }
 vrrp_instance VI_2 {
     interface eth0
@@ -1426,7 +1432,6 @@ virtual_server 1.1.1.254 80 {
             (false, 5.0, 2)
         );
         assert_eq!(vrrp.addresses, ["1.1.1.254/24", "1.1.1.253"]);
-        assert_eq!(vrrp.track_interfaces, ["eth1"]);
         assert_eq!(
             vrrp.unicast_peers,
             ["1.1.1.252".parse::<std::net::IpAddr>().unwrap()]
@@ -1470,12 +1475,25 @@ virtual_server 1.1.1.254 80 {
             ),
             (Some("DUAL"), Some("DUAL"))
         );
+        // The group's notify_backup runs with its first instance, which has none of its
+        // own; its notify_master does not (VI_1 has its own); its tracked interface is
+        // every member's.
+        assert_eq!(
+            config.vrrp[0].notify_backup.as_deref(),
+            Some("/usr/local/bin/group-backup.sh")
+        );
+        assert_eq!(config.vrrp[0].track_interfaces, ["eth1", "eth2"]);
+        assert_eq!(config.vrrp[1].track_interfaces, ["eth2"]);
+        assert_eq!(config.vrrp[1].notify_master, None);
         assert_eq!(config.services.len(), 1);
         let notes = imported.notes.join("\n");
         for expected in [
             "vrrp_instance authentication: not translated",
             "fd00::1/64: an instance's addresses are of one family",
             "1.1.1.253 dev eth0 label eth0:1: only the address is taken",
+            "vrrp_sync_group DUAL notify_master: not translated: its first instance, VI_1, has its own",
+            "vrrp_sync_group DUAL notify_backup: run by its first instance, VI_1",
+            "vrrp_sync_group DUAL smtp_alert: not translated",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }

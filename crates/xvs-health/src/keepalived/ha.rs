@@ -40,13 +40,108 @@ pub(super) fn vrrp(
     } else {
         "[[vrrp]]"
     };
+    let extras = group_extras(groups, instances, notes);
     instances
         .iter()
         .map(|instance| {
             let group = group_of(instance, groups);
-            one_instance(instance, header, group, scripts, globals, notes)
+            let extra = instance.args.first().and_then(|name| extras.get(name));
+            one_instance(instance, header, group, extra, scripts, globals, notes)
         })
         .collect()
+}
+
+/// What a `vrrp_sync_group` block says besides its members, carried onto them.
+#[derive(Default)]
+struct GroupExtras {
+    /// Settings lines (notify commands).
+    lines: Vec<String>,
+    /// Interfaces to track.
+    track: Vec<String>,
+}
+
+/// Each group member's share of its `vrrp_sync_group`'s own settings, by instance name:
+/// the group's notify commands go to its first member (the group moves as one, so the
+/// first member's changes are the group's), unless that member has its own of the kind;
+/// its `track_interface` goes to every member (a fault of one takes the group out
+/// anyway). Anything else of the group's is named as not translated.
+fn group_extras(
+    groups: &[&Item],
+    instances: &[&Item],
+    notes: &mut Vec<String>,
+) -> std::collections::HashMap<String, GroupExtras> {
+    let mut extras: std::collections::HashMap<String, GroupExtras> = Default::default();
+    for group in groups {
+        let name = group.args.first().map(String::as_str).unwrap_or("");
+        let members: Vec<String> = group
+            .block
+            .iter()
+            .flatten()
+            .filter(|item| item.keyword == "group")
+            .flat_map(|item| item.block.iter().flatten().map(|m| m.keyword.clone()))
+            .collect();
+        for setting in group.block.iter().flatten() {
+            let command = setting.args.first();
+            match (setting.keyword.as_str(), command) {
+                ("group", _) => {}
+                (
+                    keyword @ ("notify_master" | "notify_backup" | "notify_fault" | "notify_stop"
+                    | "notify"),
+                    Some(command),
+                ) => {
+                    let Some(first) = members.first() else {
+                        continue;
+                    };
+                    let has_own = instances.iter().any(|instance| {
+                        instance.args.first() == Some(first)
+                            && instance
+                                .block
+                                .iter()
+                                .flatten()
+                                .any(|item| item.keyword == keyword)
+                    });
+                    if has_own {
+                        notes.push(format!(
+                            "line {}: vrrp_sync_group {name} {keyword}: not translated: its \
+                             first instance, {first}, has its own (xvsd runs one per instance)",
+                            setting.line
+                        ));
+                    } else {
+                        notes.push(format!(
+                            "line {}: vrrp_sync_group {name} {keyword}: run by its first \
+                             instance, {first} (the group changes state as one)",
+                            setting.line
+                        ));
+                        extras
+                            .entry(first.clone())
+                            .or_default()
+                            .lines
+                            .push(format!("{keyword} = {}", quoted(command)));
+                    }
+                }
+                ("track_interface", _) => {
+                    let names: Vec<String> = setting
+                        .block
+                        .iter()
+                        .flatten()
+                        .map(|i| i.keyword.clone())
+                        .collect();
+                    for member in &members {
+                        extras
+                            .entry(member.clone())
+                            .or_default()
+                            .track
+                            .extend(names.iter().cloned());
+                    }
+                }
+                (other, _) => notes.push(format!(
+                    "line {}: vrrp_sync_group {name} {other}: not translated",
+                    setting.line
+                )),
+            }
+        }
+    }
+    extras
 }
 
 /// The name of the `vrrp_sync_group` whose `group` block names `instance`.
@@ -71,12 +166,14 @@ fn one_instance(
     instance: &Item,
     header: &str,
     group: Option<&str>,
+    extra: Option<&GroupExtras>,
     scripts: &[&Item],
     globals: &Globals,
     notes: &mut Vec<String>,
 ) -> String {
     let mut lines = Vec::new();
     let mut tracked = Vec::new();
+    let mut track_interfaces: Vec<String> = Vec::new();
     if let Some(name) = instance.args.first() {
         lines.push(format!("name = {}", quoted(name)));
     }
@@ -115,7 +212,7 @@ fn one_instance(
             // xvsd sends from the interface's own address.
             ("unicast_src_ip", _) => {}
             ("track_interface", _) => {
-                let names: Vec<String> = setting
+                let names = setting
                     .block
                     .iter()
                     .flatten()
@@ -129,10 +226,9 @@ fn one_instance(
                                 i.keyword
                             ));
                         }
-                        quoted(&i.keyword)
-                    })
-                    .collect();
-                lines.push(format!("track_interfaces = [{}]", names.join(", ")));
+                        i.keyword.clone()
+                    });
+                track_interfaces.extend(names);
             }
             ("track_script", _) => {
                 for entry in setting.block.iter().flatten() {
@@ -160,6 +256,18 @@ fn one_instance(
             instance.line
         ));
         return String::new();
+    }
+    if let Some(extra) = extra {
+        lines.extend(extra.lines.iter().cloned());
+        for name in &extra.track {
+            if !track_interfaces.contains(name) {
+                track_interfaces.push(name.clone());
+            }
+        }
+    }
+    if !track_interfaces.is_empty() {
+        let names: Vec<String> = track_interfaces.iter().map(|n| quoted(n)).collect();
+        lines.push(format!("track_interfaces = [{}]", names.join(", ")));
     }
     lines.push(format!("addresses = [{}]", addresses.join(", ")));
     // keepalived speaks VRRPv3 for IPv6 whatever its default.
