@@ -37,9 +37,10 @@ Usage:
                            (new flows go to the other directors; forwarding goes on), or
                            announces them again
   xvsd status              show this namespace's director: program, interfaces, counters
-  xvsd sysctl [NAME[=VALUE]]...
+  xvsd sysctl [NAME[=VALUE]]... | -p [FILE]
                            show or set IPVS's sysctls that xvs has, as sysctl(8) does
-                           (net.ipv4.vs.expire_nodest_conn, ..._quiescent_template)
+                           (net.ipv4.vs.conn_reuse_mode, ...); -p sets the net.ipv4.vs
+                           lines of a sysctl.conf file
   xvsd sync-daemon master|backup [--mcast-interface IF] [--syncid N] [--sync-maxlen N]
                   [--mcast-group ADDR] [--mcast-port N] [--mcast-ttl N] [--detach]
                            run IPVS's connection sync daemon of that role for this

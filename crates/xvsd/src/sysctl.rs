@@ -8,9 +8,22 @@ use xvs_datapath::{
 use xvs_health::config::SysctlConfig;
 
 /// `xvsd sysctl [-w] [NAME[=VALUE]]...`: no name lists every setting; `NAME` shows one,
-/// `NAME=VALUE` sets it. Every word is checked before anything is set.
+/// `NAME=VALUE` sets it. `-p [FILE]` (as sysctl(8), `/etc/sysctl.conf` by default) sets
+/// what a sysctl.conf file says of IPVS's settings (`net.ipv4.vs.*`), leaving its other
+/// lines to sysctl(8). Every word is checked before anything is set.
 pub fn run(words: &[&str]) -> Result<(), String> {
-    let words: Vec<&str> = words.iter().copied().filter(|w| *w != "-w").collect();
+    let loaded = match words {
+        ["-p"] => Some(settings_in("/etc/sysctl.conf")?),
+        ["-p", file] => Some(settings_in(file)?),
+        _ => None,
+    };
+    let words: Vec<&str> = match &loaded {
+        Some(lines) => lines.iter().map(String::as_str).collect(),
+        None => words.iter().copied().filter(|w| *w != "-w").collect(),
+    };
+    if loaded.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(());
+    }
     let mut asked: Vec<(&'static Sysctl, Option<u64>)> = Vec::new();
     for word in &words {
         let (name, value) = match word.split_once('=') {
@@ -48,6 +61,28 @@ pub fn run(words: &[&str]) -> Result<(), String> {
         println!("{PREFIX}{} = {shown}", sysctl.name);
     }
     Ok(())
+}
+
+/// The `NAME=VALUE` words of a sysctl.conf file's IPVS settings (`net.ipv4.vs.NAME = VALUE`
+/// or `net/ipv4/vs/NAME = VALUE`, in order; the leading `-` with which sysctl(8) ignores
+/// a failure is dropped: here every line must be right).
+fn settings_in(file: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    let mut words = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        let name = name.trim().trim_start_matches('-');
+        if name.starts_with(PREFIX) || name.starts_with("net/ipv4/vs/") {
+            words.push(format!("{name}={}", value.trim()));
+        }
+    }
+    Ok(words)
 }
 
 /// Sets what the config's `[sysctl]` section names (at start and at each reload).

@@ -280,6 +280,35 @@ fn expire_nodest_conn_set_by_xvsd_sysctl_keeps_or_ends_a_removed_servers_connect
         "net.ipv4.vs.expire_quiescent_template = 0\n",
         "nothing set"
     );
+    // A sysctl.conf written for IPVS: its net.ipv4.vs lines set, the others left to
+    // sysctl(8); one wrong line sets nothing.
+    let conf = std::env::temp_dir().join(format!("xvs-{}-ipvs.conf", std::process::id()));
+    let conf_text = "# IPVS\nnet.ipv4.ip_forward = 1\nnet.ipv4.vs.conn_reuse_mode = 0\n\
+                     -net.ipv4.vs.conntrack = 0\nnet.ipv4.vs.sloppy_tcp=1\n";
+    std::fs::write(&conf, conf_text.replace("sloppy_tcp=1", "sloppy_tcp=2")).unwrap();
+    let conf_path = conf.to_string_lossy().into_owned();
+    assert!(
+        !lab.run("director", &[XVSD, "sysctl", "-p", &conf_path])
+            .unwrap()
+            .status
+            .success()
+    );
+    assert_eq!(
+        sysctl(&["conn_reuse_mode"]),
+        "net.ipv4.vs.conn_reuse_mode = 1\n",
+        "nothing set"
+    );
+    std::fs::write(&conf, conf_text).unwrap();
+    assert_eq!(
+        sysctl(&["-p", &conf_path]),
+        "net.ipv4.vs.conn_reuse_mode = 0\nnet.ipv4.vs.conntrack = 0\nnet.ipv4.vs.sloppy_tcp = 1\n"
+    );
+    let _ = std::fs::remove_file(&conf);
+    assert_eq!(
+        sysctl(&["conn_reuse_mode", "sloppy_tcp"]),
+        "net.ipv4.vs.conn_reuse_mode = 0\nnet.ipv4.vs.sloppy_tcp = 1\n"
+    );
+    sysctl(&["conn_reuse_mode=1", "sloppy_tcp=0"]);
 
     // A client that writes a byte every 200 ms on one connection until a write fails.
     let mut client = lab
