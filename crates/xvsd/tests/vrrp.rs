@@ -1007,7 +1007,15 @@ fn a_master_cut_off_and_back_gets_the_connections_made_meanwhile() {
     println!(
         "short connections across the takeover: {made} made, {failed} failed, slowest {slowest:?}"
     );
-    assert_eq!(failed, 0, "a short connection failed across the takeover");
+    // The one connection that may be in flight at the cut (its handshake or its echo
+    // through d1 when d1's link went down) is younger than a sync round: d2 has no entry
+    // for its next segment and it is reset, as IPVS's backup would (README: a connection
+    // younger than a round is lost on failover). It happened once in a full run. Every
+    // other connection, those begun in the second without a master too, must get through.
+    assert!(
+        failed <= 1,
+        "{failed} short connections failed across the takeover"
+    );
     for (i, stream) in streams.iter_mut().enumerate() {
         echo(stream, &format!("through d2 {i}\n"));
     }
