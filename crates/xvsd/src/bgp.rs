@@ -72,12 +72,15 @@ impl Bgp {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let neighbors: Vec<String> = config.neighbors.iter().map(|n| n.to_string()).collect();
+        let neighbors: Vec<String> = config
+            .neighbors
+            .iter()
+            .map(|n| format!("{} (AS {})", n.address, config.as_of(n)))
+            .collect();
         println!(
-            "bgp: BIRD started (AS {}, routers {} in AS {})",
+            "bgp: BIRD started (AS {}, routers {})",
             config.local_as,
-            neighbors.join(", "),
-            config.peer_as
+            neighbors.join(", ")
         );
         Ok(bgp)
     }
@@ -250,9 +253,10 @@ pub fn render(config: &BgpConfig, vips: &[IpAddr], announced: &BTreeSet<IpAddr>)
     for (i, neighbor) in config.neighbors.iter().enumerate() {
         let channel = if neighbor.is_ipv4() { "ipv4" } else { "ipv6" };
         text.push_str(&format!(
-            "protocol bgp router{} from routers_{channel} {{ neighbor {neighbor} as {}; }}\n",
+            "protocol bgp router{} from routers_{channel} {{ neighbor {} as {}; }}\n",
             i + 1,
-            config.peer_as
+            neighbor.address,
+            config.as_of(neighbor)
         ));
     }
     text
@@ -266,8 +270,12 @@ mod tests {
     fn bird_is_told_the_vips_the_routers_and_bfd() {
         let config = BgpConfig {
             local_as: 65001,
-            peer_as: 65000,
-            neighbors: vec!["10.0.0.254".parse().unwrap(), "fd00::fe".parse().unwrap()],
+            peer_as: Some(65000),
+            neighbors: vec![
+                "10.0.0.254".parse().unwrap(),
+                "fd00::fe".parse().unwrap(),
+                "10.0.1.254 as 65002".parse().unwrap(),
+            ],
             router_id: Some("10.0.0.1".parse().unwrap()),
             bfd: true,
             hold_time: 9,
@@ -291,6 +299,7 @@ mod tests {
             "  ipv6 { import none; export where source = RTS_STATIC; };",
             "protocol bgp router1 from routers_ipv4 { neighbor 10.0.0.254 as 65000; }",
             "protocol bgp router2 from routers_ipv6 { neighbor fd00::fe as 65000; }",
+            "protocol bgp router3 from routers_ipv4 { neighbor 10.0.1.254 as 65002; }",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
         }

@@ -107,17 +107,20 @@ pub fn check_config(path: &str) -> Result<(), String> {
         );
     }
     if let Some(bgp) = &config.bgp {
-        let routers: Vec<String> = bgp.neighbors.iter().map(|n| n.to_string()).collect();
+        let routers: Vec<String> = bgp
+            .neighbors
+            .iter()
+            .map(|n| format!("{} (AS {})", n.address, bgp.as_of(n)))
+            .collect();
         let vips: Vec<String> = config
             .bgp_addresses()
             .iter()
             .map(|v| v.to_string())
             .collect();
         println!(
-            "bgp: AS {} to {} (AS {}), announcing {}{}",
+            "bgp: AS {} to {}, announcing {}{}",
             bgp.local_as,
             routers.join(", "),
-            bgp.peer_as,
             vips.join(" "),
             if bgp.bfd { ", with BFD" } else { "" }
         );

@@ -526,3 +526,99 @@ address = "[fd00:10::20]:80"
     }
     let _ = std::fs::remove_file(router_conf);
 }
+
+/// A director peering with two routers of different ASes (as the two top-of-rack
+/// switches of an eBGP fabric often are): `neighbors = ["10.0.0.254", "10.0.0.253 as
+/// 65002"]`; both routers learn the VIP from it, and lose it when it stops.
+#[test]
+fn a_director_announces_to_routers_of_two_ases() {
+    let mut lab = LabBuilder::new()
+        .host("r1")
+        .host("r2")
+        .host("d1")
+        .host("web1")
+        .host("lan")
+        .bridge(
+            "lan",
+            "br0",
+            vec![
+                end("r1", "eth0", &["10.0.0.254/24"]),
+                end("r2", "eth0", &["10.0.0.253/24"]),
+                end("d1", "eth0", &["10.0.0.1/24"]),
+                end("web1", "eth0", &["10.0.0.10/24"]),
+            ],
+        )
+        .build()
+        .unwrap();
+    lab.serve("web1", 80, ServerKind::Echo).unwrap();
+    let mut files = Vec::new();
+    for (router, address, own_as) in [("r1", "10.0.0.254", 65000), ("r2", "10.0.0.253", 65002)] {
+        let conf = std::env::temp_dir().join(format!(
+            "xvs-{}-{router}-two-ases-bird.conf",
+            std::process::id()
+        ));
+        std::fs::write(
+            &conf,
+            format!(
+                "log stderr {{ warning, error, fatal }};\nrouter id {address};\nprotocol device {{}}\n\
+                 protocol kernel {{ ipv4 {{ export all; }}; }}\n\
+                 protocol bgp d1 {{ local as {own_as}; neighbor 10.0.0.1 as 65001; hold time 9; \
+                 ipv4 {{ import all; export none; }}; }}\n"
+            ),
+        )
+        .unwrap();
+        let socket = std::env::temp_dir().join(format!(
+            "xvs-{}-{router}-two-ases-bird.ctl",
+            std::process::id()
+        ));
+        let argv = [
+            "bird",
+            "-f",
+            "-c",
+            conf.to_str().unwrap(),
+            "-s",
+            socket.to_str().unwrap(),
+        ];
+        lab.spawn(router, &argv).unwrap();
+        files.push(conf);
+        files.push(socket);
+    }
+    let config = std::env::temp_dir().join(format!("xvsd-{}-two-ases.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "[bgp]\nlocal_as = 65001\npeer_as = 65000\nneighbors = [\"10.0.0.254\", \"10.0.0.253 as 65002\"]\n\n\
+             [[service]]\naddress = \"{VIP}:80\"\nmethod = \"dr\"\n[service.check]\ninterval = 0.5\n\
+             [[service.real_server]]\naddress = \"10.0.0.10:80\"\n"
+        ),
+    )
+    .unwrap();
+    let mut d1 = start(&lab, "d1", config.to_str().unwrap());
+    let learned = |router: &str| {
+        lab.run_ok(router, &["ip", "-4", "route", "show", VIP])
+            .unwrap_or_default()
+            .contains("via 10.0.0.1")
+    };
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "never {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until("both routers learn the VIP from d1", &|| {
+        learned("r1") && learned("r2")
+    });
+    Command::new("kill")
+        .args(["-TERM", &d1.id().to_string()])
+        .status()
+        .unwrap();
+    d1.wait().unwrap();
+    until("both routers forget it", &|| {
+        !learned("r1") && !learned("r2")
+    });
+    let _ = std::fs::remove_file(&config);
+    for file in files {
+        let _ = std::fs::remove_file(file);
+    }
+}
