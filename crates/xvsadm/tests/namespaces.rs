@@ -133,6 +133,15 @@ fn refusals_print_ipvsadm_words_and_exit_codes() {
         refused(&lab, "director", "-d -t 1.1.1.254:80 -r 10.0.0.9"),
         (255, "No such destination\n".into())
     );
+    // ipvsadm takes SCTP services; xvs's datapath does not forward them: refused, not
+    // stored and listed for nothing.
+    let (code, text) = refused(&lab, "director", "-A --sctp-service 1.1.1.254:80 -s rr");
+    assert_eq!(code, 255);
+    assert!(
+        text.contains("SCTP services are not forwarded by xvs"),
+        "{text}"
+    );
+    assert!(!ok(&lab, "director", "-L -n").contains("SCTP"));
     let (code, text) = refused(&lab, "director", "--start-daemon master");
     assert_ne!(code, 0);
     assert_eq!(text.lines().count(), 1);

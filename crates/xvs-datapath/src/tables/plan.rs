@@ -97,6 +97,7 @@ pub fn plan(
     busy: &dyn Fn(u32) -> bool,
 ) -> Result<Vec<Op>> {
     check_capacity(after, counter_slots)?;
+    check_protocols(after)?;
     let mut ops = Vec::new();
     let mut next_id = before.next_id;
     let mut take_id = || {
@@ -464,6 +465,29 @@ fn wrr_cycle(mut candidates: Vec<Candidate>) -> Vec<usize> {
     }
 }
 
+/// Every service is of a protocol the datapath forwards: ipvsadm takes SCTP services
+/// (`--sctp-service`), which xvs's datapath does not forward (its packets would go to the
+/// director's stack), so one is refused rather than stored and listed for nothing.
+fn check_protocols(after: &Table) -> Result<()> {
+    let sctp = after.services.iter().find(|service| {
+        matches!(
+            service.key,
+            xvs_core::model::ServiceKey::Inet {
+                protocol: xvs_core::model::Protocol::Sctp,
+                ..
+            }
+        )
+    });
+    match sctp {
+        Some(_) => Err(Error::of(
+            ErrorKind::Refused,
+            "SCTP services are not forwarded by xvs (its datapath has TCP and UDP); nothing \
+             was changed",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Services fit the services map; services and real servers together fit the counter
 /// slots (a real server's entries in the real-server array come with its slot).
 fn check_capacity(after: &Table, counter_slots: u32) -> Result<()> {
@@ -778,6 +802,21 @@ mod tests {
         assert!(refused.to_string().contains("at most 1024 real servers"));
         let full = plan(&before, &too_many, 8, &|_| false).err().unwrap();
         assert_eq!(full.kind(), ErrorKind::Full);
+        let mut sctp = before.table.clone();
+        restore(
+            "-A --sctp-service 1.1.1.254:80 -s rr",
+            &mut sctp,
+            &NoNames,
+            "test",
+        )
+        .unwrap();
+        let refused = plan(&before, &sctp, 4096, &|_| false).err().unwrap();
+        assert_eq!(refused.kind(), ErrorKind::Refused);
+        assert!(
+            refused
+                .to_string()
+                .contains("SCTP services are not forwarded")
+        );
     }
 
     /// `-a` lines adding real servers `numbers` to the UDP service of [`SEED`].
