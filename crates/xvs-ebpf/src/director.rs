@@ -391,6 +391,7 @@ mod program {
             return forward::emit(ctx, &l2);
         }
         match conn.forward {
+            method::LOCAL => xdp_action::XDP_PASS,
             method::TUNNEL => xvs_tunnel(ctx.ctx, packet, conn),
             method::MASQ => {
                 if icmp::translate_quoted(ctx, packet, true, &conn.peer, conn.peer_port).is_none()
@@ -501,6 +502,7 @@ mod program {
         add_stats(conn.service_stats, packet.ip_len as u64, STATS_IN);
         add_stats(conn.dest_stats, packet.ip_len as u64, STATS_IN);
         match conn.forward {
+            method::LOCAL => xdp_action::XDP_PASS,
             method::TUNNEL => xvs_tunnel(ctx.ctx, packet, conn),
             method::MASQ => {
                 if forward::rewrite_address(ctx, packet, false, &packet.dst, &conn.peer).is_none() {
@@ -602,6 +604,10 @@ mod program {
     /// [`xvs_nat`]: in line, its rewriting would push the caller's frame past the stack.
     #[inline(always)]
     fn send(ctx: &mut XdpContext, packet: &Packet, key: &ConnKey, conn: &Conn) -> u32 {
+        // A local node (a real server at this host's own address) is served by its stack.
+        if conn.forward == method::LOCAL {
+            return xdp_action::XDP_PASS;
+        }
         // A packet that will not fit the way to its real server (a tunnel adds a header;
         // the server's link may be smaller than the client's) is answered with the MTU
         // that fits, as IPVS answers it. Out of the interface it came in by, it fits.
@@ -1038,9 +1044,10 @@ mod program {
         let Some(dest) = XVS_DESTS.get(dest_index(entry.stats, entry.half)) else {
             return refuse(xdp_action::XDP_PASS, counter::NO_DESTINATION, checked);
         };
-        // The next hop goes straight into the new entry's template.
+        // The next hop goes straight into the new entry's template. (A local node, served
+        // by this host's own stack, has none.)
         let hop = unsafe { &mut (*scratch).conn.l2 };
-        if !forward::resolve(ctx, dest, packet.ip_len, now, hop) {
+        if dest.forward != method::LOCAL && !forward::resolve(ctx, dest, packet.ip_len, now, hop) {
             // The rotation turns as it would for a connection made (IPVS makes it, and
             // the packet waits in vain for the neighbour), and the least-connection
             // family sets the server aside: the next connection, or this one's

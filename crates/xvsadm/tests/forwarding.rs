@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{get, xvsadm};
+use common::{XVSADM, get, xvsadm};
 use xvs_lab::{Lab, ServerKind, topology};
 
 fn serve_names(lab: &mut Lab) {
@@ -51,6 +51,48 @@ fn experiment_two_direct_routing_round_robin() {
     assert_eq!(stats_of(&stats, "1.1.1.20:80")[0], 2);
     let connections = xvsadm(&lab, "-L -n -c");
     assert_eq!(connections.lines().count(), 2 + 4, "{connections}");
+}
+
+/// IPVS's local node: a real server at the director's own address is served by the
+/// director's own stack (listed as `Local`, whatever method was asked), beside a DR real
+/// server: rr alternates between them. One that asks another port than the service's is
+/// refused, nothing changed.
+#[test]
+fn a_real_server_at_the_director_s_own_address_is_served_by_its_stack() {
+    let mut lab = topology::dr().build().unwrap();
+    serve_names(&mut lab);
+    lab.serve("director", 80, ServerKind::Http("director".into()))
+        .unwrap();
+    xvsadm(&lab, "-A -t 1.1.1.254:80 -s rr");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 1.1.1.10 -g");
+    xvsadm(&lab, "-a -t 1.1.1.254:80 -r 1.1.1.253 -g");
+    let listed = xvsadm(&lab, "-L -n");
+    assert!(
+        listed.contains("  -> 1.1.1.253:80                 Local   1"),
+        "{listed}"
+    );
+    let mut pages: Vec<String> = (0..4).map(|_| get(&lab, "http://1.1.1.254/")).collect();
+    pages.sort();
+    assert_eq!(pages, ["director\n", "director\n", "web1\n", "web1\n"]);
+    let before = xvsadm(&lab, "-L -n");
+    let refused = lab
+        .run(
+            "director",
+            &[
+                XVSADM,
+                "-a",
+                "-t",
+                "1.1.1.254:80",
+                "-r",
+                "127.0.0.1:8080",
+                "-m",
+            ],
+        )
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("is this director's own address"), "{said}");
+    assert_eq!(xvsadm(&lab, "-L -n"), before, "nothing changed");
 }
 
 /// Experiment II with xvsadm alone: a real server that does not answer ARP when it is

@@ -9,6 +9,7 @@
 mod connections;
 pub mod encode;
 mod laddrs;
+mod local;
 pub mod plan;
 mod slots;
 pub mod sync;
@@ -279,6 +280,8 @@ impl Director {
     pub fn store(&mut self, before: &Snapshot, after: &Table) -> Result<()> {
         let counts = self.dest_counts()?;
         let busy = |slot: u32| !counts.of(slot).is_empty();
+        let local = local::with_local_nodes(after)?;
+        let after = local.as_ref().unwrap_or(after);
         let ops = plan::plan(before, after, self.stats_slots, &busy)?;
         // Refused before anything is written, as plan's refusals are.
         laddrs::check_interfaces(&ops)?;

@@ -3,7 +3,7 @@
 
 use xvs_lab::Lab;
 
-const XVSADM: &str = env!("CARGO_BIN_EXE_xvsadm");
+pub const XVSADM: &str = env!("CARGO_BIN_EXE_xvsadm");
 
 #[track_caller]
 pub fn xvsadm(lab: &Lab, line: &str) -> String {
