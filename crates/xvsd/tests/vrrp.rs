@@ -1230,24 +1230,13 @@ fn a_group_follows_a_member_that_lost_its_election() {
     until("both VIPs at d2 alone", || {
         held("d2") == 2 && held("d1") == 0
     });
-    // Held there: d1's IPv6 instance, which hears no master, never takes its VIP back
-    // while its group's IPv4 instance is a backup (4 s: five of its down intervals). (If
-    // d2's advertisements come late, on a loaded machine, d1's IPv4 instance may take
-    // over for a moment and the IPv6 one follow it, as a group does: then d1 holds the
-    // IPv4 VIP too, which this allows; d2 takes both back at its next advertisement.)
-    let ipv6_alone = || {
-        let addresses = lab
-            .run_ok("d1", &["ip", "-o", "addr", "show", "dev", "eth0"])
-            .unwrap();
-        addresses.contains(&format!("{VIP6}/64")) && !addresses.contains(&format!("{VIP}/24"))
-    };
-    for _ in 0..40 {
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(
-            !ipv6_alone(),
-            "d1's IPv6 instance took over without its group"
-        );
-    }
+    // And there it stays: a moment later both are still at d2. (That d1's IPv6 instance
+    // never takes over meanwhile is proven on a virtual clock, xvs-vrrp's
+    // `a_sync_group_follows_a_member_that_lost_its_election`; sampled here it is not:
+    // under the full suite's load d2's advertisements, every 0.2 s, can come late enough
+    // for d1's instances to take over for a moment, one after the other, as a group
+    // does: sampled checks failed so twice.)
+    std::thread::sleep(Duration::from_secs(2));
     until("both VIPs at d2 alone, still", || {
         held("d2") == 2 && held("d1") == 0
     });
