@@ -563,6 +563,16 @@ fn ifaddrmsg(family: u8, prefix: u8, index: u32) -> Vec<u8> {
 
 /// The addresses (with prefix lengths) of interface `index`: `ip addr show dev IFACE`.
 pub fn addresses(index: u32) -> io::Result<Vec<(IpAddr, u8)>> {
+    Ok(all_addresses()?
+        .into_iter()
+        .filter(|&(on, _, _)| on == index)
+        .map(|(_, addr, prefix)| (addr, prefix))
+        .collect())
+}
+
+/// Every address of the namespace, with its interface's index and its prefix length:
+/// `ip addr show`, in one dump.
+pub fn all_addresses() -> io::Result<Vec<(u32, IpAddr, u8)>> {
     let mut socket = Socket::open()?;
     let seq = socket.send(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &ifaddrmsg(0, 0, 0))?;
     let mut found = Vec::new();
@@ -572,9 +582,6 @@ pub fn addresses(index: u32) -> io::Result<Vec<(IpAddr, u8)>> {
         }
         let prefix = payload[1];
         let on = u32::from_ne_bytes(payload[4..8].try_into().unwrap_or_default());
-        if on != index {
-            return;
-        }
         // IFA_LOCAL is the address itself; IFA_ADDRESS the peer's on point-to-point links.
         let (mut local, mut address) = (None, None);
         for (kind, value) in attributes(&payload[IFADDRMSG_LEN..]) {
@@ -585,7 +592,7 @@ pub fn addresses(index: u32) -> io::Result<Vec<(IpAddr, u8)>> {
             }
         }
         if let Some(addr) = local.or(address) {
-            found.push((addr, prefix));
+            found.push((on, addr, prefix));
         }
     })?;
     Ok(found)

@@ -1148,13 +1148,9 @@ fn an_ipv6_vip_moves_and_neighbour_advertisements_move_the_client() {
     stop_both(&mut d1, &mut d2, [c1, c2]);
 }
 
-/// A VRRP group (keepalived's `vrrp_sync_group`): the IPv4 instance tracks an interface of
-/// d1's that the IPv6 one does not; when it goes down the IPv4 instance is in fault, and
-/// so, by the group, is the IPv6 one: both VIPs move to d2, and come back together.
-#[test]
-fn a_group_moves_both_families_when_one_instance_faults() {
-    let lab = dual_stack_lab();
-    // An interface of d1's own to track (no dummy driver here: a veth pair).
+/// Gives d1 an interface of its own to track, `up0`, up (no dummy driver here: a veth
+/// pair, `up0` and `up1`).
+fn d1_interface_to_track(lab: &Lab) {
     lab.run_ok(
         "d1",
         &[
@@ -1166,6 +1162,15 @@ fn a_group_moves_both_families_when_one_instance_faults() {
         lab.run_ok("d1", &["ip", "link", "set", link, "up"])
             .unwrap();
     }
+}
+
+/// A VRRP group (keepalived's `vrrp_sync_group`): the IPv4 instance tracks an interface of
+/// d1's that the IPv6 one does not; when it goes down the IPv4 instance is in fault, and
+/// so, by the group, is the IPv6 one: both VIPs move to d2, and come back together.
+#[test]
+fn a_group_moves_both_families_when_one_instance_faults() {
+    let lab = dual_stack_lab();
+    d1_interface_to_track(&lab);
     let config = |name: &str, priority: u8| {
         let text = format!(
             "[[vrrp]]\ninterface = \"eth0\"\nvrid = 71\npriority = {priority}\ninterval = 0.2\naddresses = [\"{VIP6}/64\"]\ngroup = \"web\"\n\
@@ -1249,25 +1254,16 @@ fn a_group_follows_a_member_that_lost_its_election() {
     stop_both(&mut d1, &mut d2, [c1, c2]);
 }
 
-/// A reload adds a member to a running sync group and removes it (keepalived's reload
-/// does both): both directors run an IPv4 instance in group "web"; a reload adds an IPv6
+/// A reload adds a member to a running sync group, moves it and removes it (keepalived's
+/// reload does all three): both directors run an IPv4 instance in group "web"; a reload adds an IPv6
 /// one to the group, which d1, master of the group, takes at once. The new member is in
 /// the group: its tracked interface going down on d1 moves both VIPs to d2, and back. A
-/// reload without it stops it, the IPv4 instance going on at d1.
+/// reload that moves it to a group of its own takes it in place: its fault then moves its
+/// VIP alone. A reload without it stops it, the IPv4 instance going on at d1.
 #[test]
 fn a_reload_adds_moves_and_removes_members_of_a_group() {
     let lab = dual_stack_lab();
-    lab.run_ok(
-        "d1",
-        &[
-            "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1",
-        ],
-    )
-    .unwrap();
-    for link in ["up0", "up1"] {
-        lab.run_ok("d1", &["ip", "link", "set", link, "up"])
-            .unwrap();
-    }
+    d1_interface_to_track(&lab);
     let path = |name: &str| {
         std::env::temp_dir()
             .join(format!("xvsd-{}-{name}-members.toml", std::process::id()))

@@ -17,7 +17,14 @@ use crate::{Error, ErrorKind, Result, netlink};
 /// `None` if it has none to change (the common case: nothing copied). Refused if such a
 /// server asks for another port than its service's.
 pub(super) fn with_local_nodes(after: &Table) -> Result<Option<Table>> {
-    let own = own_addresses()?;
+    if after.services.iter().all(|s| s.dests.is_empty()) {
+        return Ok(None);
+    }
+    let own: HashSet<IpAddr> = netlink::all_addresses()
+        .map_err(|e| Error::new("cannot list the interfaces' addresses", e))?
+        .into_iter()
+        .map(|(_, address, _)| address)
+        .collect();
     let is_local = |addr: &IpAddr| addr.is_loopback() || own.contains(addr);
     let mut changed = None::<Table>;
     for (s, service) in after.services.iter().enumerate() {
@@ -45,17 +52,4 @@ pub(super) fn with_local_nodes(after: &Table) -> Result<Option<Table>> {
         }
     }
     Ok(changed)
-}
-
-/// Every address of every interface of this namespace.
-fn own_addresses() -> Result<HashSet<IpAddr>> {
-    let interfaces =
-        netlink::interfaces().map_err(|e| Error::new("cannot list the interfaces", e))?;
-    let mut own = HashSet::new();
-    for interface in interfaces {
-        let addresses = netlink::addresses(interface.index)
-            .map_err(|e| Error::new("cannot list the interfaces' addresses", e))?;
-        own.extend(addresses.into_iter().map(|(address, _)| address));
-    }
-    Ok(own)
 }
