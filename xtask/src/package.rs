@@ -1,5 +1,6 @@
 //! `cargo xtask package`: a Debian package of xvs, `target/debian/xvs_VERSION_ARCH.deb`:
-//! the binaries, `xvsadm-save` and `xvsadm-restore` (links to xvsadm), the systemd units
+//! the binaries, `xvsadm-save` and `xvsadm-restore` (links to xvsadm), ipvsadm's three names
+//! linked to xvsadm in a folder of their own ([`IPVSADM_NAMES`]), the systemd units
 //! (xvsadm.service, xvsd.service) with example xvsd configs,
 //! a man page and a bash completion for every command. The man pages and completions are
 //! made from each binary's own `--help` text, so they cannot drift from it.
@@ -55,6 +56,12 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Where ipvsadm's own names (`ipvsadm`, `ipvsadm-save`, `ipvsadm-restore`) are links to
+/// xvsadm, for operators' scripts that call them: put first on such a script's `PATH`. Not
+/// in /usr/sbin, where they would clash with Debian's ipvsadm package (and its kernel IPVS
+/// would then be what the name runs).
+pub const IPVSADM_NAMES: &str = "usr/lib/xvs/ipvsadm";
+
 /// Builds the package; returns its path.
 pub fn build() -> Result<PathBuf, String> {
     build_release()?;
@@ -77,6 +84,13 @@ pub fn build() -> Result<PathBuf, String> {
             mkdir(&sbin)?;
             symlink(binary, &to).map_err(|e| format!("cannot link {}: {e}", to.display()))?;
         }
+    }
+    let names = root.join(IPVSADM_NAMES);
+    mkdir(&names)?;
+    for name in ["ipvsadm", "ipvsadm-save", "ipvsadm-restore"] {
+        let to = names.join(name);
+        symlink("../../../sbin/xvsadm", &to)
+            .map_err(|e| format!("cannot link {}: {e}", to.display()))?;
     }
     let workspace = target.parent().ok_or("no workspace")?;
     for unit in ["xvsadm.service", "xvsd.service"] {

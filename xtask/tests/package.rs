@@ -125,6 +125,28 @@ fn the_package_installs_runs_and_purges_cleanly() {
         String::from_utf8_lossy(&version.stdout),
         "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n"
     );
+    // ipvsadm's own names, for scripts that call them, run xvsadm as those commands.
+    let names = root.join("usr/lib/xvs/ipvsadm");
+    let version = Command::new(names.join("ipvsadm"))
+        .arg("-v")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n"
+    );
+    for (script, usage) in [
+        ("ipvsadm-save", "Usage: ipvsadm-save [-n]"),
+        ("ipvsadm-restore", "Usage: ipvsadm-restore < RULES"),
+    ] {
+        let wrong = Command::new(names.join(script)).arg("-x").output().unwrap();
+        assert_eq!(wrong.status.code(), Some(1), "{script} -x");
+        assert!(
+            String::from_utf8_lossy(&wrong.stderr).starts_with(usage),
+            "{script}: {}",
+            String::from_utf8_lossy(&wrong.stderr)
+        );
+    }
     // The man page is the help text.
     let page = Command::new("sh")
         .arg("-c")

@@ -66,11 +66,20 @@ fn main() -> ExitCode {
     let program = args.next().unwrap_or_else(|| "xvsadm".into());
     let args: Vec<String> = args.collect();
     let resolver = SystemResolver;
-    // Installed under the names of ipvsadm's wrapper scripts too (links to this binary).
-    let result = match program.rsplit('/').next().unwrap_or(&program) {
-        "xvsadm-save" => save_command(&args).and_then(|c| execute(c, &program, &resolver)),
-        "xvsadm-restore" if args.is_empty() => replace_table(&program, &resolver),
-        "xvsadm-restore" => Err(Failure::new(RESTORE_USAGE, EXIT_SCRIPT_USAGE)),
+    // Installed under the names of ipvsadm's wrapper scripts too (links to this binary),
+    // xvs's and ipvsadm's own (the package's ipvsadm folder, for scripts that call them).
+    let name = program.rsplit('/').next().unwrap_or(&program);
+    let result = match name {
+        "xvsadm-save" | "ipvsadm-save" => {
+            save_command(name, &args).and_then(|c| execute(c, &program, &resolver))
+        }
+        "xvsadm-restore" | "ipvsadm-restore" if args.is_empty() => {
+            replace_table(&program, &resolver)
+        }
+        "xvsadm-restore" | "ipvsadm-restore" => Err(Failure::new(
+            format!("Usage: {name} < RULES"),
+            EXIT_SCRIPT_USAGE,
+        )),
         _ => cli::parse(&args, &resolver)
             .map_err(|e| Failure::new(e.message(&program), e.exit_code()))
             .and_then(|command| execute(command, &program, &resolver)),
@@ -92,15 +101,17 @@ fn main() -> ExitCode {
 
 /// The wrapper scripts' usage errors exit 1, as ipvsadm-save's does.
 const EXIT_SCRIPT_USAGE: u8 = 1;
-const SAVE_USAGE: &str = "Usage: xvsadm-save [-n]\n  -n  numeric output (no name lookups)";
-const RESTORE_USAGE: &str = "Usage: xvsadm-restore < RULES";
 
-/// `xvsadm-save [-n]`: ipvsadm-save's options, `xvsadm -S [-n]`.
-fn save_command(args: &[String]) -> Result<Command, Failure> {
+/// `xvsadm-save [-n]`: ipvsadm-save's options, `xvsadm -S [-n]` (`name`: the name it was
+/// called by, for the usage line).
+fn save_command(name: &str, args: &[String]) -> Result<Command, Failure> {
     match args {
         [] => Ok(Command::Save { numeric: false }),
         [n] if n == "-n" => Ok(Command::Save { numeric: true }),
-        _ => Err(Failure::new(SAVE_USAGE, EXIT_SCRIPT_USAGE)),
+        _ => Err(Failure::new(
+            format!("Usage: {name} [-n]\n  -n  numeric output (no name lookups)"),
+            EXIT_SCRIPT_USAGE,
+        )),
     }
 }
 

@@ -27,7 +27,13 @@ impl Links {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("xvsadm-boot-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for name in ["xvsadm-save", "xvsadm-restore"] {
+        for name in [
+            "xvsadm-save",
+            "xvsadm-restore",
+            "ipvsadm",
+            "ipvsadm-save",
+            "ipvsadm-restore",
+        ] {
             std::os::unix::fs::symlink(XVSADM, dir.join(name)).unwrap();
         }
         Links(dir)
@@ -199,6 +205,42 @@ fn the_scripts_take_ipvsadms_options_only() {
         assert_eq!(out.status.code(), Some(1), "{script} {args}");
         assert!(String::from_utf8_lossy(&out.stderr).starts_with("Usage:"));
     }
+}
+
+/// An operator's script written for ipvsadm runs unchanged with the package's folder of
+/// ipvsadm's names first on its PATH: the seed's "save the configuration", a reboot's
+/// restore, and Experiment III's taking a dead server out.
+#[test]
+fn a_script_that_calls_ipvsadm_by_name_runs_on_xvs() {
+    let lab = lab();
+    let links = Links::new();
+    let folder = links.0.display();
+    let script = format!(
+        "export PATH={folder}:$PATH
+ipvsadm -A -t 1.1.1.254:80 -s rr
+ipvsadm -a -t 1.1.1.254:80 -r 192.168.1.10:80 -m
+ipvsadm -a -t 1.1.1.254:80 -r 192.168.1.20:80 -m
+ipvsadm-save -n > {folder}/rules
+ipvsadm -C
+ipvsadm-restore < {folder}/rules
+ipvsadm -d -t 1.1.1.254:80 -r 192.168.1.20:80
+ipvsadm -L -n"
+    );
+    let out = sh(&lab, "before", &script, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  1.1.1.254:80 rr
+  -> 192.168.1.10:80              Masq    1      0          0         
+"
+    );
 }
 
 /// Splits a unit's command line as systemd does for the simple quoting used here.
