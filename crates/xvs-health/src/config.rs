@@ -47,6 +47,9 @@ pub use vrrp::{TrackScript, VrrpConfig};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// What a stopping `xvsd run` (SIGTERM, SIGINT) does with its services.
+    #[serde(default)]
+    pub on_stop: OnStop,
     /// Where the metrics and the status page are served.
     #[serde(default)]
     pub http: HttpConfig,
@@ -218,6 +221,20 @@ pub enum Protocol {
     #[default]
     Tcp,
     Udp,
+}
+
+/// What `xvsd run` leaves behind when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStop {
+    /// Its services stay as the last checks left them and go on forwarding, unchecked: a
+    /// restart (or `xvsd upgrade`) breaks no connection.
+    #[default]
+    Keep,
+    /// Its services are deleted, as keepalived deletes its virtual servers when it stops
+    /// (unless started with `--dont-release-ipvs`): their connections end as a deleted
+    /// service's do. Services xvsd does not own stay.
+    Remove,
 }
 
 /// The dead-server policy of a service.
@@ -405,6 +422,11 @@ pub struct ServiceConfig {
     /// Real servers start down until a check passes (keepalived's `alpha`).
     #[serde(default)]
     pub alpha: bool,
+    /// When xvsd stops and removes the service (`on_stop = "remove"`), its up real servers'
+    /// `notify_down` and, with its quorum up, `quorum_down` run first (keepalived's
+    /// `omega`).
+    #[serde(default)]
+    pub omega: bool,
     /// The sum of up real servers' weights the service needs (keepalived's `quorum`).
     #[serde(default = "one")]
     pub quorum: u32,
@@ -825,6 +847,11 @@ impl Config {
             } else if let Some(why) = ipvsadm_refusal(&service.add_command()) {
                 // Its options as ipvsadm takes them (netmask, engine, ops, flags).
                 problems.push(format!("{name}: {why}"));
+            }
+            if service.omega && config.on_stop != OnStop::Remove {
+                problems.push(format!(
+                    "{name}: omega runs the down notifies when xvsd stops and removes the service: it needs on_stop = \"remove\" at the top of the file"
+                ));
             }
             if let Some(drain) = service.drain
                 && !(service.keeps_failed() && drain >= 0.0 && drain.is_finite())

@@ -70,6 +70,17 @@ pub fn rules(
     out
 }
 
+/// The rules that delete `config`'s services from `table` (`on_stop = "remove"`); the
+/// others stay.
+pub fn release(config: &Config, table: &Table) -> String {
+    config
+        .services
+        .iter()
+        .filter(|service| find(table, service).is_some())
+        .map(|service| format!("-D {}\n", service.key()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +287,52 @@ weight = 2
             Duration::ZERO,
         );
         assert_eq!(text, "-D -t 1.1.1.254:80\n");
+    }
+
+    #[test]
+    fn a_stop_that_removes_deletes_the_config_s_services_only_and_says_omega_s_downs() {
+        let text = format!(
+            "on_stop = \"remove\"\n{}",
+            CONFIG.replace("method", "omega = true\nmethod")
+        );
+        let config = Config::parse(&text).unwrap();
+        let mut table = apply(&config, &Table::default(), Some("192.168.1.20:80"));
+        restore("-A -u 1.1.1.254:53 -s rr\n", &mut table, &NoNames, "x").unwrap();
+        restore(&release(&config, &table), &mut table, &NoNames, "x").unwrap();
+        assert_eq!(
+            xvs_core::listing::save(&table, true, &NoNames),
+            "-A -u 1.1.1.254:53 -s rr\n",
+            "the service xvsd does not own stays"
+        );
+        assert_eq!(release(&config, &table), "", "nothing left to remove");
+
+        // omega: the up server goes down, then the quorum; the down one says nothing.
+        let mut state = State::new(&config, &Table::default());
+        let fail = crate::health::Outcome::Failure;
+        state.observe(&config, 0, 1, 0, fail, None, Duration::ZERO);
+        let events = state.stop_events(&config);
+        assert_eq!(
+            events,
+            [
+                crate::state::Event::ServerDown {
+                    service: 0,
+                    server: 0
+                },
+                crate::state::Event::QuorumDown { service: 0 },
+            ]
+        );
+        let plain = Config::parse(&format!("on_stop = \"remove\"\n{CONFIG}")).unwrap();
+        assert!(
+            State::new(&plain, &Table::default())
+                .stop_events(&plain)
+                .is_empty()
+        );
+        // omega without the removal would promise notifies that never run.
+        let refused = Config::parse(&CONFIG.replace("method", "omega = true\nmethod")).unwrap_err();
+        assert!(
+            refused.contains("omega runs the down notifies"),
+            "{refused}"
+        );
+        assert!(Config::parse(&format!("on_stop = \"later\"\n{CONFIG}")).is_err());
     }
 }

@@ -113,7 +113,7 @@ pub fn import(text: &str, source: &str) -> Import {
     let mut at = 0;
     let top = items(&tokens, &mut at);
     let mut out = format!(
-        "# Imported from {source} by `xvsd import-keepalived`; check it with\n# `xvsd check-config`.\n"
+        "# Imported from {source} by `xvsd import-keepalived`; check it with\n# `xvsd check-config`.\n\n# As keepalived, xvsd removes its services when it stops (\"keep\" leaves them\n# forwarding, as keepalived's --dont-release-ipvs).\non_stop = \"remove\"\n"
     );
     let mut notes = Vec::new();
     // The director's own sections first, then the services.
@@ -206,7 +206,9 @@ fn global_notes(global_defs: &Item, notes: &mut Vec<String>) {
     for entry in global_defs.block.iter().flatten() {
         let why = match entry.keyword.as_str() {
             "lvs_flush" => "xvsd leaves services its config does not name as they are",
-            "lvs_flush_on_stop" => "a stopped xvsd leaves its services as they are",
+            "lvs_flush_on_stop" => {
+                "a stopped xvsd removes its own services (on_stop = \"remove\"), not the others"
+            }
             "lvs_notify_fifo" | "lvs_notify_fifo_script" | "notify_fifo" | "notify_fifo_script" => {
                 "xvsd runs notify commands (quorum_up/down, notify_up/down), not FIFOs"
             }
@@ -634,6 +636,7 @@ fn service_body(
                 service.push(format!("{} = {arg}", entry.keyword))
             }
             "alpha" => service.push("alpha = true".into()),
+            "omega" => service.push("omega = true".into()),
             "inhibit_on_failure" => service.push("inhibit_on_failure = true".into()),
             "quorum_up" | "quorum_down" => service.push(format!(
                 "{} = {}",
@@ -858,7 +861,7 @@ fn status_codes(args: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CheckType, Config, Method, Protocol};
+    use crate::config::{CheckType, Config, Method, OnStop, Protocol};
 
     const KEEPALIVED: &str = r#"
 ! Configuration File for keepalived
@@ -882,6 +885,7 @@ virtual_server 1.1.1.254 80 {
     hysteresis 1
     sorry_server 192.168.1.99 80
     quorum_down "/usr/local/bin/page ops down"
+    omega
 
     real_server 192.168.1.10 80 {
         weight 3
@@ -980,6 +984,9 @@ virtual_server group WEB {
             service.quorum_down.as_deref(),
             Some("/usr/local/bin/page ops down")
         );
+        // keepalived removes its services when it stops, with omega's notifies first.
+        assert_eq!(config.on_stop, OnStop::Remove);
+        assert!(service.omega && !config.services[1].omega);
 
         let web1 = &service.real_servers[0];
         assert_eq!(web1.weight, 3);
@@ -1021,9 +1028,9 @@ virtual_server group WEB {
         let notes = imported.notes.join("\n");
         for expected in [
             "line 7: vrrp_instance: no virtual_ipaddress",
-            "line 32: url regex_no_match: not translated",
-            "line 55: smtp_alert: not translated",
-            "line 98: virtual_server group WEB: no such virtual_server_group",
+            "line 33: url regex_no_match: not translated",
+            "line 56: smtp_alert: not translated",
+            "line 99: virtual_server group WEB: no such virtual_server_group",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }

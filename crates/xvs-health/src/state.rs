@@ -225,6 +225,29 @@ impl State {
         self.services.iter().all(|s| s.quorum_up)
     }
 
+    /// What a stop that removes the services says of them (keepalived's `omega`): for each
+    /// service with `omega`, each up real server goes down, then its quorum, if it was up.
+    pub fn stop_events(&self, config: &Config) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (i, (service, state)) in config.services.iter().zip(&self.services).enumerate() {
+            if !service.omega {
+                continue;
+            }
+            for (j, server) in state.servers.iter().enumerate() {
+                if server.is_up() {
+                    events.push(Event::ServerDown {
+                        service: i,
+                        server: j,
+                    });
+                }
+            }
+            if state.quorum_up {
+                events.push(Event::QuorumDown { service: i });
+            }
+        }
+        events
+    }
+
     /// Servers that start down (or were down when adopted) count as down since `now`.
     pub fn down_from(&mut self, now: Duration) {
         for server in self.services.iter_mut().flat_map(|s| &mut s.servers) {

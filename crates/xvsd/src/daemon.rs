@@ -22,7 +22,7 @@ use xvs_datapath::{
     ChangeError, ChangeOptions, Director, neighbours::NextHops, rates::RateSampler,
 };
 use xvs_health::{
-    config::{Config, VrrpConfig, Watch},
+    config::{Config, OnStop, VrrpConfig, Watch},
     desired,
     report::{self, HaView},
     state::{Event, State, find},
@@ -327,7 +327,10 @@ pub fn run(path: &str) -> Result<(), String> {
                 if let Some(bgp) = bgp {
                     bgp.stop();
                 }
-                println!("xvsd: stopped; the table stays as it is");
+                match daemon.config.on_stop {
+                    OnStop::Keep => println!("xvsd: stopped; the table stays as it is"),
+                    OnStop::Remove => daemon.release(),
+                }
                 return Ok(());
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -594,12 +597,7 @@ impl Daemon {
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>(owned(config, table))
         })
-        .map_err(|e| match e {
-            ChangeError::Edit(refusal) => {
-                format!("the config's table is refused: {refusal}")
-            }
-            ChangeError::Reach(error) | ChangeError::Store(error) => error.to_string(),
-        });
+        .map_err(change_failure);
         match result {
             Ok(written) => {
                 self.written = Some(written);
@@ -607,6 +605,40 @@ impl Daemon {
                 self.pending = false;
             }
             Err(e) => eprintln!("xvsd: the table is not updated yet: {e}"),
+        }
+    }
+
+    /// The stop of `on_stop = "remove"`: xvsd's services are deleted (others stay), and
+    /// `omega`'s notify commands run for what goes down with them; xvsd waits for those
+    /// commands (a few seconds at most), so that a service manager's stop does not kill
+    /// them half done.
+    fn release(&mut self) {
+        let config = &self.config;
+        let removed = Director::change(
+            ChangeOptions {
+                patience: Duration::from_secs(5),
+                ..ChangeOptions::default()
+            },
+            |table| {
+                let rules = desired::release(config, table);
+                xvs_core::restore::restore(&rules, table, &NoNames, "xvsd")
+                    .map_err(|e| e.to_string())
+            },
+        );
+        match removed.map_err(change_failure) {
+            Ok(_) => println!("xvsd: stopped; its services are removed from the table"),
+            Err(e) => eprintln!("xvsd: stopped, but its services could not be removed: {e}"),
+        }
+        let mut commands = Vec::new();
+        for event in self.state.stop_events(config) {
+            println!("{}", event.describe(config));
+            commands.extend(spawn_notify(config, &event));
+        }
+        let deadline = Instant::now() + STOP_NOTIFY_WAIT;
+        for mut child in commands {
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 
@@ -749,6 +781,14 @@ impl report::CheckResults for Daemon {
     }
 }
 
+/// Why a change of xvsd's services did not land.
+fn change_failure(error: ChangeError<String>) -> String {
+    match error {
+        ChangeError::Edit(refusal) => format!("the config's table is refused: {refusal}"),
+        ChangeError::Reach(error) | ChangeError::Store(error) => error.to_string(),
+    }
+}
+
 /// The `-S` lines of `config`'s services in `table`.
 fn owned(config: &Config, table: &Table) -> String {
     let mut mine = Table::default();
@@ -782,12 +822,21 @@ fn say_failure_once(last: &mut Option<String>, what: &str, result: Result<(), St
     }
 }
 
-/// Runs the notify command of `event`, if one is configured, without waiting for it; what
-/// it concerns is in its environment.
+/// How long a stopping xvsd waits for the notify commands its stop ran (`omega`).
+const STOP_NOTIFY_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs the notify command of `event`, if one is configured, without waiting for it.
 fn notify(config: &Config, event: &Event) {
-    let Some(line) = event.command(config) else {
-        return;
-    };
+    // Reaped on a thread of its own, so that a slow script holds nothing.
+    if let Some(mut child) = spawn_notify(config, event) {
+        std::thread::spawn(move || child.wait());
+    }
+}
+
+/// Starts the notify command of `event`, if one is configured; what it concerns is in its
+/// environment.
+fn spawn_notify(config: &Config, event: &Event) -> Option<std::process::Child> {
+    let line = event.command(config)?;
     let service = &config.services[event.service()];
     let state = match event {
         Event::ServerUp { .. } | Event::QuorumUp { .. } => "UP",
@@ -802,11 +851,8 @@ fn notify(config: &Config, event: &Event) {
     if let Some(server) = event.server(config) {
         command.env("XVS_REAL_SERVER", server.to_string());
     }
-    match command.spawn() {
-        // Reaped on a thread of its own, so that a slow script holds nothing.
-        Ok(mut child) => {
-            std::thread::spawn(move || child.wait());
-        }
-        Err(e) => eprintln!("xvsd: {line:?}: {e}"),
-    }
+    command
+        .spawn()
+        .map_err(|e| eprintln!("xvsd: {line:?}: {e}"))
+        .ok()
 }

@@ -713,6 +713,79 @@ fn sorry_server_while_the_quorum_is_lost_then_reload_and_restart_under_load() {
     let _ = std::fs::remove_file(config);
 }
 
+/// Stops xvsd as a service manager does (SIGTERM) and waits until it has exited; its log.
+fn terminate(mut xvsd: Xvsd) -> String {
+    let pid = xvsd.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = xvsd.child.wait().unwrap();
+    assert!(status.success(), "{status}: {}", xvsd.log());
+    xvsd.log()
+}
+
+/// What xvsd leaves when it stops: by default its services as they were, forwarding (a
+/// restart breaks nothing); with `on_stop = "remove"` none of them, as keepalived leaves
+/// none, and with `omega` the down notifies of what was up. A service xvsd does not own
+/// stays either way.
+#[test]
+fn a_stop_keeps_the_services_or_removes_them_as_keepalived_does() {
+    let lab = nat_lab_serving_names();
+    by_hand(&lab, "-A -u 1.1.1.254:53 -s rr\n");
+    let config = write_config("keep-on-stop", CONFIG);
+    let xvsd = Xvsd::start(&lab, &config, "keep-on-stop");
+    let both = table_until(&lab, "both real servers in", |t| {
+        t.contains("192.168.1.20:80")
+    });
+    let log = terminate(xvsd);
+    assert!(log.contains("stopped; the table stays as it is"), "{log}");
+    assert_eq!(saved(&lab), both);
+    assert_eq!(
+        pages(&lab, 4),
+        ["web1\n", "web2\n"].map(String::from).into()
+    );
+
+    let marks = std::env::temp_dir().join(format!("xvsd-{}-omega", std::process::id()));
+    let _ = std::fs::remove_file(&marks);
+    let m = marks.display();
+    let text = format!(
+        "on_stop = \"remove\"\n{}",
+        CONFIG.replace(
+            "method = \"nat\"\n",
+            &format!(
+                "method = \"nat\"\nomega = true\nnotify_down = \"echo down $XVS_REAL_SERVER >> {m}\"\nquorum_down = \"echo quorum down >> {m}\"\n"
+            ),
+        )
+    );
+    let config = write_config("remove-on-stop", &text);
+    let xvsd = Xvsd::start(&lab, &config, "remove-on-stop");
+    xvsd.wait_for("xvsd: 1 services");
+    std::thread::sleep(Duration::from_millis(500));
+    let log = terminate(xvsd);
+    assert!(
+        log.contains("its services are removed from the table"),
+        "{log}"
+    );
+    assert!(
+        log.contains("real server 192.168.1.10:80 of TCP 1.1.1.254:80 is down"),
+        "{log}"
+    );
+    assert_eq!(saved(&lab), "-A -u 1.1.1.254:53 -s rr\n");
+    // xvsd waited for the notifies it ran.
+    let notified = std::fs::read_to_string(&marks).unwrap_or_default();
+    let mut lines: Vec<&str> = notified.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "down 192.168.1.10:80",
+            "down 192.168.1.20:80",
+            "quorum down"
+        ],
+        "{log}"
+    );
+    let _ = std::fs::remove_file(&marks);
+    let _ = std::fs::remove_file(config);
+}
+
 /// A check that fails on a 500 page takes its server out; a dynamic command check sets
 /// its server's weight from the command's exit code.
 #[test]
