@@ -312,7 +312,17 @@ struct Defaults<'a> {
 #[derive(Default)]
 struct TrackFile {
     file: Option<String>,
-    weight: Option<i64>,
+    weight: Option<(i64, bool)>,
+}
+
+/// `weight W [reverse|noreverse]`: the weight and whether it is reversed.
+fn file_weight(args: &[String]) -> Option<(i64, bool)> {
+    let weight = args.first()?.parse().ok()?;
+    match args.get(1).map(String::as_str) {
+        None | Some("noreverse") if args.len() <= 2 => Some((weight, false)),
+        Some("reverse") if args.len() == 2 => Some((weight, true)),
+        _ => None,
+    }
 }
 
 /// The `track_file` blocks, by name.
@@ -328,7 +338,9 @@ fn track_files(top: &[Item], notes: &mut Vec<String>) -> HashMap<String, TrackFi
             let arg = entry.args.first().cloned().unwrap_or_default();
             match entry.keyword.as_str() {
                 "file" => track.file = Some(arg),
-                "weight" if entry.args.len() == 1 => track.weight = arg.parse().ok(),
+                "weight" if file_weight(&entry.args).is_some() => {
+                    track.weight = file_weight(&entry.args)
+                }
                 // keepalived makes a missing file; xvsd does not, and a missing file fails
                 // the check.
                 other => notes.push(format!(
@@ -342,16 +354,16 @@ fn track_files(top: &[Item], notes: &mut Vec<String>) -> HashMap<String, TrackFi
     files
 }
 
-/// keepalived's FILE_CHECK as xvsd's file check, when its weight (its own, else its track
-/// file's; keepalived's default 1) is 0: a non-zero value in the file then fails the real
-/// server. A weight that would add the value to the server's weight is not translated.
+/// keepalived's FILE_CHECK as xvsd's file check, of its weight (its own if not 0, else its
+/// track file's; keepalived's default 1): with 0 a non-zero value in the file fails the
+/// real server, with another the value times it moves the server's weight.
 fn file_check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Option<Check> {
     let (mut name, mut weight) = (None, None);
     for entry in item.block.iter().flatten() {
         let arg = entry.args.first().cloned().unwrap_or_default();
         match entry.keyword.as_str() {
             "track_file" => name = Some(arg),
-            "weight" if entry.args.len() == 1 => weight = arg.parse::<i64>().ok(),
+            "weight" if file_weight(&entry.args).is_some() => weight = file_weight(&entry.args),
             other => notes.push(format!(
                 "line {}: FILE_CHECK {other} {}: not translated",
                 entry.line,
@@ -368,16 +380,27 @@ fn file_check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Opti
         notes.push(refuse(format!("no track_file {name}")));
         return None;
     };
-    let weight = weight.or(track.weight).unwrap_or(1);
-    let Some(file) = track.file.as_ref().filter(|_| weight == 0) else {
-        notes.push(refuse(format!(
-            "track_file {name} of weight {weight} (only weight 0, a non-zero value failing the real server, is)"
-        )));
+    let (weight, reverse) = weight
+        .filter(|&(w, _)| w != 0)
+        .or(track.weight)
+        .unwrap_or((1, false));
+    let Some(file) = track.file.as_ref() else {
+        notes.push(refuse(format!("track_file {name} has no file")));
         return None;
     };
+    if weight.unsigned_abs() > 65_535 {
+        notes.push(refuse(format!("weight {weight} out of -65535..65535")));
+        return None;
+    }
     let mut check = Check::default();
     check.set("type", quoted("file"));
     check.set("file", quoted(file));
+    if weight != 0 {
+        check.set("weight", weight.to_string());
+    }
+    if reverse && weight != 0 {
+        check.set("reverse", "true".to_string());
+    }
     Some(check)
 }
 
@@ -1190,10 +1213,12 @@ virtual_server 1.1.1.254 81 {
         );
     }
 
-    /// FILE_CHECK on a track file of weight 0 (a non-zero value takes the real server
-    /// out) becomes a file check; one whose weight would be added to the server's is named.
+    /// FILE_CHECK becomes a file check of its weight: on a track file of weight 0 a
+    /// non-zero value takes the real server out; with another weight the value times it
+    /// moves the server's weight. The check's own weight 0 means its track file's, as in
+    /// keepalived's `file_end_handler`.
     #[test]
-    fn a_file_check_of_weight_0_becomes_xvsd_s_file_check() {
+    fn file_checks_become_xvsd_s_file_checks_of_their_weights() {
         let text = r#"
 track_file maintenance {
     file "/etc/keepalived/web1.down"
@@ -1202,6 +1227,10 @@ track_file maintenance {
 track_file scaled {
     file /etc/keepalived/load
     init_file 0
+}
+track_file busy {
+    file /etc/keepalived/busy
+    weight 5 reverse
 }
 virtual_server 1.1.1.254 80 {
     lb_algo rr
@@ -1224,6 +1253,13 @@ virtual_server 1.1.1.254 80 {
             track_file scaled
             weight 0
         }
+        FILE_CHECK {
+            track_file busy
+        }
+        FILE_CHECK {
+            track_file maintenance
+            weight 10 reverse
+        }
     }
 }
 "#;
@@ -1231,32 +1267,45 @@ virtual_server 1.1.1.254 80 {
         let config =
             Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
         let service = &config.services[0];
-        let kinds = |i: usize| {
+        let checks = |i: usize| {
             service
                 .checks_of(&service.real_servers[i])
                 .iter()
-                .map(|c| (c.kind, c.file.clone()))
+                .map(|c| {
+                    (
+                        c.kind,
+                        c.file.clone().unwrap_or_default(),
+                        c.weight,
+                        c.reverse,
+                    )
+                })
                 .collect::<Vec<_>>()
         };
+        let file = |path: &str, weight: i32, reverse: bool| {
+            (CheckType::File, path.to_string(), weight, reverse)
+        };
+        assert_eq!(checks(0), [file("/etc/keepalived/web1.down", 0, false)]);
         assert_eq!(
-            kinds(0),
-            [(
-                CheckType::File,
-                Some("/etc/keepalived/web1.down".to_string())
-            )]
+            checks(1),
+            [
+                file("/etc/keepalived/load", 1, false),
+                (CheckType::Tcp, String::new(), 0, false)
+            ]
         );
-        assert_eq!(kinds(1), [(CheckType::Tcp, None)]);
         assert_eq!(
-            kinds(2),
-            [(CheckType::File, Some("/etc/keepalived/load".to_string()))]
+            checks(2),
+            [
+                file("/etc/keepalived/load", 1, false),
+                file("/etc/keepalived/busy", 5, true),
+                file("/etc/keepalived/web1.down", 10, true),
+            ]
         );
         let notes = imported.notes.join("\n");
-        for expected in [
-            "line 8: track_file scaled: init_file: not translated",
-            "line 20: FILE_CHECK: track_file scaled of weight 1",
-        ] {
-            assert!(notes.contains(expected), "{expected}:\n{notes}");
-        }
+        assert!(
+            notes.contains("line 8: track_file scaled: init_file: not translated"),
+            "{notes}"
+        );
+        assert!(!notes.contains("FILE_CHECK"), "{notes}");
     }
 
     /// `lvs_timeouts` (ipvsadm's `--set`) becomes `[timeouts]`.

@@ -18,7 +18,27 @@ use xvs_health::{
 use crate::{forwarded, ping, smtp, tls};
 
 /// What one check found: passed (with the weight a dynamic command asked for) or why not.
-pub type CheckResult = Result<Option<u32>, String>;
+pub type CheckResult = Result<Option<Weighs>, String>;
+
+/// What a passing check says of its real server's weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weighs {
+    /// A dynamic command's weight.
+    Is(u32),
+    /// A weighted file check's value: each real server the check serves takes it as
+    /// [`CheckConfig::file_weight`] says from its own configured weight.
+    FileHolds(i64),
+}
+
+impl Weighs {
+    /// The weight of a real server of `configured` weight checked by `check`.
+    pub fn weight(self, check: &CheckConfig, configured: u32) -> u32 {
+        match self {
+            Weighs::Is(weight) => weight,
+            Weighs::FileHolds(value) => check.file_weight(configured, value),
+        }
+    }
+}
 
 /// Runs `watch`'s check, with its retries: a failed attempt is tried again after
 /// `delay_before_retry`, up to `retries` times.
@@ -74,12 +94,12 @@ pub fn run(check: &CheckConfig, address: SocketAddr) -> CheckResult {
             smtp::check(&mut stream, target, &check.helo_name, deadline).map(|()| None)
         }
         CheckType::Ping => ping::echo(target.ip(), check.source, deadline).map(|()| None),
+        CheckType::File if check.weight != 0 => Ok(Some(Weighs::FileHolds(file_value(check)))),
         CheckType::File => file(check).map(|()| None),
     }
 }
 
-/// keepalived's FILE_CHECK (its track file of weight 0): the file's integer (its first
-/// word) must be 0.
+/// keepalived's FILE_CHECK of weight 0: the file's integer (its first word) must be 0.
 fn file(check: &CheckConfig) -> Result<(), String> {
     let path = check.file.as_deref().unwrap_or_default();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
@@ -89,6 +109,16 @@ fn file(check: &CheckConfig) -> Result<(), String> {
         Ok(value) => Err(format!("{path} holds {value}")),
         Err(_) => Err(format!("{path} holds no integer ({word:?})")),
     }
+}
+
+/// A weighted FILE_CHECK's value, read as keepalived reads its track file: the leading
+/// integer, 0 for a missing, empty or non-numeric file (such a check never fails; its
+/// value only moves the weight).
+fn file_value(check: &CheckConfig) -> i64 {
+    let path = check.file.as_deref().unwrap_or_default();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let word = text.split_whitespace().next().unwrap_or_default();
+    word.parse().unwrap_or(0)
 }
 
 pub fn outcome(result: &CheckResult) -> Outcome {
@@ -214,7 +244,7 @@ fn command(address: SocketAddr, check: &CheckConfig, deadline: Instant) -> Check
         deadline,
     )? {
         0 => Ok(None),
-        code @ 2..=255 if check.dynamic => Ok(Some(code as u32 - 2)),
+        code @ 2..=255 if check.dynamic => Ok(Some(Weighs::Is(code as u32 - 2))),
         code => Err(format!("{line:?} exited with {code}")),
     }
 }
@@ -518,6 +548,35 @@ mod tests {
         assert!(result(Some("-3")).unwrap_err().ends_with("holds -3"));
         assert!(result(Some("")).unwrap_err().contains("no integer"));
         assert!(result(None).unwrap_err().contains("No such file"));
+
+        // With a weight the value moves the weight and never fails (keepalived's reading:
+        // a missing or non-numeric file is 0).
+        let weighted = CheckConfig {
+            weight: 10,
+            ..checked.clone()
+        };
+        let value = |content: Option<&str>| {
+            match content {
+                Some(text) => std::fs::write(&path, text).unwrap(),
+                None => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+            run(&weighted, address)
+        };
+        assert_eq!(value(Some("3\n")), Ok(Some(Weighs::FileHolds(3))));
+        assert_eq!(value(Some("-2 busy")), Ok(Some(Weighs::FileHolds(-2))));
+        assert_eq!(value(Some("busy")), Ok(Some(Weighs::FileHolds(0))));
+        assert_eq!(value(None), Ok(Some(Weighs::FileHolds(0))));
+        assert_eq!(Weighs::FileHolds(3).weight(&weighted, 5), 35);
+        assert_eq!(Weighs::FileHolds(-2).weight(&weighted, 5), 0, "not below 0");
+        assert_eq!(Weighs::FileHolds(99_999).weight(&weighted, 5), 65_535);
+        let reverse = CheckConfig {
+            reverse: true,
+            ..weighted.clone()
+        };
+        assert_eq!(Weighs::FileHolds(-2).weight(&reverse, 5), 25);
+        assert_eq!(Weighs::Is(7).weight(&weighted, 5), 7);
         std::fs::remove_dir_all(&folder).unwrap();
     }
 
@@ -533,7 +592,7 @@ mod tests {
         let server_named = with("test \"$XVS_REAL_SERVER\" = 192.168.1.10:80", false);
         assert_eq!(run(&server_named, address), Ok(None));
         assert!(run(&with("exit 1", false), address).is_err());
-        assert_eq!(run(&with("exit 7", true), address), Ok(Some(5)));
+        assert_eq!(run(&with("exit 7", true), address), Ok(Some(Weighs::Is(5))));
         assert!(run(&with("exit 7", false), address).is_err());
         let hangs = run(&with("sleep 5", false), address).unwrap_err();
         assert!(hangs.contains("killed"), "{hangs}");

@@ -553,10 +553,12 @@ impl Daemon {
     /// A run of probe `probe`: its result counts for every watch it serves.
     fn checked(&mut self, probe: usize, result: CheckResult, took: Duration) {
         let outcome = check::outcome(&result);
-        let weight = result.as_ref().ok().copied().flatten();
+        let weighs = result.as_ref().ok().copied().flatten();
         let mut changed = false;
         for &i in &self.probes[probe] {
             let watch = &self.watches[i];
+            let configured = self.config.services[watch.service].real_servers[watch.server].weight;
+            let weight = weighs.map(|w| w.weight(&watch.check, configured));
             let events = self.state.observe(
                 &self.config,
                 watch.service,

@@ -1650,6 +1650,67 @@ check = {{ type = "file", file = "{}", interval = 0.2 }}
     let _ = std::fs::remove_file(config);
 }
 
+/// A file check with a weight (keepalived's track file weight) moves its real server's
+/// weight by the file's value times it, from the configured weight, within 0..=65535:
+/// the operator's dial for a server's share, and `reverse` for a load figure. The server
+/// is never taken out by it (at weight 0 it takes no new connections but stays).
+#[test]
+fn a_weighted_file_check_moves_its_real_server_s_weight() {
+    let lab = topology::nat().build().unwrap();
+    let folder = std::env::temp_dir().join(format!("xvsd-{}-weights", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let (share, load) = (folder.join("share"), folder.join("load"));
+    let config = write_config(
+        "weights",
+        &format!(
+            r#"
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "wrr"
+method = "nat"
+
+[[service.real_server]]
+address = "192.168.1.10:80"
+weight = 2
+check = {{ type = "file", file = "{}", weight = 10, interval = 0.2 }}
+
+[[service.real_server]]
+address = "192.168.1.20:80"
+weight = 100
+check = {{ type = "file", file = "{}", weight = 20, reverse = true, interval = 0.2 }}
+"#,
+            share.display(),
+            load.display()
+        ),
+    );
+    let xvsd = Xvsd::start(&lab, &config, "weights");
+    // No files yet: they count 0, so the configured weights.
+    table_until(&lab, "the configured weights", |t| {
+        t.contains("-r 192.168.1.10:80 -m -w 2") && t.contains("-r 192.168.1.20:80 -m -w 100")
+    });
+    std::fs::write(&share, "3\n").unwrap();
+    std::fs::write(&load, "4\n").unwrap();
+    table_until(&lab, "2 + 3 x 10 and 100 - 4 x 20", |t| {
+        t.contains("-r 192.168.1.10:80 -m -w 32") && t.contains("-r 192.168.1.20:80 -m -w 20")
+    });
+    std::fs::write(&load, "9\n").unwrap();
+    table_until(&lab, "100 - 9 x 20, kept at 0", |t| {
+        t.contains("-r 192.168.1.20:80 -m -w 0")
+    });
+    std::fs::remove_file(&share).unwrap();
+    table_until(&lab, "a removed file counts 0", |t| {
+        t.contains("-r 192.168.1.10:80 -m -w 2")
+    });
+    let log = xvsd.log();
+    assert!(
+        log.contains("real server 192.168.1.10:80 of TCP 1.1.1.254:80: weight 32 by its check"),
+        "{log}"
+    );
+    assert!(!log.contains("is down"), "{log}");
+    let _ = std::fs::remove_dir_all(folder);
+    let _ = std::fs::remove_file(config);
+}
+
 /// The config's `[timeouts]` (ipvsadm's `--set`) are the director's, and a reload that
 /// changes them changes the director's.
 #[test]

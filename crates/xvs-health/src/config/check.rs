@@ -117,6 +117,14 @@ pub struct CheckConfig {
     pub helo_name: String,
     /// File: the file whose integer is read.
     pub file: Option<String>,
+    /// File: 0 (the default), a non-zero value fails the real server; else the value times
+    /// this is added to the real server's configured weight (keepalived's track file
+    /// weight), the sum kept within 0..=65535.
+    #[serde(default)]
+    pub weight: i32,
+    /// File with a weight: the value is subtracted instead (keepalived's `reverse`).
+    #[serde(default)]
+    pub reverse: bool,
     /// TCP, DR and tunnel real servers: the SYN goes to the VIP the way the director
     /// forwards clients (to the real server's MAC, or tunnelled), proving that the real
     /// server takes the VIP.
@@ -161,6 +169,8 @@ impl Default for CheckConfig {
             dynamic: false,
             helo_name: helo_name(),
             file: None,
+            weight: 0,
+            reverse: false,
             forwarded: false,
             interval: second(),
             timeout: second(),
@@ -227,6 +237,15 @@ impl CheckConfig {
 }
 
 impl CheckConfig {
+    /// A weighted file check's weight for its real server of `configured` weight when the
+    /// file holds `value` (keepalived's track file: the value times the weight, negated by
+    /// `reverse`, added to the configured weight; IPVS's weights are 0..=65535).
+    pub fn file_weight(&self, configured: u32, value: i64) -> u32 {
+        let sign = if self.reverse { -1 } else { 1 };
+        let added = value.saturating_mul(i64::from(self.weight) * sign);
+        i64::from(configured).saturating_add(added).clamp(0, 65_535) as u32
+    }
+
     /// What is wrong with this check on its own.
     pub(super) fn problems(&self) -> impl Iterator<Item = String> {
         let mut problems = Vec::new();
@@ -261,6 +280,15 @@ impl CheckConfig {
                 ));
             }
             _ => {}
+        }
+        if (self.weight != 0 || self.reverse) && self.kind != CheckType::File {
+            problems.push("`weight` and `reverse` are for file checks".to_string());
+        }
+        if self.weight.unsigned_abs() > 65_535 {
+            problems.push(format!("weight {} is not in -65535..=65535", self.weight));
+        }
+        if self.reverse && self.weight == 0 {
+            problems.push("`reverse` needs a weight".to_string());
         }
         if self.dynamic && self.kind != CheckType::Command {
             problems.push("`dynamic` is for command checks".to_string());
