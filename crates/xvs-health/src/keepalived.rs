@@ -833,18 +833,29 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
                 let mut one = Check {
                     lines: common.lines.clone(),
                 };
-                let mut expect = None;
+                let (mut expect, mut regex, mut no_match) = (None, false, None);
                 for entry in url.block.clone().unwrap_or_default() {
                     match entry.keyword.as_str() {
                         "path" => one.set("path", quoted(&entry.args.join(" "))),
                         "status_code" => expect = status_codes(&entry.args),
                         "digest" => one.set("digest", quoted(&entry.args.join(""))),
-                        "regex" => one.set("body_regex", quoted(&entry.args.join(" "))),
+                        "regex" => {
+                            regex = true;
+                            one.set("body_regex", quoted(&entry.args.join(" ")))
+                        }
+                        "regex_no_match" => no_match = Some(entry.line),
                         other => notes.push(format!(
                             "line {}: url {other}: not translated (the status is still checked)",
                             entry.line
                         )),
                     }
+                }
+                match (no_match, regex) {
+                    (Some(_), true) => one.set("body_regex_no_match", "true".into()),
+                    (Some(line), false) => notes.push(format!(
+                        "line {line}: url regex_no_match without a regex: not translated"
+                    )),
+                    (None, _) => {}
                 }
                 match expect {
                     Some(codes) => one.set("expect", codes),
@@ -922,6 +933,8 @@ virtual_server 1.1.1.254 80 {
             }
             url {
               path /ready
+              regex "(?i)error"
+              regex_no_match
             }
             connect_timeout 3
             retry 2
@@ -1023,6 +1036,14 @@ virtual_server group WEB {
             Some("9b3a0c85a887a256d6939da88aabd8cd")
         );
         assert_eq!(checks[1].expect, [200, 201, 202, 203, 204, 205, 206]);
+        assert_eq!(
+            (
+                checks[1].body_regex.as_deref(),
+                checks[1].body_regex_no_match
+            ),
+            (Some("(?i)error"), true)
+        );
+        assert!(!checks[0].body_regex_no_match);
         assert_eq!((checks[0].interval, checks[0].timeout), (6.0, 3.0));
         assert_eq!((checks[0].retries, checks[0].delay_before_retry), (2, 1.0));
 
@@ -1051,9 +1072,9 @@ virtual_server group WEB {
         let notes = imported.notes.join("\n");
         for expected in [
             "line 7: vrrp_instance: no virtual_ipaddress",
-            "line 33: url regex_no_match: not translated",
-            "line 56: smtp_alert: not translated",
-            "line 99: virtual_server group WEB: no such virtual_server_group",
+            "line 33: url regex_no_match without a regex: not translated",
+            "line 58: smtp_alert: not translated",
+            "line 101: virtual_server group WEB: no such virtual_server_group",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }

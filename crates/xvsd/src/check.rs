@@ -377,8 +377,10 @@ fn page_checks(response: &[u8], check: &CheckConfig) -> Result<(), String> {
     }
     if let Some(pattern) = &check.body_regex {
         let regex = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
-        if !regex.is_match(&text) {
-            return Err(format!("the page does not match /{pattern}/"));
+        match (regex.is_match(&text), check.body_regex_no_match) {
+            (false, false) => return Err(format!("the page does not match /{pattern}/")),
+            (true, true) => return Err(format!("the page matches /{pattern}/")),
+            _ => {}
         }
     }
     if let Some(digest) = &check.digest {
@@ -469,6 +471,17 @@ mod tests {
             run(&regex("^X"), page())
                 .unwrap_err()
                 .contains("does not match")
+        );
+        // keepalived's regex_no_match: the page must not match.
+        let no_match = |pattern: &str| CheckConfig {
+            body_regex_no_match: true,
+            ..regex(pattern)
+        };
+        assert_eq!(run(&no_match("^X"), page()), Ok(None));
+        assert!(
+            run(&no_match("(?m)^o[k]$"), page())
+                .unwrap_err()
+                .contains("the page matches")
         );
         let error = server(Some("HTTP/1.0 503 Service Unavailable\r\n\r\n"));
         let failed = run(&check(CheckType::Http), error).unwrap_err();

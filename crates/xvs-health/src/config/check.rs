@@ -86,6 +86,10 @@ pub struct CheckConfig {
     pub body: Option<String>,
     /// HTTP: a regular expression the body must match (keepalived's `regex`).
     pub body_regex: Option<String>,
+    /// HTTP: the body must not match `body_regex` instead (keepalived's `regex_no_match`:
+    /// a page that says "error" fails).
+    #[serde(default)]
+    pub body_regex_no_match: bool,
     /// HTTP: the MD5 digest of the whole body, in hex (keepalived's `digest`).
     pub digest: Option<String>,
     /// HTTP: the Host header (default: the address checked).
@@ -157,6 +161,7 @@ impl Default for CheckConfig {
             expect: ok(),
             body: None,
             body_regex: None,
+            body_regex_no_match: false,
             digest: None,
             host: None,
             tls_verify: true,
@@ -292,6 +297,9 @@ impl CheckConfig {
         }
         if self.dynamic && self.kind != CheckType::Command {
             problems.push("`dynamic` is for command checks".to_string());
+        }
+        if self.body_regex_no_match && self.body_regex.is_none() {
+            problems.push("`body_regex_no_match` needs `body_regex`".to_string());
         }
         if let Some(Err(e)) = self.body_regex.as_deref().map(regex::Regex::new) {
             problems.push(format!("body_regex: {e}"));
