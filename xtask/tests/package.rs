@@ -117,24 +117,17 @@ fn the_package_installs_runs_and_purges_cleanly() {
     assert!(root.join("lib/systemd/system/xvsadm.service").exists());
     assert!(root.join("lib/systemd/system/xvsd.service").exists());
     assert!(root.join("usr/share/doc/xvs/examples/xvsd.toml").exists());
-    let version = Command::new(sbin.join("xvsadm"))
-        .arg("-v")
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&version.stdout),
-        "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n"
-    );
     // ipvsadm's own names, for scripts that call them, run xvsadm as those commands.
     let names = root.join("usr/lib/xvs/ipvsadm");
-    let version = Command::new(names.join("ipvsadm"))
-        .arg("-v")
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&version.stdout),
-        "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n"
-    );
+    for xvsadm in [sbin.join("xvsadm"), names.join("ipvsadm")] {
+        let version = Command::new(&xvsadm).arg("-v").output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&version.stdout),
+            "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n",
+            "{}",
+            xvsadm.display()
+        );
+    }
     for (script, usage) in [
         ("ipvsadm-save", "Usage: ipvsadm-save [-n]"),
         ("ipvsadm-restore", "Usage: ipvsadm-restore < RULES"),

@@ -546,15 +546,17 @@ mod tests {
             ..check(CheckType::File)
         };
         let address: SocketAddr = "192.168.1.10:80".parse().unwrap();
-        let result = |content: Option<&str>| {
+        // The check of `checked` once the file holds `content` (or is gone).
+        let after = |checked: &CheckConfig, content: Option<&str>| {
             match content {
                 Some(text) => std::fs::write(&path, text).unwrap(),
                 None => {
                     let _ = std::fs::remove_file(&path);
                 }
             }
-            run(&checked, address)
+            run(checked, address)
         };
+        let result = |content: Option<&str>| after(&checked, content);
         assert_eq!(result(Some("0\n")), Ok(None));
         assert_eq!(result(Some("  0 maintenance over\n")), Ok(None));
         assert!(result(Some("1\n")).unwrap_err().ends_with("holds 1"));
@@ -568,15 +570,7 @@ mod tests {
             weight: 10,
             ..checked.clone()
         };
-        let value = |content: Option<&str>| {
-            match content {
-                Some(text) => std::fs::write(&path, text).unwrap(),
-                None => {
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
-            run(&weighted, address)
-        };
+        let value = |content: Option<&str>| after(&weighted, content);
         assert_eq!(value(Some("3\n")), Ok(Some(Weighs::FileHolds(3))));
         assert_eq!(value(Some("-2 busy")), Ok(Some(Weighs::FileHolds(-2))));
         assert_eq!(value(Some("busy")), Ok(Some(Weighs::FileHolds(0))));

@@ -587,10 +587,7 @@ impl Daemon {
 
     /// Puts in place the table the config and the state ask for.
     fn apply(&mut self) {
-        let options = ChangeOptions {
-            patience: Duration::from_secs(5),
-            ..ChangeOptions::default()
-        };
+        let options = change_options();
         let (config, previous, state) = (&self.config, self.previous.as_ref(), &self.state);
         let now = self.clock.elapsed();
         let result = Director::change(options, |table| {
@@ -616,17 +613,10 @@ impl Daemon {
     /// them half done.
     fn release(&mut self) {
         let config = &self.config;
-        let removed = Director::change(
-            ChangeOptions {
-                patience: Duration::from_secs(5),
-                ..ChangeOptions::default()
-            },
-            |table| {
-                let rules = desired::release(config, table);
-                xvs_core::restore::restore(&rules, table, &NoNames, "xvsd")
-                    .map_err(|e| e.to_string())
-            },
-        );
+        let removed = Director::change(change_options(), |table| {
+            let rules = desired::release(config, table);
+            xvs_core::restore::restore(&rules, table, &NoNames, "xvsd").map_err(|e| e.to_string())
+        });
         match removed.map_err(change_failure) {
             Ok(_) => println!("xvsd: stopped; its services are removed from the table"),
             Err(e) => eprintln!("xvsd: stopped, but its services could not be removed: {e}"),
@@ -780,6 +770,14 @@ impl report::CheckResults for Daemon {
         let i = *self.watch_of.get(&(service, server, check))?;
         let (result, took) = self.last[i].as_ref()?;
         Some((result.clone().map(|_| ()), *took))
+    }
+}
+
+/// How xvsd changes the table: waiting up to 5 s for another writer's lock.
+fn change_options() -> ChangeOptions {
+    ChangeOptions {
+        patience: Duration::from_secs(5),
+        ..ChangeOptions::default()
     }
 }
 
