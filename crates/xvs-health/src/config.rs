@@ -39,7 +39,7 @@ mod sync;
 mod vrrp;
 
 pub use bgp::BgpConfig;
-pub use check::{CheckConfig, CheckType, Checks, QUERY_TYPES};
+pub use check::{CheckConfig, CheckType, Checks, HttpVersion, QUERY_TYPES};
 pub use sync::SyncConfig;
 pub use vrrp::{TrackScript, VrrpConfig};
 
@@ -1324,6 +1324,15 @@ family = "inet6"
         assert!(
             command.contains("`source` is for checks that send packets"),
             "{command}"
+        );
+        // An HTTP version is "1.0" or "1.1", and for HTTP checks.
+        assert!(with_check("type = \"http\", http_version = \"1.1\"").is_ok());
+        let version = with_check("type = \"http\", http_version = \"2\"").unwrap_err();
+        assert!(version.contains("http_version"), "{version}");
+        let tcp = with_check("http_version = \"1.1\"").unwrap_err();
+        assert!(
+            tcp.contains("`http_version` is for http and https checks"),
+            "{tcp}"
         );
     }
 

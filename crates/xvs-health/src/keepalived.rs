@@ -810,6 +810,9 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
             "payload" => common.set("payload", quoted(&arg)),
             "virtualhost" => common.set("host", quoted(&arg)),
             "helo_name" => common.set("helo_name", quoted(&arg)),
+            // 1.0 and 1.0C (with `Connection: close`) are xvsd's default request.
+            "http_protocol" if arg == "1.1" => common.set("http_version", quoted(&arg)),
+            "http_protocol" if arg == "1.0" || arg == "1.0C" => {}
             other => notes.push(format!("line {}: {other}: not translated", entry.line)),
         }
     }
@@ -895,7 +898,7 @@ fn status_codes(args: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CheckType, Config, Method, OnStop, Protocol};
+    use crate::config::{CheckType, Config, HttpVersion, Method, OnStop, Protocol};
 
     const KEEPALIVED: &str = r#"
 ! Configuration File for keepalived
@@ -1327,6 +1330,59 @@ virtual_server 1.1.1.254 80 {
             "{notes}"
         );
         assert!(!notes.contains("FILE_CHECK"), "{notes}");
+    }
+
+    /// `http_protocol 1.1` asks in HTTP/1.1; 1.0 and 1.0C are xvsd's default request.
+    #[test]
+    fn http_protocol_becomes_the_check_s_http_version() {
+        let text = r#"
+virtual_server 1.1.1.254 80 {
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 192.168.1.10 80 {
+        HTTP_GET {
+            url {
+              path /health
+            }
+            http_protocol 1.1
+        }
+        SSL_GET {
+            http_protocol 1.0C
+        }
+    }
+    real_server 192.168.1.20 80 {
+        HTTP_GET {
+            http_protocol 2
+        }
+    }
+}
+"#;
+        let imported = import(text, "keepalived.conf");
+        let config =
+            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
+        let service = &config.services[0];
+        let versions = |i: usize| {
+            service
+                .checks_of(&service.real_servers[i])
+                .iter()
+                .map(|c| (c.kind, c.http_version))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            versions(0),
+            [
+                (CheckType::Http, HttpVersion::Http11),
+                (CheckType::Https, HttpVersion::Http10)
+            ]
+        );
+        assert_eq!(versions(1), [(CheckType::Http, HttpVersion::Http10)]);
+        assert_eq!(
+            imported.notes,
+            ["line 19: http_protocol: not translated"],
+            "{}",
+            imported.config
+        );
     }
 
     /// `lvs_timeouts` (ipvsadm's `--set`) becomes `[timeouts]`.

@@ -322,8 +322,9 @@ fn http_get(
         .map_err(|e| e.to_string())?;
     let host = check.host.clone().unwrap_or_else(|| target.to_string());
     let request = format!(
-        "GET {} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: xvsd\r\nConnection: close\r\n\r\n",
+        "GET {} {}\r\nHost: {host}\r\nUser-Agent: xvsd\r\nConnection: close\r\n\r\n",
         check.path,
+        check.http_version.as_str(),
     );
     stream
         .write_all(request.as_bytes())
@@ -365,10 +366,21 @@ fn http_get(
 
 /// The body's checks: text it contains, a regular expression, keepalived's MD5 digest.
 fn page_checks(response: &[u8], check: &CheckConfig) -> Result<(), String> {
-    let body = response
+    let (head, body) = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .map_or(&response[response.len()..], |at| &response[at + 4..]);
+        .map_or((response, &response[response.len()..]), |at| {
+            (&response[..at], &response[at + 4..])
+        });
+    // An HTTP/1.1 server may send the page in chunks even to a request that asks it to
+    // close: the checks read the page, not the chunk sizes between its parts.
+    let unchunked;
+    let body = if chunked(head) {
+        unchunked = unchunk(body).ok_or("a malformed chunked page")?;
+        &unchunked[..]
+    } else {
+        body
+    };
     let text = String::from_utf8_lossy(body);
     if let Some(wanted) = &check.body
         && !text.contains(wanted.as_str())
@@ -396,6 +408,37 @@ fn page_checks(response: &[u8], check: &CheckConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the response's head says `Transfer-Encoding: chunked`.
+fn chunked(head: &[u8]) -> bool {
+    String::from_utf8_lossy(head).lines().skip(1).any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("transfer-encoding")
+                && value.to_ascii_lowercase().contains("chunked")
+        })
+    })
+}
+
+/// A chunked body's content (RFC 9112 §7.1: hex size, optional extensions, CRLF, data,
+/// CRLF; a zero size ends it, trailers ignored); `None` if it is cut short or malformed.
+fn unchunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut page = Vec::with_capacity(body.len());
+    loop {
+        let end = body.windows(2).position(|w| w == b"\r\n")?;
+        let line = std::str::from_utf8(&body[..end]).ok()?;
+        let hex = line.split(';').next()?.trim();
+        let size = usize::from_str_radix(hex, 16).ok()?;
+        body = &body[end + 2..];
+        if size == 0 {
+            return Some(page);
+        }
+        if body.len() < size + 2 || &body[size..size + 2] != b"\r\n" {
+            return None;
+        }
+        page.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
+}
+
 /// The code of an HTTP status line (`HTTP/1.1 200 OK`).
 fn status_code(line: &str) -> Option<u16> {
     let mut words = line.split_whitespace();
@@ -418,20 +461,66 @@ mod tests {
 
     /// A one-connection server on loopback answering `reply` (None: accept and hang).
     fn server(reply: Option<&'static str>) -> SocketAddr {
+        match reply {
+            Some(text) => server_for(move |_| text.to_string()),
+            None => server_for(|_| {
+                std::thread::sleep(Duration::from_secs(3));
+                String::new()
+            }),
+        }
+    }
+
+    /// A one-connection server on loopback answering what `answer` makes of the request.
+    fn server_for(answer: impl FnOnce(&str) -> String + Send + 'static) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
             let mut request = [0u8; 1024];
-            let _ = stream.read(&mut request);
-            match reply {
-                Some(text) => {
-                    let _ = stream.write_all(text.as_bytes());
-                }
-                None => std::thread::sleep(Duration::from_secs(3)),
-            }
+            let n = stream.read(&mut request).unwrap_or(0);
+            let reply = answer(&String::from_utf8_lossy(&request[..n]));
+            let _ = stream.write_all(reply.as_bytes());
         });
         address
+    }
+
+    #[test]
+    fn an_http_1_1_check_asks_in_1_1_and_reads_a_chunked_page_whole() {
+        // A server that refuses HTTP/1.0 (as some do, with 505) and chunks its page,
+        // splitting the word the check looks for.
+        let strict = || {
+            server_for(|request| {
+                if request.starts_with("GET /health HTTP/1.1\r\n") {
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nrea\r\n3;x=y\r\ndy\n\r\n0\r\n\r\n"
+                        .to_string()
+                } else {
+                    "HTTP/1.1 505 HTTP Version Not Supported\r\n\r\n".to_string()
+                }
+            })
+        };
+        let old = CheckConfig {
+            path: "/health".into(),
+            ..check(CheckType::Http)
+        };
+        assert!(run(&old, strict()).unwrap_err().contains("status 505"));
+        let new = CheckConfig {
+            http_version: xvs_health::config::HttpVersion::Http11,
+            body: Some("ready".into()),
+            ..old
+        };
+        assert_eq!(run(&new, strict()), Ok(None));
+        // The digest is of the page, not of its chunks (`printf 'ready\n' | md5sum`).
+        let digest = CheckConfig {
+            digest: Some("28854bafa79a455c3ecdb40ef8b1149a".into()),
+            ..new.clone()
+        };
+        assert_eq!(run(&digest, strict()), Ok(None));
+        // A page cut off inside a chunk fails with a clear word.
+        let cut = server(Some(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nready",
+        ));
+        let failed = run(&new, cut).unwrap_err();
+        assert!(failed.contains("malformed chunked page"), "{failed}");
     }
 
     #[test]

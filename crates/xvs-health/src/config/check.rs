@@ -65,6 +65,26 @@ pub enum CheckType {
     File,
 }
 
+/// The HTTP version an HTTP check's request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum HttpVersion {
+    #[default]
+    #[serde(rename = "1.0")]
+    Http10,
+    #[serde(rename = "1.1")]
+    Http11,
+}
+
+impl HttpVersion {
+    /// As the request line writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "HTTP/1.0",
+            HttpVersion::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckConfig {
@@ -94,6 +114,11 @@ pub struct CheckConfig {
     pub digest: Option<String>,
     /// HTTP: the Host header (default: the address checked).
     pub host: Option<String>,
+    /// HTTP: the request's version, "1.0" (the default, as keepalived's) or "1.1"
+    /// (keepalived's `http_protocol 1.1`, for servers that refuse 1.0); either way the
+    /// request asks the server to close, and a chunked page is read whole.
+    #[serde(default)]
+    pub http_version: HttpVersion,
     /// HTTPS: verify the server's certificate (against `ca_file`, or the system's roots)
     /// and its name (`host`, or the address checked).
     #[serde(default = "yes")]
@@ -164,6 +189,7 @@ impl Default for CheckConfig {
             body_regex_no_match: false,
             digest: None,
             host: None,
+            http_version: HttpVersion::default(),
             tls_verify: true,
             ca_file: None,
             payload: String::new(),
@@ -297,6 +323,11 @@ impl CheckConfig {
         }
         if self.dynamic && self.kind != CheckType::Command {
             problems.push("`dynamic` is for command checks".to_string());
+        }
+        if self.http_version != HttpVersion::default()
+            && !matches!(self.kind, CheckType::Http | CheckType::Https)
+        {
+            problems.push("`http_version` is for http and https checks".to_string());
         }
         if self.body_regex_no_match && self.body_regex.is_none() {
             problems.push("`body_regex_no_match` needs `body_regex`".to_string());
