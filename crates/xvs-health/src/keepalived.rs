@@ -295,17 +295,46 @@ struct Check {
 }
 
 impl Check {
+    /// Sets `key` (again: the last setting wins, as a checker's own timing over its real
+    /// server's and service's).
     fn set(&mut self, key: &str, value: String) {
-        self.lines.push(format!("{key} = {value}"));
+        let prefix = format!("{key} = ");
+        self.lines.retain(|line| !line.starts_with(&prefix));
+        self.lines.push(format!("{prefix}{value}"));
     }
 }
 
-/// Timing shared by all of a service's checks (keepalived's `delay_loop`), and the
-/// track files its FILE_CHECKs name.
+/// What a `virtual_server` gives all its checks, and a `real_server` its own (overriding
+/// its service's): keepalived's `delay_loop`, `connect_timeout`, `retry`,
+/// `delay_before_retry`, `warmup` and `virtualhost`; and the track files FILE_CHECKs name.
+#[derive(Clone)]
 struct Defaults<'a> {
     interval: Option<String>,
+    timeout: Option<String>,
+    retries: Option<String>,
+    delay_before_retry: Option<String>,
+    warmup: Option<String>,
     host: Option<String>,
     track_files: &'a HashMap<String, TrackFile>,
+}
+
+impl Defaults<'_> {
+    /// Takes `entry` if it is one of the checks' settings.
+    fn take(&mut self, entry: &Item) -> bool {
+        let arg = entry.args.first().cloned().unwrap_or_default();
+        let number = arg.parse::<f64>().is_ok_and(|n| n >= 0.0);
+        let setting = match entry.keyword.as_str() {
+            "delay_loop" if number => &mut self.interval,
+            "connect_timeout" if number => &mut self.timeout,
+            "retry" | "nb_get_retry" if arg.parse::<u32>().is_ok() => &mut self.retries,
+            "delay_before_retry" if number => &mut self.delay_before_retry,
+            "warmup" if number => &mut self.warmup,
+            "virtualhost" => &mut self.host,
+            _ => return false,
+        };
+        *setting = Some(arg);
+        true
+    }
 }
 
 /// keepalived's global `track_file NAME { file PATH; weight W [reverse] }`.
@@ -610,6 +639,10 @@ fn service_body(
     let (laddr_groups, track_files) = (context.laddr_groups, context.track_files);
     let mut defaults = Defaults {
         interval: None,
+        timeout: None,
+        retries: None,
+        delay_before_retry: None,
+        warmup: None,
         host: None,
         track_files,
     };
@@ -619,6 +652,9 @@ fn service_body(
     for entry in &block {
         let arg = entry.args.first().cloned().unwrap_or_default();
         let number = || arg.parse::<f64>().is_ok();
+        if defaults.take(entry) {
+            continue;
+        }
         match entry.keyword.as_str() {
             // A fwmark service has no protocol in IPVS: its mark picks the packets.
             "protocol" if marked => {}
@@ -653,8 +689,6 @@ fn service_body(
             | "mh-fallback" => flags.push(quoted(&entry.keyword)),
             // IPVS sets it on every service itself.
             "hashed" => {}
-            "delay_loop" if number() => defaults.interval = Some(arg.clone()),
-            "virtualhost" => defaults.host = Some(arg.clone()),
             "quorum" | "hysteresis" if number() => {
                 service.push(format!("{} = {arg}", entry.keyword))
             }
@@ -707,9 +741,13 @@ fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut V
         return;
     };
     let _ = writeln!(out, "\n[[service.real_server]]\naddress = {}", quoted(&rip));
-    let mut checks = Vec::new();
+    let mut checkers = Vec::new();
+    let mut defaults = defaults.clone();
     for entry in item.block.clone().unwrap_or_default() {
         let arg = entry.args.first().cloned().unwrap_or_default();
+        if defaults.take(&entry) {
+            continue;
+        }
         match entry.keyword.as_str() {
             "weight" if arg.parse::<u32>().is_ok() => {
                 let _ = writeln!(out, "weight = {arg}");
@@ -734,11 +772,16 @@ fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut V
                 let _ = writeln!(out, "{}_threshold = {arg}", &entry.keyword[..1]);
             }
             "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "UDP_CHECK"
-            | "SMTP_CHECK" | "PING_CHECK" => {
-                checks.extend(check(&entry, defaults, notes));
-            }
-            "FILE_CHECK" => checks.extend(file_check(&entry, defaults, notes)),
+            | "SMTP_CHECK" | "PING_CHECK" | "FILE_CHECK" => checkers.push(entry),
             other => notes.push(format!("line {}: {other}: not translated", entry.line)),
+        }
+    }
+    // After the whole block: its settings apply to its checkers wherever they stand.
+    let mut checks = Vec::new();
+    for entry in checkers {
+        match entry.keyword.as_str() {
+            "FILE_CHECK" => checks.extend(file_check(&entry, &defaults, notes)),
+            _ => checks.extend(check(&entry, &defaults, notes)),
         }
     }
     for check in checks {
@@ -769,26 +812,26 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
         // a CA.
         common.set("tls_verify", "false".into());
     }
-    if let Some(interval) = &defaults.interval {
-        common.set("interval", interval.clone());
-    }
-    // keepalived's defaults where xvsd's differ: one retry (DNS three, MISC none), a
-    // 5-second connect timeout.
-    let mut retries = match item.keyword.as_str() {
-        "DNS_CHECK" => 3,
-        "MISC_CHECK" => 0,
-        _ => 1,
-    }
-    .to_string();
+    // The checker's own settings over its real server's and service's (`own`); its
+    // timeout alone is not inherited by a MISC_CHECK, which makes no connection.
+    let mut own = defaults.clone();
     let mut timeout = if kind == "command" {
-        defaults.interval.clone()
+        None
     } else {
-        Some("5".to_string())
+        defaults.timeout.clone()
     };
     let mut urls = Vec::new();
     for entry in item.block.clone().unwrap_or_default() {
         let arg = entry.args.first().cloned().unwrap_or_default();
-        let number = arg.parse::<f64>().is_ok();
+        let number = arg.parse::<f64>().is_ok_and(|n| n >= 0.0);
+        match entry.keyword.as_str() {
+            "connect_timeout" | "misc_timeout" if number => {
+                timeout = Some(arg);
+                continue;
+            }
+            _ if own.take(&entry) => continue,
+            _ => {}
+        }
         match entry.keyword.as_str() {
             "connect_port" => common.set("port", arg),
             "connect_ip" | "bindto" if arg.parse::<IpAddr>().is_ok() => {
@@ -799,16 +842,12 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
                 };
                 common.set(key, quoted(&arg));
             }
-            "connect_timeout" | "misc_timeout" if number => timeout = Some(arg),
-            "retry" | "nb_get_retry" if number => retries = arg,
-            "delay_before_retry" if number => common.set("delay_before_retry", arg),
             "url" => urls.push(entry),
             "misc_path" => common.set("command", quoted(&entry.args.join(" "))),
             "misc_dynamic" => common.set("dynamic", "true".into()),
             "type" => common.set("query_type", quoted(&arg)),
             "name" => common.set("name", quoted(&arg)),
             "payload" => common.set("payload", quoted(&arg)),
-            "virtualhost" => common.set("host", quoted(&arg)),
             "helo_name" => common.set("helo_name", quoted(&arg)),
             // 1.0 and 1.0C (with `Connection: close`) are xvsd's default request.
             "http_protocol" if arg == "1.1" => common.set("http_version", quoted(&arg)),
@@ -816,14 +855,38 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
             other => notes.push(format!("line {}: {other}: not translated", entry.line)),
         }
     }
-    common.set("retries", retries);
+    // keepalived's defaults where xvsd's differ: one retry (DNS three, MISC none), a
+    // 5-second connect timeout (MISC: the check's interval), 3 s between an HTTP check's
+    // retries (DNS: the interval).
+    if let Some(interval) = &own.interval {
+        common.set("interval", interval.clone());
+    }
+    let retries = match item.keyword.as_str() {
+        "DNS_CHECK" => "3",
+        "MISC_CHECK" => "0",
+        _ => "1",
+    };
+    common.set("retries", own.retries.unwrap_or(retries.into()));
+    let timeout = match kind {
+        "command" => timeout.or(own.interval.clone()),
+        _ => timeout.or(Some("5".into())),
+    };
     if let Some(timeout) = timeout {
         common.set("timeout", timeout);
     }
+    let delay_before_retry = match kind {
+        "http" | "https" => Some("3".to_string()),
+        "dns" => own.interval.clone(),
+        _ => None,
+    };
+    if let Some(delay) = own.delay_before_retry.or(delay_before_retry) {
+        common.set("delay_before_retry", delay);
+    }
+    if let Some(warmup) = &own.warmup {
+        common.set("warmup", warmup.clone());
+    }
     if kind == "http" || kind == "https" {
-        if let Some(host) = &defaults.host
-            && !common.lines.iter().any(|l| l.starts_with("host "))
-        {
+        if let Some(host) = &own.host {
             common.set("host", quoted(host));
         }
         if urls.is_empty() {
@@ -847,6 +910,7 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
                             one.set("body_regex", quoted(&entry.args.join(" ")))
                         }
                         "regex_no_match" => no_match = Some(entry.line),
+                        "virtualhost" => one.set("host", quoted(&entry.args.join(" "))),
                         other => notes.push(format!(
                             "line {}: url {other}: not translated (the status is still checked)",
                             entry.line
@@ -1382,6 +1446,109 @@ virtual_server 1.1.1.254 80 {
             ["line 19: http_protocol: not translated"],
             "{}",
             imported.config
+        );
+    }
+
+    /// A virtual server's check settings are its real servers', and a real server's its
+    /// checkers' (keepalived's `delay_loop`, `connect_timeout`, `retry`,
+    /// `delay_before_retry`, `warmup`, `virtualhost`), each level over the one above, with
+    /// keepalived's defaults by checker where none is given.
+    #[test]
+    fn check_settings_pass_from_the_service_to_its_real_servers_and_their_checks() {
+        let text = r#"
+virtual_server 1.1.1.254 80 {
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 192.168.1.10 80 {
+        HTTP_GET {
+            url {
+              path /
+            }
+        }
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    delay_loop 10
+    connect_timeout 2
+    retry 4
+    warmup 0
+    virtualhost www.example.com
+    real_server 192.168.1.20 80 {
+        MISC_CHECK {
+            misc_path /bin/true
+        }
+        DNS_CHECK {
+            name example.com
+        }
+        HTTP_GET {
+            url {
+              path /a
+              virtualhost a.example.com
+            }
+            warmup 7
+        }
+        delay_loop 5
+        retry 0
+        delay_before_retry 2
+    }
+}
+"#;
+        let imported = import(text, "keepalived.conf");
+        assert!(imported.notes.is_empty(), "{:?}", imported.notes);
+        let config =
+            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
+        let service = &config.services[0];
+        let settings = |i: usize| {
+            service
+                .checks_of(&service.real_servers[i])
+                .iter()
+                .map(|c| {
+                    (
+                        c.kind,
+                        c.interval,
+                        c.timeout,
+                        c.retries,
+                        c.delay_before_retry,
+                        c.warmup,
+                        c.host.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let host = |h: &str| Some(h.to_string());
+        assert_eq!(
+            settings(0),
+            [
+                (
+                    CheckType::Http,
+                    10.0,
+                    2.0,
+                    4,
+                    3.0,
+                    Some(0.0),
+                    host("www.example.com")
+                ),
+                (CheckType::Tcp, 10.0, 1.0, 4, 1.0, Some(0.0), None),
+            ]
+        );
+        assert_eq!(
+            settings(1),
+            [
+                // A MISC_CHECK's timeout is its interval (it makes no connection).
+                (CheckType::Command, 5.0, 5.0, 0, 2.0, Some(0.0), None),
+                (CheckType::Dns, 5.0, 2.0, 0, 2.0, Some(0.0), None),
+                (
+                    CheckType::Http,
+                    5.0,
+                    2.0,
+                    0,
+                    2.0,
+                    Some(7.0),
+                    host("a.example.com")
+                ),
+            ]
         );
     }
 

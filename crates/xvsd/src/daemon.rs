@@ -520,10 +520,7 @@ impl Daemon {
             let sender = self.sender.clone();
             let stop = self.stop.clone();
             let generation = self.generation;
-            // The first checks are spread over one interval: a thousand checks started in
-            // the same instant, every interval, would overflow the listen queues of real
-            // servers that share a host (and the director's own burst of connections).
-            let offset = watch.check.interval() * i as u32 / count.max(1);
+            let offset = first_check_after(&watch.check, i as u32, count);
             std::thread::Builder::new()
                 .name(format!("check {}", watch.address))
                 // A check needs little stack; thousands of checkers must stay cheap.
@@ -855,4 +852,35 @@ fn spawn_notify(config: &Config, event: &Event) -> Option<std::process::Child> {
         .spawn()
         .map_err(|e| eprintln!("xvsd: {line:?}: {e}"))
         .ok()
+}
+
+/// When probe `i` of `count` makes its first check: the first checks are spread over one
+/// interval (or the check's `warmup`; 0, all at once). A thousand checks started in the
+/// same instant, every interval, would overflow the listen queues of real servers that
+/// share a host (and the director's own burst of connections).
+fn first_check_after(check: &xvs_health::config::CheckConfig, i: u32, count: u32) -> Duration {
+    check.warmup() * i / count.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xvs_health::config::CheckConfig;
+
+    #[test]
+    fn first_checks_are_spread_over_the_interval_or_the_warmup() {
+        let check = |warmup: Option<f64>| CheckConfig {
+            interval: 8.0,
+            warmup,
+            ..CheckConfig::default()
+        };
+        let offsets = |c: &CheckConfig| {
+            (0..4)
+                .map(|i| first_check_after(c, i, 4).as_secs_f64())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(offsets(&check(None)), [0.0, 2.0, 4.0, 6.0]);
+        assert_eq!(offsets(&check(Some(2.0))), [0.0, 0.5, 1.0, 1.5]);
+        assert_eq!(offsets(&check(Some(0.0))), [0.0; 4]);
+    }
 }

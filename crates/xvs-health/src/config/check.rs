@@ -161,6 +161,10 @@ pub struct CheckConfig {
     pub forwarded: bool,
     #[serde(default = "second")]
     pub interval: f64,
+    /// Seconds within which the first check starts (keepalived's `warmup`): xvsd spreads
+    /// the first checks over this (default: the interval), so that checks started
+    /// together do not all strike at once; 0 starts them at once.
+    pub warmup: Option<f64>,
     #[serde(default = "second")]
     pub timeout: f64,
     /// Attempts after a failed one before the check counts as failed.
@@ -204,6 +208,7 @@ impl Default for CheckConfig {
             reverse: false,
             forwarded: false,
             interval: second(),
+            warmup: None,
             timeout: second(),
             retries: 0,
             delay_before_retry: second(),
@@ -250,6 +255,11 @@ impl CheckConfig {
         Duration::from_secs_f64(self.interval)
     }
 
+    /// How long after the start the first checks are spread over.
+    pub fn warmup(&self) -> Duration {
+        Duration::from_secs_f64(self.warmup.unwrap_or(self.interval))
+    }
+
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout)
     }
@@ -286,6 +296,9 @@ impl CheckConfig {
         }
         if !(self.delay_before_retry >= 0.0 && self.delay_before_retry.is_finite()) {
             problems.push("delay_before_retry must be >= 0".to_string());
+        }
+        if self.warmup.is_some_and(|w| !(w >= 0.0 && w.is_finite())) {
+            problems.push("warmup must be >= 0".to_string());
         }
         match self.kind {
             CheckType::Command if self.command.as_deref().is_none_or(str::is_empty) => {
