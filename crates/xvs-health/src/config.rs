@@ -427,6 +427,11 @@ pub struct ServiceConfig {
     /// `omega`).
     #[serde(default)]
     pub omega: bool,
+    /// Its checks pause while its VIP is not an address of this director (keepalived's
+    /// `ha_suspend`): a VRRP backup, which does not hold the VIP, does not probe the real
+    /// servers; they keep the state the last checks gave them.
+    #[serde(default)]
+    pub ha_suspend: bool,
     /// The sum of up real servers' weights the service needs (keepalived's `quorum`).
     #[serde(default = "one")]
     pub quorum: u32,
@@ -851,6 +856,11 @@ impl Config {
             if service.omega && config.on_stop != OnStop::Remove {
                 problems.push(format!(
                     "{name}: omega runs the down notifies when xvsd stops and removes the service: it needs on_stop = \"remove\" at the top of the file"
+                ));
+            }
+            if service.ha_suspend && service.fwmark.is_some() {
+                problems.push(format!(
+                    "{name}: ha_suspend follows the service's VIP, and a fwmark service has none"
                 ));
             }
             if let Some(drain) = service.drain
@@ -1325,6 +1335,10 @@ family = "inet6"
             command.contains("`source` is for checks that send packets"),
             "{command}"
         );
+        // ha_suspend follows a VIP, which a fwmark service has not.
+        let marked = "[[service]]\nfwmark = 1\nscheduler = \"rr\"\nha_suspend = true\n";
+        let suspend = Config::parse(marked).unwrap_err();
+        assert!(suspend.contains("a fwmark service has none"), "{suspend}");
         // An HTTP version is "1.0" or "1.1", and for HTTP checks.
         assert!(with_check("type = \"http\", http_version = \"1.1\"").is_ok());
         let version = with_check("type = \"http\", http_version = \"2\"").unwrap_err();

@@ -694,6 +694,11 @@ fn service_body(
             }
             "alpha" => service.push("alpha = true".into()),
             "omega" => service.push("omega = true".into()),
+            "ha_suspend" if !marked => service.push("ha_suspend = true".into()),
+            "ha_suspend" => notes.push(format!(
+                "line {}: ha_suspend: not translated (a fwmark service has no VIP to follow)",
+                entry.line
+            )),
             "inhibit_on_failure" => service.push("inhibit_on_failure = true".into()),
             "quorum_up" | "quorum_down" => service.push(format!(
                 "{} = {}",
@@ -1475,6 +1480,7 @@ virtual_server 1.1.1.254 80 {
     retry 4
     warmup 0
     virtualhost www.example.com
+    ha_suspend
     real_server 192.168.1.20 80 {
         MISC_CHECK {
             misc_path /bin/true
@@ -1517,6 +1523,7 @@ virtual_server 1.1.1.254 80 {
                 })
                 .collect::<Vec<_>>()
         };
+        assert!(service.ha_suspend);
         let host = |h: &str| Some(h.to_string());
         assert_eq!(
             settings(0),

@@ -172,6 +172,9 @@ pub fn run(path: &str) -> Result<(), String> {
         rates_error: None,
         next_hops: NextHops::new(),
         next_hops_error: None,
+        suspended: Vec::new(),
+        paused: Vec::new(),
+        addresses_error: None,
     };
     daemon.apply();
     // The VIPs come once the table is in place, so that the first client is served.
@@ -466,6 +469,13 @@ struct Daemon {
     next_hops: NextHops,
     /// The last failure to refresh them, said once.
     next_hops_error: Option<String>,
+    /// Per probe: whether its checks are paused (keepalived's `ha_suspend`), read by its
+    /// checker before each check.
+    suspended: Vec<Arc<AtomicBool>>,
+    /// Per service: whether its checks are paused, as last said.
+    paused: Vec<bool>,
+    /// The last failure to list this director's addresses, said once.
+    addresses_error: Option<String>,
 }
 
 impl Daemon {
@@ -497,6 +507,50 @@ impl Daemon {
             refreshed.map(drop),
         );
         self.look_for_hand_edits();
+        self.follow_vips();
+    }
+
+    /// Pauses the checks of each `ha_suspend` service whose VIP is not an address of this
+    /// director (a VRRP backup's), and resumes them when it is again; a probe shared by
+    /// several services pauses only when all of them do.
+    fn follow_vips(&mut self) {
+        let services = &self.config.services;
+        let mut away = vec![false; services.len()];
+        if services.iter().any(|s| s.ha_suspend) {
+            let listed = xvs_datapath::netlink::all_addresses().map_err(|e| e.to_string());
+            let own: std::collections::HashSet<std::net::IpAddr> = match &listed {
+                Ok(all) => all.iter().map(|&(_, address, _)| address).collect(),
+                // Unknown: checks go on as they were.
+                Err(_) => {
+                    return say_failure_once(
+                        &mut self.addresses_error,
+                        "cannot list the director's addresses",
+                        listed.map(drop),
+                    );
+                }
+            };
+            for (i, service) in services.iter().enumerate() {
+                away[i] = service.ha_suspend
+                    && service.address.is_some_and(|vip| !own.contains(&vip.ip()));
+            }
+        }
+        for (flag, served) in self.suspended.iter().zip(&self.probes) {
+            let paused = served.iter().all(|&w| away[self.watches[w].service]);
+            flag.store(paused, Ordering::Relaxed);
+        }
+        for (i, service) in services.iter().enumerate() {
+            if self.paused.get(i).copied().unwrap_or(false) != away[i] {
+                let (vip, checks) = match away[i] {
+                    true => ("not here", "paused"),
+                    false => ("here", "resumed"),
+                };
+                println!(
+                    "xvsd: {}: its VIP is {vip}: checks {checks} (ha_suspend)",
+                    service.name()
+                );
+            }
+        }
+        self.paused = away;
     }
 
     fn start_checks(&mut self) -> Result<(), String> {
@@ -515,10 +569,16 @@ impl Daemon {
         // One checker per probe: a real server in several services (or an imported
         // virtual_server_group) alike in its check is checked once for all of them.
         let count = self.probes.len() as u32;
+        self.suspended = (0..count).map(|_| Arc::default()).collect();
+        // Paused from the first check on where the VIP is not here (said again for the
+        // services of a reloaded config).
+        self.paused.clear();
+        self.follow_vips();
         for (i, served) in self.probes.iter().enumerate() {
             let watch = self.watches[served[0]].clone();
             let sender = self.sender.clone();
             let stop = self.stop.clone();
+            let suspended = self.suspended[i].clone();
             let generation = self.generation;
             let offset = first_check_after(&watch.check, i as u32, count);
             std::thread::Builder::new()
@@ -528,6 +588,11 @@ impl Daemon {
                 .spawn(move || {
                     std::thread::sleep(offset);
                     while !stop.load(Ordering::Relaxed) {
+                        // Paused, the checker only waits for its next turn, as keepalived's.
+                        if suspended.load(Ordering::Relaxed) {
+                            std::thread::sleep(watch.check.interval());
+                            continue;
+                        }
                         let started = Instant::now();
                         let result = check::run_with_retries(&watch);
                         let message = Message::Checked {

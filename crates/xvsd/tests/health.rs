@@ -1711,6 +1711,87 @@ check = {{ type = "file", file = "{}", weight = 20, reverse = true, interval = 0
     let _ = std::fs::remove_file(config);
 }
 
+/// keepalived's `ha_suspend`: a service's checks pause while its VIP is not the
+/// director's (as on a VRRP backup) and resume when it comes, while a service whose VIP
+/// is here is checked all along.
+#[test]
+fn ha_suspend_pauses_a_service_s_checks_while_its_vip_is_elsewhere() {
+    let lab = topology::nat().build().unwrap();
+    let folder = std::env::temp_dir().join(format!("xvsd-{}-suspend", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let (here, away) = (folder.join("here"), folder.join("away"));
+    let service = |vip: &str, file: &std::path::Path| {
+        format!(
+            r#"
+[[service]]
+address = "{vip}:80"
+scheduler = "rr"
+method = "nat"
+ha_suspend = true
+check = {{ type = "command", command = "echo >> {}", interval = 0.2 }}
+
+[[service.real_server]]
+address = "192.168.1.10:80"
+"#,
+            file.display()
+        )
+    };
+    let config = write_config(
+        "suspend",
+        &(service("1.1.1.254", &here) + &service("1.1.1.253", &away)),
+    );
+    let runs = |file: &std::path::Path| {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // At most 30 s: a bound on a hang, not a speed goal.
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "never {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let xvsd = Xvsd::start(&lab, &config, "suspend");
+    let paused = "TCP 1.1.1.253:80: its VIP is not here: checks paused (ha_suspend)";
+    xvsd.wait_for(paused);
+    until("three checks of the service whose VIP is here", &|| {
+        runs(&here) >= 3
+    });
+    assert_eq!(runs(&away), 0, "checked while its VIP is elsewhere");
+    assert!(
+        !xvsd.log().contains("1.1.1.254:80: its VIP"),
+        "{}",
+        xvsd.log()
+    );
+
+    // The VIP comes, as VRRP would add it, and goes.
+    lab.run_ok(
+        "director",
+        &["ip", "addr", "add", "1.1.1.253/32", "dev", "eth0"],
+    )
+    .unwrap();
+    xvsd.wait_for("TCP 1.1.1.253:80: its VIP is here: checks resumed (ha_suspend)");
+    until("three checks once the VIP is here", &|| runs(&away) >= 3);
+    lab.run_ok(
+        "director",
+        &["ip", "addr", "del", "1.1.1.253/32", "dev", "eth0"],
+    )
+    .unwrap();
+    until("paused again", &|| xvsd.log().matches(paused).count() == 2);
+    let (stopped_at, other) = (runs(&away), runs(&here));
+    until("five more checks of the other service", &|| {
+        runs(&here) >= other + 5
+    });
+    // One check may have been under way when the pause came.
+    assert!(runs(&away) <= stopped_at + 1, "checked while paused");
+    assert!(!xvsd.log().contains("is down"), "{}", xvsd.log());
+    let _ = std::fs::remove_dir_all(folder);
+    let _ = std::fs::remove_file(config);
+}
+
 /// The config's `[timeouts]` (ipvsadm's `--set`) are the director's, and a reload that
 /// changes them changes the director's.
 #[test]
