@@ -857,6 +857,9 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
             // 1.0 and 1.0C (with `Connection: close`) are xvsd's default request.
             "http_protocol" if arg == "1.1" => common.set("http_version", quoted(&arg)),
             "http_protocol" if arg == "1.0" || arg == "1.0C" => {}
+            // xvsd sends the name (sni_name, else virtualhost) whenever it has one.
+            "enable_sni" => {}
+            "sni_name" => common.set("tls_name", quoted(&arg)),
             other => notes.push(format!("line {}: {other}: not translated", entry.line)),
         }
     }
@@ -1418,6 +1421,8 @@ virtual_server 1.1.1.254 80 {
         }
         SSL_GET {
             http_protocol 1.0C
+            enable_sni
+            sni_name www.example.com
         }
     }
     real_server 192.168.1.20 80 {
@@ -1446,9 +1451,11 @@ virtual_server 1.1.1.254 80 {
             ]
         );
         assert_eq!(versions(1), [(CheckType::Http, HttpVersion::Http10)]);
+        let tls = &service.checks_of(&service.real_servers[0])[1];
+        assert_eq!(tls.tls_name.as_deref(), Some("www.example.com"));
         assert_eq!(
             imported.notes,
-            ["line 19: http_protocol: not translated"],
+            ["line 21: http_protocol: not translated"],
             "{}",
             imported.config
         );

@@ -1,5 +1,5 @@
 //! TLS for HTTPS checks (rustls, ring): the certificate verified against the system's
-//! roots or a given CA file, and the name checked (the `host`, or the address), unless
+//! roots or a given CA file, and the name checked (`tls_name`, `host`, or the address), unless
 //! `tls_verify = false`, which still checks the handshake's signatures but not who
 //! signed the certificate. Client configurations are built once per kind and shared.
 
@@ -36,7 +36,7 @@ pub fn connect(
     check: &CheckConfig,
 ) -> Result<TlsStream, String> {
     let config = config(check)?;
-    let name = match &check.host {
+    let name = match check.tls_name.as_ref().or(check.host.as_ref()) {
         Some(host) => {
             let host = host.split(':').next().unwrap_or(host).to_string();
             ServerName::try_from(host).map_err(|e| format!("TLS name: {e}"))?

@@ -1451,7 +1451,10 @@ fn openssl(dir: &std::path::Path, args: &str) {
 /// HTTPS checks against real TLS servers (openssl s_server): web1's certificate verifies
 /// against the CA file the check names; web2's check trusts only the system's roots, so
 /// the certificate is refused and web2 leaves; reloaded with `tls_verify = false`, it
-/// returns.
+/// returns. Reloaded with `tls_name` (keepalived's `sni_name`), web1's check asks for
+/// www.example.com in its handshake, gets the certificate s_server keeps for that name and
+/// verifies it by that name (without the name sent, web1's own certificate would not
+/// carry it, and web1 would leave).
 #[test]
 fn https_checks_verify_certificates_unless_told_not_to() {
     let mut lab = topology::nat().build().unwrap();
@@ -1461,14 +1464,20 @@ fn https_checks_verify_certificates_unless_told_not_to() {
         &dir,
         "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=lab-ca",
     );
-    for (web, ip) in [("web1", "192.168.1.10"), ("web2", "192.168.1.20")] {
+    for (web, name) in [
+        ("web1", "IP:192.168.1.10"),
+        ("web2", "IP:192.168.1.20"),
+        ("www", "DNS:www.example.com"),
+    ] {
         openssl(
             &dir,
-            &format!("req -newkey rsa:2048 -nodes -keyout {web}.key -out {web}.csr -subj /CN={ip}"),
+            &format!(
+                "req -newkey rsa:2048 -nodes -keyout {web}.key -out {web}.csr -subj /CN={web}"
+            ),
         );
         std::fs::write(
             dir.join(format!("{web}.ext")),
-            format!("subjectAltName=IP:{ip}\n"),
+            format!("subjectAltName={name}\n"),
         )
         .unwrap();
         openssl(
@@ -1477,28 +1486,28 @@ fn https_checks_verify_certificates_unless_told_not_to() {
                 "x509 -req -in {web}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {web}.pem -days 2 -extfile {web}.ext"
             ),
         );
-        let (cert, key) = (
-            dir.join(format!("{web}.pem")),
-            dir.join(format!("{web}.key")),
-        );
-        lab.spawn(
-            web,
-            &[
-                "openssl",
-                "s_server",
-                "-quiet",
-                "-www",
-                "-accept",
-                "443",
-                "-cert",
-                &cert.to_string_lossy(),
-                "-key",
-                &key.to_string_lossy(),
-            ],
-        )
-        .unwrap();
     }
-    let text = |web2_check: &str| {
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    for web in ["web1", "web2"] {
+        let (cert, key) = (file(&format!("{web}.pem")), file(&format!("{web}.key")));
+        let (www_cert, www_key) = (file("www.pem"), file("www.key"));
+        let mut argv = vec![
+            "openssl", "s_server", "-quiet", "-www", "-accept", "443", "-cert", &cert, "-key", &key,
+        ];
+        // web1 has a second certificate, for the clients that ask for www.example.com.
+        if web == "web1" {
+            argv.extend([
+                "-servername",
+                "www.example.com",
+                "-cert2",
+                &www_cert,
+                "-key2",
+                &www_key,
+            ]);
+        }
+        lab.spawn(web, &argv).unwrap();
+    }
+    let text = |web1_check: &str, web2_check: &str| {
         format!(
             r#"
 [[service]]
@@ -1507,7 +1516,7 @@ scheduler = "rr"
 method = "nat"
 [[service.real_server]]
 address = "192.168.1.10:443"
-check = {{ type = "https", ca_file = "{}", interval = 0.2 }}
+check = {{ type = "https", ca_file = "{}", interval = 0.2{web1_check} }}
 [[service.real_server]]
 address = "192.168.1.20:443"
 check = {{ type = "https", interval = 0.2{web2_check} }}
@@ -1515,7 +1524,7 @@ check = {{ type = "https", interval = 0.2{web2_check} }}
             dir.join("ca.pem").display()
         )
     };
-    let config = write_config("https", &text(""));
+    let config = write_config("https", &text("", ""));
     let xvsd = Xvsd::start(&lab, &config, "https");
     let table = table_until(&lab, "web1 in, web2 out", |t| {
         t.contains("-r 192.168.1.10:443 -m -w 1") && !t.contains("192.168.1.20")
@@ -1530,10 +1539,29 @@ check = {{ type = "https", interval = 0.2{web2_check} }}
         "{log}"
     );
 
-    std::fs::write(&config, text(", tls_verify = false")).unwrap();
+    std::fs::write(&config, text("", ", tls_verify = false")).unwrap();
     lab.run_ok("director", &[XVSD, "reload"]).unwrap();
     table_until(&lab, "web2 in", |t| {
         t.contains("-r 192.168.1.20:443 -m -w 1")
+    });
+
+    let named = ", tls_name = \"www.example.com\"";
+    std::fs::write(&config, text(named, ", tls_verify = false")).unwrap();
+    lab.run_ok("director", &[XVSD, "reload"]).unwrap();
+    // Five rounds of checks by the name: each would take web1 out if it failed.
+    std::thread::sleep(Duration::from_millis(1000));
+    let log = xvsd.log();
+    assert!(
+        !log.contains("192.168.1.10:443 of TCP 1.1.1.254:443 is down"),
+        "{log}"
+    );
+    assert!(saved(&lab).contains("-r 192.168.1.10:443 -m -w 1"));
+    // A name that neither certificate carries fails, so the name is checked.
+    let other = ", tls_name = \"other.example.com\"";
+    std::fs::write(&config, text(other, ", tls_verify = false")).unwrap();
+    lab.run_ok("director", &[XVSD, "reload"]).unwrap();
+    table_until(&lab, "web1 out by its name", |t| {
+        !t.contains("192.168.1.10")
     });
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_file(config);

@@ -123,6 +123,9 @@ pub struct CheckConfig {
     /// and its name (`host`, or the address checked).
     #[serde(default = "yes")]
     pub tls_verify: bool,
+    /// HTTPS: the name sent in the TLS handshake (SNI) and checked on the certificate,
+    /// when it is not `host` (keepalived's `sni_name`).
+    pub tls_name: Option<String>,
     /// HTTPS: a PEM file of the certificates to trust instead of the system's.
     pub ca_file: Option<String>,
     /// UDP: what is sent.
@@ -195,6 +198,7 @@ impl Default for CheckConfig {
             host: None,
             http_version: HttpVersion::default(),
             tls_verify: true,
+            tls_name: None,
             ca_file: None,
             payload: String::new(),
             reply: None,
@@ -336,6 +340,9 @@ impl CheckConfig {
         }
         if self.dynamic && self.kind != CheckType::Command {
             problems.push("`dynamic` is for command checks".to_string());
+        }
+        if self.tls_name.is_some() && self.kind != CheckType::Https {
+            problems.push("`tls_name` is for https checks".to_string());
         }
         if self.http_version != HttpVersion::default()
             && !matches!(self.kind, CheckType::Http | CheckType::Https)
