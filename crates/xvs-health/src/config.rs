@@ -1335,6 +1335,12 @@ family = "inet6"
             command.contains("`source` is for checks that send packets"),
             "{command}"
         );
+        let init =
+            with_check("type = \"file\", file = \"/run/x\", init_overwrite = true").unwrap_err();
+        assert!(
+            init.contains("`init_overwrite` needs `init_file`"),
+            "{init}"
+        );
         // ha_suspend follows a VIP, which a fwmark service has not.
         let marked = "[[service]]\nfwmark = 1\nscheduler = \"rr\"\nha_suspend = true\n";
         let suspend = Config::parse(marked).unwrap_err();

@@ -342,6 +342,8 @@ impl Defaults<'_> {
 struct TrackFile {
     file: Option<String>,
     weight: Option<(i64, bool)>,
+    /// `init_file`: the value written, and whether over a file that is there.
+    init: Option<(i64, bool)>,
 }
 
 /// `weight W [reverse|noreverse]`: the weight and whether it is reversed.
@@ -370,8 +372,11 @@ fn track_files(top: &[Item], notes: &mut Vec<String>) -> HashMap<String, TrackFi
                 "weight" if file_weight(&entry.args).is_some() => {
                     track.weight = file_weight(&entry.args)
                 }
-                // keepalived makes a missing file; xvsd does not, and a missing file fails
-                // the check.
+                // `init_file [V] [overwrite]`: V (default 0) written where the file is
+                // missing, or always.
+                "init_file" if init_file(&entry.args).is_some() => {
+                    track.init = init_file(&entry.args)
+                }
                 other => notes.push(format!(
                     "line {}: track_file {name}: {other}: not translated",
                     entry.line
@@ -381,6 +386,17 @@ fn track_files(top: &[Item], notes: &mut Vec<String>) -> HashMap<String, TrackFi
         files.insert(name.clone(), track);
     }
     files
+}
+
+/// `init_file [V] [overwrite]`'s value (default 0) and whether it overwrites.
+fn init_file(args: &[String]) -> Option<(i64, bool)> {
+    match args {
+        [] => Some((0, false)),
+        [word] if word == "overwrite" => Some((0, true)),
+        [value] => Some((value.parse().ok()?, false)),
+        [value, word] if word == "overwrite" => Some((value.parse().ok()?, true)),
+        _ => None,
+    }
 }
 
 /// keepalived's FILE_CHECK as xvsd's file check, of its weight (its own if not 0, else its
@@ -429,6 +445,12 @@ fn file_check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Opti
     }
     if reverse && weight != 0 {
         check.set("reverse", "true".to_string());
+    }
+    if let Some((value, overwrite)) = track.init {
+        check.set("init_file", value.to_string());
+        if overwrite {
+            check.set("init_overwrite", "true".to_string());
+        }
     }
     Some(check)
 }
@@ -1319,6 +1341,7 @@ virtual_server 1.1.1.254 81 {
 track_file maintenance {
     file "/etc/keepalived/web1.down"
     weight 0
+    init_file 1 overwrite
 }
 track_file scaled {
     file /etc/keepalived/load
@@ -1396,12 +1419,17 @@ virtual_server 1.1.1.254 80 {
                 file("/etc/keepalived/web1.down", 10, true),
             ]
         );
-        let notes = imported.notes.join("\n");
-        assert!(
-            notes.contains("line 8: track_file scaled: init_file: not translated"),
-            "{notes}"
-        );
-        assert!(!notes.contains("FILE_CHECK"), "{notes}");
+        // init_file: the value written where the file is missing, or over it.
+        let inits = |i: usize| {
+            service
+                .checks_of(&service.real_servers[i])
+                .iter()
+                .map(|c| (c.init_file, c.init_overwrite))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(inits(0), [(Some(1), true)]);
+        assert_eq!(inits(1), [(Some(0), false), (None, false)]);
+        assert!(imported.notes.is_empty(), "{:?}", imported.notes);
     }
 
     /// `http_protocol 1.1` asks in HTTP/1.1; 1.0 and 1.0C are xvsd's default request.

@@ -566,6 +566,12 @@ impl Daemon {
             .enumerate()
             .map(|(i, w)| ((w.service, w.server, w.check_index), i))
             .collect();
+        for written in init_files(self.watches.iter().map(|w| &w.check)) {
+            match written {
+                Ok(text) => println!("xvsd: {text}"),
+                Err(text) => eprintln!("xvsd: {text}"),
+            }
+        }
         // One checker per probe: a real server in several services (or an imported
         // virtual_server_group) alike in its check is checked once for all of them.
         let count = self.probes.len() as u32;
@@ -919,6 +925,31 @@ fn spawn_notify(config: &Config, event: &Event) -> Option<std::process::Child> {
         .ok()
 }
 
+/// Writes each file check's `init_file` value to its file if the file is missing (or
+/// always, with `init_overwrite`), before the first checks read it: keepalived's track
+/// file `init_file`. Each file once; what was written, or why not.
+fn init_files<'a>(
+    checks: impl IntoIterator<Item = &'a xvs_health::config::CheckConfig>,
+) -> Vec<Result<String, String>> {
+    let mut done = std::collections::BTreeSet::new();
+    let mut said = Vec::new();
+    for check in checks {
+        let (Some(value), Some(file)) = (check.init_file, check.file.as_deref()) else {
+            continue;
+        };
+        let path = std::path::Path::new(file);
+        if !done.insert(file) || (path.exists() && !check.init_overwrite) {
+            continue;
+        }
+        said.push(
+            std::fs::write(path, format!("{value}\n"))
+                .map(|()| format!("{file}: {value} written (init_file)"))
+                .map_err(|e| format!("cannot write init_file {file}: {e}")),
+        );
+    }
+    said
+}
+
 /// When probe `i` of `count` makes its first check: the first checks are spread over one
 /// interval (or the check's `warmup`; 0, all at once). A thousand checks started in the
 /// same instant, every interval, would overflow the listen queues of real servers that
@@ -931,6 +962,40 @@ fn first_check_after(check: &xvs_health::config::CheckConfig, i: u32, count: u32
 mod tests {
     use super::*;
     use xvs_health::config::CheckConfig;
+
+    #[test]
+    fn init_files_are_written_where_missing_or_over_with_overwrite() {
+        let folder = std::env::temp_dir().join(format!("xvsd-{}-init", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let (missing, there, over) = (
+            folder.join("missing"),
+            folder.join("there"),
+            folder.join("over"),
+        );
+        std::fs::write(&there, "5\n").unwrap();
+        std::fs::write(&over, "5\n").unwrap();
+        let watch = |file: &std::path::Path, init: i64, overwrite: bool| CheckConfig {
+            kind: xvs_health::config::CheckType::File,
+            file: Some(file.to_string_lossy().into_owned()),
+            init_file: Some(init),
+            init_overwrite: overwrite,
+            ..CheckConfig::default()
+        };
+        let said = init_files(&[
+            watch(&missing, 0, false),
+            // The same file again (a second real server's check): written once.
+            watch(&missing, 1, false),
+            watch(&there, 0, false),
+            watch(&over, 2, true),
+        ]);
+        assert_eq!(said.len(), 2, "{said:?}");
+        let read = |f: &std::path::Path| std::fs::read_to_string(f).unwrap();
+        assert_eq!(
+            (read(&missing), read(&there), read(&over)),
+            ("0\n".into(), "5\n".into(), "2\n".into())
+        );
+        let _ = std::fs::remove_dir_all(folder);
+    }
 
     #[test]
     fn first_checks_are_spread_over_the_interval_or_the_warmup() {

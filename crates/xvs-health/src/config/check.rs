@@ -157,6 +157,13 @@ pub struct CheckConfig {
     /// File with a weight: the value is subtracted instead (keepalived's `reverse`).
     #[serde(default)]
     pub reverse: bool,
+    /// File: written to `file` when xvsd starts or reloads, if the file is missing
+    /// (keepalived's track file `init_file`): a real server starts in service (0) or out.
+    pub init_file: Option<i64>,
+    /// File: `init_file` written even over a file that is there (keepalived's
+    /// `init_file V overwrite`).
+    #[serde(default)]
+    pub init_overwrite: bool,
     /// TCP, DR and tunnel real servers: the SYN goes to the VIP the way the director
     /// forwards clients (to the real server's MAC, or tunnelled), proving that the real
     /// server takes the VIP.
@@ -210,6 +217,8 @@ impl Default for CheckConfig {
             file: None,
             weight: 0,
             reverse: false,
+            init_file: None,
+            init_overwrite: false,
             forwarded: false,
             interval: second(),
             warmup: None,
@@ -334,6 +343,12 @@ impl CheckConfig {
         }
         if self.weight.unsigned_abs() > 65_535 {
             problems.push(format!("weight {} is not in -65535..=65535", self.weight));
+        }
+        if (self.init_file.is_some() || self.init_overwrite) && self.kind != CheckType::File {
+            problems.push("`init_file` and `init_overwrite` are for file checks".to_string());
+        }
+        if self.init_overwrite && self.init_file.is_none() {
+            problems.push("`init_overwrite` needs `init_file`".to_string());
         }
         if self.reverse && self.weight == 0 {
             problems.push("`reverse` needs a weight".to_string());
