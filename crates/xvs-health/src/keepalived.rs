@@ -992,7 +992,25 @@ fn status_codes(args: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CheckType, Config, HttpVersion, Method, OnStop, Protocol};
+    use crate::config::{CheckConfig, CheckType, Config, HttpVersion, Method, OnStop, Protocol};
+
+    /// `text` imported, and its config parsed (which must succeed).
+    fn imported(text: &str) -> (Import, Config) {
+        let imported = import(text, "keepalived.conf");
+        let config =
+            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
+        (imported, config)
+    }
+
+    /// The checks of real server `i` of `config`'s first service, each seen through `view`.
+    fn checks_seen<T>(config: &Config, i: usize, view: impl Fn(&CheckConfig) -> T) -> Vec<T> {
+        let service = &config.services[0];
+        service
+            .checks_of(&service.real_servers[i])
+            .iter()
+            .map(view)
+            .collect()
+    }
 
     const KEEPALIVED: &str = r#"
 ! Configuration File for keepalived
@@ -1382,23 +1400,16 @@ virtual_server 1.1.1.254 80 {
     }
 }
 "#;
-        let imported = import(text, "keepalived.conf");
-        let config =
-            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
-        let service = &config.services[0];
+        let (imported, config) = imported(text);
         let checks = |i: usize| {
-            service
-                .checks_of(&service.real_servers[i])
-                .iter()
-                .map(|c| {
-                    (
-                        c.kind,
-                        c.file.clone().unwrap_or_default(),
-                        c.weight,
-                        c.reverse,
-                    )
-                })
-                .collect::<Vec<_>>()
+            checks_seen(&config, i, |c| {
+                (
+                    c.kind,
+                    c.file.clone().unwrap_or_default(),
+                    c.weight,
+                    c.reverse,
+                )
+            })
         };
         let file = |path: &str, weight: i32, reverse: bool| {
             (CheckType::File, path.to_string(), weight, reverse)
@@ -1420,13 +1431,7 @@ virtual_server 1.1.1.254 80 {
             ]
         );
         // init_file: the value written where the file is missing, or over it.
-        let inits = |i: usize| {
-            service
-                .checks_of(&service.real_servers[i])
-                .iter()
-                .map(|c| (c.init_file, c.init_overwrite))
-                .collect::<Vec<_>>()
-        };
+        let inits = |i: usize| checks_seen(&config, i, |c| (c.init_file, c.init_overwrite));
         assert_eq!(inits(0), [(Some(1), true)]);
         assert_eq!(inits(1), [(Some(0), false), (None, false)]);
         assert!(imported.notes.is_empty(), "{:?}", imported.notes);
@@ -1460,17 +1465,8 @@ virtual_server 1.1.1.254 80 {
     }
 }
 "#;
-        let imported = import(text, "keepalived.conf");
-        let config =
-            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
-        let service = &config.services[0];
-        let versions = |i: usize| {
-            service
-                .checks_of(&service.real_servers[i])
-                .iter()
-                .map(|c| (c.kind, c.http_version))
-                .collect::<Vec<_>>()
-        };
+        let (imported, config) = imported(text);
+        let versions = |i: usize| checks_seen(&config, i, |c| (c.kind, c.http_version));
         assert_eq!(
             versions(0),
             [
@@ -1479,8 +1475,8 @@ virtual_server 1.1.1.254 80 {
             ]
         );
         assert_eq!(versions(1), [(CheckType::Http, HttpVersion::Http10)]);
-        let tls = &service.checks_of(&service.real_servers[0])[1];
-        assert_eq!(tls.tls_name.as_deref(), Some("www.example.com"));
+        let names = checks_seen(&config, 0, |c| c.tls_name.clone());
+        assert_eq!(names, [None, Some("www.example.com".into())]);
         assert_eq!(
             imported.notes,
             ["line 21: http_protocol: not translated"],
@@ -1536,29 +1532,22 @@ virtual_server 1.1.1.254 80 {
     }
 }
 "#;
-        let imported = import(text, "keepalived.conf");
+        let (imported, config) = imported(text);
         assert!(imported.notes.is_empty(), "{:?}", imported.notes);
-        let config =
-            Config::parse(&imported.config).unwrap_or_else(|e| panic!("{e}\n{}", imported.config));
-        let service = &config.services[0];
         let settings = |i: usize| {
-            service
-                .checks_of(&service.real_servers[i])
-                .iter()
-                .map(|c| {
-                    (
-                        c.kind,
-                        c.interval,
-                        c.timeout,
-                        c.retries,
-                        c.delay_before_retry,
-                        c.warmup,
-                        c.host.clone(),
-                    )
-                })
-                .collect::<Vec<_>>()
+            checks_seen(&config, i, |c| {
+                (
+                    c.kind,
+                    c.interval,
+                    c.timeout,
+                    c.retries,
+                    c.delay_before_retry,
+                    c.warmup,
+                    c.host.clone(),
+                )
+            })
         };
-        assert!(service.ha_suspend);
+        assert!(config.services[0].ha_suspend);
         let host = |h: &str| Some(h.to_string());
         assert_eq!(
             settings(0),
