@@ -489,6 +489,11 @@ pub struct RealServerConfig {
     pub u_threshold: u32,
     #[serde(default)]
     pub l_threshold: u32,
+    /// Its own `inhibit_on_failure` instead of the service's (keepalived's, given in a
+    /// `real_server`): true keeps it at weight 0 when it fails, false takes it out.
+    pub inhibit_on_failure: Option<bool>,
+    /// Its own `alpha` instead of the service's: true starts it down until a check passes.
+    pub alpha: Option<bool>,
 }
 
 impl RealServerConfig {
@@ -559,9 +564,19 @@ pub fn probes(watches: &[Watch]) -> Vec<Vec<usize>> {
 }
 
 impl ServiceConfig {
-    /// Whether a failed real server is kept at weight 0.
+    /// Whether a failed real server is kept at weight 0, unless it says otherwise.
     pub fn keeps_failed(&self) -> bool {
         self.inhibit_on_failure || self.on_failure == OnFailure::Keep
+    }
+
+    /// Whether real server `rs`, failed, is kept at weight 0.
+    pub fn keeps(&self, rs: &RealServerConfig) -> bool {
+        rs.inhibit_on_failure.unwrap_or(self.keeps_failed())
+    }
+
+    /// Whether real server `rs` starts down until a check passes.
+    pub fn starts_down(&self, rs: &RealServerConfig) -> bool {
+        rs.alpha.unwrap_or(self.alpha)
     }
 
     /// How long a failed real server is kept, if not for good.
@@ -1332,9 +1347,30 @@ family = "inet6"
         let command = with_check("type = \"command\", command = \"true\", source = \"10.0.0.1\"")
             .unwrap_err();
         assert!(
-            command.contains("`source` is for checks that send packets"),
+            command.contains("`source`, `source_port`, `interface` and `mark` are for checks"),
             "{command}"
         );
+        // Where a check leaves from: a port, an interface, a mark.
+        assert!(with_check("source_port = 6000, interface = \"eth1\", mark = 7").is_ok());
+        for (wrong, why) in [
+            ("type = \"ping\", source_port = 6000", "a ping has no port"),
+            ("source_port = 0", "source_port must be 1..=65535"),
+            (
+                "interface = \"a/b\"",
+                "interface \"a/b\" is not an interface name",
+            ),
+            (
+                "forwarded = true, mark = 1",
+                "a forwarded check is sent the way",
+            ),
+            (
+                "type = \"file\", file = \"/run/x\", mark = 1",
+                "are for checks that send",
+            ),
+        ] {
+            let refused = with_check(wrong).unwrap_err();
+            assert!(refused.contains(why), "{wrong}: {refused}");
+        }
         let init =
             with_check("type = \"file\", file = \"/run/x\", init_overwrite = true").unwrap_err();
         assert!(

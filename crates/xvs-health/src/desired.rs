@@ -53,7 +53,7 @@ pub fn rules(
         let sorry = service.sorry_server.filter(|_| !health.quorum_up);
         for (j, (rs, server)) in service.real_servers.iter().zip(&health.servers).enumerate() {
             // Kept at weight 0 (keepalived's inhibit_on_failure) until drained.
-            let kept = service.keeps_failed() && !state.drained(config, i, j, now);
+            let kept = service.keeps(rs) && !state.drained(config, i, j, now);
             let weight = match (server.is_up() && sorry.is_none(), kept) {
                 (true, _) => server.weight,
                 (false, true) => 0,
@@ -210,6 +210,47 @@ weight = 2
         assert!(
             xvs_core::listing::save(&table, true, &NoNames).contains("-r 192.168.1.10:80 -m -w 0")
         );
+    }
+
+    /// keepalived's `inhibit_on_failure` given in a `real_server`: over the service's.
+    #[test]
+    fn inhibit_on_failure_per_real_server() {
+        let kept_one = CONFIG.replace(
+            "address = \"192.168.1.10:80\"",
+            "address = \"192.168.1.10:80\"\ninhibit_on_failure = true",
+        );
+        let config = Config::parse(&kept_one).unwrap();
+        let saved = |down| {
+            xvs_core::listing::save(
+                &apply(&config, &Table::default(), Some(down)),
+                true,
+                &NoNames,
+            )
+        };
+        assert!(saved("192.168.1.10:80").contains("-r 192.168.1.10:80 -m -w 0"));
+        assert!(
+            !saved("192.168.1.20:80").contains("192.168.1.20"),
+            "the service's: removed"
+        );
+        let removed_one = CONFIG
+            .replace(
+                "method = \"nat\"",
+                "method = \"nat\"\ninhibit_on_failure = true",
+            )
+            .replace(
+                "address = \"192.168.1.10:80\"",
+                "address = \"192.168.1.10:80\"\ninhibit_on_failure = false",
+            );
+        let config = Config::parse(&removed_one).unwrap();
+        let saved = |down| {
+            xvs_core::listing::save(
+                &apply(&config, &Table::default(), Some(down)),
+                true,
+                &NoNames,
+            )
+        };
+        assert!(!saved("192.168.1.10:80").contains("192.168.1.10"));
+        assert!(saved("192.168.1.20:80").contains("-r 192.168.1.20:80 -m -w 0"));
     }
 
     #[test]

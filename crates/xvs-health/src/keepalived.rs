@@ -145,7 +145,14 @@ pub fn import(text: &str, source: &str) -> Import {
     let laddr_groups = local_address_groups(&top, &mut notes);
     let track_files = track_files(&top, &mut notes);
     let service_groups = virtual_server_groups(&top, &mut notes);
+    let log_all_failures = top
+        .iter()
+        .filter(|item| item.keyword == "global_defs")
+        .flat_map(|item| item.block.iter().flatten())
+        .filter(|entry| entry.keyword == "checker_log_all_failures")
+        .fold(false, |_, entry| switch(&entry.args).unwrap_or(false));
     let context = Context {
+        log_all_failures,
         laddr_groups: &laddr_groups,
         track_files: &track_files,
         service_groups: &service_groups,
@@ -221,6 +228,20 @@ fn global_notes(global_defs: &Item, notes: &mut Vec<String>) {
             "line {}: {}: not translated ({why})",
             entry.line, entry.keyword
         ));
+    }
+}
+
+/// keepalived's optional yes/no after a keyword (`alpha`, `alpha off`): bare is true;
+/// none for a word it does not take.
+fn switch(args: &[String]) -> Option<bool> {
+    match args {
+        [] => Some(true),
+        [word] => match word.to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" => Some(true),
+            "false" | "off" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -315,6 +336,8 @@ struct Defaults<'a> {
     delay_before_retry: Option<String>,
     warmup: Option<String>,
     host: Option<String>,
+    /// Every failure logged (the global `checker_log_all_failures`, else a checker's own).
+    log_all_failures: bool,
     track_files: &'a HashMap<String, TrackFile>,
 }
 
@@ -532,6 +555,8 @@ fn addresses_of(word: &str) -> Option<Vec<IpAddr>> {
 
 /// What the translation of a `virtual_server` looks up in the rest of the file.
 struct Context<'a> {
+    /// `global_defs`' `checker_log_all_failures`: every check's default.
+    log_all_failures: bool,
     laddr_groups: &'a HashMap<String, Vec<IpAddr>>,
     track_files: &'a HashMap<String, TrackFile>,
     service_groups: &'a HashMap<String, Vec<Member>>,
@@ -666,6 +691,7 @@ fn service_body(
         delay_before_retry: None,
         warmup: None,
         host: None,
+        log_all_failures: context.log_all_failures,
         track_files,
     };
     let block = item.block.clone().unwrap_or_default();
@@ -714,14 +740,14 @@ fn service_body(
             "quorum" | "hysteresis" if number() => {
                 service.push(format!("{} = {arg}", entry.keyword))
             }
-            "alpha" => service.push("alpha = true".into()),
-            "omega" => service.push("omega = true".into()),
-            "ha_suspend" if !marked => service.push("ha_suspend = true".into()),
-            "ha_suspend" => notes.push(format!(
-                "line {}: ha_suspend: not translated (a fwmark service has no VIP to follow)",
-                entry.line
-            )),
-            "inhibit_on_failure" => service.push("inhibit_on_failure = true".into()),
+            "alpha" | "omega" | "ha_suspend" | "inhibit_on_failure" => match switch(&entry.args) {
+                Some(true) if marked && entry.keyword == "ha_suspend" => notes.push(format!(
+                    "line {}: ha_suspend: not translated (a fwmark service has no VIP to follow)",
+                    entry.line
+                )),
+                Some(on) => service.push(format!("{} = {on}", entry.keyword)),
+                None => notes.push(not_a_switch(entry)),
+            },
             "quorum_up" | "quorum_down" => service.push(format!(
                 "{} = {}",
                 entry.keyword,
@@ -798,6 +824,12 @@ fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut V
             "uthreshold" | "lthreshold" if arg.parse::<u32>().is_ok() => {
                 let _ = writeln!(out, "{}_threshold = {arg}", &entry.keyword[..1]);
             }
+            "inhibit_on_failure" | "alpha" => match switch(&entry.args) {
+                Some(on) => {
+                    let _ = writeln!(out, "{} = {on}", entry.keyword);
+                }
+                None => notes.push(not_a_switch(&entry)),
+            },
             "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "UDP_CHECK"
             | "SMTP_CHECK" | "PING_CHECK" | "FILE_CHECK" => checkers.push(entry),
             other => notes.push(format!("line {}: {other}: not translated", entry.line)),
@@ -817,6 +849,16 @@ fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut V
             let _ = writeln!(out, "{line}");
         }
     }
+}
+
+/// The note for a yes/no keyword given another word.
+fn not_a_switch(entry: &Item) -> String {
+    format!(
+        "line {}: {} {}: not translated (yes or no)",
+        entry.line,
+        entry.keyword,
+        entry.args.join(" ")
+    )
 }
 
 /// One keepalived checker as xvsd checks (HTTP_GET with several urls: one each, all must
@@ -861,6 +903,18 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
         }
         match entry.keyword.as_str() {
             "connect_port" => common.set("port", arg),
+            "bind_port" if arg.parse::<u16>().is_ok_and(|p| p != 0) => {
+                common.set("source_port", arg)
+            }
+            "bind_if" => common.set("interface", quoted(&arg)),
+            "fwmark" if arg.parse::<u32>().is_ok() => common.set("mark", arg),
+            "alpha" | "log_all_failures" => match switch(&entry.args) {
+                Some(on) if entry.keyword == "alpha" => common.set("alpha", on.to_string()),
+                Some(on) => own.log_all_failures = on,
+                None => notes.push(not_a_switch(&entry)),
+            },
+            // xvsd checks every url on every round, failed or not.
+            "fast_recovery" => {}
             "connect_ip" | "bindto" if arg.parse::<IpAddr>().is_ok() => {
                 let key = if entry.keyword == "connect_ip" {
                     "address"
@@ -914,6 +968,9 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
     }
     if let Some(warmup) = &own.warmup {
         common.set("warmup", warmup.clone());
+    }
+    if own.log_all_failures {
+        common.set("log_all_failures", "true".into());
     }
     if kind == "http" || kind == "https" {
         if let Some(host) = &own.host {
@@ -1580,6 +1637,92 @@ virtual_server 1.1.1.254 80 {
                     host("a.example.com")
                 ),
             ]
+        );
+    }
+
+    /// A checker's `bindto`, `bind_port`, `bind_if` and `fwmark`; `alpha` and
+    /// `inhibit_on_failure` per real server and `alpha` per checker, with or without a
+    /// yes/no; `log_all_failures` per checker over the global `checker_log_all_failures`.
+    #[test]
+    fn checker_origin_alpha_inhibit_and_failure_logging() {
+        let text = r#"
+global_defs {
+    checker_log_all_failures
+}
+virtual_server 1.1.1.254 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    alpha
+    inhibit_on_failure
+    real_server 192.168.1.10 80 {
+        alpha off
+        inhibit_on_failure no
+        TCP_CHECK {
+            connect_port 8080
+            bindto 192.168.1.253
+            bind_port 6000
+            bind_if eth1
+            fwmark 7
+            log_all_failures off
+        }
+        HTTP_GET {
+            url {
+              path /health
+            }
+            alpha
+            fast_recovery
+        }
+    }
+    real_server 192.168.1.20 80 {
+        alpha maybe
+        MISC_CHECK {
+            misc_path /bin/true
+        }
+    }
+}
+"#;
+        let (imported, config) = imported(text);
+        assert_eq!(
+            imported.notes,
+            ["line 31: alpha maybe: not translated (yes or no)"]
+        );
+        let service = &config.services[0];
+        assert!(service.alpha && service.inhibit_on_failure);
+        let (first, second) = (&service.real_servers[0], &service.real_servers[1]);
+        assert_eq!(
+            (first.alpha, first.inhibit_on_failure),
+            (Some(false), Some(false))
+        );
+        assert_eq!((second.alpha, second.inhibit_on_failure), (None, None));
+        let origin = |c: &CheckConfig| {
+            (
+                c.source.map(|s| s.to_string()),
+                c.source_port,
+                c.interface.clone(),
+                c.mark,
+                c.alpha,
+                c.log_all_failures,
+            )
+        };
+        let text = |s: &str| Some(s.to_string());
+        assert_eq!(
+            checks_seen(&config, 0, origin),
+            [
+                (
+                    text("192.168.1.253"),
+                    Some(6000),
+                    text("eth1"),
+                    Some(7),
+                    None,
+                    false
+                ),
+                (None, None, None, None, Some(true), true),
+            ]
+        );
+        assert_eq!(
+            checks_seen(&config, 1, origin),
+            [(None, None, None, None, None, true)]
         );
     }
 

@@ -124,18 +124,24 @@ impl State {
                             })
                         });
                         kept.unwrap_or_else(|| {
-                            let up = match present {
-                                Some(s) => s.dests.iter().any(|d| {
+                            // In the table already (a restart): as the table has it;
+                            // else each check passed unless it starts failed (keepalived's
+                            // `alpha`: the check's own, else its server's or service's).
+                            let in_table = present.map(|s| {
+                                s.dests.iter().any(|d| {
                                     d.addr == rs.address.ip()
                                         && d.port == rs.address.port()
                                         && d.weight > 0
-                                }),
-                                None => !service.alpha,
-                            };
+                                })
+                            });
+                            let alpha = service.starts_down(rs);
                             ServerState {
                                 checks: checks
                                     .iter()
-                                    .map(|c| Health::new(up, c.rise, c.fall))
+                                    .map(|c| {
+                                        let up = in_table.unwrap_or(!c.alpha.unwrap_or(alpha));
+                                        Health::new(up, c.rise, c.fall)
+                                    })
                                     .collect(),
                                 weight: rs.weight,
                                 down_since: None,
@@ -513,5 +519,37 @@ mod tests {
             !reloaded.services[0].servers[2].is_up(),
             "new server: alpha"
         );
+    }
+
+    /// keepalived's `alpha` given per real server (over the service's) and per checker
+    /// (over its server's): a server starts down while one of its checks starts failed.
+    #[test]
+    fn alpha_per_real_server_and_per_check() {
+        let config = Config::parse(
+            "[[service]]\naddress = \"1.1.1.254:80\"\nalpha = true\n\
+             [[service.real_server]]\naddress = \"192.168.1.10:80\"\nalpha = false\n\
+             [[service.real_server]]\naddress = \"192.168.1.11:80\"\n\
+             [[service]]\naddress = \"1.1.1.254:443\"\n\
+             [[service.real_server]]\naddress = \"192.168.1.10:443\"\nalpha = true\n\
+             [[service.real_server]]\naddress = \"192.168.1.11:443\"\n\
+             [[service.real_server.check]]\ntype = \"tcp\"\n\
+             [[service.real_server.check]]\ntype = \"tcp\"\nport = 8443\nalpha = true\n\
+             [[service.real_server]]\naddress = \"192.168.1.12:443\"\n\
+             [[service.real_server]]\naddress = \"192.168.1.13:443\"\nalpha = true\n\
+             [[service.real_server.check]]\ntype = \"tcp\"\nalpha = false\n",
+        )
+        .unwrap();
+        let state = State::new(&config, &Table::default());
+        let up = |i: usize, j: usize| state.services[i].servers[j].is_up();
+        assert!(up(0, 0), "alpha = false over the service's alpha");
+        assert!(!up(0, 1), "the service's alpha");
+        assert!(!up(1, 0), "its own alpha");
+        assert!(!up(1, 1), "one of its checks starts failed");
+        assert!(
+            state.services[1].servers[1].checks[0].is_up(),
+            "the other does not"
+        );
+        assert!(up(1, 2), "no alpha anywhere");
+        assert!(up(1, 3), "its check's alpha = false over its own");
     }
 }

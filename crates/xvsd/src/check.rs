@@ -15,7 +15,7 @@ use xvs_health::{
     health::Outcome,
 };
 
-use crate::{forwarded, ping, smtp, tls};
+use crate::{forwarded, ping, smtp, sockaddr::Origin, tls};
 
 /// What one check found: passed (with the weight a dynamic command asked for) or why not.
 pub type CheckResult = Result<Option<Weighs>, String>;
@@ -93,7 +93,7 @@ pub fn run(check: &CheckConfig, address: SocketAddr) -> CheckResult {
             let mut stream = connect(target, check)?;
             smtp::check(&mut stream, target, &check.helo_name, deadline).map(|()| None)
         }
-        CheckType::Ping => ping::echo(target.ip(), check.source, deadline).map(|()| None),
+        CheckType::Ping => ping::echo(target.ip(), &Origin::of(check), deadline).map(|()| None),
         CheckType::File if check.weight != 0 => Ok(Some(Weighs::FileHolds(file_value(check)))),
         CheckType::File => file(check).map(|()| None),
     }
@@ -129,22 +129,30 @@ pub fn outcome(result: &CheckResult) -> Outcome {
 }
 
 fn connect(target: SocketAddr, check: &CheckConfig) -> Result<TcpStream, String> {
-    match check.source {
-        Some(source) => crate::sockaddr::connect_from(source, target, check.timeout())
-            .map_err(|e| format!("connect to {target} from {source}: {e}")),
-        None => TcpStream::connect_timeout(&target, check.timeout())
-            .map_err(|e| format!("connect to {target}: {e}")),
+    let origin = Origin::of(check);
+    if origin.is_any() {
+        return TcpStream::connect_timeout(&target, check.timeout())
+            .map_err(|e| format!("connect to {target}: {e}"));
     }
+    crate::sockaddr::connect_from(&origin, target, check.timeout())
+        .map_err(|e| format!("connect to {target}{}: {e}", from(&origin)))
+}
+
+/// " from SOURCE" when the check names its source address, for messages.
+fn from(origin: &Origin) -> String {
+    origin
+        .source
+        .map(|source| format!(" from {source}"))
+        .unwrap_or_default()
 }
 
 /// A socket of `target`'s family connected to it.
 fn udp_socket(target: SocketAddr, check: &CheckConfig) -> Result<UdpSocket, String> {
-    let local = match check.source {
-        Some(source) => SocketAddr::new(source, 0),
-        None if target.is_ipv4() => "0.0.0.0:0".parse().unwrap(),
-        None => "[::]:0".parse().unwrap(),
-    };
-    let socket = UdpSocket::bind(local).map_err(|e| format!("udp socket: {e}"))?;
+    let origin = Origin::of(check);
+    let socket = crate::sockaddr::socket(target.ip(), libc::SOCK_DGRAM, 0)
+        .and_then(|socket| origin.apply(&socket, target.ip()).map(|()| socket))
+        .map_err(|e| format!("udp socket{}: {e}", from(&origin)))?;
+    let socket = UdpSocket::from(socket);
     socket
         .connect(target)
         .map_err(|e| format!("udp to {target}: {e}"))?;

@@ -644,6 +644,19 @@ impl Daemon {
                 println!("{line}");
                 notify(&self.config, event);
             }
+            // keepalived's `log_all_failures`: failures that change nothing are logged too.
+            if let Err(why) = &result
+                && watch.check.log_all_failures
+                && !events.iter().any(|e| matches!(e, Event::ServerDown { .. }))
+            {
+                let service = &self.config.services[watch.service];
+                println!(
+                    "real server {} of {}: check {} failed: {why}",
+                    service.real_servers[watch.server].address,
+                    service.name(),
+                    watch.check_index + 1
+                );
+            }
             self.last[i] = Some((result.clone(), took));
             changed |= !events.is_empty();
         }

@@ -9,11 +9,13 @@
 
 use std::{
     io,
-    net::{IpAddr, SocketAddr},
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    net::IpAddr,
+    os::fd::{AsRawFd, OwnedFd},
     sync::atomic::{AtomicU16, Ordering},
     time::Instant,
 };
+
+use crate::sockaddr::Origin;
 
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
@@ -26,9 +28,9 @@ const PAYLOAD: &[u8; 16] = b"xvsd ping check.";
 static SEQUENCE: AtomicU16 = AtomicU16::new(1);
 
 /// One echo request to `address`, answered before `deadline`.
-pub fn echo(address: IpAddr, source: Option<IpAddr>, deadline: Instant) -> Result<(), String> {
+pub fn echo(address: IpAddr, origin: &Origin, deadline: Instant) -> Result<(), String> {
     let failed = |why: String| format!("ping {address}: {why}");
-    let socket = connected(address, source).map_err(|e| failed(e.to_string()))?;
+    let socket = connected(address, origin).map_err(|e| failed(e.to_string()))?;
     let id = std::process::id() as u16;
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let request = request(address.is_ipv4(), id, sequence);
@@ -82,29 +84,20 @@ pub fn echo(address: IpAddr, source: Option<IpAddr>, deadline: Instant) -> Resul
     }
 }
 
-/// A raw ICMP (ICMPv6) socket connected to `address` (bound to `source`, if given).
-fn connected(address: IpAddr, source: Option<IpAddr>) -> io::Result<OwnedFd> {
-    let (family, protocol) = match address {
-        IpAddr::V4(_) => (libc::AF_INET, libc::IPPROTO_ICMP),
-        IpAddr::V6(_) => (libc::AF_INET6, libc::IPPROTO_ICMPV6),
+/// A raw ICMP (ICMPv6) socket connected to `address`, leaving from `origin`.
+fn connected(address: IpAddr, origin: &Origin) -> io::Result<OwnedFd> {
+    let protocol = match address {
+        IpAddr::V4(_) => libc::IPPROTO_ICMP,
+        IpAddr::V6(_) => libc::IPPROTO_ICMPV6,
     };
-    // SAFETY: socket(2); connect(2) with an address of the length given.
-    unsafe {
-        let fd = libc::socket(family, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let socket = OwnedFd::from_raw_fd(fd);
-        if let Some(source) = source {
-            crate::sockaddr::bind(&socket, SocketAddr::new(source, 0))?;
-        }
-        let (peer, len) = crate::sockaddr::of(address, 0);
-        let connected = libc::connect(fd, (&raw const peer).cast(), len);
-        if connected != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(socket)
+    let socket = crate::sockaddr::socket(address, libc::SOCK_RAW, protocol)?;
+    origin.apply(&socket, address)?;
+    let (peer, len) = crate::sockaddr::of(address, 0);
+    // SAFETY: connect(2) with an address of the length given, on an open socket.
+    if unsafe { libc::connect(socket.as_raw_fd(), (&raw const peer).cast(), len) } != 0 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(socket)
 }
 
 /// An echo request: the kernel sums ICMPv6 itself (it covers a pseudo-header), ICMP is
@@ -180,10 +173,27 @@ mod tests {
         for address in ["127.0.0.1", "::1"] {
             let deadline = Instant::now() + Duration::from_secs(2);
             assert_eq!(
-                echo(address.parse().unwrap(), None, deadline),
+                echo(address.parse().unwrap(), &Origin::default(), deadline),
                 Ok(()),
                 "{address}"
             );
         }
+        // Out of `lo` with a mark: answered; out of an interface that is not there: a
+        // clear failure, not a ping by another way.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let by = |interface| Origin {
+            interface: Some(interface),
+            mark: Some(7),
+            ..Origin::default()
+        };
+        assert_eq!(
+            echo("127.0.0.1".parse().unwrap(), &by("lo"), deadline),
+            Ok(())
+        );
+        let missing = echo("127.0.0.1".parse().unwrap(), &by("nosuch0"), deadline).unwrap_err();
+        assert!(
+            missing.starts_with("ping 127.0.0.1: interface nosuch0: No such device"),
+            "{missing}"
+        );
     }
 }

@@ -255,6 +255,138 @@ timeout = 0.5
     let _ = std::fs::remove_file(config);
 }
 
+/// Counts of packets that `iptables -L INPUT` shows for rules naming `what`, in `host`.
+fn iptables_packets(lab: &Lab, host: &str, what: &str) -> u64 {
+    let rules = lab
+        .run_ok(host, &["iptables", "-L", "INPUT", "-n", "-v", "-x"])
+        .unwrap();
+    rules
+        .lines()
+        .filter(|line| line.contains(what))
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// keepalived's `bind_port`, `bind_if` and `fwmark`: a check leaves from its own source
+/// port (again and again: each connection from it ends with a reset), by its own interface, and with
+/// its own mark, which the director's policy routing follows. web1 lets its check port in
+/// only from port 6000, web2 only from an address the director uses for packets marked 7.
+#[test]
+fn checks_leave_by_their_own_port_interface_and_mark() {
+    let mut lab = nat_lab_serving_names();
+    for web in ["web1", "web2"] {
+        lab.serve(web, 8080, ServerKind::Http("ok".into())).unwrap();
+    }
+    let iptables = |host: &str, rule: &str| {
+        let mut args = vec!["iptables"];
+        args.extend(rule.split_whitespace());
+        lab.run_ok(host, &args).unwrap();
+    };
+    iptables(
+        "web1",
+        "-A INPUT -p tcp --dport 8080 --sport 6000 --syn -j ACCEPT",
+    );
+    iptables("web1", "-A INPUT -p tcp --dport 8080 --syn -j DROP");
+    iptables(
+        "web2",
+        "-A INPUT -p tcp --dport 8080 -s 192.168.1.253 --syn -j ACCEPT",
+    );
+    iptables("web2", "-A INPUT -p tcp --dport 8080 --syn -j DROP");
+    for command in [
+        "ip addr add 192.168.1.253/24 dev eth1",
+        "ip route add 192.168.1.0/24 dev eth1 src 192.168.1.253 table 100",
+        "ip rule add fwmark 7 lookup 100",
+    ] {
+        lab.run_ok("director", &command.split_whitespace().collect::<Vec<_>>())
+            .unwrap();
+    }
+    let config_text = |interface: &str, mark: &str| {
+        format!(
+            r#"
+[[service]]
+address = "1.1.1.254:80"
+scheduler = "rr"
+method = "nat"
+
+[[service.real_server]]
+address = "192.168.1.10:80"
+[[service.real_server.check]]
+type = "tcp"
+port = 8080
+source_port = 6000
+interface = "{interface}"
+interval = 0.2
+timeout = 0.5
+
+[[service.real_server]]
+address = "192.168.1.20:80"
+[[service.real_server.check]]
+type = "tcp"
+port = 8080
+{mark}
+interval = 0.2
+timeout = 0.5
+"#
+        )
+    };
+    let config = write_config("check-origin", &config_text("eth1", "mark = 7"));
+    let xvsd = Xvsd::start(&lab, &config, "check-origin");
+    health_until(&lab, "both checks passed", |h| {
+        h.contains("192.168.1.10:80 up weight 1 (passed)")
+            && h.contains("192.168.1.20:80 up weight 1 (passed)")
+    });
+    // Five more checks of web1 from port 6000, each let in.
+    let first = iptables_packets(&lab, "web1", "spt:6000");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while iptables_packets(&lab, "web1", "spt:6000") < first + 5 {
+        assert!(
+            Instant::now() < deadline,
+            "web1 is not checked from port 6000"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let health = lab.run_ok("director", &[XVSD, "health"]).unwrap();
+    assert!(
+        health.contains("192.168.1.10:80 up weight 1 (passed)"),
+        "{health}"
+    );
+    assert_eq!(
+        iptables_packets(&lab, "web1", "DROP"),
+        0,
+        "a check from another port"
+    );
+    table_until(&lab, "both real servers in", |t| {
+        t.contains("-r 192.168.1.10:80 -m -w 1") && t.contains("-r 192.168.1.20:80 -m -w 1")
+    });
+    // By the client side's interface (no route to web1 there) web1 is out of reach;
+    // without the mark, web2's check leaves from the director's usual address, dropped
+    // (and with `log_all_failures` each failure is logged, not only the first).
+    std::fs::write(&config, config_text("eth0", "log_all_failures = true")).unwrap();
+    lab.run_ok("director", &[XVSD, "reload"]).unwrap();
+    health_until(&lab, "both checks failed", |h| {
+        h.contains("192.168.1.10:80 down") && h.contains("192.168.1.20:80 down")
+    });
+    table_until(&lab, "both real servers out", |t| {
+        !t.contains("192.168.1.10:80") && !t.contains("192.168.1.20:80")
+    });
+    xvsd.wait_for("real server 192.168.1.10:80 of TCP 1.1.1.254:80 is down");
+    xvsd.wait_for("real server 192.168.1.20:80 of TCP 1.1.1.254:80 is down");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let again = "real server 192.168.1.20:80 of TCP 1.1.1.254:80: check 1 failed: connect to 192.168.1.20:8080";
+    while xvsd.log().matches(again).count() < 2 {
+        assert!(Instant::now() < deadline, "{}", xvsd.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !xvsd
+            .log()
+            .contains("192.168.1.10:80 of TCP 1.1.1.254:80: check"),
+        "{}",
+        xvsd.log()
+    );
+    let _ = std::fs::remove_file(config);
+}
+
 /// A real server's connection thresholds in the config (keepalived's `uthreshold` and
 /// `lthreshold`) reach the table as ipvsadm's `-x` and `-y`.
 #[test]

@@ -98,6 +98,16 @@ pub struct CheckConfig {
     /// The address of this director's the check is sent from (keepalived's `bindto`):
     /// the one the real servers' firewalls let in, say. Of the checked address's family.
     pub source: Option<IpAddr>,
+    /// The port the check is sent from (keepalived's `bind_port`), for firewalls that let
+    /// in one source port; TCP checks then end with a reset, so that the next check can
+    /// use the port again at once (no TIME_WAIT on the director).
+    pub source_port: Option<u16>,
+    /// The interface the check leaves by, whatever the routes say (keepalived's
+    /// `bind_if`; `SO_BINDTODEVICE`).
+    pub interface: Option<String>,
+    /// The firewall mark on the check's packets (keepalived's `fwmark`; `SO_MARK`), so
+    /// that policy routing (`ip rule add fwmark N table T`) can steer them.
+    pub mark: Option<u32>,
     #[serde(default = "root")]
     pub path: String,
     #[serde(default = "ok")]
@@ -187,6 +197,14 @@ pub struct CheckConfig {
     pub rise: u32,
     #[serde(default = "one")]
     pub fall: u32,
+    /// This check starts failed (true) or passed (false), over its real server's and
+    /// service's `alpha`: a real server is in service only once every check that started
+    /// failed has passed (keepalived's checker `alpha`).
+    pub alpha: Option<bool>,
+    /// Every failed attempt is logged, not only a change of the real server's state
+    /// (keepalived's `log_all_failures`).
+    #[serde(default)]
+    pub log_all_failures: bool,
 }
 
 impl Default for CheckConfig {
@@ -196,6 +214,9 @@ impl Default for CheckConfig {
             port: None,
             address: None,
             source: None,
+            source_port: None,
+            interface: None,
+            mark: None,
             path: root(),
             expect: ok(),
             body: None,
@@ -227,6 +248,8 @@ impl Default for CheckConfig {
             delay_before_retry: second(),
             rise: 1,
             fall: 1,
+            alpha: None,
+            log_all_failures: false,
         }
     }
 }
@@ -386,8 +409,32 @@ impl CheckConfig {
                     .to_string(),
             );
         }
-        if matches!(self.kind, CheckType::Command | CheckType::File) && self.source.is_some() {
-            problems.push("`source` is for checks that send packets".to_string());
+        let sends = !matches!(self.kind, CheckType::Command | CheckType::File);
+        let origin = self.source.is_some() || self.interface.is_some() || self.mark.is_some();
+        if !sends && (origin || self.source_port.is_some()) {
+            problems.push(
+                "`source`, `source_port`, `interface` and `mark` are for checks that send packets"
+                    .to_string(),
+            );
+        }
+        if self.source_port.is_some() && self.kind == CheckType::Ping {
+            problems.push("a ping has no port: no `source_port`".to_string());
+        }
+        if self.source_port == Some(0) {
+            problems.push("source_port must be 1..=65535".to_string());
+        }
+        if self.forwarded
+            && (self.source_port.is_some() || self.interface.is_some() || self.mark.is_some())
+        {
+            problems.push(
+                "a forwarded check is sent the way the director forwards: no `source_port`, `interface` or `mark`"
+                    .to_string(),
+            );
+        }
+        if let Some(name) = &self.interface
+            && (name.is_empty() || name.len() >= 16 || name.contains(['/', ' ']))
+        {
+            problems.push(format!("interface {name:?} is not an interface name"));
         }
         problems.into_iter()
     }
