@@ -599,6 +599,56 @@ pub fn all_addresses() -> io::Result<Vec<(u32, IpAddr, u8)>> {
 }
 
 /// `ip addr add ADDR/PREFIX dev IFACE`.
+/// A subscription to the namespace's address changes (netlink's IPv4 and IPv6 address
+/// groups): [`AddressChanges::wait`] returns when an address is added or removed.
+pub struct AddressChanges {
+    fd: OwnedFd,
+}
+
+/// `RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR`.
+const ADDRESS_GROUPS: u32 = 0x10 | 0x100;
+
+impl AddressChanges {
+    pub fn subscribe() -> io::Result<AddressChanges> {
+        let socket = Socket::open()?;
+        // SAFETY: sockaddr_nl is plain data; bind(2) with its size on an open socket.
+        unsafe {
+            let mut local: libc::sockaddr_nl = std::mem::zeroed();
+            local.nl_family = libc::AF_NETLINK as u16;
+            local.nl_groups = ADDRESS_GROUPS;
+            if libc::bind(
+                socket.fd.as_raw_fd(),
+                (&raw const local).cast(),
+                size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(AddressChanges { fd: socket.fd })
+    }
+
+    /// Blocks until the kernel reports address changes (one read drains a burst of them;
+    /// messages lost to a full buffer count as a change too).
+    pub fn wait(&self) -> io::Result<()> {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            // SAFETY: buf is writable for buf.len() bytes.
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n >= 0 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::ENOBUFS) => return Ok(()),
+                _ => return Err(err),
+            }
+        }
+    }
+}
+
 pub fn add_address(index: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
     change_address(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, index, addr, prefix)
 }

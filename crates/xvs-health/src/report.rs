@@ -27,6 +27,8 @@ pub struct ServiceReport {
     /// Whether xvsd's config names it (health is known only then).
     pub owned: bool,
     pub quorum_up: Option<bool>,
+    /// Its checks are paused: `ha_suspend` and its VIP is not here (xvsd's services).
+    pub checks_paused: Option<bool>,
     pub traffic: Traffic,
     pub real_servers: Vec<ServerReport>,
 }
@@ -96,6 +98,9 @@ pub trait CheckResults {
         server: usize,
         check: usize,
     ) -> Option<(Result<(), String>, Duration)>;
+
+    /// Whether the checks of service `service` are paused (`ha_suspend`).
+    fn paused(&self, service: usize) -> bool;
 }
 
 fn name_of(key: &ServiceKey) -> String {
@@ -186,6 +191,7 @@ fn service_report(
         scheduler: service.scheduler.name().to_string(),
         owned: owned.is_some(),
         quorum_up: owned.map(|i| state.services[i].quorum_up),
+        checks_paused: owned.map(|i| checks.paused(i)),
         traffic: Traffic::from(&service.stats),
         real_servers,
     }
@@ -359,6 +365,22 @@ impl Report {
                     "xvs_service_quorum_up",
                     &[("service", &s.name)],
                     u64::from(up),
+                );
+            }
+        }
+        family(
+            &mut out,
+            "xvs_service_checks_paused",
+            "gauge",
+            "1 while the service's checks are paused: ha_suspend and its VIP not here (xvsd's services).",
+        );
+        for s in &self.services {
+            if let Some(paused) = s.checks_paused {
+                sample(
+                    &mut out,
+                    "xvs_service_checks_paused",
+                    &[("service", &s.name)],
+                    u64::from(paused),
                 );
             }
         }
@@ -614,6 +636,10 @@ mod tests {
         ) -> Option<(Result<(), String>, Duration)> {
             (server == 0).then(|| (Ok(()), Duration::from_millis(3)))
         }
+
+        fn paused(&self, _: usize) -> bool {
+            false
+        }
     }
 
     #[test]
@@ -655,6 +681,7 @@ mod tests {
             "xvs_real_server_weight{service=\"TCP 1.1.1.254:80\",real_server=\"192.168.1.10:80\"} 2",
             "xvs_real_server_up{service=\"TCP 1.1.1.254:80\",real_server=\"192.168.1.10:80\"} 1",
             "xvs_service_quorum_up{service=\"TCP 1.1.1.254:80\"} 1",
+            "xvs_service_checks_paused{service=\"TCP 1.1.1.254:80\"} 0",
             "xvs_check_duration_seconds{service=\"TCP 1.1.1.254:80\",real_server=\"192.168.1.10:80\",check=\"0\"} 0.003",
             "xvs_real_server_up{service=\"TCP 1.1.1.254:80\",real_server=\"192.168.1.20:80\"} 0",
         ] {

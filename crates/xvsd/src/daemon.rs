@@ -62,6 +62,8 @@ pub(crate) enum Message {
     /// `xvsd drain` (true) or `xvsd drain off`: BGP withdraws (or announces again) the
     /// VIPs, forwarding goes on.
     Drain(bool, mpsc::Sender<String>),
+    /// An address of the namespace came or went (`ha_suspend` looks at the VIPs again).
+    AddressesChanged,
 }
 
 /// Reads and validates the config at `path`.
@@ -197,6 +199,7 @@ pub fn run(path: &str) -> Result<(), String> {
         daemon.config.real_servers()
     );
     daemon.start_checks()?;
+    watch_addresses(daemon.sender.clone());
     let mut next_tick = Instant::now() + TICK;
     loop {
         // The tick comes first, so that a stream of results cannot hold it back.
@@ -312,6 +315,7 @@ pub fn run(path: &str) -> Result<(), String> {
                 println!("xvsd: {answer}");
                 let _ = reply.send(answer.to_string());
             }
+            Ok(Message::AddressesChanged) => daemon.follow_vips(),
             Ok(Message::Report(wanted, reply)) => {
                 let ha = HaView {
                     vrrp: vrrp.iter().map(Vrrp::view).collect(),
@@ -512,7 +516,8 @@ impl Daemon {
 
     /// Pauses the checks of each `ha_suspend` service whose VIP is not an address of this
     /// director (a VRRP backup's), and resumes them when it is again; a probe shared by
-    /// several services pauses only when all of them do.
+    /// several services pauses only when all of them do. Called when the kernel reports an
+    /// address change, and on every tick (should a report be missed).
     fn follow_vips(&mut self) {
         let services = &self.config.services;
         let mut away = vec![false; services.len()];
@@ -800,7 +805,11 @@ impl Daemon {
             .enumerate()
         {
             let quorum = if state.quorum_up { "up" } else { "lost" };
-            out.push_str(&format!("{} quorum {quorum}\n", service.name()));
+            let paused = match self.paused.get(i) {
+                Some(true) => ", checks paused (ha_suspend: its VIP is not here)",
+                _ => "",
+            };
+            out.push_str(&format!("{} quorum {quorum}{paused}\n", service.name()));
             for (j, (rs, server)) in service.real_servers.iter().zip(&state.servers).enumerate() {
                 let health = if server.is_up() { "up" } else { "down" };
                 out.push_str(&format!(
@@ -841,6 +850,31 @@ impl Daemon {
     }
 }
 
+/// Tells the daemon of each change of the namespace's addresses, from a thread of its own
+/// (blocked in the kernel between changes). Without the subscription, the tick's look
+/// every 2 s is all `ha_suspend` has.
+fn watch_addresses(sender: mpsc::Sender<Message>) {
+    let changes = match xvs_datapath::netlink::AddressChanges::subscribe() {
+        Ok(changes) => changes,
+        Err(e) => {
+            eprintln!("xvsd: cannot follow address changes ({e}); ha_suspend looks every 2 s");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("addresses".into())
+        .spawn(move || {
+            while changes.wait().is_ok() {
+                if sender.send(Message::AddressesChanged).is_err() {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("xvsd: cannot follow address changes ({e}); ha_suspend looks every 2 s");
+    }
+}
+
 impl report::CheckResults for Daemon {
     fn last(
         &self,
@@ -851,6 +885,10 @@ impl report::CheckResults for Daemon {
         let i = *self.watch_of.get(&(service, server, check))?;
         let (result, took) = self.last[i].as_ref()?;
         Some((result.clone().map(|_| ()), *took))
+    }
+
+    fn paused(&self, service: usize) -> bool {
+        self.paused.get(service).copied().unwrap_or(false)
     }
 }
 

@@ -1926,6 +1926,22 @@ address = "192.168.1.10:80"
         "{}",
         xvsd.log()
     );
+    // `xvsd health` and the metrics say so too.
+    let health = lab.run_ok("director", &[XVSD, "health"]).unwrap();
+    assert!(
+        health.contains(
+            "TCP 1.1.1.253:80 quorum up, checks paused (ha_suspend: its VIP is not here)"
+        ) && health.contains("TCP 1.1.1.254:80 quorum up\n"),
+        "{health}"
+    );
+    let metrics = lab
+        .run_ok("director", &["curl", "-s", "http://127.0.0.1:9180/metrics"])
+        .unwrap();
+    assert!(
+        metrics.contains("xvs_service_checks_paused{service=\"TCP 1.1.1.253:80\"} 1")
+            && metrics.contains("xvs_service_checks_paused{service=\"TCP 1.1.1.254:80\"} 0"),
+        "{metrics}"
+    );
 
     // The VIP comes, as VRRP would add it, and goes.
     lab.run_ok(
