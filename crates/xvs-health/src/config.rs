@@ -443,6 +443,11 @@ pub struct ServiceConfig {
     pub sorry_server: Option<SocketAddr>,
     /// How the sorry server is reached (default: the service's method).
     pub sorry_method: Option<Method>,
+    /// The sorry server stays in the table at weight 0 while the quorum holds, so that
+    /// its connections go on when the real servers come back (keepalived's
+    /// `sorry_server_inhibit`); without it, it is removed.
+    #[serde(default)]
+    pub sorry_server_inhibit: bool,
     /// Commands run (by `sh -c`) when the quorum is gained or lost.
     pub quorum_up: Option<String>,
     pub quorum_down: Option<String>,
@@ -902,6 +907,9 @@ impl Config {
                 .is_some_and(|s| service.real_servers.iter().any(|rs| rs.address == s))
             {
                 problems.push(format!("{name}: the sorry server is also a real server"));
+            }
+            if service.sorry_server_inhibit && service.sorry_server.is_none() {
+                problems.push(format!("{name}: sorry_server_inhibit needs a sorry_server"));
             }
             let fullnat = service
                 .real_servers
@@ -1366,6 +1374,11 @@ family = "inet6"
             (
                 "type = \"file\", file = \"/run/x\", mark = 1",
                 "are for checks that send",
+            ),
+            ("user = \"nobody\"", "`user` is for command checks"),
+            (
+                "type = \"command\", command = \"true\", user = \"a:b:c\"",
+                "user \"a:b:c\" is not NAME or NAME:GROUP",
             ),
         ] {
             let refused = with_check(wrong).unwrap_err();

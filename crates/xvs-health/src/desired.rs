@@ -62,8 +62,14 @@ pub fn rules(
             out.push_str(&service.server_command(Some(rs), weight));
             out.push('\n');
         }
-        if sorry.is_some() {
-            out.push_str(&service.server_command(None, 1));
+        // With sorry_server_inhibit it stays at weight 0 while the quorum holds.
+        let sorry_weight = match sorry {
+            Some(_) => Some(1),
+            None if service.sorry_server_inhibit && service.sorry_server.is_some() => Some(0),
+            None => None,
+        };
+        if let Some(weight) = sorry_weight {
+            out.push_str(&service.server_command(None, weight));
             out.push('\n');
         }
     }
@@ -328,6 +334,48 @@ weight = 2
             Duration::ZERO,
         );
         assert_eq!(text, "-D -t 1.1.1.254:80\n");
+    }
+
+    /// keepalived's `sorry_server_inhibit`: the sorry server at weight 0 while the quorum
+    /// holds (its connections go on), alone at weight 1 while it is lost.
+    #[test]
+    fn an_inhibited_sorry_server_stays_at_weight_zero_while_the_quorum_holds() {
+        let config = Config::parse(&CONFIG.replace(
+            "method = \"nat\"",
+            "method = \"nat\"\nsorry_server = \"192.168.1.99:80\"\nsorry_server_inhibit = true",
+        ))
+        .unwrap();
+        let saved = |t: &Table| xvs_core::listing::save(t, true, &NoNames);
+        let quorate = apply(&config, &Table::default(), None);
+        assert_eq!(
+            saved(&quorate),
+            "-A -t 1.1.1.254:80 -s rr\n-a -t 1.1.1.254:80 -r 192.168.1.10:80 -m -w 1\n-a -t 1.1.1.254:80 -r 192.168.1.20:80 -m -w 2\n-a -t 1.1.1.254:80 -r 192.168.1.99:80 -m -w 0\n"
+        );
+        let mut state = State::new(&config, &Table::default());
+        let fail = crate::health::Outcome::Failure;
+        state.observe(&config, 0, 0, 0, fail, None, Duration::ZERO);
+        state.observe(&config, 0, 1, 0, fail, None, Duration::ZERO);
+        let mut lost = quorate.clone();
+        restore(
+            &rules(&config, None, &state, &quorate, Duration::ZERO),
+            &mut lost,
+            &NoNames,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            saved(&lost),
+            "-A -t 1.1.1.254:80 -s rr\n-a -t 1.1.1.254:80 -r 192.168.1.99:80 -m -w 1\n"
+        );
+        let e = Config::parse(&CONFIG.replace(
+            "method = \"nat\"",
+            "method = \"nat\"\nsorry_server_inhibit = true",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("sorry_server_inhibit needs a sorry_server"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -151,8 +151,16 @@ pub fn import(text: &str, source: &str) -> Import {
         .flat_map(|item| item.block.iter().flatten())
         .filter(|entry| entry.keyword == "checker_log_all_failures")
         .fold(false, |_, entry| switch(&entry.args).unwrap_or(false));
+    let script_user = top
+        .iter()
+        .filter(|item| item.keyword == "global_defs")
+        .flat_map(|item| item.block.iter().flatten())
+        .filter(|entry| entry.keyword == "script_user")
+        .filter_map(|entry| user_of(&entry.args))
+        .next_back();
     let context = Context {
         log_all_failures,
+        script_user,
         laddr_groups: &laddr_groups,
         track_files: &track_files,
         service_groups: &service_groups,
@@ -338,6 +346,8 @@ struct Defaults<'a> {
     host: Option<String>,
     /// Every failure logged (the global `checker_log_all_failures`, else a checker's own).
     log_all_failures: bool,
+    /// The user a command runs as (the global `script_user`, else a MISC_CHECK's own).
+    user: Option<String>,
     track_files: &'a HashMap<String, TrackFile>,
 }
 
@@ -557,6 +567,8 @@ fn addresses_of(word: &str) -> Option<Vec<IpAddr>> {
 struct Context<'a> {
     /// `global_defs`' `checker_log_all_failures`: every check's default.
     log_all_failures: bool,
+    /// `global_defs`' `script_user`: the user MISC_CHECKs run as unless they name one.
+    script_user: Option<String>,
     laddr_groups: &'a HashMap<String, Vec<IpAddr>>,
     track_files: &'a HashMap<String, TrackFile>,
     service_groups: &'a HashMap<String, Vec<Member>>,
@@ -692,6 +704,7 @@ fn service_body(
         warmup: None,
         host: None,
         log_all_failures: context.log_all_failures,
+        user: context.script_user.clone(),
         track_files,
     };
     let block = item.block.clone().unwrap_or_default();
@@ -740,7 +753,11 @@ fn service_body(
             "quorum" | "hysteresis" if number() => {
                 service.push(format!("{} = {arg}", entry.keyword))
             }
-            "alpha" | "omega" | "ha_suspend" | "inhibit_on_failure" => match switch(&entry.args) {
+            "alpha"
+            | "omega"
+            | "ha_suspend"
+            | "inhibit_on_failure"
+            | "sorry_server_inhibit" => match switch(&entry.args) {
                 Some(true) if marked && entry.keyword == "ha_suspend" => notes.push(format!(
                     "line {}: ha_suspend: not translated (a fwmark service has no VIP to follow)",
                     entry.line
@@ -851,6 +868,15 @@ fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut V
     }
 }
 
+/// keepalived's `user NAME [GROUP]` (and `script_user`'s) as xvsd's `NAME[:GROUP]`.
+fn user_of(args: &[String]) -> Option<String> {
+    match args {
+        [name] => Some(name.clone()),
+        [name, group] => Some(format!("{name}:{group}")),
+        _ => None,
+    }
+}
+
 /// The note for a yes/no keyword given another word.
 fn not_a_switch(entry: &Item) -> String {
     format!(
@@ -926,6 +952,10 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
             "url" => urls.push(entry),
             "misc_path" => common.set("command", quoted(&entry.args.join(" "))),
             "misc_dynamic" => common.set("dynamic", "true".into()),
+            "user" if kind == "command" => match user_of(&entry.args) {
+                Some(user) => own.user = Some(user),
+                None => notes.push(format!("line {}: user: no user named", entry.line)),
+            },
             "type" => common.set("query_type", quoted(&arg)),
             "name" => common.set("name", quoted(&arg)),
             "payload" => common.set("payload", quoted(&arg)),
@@ -971,6 +1001,10 @@ fn check(item: &Item, defaults: &Defaults, notes: &mut Vec<String>) -> Vec<Check
     }
     if own.log_all_failures {
         common.set("log_all_failures", "true".into());
+    }
+    // root is xvsd's own: said only when it is not.
+    if let Some(user) = own.user.filter(|u| kind == "command" && u != "root") {
+        common.set("user", quoted(&user));
     }
     if kind == "http" || kind == "https" {
         if let Some(host) = &own.host {
@@ -1090,6 +1124,7 @@ virtual_server 1.1.1.254 80 {
     quorum 2
     hysteresis 1
     sorry_server 192.168.1.99 80
+    sorry_server_inhibit
     quorum_down "/usr/local/bin/page ops down"
     omega
 
@@ -1188,6 +1223,7 @@ virtual_server group WEB {
         assert_eq!(service.persistence, Some(50));
         assert_eq!((service.quorum, service.hysteresis), (2, 1));
         assert_eq!(service.sorry_server.unwrap().to_string(), "192.168.1.99:80");
+        assert!(service.sorry_server_inhibit);
         assert_eq!(
             service.quorum_down.as_deref(),
             Some("/usr/local/bin/page ops down")
@@ -1244,9 +1280,9 @@ virtual_server group WEB {
         let notes = imported.notes.join("\n");
         for expected in [
             "line 7: vrrp_instance: no virtual_ipaddress",
-            "line 33: url regex_no_match without a regex: not translated",
-            "line 58: smtp_alert: not translated",
-            "line 101: virtual_server group WEB: no such virtual_server_group",
+            "line 34: url regex_no_match without a regex: not translated",
+            "line 59: smtp_alert: not translated",
+            "line 102: virtual_server group WEB: no such virtual_server_group",
         ] {
             assert!(notes.contains(expected), "{expected}:\n{notes}");
         }
@@ -1642,12 +1678,14 @@ virtual_server 1.1.1.254 80 {
 
     /// A checker's `bindto`, `bind_port`, `bind_if` and `fwmark`; `alpha` and
     /// `inhibit_on_failure` per real server and `alpha` per checker, with or without a
-    /// yes/no; `log_all_failures` per checker over the global `checker_log_all_failures`.
+    /// yes/no; `log_all_failures` per checker over the global `checker_log_all_failures`;
+    /// a MISC_CHECK's `user` over the global `script_user`.
     #[test]
     fn checker_origin_alpha_inhibit_and_failure_logging() {
         let text = r#"
 global_defs {
     checker_log_all_failures
+    script_user keepalived_script
 }
 virtual_server 1.1.1.254 80 {
     lb_algo rr
@@ -1679,13 +1717,25 @@ virtual_server 1.1.1.254 80 {
         MISC_CHECK {
             misc_path /bin/true
         }
+        MISC_CHECK {
+            misc_path /bin/true
+            user nobody nogroup
+        }
     }
 }
 "#;
         let (imported, config) = imported(text);
         assert_eq!(
             imported.notes,
-            ["line 31: alpha maybe: not translated (yes or no)"]
+            ["line 32: alpha maybe: not translated (yes or no)"]
+        );
+        // MISC_CHECK's `user`, else the global `script_user`.
+        assert_eq!(
+            checks_seen(&config, 1, |c| c.user.clone()),
+            [
+                Some("keepalived_script".to_string()),
+                Some("nobody:nogroup".to_string())
+            ]
         );
         let service = &config.services[0];
         assert!(service.alpha && service.inhibit_on_failure);
@@ -1722,7 +1772,10 @@ virtual_server 1.1.1.254 80 {
         );
         assert_eq!(
             checks_seen(&config, 1, origin),
-            [(None, None, None, None, None, true)]
+            [
+                (None, None, None, None, None, true),
+                (None, None, None, None, None, true)
+            ]
         );
     }
 

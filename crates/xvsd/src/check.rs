@@ -246,9 +246,11 @@ fn dns_query(id: u16, name: &str, code: u16) -> Vec<u8> {
 /// deadline.
 fn command(address: SocketAddr, check: &CheckConfig, deadline: Instant) -> CheckResult {
     let line = check.command.as_deref().unwrap_or("false");
+    let user = check.user.as_deref().map(identity).transpose()?;
     match shell(
         line,
         Some(("XVS_REAL_SERVER", address.to_string())),
+        user,
         deadline,
     )? {
         0 => Ok(None),
@@ -260,15 +262,79 @@ fn command(address: SocketAddr, check: &CheckConfig, deadline: Instant) -> Check
 /// keepalived's `vrrp_script`: `sh -c COMMAND`, which passes if it exits 0 within
 /// `timeout`.
 pub fn script(line: &str, timeout: Duration) -> Result<(), String> {
-    match shell(line, None, Instant::now() + timeout)? {
+    match shell(line, None, None, Instant::now() + timeout)? {
         0 => Ok(()),
         code => Err(format!("{line:?} exited with {code}")),
     }
 }
 
-/// Runs `sh -c LINE` (with `env` set, if any), its streams closed, and waits for its exit
-/// code until `deadline`, when it is killed.
-fn shell(line: &str, env: Option<(&str, String)>, deadline: Instant) -> Result<i32, String> {
+/// A user (and group) a command runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    uid: u32,
+    gid: u32,
+}
+
+/// The identity of `NAME` (with its own group) or `NAME:GROUP`, from the system's user
+/// and group databases.
+fn identity(user: &str) -> Result<Identity, String> {
+    let (name, group) = match user.split_once(':') {
+        Some((name, group)) => (name, Some(group)),
+        None => (user, None),
+    };
+    let c_name = std::ffi::CString::new(name).map_err(|_| format!("no user {name:?}"))?;
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: getpwnam_r(3) writes into `entry` and `buffer`, both live and of the sizes
+    // given; `found` is null or points to `entry`.
+    let (uid, own_gid) = unsafe {
+        let mut entry: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let error = libc::getpwnam_r(
+            c_name.as_ptr(),
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        );
+        if error != 0 || found.is_null() {
+            return Err(format!("no user {name:?}"));
+        }
+        (entry.pw_uid, entry.pw_gid)
+    };
+    let gid = match group {
+        None => own_gid,
+        Some(group) => {
+            let c_group =
+                std::ffi::CString::new(group).map_err(|_| format!("no group {group:?}"))?;
+            // SAFETY: getgrnam_r(3), as getpwnam_r above.
+            unsafe {
+                let mut entry: libc::group = std::mem::zeroed();
+                let mut found: *mut libc::group = std::ptr::null_mut();
+                let error = libc::getgrnam_r(
+                    c_group.as_ptr(),
+                    &mut entry,
+                    buffer.as_mut_ptr(),
+                    buffer.len(),
+                    &mut found,
+                );
+                if error != 0 || found.is_null() {
+                    return Err(format!("no group {group:?}"));
+                }
+                entry.gr_gid
+            }
+        }
+    };
+    Ok(Identity { uid, gid })
+}
+
+/// Runs `sh -c LINE` (with `env` set, if any, and as `user`, if given), its streams
+/// closed, and waits for its exit code until `deadline`, when it is killed.
+fn shell(
+    line: &str,
+    env: Option<(&str, String)>,
+    user: Option<Identity>,
+    deadline: Instant,
+) -> Result<i32, String> {
     let mut command = Command::new("sh");
     command
         .args(["-c", line])
@@ -277,6 +343,11 @@ fn shell(line: &str, env: Option<(&str, String)>, deadline: Instant) -> Result<i
         .stderr(Stdio::null());
     if let Some((name, value)) = env {
         command.env(name, value);
+    }
+    if let Some(Identity { uid, gid }) = user {
+        // std drops the supplementary groups too, as root setting a uid.
+        std::os::unix::process::CommandExt::uid(&mut command, uid);
+        std::os::unix::process::CommandExt::gid(&mut command, gid);
     }
     let mut child = crate::control::with_signals(&mut command)
         .spawn()
@@ -700,6 +771,36 @@ mod tests {
         assert!(run(&with("exit 7", false), address).is_err());
         let hangs = run(&with("sleep 5", false), address).unwrap_err();
         assert!(hangs.contains("killed"), "{hangs}");
+    }
+
+    /// keepalived's MISC_CHECK `user`: the command runs as that user, with its group or
+    /// the one named; a user the system does not know fails the check, clearly.
+    #[test]
+    fn a_command_runs_as_its_user() {
+        let _forking = FORKING.lock().unwrap_or_else(|e| e.into_inner());
+        let address: SocketAddr = "192.168.1.10:80".parse().unwrap();
+        let as_user = |user: Option<&str>| CheckConfig {
+            command: Some("test \"$(id -u)\" != 0 && test \"$(id -g)\" = 0".into()),
+            user: user.map(String::from),
+            ..check(CheckType::Command)
+        };
+        assert_eq!(run(&as_user(Some("nobody:root")), address), Ok(None));
+        assert!(
+            run(&as_user(Some("nobody")), address).is_err(),
+            "nobody's own group"
+        );
+        assert!(
+            run(&as_user(None), address).is_err(),
+            "xvsd's own user: root"
+        );
+        assert_eq!(
+            run(&as_user(Some("no-such-user")), address),
+            Err("no user \"no-such-user\"".to_string())
+        );
+        assert_eq!(
+            run(&as_user(Some("nobody:no-such-group")), address),
+            Err("no group \"no-such-group\"".to_string())
+        );
     }
 
     #[test]

@@ -151,6 +151,9 @@ pub struct CheckConfig {
     pub query_type: String,
     /// Command: what runs; it is killed at the timeout, which fails it.
     pub command: Option<String>,
+    /// Command: the user it runs as, `NAME` (with the user's group) or `NAME:GROUP`
+    /// (keepalived's MISC_CHECK `user`); default: xvsd's own (root).
+    pub user: Option<String>,
     /// Command: exit codes 2..=255 set the weight (code - 2).
     #[serde(default)]
     pub dynamic: bool,
@@ -233,6 +236,7 @@ impl Default for CheckConfig {
             name: dns_root(),
             query_type: soa(),
             command: None,
+            user: None,
             dynamic: false,
             helo_name: helo_name(),
             file: None,
@@ -378,6 +382,19 @@ impl CheckConfig {
         }
         if self.dynamic && self.kind != CheckType::Command {
             problems.push("`dynamic` is for command checks".to_string());
+        }
+        if let Some(user) = &self.user {
+            if self.kind != CheckType::Command {
+                problems.push("`user` is for command checks".to_string());
+            }
+            let word = |p: &str| !p.is_empty() && !p.contains([':', ' ', '\t']);
+            let well_formed = match user.split_once(':') {
+                Some((name, group)) => word(name) && word(group),
+                None => word(user),
+            };
+            if !well_formed {
+                problems.push(format!("user {user:?} is not NAME or NAME:GROUP"));
+            }
         }
         if self.tls_name.is_some() && self.kind != CheckType::Https {
             problems.push("`tls_name` is for https checks".to_string());
