@@ -151,16 +151,9 @@ pub fn import(text: &str, source: &str) -> Import {
         .flat_map(|item| item.block.iter().flatten())
         .filter(|entry| entry.keyword == "checker_log_all_failures")
         .fold(false, |_, entry| switch(&entry.args).unwrap_or(false));
-    let script_user = top
-        .iter()
-        .filter(|item| item.keyword == "global_defs")
-        .flat_map(|item| item.block.iter().flatten())
-        .filter(|entry| entry.keyword == "script_user")
-        .filter_map(|entry| user_of(&entry.args))
-        .next_back();
     let context = Context {
         log_all_failures,
-        script_user,
+        script_user: globals.script_user.clone(),
         laddr_groups: &laddr_groups,
         track_files: &track_files,
         service_groups: &service_groups,
@@ -1803,6 +1796,9 @@ virtual_server 1.1.1.254 80 {
     #[test]
     fn tracked_vrrp_scripts_become_the_instance_s_track_scripts() {
         let text = r#"
+global_defs {
+    script_user keepalived_script
+}
 vrrp_script chk_director {
     script "/usr/local/bin/chk-ipvs.sh --quick"
     interval 2
@@ -1859,8 +1855,12 @@ vrrp_instance VI_1 {
             (scripts[1].command.as_str(), scripts[1].weight),
             ("curl -sf http://127.0.0.1/", 10)
         );
+        // A script's `user`, else the global `script_user`.
+        assert_eq!(
+            (scripts[0].user.as_deref(), scripts[1].user.as_deref()),
+            (Some("nobody"), Some("keepalived_script"))
+        );
         for named in [
-            "vrrp_script chk_director user: not translated",
             "track_script chk_missing: no vrrp_script of that name",
             "track_interface eth1 weight -20: not translated",
         ] {

@@ -259,10 +259,11 @@ fn command(address: SocketAddr, check: &CheckConfig, deadline: Instant) -> Check
     }
 }
 
-/// keepalived's `vrrp_script`: `sh -c COMMAND`, which passes if it exits 0 within
-/// `timeout`.
-pub fn script(line: &str, timeout: Duration) -> Result<(), String> {
-    match shell(line, None, None, Instant::now() + timeout)? {
+/// keepalived's `vrrp_script`: `sh -c COMMAND` (as `user`, if given), which passes if it
+/// exits 0 within `timeout`.
+pub fn script(line: &str, user: Option<&str>, timeout: Duration) -> Result<(), String> {
+    let user = user.map(identity).transpose()?;
+    match shell(line, None, user, Instant::now() + timeout)? {
         0 => Ok(()),
         code => Err(format!("{line:?} exited with {code}")),
     }
@@ -773,8 +774,9 @@ mod tests {
         assert!(hangs.contains("killed"), "{hangs}");
     }
 
-    /// keepalived's MISC_CHECK `user`: the command runs as that user, with its group or
-    /// the one named; a user the system does not know fails the check, clearly.
+    /// keepalived's MISC_CHECK (and vrrp_script) `user`: the command runs as that user,
+    /// with its group or the one named; a user the system does not know fails the check,
+    /// clearly.
     #[test]
     fn a_command_runs_as_its_user() {
         let _forking = FORKING.lock().unwrap_or_else(|e| e.into_inner());
@@ -801,6 +803,11 @@ mod tests {
             run(&as_user(Some("nobody:no-such-group")), address),
             Err("no group \"no-such-group\"".to_string())
         );
+        // A VRRP track script's `user` too.
+        let not_root = "test \"$(id -u)\" != 0";
+        let timeout = Duration::from_secs(5);
+        assert_eq!(script(not_root, Some("nobody"), timeout), Ok(()));
+        assert!(script(not_root, None, timeout).is_err());
     }
 
     #[test]

@@ -239,7 +239,8 @@ impl Scripts {
                     let timeout = Duration::from_secs_f64(script.timeout());
                     while !stop.load(Ordering::Relaxed) {
                         let began = Instant::now();
-                        let result = crate::check::script(&script.command, timeout);
+                        let result =
+                            crate::check::script(&script.command, script.user.as_deref(), timeout);
                         let outcome = match &result {
                             Ok(()) => Outcome::Success,
                             Err(_) => Outcome::Failure,

@@ -317,6 +317,16 @@ impl CheckConfig {
     }
 }
 
+/// What is wrong with a command's `user` (`NAME` or `NAME:GROUP`), if anything.
+pub(super) fn user_problem(user: &str) -> Option<String> {
+    let word = |p: &str| !p.is_empty() && !p.contains([':', ' ', '\t']);
+    let well_formed = match user.split_once(':') {
+        Some((name, group)) => word(name) && word(group),
+        None => word(user),
+    };
+    (!well_formed).then(|| format!("user {user:?} is not NAME or NAME:GROUP"))
+}
+
 impl CheckConfig {
     /// A weighted file check's weight for its real server of `configured` weight when the
     /// file holds `value` (keepalived's track file: the value times the weight, negated by
@@ -387,14 +397,7 @@ impl CheckConfig {
             if self.kind != CheckType::Command {
                 problems.push("`user` is for command checks".to_string());
             }
-            let word = |p: &str| !p.is_empty() && !p.contains([':', ' ', '\t']);
-            let well_formed = match user.split_once(':') {
-                Some((name, group)) => word(name) && word(group),
-                None => word(user),
-            };
-            if !well_formed {
-                problems.push(format!("user {user:?} is not NAME or NAME:GROUP"));
-            }
+            problems.extend(user_problem(user));
         }
         if self.tls_name.is_some() && self.kind != CheckType::Https {
             problems.push("`tls_name` is for https checks".to_string());

@@ -86,6 +86,9 @@ pub struct TrackScript {
     /// -253 to 253.
     #[serde(default)]
     pub weight: i32,
+    /// The user it runs as, `NAME` or `NAME:GROUP` (keepalived's vrrp_script `user`);
+    /// default: xvsd's own (root).
+    pub user: Option<String>,
 }
 
 impl TrackScript {
@@ -234,6 +237,9 @@ impl VrrpConfig {
                     "vrrp: track_script {:?}: weight must be -253 to 253",
                     script.command
                 ));
+            }
+            if let Some(why) = script.user.as_deref().and_then(super::check::user_problem) {
+                problems.push(format!("vrrp: track_script {:?}: {why}", script.command));
             }
             let seconds = |s: f64| s > 0.0 && s.is_finite();
             if !(seconds(script.interval) && seconds(script.timeout())) {

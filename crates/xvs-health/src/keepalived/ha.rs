@@ -12,6 +12,8 @@ use super::{Item, quoted};
 pub(super) struct Globals<'a> {
     vrrp_version: Option<&'a str>,
     sync: Option<&'a Item>,
+    /// `script_user NAME [GROUP]`: who scripts run as unless they say (`NAME[:GROUP]`).
+    pub(super) script_user: Option<String>,
 }
 
 pub(super) fn globals(item: &Item) -> Globals<'_> {
@@ -20,6 +22,7 @@ pub(super) fn globals(item: &Item) -> Globals<'_> {
         match setting.keyword.as_str() {
             "vrrp_version" => globals.vrrp_version = setting.args.first().map(String::as_str),
             "lvs_sync_daemon" => globals.sync = Some(setting),
+            "script_user" => globals.script_user = super::user_of(&setting.args),
             _ => {}
         }
     }
@@ -232,7 +235,7 @@ fn one_instance(
             }
             ("track_script", _) => {
                 for entry in setting.block.iter().flatten() {
-                    match track_script(entry, scripts, notes) {
+                    match track_script(entry, scripts, globals, notes) {
                         Ok(table) => tracked.push(table),
                         Err(why) => notes.push(format!(
                             "line {}: track_script {}: {why} (left out)",
@@ -291,6 +294,7 @@ fn one_instance(
 fn track_script(
     entry: &Item,
     scripts: &[&Item],
+    globals: &Globals,
     notes: &mut Vec<String>,
 ) -> Result<String, String> {
     let script = scripts
@@ -299,6 +303,7 @@ fn track_script(
         .ok_or("no vrrp_script of that name")?;
     let mut lines = Vec::new();
     let mut weight = None;
+    let mut user = None;
     for setting in script.block.iter().flatten() {
         let arg = setting.args.first().cloned().unwrap_or_default();
         let seconds = arg.parse::<f64>().is_ok();
@@ -311,6 +316,10 @@ fn track_script(
                 lines.push(format!("{} = {arg}", setting.keyword))
             }
             "weight" if arg.parse::<i32>().is_ok() && setting.args.len() == 1 => weight = Some(arg),
+            "user" => match super::user_of(&setting.args) {
+                Some(name) => user = Some(name),
+                None => notes.push(format!("line {}: user: no user named", setting.line)),
+            },
             other => notes.push(format!(
                 "line {}: vrrp_script {} {other}: not translated",
                 setting.line, entry.keyword
@@ -319,6 +328,13 @@ fn track_script(
     }
     if !lines.iter().any(|l| l.starts_with("command = ")) {
         return Err("its vrrp_script has no script".to_string());
+    }
+    // root is xvsd's own: said only when it is not.
+    if let Some(user) = user
+        .or_else(|| globals.script_user.clone())
+        .filter(|u| u != "root")
+    {
+        lines.push(format!("user = {}", quoted(&user)));
     }
     // The instance's own weight for it comes first.
     match entry.args.as_slice() {
