@@ -761,7 +761,7 @@ fn service_body(
             "quorum_up" | "quorum_down" => service.push(format!(
                 "{} = {}",
                 entry.keyword,
-                quoted(&entry.args.join(" "))
+                notify_script(entry, notes)
             )),
             "sorry_server" => match address(&entry.args) {
                 Some(sorry) => service.push(format!("sorry_server = {}", quoted(&sorry))),
@@ -829,7 +829,8 @@ fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut V
                 )),
             },
             "notify_up" | "notify_down" => {
-                let _ = writeln!(out, "{} = {}", entry.keyword, quoted(&entry.args.join(" ")));
+                let script = notify_script(&entry, notes);
+                let _ = writeln!(out, "{} = {script}", entry.keyword);
             }
             "uthreshold" | "lthreshold" if arg.parse::<u32>().is_ok() => {
                 let _ = writeln!(out, "{}_threshold = {arg}", &entry.keyword[..1]);
@@ -859,6 +860,23 @@ fn real_server(item: &Item, defaults: &Defaults, out: &mut String, notes: &mut V
             let _ = writeln!(out, "{line}");
         }
     }
+}
+
+/// A notify script (`notify_up SCRIPT [USER [GROUP]]`, SCRIPT quoted when it has
+/// arguments), quoted for TOML; a user after it is named, not translated: xvsd runs notify
+/// commands as root.
+fn notify_script(entry: &Item, notes: &mut Vec<String>) -> String {
+    if let [_, user @ ..] = entry.args.as_slice()
+        && !user.is_empty()
+    {
+        notes.push(format!(
+            "line {}: {}'s user {}: not translated (xvsd runs notify commands as root)",
+            entry.line,
+            entry.keyword,
+            user.join(" ")
+        ));
+    }
+    quoted(entry.args.first().map(String::as_str).unwrap_or_default())
 }
 
 /// keepalived's `user NAME [GROUP]` (and `script_user`'s) as xvsd's `NAME[:GROUP]`.
@@ -1707,6 +1725,7 @@ virtual_server 1.1.1.254 80 {
     }
     real_server 192.168.1.20 80 {
         alpha maybe
+        notify_up "/usr/local/bin/up.sh now" nobody
         MISC_CHECK {
             misc_path /bin/true
         }
@@ -1720,7 +1739,10 @@ virtual_server 1.1.1.254 80 {
         let (imported, config) = imported(text);
         assert_eq!(
             imported.notes,
-            ["line 32: alpha maybe: not translated (yes or no)"]
+            [
+                "line 32: alpha maybe: not translated (yes or no)",
+                "line 33: notify_up's user nobody: not translated (xvsd runs notify commands as root)"
+            ]
         );
         // MISC_CHECK's `user`, else the global `script_user`.
         assert_eq!(
@@ -1738,6 +1760,11 @@ virtual_server 1.1.1.254 80 {
             (Some(false), Some(false))
         );
         assert_eq!((second.alpha, second.inhibit_on_failure), (None, None));
+        // The script with its argument, not the user after it.
+        assert_eq!(
+            second.notify_up.as_deref(),
+            Some("/usr/local/bin/up.sh now")
+        );
         let origin = |c: &CheckConfig| {
             (
                 c.source.map(|s| s.to_string()),
