@@ -225,17 +225,15 @@ weight = 2
             "address = \"192.168.1.10:80\"",
             "address = \"192.168.1.10:80\"\ninhibit_on_failure = true",
         );
-        let config = Config::parse(&kept_one).unwrap();
-        let saved = |down| {
-            xvs_core::listing::save(
-                &apply(&config, &Table::default(), Some(down)),
-                true,
-                &NoNames,
-            )
+        // The table `text`'s config makes with the server `down` failed.
+        let saved = |text: &str, down| {
+            let config = Config::parse(text).unwrap();
+            let table = apply(&config, &Table::default(), Some(down));
+            xvs_core::listing::save(&table, true, &NoNames)
         };
-        assert!(saved("192.168.1.10:80").contains("-r 192.168.1.10:80 -m -w 0"));
+        assert!(saved(&kept_one, "192.168.1.10:80").contains("-r 192.168.1.10:80 -m -w 0"));
         assert!(
-            !saved("192.168.1.20:80").contains("192.168.1.20"),
+            !saved(&kept_one, "192.168.1.20:80").contains("192.168.1.20"),
             "the service's: removed"
         );
         let removed_one = CONFIG
@@ -247,16 +245,8 @@ weight = 2
                 "address = \"192.168.1.10:80\"",
                 "address = \"192.168.1.10:80\"\ninhibit_on_failure = false",
             );
-        let config = Config::parse(&removed_one).unwrap();
-        let saved = |down| {
-            xvs_core::listing::save(
-                &apply(&config, &Table::default(), Some(down)),
-                true,
-                &NoNames,
-            )
-        };
-        assert!(!saved("192.168.1.10:80").contains("192.168.1.10"));
-        assert!(saved("192.168.1.20:80").contains("-r 192.168.1.20:80 -m -w 0"));
+        assert!(!saved(&removed_one, "192.168.1.10:80").contains("192.168.1.10"));
+        assert!(saved(&removed_one, "192.168.1.20:80").contains("-r 192.168.1.20:80 -m -w 0"));
     }
 
     #[test]
